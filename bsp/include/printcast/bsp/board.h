@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+// Board: the typed record of one board support package (identity, display, touch, camera,
+// encoders). Boards are data (designated initializers in bsp/<vendor>-<model>/board.cpp).
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "printcast/hal/geometry.h"
+#include "printcast/hal/pixel_format.h"
+#include "printcast/hal/transform.h"
+
+namespace printcast::bsp {
+
+// How to recognise the board on the machine it runs on.
+struct Detection {
+  // Anycubic printers: the `modelId` in /userdata/app/gk/config/api.cfg (0 = not an Anycubic).
+  int anycubicModelId = 0;
+};
+
+enum class DisplayKind {
+  None,    // no screen to capture
+  Fbdev,   // /dev/fbN (FBIOGET_VSCREENINFO); backend: hal display_fbdev (issue 3)
+  Drm,     // /dev/dri/cardN, active CRTC; backend: hal display_drm (issue 3)
+  Memory,  // hal::MemoryScreen (virtual board)
+};
+
+struct DisplaySpec {
+  DisplayKind kind = DisplayKind::None;
+  std::string_view node;       // "/dev/fb0"; empty for Memory/None
+  hal::Size nativeSize;        // scan-out buffer size in the panel's own orientation
+  hal::FourCC format;          // scan-out pixel format
+  // Mount orientation: the Transform that turns the scan-out buffer upright for the viewer.
+  hal::Transform orientation;
+  int defaultFps = 5;
+  int maxFps = 10;
+};
+
+enum class TouchKind {
+  None,
+  Evdev,   // written straight to the panel's /dev/input/eventN, found by name (issue 3)
+  Memory,  // hal::MemoryScreen's injector (virtual board)
+};
+
+struct TouchSpec {
+  TouchKind kind = TouchKind::None;
+  std::string_view deviceName;  // evdev name to match ("hyn_ts"); never a node index
+  hal::Size range;              // raw panel coordinate range (x in [0, w], y in [0, h])
+  // Maps a point of the upright image the user sees (viewPos) to panel coordinates (panelPos),
+  // in continuous coordinates: see hal::Transform.
+  hal::Transform transform;
+};
+
+enum class CameraKind {
+  TestPattern,  // hal::createTestPatternCapture()
+  V4L2,         // a USB/CSI camera (issue 3)
+};
+
+struct CameraSpec {
+  CameraKind kind = CameraKind::TestPattern;
+  std::string_view match;       // V4L2: substring of the card name or by-id link; "" = first
+  hal::FourCC preferredFormat;  // what to ask the camera for first
+  hal::Size defaultSize{640, 480};
+  int defaultFps = 15;
+};
+
+// Encoders in order of preference; the first that can be opened is used.
+enum class EncoderBackend { X264, VaApi, V4L2M2M, Vendor };
+struct EncoderSpec {
+  std::span<const EncoderBackend> h264;
+};
+
+struct Limits {
+  hal::Size maxCameraSize{1920, 1080};
+  int maxCameraFps = 30;
+};
+
+struct Board {
+  std::string_view id;    // "anycubic-ks1": the --board value and the bsp/ folder name
+  std::string_view name;  // "Anycubic Kobra S1"
+  Detection detection;
+  DisplaySpec display;
+  TouchSpec touch;
+  CameraSpec camera;
+  EncoderSpec encoders;
+  Limits limits;
+};
+
+}  // namespace printcast::bsp

@@ -1,0 +1,17 @@
+# SPDX-License-Identifier: MIT
+# Compiler warnings and sanitizers applied to every printcast target via printcast_target_defaults().
+add_library(printcast_options INTERFACE)
+target_compile_options(printcast_options INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align
+  -Woverloaded-virtual -Wnull-dereference -Wformat=2 -Wimplicit-fallthrough)
+if(PRINTCAST_WERROR)
+  target_compile_options(printcast_options INTERFACE -Werror)
+endif()
+if(PRINTCAST_SANITIZE)
+  target_compile_options(printcast_options INTERFACE -fsanitize=${PRINTCAST_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(printcast_options INTERFACE -fsanitize=${PRINTCAST_SANITIZE})
+endif()
+# x264's assembly marks the stack executable; never let it.
+target_link_options(printcast_options INTERFACE -Wl,-z,noexecstack)
+find_package(Threads REQUIRED)
+target_link_libraries(printcast_options INTERFACE Threads::Threads)

@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: MIT
+// Colour conversion, scaling and rotation (libyuv) between the raw formats printcast handles.
+#pragma once
+
+#include "printcast/hal/frame.h"
+#include "printcast/hal/result.h"
+#include "printcast/hal/transform.h"
+
+namespace printcast::codecs {
+
+// Convert `src` (I420, NV12, YUYV, XRGB8888 or RGB565) to I420 while applying `transform`
+// (display orientation). The output size is transform.apply(src.size()); `pool` must be an
+// I420 pool of exactly that size. BT.601 limited range, as JPEG/H.264 encoders expect.
+// Errors: InvalidArgument (pool format/size mismatch, unsupported source format),
+// Again (pool exhausted).
+hal::Result<hal::Frame> convertToI420(const hal::Frame& src, hal::Transform transform,
+                                      hal::FramePool& pool);
+
+}  // namespace printcast::codecs

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MIT
+// H.264 software encoding with libx264.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "printcast/hal/encoder.h"
+
+namespace printcast::codecs {
+
+struct X264Options {
+  std::string preset = "ultrafast";
+  std::string tune = "zerolatency";
+  std::string profile = "baseline";  // browsers, jmuxer and the slicer all take baseline
+  int threads = 0;                    // 0 = x264's choice
+};
+
+// An H.264 Encoder (info().codec == fourcc::kH264) over libx264: I420 input, CBR-ish rate
+// control (bitrate with a one-second VBV), keyint = gopFrames, no B-frames, SPS/PPS repeated
+// before every IDR, Annex-B output, one complete access unit (all slices) per packet,
+// pts = the source frame's capture time. requestKeyframe() forces the next frame to an IDR.
+// configure() errors: InvalidArgument (odd or empty size, bitrate outside 64..50000 kbps, gop
+// outside 1..1000, fps outside 1..120), Io (x264_encoder_open failed).
+std::unique_ptr<hal::Encoder> createX264Encoder(const X264Options& options = {});
+
+}  // namespace printcast::codecs

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+// Encoder: raw frames in, shared packets out (H.264 access units or JPEGs).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "printcast/hal/packet.h"
+#include "printcast/hal/result.h"
+
+namespace printcast::hal {
+
+struct EncoderConfig {
+  Size size{640, 480};
+  int fps = 30;             // nominal rate for rate control; timestamps come from the frames
+  int bitrateKbps = 512;    // H.264 target bitrate (kbit/s)
+  int gopFrames = 60;       // H.264 distance between IDRs, in frames
+  int jpegQuality = 80;     // JPEG quality 1..100
+};
+
+struct EncoderInfo {
+  std::string name;                 // "x264", "turbojpeg", ...
+  FourCC codec;                     // kH264 or kMJPEG
+  std::vector<FourCC> inputFormats; // raw formats encode() accepts without conversion
+};
+
+// Threading: one thread drives configure()/encode(); requestKeyframe() may be called from any
+// thread at any time (e.g. when an HTTP client joins).
+class Encoder {
+ public:
+  virtual ~Encoder() = default;
+
+  virtual EncoderInfo info() const = 0;
+
+  // (Re)configure. Errors: InvalidArgument (size/bitrate/quality out of range, named),
+  // Unsupported (size the encoder cannot do), Io (library failure).
+  virtual Status configure(const EncoderConfig& config) = 0;
+
+  // Encode one frame of a format in info().inputFormats and size config.size.
+  // Errors: InvalidArgument (wrong format/size), Again (encoder buffered the frame and has no
+  // output yet), Io.
+  virtual Result<PacketPtr> encode(const Frame& frame) = 0;
+
+  // Make the next encoded frame an IDR with SPS/PPS in front. No-op for JPEG.
+  virtual void requestKeyframe() = 0;
+
+  // The H.264 parameter sets in force (null before configure() and for JPEG).
+  virtual std::shared_ptr<const CodecConfig> codecConfig() const = 0;
+};
+
+}  // namespace printcast::hal
