@@ -1,1 +1,155 @@
-int main(){return 0;}
+// SPDX-License-Identifier: MIT
+// printcast-streamer: camera and printer-screen streaming server (h264-streamer compatible).
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "printcast/bsp/registry.h"
+#include "settings.h"
+#include "streamer.h"
+
+using namespace printcast;
+
+namespace {
+
+// ustreamer's --log-level takes 0..3; names are accepted too.
+std::optional<spdlog::level::level_enum> parseLogLevel(const std::string& text) {
+  if (text == "0") return spdlog::level::info;
+  if (text == "1" || text == "2") return spdlog::level::debug;
+  if (text == "3") return spdlog::level::trace;
+  const auto level = spdlog::level::from_str(text);
+  if (level == spdlog::level::off && text != "off") return std::nullopt;
+  return level;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"printcast-streamer: camera and printer-screen streaming (MJPEG, FLV/H.264, snapshots, touch)"};
+  std::string configPath, boardId, device, resolution, host, allowOrigin, logLevel, apiConfig;
+  int fps = -1, port = -1, controlPort = -1, flvPort = -2, bitrate = -1, gop = -1, jpegQuality = -1, mjpegFps = -1,
+      displayFps = -1;
+  bool noDisplay = false, listBoards = false;
+  app.add_option("-c,--config", configPath, "JSON settings file (h264-streamer app.json keys)");
+  app.add_option("--board", boardId, "Board id (default: detect; see --list-boards)");
+  app.add_flag("--list-boards", listBoards, "List the built-in boards and exit");
+  app.add_option("--api-config", apiConfig, "Anycubic api.cfg to detect the board from")
+      ->default_str(std::string(bsp::kAnycubicApiConfig));
+  app.add_option("-d,--device", device, "Camera device (overrides the board's camera)");
+  app.add_option("-r,--resolution", resolution, "Camera resolution WIDTHxHEIGHT (e.g. 1280x720)");
+  app.add_option("-f,--desired-fps", fps, "Camera frame rate")->check(CLI::Range(1, 120));
+  app.add_option("-s,--host", host, "Numeric IPv4 address to listen on (default all)");
+  app.add_option("-p,--port", port, "Streaming port (default 8080; 0 = any free port)")->check(CLI::Range(0, 65535));
+  app.add_option("--control-port", controlPort, "Control API port (default 8081)")->check(CLI::Range(0, 65535));
+  app.add_option("--flv-port", flvPort, "Slicer FLV port (default 18088; -1 = off)")->check(CLI::Range(-1, 65535));
+  app.add_option("--allow-origin", allowOrigin, "Access-Control-Allow-Origin value (default *)");
+  app.add_option("--bitrate", bitrate, "H.264 bitrate, kbit/s")->check(CLI::Range(100, 20000));
+  app.add_option("--gop", gop, "H.264 frames between IDRs (default 2 s)")->check(CLI::Range(1, 1000));
+  app.add_option("--jpeg-quality", jpegQuality, "JPEG quality")->check(CLI::Range(1, 100));
+  app.add_option("--mjpeg-fps", mjpegFps, "MJPEG stream frame rate")->check(CLI::Range(1, 60));
+  app.add_option("--display-fps", displayFps, "Printer screen capture rate")->check(CLI::Range(1, 60));
+  app.add_flag("--no-display", noDisplay, "Do not capture the printer screen");
+  app.add_option("--log-level", logLevel, "trace|debug|info|warn|error|off or ustreamer's 0..3");
+  CLI11_PARSE(app, argc, argv);
+
+  if (listBoards) {
+    for (const auto* b : bsp::allBoards()) fmt::print("{:<16} {}\n", b->id, b->name);
+    return 0;
+  }
+
+  streamer::Settings settings;
+  std::vector<std::string> warnings;
+  if (!configPath.empty()) {
+    if (auto st = streamer::applyConfigFile(configPath, settings, warnings); !st) {
+      fmt::print(stderr, "printcast-streamer: {}\n", st.error().message);
+      return 2;
+    }
+  }
+  // Command-line flags override the file.
+  if (!boardId.empty()) settings.board = boardId;
+  if (!device.empty()) settings.device = device;
+  if (!resolution.empty()) {
+    auto size = streamer::parseResolution(resolution);
+    if (!size) {
+      fmt::print(stderr, "printcast-streamer: --resolution: {}\n", size.error().message);
+      return 2;
+    }
+    settings.width = size->width;
+    settings.height = size->height;
+  }
+  if (fps > 0) settings.fps = fps;
+  if (!host.empty()) settings.host = host;
+  if (port >= 0) settings.port = port;
+  if (controlPort >= 0) settings.controlPort = controlPort;
+  if (flvPort >= -1) settings.flvPort = flvPort;
+  if (!allowOrigin.empty()) settings.allowOrigin = allowOrigin;
+  if (bitrate > 0) settings.bitrateKbps = bitrate;
+  if (gop > 0) settings.gopFrames = gop;
+  if (jpegQuality > 0) settings.jpegQuality = jpegQuality;
+  if (mjpegFps > 0) settings.mjpegFps = mjpegFps;
+  if (displayFps > 0) settings.displayFps = displayFps;
+  if (noDisplay) settings.displayEnabled = false;
+  if (!logLevel.empty()) settings.logLevel = logLevel;
+
+  const auto level = parseLogLevel(settings.logLevel);
+  if (!level) {
+    fmt::print(stderr, "printcast-streamer: --log-level {}: must be trace|debug|info|warn|error|off or 0..3\n",
+               settings.logLevel);
+    return 2;
+  }
+  spdlog::set_level(settings.logging && *level > spdlog::level::debug ? spdlog::level::debug : *level);
+  for (const auto& w : warnings) spdlog::warn("{}", w);
+
+  auto detected = apiConfig.empty() ? bsp::detectBoard(settings.board) : bsp::detectBoard(settings.board, apiConfig);
+  if (!detected) {
+    fmt::print(stderr, "printcast-streamer: --board: {}\n", detected.error().message);
+    return 2;
+  }
+  if (detected->fellBack) spdlog::warn("board: {}", detected->reason);
+  const bsp::Board& board = *detected->board;
+  spdlog::info("board: {} ({}){}", board.id, board.name, detected->reason.empty() ? "" : ": " + detected->reason);
+
+  if (auto st = streamer::finalizeSettings(settings, board); !st) {
+    fmt::print(stderr, "printcast-streamer: {}\n", st.error().message);
+    return 2;
+  }
+
+  // Signals are taken synchronously by the main thread; every other thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto streamer = streamer::Streamer::start(settings, board);
+  if (!streamer) {
+    spdlog::critical("{}", streamer.error().describe());
+    return 1;
+  }
+  const std::string shownHost = settings.host.empty() ? "127.0.0.1" : settings.host;
+  const auto base = fmt::format("http://{}:{}", shownHost, (*streamer)->streamPort());
+  const auto control = fmt::format("http://{}:{}", shownHost, (*streamer)->controlPort());
+  fmt::print("printcast-streamer on {} ({}) is running. Open:\n", board.name, board.id);
+  fmt::print("  camera MJPEG      {}/stream   (also {}/?action=stream)\n", base, base);
+  fmt::print("  camera snapshot   {}/snapshot\n", base);
+  fmt::print("  camera H.264/FLV  {}/flv\n", base);
+  fmt::print("  printer screen    {}/display  and {}/display/snapshot\n", base, base);
+  fmt::print("  status            {}/status\n", base);
+  fmt::print("  touch API         POST {}/api/touch  {{\"x\":400,\"y\":240}}\n", control);
+  fmt::print("  stats             {}/api/stats\n", control);
+  if ((*streamer)->flvPort() != 0) fmt::print("  slicer FLV        http://{}:{}/flv\n", shownHost, (*streamer)->flvPort());
+  fmt::print("Press Ctrl+C to stop.\n");
+  std::fflush(stdout);
+
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("signal {}: stopping", received);
+  (*streamer)->stop();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: MIT
+// Per-client bounded queues and the MJPEG/FLV fan-out streams.
+#include "printcast/transport/fanout.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "printcast/codecs/h264.h"
+#include "printcast/transport/flv.h"
+#include "printcast/transport/mjpeg.h"
+
+namespace printcast::transport {
+
+size_t WireUnit::size() const {
+  size_t n = 0;
+  for (const auto& c : chunks) n += c.bytes.size();
+  return n;
+}
+
+WireChunk ownedChunk(std::string bytes) {
+  auto owner = std::make_shared<const std::string>(std::move(bytes));
+  return WireChunk{owner, {reinterpret_cast<const uint8_t*>(owner->data()), owner->size()}};
+}
+
+WireChunk ownedChunk(std::vector<uint8_t> bytes) {
+  auto owner = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+  return WireChunk{owner, {owner->data(), owner->size()}};
+}
+
+WireChunk packetChunk(const hal::PacketPtr& packet) {
+  return WireChunk{packet, {packet->data.data(), packet->data.size()}};
+}
+
+// ---------------------------------------------------------------------------------------------
+
+ClientQueue::ClientQueue(DropPolicy policy, QueueLimits limits) : policy_(policy), limits_(limits) {}
+
+void ClientQueue::setWakeup(std::function<void()> wakeup) {
+  std::lock_guard lock(mutex_);
+  wakeup_ = std::move(wakeup);
+}
+
+bool ClientQueue::dropLocked() {
+  // Candidates: units not started yet (all but a partly sent front unit) and not essential.
+  const bool frontStarted = !units_.empty() && (chunkIndex_ != 0 || chunkOffset_ != 0);
+  const auto first = units_.begin() + (frontStarted ? 1 : 0);
+  auto droppable = [](const WireUnit& u) { return !u.essential; };
+  if (policy_ == DropPolicy::UntilKeyframe) {
+    for (auto it = first; it != units_.end();) {
+      if (droppable(*it)) {
+        pendingBytes_ -= it->size();
+        ++stats_.unitsDropped;
+        it = units_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    waitKeyframe_ = true;
+    return true;
+  }
+  const auto victim = std::find_if(first, units_.end(), droppable);
+  if (victim != units_.end()) {
+    pendingBytes_ -= victim->size();
+    ++stats_.unitsDropped;
+    units_.erase(victim);
+    return true;
+  }
+  return false;
+}
+
+void ClientQueue::push(WireUnit unit) {
+  std::function<void()> wake;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_) return;
+    if (unit.essential) {
+      // Preambles bypass limits and keyframe waiting: without them nothing after can play.
+    } else if (waitKeyframe_) {
+      if (!unit.keyframe) {
+        ++stats_.unitsDropped;
+        return;
+      }
+      waitKeyframe_ = false;
+    }
+    const size_t size = unit.size();
+    auto full = [&] { return units_.size() >= limits_.maxUnits || pendingBytes_ + size > limits_.maxBytes; };
+    if (!unit.essential && !units_.empty() && full()) {
+      if (policy_ == DropPolicy::UntilKeyframe) {
+        dropLocked();
+        if (!unit.keyframe) {
+          ++stats_.unitsDropped;
+          return;
+        }
+        waitKeyframe_ = false;
+      } else {
+        while (full() && dropLocked()) {
+        }
+        if (full() && !units_.empty()) {
+          ++stats_.unitsDropped;  // only unsendable units left: the incoming frame goes
+          return;
+        }
+      }
+    }
+    pendingBytes_ += size;
+    units_.push_back(std::move(unit));
+    ++stats_.unitsQueued;
+    if (parked_) {
+      parked_ = false;
+      wake = wakeup_;
+    }
+  }
+  // Outside the lock: the parked connection stays suspended until this call, so it is alive.
+  if (wake) wake();
+}
+
+void ClientQueue::close() {
+  std::function<void()> wake;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_) return;
+    closed_ = true;
+    if (parked_) {
+      parked_ = false;
+      wake = wakeup_;
+    }
+  }
+  if (wake) wake();
+}
+
+size_t ClientQueue::read(uint8_t* dst, size_t max, const std::function<void()>& park) {
+  std::lock_guard lock(mutex_);
+  size_t written = 0;
+  while (written < max && !units_.empty()) {
+    WireUnit& unit = units_.front();
+    if (chunkIndex_ >= unit.chunks.size()) {
+      units_.pop_front();
+      chunkIndex_ = 0;
+      chunkOffset_ = 0;
+      continue;
+    }
+    const auto& bytes = unit.chunks[chunkIndex_].bytes;
+    const size_t n = std::min(max - written, bytes.size() - chunkOffset_);
+    std::memcpy(dst + written, bytes.data() + chunkOffset_, n);
+    written += n;
+    chunkOffset_ += n;
+    pendingBytes_ -= n;
+    if (chunkOffset_ == bytes.size()) {
+      ++chunkIndex_;
+      chunkOffset_ = 0;
+    }
+  }
+  if (!units_.empty() && chunkIndex_ >= units_.front().chunks.size()) {
+    units_.pop_front();
+    chunkIndex_ = 0;
+    chunkOffset_ = 0;
+  }
+  stats_.bytesSent += written;
+  if (written > 0) return written;
+  if (closed_) return kEnd;
+  parked_ = true;
+  if (park) park();
+  return 0;
+}
+
+QueueStats ClientQueue::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+size_t ClientQueue::pendingBytes() const {
+  std::lock_guard lock(mutex_);
+  return pendingBytes_;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+size_t Fanout::clientCount() const {
+  std::lock_guard lock(mutex_);
+  return clients_.size();
+}
+
+void Fanout::setOnSubscribe(std::function<void()> callback) {
+  std::lock_guard lock(mutex_);
+  onSubscribe_ = std::move(callback);
+}
+
+std::shared_ptr<ClientQueue> Fanout::addClient(DropPolicy policy, QueueLimits limits) {
+  auto queue = std::make_shared<ClientQueue>(policy, limits);
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(mutex_);
+    clients_.push_back(Client{queue, false, {}});
+    notify = onSubscribe_;
+  }
+  if (notify) notify();
+  return queue;
+}
+
+void Fanout::unsubscribe(const std::shared_ptr<ClientQueue>& queue) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(clients_, [&](const Client& c) { return c.queue == queue; });
+}
+
+void Fanout::closeAll() {
+  std::vector<std::shared_ptr<ClientQueue>> queues;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& c : clients_) queues.push_back(c.queue);
+  }
+  for (auto& q : queues) q->close();
+}
+
+QueueStats Fanout::totals() const {
+  std::lock_guard lock(mutex_);
+  QueueStats t;
+  for (const auto& c : clients_) {
+    const QueueStats s = c.queue->stats();
+    t.unitsQueued += s.unitsQueued;
+    t.unitsDropped += s.unitsDropped;
+    t.bytesSent += s.bytesSent;
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::shared_ptr<ClientQueue> MjpegStream::subscribe(QueueLimits limits) {
+  auto queue = addClient(DropPolicy::Oldest, limits);
+  WireUnit preamble;
+  preamble.essential = true;
+  preamble.chunks.push_back(ownedChunk(mjpeg::preamble()));
+  queue->push(std::move(preamble));
+  return queue;
+}
+
+void MjpegStream::publish(const hal::PacketPtr& jpeg) {
+  WireUnit unit;
+  unit.keyframe = true;
+  unit.chunks.push_back(ownedChunk(mjpeg::partHeader(jpeg->data.size(), jpeg->pts)));
+  unit.chunks.push_back(packetChunk(jpeg));
+  static const auto kTrailer = std::make_shared<const std::string>(mjpeg::partTrailer());
+  unit.chunks.push_back(
+      WireChunk{kTrailer, {reinterpret_cast<const uint8_t*>(kTrailer->data()), kTrailer->size()}});
+  std::lock_guard lock(mutex_);
+  for (auto& c : clients_) c.queue->push(unit);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::shared_ptr<ClientQueue> FlvStream::subscribe(QueueLimits limits) {
+  return addClient(DropPolicy::UntilKeyframe, limits);
+}
+
+void FlvStream::publish(const hal::PacketPtr& accessUnit) {
+  // Converted once and shared by every client: the payload is never copied per client.
+  auto payload = std::make_shared<const std::vector<uint8_t>>(
+      codecs::h264::annexBToLengthPrefixed(accessUnit->data, /*dropParameterSets=*/true));
+  const WireChunk payloadChunk{payload, {payload->data(), payload->size()}};
+
+  std::lock_guard lock(mutex_);
+  for (auto& c : clients_) {
+    if (!c.started) {
+      // Every client starts on an IDR, with the FLV header and its own sequence header.
+      if (!accessUnit->keyframe || !accessUnit->config) continue;
+      auto record = codecs::h264::avcDecoderConfigurationRecord(*accessUnit->config);
+      if (!record) continue;
+      std::vector<uint8_t> head = flv::fileHeader();
+      const auto meta = flv::metadataTag(accessUnit->size, fps_);
+      head.insert(head.end(), meta.begin(), meta.end());
+      const auto seq = flv::avcSequenceHeaderTag(*record, 0);
+      head.insert(head.end(), seq.begin(), seq.end());
+      WireUnit preamble;
+      preamble.essential = true;
+      preamble.chunks.push_back(ownedChunk(std::move(head)));
+      c.queue->push(std::move(preamble));
+      c.started = true;
+      c.firstPts = accessUnit->pts;
+    }
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(accessUnit->pts - c.firstPts);
+    const auto timestampMs = static_cast<uint32_t>(std::max<int64_t>(0, elapsed.count()));
+    auto framing = std::make_shared<const flv::TagFraming>(
+        flv::avcNaluTagFraming(payload->size(), timestampMs, accessUnit->keyframe));
+    WireUnit unit;
+    unit.keyframe = accessUnit->keyframe;
+    unit.chunks.push_back(WireChunk{framing, {framing->prefix.data(), framing->prefix.size()}});
+    unit.chunks.push_back(payloadChunk);
+    unit.chunks.push_back(WireChunk{framing, {framing->suffix.data(), framing->suffix.size()}});
+    c.queue->push(std::move(unit));
+  }
+}
+
+}  // namespace printcast::transport

@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: MIT
+// libmicrohttpd glue: request collection, buffered/streamed/deferred responses, CORS.
+#include "printcast/transport/http_server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace printcast::transport {
+
+std::string HttpRequest::arg(const std::string& key) const {
+  auto it = query.find(key);
+  return it == query.end() ? std::string() : it->second;
+}
+
+std::string HttpRequest::header(const std::string& lowerName) const {
+  auto it = headers.find(lowerName);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+HttpResponse HttpResponse::text(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.contentType = "text/plain; charset=utf-8";
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse HttpResponse::json(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.contentType = "application/json";
+  r.body = std::move(body);
+  return r;
+}
+
+namespace {
+std::string jsonEscape(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      out += fmt::format("\\u{:04x}", c);
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+}  // namespace
+
+HttpResponse HttpResponse::error(int status, const std::string& reason) {
+  return json(status, fmt::format(R"({{"status":"error","error":"{}"}})", jsonEscape(reason)));
+}
+
+std::map<std::string, std::string> parseFormUrlEncoded(const std::string& body) {
+  std::map<std::string, std::string> out;
+  size_t start = 0;
+  while (start <= body.size()) {
+    size_t end = body.find('&', start);
+    if (end == std::string::npos) end = body.size();
+    std::string pair = body.substr(start, end - start);
+    if (!pair.empty()) {
+      for (auto& ch : pair) {
+        if (ch == '+') ch = ' ';
+      }
+      const size_t eq = pair.find('=');
+      std::string key = pair.substr(0, eq);
+      std::string value = eq == std::string::npos ? std::string() : pair.substr(eq + 1);
+      key.resize(MHD_http_unescape(key.data()));
+      value.resize(MHD_http_unescape(value.data()));
+      out[key] = value;
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+struct DeferredResponse::Impl {
+  std::mutex mutex;
+  bool done = false;
+  HttpResponse response;
+  MHD_Connection* connection = nullptr;
+  bool suspended = false;
+};
+
+DeferredResponse::DeferredResponse() : impl_(std::make_shared<Impl>()) {}
+
+void DeferredResponse::complete(HttpResponse response) {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->done) return;
+  impl_->done = true;
+  impl_->response = std::move(response);
+  if (impl_->suspended) {
+    impl_->suspended = false;
+    MHD_resume_connection(impl_->connection);
+  }
+}
+
+bool DeferredResponse::parkUnlessComplete(void* connection, const std::function<void()>& suspend) {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->done) return false;
+  impl_->connection = static_cast<MHD_Connection*>(connection);
+  impl_->suspended = true;
+  suspend();
+  return true;
+}
+
+HttpResponse DeferredResponse::takeResponse() {
+  std::lock_guard lock(impl_->mutex);
+  return std::move(impl_->response);
+}
+
+bool DeferredResponse::completed() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->done;
+}
+
+struct HttpServer::Impl {
+  HttpServerConfig config;
+  HttpHandler handler;
+  MHD_Daemon* daemon = nullptr;
+  uint16_t port = 0;
+  std::atomic<int> parkedStreams{0};
+  std::atomic<bool> stopped{false};
+  std::mutex pendingMutex;
+  std::set<std::shared_ptr<DeferredResponse>> pending;  // deferred responses not yet completed
+};
+
+namespace {
+
+struct RequestState {
+  HttpRequest request;
+  bool tooLarge = false;
+  std::shared_ptr<DeferredResponse> deferred;
+};
+
+struct StreamContext {
+  std::shared_ptr<ClientQueue> queue;
+  MHD_Connection* connection = nullptr;
+  std::function<void()> onClose;
+  HttpServer::Impl* server = nullptr;
+};
+
+MHD_Result collectValue(void* cls, MHD_ValueKind /*kind*/, const char* key, const char* value) {
+  auto* map = static_cast<std::map<std::string, std::string>*>(cls);
+  (*map)[key != nullptr ? key : ""] = value != nullptr ? value : "";
+  return MHD_YES;
+}
+
+MHD_Result collectHeader(void* cls, MHD_ValueKind /*kind*/, const char* key, const char* value) {
+  auto* map = static_cast<std::map<std::string, std::string>*>(cls);
+  std::string name = key != nullptr ? key : "";
+  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  (*map)[name] = value != nullptr ? value : "";
+  return MHD_YES;
+}
+
+ssize_t readStream(void* cls, uint64_t /*pos*/, char* buf, size_t max) {
+  auto* ctx = static_cast<StreamContext*>(cls);
+  const size_t n = ctx->queue->read(reinterpret_cast<uint8_t*>(buf), max, [ctx] {
+    ctx->server->parkedStreams.fetch_add(1);
+    MHD_suspend_connection(ctx->connection);
+  });
+  if (n == ClientQueue::kEnd) return MHD_CONTENT_READER_END_OF_STREAM;
+  return static_cast<ssize_t>(n);
+}
+
+void freeStream(void* cls) {
+  auto* ctx = static_cast<StreamContext*>(cls);
+  ctx->queue->setWakeup(nullptr);
+  if (ctx->onClose) ctx->onClose();
+  delete ctx;  // NOLINT(cppcoreguidelines-owning-memory): owned by libmicrohttpd until now
+}
+
+MHD_Result queueResponse(HttpServer::Impl* server, MHD_Connection* connection, HttpResponse r) {
+  MHD_Response* response = nullptr;
+  if (r.stream) {
+    auto* ctx = new StreamContext{r.stream, connection, std::move(r.onClose), server};  // NOLINT
+    r.stream->setWakeup([server, connection] {
+      server->parkedStreams.fetch_sub(1);
+      MHD_resume_connection(connection);
+    });
+    const bool endless = r.streamSize == HttpResponse::kUnknownSize;
+    response = MHD_create_response_from_callback(endless ? MHD_SIZE_UNKNOWN : r.streamSize, 64 * 1024,
+                                                 &readStream, ctx, &freeStream);
+    if (response == nullptr) {
+      freeStream(ctx);
+      return MHD_NO;
+    }
+    if (endless) MHD_set_response_options(response, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+  } else {
+    response = MHD_create_response_from_buffer(r.body.size(), r.body.data(), MHD_RESPMEM_MUST_COPY);
+    if (response == nullptr) return MHD_NO;
+  }
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.contentType.c_str());
+  if (!r.customCors && !server->config.allowOrigin.empty()) {
+    MHD_add_response_header(response, "Access-Control-Allow-Origin", server->config.allowOrigin.c_str());
+  }
+  for (const auto& [name, value] : r.headers) MHD_add_response_header(response, name.c_str(), value.c_str());
+  const MHD_Result result = MHD_queue_response(connection, static_cast<unsigned>(r.status), response);
+  MHD_destroy_response(response);
+  return result;
+}
+
+HttpResponse preflight(const HttpRequest& request) {
+  HttpResponse r;
+  r.status = 204;
+  r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+  const std::string asked = request.header("access-control-request-headers");
+  r.headers.emplace_back("Access-Control-Allow-Headers", asked.empty() ? "Content-Type, Range" : asked);
+  r.headers.emplace_back("Access-Control-Max-Age", "86400");
+  return r;
+}
+
+MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, const char* method,
+                     const char* /*version*/, const char* uploadData, size_t* uploadSize, void** conCls) {
+  auto* server = static_cast<HttpServer::Impl*>(cls);
+  auto* state = static_cast<RequestState*>(*conCls);
+  if (state == nullptr) {
+    state = new RequestState;  // NOLINT(cppcoreguidelines-owning-memory): freed in onCompleted
+    state->request.method = method;
+    state->request.path = url;
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &collectValue, &state->request.query);
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, &collectHeader, &state->request.headers);
+    *conCls = state;
+    return MHD_YES;
+  }
+  if (*uploadSize != 0) {
+    if (state->request.body.size() + *uploadSize > server->config.maxBodyBytes) {
+      state->tooLarge = true;
+    } else {
+      state->request.body.append(uploadData, *uploadSize);
+    }
+    *uploadSize = 0;
+    return MHD_YES;
+  }
+  if (state->deferred) {  // resumed: the response is ready
+    HttpResponse ready = state->deferred->takeResponse();
+    {
+      std::lock_guard lock(server->pendingMutex);
+      server->pending.erase(state->deferred);
+    }
+    state->deferred.reset();
+    return queueResponse(server, connection, std::move(ready));
+  }
+  if (state->tooLarge) {
+    return queueResponse(server, connection,
+                         HttpResponse::error(413, fmt::format("request body larger than {} bytes",
+                                                              server->config.maxBodyBytes)));
+  }
+  if (state->request.method == "OPTIONS") return queueResponse(server, connection, preflight(state->request));
+
+  HttpResponse response = server->handler(state->request);
+  if (response.deferred) {
+    auto deferred = std::move(response.deferred);
+    if (server->stopped.load()) {
+      return queueResponse(server, connection, HttpResponse::error(503, "server is shutting down"));
+    }
+    {
+      std::lock_guard pendingLock(server->pendingMutex);
+      server->pending.insert(deferred);
+    }
+    state->deferred = deferred;
+    if (deferred->parkUnlessComplete(connection, [connection] { MHD_suspend_connection(connection); })) {
+      return MHD_YES;
+    }
+    state->deferred.reset();
+    {
+      std::lock_guard pendingLock(server->pendingMutex);
+      server->pending.erase(deferred);
+    }
+    return queueResponse(server, connection, deferred->takeResponse());
+  }
+  return queueResponse(server, connection, std::move(response));
+}
+
+void onCompleted(void* /*cls*/, MHD_Connection* /*connection*/, void** conCls, MHD_RequestTerminationCode /*code*/) {
+  delete static_cast<RequestState*>(*conCls);  // NOLINT(cppcoreguidelines-owning-memory)
+  *conCls = nullptr;
+}
+
+void logMhd(void* cls, const char* format, va_list ap) {
+  auto* server = static_cast<HttpServer::Impl*>(cls);
+  char line[512];
+  std::vsnprintf(line, sizeof line, format, ap);  // NOLINT(cert-err33-c)
+  std::string text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  spdlog::debug("{}: libmicrohttpd: {}", server->config.name, text);
+}
+
+}  // namespace
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+hal::Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerConfig& config, HttpHandler handler) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->handler = std::move(handler);
+
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(config.port);
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  if (!config.host.empty() && inet_pton(AF_INET, config.host.c_str(), &addr.sin_addr) != 1) {
+    return {hal::Errc::InvalidArgument,
+            fmt::format("{}: host '{}' is not a numeric IPv4 address", config.name, config.host)};
+  }
+  const unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  Impl* raw = impl.get();
+  impl->daemon = MHD_start_daemon(
+      flags, config.port, nullptr, nullptr, &onRequest, raw,
+      MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&addr),
+      MHD_OPTION_NOTIFY_COMPLETED, &onCompleted, raw,
+      MHD_OPTION_CONNECTION_LIMIT, config.connectionLimit,
+      MHD_OPTION_CONNECTION_TIMEOUT, config.idleTimeoutSeconds,
+      MHD_OPTION_EXTERNAL_LOGGER, &logMhd, raw,
+      MHD_OPTION_END);
+  if (impl->daemon == nullptr) {
+    return {hal::Errc::Busy, fmt::format("{}: cannot listen on {}:{} (port in use or not permitted)", config.name,
+                                         config.host.empty() ? "0.0.0.0" : config.host, config.port)};
+  }
+  const MHD_DaemonInfo* info = MHD_get_daemon_info(impl->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  impl->port = info != nullptr ? info->port : config.port;
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+uint16_t HttpServer::port() const { return impl_->port; }
+
+void HttpServer::stop() {
+  if (!impl_ || impl_->stopped.exchange(true)) return;
+  std::set<std::shared_ptr<DeferredResponse>> pending;
+  {
+    std::lock_guard lock(impl_->pendingMutex);
+    pending = impl_->pending;
+  }
+  for (const auto& d : pending) d->complete(HttpResponse::error(503, "server is shutting down"));
+  // Every suspended connection must be resumed before MHD_stop_daemon; the stream owners
+  // closed their queues (which resumes them), so wait briefly for the daemon to see that.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (impl_->parkedStreams.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let resumed connections be processed
+  MHD_stop_daemon(impl_->daemon);
+  impl_->daemon = nullptr;
+}
+
+}  // namespace printcast::transport

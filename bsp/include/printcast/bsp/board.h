@@ -29,8 +29,10 @@ enum class DisplayKind {
 struct DisplaySpec {
   DisplayKind kind = DisplayKind::None;
   std::string_view node;       // "/dev/fb0"; empty for Memory/None
-  hal::Size nativeSize;        // scan-out buffer size in the panel's own orientation
-  hal::FourCC format;          // scan-out pixel format
+  // Scan-out buffer size in the panel's own orientation, and its pixel format. Both empty on a
+  // generic board whose panel is unknown: the backend reads them from the device when opened.
+  hal::Size nativeSize;
+  hal::FourCC format;
   // Mount orientation: the Transform that turns the scan-out buffer upright for the viewer.
   hal::Transform orientation;
   int defaultFps = 5;

@@ -29,8 +29,11 @@ struct DetectionResult {
 };
 
 // Pick the board: `overrideId` (the --board flag) when not empty; otherwise the Anycubic model
-// id from `apiConfig` (JSON with a "modelId" string or number; // comments allowed); otherwise
-// generic-linux. An unknown/unreadable model id falls back to generic-linux with a reason.
+// id from `apiConfig` (JSON; "cloud": {"modelId": "20025"} as the firmware writes it, or a
+// top-level "modelId"; a string or an integer; // comments allowed); otherwise generic-linux.
+// No file: generic-linux, fellBack = false (not an Anycubic printer). An unreadable file, bad
+// JSON, no or malformed modelId, or an unknown model id: generic-linux, fellBack = true, with a
+// reason naming the path and the value.
 // Errors: InvalidArgument only for an unknown overrideId.
 hal::Result<DetectionResult> detectBoard(std::string_view overrideId,
                                          const std::filesystem::path& apiConfig =

@@ -14,6 +14,9 @@ namespace printcast::transport::mjpeg {
 
 inline constexpr std::string_view kBoundary = "printcastboundary";
 
+// Threading: the free functions are pure; call from any thread. A boundary is a plain token
+// (RFC 2046 bchars without space); it is not checked or quoted.
+
 // "multipart/x-mixed-replace;boundary=TOKEN": unquoted, no space (Fluidd's parser needs that).
 std::string contentType(std::string_view boundary = kBoundary);
 
@@ -22,21 +25,35 @@ std::string preamble(std::string_view boundary = kBoundary);
 
 // The headers of one part: "Content-Type: image/jpeg\r\nContent-Length: N\r\n
 // X-Timestamp: S.UUUUUU\r\n\r\n" (Mainsail needs Content-Length; X-Timestamp is the capture
-// time in seconds on the monotonic clock, as ustreamer sends it).
+// time in seconds on the monotonic clock with 6 decimals, floored, as ustreamer sends it; a time
+// before the clock's epoch is sent as 0.000000).
 std::string partHeader(size_t jpegSize, hal::Timestamp captureTime);
 
 // What follows each JPEG: "\r\n--TOKEN\r\n". Sending the next boundary at once lets players
 // that wait for it show the frame immediately.
 std::string partTrailer(std::string_view boundary = kBoundary);
 
-// A strict parser of such a stream, for tests and tools: feed bytes as they arrive, take parts.
+// A strict parser of exactly the stream the functions above build, for tests and tools: feed bytes
+// as they arrive, take parts. Shape: "--TOKEN\r\n" once, then per part header lines ending in a
+// blank line, exactly Content-Length body bytes, "\r\n--TOKEN\r\n". Header names are
+// case-insensitive; Content-Length is required; a Content-Type other than image/jpeg, a line
+// without ':', control characters or more than 4 KiB of headers are framing errors. The body is
+// not checked for being a JPEG. There is no closing "--TOKEN--": a live stream just stops, and a
+// partial part at that point is simply never returned.
+// Any chunking of the same bytes gives the same parts and the same error (errors are reported as
+// soon as the bytes seen contradict the shape). Memory: the unparsed remainder (at most one part)
+// plus the parts not yet taken.
+// Thread-safety: none; one thread at a time per Parser.
 class Parser {
  public:
   explicit Parser(std::string boundary = std::string(kBoundary));
-  // Append bytes. Returns false (and stays failed) on a framing error; error() says which.
+  // Append bytes and parse what is complete. Returns false (and stays failed: later calls return
+  // false and ignore their bytes) on a framing error; error() then says which, in words.
   bool feed(std::span<const uint8_t> bytes);
-  // Complete JPEG parts parsed so far (moved out).
+  // Complete JPEG parts parsed so far, in stream order (moved out: a second call returns only
+  // newer parts).
   std::vector<std::vector<uint8_t>> takeParts();
+  // Empty while the stream is well formed.
   const std::string& error() const { return error_; }
 
  private:

@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: MIT
+# The two commands of the README, and a few helpers. Everything goes through CMake presets.
+#   make run    install what is missing, build, start the streamer on the virtual board
+#   make test   install what is missing, build, run every test (what CI runs)
+JOBS ?= $(shell nproc)
+RUN_ARGS ?=
+
+.PHONY: run test deps deps-test build build-release sanitize-tests format format-check tidy bench clean
+
+deps:
+	scripts/install-deps.sh build
+
+deps-test:
+	scripts/install-deps.sh test
+
+build-release: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS)
+
+run: build-release
+	./build/release/apps/streamer/printcast-streamer --board virtual $(RUN_ARGS)
+
+test: deps-test
+	scripts/run-tests.sh
+
+bench: deps-test
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS)
+	bench/run.sh build/release
+
+format:
+	git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+format-check:
+	git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run --Werror
+
+tidy:
+	cmake --preset ci
+	git ls-files 'hal/*.cpp' 'bsp/*.cpp' 'codecs/*.cpp' 'transport/*.cpp' 'apps/*.cpp' | \
+	  xargs clang-tidy -p build/ci --quiet
+
+clean:
+	rm -rf build

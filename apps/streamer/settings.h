@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+// Streamer settings: defaults, the board's defaults, the JSON config file (h264-streamer's
+// app.json keys) and the command line, merged in that order, with range checks that name the key.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "printcast/bsp/board.h"
+#include "printcast/hal/result.h"
+
+namespace printcast::streamer {
+
+struct Settings {
+  // --- keys shared with h264-streamer's app.json (see product.md) ---
+  std::string mode = "vanilla-klipper";  // "go-klipper" | "vanilla-klipper"
+  std::string encoderType = "auto";      // "auto" | "x264"
+  bool autolanmode = false;
+  bool autoSkip = false;
+  int targetCpu = 60;       // %, 20..95: auto frame skipping aims for this system CPU load
+  int bitrateKbps = 512;    // "bitrate", kbit/s, 100..20000
+  int mjpegFps = 10;        // MJPEG stream rate, 1..60
+  int jpegQuality = 80;     // 1..100
+  int port = 8080;          // streaming port, 1..65535 (0 = any free port, for tests)
+  bool logging = false;     // verbose logging (same as --log-level debug)
+  bool displayEnabled = true;
+  int displayFps = 5;       // 1..board maximum
+
+  // --- printcast's own ---
+  std::string board;            // board id; "" = detect
+  std::string device;           // camera device override ("" = the board's camera)
+  int width = 0;                // camera size; 0 = the board's default
+  int height = 0;
+  int fps = 0;                  // camera rate, 0 = the board's default
+  int gopFrames = 0;            // "h264_gop": frames between IDRs, 0 = 2 seconds' worth
+  std::string host;             // numeric IPv4 address to listen on, "" = all
+  int controlPort = 8081;       // control API port (0 = any free port)
+  int flvPort = 18088;          // slicer FLV port (0 = any free port, -1 = off)
+  std::string allowOrigin = "*";
+  std::string logLevel = "info";  // trace|debug|info|warn|error|off
+};
+
+// Apply a JSON config file's keys onto `settings`. `//` comments are allowed (Rinkhals app.json).
+// Numbers may be given as JSON numbers or numeric strings, booleans as true/false or
+// "true"/"false"/"1"/"0". Unknown keys are reported in `warnings` and ignored.
+// Errors: InvalidArgument naming the file and key with the allowed values
+// ("config.json: bitrate = 50: must be an integer in 100..20000"); Io when unreadable.
+hal::Status applyConfigFile(const std::filesystem::path& path, Settings& settings, std::vector<std::string>& warnings);
+
+// The same from JSON text (for tests); `source` names it in messages.
+hal::Status applyConfigJson(const std::string& text, const std::string& source, Settings& settings,
+                            std::vector<std::string>& warnings);
+
+// Check every value and fill board defaults (camera size/fps, display fps cap).
+// Errors: InvalidArgument naming the key and its allowed range.
+hal::Status finalizeSettings(Settings& settings, const bsp::Board& board);
+
+// Parse "1280x720". Errors: InvalidArgument.
+hal::Result<hal::Size> parseResolution(const std::string& text);
+
+}  // namespace printcast::streamer

@@ -1,0 +1,719 @@
+// SPDX-License-Identifier: MIT
+// Streamer engine: device threads, encoders on demand, endpoints on three ports.
+#include "streamer.h"
+
+#include <poll.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "auto_skip.h"
+#include "cpu_meter.h"
+#include "printcast/bsp/devices.h"
+#include "printcast/codecs/convert.h"
+#include "printcast/codecs/jpeg.h"
+#include "printcast/codecs/x264_encoder.h"
+#include "printcast/transport/fanout.h"
+#include "printcast/transport/http_server.h"
+#include "printcast/transport/mjpeg.h"
+
+namespace printcast::streamer {
+
+namespace {
+
+using hal::Clock;
+using hal::Timestamp;
+using transport::DeferredResponse;
+using transport::HttpRequest;
+using transport::HttpResponse;
+using namespace std::chrono_literals;
+
+// Frames per second over the last two seconds.
+class RateMeter {
+ public:
+  void tick(Timestamp now = Clock::now()) {
+    std::lock_guard lock(mutex_);
+    times_.push_back(now);
+    trim(now);
+    ++total_;
+  }
+  double fps() const {
+    std::lock_guard lock(mutex_);
+    const Timestamp now = Clock::now();
+    size_t n = 0;
+    for (auto t : times_) n += (now - t <= kWindow) ? 1 : 0;
+    return static_cast<double>(n) / std::chrono::duration<double>(kWindow).count();
+  }
+  uint64_t total() const {
+    std::lock_guard lock(mutex_);
+    return total_;
+  }
+
+ private:
+  static constexpr auto kWindow = 2s;
+  void trim(Timestamp now) {
+    while (!times_.empty() && now - times_.front() > kWindow) times_.pop_front();
+  }
+  mutable std::mutex mutex_;
+  std::deque<Timestamp> times_;
+  uint64_t total_ = 0;
+};
+
+HttpResponse jpegResponse(const hal::PacketPtr& jpeg) {
+  HttpResponse r;
+  r.contentType = "image/jpeg";
+  r.body.assign(reinterpret_cast<const char*>(jpeg->data.data()), jpeg->data.size());
+  r.headers.emplace_back("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0");
+  r.headers.emplace_back("X-Timestamp", fmt::format("{:.6f}", std::chrono::duration<double>(
+                                                                   jpeg->pts.time_since_epoch()).count()));
+  return r;
+}
+
+void addNoCache(HttpResponse& r) {
+  r.headers.emplace_back("Cache-Control", "no-store, no-cache, must-revalidate, proxy-revalidate, max-age=0");
+  r.headers.emplace_back("Pragma", "no-cache");
+  r.headers.emplace_back("Expires", "Mon, 3 Jan 2000 12:34:56 GMT");
+}
+
+// The newest JPEG of a source and the requests waiting for the next one.
+class SnapshotBoard {
+ public:
+  // A fresh-enough JPEG answers at once; otherwise the request waits for the next one.
+  HttpResponse request(std::chrono::milliseconds maxAge) {
+    std::lock_guard lock(mutex_);
+    if (latest_ && Clock::now() - publishedAt_ <= maxAge) return jpegResponse(latest_);
+    HttpResponse r;
+    r.deferred = std::make_shared<DeferredResponse>();
+    waiters_.push_back(Waiter{r.deferred, Clock::now()});
+    return r;
+  }
+  bool hasWaiters() const {
+    std::lock_guard lock(mutex_);
+    return !waiters_.empty();
+  }
+  void publish(const hal::PacketPtr& jpeg) {
+    std::vector<Waiter> waiters;
+    {
+      std::lock_guard lock(mutex_);
+      latest_ = jpeg;
+      publishedAt_ = Clock::now();
+      waiters.swap(waiters_);
+    }
+    for (auto& w : waiters) w.response->complete(jpegResponse(jpeg));
+  }
+  // Answer requests waiting longer than `timeout` with 503 and `reason`.
+  void expire(std::chrono::milliseconds timeout, const std::string& reason) {
+    std::vector<Waiter> expired;
+    {
+      std::lock_guard lock(mutex_);
+      const auto now = Clock::now();
+      std::erase_if(waiters_, [&](const Waiter& w) {
+        if (now - w.since < timeout) return false;
+        expired.push_back(w);
+        return true;
+      });
+    }
+    for (auto& w : expired) w.response->complete(HttpResponse::error(503, reason));
+  }
+  void failAll(const std::string& reason) { expire(0ms, reason); }
+
+ private:
+  struct Waiter {
+    std::shared_ptr<DeferredResponse> response;
+    Timestamp since;
+  };
+  mutable std::mutex mutex_;
+  hal::PacketPtr latest_;
+  Timestamp publishedAt_{};
+  std::vector<Waiter> waiters_;
+};
+
+struct TouchJob {
+  hal::Point panelPos;
+  std::chrono::milliseconds hold{100};
+  double viewX = 0;
+  double viewY = 0;
+  std::shared_ptr<DeferredResponse> response;
+};
+
+}  // namespace
+
+struct Streamer::Impl {
+  Impl(const Settings& s, const bsp::Board& b) : settings(s), board(&b), flv(s.fps) {}
+  Settings settings;
+  const bsp::Board* board = nullptr;
+  std::atomic<bool> running{true};
+  Timestamp startedAt = Clock::now();
+
+  // Camera side.
+  std::unique_ptr<hal::Capture> camera;
+  std::string cameraName;
+  std::string cameraState = "starting";  // guarded by stateMutex
+  std::unique_ptr<hal::Encoder> jpeg;
+  std::unique_ptr<hal::Encoder> h264;
+  transport::MjpegStream mjpeg;
+  transport::FlvStream flv;
+  SnapshotBoard snapshots;
+  RateMeter cameraRate, mjpegRate, h264Rate;
+  std::atomic<int> skipInterval{1};
+  std::atomic<bool> keyframeWanted{false};
+
+  // Display side.
+  std::unique_ptr<hal::DisplayCapture> display;
+  std::unique_ptr<hal::TouchInjector> touch;
+  std::string displayError, touchError;
+  std::unique_ptr<hal::Encoder> displayJpeg;
+  std::shared_ptr<hal::FramePool> uprightPool;
+  transport::MjpegStream displayStream;
+  SnapshotBoard displaySnapshots;
+  RateMeter displayRate;
+  std::atomic<bool> displayNewClient{false};
+  std::mutex displayMutex;
+  std::condition_variable displayWake;
+
+  // Touch worker.
+  std::mutex touchMutex;
+  std::condition_variable touchWake;
+  std::deque<TouchJob> touchJobs;
+  std::atomic<uint64_t> touchCount{0};
+  static constexpr size_t kMaxTouchJobs = 8;
+
+  // Housekeeping.
+  std::atomic<double> systemCpu{0};
+  std::atomic<double> processCpu{0};
+  std::mutex stateMutex;
+  std::mutex stopMutex;
+  std::condition_variable stopWake;
+
+  std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer;
+  std::vector<std::thread> threads;
+
+  // --- helpers ---
+  hal::Size uprightDisplaySize() const { return board->display.orientation.apply(board->display.nativeSize); }
+  void setCameraState(std::string s) {
+    std::lock_guard lock(stateMutex);
+    cameraState = std::move(s);
+  }
+  std::string getCameraState() {
+    std::lock_guard lock(stateMutex);
+    return cameraState;
+  }
+  // Wait up to `d` unless stopping; returns false when stopping.
+  bool pause(std::chrono::milliseconds d) {
+    std::unique_lock lock(stopMutex);
+    stopWake.wait_for(lock, d, [this] { return !running.load(); });
+    return running.load();
+  }
+
+  hal::Status openCamera();
+  void cameraLoop();
+  void onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue);
+  void displayLoop();
+  void touchLoop();
+  void housekeepingLoop();
+  HttpResponse handleStream(const HttpRequest& req);
+  HttpResponse handleControl(const HttpRequest& req);
+  HttpResponse handleFlvPort(const HttpRequest& req);
+  HttpResponse mjpegResponse(transport::MjpegStream& stream);
+  HttpResponse flvResponse(bool slicerHeaders);
+  HttpResponse touchRequest(const HttpRequest& req);
+  nlohmann::json status();
+  nlohmann::json stats();
+};
+
+// ----------------------------------------------------------------------------- camera
+
+hal::Status Streamer::Impl::openCamera() {
+  auto cam = bsp::openCamera(*board, settings.device);
+  if (!cam) return cam.error();
+  hal::CaptureConfig config;
+  config.format = hal::fourcc::kI420;
+  config.size = hal::Size{settings.width, settings.height};
+  config.fps = settings.fps;
+  const hal::Negotiation n = (*cam)->validate(config);
+  if (n == hal::Negotiation::Invalid) {
+    return hal::Status(hal::Errc::Unsupported, fmt::format("camera {}: cannot deliver {} {} at {} fps",
+                                                           (*cam)->info().name, hal::fourcc::kI420.str(),
+                                                           hal::Size{settings.width, settings.height}.str(),
+                                                           settings.fps));
+  }
+  if (n == hal::Negotiation::Adjusted) {
+    spdlog::warn("camera {}: adjusted to {} {} at {} fps", (*cam)->info().name, config.format.str(),
+                 config.size.str(), config.fps);
+  }
+  if (auto st = (*cam)->start(config); !st) return st;
+  cameraName = (*cam)->info().name;
+  camera = std::move(*cam);
+  hal::EncoderConfig enc;
+  enc.size = config.size;
+  enc.fps = config.fps;
+  enc.bitrateKbps = settings.bitrateKbps;
+  enc.gopFrames = settings.gopFrames;
+  enc.jpegQuality = settings.jpegQuality;
+  if (auto st = jpeg->configure(enc); !st) return st;
+  if (auto st = h264->configure(enc); !st) return st;
+  keyframeWanted = true;
+  setCameraState("streaming");
+  spdlog::info("camera {}: {} at {} fps", cameraName, config.size.str(), config.fps);
+  return {};
+}
+
+void Streamer::Impl::cameraLoop() {
+  auto backoff = 500ms;
+  Timestamp nextJpegDue{};
+  while (running) {
+    if (!camera) {
+      if (auto st = openCamera(); !st) {
+        setCameraState("error: " + st.error().describe());
+        spdlog::error("camera: {} (retrying in {} ms)", st.error().describe(), backoff.count());
+        snapshots.failAll("camera unavailable: " + st.error().describe());
+        if (!pause(backoff)) break;
+        backoff = std::min<std::chrono::milliseconds>(backoff * 2, 5000ms);
+        continue;
+      }
+      backoff = 500ms;
+    }
+    pollfd pfd{camera->pollFd(), POLLIN, 0};
+    if (pfd.fd >= 0) ::poll(&pfd, 1, 200);
+    auto frame = camera->dequeue();
+    if (!frame) {
+      if (frame.code() == hal::Errc::Again) continue;
+      spdlog::error("camera {}: {}; reopening", cameraName, frame.error().describe());
+      setCameraState("error: " + frame.error().describe());
+      camera.reset();  // a disconnected device stays dead: recovery is a new object
+      continue;
+    }
+    onCameraFrame(*frame, nextJpegDue);
+  }
+  if (camera) camera->stop();
+}
+
+void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue) {
+  cameraRate.tick(frame.timestamp());
+  const bool mjpegWanted = mjpeg.clientCount() > 0;
+  const bool snapshotWanted = snapshots.hasWaiters();
+  if (mjpegWanted || snapshotWanted) {
+    const auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+        1.0 / settings.mjpegFps));
+    const bool due = frame.timestamp() >= nextJpegDue;
+    if (due || snapshotWanted) {
+      if (due) {
+        nextJpegDue = (frame.timestamp() - nextJpegDue > interval) ? frame.timestamp() + interval
+                                                                    : nextJpegDue + interval;
+      }
+      auto packet = jpeg->encode(frame);
+      if (packet) {
+        if (due && mjpegWanted) {
+          mjpeg.publish(*packet);
+          mjpegRate.tick();
+        }
+        snapshots.publish(*packet);
+      } else {
+        spdlog::warn("jpeg: {}", packet.error().describe());
+      }
+    }
+  }
+  if (flv.clientCount() == 0) return;  // no encoding while nobody watches
+  if (keyframeWanted.exchange(false)) h264->requestKeyframe();
+  const int skip = skipInterval.load();
+  if (skip > 1 && frame.sequence() % static_cast<uint64_t>(skip) != 0) return;
+  auto packet = h264->encode(frame);
+  if (!packet) {
+    if (packet.code() != hal::Errc::Again) spdlog::warn("h264: {}", packet.error().describe());
+    return;
+  }
+  flv.publish(*packet);
+  h264Rate.tick();
+}
+
+// ----------------------------------------------------------------------------- display
+
+void Streamer::Impl::displayLoop() {
+  const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(
+      1.0 / settings.displayFps));
+  uint64_t lastSequence = UINT64_MAX;
+  hal::PacketPtr cached;
+  Timestamp lastPublish{};
+  while (running) {
+    {
+      std::unique_lock lock(displayMutex);
+      displayWake.wait_for(lock, 500ms, [this] {
+        return !running || displayStream.clientCount() > 0 || displaySnapshots.hasWaiters();
+      });
+    }
+    if (!running) break;
+    if (displayStream.clientCount() == 0 && !displaySnapshots.hasWaiters()) continue;  // nobody watches
+
+    const Timestamp tickStart = Clock::now();
+    auto grab = display->grab();
+    if (!grab) {
+      if (grab.code() != hal::Errc::Again) {
+        spdlog::warn("display {}: {}", display->info().name, grab.error().describe());
+        displaySnapshots.failAll("display unavailable: " + grab.error().describe());
+      }
+    } else {
+      const bool changed = grab->sequence() != lastSequence || !cached;
+      const bool joined = displayNewClient.exchange(false);
+      const bool keepAlive = tickStart - lastPublish >= 2s;
+      if (changed) {
+        auto upright = codecs::convertToI420(*grab, board->display.orientation, *uprightPool);
+        if (upright) {
+          auto packet = displayJpeg->encode(*upright);
+          if (packet) {
+            cached = *packet;
+            lastSequence = grab->sequence();
+          } else {
+            spdlog::warn("display jpeg: {}", packet.error().describe());
+          }
+        } else {
+          spdlog::warn("display convert: {}", upright.error().describe());
+        }
+      }
+      if (cached) {
+        displaySnapshots.publish(cached);
+        // Unchanged pixels are not encoded again; the stream only re-sends the last JPEG for
+        // a client that just joined and as a keep-alive.
+        if (changed || joined || keepAlive) {
+          displayStream.publish(cached);
+          displayRate.tick();
+          lastPublish = tickStart;
+        }
+      }
+    }
+    std::unique_lock lock(displayMutex);
+    displayWake.wait_until(lock, tickStart + interval,
+                           [this] { return !running || displaySnapshots.hasWaiters(); });
+  }
+}
+
+// ----------------------------------------------------------------------------- touch
+
+void Streamer::Impl::touchLoop() {
+  while (true) {
+    TouchJob job;
+    {
+      std::unique_lock lock(touchMutex);
+      touchWake.wait(lock, [this] { return !running || !touchJobs.empty(); });
+      if (touchJobs.empty()) return;  // stopping
+      job = std::move(touchJobs.front());
+      touchJobs.pop_front();
+    }
+    const hal::Status st = touch->tap(job.panelPos, job.hold);
+    if (st) {
+      ++touchCount;
+      spdlog::debug("touch: view ({}, {}) -> panel ({}, {})", job.viewX, job.viewY, job.panelPos.x, job.panelPos.y);
+      job.response->complete(HttpResponse::json(
+          200, nlohmann::json{{"status", "ok"}, {"x", job.viewX}, {"y", job.viewY}}.dump()));
+    } else {
+      spdlog::warn("touch: {}", st.error().describe());
+      job.response->complete(HttpResponse::json(
+          500, nlohmann::json{{"status", "error"}, {"error", st.error().describe()}, {"x", job.viewX}, {"y", job.viewY}}
+                   .dump()));
+    }
+  }
+}
+
+HttpResponse Streamer::Impl::touchRequest(const HttpRequest& req) {
+  if (!touch) return HttpResponse::error(503, "no touch panel: " + touchError);
+  // JSON {"x","y","duration"} or form-encoded x=&y=&duration=.
+  nlohmann::json body;
+  const std::string type = req.header("content-type");
+  const bool looksJson = type.find("json") != std::string::npos ||
+                         (!req.body.empty() && req.body.find_first_not_of(" \t\r\n") != std::string::npos &&
+                          req.body[req.body.find_first_not_of(" \t\r\n")] == '{');
+  if (looksJson) {
+    body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return HttpResponse::error(400, "body is not a JSON object");
+  } else {
+    for (const auto& [k, v] : transport::parseFormUrlEncoded(req.body)) body[k] = v;
+  }
+  auto number = [&](const char* key, double& out, bool required) -> std::string {
+    if (!body.contains(key)) return required ? fmt::format("missing '{}'", key) : "";
+    const auto& v = body[key];
+    if (v.is_number()) {
+      out = v.get<double>();
+    } else if (v.is_string()) {
+      const auto& s = v.get_ref<const std::string&>();
+      char* end = nullptr;
+      out = std::strtod(s.c_str(), &end);
+      if (s.empty() || end != s.c_str() + s.size()) return fmt::format("'{}' is not a number: {}", key, v.dump());
+    } else {
+      return fmt::format("'{}' is not a number: {}", key, v.dump());
+    }
+    if (!std::isfinite(out)) return fmt::format("'{}' is not a finite number", key);
+    return "";
+  };
+  double x = 0;
+  double y = 0;
+  double duration = 100;
+  for (auto [key, ptr, required] : {std::tuple{"x", &x, true}, {"y", &y, true}, {"duration", &duration, false}}) {
+    if (auto err = number(key, *ptr, required); !err.empty()) return HttpResponse::error(400, err);
+  }
+  const hal::Size view = uprightDisplaySize();
+  if (x < 0 || y < 0 || x > view.width || y > view.height) {
+    return HttpResponse::error(400, fmt::format("point ({}, {}) is outside the {} display", x, y, view.str()));
+  }
+  if (duration < 1 || duration > 5000) {
+    return HttpResponse::error(400, fmt::format("duration {} ms is outside 1..5000", duration));
+  }
+  // viewPos (upright image) -> panelPos via the board's touch transform, then scaled to the
+  // panel's raw range when it differs from the display's size.
+  const hal::Point viewPos{static_cast<int>(std::lround(x)), static_cast<int>(std::lround(y))};
+  const hal::Point mapped = board->touch.transform.apply(viewPos, view);
+  const hal::Size mappedSpace = board->touch.transform.apply(view);
+  const hal::Size range = board->touch.range;
+  const hal::Point panelPos{static_cast<int>(std::lround(static_cast<double>(mapped.x) * range.width / mappedSpace.width)),
+                            static_cast<int>(std::lround(static_cast<double>(mapped.y) * range.height / mappedSpace.height))};
+  TouchJob job{panelPos, std::chrono::milliseconds(static_cast<int>(duration)), x, y,
+               std::make_shared<DeferredResponse>()};
+  HttpResponse r;
+  r.deferred = job.response;
+  {
+    std::lock_guard lock(touchMutex);
+    if (touchJobs.size() >= kMaxTouchJobs) return HttpResponse::error(503, "touch queue full, try again");
+    touchJobs.push_back(std::move(job));
+  }
+  touchWake.notify_one();
+  return r;  // answered by the touch worker once the tap is injected
+}
+
+// ----------------------------------------------------------------------------- housekeeping
+
+void Streamer::Impl::housekeepingLoop() {
+  CpuMeter meter;
+  AutoSkip skipper(settings.targetCpu);
+  while (pause(500ms)) {
+    const auto sample = meter.sample();
+    systemCpu = sample.systemPercent;
+    processCpu = sample.processPercent;
+    if (settings.autoSkip) {
+      skipper.onCpuSample(sample.systemPercent, Clock::now());
+      skipInterval = skipper.interval();
+    }
+    snapshots.expire(3s, "no camera frame within 3 s: " + getCameraState());
+    displaySnapshots.expire(3s, "no display frame within 3 s");
+  }
+}
+
+// ----------------------------------------------------------------------------- HTTP
+
+HttpResponse Streamer::Impl::mjpegResponse(transport::MjpegStream& stream) {
+  HttpResponse r;
+  r.contentType = transport::mjpeg::contentType();
+  addNoCache(r);
+  auto queue = stream.subscribe();
+  r.stream = queue;
+  r.onClose = [&stream, queue] { stream.unsubscribe(queue); };
+  return r;
+}
+
+HttpResponse Streamer::Impl::flvResponse(bool slicerHeaders) {
+  HttpResponse r;
+  auto queue = flv.subscribe();
+  r.stream = queue;
+  r.onClose = [this, queue] { flv.unsubscribe(queue); };
+  if (slicerHeaders) {
+    // Exactly what the stock camera service sends (the slicer expects it): see protocols.md.
+    r.contentType = "text/plain";
+    r.customCors = true;
+    r.headers.emplace_back("Access-Control-Allow-Origin", "*");
+    r.streamSize = 99999999999ULL;
+  } else {
+    r.contentType = "video/x-flv";
+    addNoCache(r);
+  }
+  return r;
+}
+
+nlohmann::json Streamer::Impl::status() {
+  return {
+      {"status", "ok"},
+      {"board", {{"id", std::string(board->id)}, {"name", std::string(board->name)}}},
+      {"camera",
+       {{"name", cameraName},
+        {"state", getCameraState()},
+        {"width", settings.width},
+        {"height", settings.height},
+        {"fps", cameraRate.fps()}}},
+      {"display", {{"enabled", display != nullptr}, {"error", displayError}, {"clients", displayStream.clientCount()}}},
+      {"touch", {{"enabled", touch != nullptr}, {"error", touchError}}},
+      {"clients", {{"mjpeg", mjpeg.clientCount()}, {"flv", flv.clientCount()}, {"display", displayStream.clientCount()}}},
+      {"uptime_s", std::chrono::duration<double>(Clock::now() - startedAt).count()},
+  };
+}
+
+nlohmann::json Streamer::Impl::stats() {
+  auto totals = [](const transport::Fanout& f) {
+    const auto t = f.totals();
+    return nlohmann::json{{"clients", f.clientCount()}, {"frames_queued", t.unitsQueued},
+                          {"frames_dropped", t.unitsDropped}, {"bytes_sent", t.bytesSent}};
+  };
+  return {
+      {"fps",
+       {{"camera", cameraRate.fps()}, {"mjpeg", mjpegRate.fps()}, {"h264", h264Rate.fps()}, {"display", displayRate.fps()}}},
+      {"frames", {{"camera", cameraRate.total()}, {"mjpeg", mjpegRate.total()}, {"h264", h264Rate.total()},
+                  {"display", displayRate.total()}}},
+      {"cpu", {{"system_percent", systemCpu.load()}, {"process_percent", processCpu.load()}}},
+      {"skip_interval", skipInterval.load()},
+      {"streams", {{"mjpeg", totals(mjpeg)}, {"flv", totals(flv)}, {"display", totals(displayStream)}}},
+      {"touches", touchCount.load()},
+      {"camera_state", getCameraState()},
+  };
+}
+
+HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
+  if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "only GET is served here");
+  std::string path = req.path;
+  if (path == "/" || path.empty()) {
+    const std::string action = req.arg("action");
+    if (action == "stream") path = "/stream";
+    else if (action == "snapshot") path = "/snapshot";
+    else if (!action.empty()) return HttpResponse::error(404, "unknown action '" + action + "'");
+  }
+  const auto snapshotMaxAge = std::chrono::milliseconds(1000 / std::max(1, settings.fps) * 2);
+  if (path == "/stream") return mjpegResponse(mjpeg);
+  if (path == "/snapshot") return snapshots.request(snapshotMaxAge);
+  if (path == "/flv") return flvResponse(false);
+  if (path == "/display" || path == "/display/snapshot") {
+    if (!display) return HttpResponse::error(503, "no display capture: " + displayError);
+    HttpResponse r;
+    if (path == "/display") {
+      r = mjpegResponse(displayStream);
+      displayNewClient = true;
+    } else {
+      r = displaySnapshots.request(0ms);  // always a fresh grab: the screen may just have been touched
+    }
+    displayWake.notify_all();
+    return r;
+  }
+  if (path == "/status") return HttpResponse::json(200, status().dump());
+  if (path == "/") {
+    HttpResponse r;
+    r.contentType = "text/html; charset=utf-8";
+    r.body = fmt::format(
+        "<!doctype html><meta charset=utf-8><title>printcast</title><h1>printcast on {}</h1><ul>"
+        "<li><a href=/stream>/stream</a> MJPEG<li><a href=/snapshot>/snapshot</a> JPEG"
+        "<li><a href=/flv>/flv</a> H.264 in FLV<li><a href=/display>/display</a> printer screen"
+        "<li><a href=/display/snapshot>/display/snapshot</a><li><a href=/status>/status</a></ul>",
+        board->name);
+    return r;
+  }
+  return HttpResponse::error(404, "no such endpoint: " + req.path);
+}
+
+HttpResponse Streamer::Impl::handleControl(const HttpRequest& req) {
+  if (req.path == "/api/touch") {
+    if (req.method != "POST") return HttpResponse::error(405, "use POST with {\"x\",\"y\",\"duration\"}");
+    return touchRequest(req);
+  }
+  if (req.path == "/api/stats") return HttpResponse::json(200, stats().dump());
+  if (req.path == "/status") return HttpResponse::json(200, status().dump());
+  return HttpResponse::error(404, "no such endpoint: " + req.path);
+}
+
+HttpResponse Streamer::Impl::handleFlvPort(const HttpRequest& req) {
+  if (req.path == "/flv") return flvResponse(true);
+  return HttpResponse::error(404, "no such endpoint: " + req.path);
+}
+
+// ----------------------------------------------------------------------------- lifecycle
+
+Streamer::Streamer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Streamer::~Streamer() { stop(); }
+
+hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings, const bsp::Board& board) {
+  auto impl = std::make_unique<Impl>(settings, board);
+  Impl& s = *impl;
+  s.jpeg = codecs::createJpegEncoder();
+  s.h264 = codecs::createX264Encoder();
+  s.flv.setOnSubscribe([&s] { s.keyframeWanted = true; });  // every client starts on a fresh IDR
+
+  if (settings.displayEnabled) {
+    auto screen = bsp::openScreen(board);
+    s.display = std::move(screen.display);
+    s.touch = std::move(screen.touch);
+    s.displayError = screen.displayError;
+    s.touchError = screen.touchError;
+  } else {
+    s.displayError = "display capture is disabled (display_enabled = false)";
+    s.touchError = "display is disabled";
+  }
+  if (s.display) {
+    s.displayJpeg = codecs::createJpegEncoder();
+    hal::EncoderConfig enc;
+    enc.size = s.uprightDisplaySize();
+    enc.jpegQuality = settings.jpegQuality;
+    if (auto st = s.displayJpeg->configure(enc); !st) return st.error();
+    auto pool = hal::FramePool::create(hal::fourcc::kI420, s.uprightDisplaySize(), 3);
+    if (!pool) return pool.error();
+    s.uprightPool = *pool;
+    s.displayStream.setOnSubscribe([&s] { s.displayWake.notify_all(); });
+  } else {
+    spdlog::warn("display: {}", s.displayError);
+  }
+  if (!s.touch) spdlog::warn("touch: {}", s.touchError);
+
+  auto listen = [&](const char* name, int port, std::string origin, transport::HttpHandler handler)
+      -> hal::Result<std::unique_ptr<transport::HttpServer>> {
+    transport::HttpServerConfig config;
+    config.name = name;
+    config.host = settings.host;
+    config.port = static_cast<uint16_t>(port);
+    config.allowOrigin = std::move(origin);
+    return transport::HttpServer::start(config, std::move(handler));
+  };
+  auto stream = listen("stream", settings.port, settings.allowOrigin, [&s](const HttpRequest& r) { return s.handleStream(r); });
+  if (!stream) return stream.error();
+  s.streamServer = std::move(*stream);
+  auto control = listen("control", settings.controlPort, settings.allowOrigin,
+                        [&s](const HttpRequest& r) { return s.handleControl(r); });
+  if (!control) return control.error();
+  s.controlServer = std::move(*control);
+  if (settings.flvPort >= 0) {
+    auto flvServer = listen("flv", settings.flvPort, "*", [&s](const HttpRequest& r) { return s.handleFlvPort(r); });
+    if (!flvServer) return flvServer.error();
+    s.flvServer = std::move(*flvServer);
+  }
+
+  s.threads.emplace_back([&s] { s.cameraLoop(); });
+  if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
+  if (s.touch) s.threads.emplace_back([&s] { s.touchLoop(); });
+  s.threads.emplace_back([&s] { s.housekeepingLoop(); });
+  return std::unique_ptr<Streamer>(new Streamer(std::move(impl)));
+}
+
+uint16_t Streamer::streamPort() const { return impl_->streamServer ? impl_->streamServer->port() : 0; }
+uint16_t Streamer::controlPort() const { return impl_->controlServer ? impl_->controlServer->port() : 0; }
+uint16_t Streamer::flvPort() const { return impl_->flvServer ? impl_->flvServer->port() : 0; }
+
+void Streamer::stop() {
+  if (!impl_) return;
+  Impl& s = *impl_;
+  if (!s.running.exchange(false)) return;
+  s.stopWake.notify_all();
+  s.displayWake.notify_all();
+  s.touchWake.notify_all();
+  for (auto& t : s.threads) t.join();
+  s.threads.clear();
+  // Pending touches are answered; streams end so their suspended connections resume.
+  for (auto& job : s.touchJobs) job.response->complete(HttpResponse::error(503, "streamer is stopping"));
+  s.touchJobs.clear();
+  s.snapshots.failAll("streamer is stopping");
+  s.displaySnapshots.failAll("streamer is stopping");
+  s.mjpeg.closeAll();
+  s.flv.closeAll();
+  s.displayStream.closeAll();
+  for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get()}) {
+    if (server != nullptr) server->stop();
+  }
+}
+
+}  // namespace printcast::streamer

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// Board generic-linux: any Linux PC or Raspberry Pi with a USB/CSI camera (the detection fallback).
+//
+// Where the numbers come from:
+//  - no detection rule: detectBoard() picks this board when nothing more specific matches.
+//  - display: /dev/fb0 if the machine has one; its size and format are read from the device
+//    (FBIOGET_VSCREENINFO) when opened, hence the empty nativeSize/format; mounted upright.
+//  - no touch: a generic machine has no panel we may write to.
+//  - camera: the first V4L2 capture device (--device picks another); MJPEG first because USB
+//    UVC cameras only reach useful rates above 640x480 in MJPEG over USB 2; size and rate are the
+//    SDK defaults (board.h).
+//  - encoders: product.md "Boards" (x264, VA-API or V4L2 M2M); hardware first, x264 last
+//    because it always works.
+#include "printcast/bsp/board.h"
+
+#include <array>
+
+namespace printcast::bsp::boards {
+
+namespace {
+constexpr std::array kH264Encoders{EncoderBackend::VaApi, EncoderBackend::V4L2M2M, EncoderBackend::X264};
+}  // namespace
+
+extern const Board kBoardGenericLinux;  // named by the generated registry
+const Board kBoardGenericLinux{
+    .id = "generic-linux",
+    .name = "Generic Linux",
+    .detection = {},
+    .display =
+        {
+            .kind = DisplayKind::Fbdev,
+            .node = "/dev/fb0",
+            .nativeSize = {},
+            .format = {},
+            .orientation = hal::Transform::identity(),
+        },
+    .touch =
+        {
+            .kind = TouchKind::None,
+            .deviceName = "",
+            .range = {},
+            .transform = hal::Transform::identity(),
+        },
+    .camera =
+        {
+            .kind = CameraKind::V4L2,
+            .match = "",
+            .preferredFormat = hal::fourcc::kMJPEG,
+        },
+    .encoders = {.h264 = kH264Encoders},
+    .limits = {},
+};
+
+}  // namespace printcast::bsp::boards

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Install the Debian bookworm packages printcast needs, only those missing.
+#   scripts/install-deps.sh build   - to build and run the streamer
+#   scripts/install-deps.sh test    - plus what the tests and benchmarks use (ffmpeg, gtest...)
+set -euo pipefail
+what=${1:-build}
+
+build_pkgs=(build-essential cmake ninja-build pkg-config
+  libturbojpeg0-dev libx264-dev libmicrohttpd-dev libyuv-dev
+  libv4l-dev libdrm-dev libevdev-dev libva-dev
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev)
+test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-format)
+
+pkgs=("${build_pkgs[@]}")
+if [ "$what" = test ]; then pkgs+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

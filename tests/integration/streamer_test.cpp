@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: MIT
+// The streamer on the virtual board, end to end: ffprobe/ffmpeg on /flv (8080 and the slicer
+// port), MJPEG multipart, snapshots, touch changing the display, CORS, errors, slow readers.
+#include <turbojpeg.h>
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <thread>
+
+#include "printcast/codecs/jpeg.h"
+#include "printcast/transport/flv.h"
+#include "printcast/transport/mjpeg.h"
+#include "test_client.h"
+
+using namespace std::chrono_literals;
+using printcast::testing::CommandResult;
+using printcast::testing::httpRequest;
+using printcast::testing::runCommand;
+using printcast::testing::StreamConnection;
+using printcast::testing::StreamerProcess;
+
+namespace {
+
+constexpr int kWidth = 640;
+constexpr int kHeight = 480;
+constexpr int kFps = 15;
+constexpr int kMjpegFps = 10;
+
+class Streamer : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    process_ = std::make_unique<StreamerProcess>(
+        PRINTCAST_STREAMER_BIN,
+        std::vector<std::string>{"--board", "virtual", "--resolution", "640x480", "--desired-fps",
+                                 std::to_string(kFps), "--mjpeg-fps", std::to_string(kMjpegFps), "--display-fps",
+                                 "5", "--allow-origin", "*"});
+  }
+  static void TearDownTestSuite() { process_.reset(); }
+  void SetUp() override { ASSERT_TRUE(process_->ok()) << process_->log(); }
+
+  static std::string url(uint16_t port, const std::string& path) {
+    return "http://127.0.0.1:" + std::to_string(port) + path;
+  }
+  static std::unique_ptr<StreamerProcess> process_;
+};
+std::unique_ptr<StreamerProcess> Streamer::process_;
+
+struct Rgb {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> pixels;  // RGB24
+  const uint8_t* at(int x, int y) const { return &pixels[static_cast<size_t>((y * width + x) * 3)]; }
+};
+
+Rgb decodeJpeg(const std::string& jpeg) {
+  Rgb out;
+  tjhandle tj = tjInitDecompress();
+  int subsampling = 0;
+  int colorspace = 0;
+  if (tjDecompressHeader3(tj, reinterpret_cast<const unsigned char*>(jpeg.data()), jpeg.size(), &out.width,
+                          &out.height, &subsampling, &colorspace) == 0) {
+    out.pixels.resize(static_cast<size_t>(out.width * out.height * 3));
+    if (tjDecompress2(tj, reinterpret_cast<const unsigned char*>(jpeg.data()), jpeg.size(), out.pixels.data(),
+                      out.width, 0, out.height, TJPF_RGB, 0) != 0) {
+      out = Rgb{};
+    }
+  }
+  tjDestroy(tj);
+  return out;
+}
+
+// Mean absolute RGB difference over a square of radius r around (cx, cy).
+double regionDiff(const Rgb& a, const Rgb& b, int cx, int cy, int r) {
+  double sum = 0;
+  int n = 0;
+  for (int y = std::max(0, cy - r); y < std::min(a.height, cy + r); ++y) {
+    for (int x = std::max(0, cx - r); x < std::min(a.width, cx + r); ++x) {
+      for (int c = 0; c < 3; ++c) sum += std::abs(a.at(x, y)[c] - b.at(x, y)[c]);
+      n += 3;
+    }
+  }
+  return n == 0 ? 0 : sum / n;
+}
+
+TEST_F(Streamer, FlvOnStreamPortIsH264AtConfiguredSize) {
+  const CommandResult r = runCommand({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                                      "stream=codec_name,width,height", "-of", "default=nw=1",
+                                      url(process_->streamPort(), "/flv")},
+                                     30s);
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.out.find("codec_name=h264"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("width=640"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("height=480"), std::string::npos) << r.out;
+}
+
+TEST_F(Streamer, FlvOnSlicerPortHasTheStockHeadersAndProbes) {
+  ASSERT_NE(process_->flvPort(), 0);
+  StreamConnection c(process_->flvPort(), "/flv");
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(c.rawHeaders().find("HTTP/1.1 200 OK\r\n"), std::string::npos) << c.rawHeaders();
+  EXPECT_EQ(c.header("content-type"), "text/plain") << c.rawHeaders();
+  EXPECT_EQ(c.header("access-control-allow-origin"), "*") << c.rawHeaders();
+  EXPECT_EQ(c.header("content-length"), "99999999999") << c.rawHeaders();
+  EXPECT_EQ(c.header("transfer-encoding"), "") << c.rawHeaders();
+
+  const CommandResult r = runCommand({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                                      "stream=codec_name,width,height", "-of", "default=nw=1",
+                                      url(process_->flvPort(), "/flv")},
+                                     30s);
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.out.find("codec_name=h264"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("width=640"), std::string::npos) << r.out;
+}
+
+TEST_F(Streamer, FlvFirstPacketIsAKeyframeAndTimestampsStartNearZero) {
+  for (uint16_t port : {process_->streamPort(), process_->flvPort()}) {
+    const CommandResult r =
+        runCommand({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
+                    "-read_intervals", "%+#5", "-of", "csv=p=0", url(port, "/flv")},
+                   30s);
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    std::istringstream lines(r.out);
+    std::string first;
+    std::getline(lines, first);
+    ASSERT_FALSE(first.empty()) << r.out;
+    EXPECT_NE(first.find('K'), std::string::npos) << "first packet not a keyframe: " << r.out;
+    EXPECT_LT(std::stod(first.substr(0, first.find(','))), 0.5) << r.out;
+  }
+}
+
+TEST_F(Streamer, FfmpegDecodesThreeSecondsOfFlvWithoutErrors) {
+  const CommandResult r =
+      runCommand({"ffmpeg", "-v", "error", "-i", url(process_->streamPort(), "/flv"), "-t", "3", "-f", "null", "-"},
+                 60s);
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(Streamer, OurFlvParserSeesHeaderSequenceHeaderThenKeyframe) {
+  StreamConnection c(process_->streamPort(), "/flv");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c.header("content-type"), "video/x-flv");
+  std::string bytes;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  printcast::transport::flv::ParsedStream parsed;
+  while (std::chrono::steady_clock::now() < deadline) {
+    bytes += c.read(1 << 20, 1s);
+    parsed = printcast::transport::flv::parseStream(
+        {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+    if (parsed.tags.size() >= 8) break;
+  }
+  ASSERT_GE(parsed.tags.size(), 8u);
+  EXPECT_EQ(parsed.flags, 0x01) << "video only";
+  EXPECT_TRUE(parsed.previousTagSizesValid);
+  EXPECT_EQ(parsed.tags[0].type, 18) << "onMetaData first";
+  ASSERT_EQ(parsed.tags[1].type, 9);
+  EXPECT_EQ(parsed.tags[1].data[0], 0x17);
+  EXPECT_EQ(parsed.tags[1].data[1], 0x00) << "AVC sequence header";
+  EXPECT_EQ(parsed.tags[2].data[0], 0x17) << "first frame is a keyframe";
+  EXPECT_EQ(parsed.tags[2].data[1], 0x01);
+  EXPECT_LT(parsed.tags[2].timestampMs, 200u);
+  for (size_t i = 3; i < parsed.tags.size(); ++i) {
+    EXPECT_GE(parsed.tags[i].timestampMs, parsed.tags[i - 1].timestampMs);
+  }
+}
+
+TEST_F(Streamer, MjpegStreamIsReadByFfprobeAndOurParser) {
+  for (const char* path : {"/stream", "/?action=stream&timestamp=123&bypassCache=1"}) {
+    const CommandResult r = runCommand({"ffprobe", "-v", "error", "-f", "mpjpeg", "-select_streams", "v:0",
+                                        "-show_entries", "stream=codec_name,width,height", "-of", "default=nw=1",
+                                        url(process_->streamPort(), path)},
+                                       30s);
+    ASSERT_EQ(r.exitCode, 0) << path << ": " << r.err;
+    EXPECT_NE(r.out.find("codec_name=mjpeg"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("width=640"), std::string::npos) << r.out;
+
+    StreamConnection c(process_->streamPort(), path);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c.status(), 200);
+    EXPECT_EQ(c.header("content-type"), "multipart/x-mixed-replace;boundary=" +
+                                            std::string(printcast::transport::mjpeg::kBoundary));
+    EXPECT_EQ(c.header("access-control-allow-origin"), "*");
+    printcast::transport::mjpeg::Parser parser;
+    std::vector<std::vector<uint8_t>> parts;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (parts.size() < 3 && std::chrono::steady_clock::now() < deadline) {
+      const std::string chunk = c.read(1 << 20, 1s);
+      ASSERT_TRUE(parser.feed({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()})) << parser.error();
+      for (auto& p : parser.takeParts()) parts.push_back(std::move(p));
+    }
+    ASSERT_GE(parts.size(), 3u);
+    for (const auto& p : parts) {
+      auto info = printcast::codecs::inspectJpeg(p);
+      ASSERT_TRUE(info.ok());
+      EXPECT_EQ(info->size.width, kWidth);
+      EXPECT_EQ(info->size.height, kHeight);
+    }
+  }
+}
+
+TEST_F(Streamer, SnapshotsAreJpegsOfTheRightSize) {
+  struct Case {
+    std::string path;
+    int width, height;
+  };
+  for (const Case& c : {Case{"/snapshot", kWidth, kHeight}, Case{"/?action=snapshot&cacheBust=7", kWidth, kHeight},
+                        Case{"/display/snapshot", 800, 480}}) {
+    const auto reply = httpRequest(process_->streamPort(), "GET", c.path);
+    ASSERT_EQ(reply.status, 200) << c.path << " " << reply.error << reply.body;
+    EXPECT_EQ(reply.headers.at("content-type"), "image/jpeg");
+    EXPECT_EQ(reply.headers.at("access-control-allow-origin"), "*");
+    const Rgb image = decodeJpeg(reply.body);
+    EXPECT_EQ(image.width, c.width) << c.path;
+    EXPECT_EQ(image.height, c.height) << c.path;
+  }
+}
+
+TEST_F(Streamer, TouchChangesTheDisplayAtTheMappedPlace) {
+  const auto before = httpRequest(process_->streamPort(), "GET", "/display/snapshot");
+  ASSERT_EQ(before.status, 200);
+  // A point in the upright image the user sees; the virtual board maps it through the KS1's
+  // transform to the panel and the screen draws a mark there, which must come back upright here.
+  const int x = 150;
+  const int y = 330;
+  const auto touch = httpRequest(process_->controlPort(), "POST", "/api/touch",
+                                 R"({"x":150,"y":330,"duration":20})", {{"Content-Type", "application/json"}});
+  ASSERT_EQ(touch.status, 200) << touch.body;
+  EXPECT_NE(touch.body.find("\"status\":\"ok\""), std::string::npos) << touch.body;
+  const auto after = httpRequest(process_->streamPort(), "GET", "/display/snapshot");
+  ASSERT_EQ(after.status, 200);
+  const Rgb a = decodeJpeg(before.body);
+  const Rgb b = decodeJpeg(after.body);
+  ASSERT_EQ(a.width, 800);
+  ASSERT_EQ(b.width, 800);
+  EXPECT_GT(regionDiff(a, b, x, y, 6), 30.0) << "no mark where the touch landed";
+  // The mirrored place (where an unmapped touch would land) stays as it was.
+  EXPECT_LT(regionDiff(a, b, 800 - x, 480 - y, 6), 10.0) << "a mark at the unmapped place";
+
+  // Form-encoded bodies work too.
+  const auto form = httpRequest(process_->controlPort(), "POST", "/api/touch", "x=600&y=100&duration=10",
+                                {{"Content-Type", "application/x-www-form-urlencoded"}});
+  EXPECT_EQ(form.status, 200) << form.body;
+}
+
+TEST_F(Streamer, BadTouchRequestsGet4xxWithAReason) {
+  struct Case {
+    std::string body;
+    std::string reason;
+  };
+  for (const Case& c : {Case{"{not json", "not a JSON object"}, Case{R"({"x":10})", "missing 'y'"},
+                        Case{R"({"x":"ten","y":5})", "'x' is not a number"},
+                        Case{R"({"x":900,"y":5})", "outside"}, Case{R"({"x":5,"y":5,"duration":0})", "duration"},
+                        Case{"x=1", "missing 'y'"}}) {
+    const auto r = httpRequest(process_->controlPort(), "POST", "/api/touch", c.body);
+    EXPECT_EQ(r.status, 400) << c.body;
+    EXPECT_NE(r.body.find(c.reason), std::string::npos) << c.body << " -> " << r.body;
+    EXPECT_NE(r.body.find("\"status\":\"error\""), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(httpRequest(process_->controlPort(), "GET", "/api/touch").status, 405);
+}
+
+TEST_F(Streamer, CorsOnEveryResponseAndPreflightAnswered) {
+  for (const char* path : {"/status", "/nope", "/snapshot"}) {
+    const auto r = httpRequest(process_->streamPort(), "GET", path);
+    EXPECT_EQ(r.headers.count("access-control-allow-origin"), 1u) << path;
+  }
+  const auto stats = httpRequest(process_->controlPort(), "GET", "/api/stats");
+  EXPECT_EQ(stats.status, 200);
+  EXPECT_EQ(stats.headers.count("access-control-allow-origin"), 1u);
+  EXPECT_NE(stats.body.find("\"fps\""), std::string::npos);
+  const auto pre = httpRequest(process_->controlPort(), "OPTIONS", "/api/touch", "",
+                               {{"Origin", "http://example.test"}, {"Access-Control-Request-Method", "POST"},
+                                {"Access-Control-Request-Headers", "content-type"}});
+  EXPECT_EQ(pre.status, 204);
+  EXPECT_EQ(pre.headers.count("access-control-allow-origin"), 1u);
+  ASSERT_EQ(pre.headers.count("access-control-allow-methods"), 1u);
+  EXPECT_NE(pre.headers.at("access-control-allow-methods").find("POST"), std::string::npos);
+  EXPECT_EQ(httpRequest(process_->streamPort(), "GET", "/nope").status, 404);
+}
+
+TEST_F(Streamer, StatusReportsBoardAndCamera) {
+  const auto r = httpRequest(process_->streamPort(), "GET", "/status");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers.at("content-type"), "application/json");
+  EXPECT_NE(r.body.find("\"id\":\"virtual\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"state\":\"streaming\""), std::string::npos) << r.body;
+}
+
+// Reads MJPEG parts for `duration`; returns how many complete parts arrived.
+size_t countParts(uint16_t port, std::chrono::seconds duration) {
+  StreamConnection c(port, "/stream");
+  if (!c.ok()) return 0;
+  printcast::transport::mjpeg::Parser parser;
+  size_t parts = 0;
+  const auto end = std::chrono::steady_clock::now() + duration;
+  while (std::chrono::steady_clock::now() < end) {
+    const std::string chunk = c.read(1 << 20, 200ms);
+    if (!parser.feed({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()})) return 0;
+    parts += parser.takeParts().size();
+  }
+  return parts;
+}
+
+TEST_F(Streamer, ASlowReaderDoesNotSlowOthersAndMemoryStaysBounded) {
+  // Two clients that never read (MJPEG and FLV) with tiny receive buffers, for 10 s.
+  StreamConnection stalledMjpeg(process_->streamPort(), "/stream", 4096);
+  StreamConnection stalledFlv(process_->streamPort(), "/flv", 4096);
+  ASSERT_TRUE(stalledMjpeg.ok());
+  ASSERT_TRUE(stalledFlv.ok());
+  std::this_thread::sleep_for(2s);  // let the stalled sockets fill up (this is the scenario, not a sync)
+  const long rssStart = process_->rssKiB();
+  const size_t parts = countParts(process_->streamPort(), 8s);
+  const long rssEnd = process_->rssKiB();
+  // The healthy client keeps (nearly) the full MJPEG rate while the stalled ones sit there.
+  EXPECT_GE(static_cast<double>(parts), 0.8 * kMjpegFps * 8) << "parts in 8 s: " << parts;
+  EXPECT_LT(rssEnd - rssStart, 16 * 1024) << "RSS grew from " << rssStart << " to " << rssEnd << " KiB";
+  const auto stats = httpRequest(process_->controlPort(), "GET", "/api/stats");
+  EXPECT_NE(stats.body.find("frames_dropped"), std::string::npos);
+}
+
+TEST(StreamerLifecycle, SigtermStopsCleanlyWithClientsConnected) {
+  StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual"});
+  ASSERT_TRUE(p.ok()) << p.log();
+  StreamConnection mjpeg(p.streamPort(), "/stream");
+  StreamConnection flv(p.streamPort(), "/flv");
+  ASSERT_TRUE(mjpeg.ok());
+  ASSERT_TRUE(flv.ok());
+  EXPECT_EQ(p.terminate(10s), 0) << p.log();
+}
+
+TEST(StreamerLifecycle, BadConfigValueNamesTheKeyAndRange) {
+  char path[] = "/tmp/printcast-config-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const std::string json = "{\n  // comments are allowed\n  \"bitrate\": 50\n}\n";
+  ASSERT_EQ(write(fd, json.data(), json.size()), static_cast<ssize_t>(json.size()));
+  close(fd);
+  const CommandResult r = runCommand({PRINTCAST_STREAMER_BIN, "--board", "virtual", "--config", path}, 20s);
+  unlink(path);
+  EXPECT_EQ(r.exitCode, 2);
+  EXPECT_NE((r.out + r.err).find("bitrate = 50: must be an integer in 100..20000"), std::string::npos)
+      << r.out << r.err;
+}
+
+}  // namespace

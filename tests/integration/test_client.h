@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+// Test helpers: run the streamer as a child process, a raw HTTP/1.1 client, shell commands.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace printcast::testing {
+
+// The streamer running as a child process on free ports (port 0), parsed from its banner.
+class StreamerProcess {
+ public:
+  // Starts `binary` with `args` (plus --port 0 --control-port 0 --flv-port 0) and waits for the
+  // banner. On failure `ok()` is false and `log()` says why.
+  StreamerProcess(const std::string& binary, const std::vector<std::string>& args);
+  ~StreamerProcess();
+  bool ok() const { return pid_ > 0 && streamPort_ != 0; }
+  int pid() const { return pid_; }
+  uint16_t streamPort() const { return streamPort_; }
+  uint16_t controlPort() const { return controlPort_; }
+  uint16_t flvPort() const { return flvPort_; }
+  const std::string& log() const { return log_; }
+  // Resident memory in KiB (/proc/PID/status VmRSS).
+  long rssKiB() const;
+  // SIGTERM and wait up to `timeout`; returns the exit status (-1 on timeout/signal).
+  int terminate(std::chrono::milliseconds timeout);
+
+ private:
+  int pid_ = -1;
+  int outFd_ = -1;
+  uint16_t streamPort_ = 0, controlPort_ = 0, flvPort_ = 0;
+  std::string log_;
+};
+
+struct HttpReply {
+  int status = 0;
+  std::string statusLine;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string rawHeaders;
+  std::string body;
+  std::string error;  // transport error, empty on success
+};
+
+// One request on a fresh connection to 127.0.0.1:port; reads the whole reply (Content-Length or
+// until close), at most `timeout` in all.
+HttpReply httpRequest(uint16_t port, const std::string& method, const std::string& target,
+                      const std::string& body = "", const std::map<std::string, std::string>& headers = {},
+                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// An open streaming connection: sends a GET and reads headers; read() returns body bytes.
+class StreamConnection {
+ public:
+  StreamConnection(uint16_t port, const std::string& target, int receiveBufferBytes = 0);
+  ~StreamConnection();
+  bool ok() const { return fd_ >= 0 && status_ != 0; }
+  int status() const { return status_; }
+  const std::string& rawHeaders() const { return rawHeaders_; }
+  std::string header(const std::string& lowerName) const;
+  // Read up to `max` bytes, waiting at most `timeout`; empty on timeout or close.
+  std::string read(size_t max, std::chrono::milliseconds timeout);
+
+ private:
+  int fd_ = -1;
+  int status_ = 0;
+  std::string rawHeaders_;
+  std::map<std::string, std::string> headers_;
+  std::string pending_;  // body bytes read together with the headers
+};
+
+struct CommandResult {
+  int exitCode = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+// Run argv (no shell) with a time limit; kills it when the limit passes (exitCode -1).
+CommandResult runCommand(const std::vector<std::string>& argv, std::chrono::seconds limit);
+
+}  // namespace printcast::testing

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+// A small HTTP server over libmicrohttpd whose callbacks never block: buffered responses,
+// endless streams fed by a ClientQueue (suspend/resume), and deferred responses completed
+// later by another thread (e.g. a snapshot waiting for the next encoded frame).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "printcast/hal/result.h"
+#include "printcast/transport/fanout.h"
+
+namespace printcast::transport {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // URL path without the query string, percent-decoded ("/", "/stream")
+  std::map<std::string, std::string> query;    // query arguments (last value wins)
+  std::map<std::string, std::string> headers;  // request headers, names lower-case
+  std::string body;                            // request body (POST), at most maxBodyBytes
+
+  // The query argument or "" when absent.
+  std::string arg(const std::string& key) const;
+  // The header (name lower-case) or "" when absent.
+  std::string header(const std::string& lowerName) const;
+};
+
+class DeferredResponse;
+
+struct HttpResponse {
+  static constexpr uint64_t kUnknownSize = UINT64_MAX;
+
+  int status = 200;
+  std::string contentType = "text/plain";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+
+  // Streaming: when set, the body is what the queue yields until it is closed. `streamSize`
+  // kUnknownSize sends the stream HTTP/1.0-style (no chunked encoding, connection closes at
+  // the end), which every MJPEG/FLV player accepts; a number is sent as Content-Length.
+  // `onClose` runs on the server thread when the connection ends (unsubscribe there).
+  std::shared_ptr<ClientQueue> stream;
+  uint64_t streamSize = kUnknownSize;
+  std::function<void()> onClose;
+
+  // Deferred: the connection waits (suspended, not blocking a thread) until another thread
+  // calls complete() on this object.
+  std::shared_ptr<DeferredResponse> deferred;
+
+  // Leave out the server's Access-Control-Allow-Origin (the response sets its own).
+  bool customCors = false;
+
+  static HttpResponse text(int status, std::string body);
+  static HttpResponse json(int status, std::string body);
+  static HttpResponse error(int status, const std::string& reason);  // {"status":"error","error":reason}
+};
+
+// A response produced later. Thread-safe; complete() takes effect once (later calls ignored).
+class DeferredResponse {
+ public:
+  DeferredResponse();
+  void complete(HttpResponse response);
+  bool completed() const;
+
+  // For HttpServer: if not completed yet, remember `connection` and call `suspend` (under the
+  // lock, so a concurrent complete() resumes it) and return true; false when already complete.
+  bool parkUnlessComplete(void* connection, const std::function<void()>& suspend);
+  // For HttpServer: move the completed response out.
+  HttpResponse takeResponse();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Parse an application/x-www-form-urlencoded body ("x=10&y=20%2E5") with libmicrohttpd's
+// unescaping ('+' is a space). Later keys win. Never fails: malformed pairs are kept as given.
+std::map<std::string, std::string> parseFormUrlEncoded(const std::string& body);
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+struct HttpServerConfig {
+  std::string name = "http";       // for logs
+  std::string host;                // numeric IPv4 address to bind; "" = all interfaces
+  uint16_t port = 8080;            // 0 = pick a free port (see HttpServer::port())
+  std::string allowOrigin = "*";   // Access-Control-Allow-Origin on every response; "" = none
+  size_t maxBodyBytes = 64 * 1024; // larger request bodies get 413
+  unsigned connectionLimit = 256;
+  unsigned idleTimeoutSeconds = 60;  // a connection that neither reads nor writes this long closes
+};
+
+// Threading: one internal libmicrohttpd polling thread calls `handler` for each complete
+// request; the handler must return quickly (no blocking I/O, no waiting). OPTIONS requests are
+// answered by the server itself (CORS preflight). stop() may be called from any thread once.
+class HttpServer {
+ public:
+  // Errors: Busy (port in use), InvalidArgument (bad host), Io.
+  static hal::Result<std::unique_ptr<HttpServer>> start(const HttpServerConfig& config, HttpHandler handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  uint16_t port() const;
+  // Fail pending deferred responses with 503, wait (bounded) for streams to drain after their
+  // queues were closed by their owners, and stop the daemon.
+  void stop();
+
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace printcast::transport
