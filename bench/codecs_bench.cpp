@@ -2,6 +2,7 @@
 // Codec throughput: JPEG and x264 encode of a moving I420 picture, XRGB8888 -> I420 with rot90.
 #include <benchmark/benchmark.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -15,13 +16,17 @@ namespace {
 
 using printcast::hal::Encoder;
 using printcast::hal::EncoderConfig;
-using printcast::hal::FourCC;
 using printcast::hal::Frame;
 using printcast::hal::FramePool;
 using printcast::hal::Size;
 using printcast::hal::Timestamp;
 using printcast::hal::Transform;
 namespace fourcc = printcast::hal::fourcc;
+
+// Start of row `y` of `plane`.
+uint8_t* rowOf(const FramePool::Writable& w, int plane, int y) {
+  return w.data(plane) + static_cast<ptrdiff_t>(y) * w.stride(plane);
+}
 
 // Distinct pictures cycled through, so an encoder sees motion rather than one repeated frame.
 constexpr int kPictures = 16;
@@ -39,7 +44,7 @@ std::vector<Frame> movingI420(Size size) {
     const int boxY = size.height / 3;
     const int boxSize = size.width / 4;
     for (int y = 0; y < size.height; ++y) {
-      uint8_t* row = w->data(0) + y * w->stride(0);
+      uint8_t* row = rowOf(*w, 0, y);
       for (int x = 0; x < size.width; ++x) {
         const bool inBox = x >= boxX && x < boxX + boxSize && y >= boxY && y < boxY + boxSize;
         row[x] = inBox ? static_cast<uint8_t>(((x - boxX) ^ (y - boxY)) * 5)
@@ -48,13 +53,14 @@ std::vector<Frame> movingI420(Size size) {
     }
     for (int p = 1; p < 3; ++p) {
       for (int y = 0; y < (size.height + 1) / 2; ++y) {
-        uint8_t* row = w->data(p) + y * w->stride(p);
+        uint8_t* row = rowOf(*w, p, y);
         for (int x = 0; x < (size.width + 1) / 2; ++x) {
           row[x] = static_cast<uint8_t>(128 + ((x * (p == 1 ? 1 : 2) + y + n * 3) % 96) - 48);
         }
       }
     }
-    frames.push_back(std::move(*w).publish(Timestamp(std::chrono::milliseconds(n * 33)), static_cast<uint64_t>(n)));
+    frames.push_back(
+        std::move(*w).publish(Timestamp(std::chrono::milliseconds(n * 33)), static_cast<uint64_t>(n)));
   }
   return frames;
 }
@@ -76,12 +82,13 @@ void encodeLoop(benchmark::State& state, Encoder& encoder, const EncoderConfig& 
     bytes += (*packet)->data.size();
     benchmark::DoNotOptimize(*packet);
   }
-  state.counters["fps"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["fps"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["bytes/frame"] =
       benchmark::Counter(static_cast<double>(bytes) / static_cast<double>(state.iterations()));
 }
 
-void BM_JpegEncodeI420(benchmark::State& state) {
+void jpegEncodeI420(benchmark::State& state) {
   const Size size{static_cast<int>(state.range(0)), static_cast<int>(state.range(1))};
   auto encoder = printcast::codecs::createJpegEncoder();
   EncoderConfig config;
@@ -90,7 +97,7 @@ void BM_JpegEncodeI420(benchmark::State& state) {
   encodeLoop(state, *encoder, config);
 }
 
-void BM_X264EncodeI420(benchmark::State& state) {
+void x264EncodeI420(benchmark::State& state) {
   const Size size{static_cast<int>(state.range(0)), static_cast<int>(state.range(1))};
   printcast::codecs::X264Options options;  // ultrafast / zerolatency / baseline
   auto encoder = printcast::codecs::createX264Encoder(options);
@@ -102,7 +109,7 @@ void BM_X264EncodeI420(benchmark::State& state) {
   encodeLoop(state, *encoder, config);
 }
 
-void BM_ConvertXrgb8888Rot90(benchmark::State& state) {
+void convertXrgb8888Rot90(benchmark::State& state) {
   const Size panel{800, 480};
   auto srcPool = FramePool::create(fourcc::kXRGB8888, panel, 1);
   auto dstPool = FramePool::create(fourcc::kI420, Transform::rot90().apply(panel), 2);
@@ -113,8 +120,9 @@ void BM_ConvertXrgb8888Rot90(benchmark::State& state) {
   auto w = (*srcPool)->acquire();
   if (!w) std::abort();
   for (int y = 0; y < panel.height; ++y) {
-    auto* row = reinterpret_cast<uint32_t*>(w->data(0) + y * w->stride(0));
-    for (int x = 0; x < panel.width; ++x) row[x] = 0xff000000u | static_cast<uint32_t>(x * 0x10203 + y * 0x30201);
+    auto* row = reinterpret_cast<uint32_t*>(rowOf(*w, 0, y));
+    for (int x = 0; x < panel.width; ++x)
+      row[x] = 0xff000000u | static_cast<uint32_t>(x * 0x10203 + y * 0x30201);
   }
   const Frame src = std::move(*w).publish(Timestamp{}, 0);
   for (auto _ : state) {
@@ -125,13 +133,14 @@ void BM_ConvertXrgb8888Rot90(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(*out);
   }
-  state.counters["fps"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["fps"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 // Wall-clock rates: x264 encodes on worker threads, so CPU time of the calling thread would flatter it.
-BENCHMARK(BM_JpegEncodeI420)->Args({640, 480})->Args({1280, 720})->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_X264EncodeI420)->Args({640, 480})->Args({1280, 720})->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ConvertXrgb8888Rot90)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(jpegEncodeI420)->Args({640, 480})->Args({1280, 720})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(x264EncodeI420)->Args({640, 480})->Args({1280, 720})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(convertXrgb8888Rot90)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

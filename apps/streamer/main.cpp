@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   std::string configPath, boardId, device, resolution, host, allowOrigin, logLevel, apiConfig;
   int fps = -1, port = -1, controlPort = -1, flvPort = -2, bitrate = -1, gop = -1, jpegQuality = -1, mjpegFps = -1,
       displayFps = -1;
-  bool noDisplay = false, listBoards = false;
+  bool noDisplay = false, listBoards = false, unpaced = false;
   app.add_option("-c,--config", configPath, "JSON settings file (h264-streamer app.json keys)");
   app.add_option("--board", boardId, "Board id (default: detect; see --list-boards)");
   app.add_flag("--list-boards", listBoards, "List the built-in boards and exit");
@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
   app.add_option("-d,--device", device, "Camera device (overrides the board's camera)");
   app.add_option("-r,--resolution", resolution, "Camera resolution WIDTHxHEIGHT (e.g. 1280x720)");
   app.add_option("-f,--desired-fps", fps, "Camera frame rate")->check(CLI::Range(1, 120));
+  app.add_flag("--unpaced", unpaced,
+               "Test pattern/benchmarks only: frames as fast as they are taken (--desired-fps stays the encoder's "
+               "nominal rate)");
   app.add_option("-s,--host", host, "Numeric IPv4 address to listen on (default all)");
   app.add_option("-p,--port", port, "Streaming port (default 8080; 0 = any free port)")->check(CLI::Range(0, 65535));
   app.add_option("--control-port", controlPort, "Control API port (default 8081)")->check(CLI::Range(0, 65535));
@@ -82,6 +85,7 @@ int main(int argc, char** argv) {
     settings.height = size->height;
   }
   if (fps > 0) settings.fps = fps;
+  if (unpaced) settings.unpaced = true;
   if (!host.empty()) settings.host = host;
   if (port >= 0) settings.port = port;
   if (controlPort >= 0) settings.controlPort = controlPort;

@@ -176,6 +176,10 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
     return invalid(src, "desired-fps", std::to_string(s.fps),
                    fmt::format("must be in 1..{} on board {}", lim.maxCameraFps, board.id));
   }
+  if (s.unpaced && (board.camera.kind != bsp::CameraKind::TestPattern || !s.device.empty())) {
+    return invalid(src, "unpaced", "true", fmt::format("only the test-pattern camera runs unpaced; board {} has a {}",
+                                                       board.id, s.device.empty() ? "real camera" : "--device"));
+  }
   if (s.displayFps > board.display.maxFps) {
     return invalid(src, "display_fps", std::to_string(s.displayFps),
                    fmt::format("must be in 1..{} on board {}", board.display.maxFps, board.id));

@@ -33,6 +33,9 @@ struct Settings {
   int width = 0;                // camera size; 0 = the board's default
   int height = 0;
   int fps = 0;                  // camera rate, 0 = the board's default
+  // Test pattern / benchmarks only: the camera delivers frames as fast as the consumers take
+  // them (CaptureConfig.fps = 0) instead of at `fps`, which stays the encoder's nominal rate.
+  bool unpaced = false;
   int gopFrames = 0;            // "h264_gop": frames between IDRs, 0 = 2 seconds' worth
   std::string host;             // numeric IPv4 address to listen on, "" = all
   int controlPort = 8081;       // control API port (0 = any free port)

@@ -237,7 +237,7 @@ hal::Status Streamer::Impl::openCamera() {
   hal::CaptureConfig config;
   config.format = hal::fourcc::kI420;
   config.size = hal::Size{settings.width, settings.height};
-  config.fps = settings.fps;
+  config.fps = settings.unpaced ? 0 : settings.fps;
   const hal::Negotiation n = (*cam)->validate(config);
   if (n == hal::Negotiation::Invalid) {
     return hal::Status(hal::Errc::Unsupported, fmt::format("camera {}: cannot deliver {} {} at {} fps",
@@ -254,7 +254,7 @@ hal::Status Streamer::Impl::openCamera() {
   camera = std::move(*cam);
   hal::EncoderConfig enc;
   enc.size = config.size;
-  enc.fps = config.fps;
+  enc.fps = settings.unpaced ? settings.fps : config.fps;  // rate control needs a nominal rate
   enc.bitrateKbps = settings.bitrateKbps;
   enc.gopFrames = settings.gopFrames;
   enc.jpegQuality = settings.jpegQuality;
@@ -262,7 +262,11 @@ hal::Status Streamer::Impl::openCamera() {
   if (auto st = h264->configure(enc); !st) return st;
   keyframeWanted = true;
   setCameraState("streaming");
-  spdlog::info("camera {}: {} at {} fps", cameraName, config.size.str(), config.fps);
+  if (settings.unpaced) {
+    spdlog::info("camera {}: {} unpaced (encoder nominal {} fps)", cameraName, config.size.str(), enc.fps);
+  } else {
+    spdlog::info("camera {}: {} at {} fps", cameraName, config.size.str(), config.fps);
+  }
   return {};
 }
 

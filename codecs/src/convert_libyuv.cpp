@@ -83,8 +83,8 @@ hal::Result<hal::Frame> convertToI420(const hal::Frame& src, hal::Transform tran
     const int strideUnit = format == hal::fourcc::kYUYV ? 2 * bpp : bpp;
     if (plane.stride < srcSize.width * bpp || plane.stride % strideUnit != 0) {
       return {hal::Errc::InvalidArgument,
-              fmt::format("convertToI420: {} stride {} is not a multiple of {} bytes of at least {}", format.str(),
-                          plane.stride, strideUnit, srcSize.width * bpp)};
+              fmt::format("convertToI420: {} stride {} is not a multiple of {} bytes of at least {}",
+                          format.str(), plane.stride, strideUnit, srcSize.width * bpp)};
     }
     rc = libyuv::ConvertToI420(plane.data, plane.size, dst.data(0), dst.stride(0), dst.data(1), dst.stride(1),
                                dst.data(2), dst.stride(2), 0, 0, plane.stride / bpp, signedHeight,

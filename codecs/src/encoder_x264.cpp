@@ -50,8 +50,8 @@ class X264Encoder final : public hal::Encoder {
                                  kMaxDimension));
     }
     if (config.bitrateKbps < kMinBitrateKbps || config.bitrateKbps > kMaxBitrateKbps) {
-      return invalid(fmt::format("bitrateKbps {} outside {}..{}", config.bitrateKbps, kMinBitrateKbps,
-                                 kMaxBitrateKbps));
+      return invalid(
+          fmt::format("bitrateKbps {} outside {}..{}", config.bitrateKbps, kMinBitrateKbps, kMaxBitrateKbps));
     }
     if (config.gopFrames < 1 || config.gopFrames > kMaxGopFrames) {
       return invalid(fmt::format("gopFrames {} outside 1..{}", config.gopFrames, kMaxGopFrames));
@@ -85,7 +85,8 @@ class X264Encoder final : public hal::Encoder {
     param.rc.i_vbv_max_bitrate = config.bitrateKbps;
     param.rc.i_vbv_buffer_size = config.bitrateKbps;
     if (!options_.profile.empty() && x264_param_apply_profile(&param, options_.profile.c_str()) < 0) {
-      return invalid(fmt::format("profile '{}' is unknown or incompatible with the options", options_.profile));
+      return invalid(
+          fmt::format("profile '{}' is unknown or incompatible with the options", options_.profile));
     }
 
     X264Handle encoder(x264_encoder_open(&param));

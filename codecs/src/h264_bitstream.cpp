@@ -82,11 +82,20 @@ hal::Error invalid(std::string message) {
 // Profiles whose SPS carries chroma_format_idc and bit depths (H.264 7.3.2.1.1).
 bool hasChromaInfo(uint32_t profileIdc) {
   switch (profileIdc) {
-    case 100: case 110: case 122: case 244: case 44: case 83:
-    case 86: case 118: case 128: case 138: case 139: case 134: case 135:
-      return true;
-    default:
-      return false;
+    case 100:
+    case 110:
+    case 122:
+    case 244:
+    case 44:
+    case 83:
+    case 86:
+    case 118:
+    case 128:
+    case 138:
+    case 139:
+    case 134:
+    case 135: return true;
+    default: return false;
   }
 }
 
@@ -138,10 +147,10 @@ hal::Result<SpsDetails> parseSpsDetails(std::span<const uint8_t> spsNal) {
     d.bitDepthLumaMinus8 = r.ue();
     d.bitDepthChromaMinus8 = r.ue();
     if (d.bitDepthLumaMinus8 > 6 || d.bitDepthChromaMinus8 > 6) {
-      return invalid(fmt::format("bit_depth_luma/chroma_minus8 {}/{} outside 0..6",
-                                 d.bitDepthLumaMinus8, d.bitDepthChromaMinus8));
+      return invalid(fmt::format("bit_depth_luma/chroma_minus8 {}/{} outside 0..6", d.bitDepthLumaMinus8,
+                                 d.bitDepthChromaMinus8));
     }
-    r.bit();  // qpprime_y_zero_transform_bypass_flag
+    r.bit();             // qpprime_y_zero_transform_bypass_flag
     if (r.bit() != 0) {  // seq_scaling_matrix_present_flag
       const int lists = sps.chromaFormatIdc != 3 ? 8 : 12;
       for (int i = 0; i < lists && !r.failed(); ++i) {
@@ -212,14 +221,14 @@ hal::Result<SpsDetails> parseSpsDetails(std::span<const uint8_t> spsNal) {
   }
   sps.size = hal::Size{static_cast<int>(width), static_cast<int>(height)};
 
-  if (r.bit() != 0) {  // vui_parameters_present_flag (E.1.1)
+  if (r.bit() != 0) {    // vui_parameters_present_flag (E.1.1)
     if (r.bit() != 0) {  // aspect_ratio_info_present_flag
       constexpr uint32_t kExtendedSar = 255;
       if (r.bits(8) == kExtendedSar) r.bits(32);  // sar_width, sar_height
     }
-    if (r.bit() != 0) r.bit();  // overscan_info_present_flag, overscan_appropriate_flag
-    if (r.bit() != 0) {         // video_signal_type_present_flag
-      r.bits(4);                // video_format, video_full_range_flag
+    if (r.bit() != 0) r.bit();       // overscan_info_present_flag, overscan_appropriate_flag
+    if (r.bit() != 0) {              // video_signal_type_present_flag
+      r.bits(4);                     // video_format, video_full_range_flag
       if (r.bit() != 0) r.bits(24);  // colour_primaries, transfer, matrix
     }
     if (r.bit() != 0) {  // chroma_loc_info_present_flag
@@ -314,17 +323,17 @@ hal::Result<std::vector<uint8_t>> lengthPrefixedToAnnexB(std::span<const uint8_t
   size_t pos = 0;
   while (pos < avcc.size()) {
     if (avcc.size() - pos < 4) {
-      return hal::Error{hal::Errc::InvalidArgument, 0,
-                        fmt::format("AVCC: {} stray bytes at offset {} (a length needs 4)",
-                                    avcc.size() - pos, pos)};
+      return hal::Error{
+          hal::Errc::InvalidArgument, 0,
+          fmt::format("AVCC: {} stray bytes at offset {} (a length needs 4)", avcc.size() - pos, pos)};
     }
     const size_t n = (size_t{avcc[pos]} << 24) | (size_t{avcc[pos + 1]} << 16) |
                      (size_t{avcc[pos + 2]} << 8) | size_t{avcc[pos + 3]};
     pos += 4;
     if (n > avcc.size() - pos) {
       return hal::Error{hal::Errc::InvalidArgument, 0,
-                        fmt::format("AVCC: NAL length {} at offset {} runs past the end ({} bytes left)",
-                                    n, pos - 4, avcc.size() - pos)};
+                        fmt::format("AVCC: NAL length {} at offset {} runs past the end ({} bytes left)", n,
+                                    pos - 4, avcc.size() - pos)};
     }
     if (n == 0) continue;  // an empty unit carries nothing; Annex-B cannot express it
     static constexpr uint8_t kStartCode[] = {0, 0, 0, 1};

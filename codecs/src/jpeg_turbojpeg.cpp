@@ -79,8 +79,8 @@ class TurboJpegEncoder final : public hal::Encoder {
     if (format == hal::fourcc::kI420) {
       const unsigned char* planes[3] = {frame.plane(0).data, frame.plane(1).data, frame.plane(2).data};
       const int strides[3] = {frame.plane(0).stride, frame.plane(1).stride, frame.plane(2).stride};
-      rc = tjCompressFromYUVPlanes(handle_.get(), planes, size.width, strides, size.height, TJSAMP_420,
-                                   &out, &outSize, quality_, flags);
+      rc = tjCompressFromYUVPlanes(handle_.get(), planes, size.width, strides, size.height, TJSAMP_420, &out,
+                                   &outSize, quality_, flags);
     } else {
       // DRM XRGB8888 is B, G, R, X in memory: turbojpeg's BGRX.
       rc = tjCompress2(handle_.get(), frame.plane(0).data, size.width, frame.plane(0).stride, size.height,

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
+
 #include <array>
 #include <cstring>
 #include <functional>
@@ -40,7 +42,13 @@ int quadrant(int x, int y) { return (x >= kSrcSize.width / 2 ? 1 : 0) + (y >= kS
 
 // Luma of YUV sources varies per pixel, so luma positions are checked pixel-exactly.
 uint8_t lumaPattern(int x, int y) {
-  return static_cast<uint8_t>(kQuadrantYuv[static_cast<size_t>(quadrant(x, y))][0] + ((x * 3 + y * 5) % 11) - 5);
+  return static_cast<uint8_t>(kQuadrantYuv[static_cast<size_t>(quadrant(x, y))][0] + ((x * 3 + y * 5) % 11) -
+                              5);
+}
+
+// Start of row `y` of `plane` of a buffer being filled.
+uint8_t* rowOf(const FramePool::Writable& w, int plane, int y) {
+  return w.data(plane) + static_cast<std::ptrdiff_t>(y) * w.stride(plane);
 }
 
 Frame makeFrame(FourCC format, Size size, const std::function<void(FramePool::Writable&)>& fill) {
@@ -64,19 +72,19 @@ Frame makeSource(FourCC format) {
         const auto q = static_cast<size_t>(quadrant(x, y));
         const Rgb c = kQuadrantRgb[q];
         const auto& yuv = kQuadrantYuv[q];
-        uint8_t* row0 = w.data(0) + y * w.stride(0);
+        uint8_t* row0 = rowOf(w, 0, y);
         if (format == fourcc::kXRGB8888) {
-          uint8_t* px = row0 + x * 4;
+          uint8_t* px = row0 + static_cast<std::ptrdiff_t>(x) * 4;
           px[0] = c.b;
           px[1] = c.g;
           px[2] = c.r;
           px[3] = 0xff;
         } else if (format == fourcc::kRGB565) {
           const auto v = static_cast<uint16_t>(((c.r >> 3) << 11) | ((c.g >> 2) << 5) | (c.b >> 3));
-          row0[x * 2] = static_cast<uint8_t>(v & 0xff);
+          row0[static_cast<std::ptrdiff_t>(x) * 2] = static_cast<uint8_t>(v & 0xff);
           row0[x * 2 + 1] = static_cast<uint8_t>(v >> 8);
         } else if (format == fourcc::kYUYV) {
-          row0[x * 2] = lumaPattern(x, y);
+          row0[static_cast<std::ptrdiff_t>(x) * 2] = lumaPattern(x, y);
           row0[x * 2 + 1] = (x % 2 == 0) ? yuv[1] : yuv[2];
         } else {
           row0[x] = lumaPattern(x, y);
@@ -96,15 +104,15 @@ Frame makeSource(FourCC format) {
 }
 
 uint8_t at(const Frame& f, int plane, Point p) {
-  return f.plane(plane).data[static_cast<size_t>(p.y) * static_cast<size_t>(f.plane(plane).stride) +
-                             static_cast<size_t>(p.x)];
+  return f.plane(plane)
+      .data[static_cast<size_t>(p.y) * static_cast<size_t>(f.plane(plane).stride) + static_cast<size_t>(p.x)];
 }
 
 bool near(int a, int b, int tolerance) { return a - b <= tolerance && b - a <= tolerance; }
 
 struct Case {
   FourCC format;
-  int lumaTolerance;    // RGB sources: libyuv's integer BT.601 vs the rounded table
+  int lumaTolerance;   // RGB sources: libyuv's integer BT.601 vs the rounded table
   bool lumaIsPattern;  // YUV sources carry the per-pixel luma pattern
 };
 
@@ -143,8 +151,8 @@ TEST(ConvertToI420, EveryFormatAndTransformPutsEachPixelWhereApplyToPixelSays) {
                           near(at(*out, 1, chromaPos), yuv[1], c.lumaTolerance + 1) &&
                           near(at(*out, 2, chromaPos), yuv[2], c.lumaTolerance + 1);
           if (!ok && ++mismatches <= 3) {
-            ADD_FAILURE() << "source (" << x << "," << y << ") -> (" << dstPos.x << "," << dstPos.y
-                          << "): Y " << int{at(*out, 0, dstPos)} << " want " << wantY << ", U "
+            ADD_FAILURE() << "source (" << x << "," << y << ") -> (" << dstPos.x << "," << dstPos.y << "): Y "
+                          << int{at(*out, 0, dstPos)} << " want " << wantY << ", U "
                           << int{at(*out, 1, chromaPos)} << " want " << int{yuv[1]} << ", V "
                           << int{at(*out, 2, chromaPos)} << " want " << int{yuv[2]};
           }
@@ -163,10 +171,10 @@ TEST(ConvertToI420, Rot90TurnsTheTopLeftQuadrantToTheTopRight) {
   ASSERT_TRUE(pool.ok());
   auto out = convertToI420(src, Transform::rot90(), **pool);
   ASSERT_TRUE(out.ok()) << out.error().describe();
-  EXPECT_NEAR(at(*out, 0, Point{7, 0}), 82, 2);   // red
-  EXPECT_NEAR(at(*out, 0, Point{0, 0}), 41, 2);   // blue (bottom-left went to top-left)
-  EXPECT_NEAR(at(*out, 0, Point{0, 11}), 235, 2); // white
-  EXPECT_NEAR(at(*out, 0, Point{7, 11}), 145, 2); // green
+  EXPECT_NEAR(at(*out, 0, Point{7, 0}), 82, 2);    // red
+  EXPECT_NEAR(at(*out, 0, Point{0, 0}), 41, 2);    // blue (bottom-left went to top-left)
+  EXPECT_NEAR(at(*out, 0, Point{0, 11}), 235, 2);  // white
+  EXPECT_NEAR(at(*out, 0, Point{7, 11}), 145, 2);  // green
 }
 
 TEST(ConvertToI420, PoolMismatchIsRejected) {

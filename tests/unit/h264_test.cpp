@@ -66,7 +66,8 @@ TEST(H264Split, ThreeAndFourByteStartCodes) {
 TEST(H264Split, TrailingZerosAndLeadingGarbageAreDropped) {
   // trailing_zero_8bits after a unit and at the end of the stream, bytes before the first
   // start code, and an empty unit between two start codes.
-  const Bytes stream = concat({{0xaa, 0xbb}, {0, 0, 1}, kSlice, {0, 0, 0, 0}, {0, 0, 1}, {0, 0, 1}, kIdr, {0, 0}});
+  const Bytes stream =
+      concat({{0xaa, 0xbb}, {0, 0, 1}, kSlice, {0, 0, 0, 0}, {0, 0, 1}, {0, 0, 1}, kIdr, {0, 0}});
   const auto units = h264::splitAnnexB(stream);
   ASSERT_EQ(units.size(), 2u);
   EXPECT_EQ(toBytes(units[0].bytes), kSlice);
@@ -86,7 +87,8 @@ TEST(H264Split, ContainsIdr) {
 }
 
 TEST(H264Rbsp, EmulationPreventionBytesAreRemoved) {
-  EXPECT_EQ(h264::unescapeRbsp(Bytes{0x25, 0x00, 0x00, 0x03, 0x01, 0x02}), (Bytes{0x25, 0x00, 0x00, 0x01, 0x02}));
+  EXPECT_EQ(h264::unescapeRbsp(Bytes{0x25, 0x00, 0x00, 0x03, 0x01, 0x02}),
+            (Bytes{0x25, 0x00, 0x00, 0x01, 0x02}));
   EXPECT_EQ(h264::unescapeRbsp(Bytes{0x00, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00}), (Bytes{0, 0, 0, 0, 0}));
   // A 03 not preceded by two zeros is data.
   EXPECT_EQ(h264::unescapeRbsp(Bytes{0x00, 0x03, 0x00, 0x03}), (Bytes{0x00, 0x03, 0x00, 0x03}));
@@ -162,8 +164,16 @@ TEST(H264Avcc, AnnexBToLengthPrefixedRoundTrip) {
 }
 
 TEST(H264Avcc, ParameterSetsAndAudDropped) {
-  const Bytes annexB = concat({{0, 0, 0, 1}, {0x09, 0xf0}, {0, 0, 0, 1}, kSpsBaseline640x480, {0, 0, 0, 1}, kPps,
-                               {0, 0, 0, 1}, {0x06, 0x05, 0x01, 0x80}, {0, 0, 0, 1}, kIdr});
+  const Bytes annexB = concat({{0, 0, 0, 1},
+                               {0x09, 0xf0},
+                               {0, 0, 0, 1},
+                               kSpsBaseline640x480,
+                               {0, 0, 0, 1},
+                               kPps,
+                               {0, 0, 0, 1},
+                               {0x06, 0x05, 0x01, 0x80},
+                               {0, 0, 0, 1},
+                               kIdr});
   const Bytes avcc = h264::annexBToLengthPrefixed(annexB, true);
   EXPECT_EQ(avcc, concat({{0, 0, 0, 4}, {0x06, 0x05, 0x01, 0x80}, {0, 0, 0, 6}, kIdr}));
 }
@@ -184,14 +194,14 @@ TEST(H264Avcc, DecoderConfigurationRecordBaseline) {
   ASSERT_TRUE(record.ok()) << record.error().describe();
   // ISO/IEC 14496-15 5.3.3.1, computed by hand:
   const Bytes expected = {
-      0x01,                    // configurationVersion
-      0x42, 0xc0, 0x1e,        // profile 66, compatibility 0xc0, level 30
-      0xff,                    // 111111 + lengthSizeMinusOne 3
-      0xe1,                    // 111 + one SPS
-      0x00, 0x09,              // SPS length 9
+      0x01,              // configurationVersion
+      0x42, 0xc0, 0x1e,  // profile 66, compatibility 0xc0, level 30
+      0xff,              // 111111 + lengthSizeMinusOne 3
+      0xe1,              // 111 + one SPS
+      0x00, 0x09,        // SPS length 9
       0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xf6, 0x40,
-      0x01,                    // one PPS
-      0x00, 0x04,              // PPS length 4
+      0x01,        // one PPS
+      0x00, 0x04,  // PPS length 4
       0x68, 0xce, 0x38, 0x80,
   };
   EXPECT_EQ(*record, expected);
@@ -225,6 +235,7 @@ TEST(H264Avcc, ExtractCodecConfig) {
   ASSERT_TRUE(config.has_value());
   EXPECT_EQ(config->sps, kSpsMain1920x1080);
   EXPECT_EQ(config->pps, kPps);
-  EXPECT_FALSE(h264::extractCodecConfig(concat({{0, 0, 0, 1}, kSpsMain1920x1080, {0, 0, 1}, kIdr})).has_value());
+  EXPECT_FALSE(
+      h264::extractCodecConfig(concat({{0, 0, 0, 1}, kSpsMain1920x1080, {0, 0, 1}, kIdr})).has_value());
   EXPECT_FALSE(h264::extractCodecConfig(concat({{0, 0, 0, 1}, kSlice})).has_value());
 }

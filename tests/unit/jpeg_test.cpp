@@ -3,7 +3,9 @@
 #include "printcast/codecs/jpeg.h"
 
 #include <gtest/gtest.h>
+
 #include <turbojpeg.h>
+#include <cstddef>
 
 #include <algorithm>
 #include <array>
@@ -30,6 +32,11 @@ constexpr Size kSize{96, 64};  // quadrants of 48x32: whole 16x16 MCUs, no colou
 struct Rgb {
   int r, g, b;
 };
+
+// Start of row `y` of `plane` of a buffer being filled.
+uint8_t* rowOf(const FramePool::Writable& w, int plane, int y) {
+  return w.data(plane) + static_cast<std::ptrdiff_t>(y) * w.stride(plane);
+}
 
 Frame makeFrame(FourCC format, Size size, const std::function<void(FramePool::Writable&)>& fill) {
   auto pool = FramePool::create(format, size, 1);
@@ -63,8 +70,9 @@ Decoded decode(const std::vector<uint8_t>& jpeg) {
             0)
       << tjGetErrorStr2(tj);
   d.rgb.resize(static_cast<size_t>(d.size.width) * static_cast<size_t>(d.size.height) * 3);
-  EXPECT_EQ(tjDecompress2(tj, jpeg.data(), jpeg.size(), d.rgb.data(), d.size.width, 0, d.size.height, TJPF_RGB, 0),
-            0)
+  EXPECT_EQ(
+      tjDecompress2(tj, jpeg.data(), jpeg.size(), d.rgb.data(), d.size.width, 0, d.size.height, TJPF_RGB, 0),
+      0)
       << tjGetErrorStr2(tj);
   tjDestroy(tj);
   return d;
@@ -122,7 +130,8 @@ TEST(JpegEncoder, Info) {
 
 TEST(JpegEncoder, I420FrameDecodesToTheSameColours) {
   // JFIF YCbCr (full range) per quadrant: grey 128, bright 200, and two colours.
-  const std::array<std::array<uint8_t, 3>, 4> yuv = {{{128, 128, 128}, {200, 128, 128}, {100, 128, 200}, {150, 60, 128}}};
+  const std::array<std::array<uint8_t, 3>, 4> yuv = {
+      {{128, 128, 128}, {200, 128, 128}, {100, 128, 200}, {150, 60, 128}}};
   // Expected RGB from the JFIF equations: R = Y + 1.402 (Cr-128), G = Y - 0.344 (Cb-128) - 0.714 (Cr-128),
   // B = Y + 1.772 (Cb-128).
   const std::array<Rgb, 4> rgb = {{{128, 128, 128}, {200, 200, 200}, {201, 49, 100}, {150, 173, 30}}};
@@ -165,7 +174,7 @@ TEST(JpegEncoder, Xrgb8888FrameDecodesToTheSameColours) {
     for (int y = 0; y < kSize.height; ++y) {
       for (int x = 0; x < kSize.width; ++x) {
         const Rgb c = rgb[static_cast<size_t>(quadrant(x, y, kSize))];
-        uint8_t* px = w.data(0) + y * w.stride(0) + x * 4;  // B, G, R, X in memory
+        uint8_t* px = rowOf(w, 0, y) + static_cast<std::ptrdiff_t>(x) * 4;  // B, G, R, X in memory
         px[0] = static_cast<uint8_t>(c.b);
         px[1] = static_cast<uint8_t>(c.g);
         px[2] = static_cast<uint8_t>(c.r);
@@ -193,7 +202,8 @@ TEST(JpegEncoder, OddSizeAndPaddedStrideWork) {
   const Frame frame = makeFrame(fourcc::kI420, odd, [&](FramePool::Writable& w) {
     for (int p = 0; p < 3; ++p) {
       const int rows = p == 0 ? odd.height : (odd.height + 1) / 2;
-      for (int y = 0; y < rows; ++y) std::fill_n(w.data(p) + y * w.stride(p), w.stride(p), static_cast<uint8_t>(p == 0 ? 90 : 128));
+      for (int y = 0; y < rows; ++y)
+        std::fill_n(rowOf(w, p, y), w.stride(p), static_cast<uint8_t>(p == 0 ? 90 : 128));
     }
   });
   auto enc = createJpegEncoder();
@@ -236,10 +246,11 @@ TEST(JpegEncoder, UnsupportedFormatIsRejected) {
 TEST(JpegEncoder, HigherQualityMakesLargerFiles) {
   const Frame frame = makeFrame(fourcc::kI420, kSize, [&](FramePool::Writable& w) {
     for (int y = 0; y < kSize.height; ++y) {
-      for (int x = 0; x < kSize.width; ++x) w.data(0)[y * w.stride(0) + x] = static_cast<uint8_t>((x * 37 + y * 91) & 0xff);
+      for (int x = 0; x < kSize.width; ++x)
+        w.data(0)[y * w.stride(0) + x] = static_cast<uint8_t>((x * 37 + y * 91) & 0xff);
       if (y % 2 == 0) {
-        std::fill_n(w.data(1) + y / 2 * w.stride(1), kSize.width / 2, uint8_t{128});
-        std::fill_n(w.data(2) + y / 2 * w.stride(2), kSize.width / 2, uint8_t{128});
+        std::fill_n(rowOf(w, 1, y / 2), kSize.width / 2, uint8_t{128});
+        std::fill_n(rowOf(w, 2, y / 2), kSize.width / 2, uint8_t{128});
       }
     }
   });

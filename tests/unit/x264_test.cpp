@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
+
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -26,6 +28,11 @@ namespace fourcc = printcast::hal::fourcc;
 
 namespace {
 
+// Start of row `y` of `plane` of a buffer being filled.
+uint8_t* rowOf(const FramePool::Writable& w, int plane, int y) {
+  return w.data(plane) + static_cast<std::ptrdiff_t>(y) * w.stride(plane);
+}
+
 // A textured picture that moves every frame, so the encoder has real work (and bits to spend).
 class MovingPicture {
  public:
@@ -40,16 +47,18 @@ class MovingPicture {
     EXPECT_TRUE(w.ok());
     const int shift = static_cast<int>(n_ * 3);
     for (int y = 0; y < size_.height; ++y) {
-      uint8_t* row = w->data(0) + y * w->stride(0);
+      uint8_t* row = rowOf(*w, 0, y);
       for (int x = 0; x < size_.width; ++x) {
-        const uint32_t h = static_cast<uint32_t>((x + shift) * 2654435761u) ^ static_cast<uint32_t>(y * 40503u);
+        const uint32_t h =
+            static_cast<uint32_t>((x + shift) * 2654435761u) ^ static_cast<uint32_t>(y * 40503u);
         row[x] = static_cast<uint8_t>(((x + shift) ^ y) * 4 + ((h >> 13) & 0x1f));
       }
     }
     for (int p = 1; p < 3; ++p) {
       for (int y = 0; y < size_.height / 2; ++y) {
-        uint8_t* row = w->data(p) + y * w->stride(p);
-        for (int x = 0; x < size_.width / 2; ++x) row[x] = static_cast<uint8_t>(128 + ((x + y + shift) % 64) - 32);
+        uint8_t* row = rowOf(*w, p, y);
+        for (int x = 0; x < size_.width / 2; ++x)
+          row[x] = static_cast<uint8_t>(128 + ((x + y + shift) % 64) - 32);
       }
     }
     const Timestamp ts(std::chrono::milliseconds(1000 + n_ * 33));
@@ -258,7 +267,8 @@ TEST(X264Encoder, InvalidConfigsAreRejectedWithNamedErrors) {
     c.fps = fps;
     const auto status = enc->configure(c);
     ASSERT_FALSE(status.ok());
-    EXPECT_NE(status.error().message.find("fps " + std::to_string(fps) + " outside 1..120"), std::string::npos)
+    EXPECT_NE(status.error().message.find("fps " + std::to_string(fps) + " outside 1..120"),
+              std::string::npos)
         << status.error().message;
   }
   EXPECT_EQ(enc->codecConfig(), nullptr);  // nothing was configured

@@ -26,8 +26,15 @@ struct MemoryScreenConfig {
 // shows the last touch in upright coordinates; swipes draw their path.
 // Thread-safety: displayCapture() and touchInjector() objects may be used from different
 // threads at once; the screen outlives neither (they share ownership of it).
+// The display side: info() reports a stride padded past width * 4 (as some fbdev drivers do),
+// so code that assumes packed rows fails here first. Each displayCapture() object has its own
+// pool of 4 frames and its own sequence, starting at 0 and advancing only when the pixels
+// changed since that object's previous grab: on every touch and when the animated progress bar
+// steps (at most twice a second). The touch side: tap() and swipe() also reject a negative hold
+// or duration with InvalidArgument; touch marks (the last 32) stay on screen.
 class MemoryScreen {
  public:
+  // Returns null when config.panelSize is empty or larger than 8192x8192.
   static std::shared_ptr<MemoryScreen> create(const MemoryScreenConfig& config);
   virtual ~MemoryScreen() = default;
 

@@ -15,7 +15,13 @@ namespace printcast::hal {
 // 320x240. Frames are paced by a timerfd at the configured rate (pollFd() is that timerfd), so
 // the source never runs ahead of real time; the timestamp is the monotonic time of synthesis.
 // Errors from the returned object: see Capture. validate() adjusts odd sizes down to even and
-// out-of-range fps into range.
+// out-of-range fps (and bufferCount, 1..32) into range; any format but I420 is Invalid. The
+// drawn time is milliseconds since start(), on the same clock as the frame timestamps.
+// At fps 0 pollFd() stays readable while streaming and dequeue() returns Again only when all
+// bufferCount frames are leased. When paced, a period whose frame finds every buffer leased is
+// dropped and leaves a gap in the sequence; periods that pass unread are not drops (a late
+// consumer gets one current frame, never a backlog). dequeue() before start() or after stop(): InvalidArgument;
+// start() while streaming: Busy.
 std::unique_ptr<Capture> createTestPatternCapture();
 
 }  // namespace printcast::hal
