@@ -226,6 +226,7 @@ TEST(X264Encoder, BitrateIsRoughlyHonoured) {
       bytes += p->data.size();
     }
     const double actualKbps = static_cast<double>(bytes) * 8.0 / 1000.0 / (kFrames / 30.0);
+    RecordProperty("actualKbpsFor" + std::to_string(kbps), static_cast<int>(actualKbps));
     EXPECT_GT(actualKbps, kbps * 0.6) << "target " << kbps;
     EXPECT_LT(actualKbps, kbps * 1.4) << "target " << kbps;
   }
