@@ -2,17 +2,21 @@
 // printcast-flv-count: reads an HTTP FLV stream for a while and counts the H.264 frames it carries.
 //
 //   printcast-flv-count --port 8080 [--control-port 8081] [--pid PID] [--warmup 1] [--duration 8]
+//                       [--save FILE]
 //
 // Connects to http://HOST:PORT/flv (HTTP/1.0, so the body is not chunked), reads and discards
 // for --warmup seconds, then counts the AVC NALU video tags (one per access unit) that arrive
 // within the next --duration seconds. With --pid it reads that process's utime+stime from
 // /proc/PID/stat at the window's ends; with --control-port it reads the streamer's /api/stats
-// there too (frames encoded and dropped per client queue). Prints one `key=value` per line:
+// there too (frames encoded and dropped per client queue). --save writes the FLV bytes of the
+// warm-up to FILE (the stream's start: x264 puts its option string in its first frame's SEI).
+// Prints one `key=value` per line:
 //   frames keyframes bytes seconds fps media_ms [cpu_s cpu_ms_per_frame cpu_percent]
-//   [encoded camera dropped]
+//   [encoded camera dropped] reader_cpu_s (this tool's own CPU over the window)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -92,6 +96,14 @@ std::string httpGet(const std::string& host, int port, const std::string& path) 
   return response.substr(end + 4);
 }
 
+// user + system CPU of this process, in seconds.
+double ownCpuSeconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 // utime + stime of a process, in seconds.
 double processCpuSeconds(int pid) {
   std::ifstream in(fmt::format("/proc/{}/stat", pid));
@@ -128,6 +140,7 @@ int main(int argc, char** argv) {
   CLI::App app{"printcast-flv-count: count the H.264 frames an HTTP FLV stream delivers"};
   std::string host = "127.0.0.1";
   std::string path = "/flv";
+  std::string savePath;
   int port = 0;
   int controlPort = 0;
   int pid = 0;
@@ -141,8 +154,14 @@ int main(int argc, char** argv) {
   app.add_option("--pid", pid, "Process whose CPU time to measure over the window")->check(CLI::Range(1, 1 << 30));
   app.add_option("--warmup", warmup, "Seconds read before counting")->check(CLI::Range(0.0, 600.0));
   app.add_option("--duration", duration, "Seconds counted")->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--save", savePath, "Write the FLV bytes of the warm-up to this file");
   CLI11_PARSE(app, argc, argv);
 
+  std::ofstream save;
+  if (!savePath.empty()) {
+    save.open(savePath, std::ios::binary | std::ios::trunc);
+    if (!save) fail(fmt::format("cannot write {}", savePath));
+  }
   const int fd = connectTo(host, port);
   sendAll(fd, request(host, path));
 
@@ -159,6 +178,7 @@ int main(int argc, char** argv) {
   bool counting = false;
   SteadyClock::time_point countedFrom{};
   double cpu0 = 0;
+  double ownCpu0 = 0;
   StreamerCounters stats0;
   uint64_t frames = 0, keyframes = 0, bytes = 0;
   std::optional<uint32_t> firstMs;
@@ -171,6 +191,7 @@ int main(int argc, char** argv) {
       counting = true;
       countedFrom = now;
       if (pid != 0) cpu0 = processCpuSeconds(pid);
+      ownCpu0 = ownCpuSeconds();
       if (controlPort != 0) stats0 = streamerCounters(host, controlPort);
     }
     if (now >= windowEnd) break;
@@ -197,8 +218,10 @@ int main(int argc, char** argv) {
       buf.assign(httpHead.begin() + static_cast<ptrdiff_t>(end) + 4, httpHead.end());
       httpHead.clear();
       inHeaders = false;
+      if (save.is_open()) save.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
     } else {
       buf.insert(buf.end(), data, data + size);
+      if (save.is_open() && !counting) save.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
     }
 
     if (headerLen == 0) {
@@ -225,6 +248,7 @@ int main(int argc, char** argv) {
   }
   const double seconds = std::chrono::duration<double>(SteadyClock::now() - countedFrom).count();
   const double cpu1 = pid != 0 ? processCpuSeconds(pid) : 0;
+  const double ownCpu = ownCpuSeconds() - ownCpu0;
   const StreamerCounters stats1 = controlPort != 0 ? streamerCounters(host, controlPort) : StreamerCounters{};
   ::close(fd);
 
@@ -239,5 +263,6 @@ int main(int argc, char** argv) {
     fmt::print("encoded={:.0f}\ncamera={:.0f}\ndropped={:.0f}\n", stats1.encoded - stats0.encoded,
                stats1.camera - stats0.camera, stats1.dropped - stats0.dropped);
   }
+  fmt::print("reader_cpu_s={:.2f}\n", ownCpu);
   return frames > 0 ? 0 : 1;
 }

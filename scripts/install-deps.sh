@@ -10,7 +10,8 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
   libturbojpeg0-dev libx264-dev libmicrohttpd-dev libyuv-dev
   libv4l-dev libdrm-dev libevdev-dev libva-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev)
-test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-format)
+test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-format
+  qemu-system-x86 linux-image-amd64 busybox-static kmod)  # the last four: the lab VM (docs/lab.md)
 
 pkgs=("${build_pkgs[@]}")
 if [ "$what" = test ]; then pkgs+=("${test_pkgs[@]}"); fi

@@ -30,7 +30,7 @@ std::optional<spdlog::level::level_enum> parseLogLevel(const std::string& text) 
 
 int main(int argc, char** argv) {
   CLI::App app{"printcast-streamer: camera and printer-screen streaming (MJPEG, FLV/H.264, snapshots, touch)"};
-  std::string configPath, boardId, device, resolution, host, allowOrigin, logLevel, apiConfig;
+  std::string configPath, boardId, device, resolution, host, allowOrigin, logLevel, apiConfig, displayNode, touchName;
   int fps = -1, port = -1, controlPort = -1, flvPort = -2, bitrate = -1, gop = -1, jpegQuality = -1, mjpegFps = -1,
       displayFps = -1;
   bool noDisplay = false, listBoards = false, unpaced = false;
@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   app.add_option("--api-config", apiConfig, "Anycubic api.cfg to detect the board from")
       ->default_str(std::string(bsp::kAnycubicApiConfig));
   app.add_option("-d,--device", device, "Camera device (overrides the board's camera)");
+  app.add_option("--display-node", displayNode, "Display node (overrides the board's: /dev/fb0, /dev/dri/card0)");
+  app.add_option("--touch-name", touchName, "Touch panel evdev name (overrides the board's)");
   app.add_option("-r,--resolution", resolution, "Camera resolution WIDTHxHEIGHT (e.g. 1280x720)");
   app.add_option("-f,--desired-fps", fps, "Camera frame rate")->check(CLI::Range(1, 120));
   app.add_flag("--unpaced", unpaced,
@@ -75,6 +77,8 @@ int main(int argc, char** argv) {
   // Command-line flags override the file.
   if (!boardId.empty()) settings.board = boardId;
   if (!device.empty()) settings.device = device;
+  if (!displayNode.empty()) settings.displayNode = displayNode;
+  if (!touchName.empty()) settings.touchName = touchName;
   if (!resolution.empty()) {
     auto size = streamer::parseResolution(resolution);
     if (!size) {

@@ -115,6 +115,8 @@ Status applyConfigJson(const std::string& text, const std::string& source, Setti
     else if (key == "display_fps") st = readInt(v, source, key, 1, 60, s.displayFps);
     else if (key == "board") st = readString(v, source, key, s.board);
     else if (key == "device") st = readString(v, source, key, s.device);
+    else if (key == "display_node") st = readString(v, source, key, s.displayNode);
+    else if (key == "touch_name") st = readString(v, source, key, s.touchName);
     else if (key == "resolution") {
       std::string r;
       st = readString(v, source, key, r);

@@ -30,6 +30,8 @@ struct Settings {
   // --- printcast's own ---
   std::string board;            // board id; "" = detect
   std::string device;           // camera device override ("" = the board's camera)
+  std::string displayNode;      // display node override ("/dev/fb0", "/dev/dri/card0"; "" = the board's)
+  std::string touchName;        // touch panel evdev name override ("" = the board's)
   int width = 0;                // camera size; 0 = the board's default
   int height = 0;
   int fps = 0;                  // camera rate, 0 = the board's default

@@ -641,7 +641,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   s.flv.setOnSubscribe([&s] { s.keyframeWanted = true; });  // every client starts on a fresh IDR
 
   if (settings.displayEnabled) {
-    auto screen = bsp::openScreen(board);
+    auto screen = bsp::openScreen(board, {settings.displayNode, settings.touchName});
     s.display = std::move(screen.display);
     s.touch = std::move(screen.touch);
     s.displayError = screen.displayError;

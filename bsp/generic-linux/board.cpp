@@ -3,9 +3,11 @@
 //
 // Where the numbers come from:
 //  - no detection rule: detectBoard() picks this board when nothing more specific matches.
-//  - display: /dev/fb0 if the machine has one; its size and format are read from the device
-//    (FBIOGET_VSCREENINFO) when opened, hence the empty nativeSize/format; mounted upright.
-//  - no touch: a generic machine has no panel we may write to.
+//  - display: whatever the machine has (DisplayKind::Auto): the first DRM card with an active
+//    CRTC, else the first /dev/fbN; its size and format are read from the device when opened,
+//    hence the empty nativeSize/format; mounted upright.
+//  - touch: the first direct-input multi-touch evdev device (a touchscreen; INPUT_PROP_DIRECT
+//    excludes touchpads), else none (TouchKind::Auto); its range is its ABS extent.
 //  - camera: the first V4L2 capture device (--device picks another); MJPEG first because USB
 //    UVC cameras only reach useful rates above 640x480 in MJPEG over USB 2; size and rate are the
 //    SDK defaults (board.h).
@@ -28,15 +30,15 @@ const Board kBoardGenericLinux{
     .detection = {},
     .display =
         {
-            .kind = DisplayKind::Fbdev,
-            .node = "/dev/fb0",
+            .kind = DisplayKind::Auto,
+            .node = "",
             .nativeSize = {},
             .format = {},
             .orientation = hal::Transform::identity(),
         },
     .touch =
         {
-            .kind = TouchKind::None,
+            .kind = TouchKind::Auto,
             .deviceName = "",
             .range = {},
             .transform = hal::Transform::identity(),

@@ -2,10 +2,16 @@
 // Opening a board's devices: board data (kinds, nodes, sizes) to HAL backend objects.
 #include "printcast/bsp/devices.h"
 
+#include <string>
 #include <utility>
+#include <vector>
 
+#include "printcast/hal/display_fbdev.h"
+#include "printcast/hal/display_open.h"
 #include "printcast/hal/memory_screen.h"
 #include "printcast/hal/test_pattern.h"
+#include "printcast/hal/v4l2.h"
+#include "printcast/hal/touch_evdev.h"
 
 namespace printcast::bsp {
 
@@ -14,13 +20,24 @@ hal::Result<std::unique_ptr<hal::Capture>> openCamera(const Board& board, std::s
   if (board.camera.kind == CameraKind::TestPattern && deviceOverride.empty()) {
     return hal::createTestPatternCapture();
   }
+  // A path, a by-id/by-path link name, "bus:<bus_info>", or a substring of the card name or by-id
+  // link; "" = the first capture node (see hal/v4l2.h). Never an index: nodes renumber on replug.
   const std::string_view match = deviceOverride.empty() ? board.camera.match : deviceOverride;
-  return hal::Result<std::unique_ptr<hal::Capture>>(
-      hal::Errc::Unsupported, "camera " + std::string(match.empty() ? "(first V4L2 device)" : match) +
-                                  ": the V4L2 capture backend is not built yet (issue 3)");
+  return hal::createV4l2Capture(match);
 }
 
-ScreenDevices openScreen(const Board& board) {
+ScreenDevices openScreen(const Board& boardData, const ScreenOverrides& overrides) {
+  // The board's data with overridden nodes swapped in; the rest below reads `board` as usual.
+  Board board = boardData;
+  if (!overrides.displayNode.empty()) {
+    board.display.node = overrides.displayNode;
+    board.display.kind =
+        overrides.displayNode.find("/dri/") != std::string::npos ? DisplayKind::Drm : DisplayKind::Fbdev;
+  }
+  if (!overrides.touchName.empty()) {
+    board.touch.deviceName = overrides.touchName;
+    board.touch.kind = TouchKind::Evdev;
+  }
   ScreenDevices out;
 
   // The virtual board's display and touch are one hal::MemoryScreen: a tap must show up in the
@@ -41,28 +58,39 @@ ScreenDevices openScreen(const Board& board) {
     memoryScreen = hal::MemoryScreen::create(config);
   }
 
+  const std::string node(board.display.node);
   switch (board.display.kind) {
     case DisplayKind::None:
       out.displayError = "display: board " + std::string(board.id) + " has no display";
       break;
     case DisplayKind::Fbdev:
-      out.displayError = "display " + std::string(board.display.node) +
-                         ": the fbdev display capture backend is not built in yet (issue 3)";
+      takeDisplay(hal::createFbdevDisplayCapture(node), "display " + node + " (fbdev)", out);
       break;
     case DisplayKind::Drm:
-      out.displayError = "display " + std::string(board.display.node) +
-                         ": the DRM/KMS display capture backend is not built in yet (issue 3)";
+      // The card first; its fbdev emulation (or any framebuffer) when KMS will not let us read.
+      takeDisplay(hal::openDisplayCapture(hal::DisplayCandidates{{node}, fbdevNodes()}),
+                  "display " + node + " (DRM/KMS, then fbdev)", out);
       break;
     case DisplayKind::Memory: out.display = memoryScreen->displayCapture(); break;
+    case DisplayKind::Auto:
+      takeDisplay(hal::openDisplayCapture(hal::DisplayCandidates{
+                      hal::listNumberedNodes(std::string(kDrmDir), "card"), fbdevNodes()}),
+                  "display (any DRM card or fbdev)", out);
+      break;
   }
 
   switch (board.touch.kind) {
     case TouchKind::None: out.touchError = "touch: board " + std::string(board.id) + " has no touch"; break;
     case TouchKind::Evdev:
-      out.touchError = "touch \"" + std::string(board.touch.deviceName) +
-                       "\": the evdev touch injection backend is not built in yet (issue 3)";
+      takeTouch(hal::createEvdevTouchInjector(hal::EvdevTouchConfig{std::string(board.touch.deviceName),
+                                                                    board.touch.range, std::string(kInputDir)}),
+                "touch \"" + std::string(board.touch.deviceName) + "\" (evdev)", out);
       break;
     case TouchKind::Memory: out.touch = memoryScreen->touchInjector(); break;
+    case TouchKind::Auto:
+      takeTouch(hal::createEvdevTouchInjector(hal::EvdevTouchConfig{"", board.touch.range, std::string(kInputDir)}),
+                "touch (any evdev touchscreen)", out);
+      break;
   }
   return out;
 }

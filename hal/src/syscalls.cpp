@@ -3,6 +3,7 @@
 #include "printcast/hal/syscalls.h"
 
 #include <fcntl.h>
+#include <cerrno>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>

@@ -24,11 +24,14 @@ enum class DisplayKind {
   Fbdev,   // /dev/fbN (FBIOGET_VSCREENINFO); backend: hal display_fbdev (issue 3)
   Drm,     // /dev/dri/cardN, active CRTC; backend: hal display_drm (issue 3)
   Memory,  // hal::MemoryScreen (virtual board)
+  // Whatever the machine has: the first DRM card (/dev/dri/cardN) with an active CRTC, else the
+  // first framebuffer (/dev/fbN); size and format read from the device (generic boards).
+  Auto,
 };
 
 struct DisplaySpec {
   DisplayKind kind = DisplayKind::None;
-  std::string_view node;       // "/dev/fb0"; empty for Memory/None
+  std::string_view node;       // "/dev/fb0", "/dev/dri/card0"; empty for Memory/None/Auto
   // Scan-out buffer size in the panel's own orientation, and its pixel format. Both empty on a
   // generic board whose panel is unknown: the backend reads them from the device when opened.
   hal::Size nativeSize;
@@ -43,12 +46,17 @@ enum class TouchKind {
   None,
   Evdev,   // written straight to the panel's /dev/input/eventN, found by name (issue 3)
   Memory,  // hal::MemoryScreen's injector (virtual board)
+  // The first direct-input multi-touch evdev device (a touchscreen), if any; its range is read
+  // from its ABS axes when `range` is empty (generic boards).
+  Auto,
 };
 
 struct TouchSpec {
   TouchKind kind = TouchKind::None;
   std::string_view deviceName;  // evdev name to match ("hyn_ts"); never a node index
-  hal::Size range;              // raw panel coordinate range (x in [0, w], y in [0, h])
+  // Raw panel coordinate range (x in [0, w], y in [0, h]); the opened injector's
+  // TouchInfo::range. Empty only for Auto: then the device's ABS extent.
+  hal::Size range;
   // Maps a point of the upright image the user sees (viewPos) to panel coordinates (panelPos),
   // in continuous coordinates: see hal::Transform.
   hal::Transform transform;

@@ -27,6 +27,14 @@ struct ScreenDevices {
   std::string displayError;
   std::string touchError;
 };
-ScreenDevices openScreen(const Board& board);
+// Replacements for the board's device names (the streamer's --display-node / --touch-name: a
+// bench or the lab VM whose nodes differ from the printer's). Empty = the board's own.
+// displayNode "/dev/dri/cardN" selects the DRM backend, any other node fbdev; touchName selects
+// evdev. The strings must outlive the openScreen() call only.
+struct ScreenOverrides {
+  std::string displayNode;
+  std::string touchName;
+};
+ScreenDevices openScreen(const Board& board, const ScreenOverrides& overrides = {});
 
 }  // namespace printcast::bsp

@@ -66,7 +66,10 @@ hal::Result<std::vector<uint8_t>> lengthPrefixedToAnnexB(std::span<const uint8_t
 
 // AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1) for one SPS and one PPS;
 // profile, compatibility and level are copied from SPS bytes 1..3, lengthSizeMinusOne = 3.
-// Errors: InvalidArgument (SPS shorter than 4 bytes or PPS empty).
+// For profile_idc 100/110/122/144 the chroma_format/bit-depth extension (5.3.3.1.2) follows,
+// read from the SPS.
+// Errors: InvalidArgument (SPS shorter than 4 bytes, PPS empty, either longer than 65535
+// bytes, or a High-profile SPS that does not parse).
 hal::Result<std::vector<uint8_t>> avcDecoderConfigurationRecord(const hal::CodecConfig& config);
 
 // Pull SPS and PPS out of an Annex-B access unit; nullopt when either is missing.

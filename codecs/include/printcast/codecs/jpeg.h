@@ -14,7 +14,11 @@ namespace printcast::codecs {
 // A JPEG Encoder (info().codec == fourcc::kMJPEG) backed by libturbojpeg. Accepts I420 and
 // XRGB8888 frames of any size (configure() sets the quality; the size comes from each frame).
 // Output: baseline JPEG, 4:2:0, with standard Huffman tables, no EXIF/JFIF thumbnail.
-// Errors of encode(): InvalidArgument (unsupported format), Io (libturbojpeg failure).
+// I420 planes go into the JPEG as they are: JFIF defines YCbCr as full range, so limited-range
+// (BT.601 16..235) input decodes with slightly lifted blacks and dimmed whites.
+// Errors of configure(): InvalidArgument (jpegQuality outside 1..100); the size is ignored.
+// Errors of encode(): InvalidArgument (empty frame, unsupported format, a side above 65535),
+// Io (libturbojpeg failure). Threading: one thread at a time; packets are independent.
 std::unique_ptr<hal::Encoder> createJpegEncoder();
 
 struct JpegInfo {

@@ -21,7 +21,11 @@ struct X264Options {
 // before every IDR, Annex-B output, one complete access unit (all slices) per packet,
 // pts = the source frame's capture time. requestKeyframe() forces the next frame to an IDR.
 // configure() errors: InvalidArgument (odd or empty size, bitrate outside 64..50000 kbps, gop
-// outside 1..1000, fps outside 1..120), Io (x264_encoder_open failed).
+// outside 1..1000, fps outside 1..120, unknown preset/tune/profile), Io (x264_encoder_open
+// failed). A failed configure() leaves the previous configuration in force.
+// encode() errors: InvalidArgument (not configured, not I420, size differs from config.size),
+// Again (only with presets/tunes that delay frames; ultrafast/zerolatency never does), Io.
+// Every packet's `config` points at the same CodecConfig until the next configure().
 std::unique_ptr<hal::Encoder> createX264Encoder(const X264Options& options = {});
 
 }  // namespace printcast::codecs

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Build a per-architecture sysroot from Debian packages with apt's private state (host untouched).
+#
+#   scripts/make-sysroot.sh ARCH [--static]     ARCH = armhf | aarch64 | riscv64
+#
+# Prints the sysroot's path on its last line. armhf and aarch64 come from bookworm, riscv64 from
+# trixie (bookworm has no riscv64 port). apt runs with its own sources list, state, cache and an
+# empty dpkg status (-o Dir::State=... -o APT::Architecture=...), downloads the -dev packages
+# the SDK uses and their dependencies, and `dpkg -x` unpacks each .deb: nothing on the host changes
+# (no dpkg --add-architecture, no apt-get update of the host's lists).
+#
+# --static also builds what static firmware builds need and Debian does not ship, into
+# <sysroot>/opt/printcast-static (cmake/PrintcastStatic.cmake looks there):
+#   libmicrohttpd without HTTPS (Debian's static archive pulls GnuTLS -> p11-kit, which has no
+#   static archive), from the Debian source of the sysroot's release (apt-get source with a
+#   private deb-src list).
+# riscv64 also gets GoogleTest built from the sysroot's own source (trixie's static libgtest.a
+# is made by a newer binutils than bookworm's linker reads) into <sysroot>/opt/printcast-gtest.
+#
+# Cache: $PRINTCAST_SYSROOT_CACHE, default ~/.cache/printcast/sysroots (outside build/, so
+# `make clean` and CI reruns keep it). A stamp file records the package list and script version;
+# a rerun with the same list does nothing. Mirror: $PRINTCAST_DEBIAN_MIRROR, default the host's
+# Debian mirror.
+set -euo pipefail
+
+arch=${1:-}
+static=0
+[ "${2:-}" = "--static" ] && static=1
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+case "$arch" in
+  armhf)   debarch=armhf;   suite=bookworm; triplet=arm-linux-gnueabihf ;;
+  aarch64) debarch=arm64;   suite=bookworm; triplet=aarch64-linux-gnu ;;
+  riscv64) debarch=riscv64; suite=trixie;   triplet=riscv64-linux-gnu ;;
+  *) echo "usage: $0 armhf|aarch64|riscv64 [--static]" >&2; exit 2 ;;
+esac
+
+# The libraries the SDK finds through pkg-config (cmake/PrintcastDeps.cmake), minus libva
+# (its Mesa/LLVM dependencies would triple the sysroot; VA-API is for x86 boards).
+packages=(libc6-dev libturbojpeg0-dev libjpeg-dev libx264-dev libmicrohttpd-dev libyuv-dev
+  libv4l-dev libdrm-dev libevdev-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev
+  libgtest-dev libgmock-dev googletest)
+version=4  # bump when the layout below changes
+
+cache=${PRINTCAST_SYSROOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/printcast/sysroots}
+sysroot=$cache/$arch
+state=$cache/.apt-$arch
+stamp=$sysroot/.printcast-sysroot
+
+mirror=${PRINTCAST_DEBIAN_MIRROR:-}
+if [ -z "$mirror" ]; then
+  mirror=$(sed -n 's/^URIs:[[:space:]]*\(\S*\/debian\)\/*$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
+  [ -n "$mirror" ] || mirror=$(awk '$1=="deb" && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+fi
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+
+log() { echo "make-sysroot[$arch]: $*" >&2; }
+want="v$version $suite $debarch ${packages[*]}"
+start=$(date +%s)
+
+apt_opts=(-q -o Dir::Etc="$state/etc" -o Dir::Etc::SourceList="$state/etc/sources.list"
+  -o Dir::Etc::SourceParts="$state/etc/sources.list.d" -o Dir::Etc::Preferences="$state/etc/preferences"
+  -o Dir::Etc::PreferencesParts="$state/etc/preferences.d" -o Dir::State="$state/state"
+  -o Dir::State::status="$state/state/status" -o Dir::Cache="$state/cache" -o Dir::Log="$state/log"
+  -o APT::Architecture="$debarch" -o APT::Architectures::="$debarch" -o Debug::NoLocking=1
+  -o APT::Install-Recommends=0 -o APT::Install-Suggests=0 -o Acquire::Languages=none
+  -o APT::Sandbox::User=root)
+
+apt_setup() {
+  mkdir -p "$state"/etc/sources.list.d "$state"/etc/preferences.d "$state"/state/lists/partial \
+    "$state"/cache/archives/partial "$state"/log
+  touch "$state/state/status"
+  cat > "$state/etc/sources.list" <<EOF
+deb [arch=$debarch signed-by=$keyring] $mirror $suite main
+deb-src [signed-by=$keyring] $mirror $suite main
+EOF
+  if [ ! -f "$state/.updated" ] || [ "$(cat "$state/.updated")" != "$mirror $suite" ]; then
+    log "apt-get update ($suite, $debarch, private state in $state)"
+    apt-get "${apt_opts[@]}" update >&2
+    echo "$mirror $suite" > "$state/.updated"
+  fi
+}
+
+# Rewrite absolute symlinks (libfoo.so -> /lib/<triplet>/libfoo.so.1) to point inside the sysroot.
+fix_symlinks() {
+  find "$sysroot" -type l -lname '/*' | while read -r link; do
+    target=$(readlink "$link")
+    rel=$(realpath -m --relative-to="$(dirname "$link")" "$sysroot$target")
+    ln -sfn "$rel" "$link"
+  done
+}
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  log "cached: $sysroot"
+else
+  apt_setup
+  log "downloading ${#packages[@]} packages and their dependencies"
+  rm -f "$state"/cache/archives/*.deb
+  apt-get "${apt_opts[@]}" install -y --download-only "${packages[@]}" >&2
+  rm -rf "$sysroot"
+  mkdir -p "$sysroot/usr/lib" "$sysroot/usr/bin" "$sysroot/usr/sbin"
+  # Merged /usr, as on the target: lib -> usr/lib so that /lib and /usr/lib paths both resolve.
+  for d in lib bin sbin; do ln -s "usr/$d" "$sysroot/$d"; done
+  n=0
+  for deb in "$state"/cache/archives/*.deb; do
+    dpkg -x "$deb" "$sysroot"
+    n=$((n + 1))
+  done
+  fix_symlinks
+  # glibc's linker scripts (libc.so, libm.so) name /usr/lib/<triplet>/... absolute; the linker
+  # resolves those inside --sysroot, but `-L<sysroot>` users need them relative.
+  for script in "$sysroot/usr/lib/$triplet/libc.so" "$sysroot/usr/lib/$triplet/libm.so" "$sysroot/usr/lib/$triplet/libpthread.so"; do
+    if [ -f "$script" ] && grep -q 'GNU ld script' "$script"; then
+      sed -i -E "s@(^|[ (])/(usr/)?lib/$triplet/@\1@g" "$script"
+    fi
+  done
+  rm -rf "$sysroot/opt/printcast-static" "$sysroot/opt/printcast-gtest"
+  echo "$want" > "$stamp"
+  log "$n packages unpacked into $sysroot ($(du -sh "$sysroot" | cut -f1)) in $(( $(date +%s) - start )) s"
+fi
+
+# --- libmicrohttpd without HTTPS, static, from the Debian source of the sysroot's release --------
+cross_env() {
+  export CC=$triplet-gcc CXX=$triplet-g++ AR=$triplet-ar RANLIB=$triplet-ranlib STRIP=$triplet-strip
+  case "$arch" in
+    armhf) export CFLAGS="-O2 -mcpu=cortex-a7 -mfpu=neon-vfpv4 -mfloat-abi=hard -ffunction-sections -fdata-sections" ;;
+    riscv64) export CFLAGS="-O2 -march=rv64gc -mabi=lp64d -ffunction-sections -fdata-sections" ;;
+    *) export CFLAGS="-O2 -ffunction-sections -fdata-sections" ;;
+  esac
+}
+
+mhd_prefix=$sysroot/opt/printcast-static
+if [ "$static" = 1 ] && [ ! -f "$mhd_prefix/.stamp" ]; then
+  apt_setup
+  src=$state/src
+  rm -rf "$src" && mkdir -p "$src"
+  log "libmicrohttpd: Debian source ($suite) without HTTPS, static"
+  (cd "$src" && apt-get "${apt_opts[@]}" source --download-only libmicrohttpd >&2)
+  # dpkg-source unpacks the .orig tarball and applies Debian's patches.
+  dir=$src/libmicrohttpd
+  dpkg-source --no-check -x "$(ls "$src"/libmicrohttpd_*.dsc | head -1)" "$dir" >&2
+  cross_env
+  (cd "$dir" && ./configure --host="$triplet" --prefix=/opt/printcast-static --enable-static --disable-shared \
+      --with-pic --disable-https --without-gnutls --disable-curl --disable-doc --disable-examples \
+      --disable-nls --disable-tools >"$src/configure.log" 2>&1 || { tail -30 "$src/configure.log" >&2; exit 1; }
+   make -j"$(nproc)" -C src/microhttpd >"$src/make.log" 2>&1 || { tail -30 "$src/make.log" >&2; exit 1; }
+   make -C src/microhttpd install DESTDIR="$sysroot" >>"$src/make.log" 2>&1
+   make -C src/include install DESTDIR="$sysroot" >>"$src/make.log" 2>&1
+   install -D -m644 libmicrohttpd.pc "$mhd_prefix/lib/pkgconfig/libmicrohttpd.pc")
+  rm -f "$mhd_prefix"/lib/*.la
+  # The .pc names the prefix; pkg-config prepends PKG_CONFIG_SYSROOT_DIR to it.
+  sed -n 's/^Version: //p' "$mhd_prefix/lib/pkgconfig/libmicrohttpd.pc" > "$mhd_prefix/.stamp"
+  log "libmicrohttpd $(cat "$mhd_prefix/.stamp") static (no HTTPS) in $mhd_prefix"
+fi
+
+# --- riscv64: GoogleTest from the sysroot's own source ------------------------------------------
+gtest_prefix=$sysroot/opt/printcast-gtest
+if [ "$arch" = riscv64 ] && [ ! -f "$gtest_prefix/.stamp" ]; then
+  gsrc=$sysroot/usr/src/googletest
+  gbuild=$state/gtest-build
+  rm -rf "$gbuild"
+  log "GoogleTest from $gsrc"
+  cmake -S "$gsrc" -B "$gbuild" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$here/toolchain/$arch.cmake" \
+    -DPRINTCAST_SYSROOT="$sysroot" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$gtest_prefix" \
+    -DBUILD_GMOCK=ON -DINSTALL_GTEST=ON >"$state/gtest.log" 2>&1 || { tail -30 "$state/gtest.log" >&2; exit 1; }
+  cmake --build "$gbuild" -j"$(nproc)" >>"$state/gtest.log" 2>&1 || { tail -30 "$state/gtest.log" >&2; exit 1; }
+  cmake --install "$gbuild" >>"$state/gtest.log" 2>&1
+  sed -n 's/^Version: //p' "$gtest_prefix"/lib/pkgconfig/gtest.pc > "$gtest_prefix/.stamp"
+  rm -rf "$gbuild"
+  log "GoogleTest $(cat "$gtest_prefix/.stamp") in $gtest_prefix"
+fi
+
+log "ready in $(( $(date +%s) - start )) s"
+echo "$sysroot"
