@@ -40,6 +40,7 @@ X264_ARGS=(-c:v libx264 -preset ultrafast -tune zerolatency -profile:v baseline 
 
 WORK=$(mktemp -d)
 STREAMER_PID=""
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   if [[ -n $STREAMER_PID ]]; then
     kill "$STREAMER_PID" 2>/dev/null || true

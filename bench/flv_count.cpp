@@ -33,8 +33,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "printcast/transport/flv.h"
@@ -100,7 +100,9 @@ std::string httpGet(const std::string& host, int port, const std::string& path) 
 double ownCpuSeconds() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
@@ -151,7 +153,8 @@ int main(int argc, char** argv) {
   app.add_option("--path", path, "Stream path");
   app.add_option("--control-port", controlPort, "Streamer control port (reads /api/stats)")
       ->check(CLI::Range(1, 65535));
-  app.add_option("--pid", pid, "Process whose CPU time to measure over the window")->check(CLI::Range(1, 1 << 30));
+  app.add_option("--pid", pid, "Process whose CPU time to measure over the window")
+      ->check(CLI::Range(1, 1 << 30));
   app.add_option("--warmup", warmup, "Seconds read before counting")->check(CLI::Range(0.0, 600.0));
   app.add_option("--duration", duration, "Seconds counted")->check(CLI::Range(0.1, 3600.0));
   app.add_option("--save", savePath, "Write the FLV bytes of the warm-up to this file");
@@ -171,8 +174,8 @@ int main(int argc, char** argv) {
   std::string httpHead;
 
   const auto connected = SteadyClock::now();
-  const auto windowStart = connected + std::chrono::duration_cast<SteadyClock::duration>(
-                                           std::chrono::duration<double>(warmup));
+  const auto windowStart =
+      connected + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(warmup));
   const auto windowEnd = windowStart + std::chrono::duration_cast<SteadyClock::duration>(
                                            std::chrono::duration<double>(duration));
   bool counting = false;
@@ -218,15 +221,18 @@ int main(int argc, char** argv) {
       buf.assign(httpHead.begin() + static_cast<ptrdiff_t>(end) + 4, httpHead.end());
       httpHead.clear();
       inHeaders = false;
-      if (save.is_open()) save.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+      if (save.is_open())
+        save.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
     } else {
       buf.insert(buf.end(), data, data + size);
-      if (save.is_open() && !counting) save.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+      if (save.is_open() && !counting)
+        save.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
     }
 
     if (headerLen == 0) {
       if (buf.size() < 9) continue;
-      const uint32_t dataOffset = (uint32_t{buf[5]} << 24) | (uint32_t{buf[6]} << 16) | (uint32_t{buf[7]} << 8) | buf[8];
+      const uint32_t dataOffset =
+          (uint32_t{buf[5]} << 24) | (uint32_t{buf[6]} << 16) | (uint32_t{buf[7]} << 8) | buf[8];
       headerLen = dataOffset + 4;
     }
     const auto parsed = transport::flv::parseStream(buf);
@@ -244,7 +250,8 @@ int main(int argc, char** argv) {
         lastMs = tag.timestampMs;
       }
     }
-    buf.erase(buf.begin() + static_cast<ptrdiff_t>(headerLen), buf.begin() + static_cast<ptrdiff_t>(parsed.consumed));
+    buf.erase(buf.begin() + static_cast<ptrdiff_t>(headerLen),
+              buf.begin() + static_cast<ptrdiff_t>(parsed.consumed));
   }
   const double seconds = std::chrono::duration<double>(SteadyClock::now() - countedFrom).count();
   const double cpu1 = pid != 0 ? processCpuSeconds(pid) : 0;
@@ -252,8 +259,9 @@ int main(int argc, char** argv) {
   const StreamerCounters stats1 = controlPort != 0 ? streamerCounters(host, controlPort) : StreamerCounters{};
   ::close(fd);
 
-  fmt::print("frames={}\nkeyframes={}\nbytes={}\nseconds={:.3f}\nfps={:.1f}\nmedia_ms={}\n", frames, keyframes,
-             bytes, seconds, static_cast<double>(frames) / seconds, firstMs ? lastMs - *firstMs : 0);
+  fmt::print("frames={}\nkeyframes={}\nbytes={}\nseconds={:.3f}\nfps={:.1f}\nmedia_ms={}\n", frames,
+             keyframes, bytes, seconds, static_cast<double>(frames) / seconds,
+             firstMs ? lastMs - *firstMs : 0);
   if (pid != 0) {
     const double cpu = cpu1 - cpu0;
     fmt::print("cpu_s={:.2f}\ncpu_ms_per_frame={:.3f}\ncpu_percent={:.0f}\n", cpu,

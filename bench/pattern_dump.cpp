@@ -18,8 +18,8 @@
 #include <cstring>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "printcast/hal/test_pattern.h"
 

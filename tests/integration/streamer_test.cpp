@@ -4,6 +4,7 @@
 #include <turbojpeg.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <memory>
 #include <thread>
@@ -84,7 +85,7 @@ double regionDiff(const Rgb& a, const Rgb& b, int cx, int cy, int r) {
 }
 
 TEST_F(Streamer, FlvOnStreamPortIsH264AtConfiguredSize) {
-  const CommandResult r = runCommand({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+  const CommandResult r = runCommand({"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000", "-select_streams", "v:0", "-show_entries",
                                       "stream=codec_name,width,height", "-of", "default=nw=1",
                                       url(process_->streamPort(), "/flv")},
                                      30s);
@@ -104,7 +105,7 @@ TEST_F(Streamer, FlvOnSlicerPortHasTheStockHeadersAndProbes) {
   EXPECT_EQ(c.header("content-length"), "99999999999") << c.rawHeaders();
   EXPECT_EQ(c.header("transfer-encoding"), "") << c.rawHeaders();
 
-  const CommandResult r = runCommand({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+  const CommandResult r = runCommand({"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000", "-select_streams", "v:0", "-show_entries",
                                       "stream=codec_name,width,height", "-of", "default=nw=1",
                                       url(process_->flvPort(), "/flv")},
                                      30s);
@@ -116,7 +117,7 @@ TEST_F(Streamer, FlvOnSlicerPortHasTheStockHeadersAndProbes) {
 TEST_F(Streamer, FlvFirstPacketIsAKeyframeAndTimestampsStartNearZero) {
   for (uint16_t port : {process_->streamPort(), process_->flvPort()}) {
     const CommandResult r =
-        runCommand({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
+        runCommand({"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
                     "-read_intervals", "%+#5", "-of", "csv=p=0", url(port, "/flv")},
                    30s);
     ASSERT_EQ(r.exitCode, 0) << r.err;
@@ -167,7 +168,7 @@ TEST_F(Streamer, OurFlvParserSeesHeaderSequenceHeaderThenKeyframe) {
 
 TEST_F(Streamer, MjpegStreamIsReadByFfprobeAndOurParser) {
   for (const char* path : {"/stream", "/?action=stream&timestamp=123&bypassCache=1"}) {
-    const CommandResult r = runCommand({"ffprobe", "-v", "error", "-f", "mpjpeg", "-select_streams", "v:0",
+    const CommandResult r = runCommand({"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000", "-f", "mpjpeg", "-select_streams", "v:0",
                                         "-show_entries", "stream=codec_name,width,height", "-of", "default=nw=1",
                                         url(process_->streamPort(), path)},
                                        30s);
@@ -317,6 +318,31 @@ TEST_F(Streamer, ASlowReaderDoesNotSlowOthersAndMemoryStaysBounded) {
   EXPECT_LT(rssEnd - rssStart, 16 * 1024) << "RSS grew from " << rssStart << " to " << rssEnd << " KiB";
   const auto stats = httpRequest(process_->controlPort(), "GET", "/api/stats");
   EXPECT_NE(stats.body.find("frames_dropped"), std::string::npos);
+}
+
+TEST_F(Streamer, NoEncodingWhileNobodyWatches) {
+  // Wait (bounded) until earlier tests' stream clients are gone.
+  auto stats = [&] {
+    return nlohmann::json::parse(httpRequest(process_->controlPort(), "GET", "/api/stats").body, nullptr, false);
+  };
+  nlohmann::json before;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  do {
+    before = stats();
+    ASSERT_FALSE(before.is_discarded());
+  } while ((before["streams"]["flv"]["clients"] != 0 || before["streams"]["mjpeg"]["clients"] != 0) &&
+           std::chrono::steady_clock::now() < deadline);
+  ASSERT_EQ(before["streams"]["flv"]["clients"], 0);
+  ASSERT_EQ(before["streams"]["mjpeg"]["clients"], 0);
+  // Let the camera deliver at least 10 more frames, then check nothing was encoded meanwhile.
+  nlohmann::json after;
+  do {
+    after = stats();
+  } while (after["frames"]["camera"].get<uint64_t>() < before["frames"]["camera"].get<uint64_t>() + 10 &&
+           std::chrono::steady_clock::now() < deadline + 10s);
+  ASSERT_GE(after["frames"]["camera"].get<uint64_t>(), before["frames"]["camera"].get<uint64_t>() + 10);
+  EXPECT_EQ(after["frames"]["h264"], before["frames"]["h264"]) << "H.264 encoded with no FLV client";
+  EXPECT_EQ(after["frames"]["mjpeg"], before["frames"]["mjpeg"]) << "MJPEG encoded with no MJPEG client";
 }
 
 TEST(StreamerLifecycle, SigtermStopsCleanlyWithClientsConnected) {

@@ -111,6 +111,7 @@ std::vector<uint8_t> metadataTag(hal::Size size, double fps) {
       {"videocodecid", 7.0},  // 7 = AVC (E.4.3.1 CodecID)
   };
   std::vector<uint8_t> body;
+  body.reserve(128);  // also keeps GCC 12's -O3 -Wstringop-overflow false positive away
   putAmfString(body, "onMetaData");
   put8(body, kAmfEcmaArray);
   put32(body, static_cast<uint32_t>(std::size(properties)));
