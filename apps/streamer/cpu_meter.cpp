@@ -39,10 +39,12 @@ CpuMeter::Sample CpuMeter::sample() {
       }
     }
   }
-  const int64_t wallNs =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  const int64_t wallNs = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
   if (lastTotal_ != 0 && total > lastTotal_) {
-    out.systemPercent = 100.0 * static_cast<double>(busy - lastBusy_) / static_cast<double>(total - lastTotal_);
+    out.systemPercent =
+        100.0 * static_cast<double>(busy - lastBusy_) / static_cast<double>(total - lastTotal_);
   }
   if (lastWallNs_ != 0 && wallNs > lastWallNs_) {
     const double ticksPerSecond = static_cast<double>(sysconf(_SC_CLK_TCK));

@@ -34,8 +34,8 @@ class Streamer : public ::testing::Test {
     process_ = std::make_unique<StreamerProcess>(
         PRINTCAST_STREAMER_BIN,
         std::vector<std::string>{"--board", "virtual", "--resolution", "640x480", "--desired-fps",
-                                 std::to_string(kFps), "--mjpeg-fps", std::to_string(kMjpegFps), "--display-fps",
-                                 "5", "--allow-origin", "*"});
+                                 std::to_string(kFps), "--mjpeg-fps", std::to_string(kMjpegFps),
+                                 "--display-fps", "5", "--allow-origin", "*"});
   }
   static void TearDownTestSuite() { process_.reset(); }
   void SetUp() override { ASSERT_TRUE(process_->ok()) << process_->log(); }
@@ -85,10 +85,11 @@ double regionDiff(const Rgb& a, const Rgb& b, int cx, int cy, int r) {
 }
 
 TEST_F(Streamer, FlvOnStreamPortIsH264AtConfiguredSize) {
-  const CommandResult r = runCommand({"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000", "-select_streams", "v:0", "-show_entries",
-                                      "stream=codec_name,width,height", "-of", "default=nw=1",
-                                      url(process_->streamPort(), "/flv")},
-                                     30s);
+  const CommandResult r =
+      runCommand({"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000",
+                  "-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height", "-of",
+                  "default=nw=1", url(process_->streamPort(), "/flv")},
+                 30s);
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_NE(r.out.find("codec_name=h264"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("width=640"), std::string::npos) << r.out;
@@ -105,10 +106,11 @@ TEST_F(Streamer, FlvOnSlicerPortHasTheStockHeadersAndProbes) {
   EXPECT_EQ(c.header("content-length"), "99999999999") << c.rawHeaders();
   EXPECT_EQ(c.header("transfer-encoding"), "") << c.rawHeaders();
 
-  const CommandResult r = runCommand({"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000", "-select_streams", "v:0", "-show_entries",
-                                      "stream=codec_name,width,height", "-of", "default=nw=1",
-                                      url(process_->flvPort(), "/flv")},
-                                     30s);
+  const CommandResult r =
+      runCommand({"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000",
+                  "-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height", "-of",
+                  "default=nw=1", url(process_->flvPort(), "/flv")},
+                 30s);
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_NE(r.out.find("codec_name=h264"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("width=640"), std::string::npos) << r.out;
@@ -117,8 +119,9 @@ TEST_F(Streamer, FlvOnSlicerPortHasTheStockHeadersAndProbes) {
 TEST_F(Streamer, FlvFirstPacketIsAKeyframeAndTimestampsStartNearZero) {
   for (uint16_t port : {process_->streamPort(), process_->flvPort()}) {
     const CommandResult r =
-        runCommand({"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
-                    "-read_intervals", "%+#5", "-of", "csv=p=0", url(port, "/flv")},
+        runCommand({"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000",
+                    "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags", "-read_intervals",
+                    "%+#5", "-of", "csv=p=0", url(port, "/flv")},
                    30s);
     ASSERT_EQ(r.exitCode, 0) << r.err;
     std::istringstream lines(r.out);
@@ -131,9 +134,9 @@ TEST_F(Streamer, FlvFirstPacketIsAKeyframeAndTimestampsStartNearZero) {
 }
 
 TEST_F(Streamer, FfmpegDecodesThreeSecondsOfFlvWithoutErrors) {
-  const CommandResult r =
-      runCommand({"ffmpeg", "-v", "error", "-i", url(process_->streamPort(), "/flv"), "-t", "3", "-f", "null", "-"},
-                 60s);
+  const CommandResult r = runCommand(
+      {"ffmpeg", "-v", "error", "-i", url(process_->streamPort(), "/flv"), "-t", "3", "-f", "null", "-"},
+      60s);
   EXPECT_EQ(r.exitCode, 0) << r.err;
   EXPECT_EQ(r.err, "");
 }
@@ -168,10 +171,11 @@ TEST_F(Streamer, OurFlvParserSeesHeaderSequenceHeaderThenKeyframe) {
 
 TEST_F(Streamer, MjpegStreamIsReadByFfprobeAndOurParser) {
   for (const char* path : {"/stream", "/?action=stream&timestamp=123&bypassCache=1"}) {
-    const CommandResult r = runCommand({"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000", "-f", "mpjpeg", "-select_streams", "v:0",
-                                        "-show_entries", "stream=codec_name,width,height", "-of", "default=nw=1",
-                                        url(process_->streamPort(), path)},
-                                       30s);
+    const CommandResult r =
+        runCommand({"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000", "-f",
+                    "mpjpeg", "-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height",
+                    "-of", "default=nw=1", url(process_->streamPort(), path)},
+                   30s);
     ASSERT_EQ(r.exitCode, 0) << path << ": " << r.err;
     EXPECT_NE(r.out.find("codec_name=mjpeg"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("width=640"), std::string::npos) << r.out;
@@ -179,15 +183,16 @@ TEST_F(Streamer, MjpegStreamIsReadByFfprobeAndOurParser) {
     StreamConnection c(process_->streamPort(), path);
     ASSERT_TRUE(c.ok());
     EXPECT_EQ(c.status(), 200);
-    EXPECT_EQ(c.header("content-type"), "multipart/x-mixed-replace;boundary=" +
-                                            std::string(printcast::transport::mjpeg::kBoundary));
+    EXPECT_EQ(c.header("content-type"),
+              "multipart/x-mixed-replace;boundary=" + std::string(printcast::transport::mjpeg::kBoundary));
     EXPECT_EQ(c.header("access-control-allow-origin"), "*");
     printcast::transport::mjpeg::Parser parser;
     std::vector<std::vector<uint8_t>> parts;
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     while (parts.size() < 3 && std::chrono::steady_clock::now() < deadline) {
       const std::string chunk = c.read(1 << 20, 1s);
-      ASSERT_TRUE(parser.feed({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()})) << parser.error();
+      ASSERT_TRUE(parser.feed({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()}))
+          << parser.error();
       for (auto& p : parser.takeParts()) parts.push_back(std::move(p));
     }
     ASSERT_GE(parts.size(), 3u);
@@ -205,8 +210,9 @@ TEST_F(Streamer, SnapshotsAreJpegsOfTheRightSize) {
     std::string path;
     int width, height;
   };
-  for (const Case& c : {Case{"/snapshot", kWidth, kHeight}, Case{"/?action=snapshot&cacheBust=7", kWidth, kHeight},
-                        Case{"/display/snapshot", 800, 480}}) {
+  for (const Case& c :
+       {Case{"/snapshot", kWidth, kHeight}, Case{"/?action=snapshot&cacheBust=7", kWidth, kHeight},
+        Case{"/display/snapshot", 800, 480}}) {
     const auto reply = httpRequest(process_->streamPort(), "GET", c.path);
     ASSERT_EQ(reply.status, 200) << c.path << " " << reply.error << reply.body;
     EXPECT_EQ(reply.headers.at("content-type"), "image/jpeg");
@@ -224,8 +230,9 @@ TEST_F(Streamer, TouchChangesTheDisplayAtTheMappedPlace) {
   // transform to the panel and the screen draws a mark there, which must come back upright here.
   const int x = 150;
   const int y = 330;
-  const auto touch = httpRequest(process_->controlPort(), "POST", "/api/touch",
-                                 R"({"x":150,"y":330,"duration":20})", {{"Content-Type", "application/json"}});
+  const auto touch =
+      httpRequest(process_->controlPort(), "POST", "/api/touch", R"({"x":150,"y":330,"duration":20})",
+                  {{"Content-Type", "application/json"}});
   ASSERT_EQ(touch.status, 200) << touch.body;
   EXPECT_NE(touch.body.find("\"status\":\"ok\""), std::string::npos) << touch.body;
   const auto after = httpRequest(process_->streamPort(), "GET", "/display/snapshot");
@@ -249,10 +256,10 @@ TEST_F(Streamer, BadTouchRequestsGet4xxWithAReason) {
     std::string body;
     std::string reason;
   };
-  for (const Case& c : {Case{"{not json", "not a JSON object"}, Case{R"({"x":10})", "missing 'y'"},
-                        Case{R"({"x":"ten","y":5})", "'x' is not a number"},
-                        Case{R"({"x":900,"y":5})", "outside"}, Case{R"({"x":5,"y":5,"duration":0})", "duration"},
-                        Case{"x=1", "missing 'y'"}}) {
+  for (const Case& c :
+       {Case{"{not json", "not a JSON object"}, Case{R"({"x":10})", "missing 'y'"},
+        Case{R"({"x":"ten","y":5})", "'x' is not a number"}, Case{R"({"x":900,"y":5})", "outside"},
+        Case{R"({"x":5,"y":5,"duration":0})", "duration"}, Case{"x=1", "missing 'y'"}}) {
     const auto r = httpRequest(process_->controlPort(), "POST", "/api/touch", c.body);
     EXPECT_EQ(r.status, 400) << c.body;
     EXPECT_NE(r.body.find(c.reason), std::string::npos) << c.body << " -> " << r.body;
@@ -271,7 +278,8 @@ TEST_F(Streamer, CorsOnEveryResponseAndPreflightAnswered) {
   EXPECT_EQ(stats.headers.count("access-control-allow-origin"), 1u);
   EXPECT_NE(stats.body.find("\"fps\""), std::string::npos);
   const auto pre = httpRequest(process_->controlPort(), "OPTIONS", "/api/touch", "",
-                               {{"Origin", "http://example.test"}, {"Access-Control-Request-Method", "POST"},
+                               {{"Origin", "http://example.test"},
+                                {"Access-Control-Request-Method", "POST"},
                                 {"Access-Control-Request-Headers", "content-type"}});
   EXPECT_EQ(pre.status, 204);
   EXPECT_EQ(pre.headers.count("access-control-allow-origin"), 1u);
@@ -323,7 +331,8 @@ TEST_F(Streamer, ASlowReaderDoesNotSlowOthersAndMemoryStaysBounded) {
 TEST_F(Streamer, NoEncodingWhileNobodyWatches) {
   // Wait (bounded) until earlier tests' stream clients are gone.
   auto stats = [&] {
-    return nlohmann::json::parse(httpRequest(process_->controlPort(), "GET", "/api/stats").body, nullptr, false);
+    return nlohmann::json::parse(httpRequest(process_->controlPort(), "GET", "/api/stats").body, nullptr,
+                                 false);
   };
   nlohmann::json before;
   const auto deadline = std::chrono::steady_clock::now() + 10s;

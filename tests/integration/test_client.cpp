@@ -185,8 +185,9 @@ int StreamerProcess::terminate(std::chrono::milliseconds timeout) {
   return -1;
 }
 
-HttpReply httpRequest(uint16_t port, const std::string& method, const std::string& target, const std::string& body,
-                      const std::map<std::string, std::string>& headers, std::chrono::milliseconds timeout) {
+HttpReply httpRequest(uint16_t port, const std::string& method, const std::string& target,
+                      const std::string& body, const std::map<std::string, std::string>& headers,
+                      std::chrono::milliseconds timeout) {
   HttpReply reply;
   const int fd = connectLoopback(port, 0);
   if (fd < 0) {
@@ -303,13 +304,17 @@ CommandResult runCommand(const std::vector<std::string>& args, std::chrono::seco
     char buf[65536];
     if ((fds[0].revents & (POLLIN | POLLHUP)) != 0) {
       const ssize_t n = ::read(out[0], buf, sizeof buf);
-      if (n <= 0) outOpen = false;
-      else result.out.append(buf, static_cast<size_t>(n));
+      if (n <= 0)
+        outOpen = false;
+      else
+        result.out.append(buf, static_cast<size_t>(n));
     }
     if ((fds[1].revents & (POLLIN | POLLHUP)) != 0) {
       const ssize_t n = ::read(err[0], buf, sizeof buf);
-      if (n <= 0) errOpen = false;
-      else result.err.append(buf, static_cast<size_t>(n));
+      if (n <= 0)
+        errOpen = false;
+      else
+        result.err.append(buf, static_cast<size_t>(n));
     }
   }
   if (outOpen || errOpen) ::kill(pid, SIGKILL);

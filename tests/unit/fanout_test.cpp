@@ -48,8 +48,8 @@ hal::PacketPtr accessUnit(bool idr, std::chrono::milliseconds pts, uint64_t seq)
   config->pps = {0x68, 0xCE, 0x3C, 0x80};
   p->config = config;
   if (idr) {
-    p->data = {0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x02, 0, 0, 0, 1, 0x68, 0xCE, 0x3C, 0x80,
-               0, 0, 0, 1, 0x65, 0x88, 0x84, 0x21};
+    p->data = {0, 0,    0,    1,    0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x02, 0,    0,    0,
+               1, 0x68, 0xCE, 0x3C, 0x80, 0,    0,    0,    1,    0x65, 0x88, 0x84, 0x21};
   } else {
     p->data = {0, 0, 0, 1, 0x41, 0x9A, 0x02, 0x03};
   }
@@ -155,7 +155,8 @@ TEST(MjpegStream, EveryClientGetsPreambleThenWholeParts) {
   EXPECT_EQ(stream.clientCount(), 2u);
 
   const std::string part = transport::mjpeg::partHeader(7, jpeg->pts) +
-                           std::string(jpeg->data.begin(), jpeg->data.end()) + transport::mjpeg::partTrailer();
+                           std::string(jpeg->data.begin(), jpeg->data.end()) +
+                           transport::mjpeg::partTrailer();
   EXPECT_EQ(drain(*a), transport::mjpeg::preamble() + part + part);
   EXPECT_EQ(drain(*b), transport::mjpeg::preamble() + part);
   stream.unsubscribe(a);
@@ -179,7 +180,8 @@ TEST(FlvStream, ClientsStartOnAnIdrWithTheirOwnHeaderAndZeroBasedTimestamps) {
   for (auto& [queue, expected] : {std::pair{early, std::vector<uint32_t>{0, 40, 80, 1000, 1033}},
                                   std::pair{late, std::vector<uint32_t>{0, 33}}}) {
     const std::string bytes = drain(*queue);
-    const auto parsed = transport::flv::parseStream({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+    const auto parsed =
+        transport::flv::parseStream({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
     ASSERT_EQ(parsed.consumed, bytes.size());
     EXPECT_TRUE(parsed.previousTagSizesValid);
     ASSERT_EQ(parsed.tags.size(), 2 + expected.size());

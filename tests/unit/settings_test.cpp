@@ -28,7 +28,8 @@ TEST(Settings, ReadsH264StreamerKeysWithCommentsAndStrings) {
     "mode": "go-klipper", "bitrate": "1024", "mjpeg_fps": 15, "auto_skip": "true",
     "target_cpu": 70, "jpeg_quality": 90, "display_enabled": false, "display_fps": 2,
     "logging": 1, "timelapse_mode": "layer"
-  })", "app.json", s, warnings);
+  })",
+                                  "app.json", s, warnings);
   ASSERT_TRUE(st.ok()) << st.error().message;
   EXPECT_EQ(s.mode, "go-klipper");
   EXPECT_EQ(s.bitrateKbps, 1024);
@@ -45,11 +46,15 @@ TEST(Settings, ReadsH264StreamerKeysWithCommentsAndStrings) {
 
 TEST(Settings, BadValuesNameTheKeyAndTheAllowedRange) {
   EXPECT_EQ(errorOf(R"({"bitrate": 50})"), "app.json: bitrate = 50: must be an integer in 100..20000");
-  EXPECT_EQ(errorOf(R"({"target_cpu": "high"})"), "app.json: target_cpu = \"high\": must be an integer in 20..95");
-  EXPECT_EQ(errorOf(R"({"jpeg_quality": 80.5})"), "app.json: jpeg_quality = 80.5: must be an integer in 1..100");
-  EXPECT_EQ(errorOf(R"({"mode": "marlin"})"), "app.json: mode = \"marlin\": must be one of go-klipper, vanilla-klipper");
+  EXPECT_EQ(errorOf(R"({"target_cpu": "high"})"),
+            "app.json: target_cpu = \"high\": must be an integer in 20..95");
+  EXPECT_EQ(errorOf(R"({"jpeg_quality": 80.5})"),
+            "app.json: jpeg_quality = 80.5: must be an integer in 1..100");
+  EXPECT_EQ(errorOf(R"({"mode": "marlin"})"),
+            "app.json: mode = \"marlin\": must be one of go-klipper, vanilla-klipper");
   EXPECT_EQ(errorOf(R"({"auto_skip": "yes"})"), "app.json: auto_skip = \"yes\": must be true or false");
-  EXPECT_EQ(errorOf(R"({"resolution": "big"})"), "app.json: resolution = \"big\": must be WIDTHxHEIGHT, e.g. 1280x720");
+  EXPECT_EQ(errorOf(R"({"resolution": "big"})"),
+            "app.json: resolution = \"big\": must be WIDTHxHEIGHT, e.g. 1280x720");
   EXPECT_EQ(errorOf("[1,2]"), "app.json: the top level must be a JSON object");
   EXPECT_EQ(errorOf("{\"port\": "), "app.json: not valid JSON");
 }

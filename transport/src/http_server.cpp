@@ -287,7 +287,8 @@ MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, con
   return queueResponse(server, connection, std::move(response));
 }
 
-void onCompleted(void* /*cls*/, MHD_Connection* /*connection*/, void** conCls, MHD_RequestTerminationCode /*code*/) {
+void onCompleted(void* /*cls*/, MHD_Connection* /*connection*/, void** conCls,
+                 MHD_RequestTerminationCode /*code*/) {
   delete static_cast<RequestState*>(*conCls);  // NOLINT(cppcoreguidelines-owning-memory)
   *conCls = nullptr;
 }
@@ -307,7 +308,8 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpServer::~HttpServer() { stop(); }
 
-hal::Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerConfig& config, HttpHandler handler) {
+hal::Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerConfig& config,
+                                                           HttpHandler handler) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   impl->handler = std::move(handler);
@@ -322,17 +324,15 @@ hal::Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerConfi
   }
   const unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   Impl* raw = impl.get();
-  impl->daemon = MHD_start_daemon(
-      flags, config.port, nullptr, nullptr, &onRequest, raw,
-      MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&addr),
-      MHD_OPTION_NOTIFY_COMPLETED, &onCompleted, raw,
-      MHD_OPTION_CONNECTION_LIMIT, config.connectionLimit,
-      MHD_OPTION_CONNECTION_TIMEOUT, config.idleTimeoutSeconds,
-      MHD_OPTION_EXTERNAL_LOGGER, &logMhd, raw,
-      MHD_OPTION_END);
+  impl->daemon = MHD_start_daemon(flags, config.port, nullptr, nullptr, &onRequest, raw, MHD_OPTION_SOCK_ADDR,
+                                  reinterpret_cast<const sockaddr*>(&addr), MHD_OPTION_NOTIFY_COMPLETED,
+                                  &onCompleted, raw, MHD_OPTION_CONNECTION_LIMIT, config.connectionLimit,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, config.idleTimeoutSeconds,
+                                  MHD_OPTION_EXTERNAL_LOGGER, &logMhd, raw, MHD_OPTION_END);
   if (impl->daemon == nullptr) {
-    return {hal::Errc::Busy, fmt::format("{}: cannot listen on {}:{} (port in use or not permitted)", config.name,
-                                         config.host.empty() ? "0.0.0.0" : config.host, config.port)};
+    return {hal::Errc::Busy,
+            fmt::format("{}: cannot listen on {}:{} (port in use or not permitted)", config.name,
+                        config.host.empty() ? "0.0.0.0" : config.host, config.port)};
   }
   const MHD_DaemonInfo* info = MHD_get_daemon_info(impl->daemon, MHD_DAEMON_INFO_BIND_PORT);
   impl->port = info != nullptr ? info->port : config.port;

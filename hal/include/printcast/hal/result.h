@@ -12,16 +12,16 @@ namespace printcast::hal {
 
 // Error codes a user (or the calling code) can act on. Each call documents which it returns.
 enum class Errc {
-  Again,            // nothing available yet (non-blocking dequeue); try again after poll()
-  NoDevice,         // the device node does not exist or is not the expected kind
-  NoSignal,         // the device is there but delivers no picture (no camera input, panel off)
-  Disconnected,     // the device went away while in use (ENODEV); this object stays dead
-  Busy,             // another process or client holds the device (EBUSY)
-  Unsupported,      // the device or build cannot do what was asked (format, feature, codec)
-  InvalidArgument,  // a caller-supplied value is out of range or malformed
-  Timeout,          // a bounded wait ran out
-  Io,               // any other system error; see errnum
-  PermissionDenied, // EACCES/EPERM opening or using a device
+  Again,             // nothing available yet (non-blocking dequeue); try again after poll()
+  NoDevice,          // the device node does not exist or is not the expected kind
+  NoSignal,          // the device is there but delivers no picture (no camera input, panel off)
+  Disconnected,      // the device went away while in use (ENODEV); this object stays dead
+  Busy,              // another process or client holds the device (EBUSY)
+  Unsupported,       // the device or build cannot do what was asked (format, feature, codec)
+  InvalidArgument,   // a caller-supplied value is out of range or malformed
+  Timeout,           // a bounded wait ran out
+  Io,                // any other system error; see errnum
+  PermissionDenied,  // EACCES/EPERM opening or using a device
 };
 
 // Stable lower-case name of an error code ("no-device", "disconnected", ...).
@@ -47,7 +47,7 @@ Error errnoError(std::string message, int errnum = errno);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
   Result(Errc code, std::string message) : v_(Error{code, 0, std::move(message)}) {}
 

@@ -45,8 +45,8 @@ WireChunk ownedChunk(std::vector<uint8_t> bytes);
 WireChunk packetChunk(const hal::PacketPtr& packet);
 
 struct QueueLimits {
-  size_t maxUnits = 8;            // frames waiting per client
-  size_t maxBytes = 8u << 20;     // bytes waiting per client
+  size_t maxUnits = 8;         // frames waiting per client
+  size_t maxBytes = 8u << 20;  // bytes waiting per client
 };
 
 enum class DropPolicy {

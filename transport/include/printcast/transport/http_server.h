@@ -86,11 +86,11 @@ std::map<std::string, std::string> parseFormUrlEncoded(const std::string& body);
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 struct HttpServerConfig {
-  std::string name = "http";       // for logs
-  std::string host;                // numeric IPv4 address to bind; "" = all interfaces
-  uint16_t port = 8080;            // 0 = pick a free port (see HttpServer::port())
-  std::string allowOrigin = "*";   // Access-Control-Allow-Origin on every response; "" = none
-  size_t maxBodyBytes = 64 * 1024; // larger request bodies get 413
+  std::string name = "http";        // for logs
+  std::string host;                 // numeric IPv4 address to bind; "" = all interfaces
+  uint16_t port = 8080;             // 0 = pick a free port (see HttpServer::port())
+  std::string allowOrigin = "*";    // Access-Control-Allow-Origin on every response; "" = none
+  size_t maxBodyBytes = 64 * 1024;  // larger request bodies get 413
   unsigned connectionLimit = 256;
   unsigned idleTimeoutSeconds = 60;  // a connection that neither reads nor writes this long closes
 };
