@@ -36,7 +36,7 @@ std::string drain(ClientQueue& q) {
 }
 
 // An H.264 access unit as the encoder would hand it out (start code + NAL header + payload).
-hal::PacketPtr accessUnit(bool idr, std::chrono::milliseconds pts, uint64_t seq) {
+hal::PacketPtr accessUnit(bool idr, std::chrono::milliseconds pts, uint64_t seq, uint8_t level = 0x1E) {
   auto p = std::make_shared<hal::Packet>();
   p->codec = hal::fourcc::kH264;
   p->keyframe = idr;
@@ -44,7 +44,7 @@ hal::PacketPtr accessUnit(bool idr, std::chrono::milliseconds pts, uint64_t seq)
   p->sequence = seq;
   p->size = {64, 48};
   auto config = std::make_shared<hal::CodecConfig>();
-  config->sps = {0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x02};
+  config->sps = {0x67, 0x42, 0xC0, level, 0xDA, 0x02};
   config->pps = {0x68, 0xCE, 0x3C, 0x80};
   p->config = config;
   if (idr) {
@@ -192,4 +192,24 @@ TEST(FlvStream, ClientsStartOnAnIdrWithTheirOwnHeaderAndZeroBasedTimestamps) {
     // Parameter sets travel in the sequence header, not in the frames: 4-byte length + IDR NAL.
     EXPECT_EQ(parsed.tags[2].data.size(), 5u + 4u + 4u);
   }
+}
+
+TEST(FlvStream, NewParameterSetsGoOutBeforeTheNextKeyframe) {
+  transport::FlvStream stream(30.0);
+  auto q = stream.subscribe();
+  stream.publish(accessUnit(true, std::chrono::milliseconds(0), 1));
+  stream.publish(accessUnit(false, std::chrono::milliseconds(40), 2));
+  stream.publish(accessUnit(true, std::chrono::milliseconds(80), 3));         // same SPS: no header
+  stream.publish(accessUnit(true, std::chrono::milliseconds(120), 4, 0x28));  // new SPS (level 4.0)
+  const std::string bytes = drain(*q);
+  const auto parsed =
+      transport::flv::parseStream({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+  ASSERT_EQ(parsed.consumed, bytes.size());
+  // metadata, seq header, K, P, K, seq header (new), K
+  ASSERT_EQ(parsed.tags.size(), 7u);
+  EXPECT_EQ(parsed.tags[4].data[1], 1);
+  EXPECT_EQ(parsed.tags[5].data[1], 0) << "a new AVC sequence header";
+  EXPECT_EQ(parsed.tags[5].data[5 + 3], 0x28) << "carries the new level";
+  EXPECT_EQ(parsed.tags[5].timestampMs, 120u);
+  EXPECT_EQ(parsed.tags[6].data[0], 0x17);
 }

@@ -190,7 +190,7 @@ std::shared_ptr<ClientQueue> Fanout::addClient(DropPolicy policy, QueueLimits li
   std::function<void()> notify;
   {
     std::lock_guard lock(mutex_);
-    clients_.push_back(Client{queue, false, {}});
+    clients_.push_back(Client{queue, false, {}, nullptr});
     notify = onSubscribe_;
   }
   if (notify) notify();
@@ -276,6 +276,7 @@ void FlvStream::publish(const hal::PacketPtr& accessUnit) {
       c.queue->push(std::move(preamble));
       c.started = true;
       c.firstPts = accessUnit->pts;
+      c.codecConfig = accessUnit->config;
     }
     const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(accessUnit->pts - c.firstPts);
     const auto timestampMs = static_cast<uint32_t>(std::max<int64_t>(0, elapsed.count()));
@@ -283,6 +284,13 @@ void FlvStream::publish(const hal::PacketPtr& accessUnit) {
         flv::avcNaluTagFraming(payload->size(), timestampMs, accessUnit->keyframe));
     WireUnit unit;
     unit.keyframe = accessUnit->keyframe;
+    if (accessUnit->keyframe && accessUnit->config && c.codecConfig &&
+        !(*accessUnit->config == *c.codecConfig)) {
+      if (auto record = codecs::h264::avcDecoderConfigurationRecord(*accessUnit->config)) {
+        unit.chunks.push_back(ownedChunk(flv::avcSequenceHeaderTag(*record, timestampMs)));
+        c.codecConfig = accessUnit->config;
+      }
+    }
     unit.chunks.push_back(WireChunk{framing, {framing->prefix.data(), framing->prefix.size()}});
     unit.chunks.push_back(payloadChunk);
     unit.chunks.push_back(WireChunk{framing, {framing->suffix.data(), framing->suffix.size()}});

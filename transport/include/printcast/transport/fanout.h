@@ -120,8 +120,9 @@ class Fanout {
  protected:
   struct Client {
     std::shared_ptr<ClientQueue> queue;
-    bool started = false;       // has been sent its stream preamble
-    hal::Timestamp firstPts{};  // pts of the first frame this client got
+    bool started = false;                                 // has been sent its stream preamble
+    hal::Timestamp firstPts{};                            // pts of the first frame this client got
+    std::shared_ptr<const hal::CodecConfig> codecConfig;  // FLV: parameter sets the client has
   };
   std::shared_ptr<ClientQueue> addClient(DropPolicy policy, QueueLimits limits);
   mutable std::mutex mutex_;
@@ -138,7 +139,10 @@ class MjpegStream : public Fanout {
 };
 
 // FLV (video only, H.264): per client the FLV header, onMetaData and the AVC sequence header,
-// starting at a keyframe; tag timestamps are milliseconds since that client's first frame.
+// starting at a keyframe; tag timestamps are milliseconds since that client's first frame
+// (capture times, so skipped frames never make the clock drift). When the SPS/PPS change
+// mid-stream (camera replaced, "no signal" encoder), a new sequence header goes out in front of
+// the next keyframe. Keyframes are never dropped by the UntilKeyframe policy, so it arrives.
 class FlvStream : public Fanout {
  public:
   explicit FlvStream(double nominalFps) : fps_(nominalFps) {}
