@@ -5,8 +5,8 @@
 #include <iostream>
 #include <set>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "printcast/bsp/registry.h"
 #include "probe.h"
@@ -23,8 +23,8 @@ constexpr int kEncodersFailed = 8;
 
 void printCameras(const nlohmann::json& d) {
   for (const auto& dev : d.value("devices", nlohmann::json::array())) {
-    fmt::print("  {} \"{}\" ({}, {})\n", dev.value("path", ""), dev.value("card", ""), dev.value("driver", ""),
-               dev.value("busInfo", ""));
+    fmt::print("  {} \"{}\" ({}, {})\n", dev.value("path", ""), dev.value("card", ""),
+               dev.value("driver", ""), dev.value("busInfo", ""));
     for (const auto& f : dev["formats"]) {
       std::string sizes;
       for (const auto& s : f["sizes"]) {
@@ -63,28 +63,37 @@ nlohmann::json probe::Report::toJson() const {
 }
 
 int main(int argc, char** argv) {
-  CLI::App app{"printcast-probe: what a new board's cameras, displays, touch panels and encoders can do.\n"
-               "Exit code: 0 when every subsystem passed (or was --skip'ped); otherwise the sum of\n"
-               "  1 camera, 2 display, 4 touch, 8 encoders\n"
-               "for each subsystem that failed, is absent or has no backend in this build."};
+  CLI::App app{
+      "printcast-probe: what a new board's cameras, displays, touch panels and encoders can do.\n"
+      "Exit code: 0 when every subsystem passed (or was --skip'ped); otherwise the sum of\n"
+      "  1 camera, 2 display, 4 touch, 8 encoders\n"
+      "for each subsystem that failed, is absent or has no backend in this build."};
   probe::Options o;
   std::string jsonPath, boardId, orientation, cameraSize, touchRange;
   std::vector<std::string> skip;
   app.add_flag("--test", o.test, "Exercise the devices: capture frames, grab the display, inject taps");
   app.add_option("--json", jsonPath, "Write the report as JSON to this file");
-  app.add_option("--board", boardId, "Take the display orientation, display node and touch name/range from a board");
+  app.add_option("--board", boardId,
+                 "Take the display orientation, display node and touch name/range from a board");
   app.add_option("--skip", skip, "Subsystems to leave out: camera, display, touch, encoders")->delimiter(',');
-  app.add_option("--camera", o.camera, "Camera to test: node, stable name or card-name substring (default first)");
-  app.add_option("--camera-format", o.cameraFormat, "FourCC to capture in --test")->default_val(o.cameraFormat);
+  app.add_option("--camera", o.camera,
+                 "Camera to test: node, stable name or card-name substring (default first)");
+  app.add_option("--camera-format", o.cameraFormat, "FourCC to capture in --test")
+      ->default_val(o.cameraFormat);
   app.add_option("--camera-size", cameraSize, "WIDTHxHEIGHT to capture in --test (default 640x480)");
   app.add_option("--camera-fps", o.cameraFps, "Frame rate to ask for in --test")->default_val(o.cameraFps);
-  app.add_option("--frames", o.frames, "Frames to capture in --test")->default_val(o.frames)->check(CLI::Range(2, 10000));
-  app.add_option("--display-node", o.displayNode, "Display node (default: every /dev/dri/card*, then /dev/fb*)");
+  app.add_option("--frames", o.frames, "Frames to capture in --test")
+      ->default_val(o.frames)
+      ->check(CLI::Range(2, 10000));
+  app.add_option("--display-node", o.displayNode,
+                 "Display node (default: every /dev/dri/card*, then /dev/fb*)");
   app.add_option("--orientation", orientation, "Mount orientation turning the panel upright (rot180, ...)");
   app.add_option("--image", o.imagePath, "Where --test saves the upright display grab (JPEG)")
       ->default_val(o.imagePath);
-  app.add_option("--touch-name", o.touchName, "Touch panel evdev name (default: first direct multi-touch device)");
-  app.add_option("--touch-range", touchRange, "Panel range WIDTHxHEIGHT taps are given in (default: the ABS extent)");
+  app.add_option("--touch-name", o.touchName,
+                 "Touch panel evdev name (default: first direct multi-touch device)");
+  app.add_option("--touch-range", touchRange,
+                 "Panel range WIDTHxHEIGHT taps are given in (default: the ABS extent)");
   CLI11_PARSE(app, argc, argv);
 
   auto parseSize = [](const std::string& text, hal::Size& out) {
@@ -105,8 +114,10 @@ int main(int argc, char** argv) {
   if (!orientation.empty()) {
     auto t = hal::Transform::fromName(orientation);
     if (!t) {
-      fmt::print(stderr, "printcast-probe: --orientation {}: not one of identity, rot90, rot180, rot270, hflip, "
-                         "vflip, transpose, antitranspose\n", orientation);
+      fmt::print(stderr,
+                 "printcast-probe: --orientation {}: not one of identity, rot90, rot180, rot270, hflip, "
+                 "vflip, transpose, antitranspose\n",
+                 orientation);
       return 64;
     }
     o.orientation = *t;

@@ -35,7 +35,7 @@ struct Options {
   // Camera: which one ("" = first), and what to ask it for in --test.
   std::string camera;
   std::string cameraFormat = "YUYV";
-  Size cameraSize{640, 480};
+  hal::Size cameraSize{640, 480};
   int cameraFps = 25;
   int frames = 30;
   // Display: node ("" = every DRM card, then every fbdev node), the mount orientation that
@@ -46,7 +46,7 @@ struct Options {
   // Touch: the panel's evdev name ("" = first direct multi-touch device) and the panel range
   // taps are given in (empty = the device's ABS extent).
   std::string touchName;
-  Size touchRange;
+  hal::Size touchRange;
   std::chrono::milliseconds tapHold{30};
 };
 

@@ -22,12 +22,19 @@ nlohmann::json describeDevice(const hal::V4l2DeviceInfo& dev) {
       if (s.fpsMax > 0) size["fpsRange"] = {s.fpsMin, s.fpsMax};
       sizes.push_back(size);
     }
-    formats.push_back({{"fourcc", f.format.str()}, {"description", f.description},
-                       {"compressed", f.compressed}, {"sizes", sizes}});
+    formats.push_back({{"fourcc", f.format.str()},
+                       {"description", f.description},
+                       {"compressed", f.compressed},
+                       {"sizes", sizes}});
   }
-  return {{"path", dev.path},       {"card", dev.card},     {"driver", dev.driver},
-          {"busInfo", dev.busInfo}, {"byId", dev.byIdLinks}, {"byPath", dev.byPathLinks},
-          {"stableName", dev.stableName}, {"formats", formats}};
+  return {{"path", dev.path},
+          {"card", dev.card},
+          {"driver", dev.driver},
+          {"busInfo", dev.busInfo},
+          {"byId", dev.byIdLinks},
+          {"byPath", dev.byPathLinks},
+          {"stableName", dev.stableName},
+          {"formats", formats}};
 }
 
 // Bytes a raw frame must have, from its planes (stride * rows); 0 when not checkable.
@@ -70,8 +77,11 @@ void testCapture(const Options& options, const hal::V4l2DeviceInfo& dev, Report&
   config.size = options.cameraSize;
   config.fps = options.cameraFps;
   const auto negotiation = (*cam)->validate(config);
-  test["asked"] = {{"format", options.cameraFormat}, {"size", options.cameraSize.str()}, {"fps", options.cameraFps}};
-  test["negotiated"] = {{"format", config.format.str()}, {"size", config.size.str()}, {"fps", config.fps},
+  test["asked"] = {
+      {"format", options.cameraFormat}, {"size", options.cameraSize.str()}, {"fps", options.cameraFps}};
+  test["negotiated"] = {{"format", config.format.str()},
+                        {"size", config.size.str()},
+                        {"fps", config.fps},
                         {"result", negotiation == hal::Negotiation::Valid      ? "valid"
                                    : negotiation == hal::Negotiation::Adjusted ? "adjusted"
                                                                                : "invalid"}};
@@ -84,8 +94,8 @@ void testCapture(const Options& options, const hal::V4l2DeviceInfo& dev, Report&
     report.details["test"] = test;
     return report.fail(fmt::format("camera {}: start: {}", dev.path, st.error().describe()));
   }
-  if (auto* v4l2 = hal::v4l2CameraOf(**cam)) test["active"] = {{"fps", v4l2->activeConfig().fps},
-                                                                {"buffers", v4l2->activeConfig().bufferCount}};
+  if (auto* v4l2 = hal::v4l2CameraOf(**cam))
+    test["active"] = {{"fps", v4l2->activeConfig().fps}, {"buffers", v4l2->activeConfig().bufferCount}};
   int got = 0, invalid = 0;
   std::string firstProblem;
   hal::Timestamp first{}, last{};
@@ -126,7 +136,8 @@ void testCapture(const Options& options, const hal::V4l2DeviceInfo& dev, Report&
   if (got < options.frames) {
     report.fail(fmt::format("camera {}: {} of {} frames arrived in time", dev.path, got, options.frames));
   }
-  if (invalid > 0) report.fail(fmt::format("camera {}: {} invalid frames: {}", dev.path, invalid, firstProblem));
+  if (invalid > 0)
+    report.fail(fmt::format("camera {}: {} invalid frames: {}", dev.path, invalid, firstProblem));
   // Half the negotiated rate is a broken capture path, not a slow machine.
   if (got == options.frames && config.fps > 0 && fps < 0.5 * config.fps) {
     report.fail(fmt::format("camera {}: {:.1f} fps measured, {} negotiated", dev.path, fps, config.fps));
@@ -161,15 +172,21 @@ Report probeCameras(const Options& options) {
       } else {
         nlohmann::json cs = nlohmann::json::array();
         for (const auto& c : *controls) {
-          cs.push_back({{"id", fmt::format("0x{:08x}", c.id)}, {"name", c.name}, {"min", c.minimum},
-                        {"max", c.maximum}, {"step", c.step}, {"default", c.defaultValue}, {"value", c.value},
+          cs.push_back({{"id", fmt::format("0x{:08x}", c.id)},
+                        {"name", c.name},
+                        {"min", c.minimum},
+                        {"max", c.maximum},
+                        {"step", c.step},
+                        {"default", c.defaultValue},
+                        {"value", c.value},
                         {"readOnly", c.readOnly}});
         }
         entry["controls"] = cs;
       }
     }
     list.push_back(entry);
-    const bool matches = options.camera.empty() || dev.path == options.camera || dev.stableName == options.camera ||
+    const bool matches = options.camera.empty() || dev.path == options.camera ||
+                         dev.stableName == options.camera ||
                          dev.card.find(options.camera) != std::string::npos;
     if (!chosen && matches) chosen = &dev;
   }

@@ -17,7 +17,8 @@ namespace printcast::probe {
 namespace {
 
 nlohmann::json describe(const hal::DisplayInfo& info) {
-  return {{"name", info.name}, {"size", info.size.str()}, {"format", info.format.str()}, {"stride", info.stride}};
+  return {
+      {"name", info.name}, {"size", info.size.str()}, {"format", info.format.str()}, {"stride", info.stride}};
 }
 
 // Grab, check the frame against the device's geometry, turn it upright and save it as JPEG.
@@ -30,8 +31,8 @@ void testGrab(const Options& options, hal::DisplayCapture& display, Report& repo
   test["format"] = frame->format().str();
   test["stride"] = frame->plane(0).stride;
   if (frame->size() != info.size || frame->format() != info.format) {
-    report.fail(fmt::format("display {}: grab is {} {}, the device says {} {}", info.name, frame->size().str(),
-                            frame->format().str(), info.size.str(), info.format.str()));
+    report.fail(fmt::format("display {}: grab is {} {}, the device says {} {}", info.name,
+                            frame->size().str(), frame->format().str(), info.size.str(), info.format.str()));
   }
   // A uniform picture is legal (a blank screen) but worth telling a porter about.
   const auto& plane = frame->plane(0);
@@ -54,7 +55,8 @@ void testGrab(const Options& options, hal::DisplayCapture& display, Report& repo
   auto packet = jpeg->encode(*i420);
   if (!packet) return report.fail(fmt::format("display {}: JPEG: {}", info.name, packet.error().describe()));
   std::ofstream out(options.imagePath, std::ios::binary);
-  out.write(reinterpret_cast<const char*>((*packet)->data.data()), static_cast<std::streamsize>((*packet)->data.size()));
+  out.write(reinterpret_cast<const char*>((*packet)->data.data()),
+            static_cast<std::streamsize>((*packet)->data.size()));
   if (!out) return report.fail(fmt::format("display: cannot write {}", options.imagePath));
   test["image"] = options.imagePath;
   test["imageSize"] = upright.str();
@@ -66,14 +68,9 @@ void testGrab(const Options& options, hal::DisplayCapture& display, Report& repo
 Report probeDisplays(const Options& options) {
   Report report;
   hal::DisplayCandidates candidates;
-  if (!options.displayNode.empty()) {
-    (options.displayNode.find("/dri/") != std::string::npos ? candidates.drmCards : candidates.fbdevNodes)
-        .push_back(options.displayNode);
-  } else {
-    candidates.drmCards = hal::listNumberedNodes("/dev/dri", "card");
-    candidates.fbdevNodes = hal::listNumberedNodes("/dev", "fb");
-  }
-  // Every candidate on its own, so a porter sees each node's geometry or reason.
+  candidates.drmCards = hal::listNumberedNodes("/dev/dri", "card");
+  candidates.fbdevNodes = hal::listNumberedNodes("/dev", "fb");
+  // Every node on its own, so a porter sees each one's geometry or reason.
   nlohmann::json list = nlohmann::json::array();
   for (const auto& card : candidates.drmCards) {
     auto d = hal::createDrmDisplayCapture(card);
@@ -91,7 +88,13 @@ Report probeDisplays(const Options& options) {
     report.details["reason"] = "no /dev/dri/card* or /dev/fb* node";
     return report;
   }
-  // The one the streamer would use: DRM first, fbdev as the fallback.
+  // The one to test: --display-node (or the board's), else what the streamer would pick on a
+  // generic board: DRM first, fbdev as the fallback.
+  if (!options.displayNode.empty()) {
+    candidates = {};
+    (options.displayNode.find("/dri/") != std::string::npos ? candidates.drmCards : candidates.fbdevNodes)
+        .push_back(options.displayNode);
+  }
   auto display = hal::openDisplayCapture(candidates);
   if (!display) {
     report.fail("display: " + display.error().describe());

@@ -40,7 +40,9 @@ nlohmann::json tryEncoder(hal::Encoder& encoder, std::string& error) {
     error = packet.error().describe();
     return {{"status", "fail"}, {"error", error}};
   }
-  return {{"status", "pass"}, {"name", encoder.info().name}, {"bytes", (*packet)->data.size()},
+  return {{"status", "pass"},
+          {"name", encoder.info().name},
+          {"bytes", (*packet)->data.size()},
           {"keyframe", (*packet)->keyframe}};
 }
 
@@ -57,8 +59,10 @@ Report probeEncoders(const Options& /*options*/) {
   report.details["jpeg"] = tryEncoder(*jpeg, error);
   if (!error.empty()) report.fail("encoder turbojpeg: " + error);
   // Hardware encoders have no backend yet: say so, and what the machine offers for them.
-  report.details["vaapi"] = {{"status", "not-built"}, {"renderNodes", hal::listNumberedNodes("/dev/dri", "renderD")}};
-  report.details["v4l2m2m"] = {{"status", "not-built"}, {"videoNodes", hal::listNumberedNodes("/dev", "video")}};
+  report.details["vaapi"] = {{"status", "not-built"},
+                             {"renderNodes", hal::listNumberedNodes("/dev/dri", "renderD")}};
+  report.details["v4l2m2m"] = {{"status", "not-built"},
+                               {"videoNodes", hal::listNumberedNodes("/dev", "video")}};
   return report;
 }
 

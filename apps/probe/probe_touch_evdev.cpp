@@ -78,7 +78,8 @@ Down readTap(EventReader& reader, std::chrono::milliseconds limit) {
     ::poll(&pfd, 1, 50);
     input_event ev{};
     int rc = 0;
-    while ((rc = libevdev_next_event(reader.dev(), LIBEVDEV_READ_FLAG_NORMAL, &ev)) == LIBEVDEV_READ_STATUS_SUCCESS) {
+    while ((rc = libevdev_next_event(reader.dev(), LIBEVDEV_READ_FLAG_NORMAL, &ev)) ==
+           LIBEVDEV_READ_STATUS_SUCCESS) {
       if (ev.type == EV_KEY && ev.code == BTN_TOUCH) {
         if (ev.value == 1) sawPress = true;
         if (ev.value == 0 && down.pressed) down.released = true;
@@ -100,9 +101,11 @@ Down readTap(EventReader& reader, std::chrono::milliseconds limit) {
 
 void testTaps(const Options& options, const std::string& node, EventReader& reader, Report& report) {
   nlohmann::json test;
-  hal::EvdevTouchConfig config{.deviceName = libevdev_get_name(reader.dev()), .panelRange = options.touchRange};
+  hal::EvdevTouchConfig config{.deviceName = libevdev_get_name(reader.dev()),
+                               .panelRange = options.touchRange};
   auto injector = hal::createEvdevTouchInjector(config);
-  if (!injector) return report.fail(fmt::format("touch {}: open for writing: {}", node, injector.error().describe()));
+  if (!injector)
+    return report.fail(fmt::format("touch {}: open for writing: {}", node, injector.error().describe()));
   const auto info = (*injector)->info();
   test["range"] = info.range.str();
   const auto* ax = libevdev_get_abs_info(reader.dev(), ABS_MT_POSITION_X);
@@ -114,8 +117,8 @@ void testTaps(const Options& options, const std::string& node, EventReader& read
   for (const auto p : points) {
     // Expected device value: the injector's documented scaling of panelPos onto the ABS range.
     auto scale = [](int v, int range, const input_absinfo* a) {
-      return range > 0 ? a->minimum + static_cast<int>(std::lround(static_cast<double>(v) * (a->maximum - a->minimum) /
-                                                                   range))
+      return range > 0 ? a->minimum + static_cast<int>(std::lround(static_cast<double>(v) *
+                                                                   (a->maximum - a->minimum) / range))
                        : v;
     };
     const int ex = scale(p.x, w, ax), ey = scale(p.y, h, ay);
@@ -149,7 +152,8 @@ Report probeTouch(const Options& options) {
       list.push_back({{"node", node}, {"error", reader.error()}});
       continue;
     }
-    nlohmann::json entry = {{"node", node}, {"name", libevdev_get_name(reader.dev())},
+    nlohmann::json entry = {{"node", node},
+                            {"name", libevdev_get_name(reader.dev())},
                             {"touchscreen", reader.isTouchscreen()},
                             {"direct", libevdev_has_property(reader.dev(), INPUT_PROP_DIRECT) == 1}};
     if (reader.isTouchscreen()) {
@@ -158,8 +162,9 @@ Report probeTouch(const Options& options) {
       const auto* slots = libevdev_get_abs_info(reader.dev(), ABS_MT_SLOT);
       entry["slots"] = slots ? slots->maximum - slots->minimum + 1 : 1;
       entry["trackingId"] = absRange(reader.dev(), ABS_MT_TRACKING_ID);
-      const bool matches = options.touchName.empty() ? libevdev_has_property(reader.dev(), INPUT_PROP_DIRECT) == 1
-                                                     : options.touchName == libevdev_get_name(reader.dev());
+      const bool matches = options.touchName.empty()
+                               ? libevdev_has_property(reader.dev(), INPUT_PROP_DIRECT) == 1
+                               : options.touchName == libevdev_get_name(reader.dev());
       if (chosen.empty() && matches) chosen = node;
     }
     list.push_back(entry);

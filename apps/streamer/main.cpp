@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
   app.add_option("--api-config", apiConfig, "Anycubic api.cfg to detect the board from")
       ->default_str(std::string(bsp::kAnycubicApiConfig));
   app.add_option("-d,--device", device, "Camera device (overrides the board's camera)");
+  std::string cameraControls;
+  app.add_option("--camera-controls", cameraControls,
+                 "JSON file the camera's V4L2 control values are saved in, per camera (default: not saved)");
   app.add_option("--display-node", displayNode, "Display node (overrides the board's: /dev/fb0, /dev/dri/card0)");
   app.add_option("--touch-name", touchName, "Touch panel evdev name (overrides the board's)");
   app.add_option("-r,--resolution", resolution, "Camera resolution WIDTHxHEIGHT (e.g. 1280x720)");
@@ -77,6 +80,7 @@ int main(int argc, char** argv) {
   // Command-line flags override the file.
   if (!boardId.empty()) settings.board = boardId;
   if (!device.empty()) settings.device = device;
+  if (!cameraControls.empty()) settings.cameraControlsFile = cameraControls;
   if (!displayNode.empty()) settings.displayNode = displayNode;
   if (!touchName.empty()) settings.touchName = touchName;
   if (!resolution.empty()) {

@@ -179,8 +179,9 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
                    fmt::format("must be in 1..{} on board {}", lim.maxCameraFps, board.id));
   }
   if (s.unpaced && (board.camera.kind != bsp::CameraKind::TestPattern || !s.device.empty())) {
-    return invalid(src, "unpaced", "true", fmt::format("only the test-pattern camera runs unpaced; board {} has a {}",
-                                                       board.id, s.device.empty() ? "real camera" : "--device"));
+    const char* camera = s.device.empty() ? "real camera" : "--device";
+    return invalid(src, "unpaced", "true",
+                   fmt::format("only the test-pattern camera runs unpaced; board {} has a {}", board.id, camera));
   }
   if (s.displayFps > board.display.maxFps) {
     return invalid(src, "display_fps", std::to_string(s.displayFps),

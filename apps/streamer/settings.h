@@ -30,6 +30,9 @@ struct Settings {
   // --- printcast's own ---
   std::string board;            // board id; "" = detect
   std::string device;           // camera device override ("" = the board's camera)
+  // V4L2 control values saved per camera (keyed by its stable name) and re-applied when it is
+  // opened; "" = not persisted. See camera_controls.h.
+  std::string cameraControlsFile;
   std::string displayNode;      // display node override ("/dev/fb0", "/dev/dri/card0"; "" = the board's)
   std::string touchName;        // touch panel evdev name override ("" = the board's)
   int width = 0;                // camera size; 0 = the board's default

@@ -16,11 +16,15 @@
 #include <spdlog/spdlog.h>
 
 #include "auto_skip.h"
+#include "camera_controls.h"
 #include "cpu_meter.h"
 #include "printcast/bsp/devices.h"
 #include "printcast/codecs/convert.h"
+#include "printcast/codecs/h264.h"
 #include "printcast/codecs/jpeg.h"
 #include "printcast/codecs/x264_encoder.h"
+#include "printcast/hal/no_signal.h"
+#include "printcast/hal/v4l2.h"
 #include "printcast/transport/fanout.h"
 #include "printcast/transport/http_server.h"
 #include "printcast/transport/mjpeg.h"
@@ -153,10 +157,25 @@ struct Streamer::Impl {
   std::atomic<bool> running{true};
   Timestamp startedAt = Clock::now();
 
-  // Camera side.
+  // Camera side. `camera` is replaced only by the camera thread, under cameraMutex; the camera
+  // thread reads it without the lock, other threads (the control API) only under it.
   std::unique_ptr<hal::Capture> camera;
-  std::string cameraName;
+  std::mutex cameraMutex;
+  std::string cameraName;                // guarded by stateMutex
   std::string cameraState = "starting";  // guarded by stateMutex
+  // The name a lost camera is reopened by (its by-id link or "bus:<bus_info>"), remembered from
+  // the first open: device numbers change on replug, this does not. Guarded by stateMutex.
+  std::string cameraStableName;
+  hal::FourCC cameraFormat;               // what the camera delivers (camera thread)
+  hal::Size cameraSize;                   // camera thread
+  std::atomic<uint64_t> cameraReconnects{0};
+  std::atomic<uint64_t> noSignalFrames{0};
+  std::shared_ptr<hal::FramePool> i420Pool;      // YUYV/NV12/MJPEG -> I420 for the encoders
+  std::shared_ptr<hal::FramePool> noSignalPool;  // the "no signal" picture
+  hal::Size encoderSize;                         // what jpeg/h264 are configured for (camera thread)
+  int encoderFps = 0;
+  std::shared_ptr<const hal::CodecConfig> cameraH264Config;  // H.264 cameras: SPS/PPS seen last
+  CameraControlStore controlStore{settings.cameraControlsFile};  // after `settings`: initialised from it
   std::unique_ptr<hal::Encoder> jpeg;
   std::unique_ptr<hal::Encoder> h264;
   transport::MjpegStream mjpeg;
@@ -197,7 +216,10 @@ struct Streamer::Impl {
   std::vector<std::thread> threads;
 
   // --- helpers ---
-  hal::Size uprightDisplaySize() const { return board->display.orientation.apply(board->display.nativeSize); }
+  // The opened display's own size: a generic board (DisplayKind::Auto) knows it only from the device.
+  hal::Size uprightDisplaySize() const {
+    return board->display.orientation.apply(display ? display->info().size : board->display.nativeSize);
+  }
   void setCameraState(std::string s) {
     std::lock_guard lock(stateMutex);
     cameraState = std::move(s);
@@ -214,8 +236,17 @@ struct Streamer::Impl {
   }
 
   hal::Status openCamera();
+  hal::Status configureEncoders(hal::Size size, int fps);
   void cameraLoop();
   void onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue);
+  void onH264CameraFrame(const hal::Frame& frame);
+  void publishNoSignal(const std::string& reason);
+  void loseCamera(const hal::Error& error);
+  HttpResponse cameraControls(const HttpRequest& req);
+  std::string getCameraName() {
+    std::lock_guard lock(stateMutex);
+    return cameraName;
+  }
   void displayLoop();
   void touchLoop();
   void housekeepingLoop();
@@ -226,73 +257,202 @@ struct Streamer::Impl {
   HttpResponse flvResponse(bool slicerHeaders);
   HttpResponse touchRequest(const HttpRequest& req);
   nlohmann::json status();
+  nlohmann::json cameraStatus();
   nlohmann::json stats();
 };
 
 // ----------------------------------------------------------------------------- camera
 
 hal::Status Streamer::Impl::openCamera() {
-  auto cam = bsp::openCamera(*board, settings.device);
+  std::string stableName;
+  {
+    std::lock_guard lock(stateMutex);
+    stableName = cameraStableName;
+  }
+  // The first open follows the board (or --device); every reopen asks for the same camera by
+  // its stable name, never by index.
+  auto cam = stableName.empty() ? bsp::openCamera(*board, settings.device) : hal::createV4l2Capture(stableName);
   if (!cam) return cam.error();
+  hal::Capture& c = **cam;
+  const std::string name = c.info().name;
+
+  // The board's preferred format first, then what costs least to serve: raw I420 needs no
+  // conversion, NV12/YUYV one libyuv pass, MJPEG is passed through to /stream and /snapshot,
+  // H.264 straight to /flv.
+  std::vector<hal::FourCC> candidates;
+  if (board->camera.preferredFormat.code != 0) candidates.push_back(board->camera.preferredFormat);
+  for (auto f : {hal::fourcc::kI420, hal::fourcc::kNV12, hal::fourcc::kYUYV, hal::fourcc::kMJPEG, hal::fourcc::kH264}) {
+    if (std::find(candidates.begin(), candidates.end(), f) == candidates.end()) candidates.push_back(f);
+  }
   hal::CaptureConfig config;
-  config.format = hal::fourcc::kI420;
-  config.size = hal::Size{settings.width, settings.height};
-  config.fps = settings.unpaced ? 0 : settings.fps;
-  const hal::Negotiation n = (*cam)->validate(config);
+  hal::Negotiation n = hal::Negotiation::Invalid;
+  for (auto f : candidates) {
+    config = hal::CaptureConfig{};
+    config.format = f;
+    config.size = hal::Size{settings.width, settings.height};
+    config.fps = settings.unpaced ? 0 : settings.fps;
+    n = c.validate(config);
+    if (n != hal::Negotiation::Invalid && config.format == f) break;
+    n = hal::Negotiation::Invalid;
+  }
   if (n == hal::Negotiation::Invalid) {
-    return hal::Status(hal::Errc::Unsupported, fmt::format("camera {}: cannot deliver {} {} at {} fps",
-                                                           (*cam)->info().name, hal::fourcc::kI420.str(),
-                                                           hal::Size{settings.width, settings.height}.str(),
-                                                           settings.fps));
+    return hal::Status(hal::Errc::Unsupported,
+                       fmt::format("camera {}: offers none of I420, NV12, YUYV, MJPEG, H264 near {} at {} fps", name,
+                                   hal::Size{settings.width, settings.height}.str(), settings.fps));
   }
   if (n == hal::Negotiation::Adjusted) {
-    spdlog::warn("camera {}: adjusted to {} {} at {} fps", (*cam)->info().name, config.format.str(),
-                 config.size.str(), config.fps);
+    spdlog::warn("camera {}: adjusted to {} {} at {} fps", name, config.format.str(), config.size.str(), config.fps);
   }
-  if (auto st = (*cam)->start(config); !st) return st;
-  cameraName = (*cam)->info().name;
-  camera = std::move(*cam);
+  if (auto st = c.start(config); !st) return st;
+
+  int fps = config.fps;
+  std::string newStableName;
+  if (auto* v4l2 = hal::v4l2CameraOf(c)) {
+    newStableName = v4l2->device().stableName;
+    const hal::CaptureConfig active = v4l2->activeConfig();
+    if (active.fps > 0) fps = active.fps;
+    for (const auto& refused : controlStore.apply(newStableName, *v4l2)) {
+      spdlog::warn("camera {}: saved control not applied: {}", name, refused);
+    }
+  }
+  if (config.format != hal::fourcc::kI420 && config.format != hal::fourcc::kH264) {
+    auto pool = hal::FramePool::create(hal::fourcc::kI420, config.size, 3);
+    if (!pool) return pool.error();
+    i420Pool = std::move(*pool);
+  } else {
+    i420Pool.reset();
+  }
+  cameraFormat = config.format;
+  cameraSize = config.size;
+  cameraH264Config.reset();
+  if (auto st = configureEncoders(config.size, settings.unpaced ? settings.fps : std::max(1, fps)); !st) return st;
+  {
+    std::lock_guard lock(cameraMutex);
+    camera = std::move(*cam);
+  }
+  {
+    std::lock_guard lock(stateMutex);
+    cameraName = name;
+    if (!newStableName.empty()) cameraStableName = newStableName;
+    cameraState = "streaming";
+  }
+  keyframeWanted = true;
+  if (settings.unpaced) {
+    spdlog::info("camera {}: {} {} unpaced (encoder nominal {} fps)", name, config.format.str(), config.size.str(),
+                 settings.fps);
+  } else {
+    spdlog::info("camera {}: {} {} at {} fps{}", name, config.format.str(), config.size.str(), fps,
+                 newStableName.empty() ? "" : " (" + newStableName + ")");
+  }
+  return {};
+}
+
+hal::Status Streamer::Impl::configureEncoders(hal::Size size, int fps) {
+  fps = std::max(1, fps);
+  if (size == encoderSize && fps == encoderFps) return {};
   hal::EncoderConfig enc;
-  enc.size = config.size;
-  enc.fps = settings.unpaced ? settings.fps : config.fps;  // rate control needs a nominal rate
+  enc.size = size;
+  enc.fps = fps;
   enc.bitrateKbps = settings.bitrateKbps;
   enc.gopFrames = settings.gopFrames;
   enc.jpegQuality = settings.jpegQuality;
   if (auto st = jpeg->configure(enc); !st) return st;
   if (auto st = h264->configure(enc); !st) return st;
-  keyframeWanted = true;
-  setCameraState("streaming");
-  if (settings.unpaced) {
-    spdlog::info("camera {}: {} unpaced (encoder nominal {} fps)", cameraName, config.size.str(), enc.fps);
-  } else {
-    spdlog::info("camera {}: {} at {} fps", cameraName, config.size.str(), config.fps);
-  }
+  encoderSize = size;
+  encoderFps = fps;
   return {};
 }
 
+void Streamer::Impl::loseCamera(const hal::Error& error) {
+  {
+    std::lock_guard lock(cameraMutex);
+    camera.reset();  // a disconnected device stays dead: recovery is a new object
+  }
+  ++cameraReconnects;
+  setCameraState("no-signal: " + error.describe());
+}
+
+// The grey "NO SIGNAL" picture, to every kind of client, while there is no camera: players keep
+// their connection and show why, and snapshot consumers (timelapse) get an answer.
+void Streamer::Impl::publishNoSignal(const std::string& reason) {
+  const hal::Size size = cameraSize.empty() ? hal::Size{settings.width, settings.height} : cameraSize;
+  if (!noSignalPool || !(noSignalPool->size() == size)) {
+    auto pool = hal::FramePool::create(hal::fourcc::kI420, size, 2);
+    if (!pool) return;
+    noSignalPool = std::move(*pool);
+  }
+  if (auto st = configureEncoders(size, encoderFps > 0 ? encoderFps : settings.fps); !st) {
+    spdlog::warn("no-signal frame: {}", st.error().describe());
+    return;
+  }
+  auto frame = hal::drawNoSignalFrame(*noSignalPool, reason, Clock::now(), noSignalFrames++);
+  if (!frame) return;
+  if (mjpeg.clientCount() > 0 || snapshots.hasWaiters()) {
+    if (auto packet = jpeg->encode(*frame)) {
+      mjpeg.publish(*packet);
+      snapshots.publish(*packet);
+    }
+  }
+  if (flv.clientCount() > 0) {
+    if (keyframeWanted.exchange(false)) h264->requestKeyframe();
+    if (auto packet = h264->encode(*frame)) flv.publish(*packet);
+  }
+}
+
 void Streamer::Impl::cameraLoop() {
-  auto backoff = 500ms;
+  constexpr auto kFirstRetry = 500ms;
+  constexpr auto kMaxRetry = 8000ms;
+  constexpr auto kNoSignalInterval = 1000ms;  // ~1 fps of "no signal" while the camera is away
+  auto backoff = kFirstRetry;
+  Timestamp nextAttempt = Clock::now();
+  Timestamp nextNoSignal = Clock::now();
   Timestamp nextJpegDue{};
+  std::string lastError;
   while (running) {
     if (!camera) {
-      if (auto st = openCamera(); !st) {
-        setCameraState("error: " + st.error().describe());
-        spdlog::error("camera: {} (retrying in {} ms)", st.error().describe(), backoff.count());
-        snapshots.failAll("camera unavailable: " + st.error().describe());
-        if (!pause(backoff)) break;
-        backoff = std::min<std::chrono::milliseconds>(backoff * 2, 5000ms);
-        continue;
+      const Timestamp now = Clock::now();
+      if (now >= nextAttempt) {
+        if (auto st = openCamera(); st) {
+          backoff = kFirstRetry;
+          lastError.clear();
+          continue;
+        } else {
+          const std::string error = st.error().describe();
+          if (error != lastError) {  // log each new reason once, not every retry
+            spdlog::error("camera: {} (retrying with backoff up to {} s)", error, kMaxRetry.count() / 1000);
+            lastError = error;
+          }
+          setCameraState("no-signal: " + error);
+          nextAttempt = now + backoff;
+          backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxRetry);
+        }
       }
-      backoff = 500ms;
+      if (now >= nextNoSignal) {
+        std::string name;
+        {
+          std::lock_guard lock(stateMutex);
+          name = cameraStableName.empty() ? cameraName : cameraStableName;
+        }
+        publishNoSignal(name.empty() ? "WAITING FOR CAMERA" : "RECONNECTING " + name);
+        nextNoSignal = now + kNoSignalInterval;
+      }
+      const auto wake = std::min(nextAttempt, nextNoSignal);
+      if (!pause(std::chrono::duration_cast<std::chrono::milliseconds>(std::max(wake - Clock::now(), Clock::duration(1ms))))) {
+        break;
+      }
+      continue;
     }
     pollfd pfd{camera->pollFd(), POLLIN, 0};
     if (pfd.fd >= 0) ::poll(&pfd, 1, 200);
     auto frame = camera->dequeue();
     if (!frame) {
       if (frame.code() == hal::Errc::Again) continue;
-      spdlog::error("camera {}: {}; reopening", cameraName, frame.error().describe());
-      setCameraState("error: " + frame.error().describe());
-      camera.reset();  // a disconnected device stays dead: recovery is a new object
+      spdlog::error("camera {}: {}; serving \"no signal\" and reopening {}", getCameraName(), frame.error().describe(),
+                    cameraStableName.empty() ? std::string("it") : "by " + cameraStableName);
+      loseCamera(frame.error());
+      nextAttempt = Clock::now() + kFirstRetry;
+      nextNoSignal = Clock::now();
+      backoff = 2 * kFirstRetry;
       continue;
     }
     onCameraFrame(*frame, nextJpegDue);
@@ -302,6 +462,29 @@ void Streamer::Impl::cameraLoop() {
 
 void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue) {
   cameraRate.tick(frame.timestamp());
+  if (frame.format() == hal::fourcc::kH264) {
+    onH264CameraFrame(frame);
+    return;
+  }
+  // The encoders take I420: convert (YUYV/NV12) or decode (MJPEG) once per frame, only when an
+  // encoder needs it.
+  hal::Frame i420;
+  auto toI420 = [&]() -> const hal::Frame* {
+    if (frame.format() == hal::fourcc::kI420) return &frame;
+    if (i420.valid()) return &i420;
+    if (!i420Pool) return nullptr;
+    auto converted = frame.format() == hal::fourcc::kMJPEG
+                         ? codecs::decodeJpegToI420({frame.plane(0).data, frame.bytesUsed()}, *i420Pool,
+                                                    frame.timestamp(), frame.sequence())
+                         : codecs::convertToI420(frame, hal::Transform::identity(), *i420Pool);
+    if (!converted) {
+      spdlog::warn("camera {}: to I420: {}", frame.format().str(), converted.error().describe());
+      return nullptr;
+    }
+    i420 = std::move(*converted);
+    return &i420;
+  };
+
   const bool mjpegWanted = mjpeg.clientCount() > 0;
   const bool snapshotWanted = snapshots.hasWaiters();
   if (mjpegWanted || snapshotWanted) {
@@ -313,7 +496,20 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
         nextJpegDue = (frame.timestamp() - nextJpegDue > interval) ? frame.timestamp() + interval
                                                                     : nextJpegDue + interval;
       }
-      auto packet = jpeg->encode(frame);
+      hal::Result<hal::PacketPtr> packet(hal::Errc::Io, "no picture");
+      if (frame.format() == hal::fourcc::kMJPEG) {
+        // The camera's JPEG as it is (hal inserted Huffman tables if it had none): no re-encode.
+        auto p = std::make_shared<hal::Packet>();
+        p->codec = hal::fourcc::kMJPEG;
+        p->data.assign(frame.plane(0).data, frame.plane(0).data + frame.bytesUsed());
+        p->keyframe = true;
+        p->pts = frame.timestamp();
+        p->sequence = frame.sequence();
+        p->size = frame.size();
+        packet = hal::PacketPtr(std::move(p));
+      } else if (const hal::Frame* src = toI420()) {
+        packet = jpeg->encode(*src);
+      }
       if (packet) {
         if (due && mjpegWanted) {
           mjpeg.publish(*packet);
@@ -329,12 +525,42 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
   if (keyframeWanted.exchange(false)) h264->requestKeyframe();
   const int skip = skipInterval.load();
   if (skip > 1 && frame.sequence() % static_cast<uint64_t>(skip) != 0) return;
-  auto packet = h264->encode(frame);
+  const hal::Frame* src = toI420();
+  if (src == nullptr) return;
+  auto packet = h264->encode(*src);
   if (!packet) {
     if (packet.code() != hal::Errc::Again) spdlog::warn("h264: {}", packet.error().describe());
     return;
   }
   flv.publish(*packet);
+  h264Rate.tick();
+}
+
+// An H.264 camera's access units go to the FLV clients as they are: no decode, no re-encode.
+// (/stream and /snapshot need a JPEG, which would need an H.264 decoder: they get none and
+// snapshot requests time out with the camera state.)
+void Streamer::Impl::onH264CameraFrame(const hal::Frame& frame) {
+  const std::span<const uint8_t> au(frame.plane(0).data, frame.bytesUsed());
+  if (auto config = codecs::h264::extractCodecConfig(au)) {
+    if (!cameraH264Config || !(*cameraH264Config == *config)) {
+      cameraH264Config = std::make_shared<const hal::CodecConfig>(std::move(*config));
+    }
+  }
+  if (flv.clientCount() == 0) return;
+  if (keyframeWanted.exchange(false)) {
+    if (auto st = camera->requestKeyframe(); !st && st.code() != hal::Errc::Unsupported) {
+      spdlog::warn("camera: keyframe request: {}", st.error().describe());
+    }
+  }
+  auto p = std::make_shared<hal::Packet>();
+  p->codec = hal::fourcc::kH264;
+  p->data.assign(au.begin(), au.end());
+  p->keyframe = codecs::h264::containsIdr(au);
+  p->pts = frame.timestamp();
+  p->sequence = frame.sequence();
+  p->size = frame.size();
+  p->config = cameraH264Config;
+  flv.publish(p);
   h264Rate.tick();
 }
 
@@ -462,6 +688,7 @@ HttpResponse Streamer::Impl::touchRequest(const HttpRequest& req) {
     if (auto err = number(key, *ptr, required); !err.empty()) return HttpResponse::error(400, err);
   }
   const hal::Size view = uprightDisplaySize();
+  if (view.empty()) return HttpResponse::error(503, "no display size to map touches from: " + displayError);
   if (x < 0 || y < 0 || x > view.width || y > view.height) {
     return HttpResponse::error(400, fmt::format("point ({}, {}) is outside the {} display", x, y, view.str()));
   }
@@ -473,7 +700,7 @@ HttpResponse Streamer::Impl::touchRequest(const HttpRequest& req) {
   const hal::Point viewPos{static_cast<int>(std::lround(x)), static_cast<int>(std::lround(y))};
   const hal::Point mapped = board->touch.transform.apply(viewPos, view);
   const hal::Size mappedSpace = board->touch.transform.apply(view);
-  const hal::Size range = board->touch.range;
+  const hal::Size range = touch->info().range;  // the board's range, or the device's own (TouchKind::Auto)
   const hal::Point panelPos{static_cast<int>(std::lround(static_cast<double>(mapped.x) * range.width / mappedSpace.width)),
                             static_cast<int>(std::lround(static_cast<double>(mapped.y) * range.height / mappedSpace.height))};
   TouchJob job{panelPos, std::chrono::milliseconds(static_cast<int>(duration)), x, y,
@@ -541,17 +768,28 @@ nlohmann::json Streamer::Impl::status() {
   return {
       {"status", "ok"},
       {"board", {{"id", std::string(board->id)}, {"name", std::string(board->name)}}},
-      {"camera",
-       {{"name", cameraName},
-        {"state", getCameraState()},
-        {"width", settings.width},
-        {"height", settings.height},
-        {"fps", cameraRate.fps()}}},
+      {"camera", cameraStatus()},
       {"display", {{"enabled", display != nullptr}, {"error", displayError}, {"clients", displayStream.clientCount()}}},
       {"touch", {{"enabled", touch != nullptr}, {"error", touchError}}},
       {"clients", {{"mjpeg", mjpeg.clientCount()}, {"flv", flv.clientCount()}, {"display", displayStream.clientCount()}}},
       {"uptime_s", std::chrono::duration<double>(Clock::now() - startedAt).count()},
   };
+}
+
+// The camera's state for /status and /api/stats. `state` is "starting", "streaming" or
+// "no-signal: <reason>" (the camera is away: clients get the "no signal" picture while it is
+// reopened by `stable_name`); `reconnects` counts losses since start.
+nlohmann::json Streamer::Impl::cameraStatus() {
+  std::lock_guard lock(stateMutex);
+  return {{"name", cameraName},
+          {"state", cameraState},
+          {"signal", cameraState == "streaming"},
+          {"stable_name", cameraStableName},
+          {"width", settings.width},
+          {"height", settings.height},
+          {"fps", cameraRate.fps()},
+          {"reconnects", cameraReconnects.load()},
+          {"no_signal_frames", noSignalFrames.load()}};
 }
 
 nlohmann::json Streamer::Impl::stats() {
@@ -570,6 +808,7 @@ nlohmann::json Streamer::Impl::stats() {
       {"streams", {{"mjpeg", totals(mjpeg)}, {"flv", totals(flv)}, {"display", totals(displayStream)}}},
       {"touches", touchCount.load()},
       {"camera_state", getCameraState()},
+      {"camera", cameraStatus()},
   };
 }
 
@@ -619,8 +858,57 @@ HttpResponse Streamer::Impl::handleControl(const HttpRequest& req) {
     return touchRequest(req);
   }
   if (req.path == "/api/stats") return HttpResponse::json(200, stats().dump());
+  if (req.path == "/api/camera/controls") return cameraControls(req);
   if (req.path == "/status") return HttpResponse::json(200, status().dump());
   return HttpResponse::error(404, "no such endpoint: " + req.path);
+}
+
+// GET: the camera's V4L2 controls with their values and what is saved for it.
+// POST {"Brightness": 140, "9963778": 20}: set controls by name or id, saved per camera.
+// The ioctls are short; the lock only keeps the camera from being replaced meanwhile.
+HttpResponse Streamer::Impl::cameraControls(const HttpRequest& req) {
+  if (req.method != "GET" && req.method != "POST") return HttpResponse::error(405, "use GET or POST");
+  nlohmann::json body;
+  if (req.method == "POST") {
+    body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      return HttpResponse::error(400, "body is a JSON object of control name (or id) -> integer value");
+    }
+  }
+  std::string stableName;
+  {
+    std::lock_guard lock(stateMutex);
+    stableName = cameraStableName;
+  }
+  std::lock_guard lock(cameraMutex);
+  hal::V4l2Camera* v4l2 = camera ? hal::v4l2CameraOf(*camera) : nullptr;
+  if (v4l2 == nullptr) {
+    return HttpResponse::error(503, camera ? "this camera has no V4L2 controls" : "no camera: " + getCameraState());
+  }
+  auto controls = v4l2->listControls();
+  if (!controls) return HttpResponse::error(503, controls.error().describe());
+  for (const auto& [key, value] : body.items()) {
+    auto it = std::find_if(controls->begin(), controls->end(), [&](const hal::V4l2Control& c) {
+      return c.name == key || std::to_string(c.id) == key;
+    });
+    if (it == controls->end()) return HttpResponse::error(400, fmt::format("no control named '{}'", key));
+    if (!value.is_number_integer() && !value.is_boolean()) {
+      return HttpResponse::error(400, fmt::format("'{}': value {} is not an integer", key, value.dump()));
+    }
+    const int64_t v = value.is_boolean() ? (value.get<bool>() ? 1 : 0) : value.get<int64_t>();
+    if (auto st = controlStore.set(stableName, *v4l2, *it, v); !st) {
+      return HttpResponse::error(st.code() == hal::Errc::Io ? 500 : 400,
+                                 fmt::format("'{}' = {}: {}", key, v, st.error().describe()));
+    }
+  }
+  if (!body.empty()) {
+    controls = v4l2->listControls();
+    if (!controls) return HttpResponse::error(503, controls.error().describe());
+  }
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& c : *controls) list.push_back(controlToJson(c));
+  return HttpResponse::json(
+      200, nlohmann::json{{"camera", stableName}, {"controls", list}, {"saved", controlStore.saved(stableName)}}.dump());
 }
 
 HttpResponse Streamer::Impl::handleFlvPort(const HttpRequest& req) {
@@ -639,6 +927,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   s.jpeg = codecs::createJpegEncoder();
   s.h264 = codecs::createX264Encoder();
   s.flv.setOnSubscribe([&s] { s.keyframeWanted = true; });  // every client starts on a fresh IDR
+  if (auto st = s.controlStore.load(); !st) spdlog::warn("{}", st.error().describe());
 
   if (settings.displayEnabled) {
     auto screen = bsp::openScreen(board, {settings.displayNode, settings.touchName});

@@ -26,6 +26,34 @@ hal::Result<std::unique_ptr<hal::Capture>> openCamera(const Board& board, std::s
   return hal::createV4l2Capture(match);
 }
 
+namespace {
+
+// Where a machine's screens live (the kernel's devtmpfs names); nodes are listed, never guessed.
+constexpr std::string_view kDrmDir = "/dev/dri";
+constexpr std::string_view kFbdevDir = "/dev";
+constexpr std::string_view kInputDir = "/dev/input";
+
+std::vector<std::string> fbdevNodes() { return hal::listNumberedNodes(std::string(kFbdevDir), "fb"); }
+
+// A display backend's result into ScreenDevices, the reason prefixed with what was tried.
+void takeDisplay(hal::Result<std::unique_ptr<hal::DisplayCapture>> r, const std::string& what, ScreenDevices& out) {
+  if (r) {
+    out.display = std::move(*r);
+  } else {
+    out.displayError = what + ": " + r.error().describe();
+  }
+}
+
+void takeTouch(hal::Result<std::unique_ptr<hal::TouchInjector>> r, const std::string& what, ScreenDevices& out) {
+  if (r) {
+    out.touch = std::move(*r);
+  } else {
+    out.touchError = what + ": " + r.error().describe();
+  }
+}
+
+}  // namespace
+
 ScreenDevices openScreen(const Board& boardData, const ScreenOverrides& overrides) {
   // The board's data with overridden nodes swapped in; the rest below reads `board` as usual.
   Board board = boardData;

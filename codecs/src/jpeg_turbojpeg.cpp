@@ -2,9 +2,11 @@
 // JPEG Encoder over libturbojpeg (I420 via tjCompressFromYUVPlanes, XRGB8888 via tjCompress2).
 #include <turbojpeg.h>
 
+#include <algorithm>
 #include <climits>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -136,6 +138,65 @@ hal::Result<JpegInfo> inspectJpeg(std::span<const uint8_t> jpeg) {
             fmt::format("JPEG: no frame size in {} bytes: {}", jpeg.size(), tjGetErrorStr2(handle.get()))};
   }
   return JpegInfo{hal::Size{width, height}, subsampling};
+}
+
+// --- MJPEG camera frames to I420 (decodeJpegToI420) ---
+
+hal::Result<hal::Frame> decodeJpegToI420(std::span<const uint8_t> jpeg, hal::FramePool& pool,
+                                         hal::Timestamp timestamp, uint64_t sequence) {
+  auto info = inspectJpeg(jpeg);
+  if (!info) return std::move(info).error();
+  const hal::Size size = info->size;
+  if (pool.format() != hal::fourcc::kI420 || !(pool.size() == size)) {
+    return hal::Result<hal::Frame>(hal::Errc::InvalidArgument,
+                                   fmt::format("jpeg decode: a {} JPEG needs an I420 pool of that size, not {} {}",
+                                               size.str(), pool.format().str(), pool.size().str()));
+  }
+  auto w = pool.acquire();
+  if (!w) return std::move(w).error();
+  TjHandle tj(tjInitDecompress());
+  if (!tj) return hal::Result<hal::Frame>(hal::Errc::Io, fmt::format("jpeg decode: {}", tjGetErrorStr2(nullptr)));
+  const int sub = info->subsampling;
+  const int cw = sub == TJSAMP_GRAY ? 0 : tjPlaneWidth(1, size.width, sub);
+  const int ch = sub == TJSAMP_GRAY ? 0 : tjPlaneHeight(1, size.height, sub);
+  const int tw = (size.width + 1) / 2;
+  const int th = (size.height + 1) / 2;
+  // 4:2:0 goes straight into the frame; other layouts decode chroma to scratch planes first.
+  const bool direct = sub == TJSAMP_420;
+  std::vector<uint8_t> scratch(direct ? 0 : 2 * static_cast<size_t>(cw) * static_cast<size_t>(ch));
+  unsigned char* planes[3] = {w->data(0), direct ? w->data(1) : scratch.data(),
+                              direct ? w->data(2) : scratch.data() + static_cast<size_t>(cw) * static_cast<size_t>(ch)};
+  int strides[3] = {w->stride(0), direct ? w->stride(1) : cw, direct ? w->stride(2) : cw};
+  if (tjDecompressToYUVPlanes(tj.get(), jpeg.data(), static_cast<unsigned long>(jpeg.size()), planes,  // NOLINT(google-runtime-int)
+                              size.width, strides, size.height, 0) != 0 &&
+      tjGetErrorCode(tj.get()) == TJERR_FATAL) {
+    return hal::Result<hal::Frame>(hal::Errc::Io, fmt::format("jpeg decode: {}", tjGetErrorStr2(tj.get())));
+  }
+  if (!direct) {
+    for (int p = 1; p <= 2; ++p) {
+      uint8_t* dst = w->data(p);
+      const uint8_t* src = planes[p];
+      for (int y = 0; y < th; ++y) {
+        for (int x = 0; x < tw; ++x) {
+          int value = 128;
+          if (cw > 0) {
+            // Average the source chroma samples this 4:2:0 sample covers (1, 2 or 4 of them).
+            const int x0 = x * cw / tw;
+            const int x1 = std::max(x0 + 1, (x + 1) * cw / tw);
+            const int y0 = y * ch / th;
+            const int y1 = std::max(y0 + 1, (y + 1) * ch / th);
+            int sum = 0;
+            for (int sy = y0; sy < y1; ++sy) {
+              for (int sx = x0; sx < x1; ++sx) sum += src[static_cast<size_t>(sy) * static_cast<size_t>(cw) + static_cast<size_t>(sx)];
+            }
+            value = sum / ((x1 - x0) * (y1 - y0));
+          }
+          dst[static_cast<ptrdiff_t>(y) * w->stride(p) + x] = static_cast<uint8_t>(value);
+        }
+      }
+    }
+  }
+  return std::move(*w).publish(timestamp, sequence);
 }
 
 }  // namespace printcast::codecs

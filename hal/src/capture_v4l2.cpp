@@ -533,9 +533,8 @@ class V4l2Capture final : public Capture, public V4l2Camera {
         v4l2_query_ext_ctrl q{};
         q.id = next;
         if (sys_.ioctl(fd_.get(), VIDIOC_QUERY_EXT_CTRL, &q) != 0) {
-          if (errno == ENOTTY && n == 0) {  // kernels before 3.17, and drivers without it
-            extended = false;
-            --n;
+          if (errno == ENOTTY && out.empty() && next == V4L2_CTRL_FLAG_NEXT_CTRL) {
+            extended = false;  // kernels before 3.17 and some out-of-tree drivers: QUERYCTRL
             continue;
           }
           if (errno == ENODEV) return markDead("VIDIOC_QUERY_EXT_CTRL");
@@ -621,6 +620,18 @@ class V4l2Capture final : public Capture, public V4l2Camera {
 
   Status setControl(uint32_t id, int64_t value) override {
     if (dead_) return disconnected("setControl()");
+    // The kernel clamps out-of-range integer values silently (v4l2-ctrls validate_new):
+    // refuse them here so the caller learns the allowed range instead.
+    v4l2_queryctrl q{};
+    q.id = id;
+    if (sys_.ioctl(fd_.get(), VIDIOC_QUERYCTRL, &q) == 0 &&
+        (q.type == V4L2_CTRL_TYPE_INTEGER || q.type == V4L2_CTRL_TYPE_MENU || q.type == V4L2_CTRL_TYPE_BOOLEAN ||
+         q.type == V4L2_CTRL_TYPE_INTEGER_MENU) &&
+        (value < q.minimum || value > q.maximum)) {
+      return Status(Errc::InvalidArgument,
+                    fmt::format("v4l2 {}: control '{}' value {} is outside {}..{}", device_.path,
+                                fromBytes(q.name), value, q.minimum, q.maximum));
+    }
     // VIDIOC_S_CTRL covers every 32-bit control type; 64-bit values need the extended call.
     if (value >= INT32_MIN && value <= INT32_MAX) {
       v4l2_control s{};

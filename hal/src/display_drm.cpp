@@ -111,7 +111,8 @@ class DrmDisplayCapture final : public DisplayCapture {
   }
 
   Result<const Mapping*> mappingFor(uint32_t fbId) {
-    auto it = std::find_if(mappings_.begin(), mappings_.end(), [&](const Mapping& m) { return m.fbId == fbId; });
+    auto it =
+        std::find_if(mappings_.begin(), mappings_.end(), [&](const Mapping& m) { return m.fbId == fbId; });
     if (it != mappings_.end()) {
       // Most recently used last.
       std::rotate(it, it + 1, mappings_.end());
@@ -140,7 +141,8 @@ class DrmDisplayCapture final : public DisplayCapture {
     fb2.fb_id = fbId;
     if (sys_.ioctl(fd_.get(), DRM_IOCTL_MODE_GETFB2, &fb2) == 0) {
       for (uint32_t h : fb2.handles) {
-        if (h != 0 && std::find(d.handles.begin(), d.handles.end(), h) == d.handles.end()) d.handles.push_back(h);
+        if (h != 0 && std::find(d.handles.begin(), d.handles.end(), h) == d.handles.end())
+          d.handles.push_back(h);
       }
       if (fb2.handles[0] == 0) d.handles.insert(d.handles.begin(), 0);
       const uint32_t format = fb2.pixel_format;
@@ -150,18 +152,20 @@ class DrmDisplayCapture final : public DisplayCapture {
         d.geometry.format = fourcc::kRGB565;
       } else {
         closeHandles(d.handles);
-        return R(Errc::Unsupported, fmt::format("display {}: framebuffer {} is {}; supported: XRGB8888, ARGB8888, "
-                                                "RGB565",
-                                                path_, fbId, formatName(format)));
+        return R(Errc::Unsupported,
+                 fmt::format("display {}: framebuffer {} is {}; supported: XRGB8888, ARGB8888, "
+                             "RGB565",
+                             path_, fbId, formatName(format)));
       }
       if ((fb2.flags & DRM_MODE_FB_MODIFIERS) != 0 && fb2.modifier[0] != DRM_FORMAT_MOD_LINEAR) {
         char* name = drmGetFormatModifierName(fb2.modifier[0]);
         const std::string modifier = name != nullptr ? name : fmt::format("0x{:016x}", fb2.modifier[0]);
         std::free(name);  // NOLINT(cppcoreguidelines-no-malloc)
         closeHandles(d.handles);
-        return R(Errc::Unsupported, fmt::format("display {}: framebuffer {} has the tiled/compressed layout {}; only "
-                                                "linear buffers can be read",
-                                                path_, fbId, modifier));
+        return R(Errc::Unsupported,
+                 fmt::format("display {}: framebuffer {} has the tiled/compressed layout {}; only "
+                             "linear buffers can be read",
+                             path_, fbId, modifier));
       }
       d.geometry.size = Size{static_cast<int>(fb2.width), static_cast<int>(fb2.height)};
       d.geometry.pitch = static_cast<int>(fb2.pitches[0]);
@@ -186,9 +190,10 @@ class DrmDisplayCapture final : public DisplayCapture {
       d.geometry.format = fourcc::kRGB565;
     } else {
       closeHandles(d.handles);
-      return R(Errc::Unsupported, fmt::format("display {}: framebuffer {} is {} bpp depth {}; supported: 32/24 "
-                                              "(XRGB8888) and 16/16 (RGB565)",
-                                              path_, fbId, fb.bpp, fb.depth));
+      return R(Errc::Unsupported,
+               fmt::format("display {}: framebuffer {} is {} bpp depth {}; supported: 32/24 "
+                           "(XRGB8888) and 16/16 (RGB565)",
+                           path_, fbId, fb.bpp, fb.depth));
     }
     d.geometry.size = Size{static_cast<int>(fb.width), static_cast<int>(fb.height)};
     d.geometry.pitch = static_cast<int>(fb.pitch);
@@ -222,8 +227,8 @@ class DrmDisplayCapture final : public DisplayCapture {
     const int bytesPerPixel = m.format == fourcc::kRGB565 ? 2 : 4;
     if (m.size.empty() || m.pitch < m.size.width * bytesPerPixel) {
       closeHandles(handles);
-      return R(Errc::Io, fmt::format("display {}: framebuffer {}: pitch {} is too small for {} pixels", path_, fbId,
-                                     m.pitch, m.size.width));
+      return R(Errc::Io, fmt::format("display {}: framebuffer {}: pitch {} is too small for {} pixels", path_,
+                                     fbId, m.pitch, m.size.width));
     }
     m.length = m.offset + static_cast<size_t>(m.pitch) * static_cast<size_t>(m.size.height);
 
@@ -233,7 +238,8 @@ class DrmDisplayCapture final : public DisplayCapture {
     mapDumb.handle = handle;
     int dumbErr = 0;
     if (sys_.ioctl(fd_.get(), DRM_IOCTL_MODE_MAP_DUMB, &mapDumb) == 0) {
-      void* p = sys_.mmap(nullptr, m.length, PROT_READ, MAP_SHARED, fd_.get(), static_cast<off_t>(mapDumb.offset));
+      void* p =
+          sys_.mmap(nullptr, m.length, PROT_READ, MAP_SHARED, fd_.get(), static_cast<off_t>(mapDumb.offset));
       if (p != MAP_FAILED) {
         m.map = p;
         m.how = "dumb";
@@ -267,10 +273,11 @@ class DrmDisplayCapture final : public DisplayCapture {
       if (dumbErr == ENODEV || primeErr == ENODEV) {
         return R(Error{Errc::Disconnected, ENODEV, fmt::format("display {}: device is gone", path_)});
       }
-      return R(Error{Errc::Unsupported, dumbErr,
-                     fmt::format("display {}: framebuffer {} can be mapped neither as a dumb buffer ({}) nor through "
-                                 "PRIME ({})",
-                                 path_, fbId, std::strerror(dumbErr), std::strerror(primeErr))});
+      return R(Error{
+          Errc::Unsupported, dumbErr,
+          fmt::format("display {}: framebuffer {} can be mapped neither as a dumb buffer ({}) nor through "
+                      "PRIME ({})",
+                      path_, fbId, std::strerror(dumbErr), std::strerror(primeErr))});
     }
     return m;
   }

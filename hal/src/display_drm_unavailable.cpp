@@ -4,9 +4,11 @@
 
 namespace printcast::hal {
 
-Result<std::unique_ptr<DisplayCapture>> createDrmDisplayCapture(const std::string& cardPath, Syscalls& /*sys*/) {
+Result<std::unique_ptr<DisplayCapture>> createDrmDisplayCapture(const std::string& cardPath,
+                                                                Syscalls& /*sys*/) {
   return Result<std::unique_ptr<DisplayCapture>>(
-      Errc::Unsupported, "display " + cardPath + ": built without libdrm (PRINTCAST_WITH_DRM), no DRM/KMS capture");
+      Errc::Unsupported,
+      "display " + cardPath + ": built without libdrm (PRINTCAST_WITH_DRM), no DRM/KMS capture");
 }
 
 }  // namespace printcast::hal

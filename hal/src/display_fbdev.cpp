@@ -23,7 +23,9 @@ struct Layout {
   int bytesPerPixel = 0;
 };
 
-bool field(const fb_bitfield& f, uint32_t offset, uint32_t length) { return f.offset == offset && f.length == length; }
+bool field(const fb_bitfield& f, uint32_t offset, uint32_t length) {
+  return f.offset == offset && f.length == length;
+}
 
 // The pixel layouts printcast frames can carry; see display_fbdev.h.
 Result<Layout> layoutOf(const fb_var_screeninfo& var, const std::string& path) {
@@ -35,10 +37,11 @@ Result<Layout> layoutOf(const fb_var_screeninfo& var, const std::string& path) {
   }
   return Result<Layout>(
       Errc::Unsupported,
-      fmt::format("display {}: unsupported pixel layout: {} bpp, red {}/{}, green {}/{}, blue {}/{} (offset/length); "
-                  "supported: 32 bpp XRGB8888 and 16 bpp RGB565",
-                  path, var.bits_per_pixel, var.red.offset, var.red.length, var.green.offset, var.green.length,
-                  var.blue.offset, var.blue.length));
+      fmt::format(
+          "display {}: unsupported pixel layout: {} bpp, red {}/{}, green {}/{}, blue {}/{} (offset/length); "
+          "supported: 32 bpp XRGB8888 and 16 bpp RGB565",
+          path, var.bits_per_pixel, var.red.offset, var.red.length, var.green.offset, var.green.length,
+          var.blue.offset, var.blue.length));
 }
 
 Error deviceError(const std::string& path, const char* what, int errnum) {
@@ -63,7 +66,8 @@ class FbdevDisplayCapture final : public DisplayCapture {
         info_{path_, Size{static_cast<int>(var.xres), static_cast<int>(var.yres)}, layout.format, stride_} {}
 
   ~FbdevDisplayCapture() override {
-    if (map_ != nullptr) sys_.munmap(const_cast<uint8_t*>(map_), mapLength_);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+    if (map_ != nullptr)
+      sys_.munmap(const_cast<uint8_t*>(map_), mapLength_);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
   }
   FbdevDisplayCapture(const FbdevDisplayCapture&) = delete;
   FbdevDisplayCapture& operator=(const FbdevDisplayCapture&) = delete;
@@ -84,9 +88,10 @@ class FbdevDisplayCapture final : public DisplayCapture {
     const Size size{static_cast<int>(var.xres), static_cast<int>(var.yres)};
     auto layout = layoutOf(var, path_);
     if (!layout || size != info_.size || layout->format != info_.format) {
-      return Result<Frame>(Errc::Unsupported,
-                           fmt::format("display {}: mode changed from {} {} to {} {} bpp; open the display again",
-                                       path_, info_.size.str(), info_.format.str(), size.str(), var.bits_per_pixel));
+      return Result<Frame>(
+          Errc::Unsupported,
+          fmt::format("display {}: mode changed from {} {} to {} {} bpp; open the display again", path_,
+                      info_.size.str(), info_.format.str(), size.str(), var.bits_per_pixel));
     }
     // The visible page: panning offsets select it inside the virtual framebuffer.
     const size_t offset = static_cast<size_t>(var.yoffset) * static_cast<size_t>(stride_) +
@@ -94,9 +99,10 @@ class FbdevDisplayCapture final : public DisplayCapture {
     const size_t last = offset + static_cast<size_t>(size.height - 1) * static_cast<size_t>(stride_) +
                         static_cast<size_t>(size.width) * static_cast<size_t>(layout_.bytesPerPixel);
     if (last > mapLength_) {
-      return Result<Frame>(Errc::Io, fmt::format("display {}: visible page at offset {},{} ({} bytes) lies outside the "
-                                                 "{}-byte framebuffer",
-                                                 path_, var.xoffset, var.yoffset, last, mapLength_));
+      return Result<Frame>(Errc::Io,
+                           fmt::format("display {}: visible page at offset {},{} ({} bytes) lies outside the "
+                                       "{}-byte framebuffer",
+                                       path_, var.xoffset, var.yoffset, last, mapLength_));
     }
     return copier_.copy(map_ + offset, stride_);
   }
@@ -127,22 +133,25 @@ Result<std::unique_ptr<DisplayCapture>> createFbdevDisplayCapture(const std::str
     return deviceError(path, "FBIOGET_VSCREENINFO (not a framebuffer device?)", errno);
   }
   fb_fix_screeninfo fix{};
-  if (sys.ioctl(fd.get(), FBIOGET_FSCREENINFO, &fix) != 0) return deviceError(path, "FBIOGET_FSCREENINFO", errno);
+  if (sys.ioctl(fd.get(), FBIOGET_FSCREENINFO, &fix) != 0)
+    return deviceError(path, "FBIOGET_FSCREENINFO", errno);
 
   if (fix.type != FB_TYPE_PACKED_PIXELS) {
-    return R(Errc::Unsupported, fmt::format("display {}: framebuffer type {} is not packed pixels", path, fix.type));
+    return R(Errc::Unsupported,
+             fmt::format("display {}: framebuffer type {} is not packed pixels", path, fix.type));
   }
   auto layout = layoutOf(var, path);
   if (!layout) return std::move(layout).error();
-  if (var.xres == 0 || var.yres == 0) return R(Errc::NoSignal, fmt::format("display {}: no mode set (0x0)", path));
+  if (var.xres == 0 || var.yres == 0)
+    return R(Errc::NoSignal, fmt::format("display {}: no mode set (0x0)", path));
   const auto rowBytes = static_cast<size_t>(var.xres) * static_cast<size_t>(layout->bytesPerPixel);
   if (fix.line_length < rowBytes) {
-    return R(Errc::Io, fmt::format("display {}: line_length {} is shorter than a {}-pixel row ({} bytes)", path,
-                                   fix.line_length, var.xres, rowBytes));
+    return R(Errc::Io, fmt::format("display {}: line_length {} is shorter than a {}-pixel row ({} bytes)",
+                                   path, fix.line_length, var.xres, rowBytes));
   }
   if (static_cast<size_t>(fix.line_length) * var.yres > fix.smem_len) {
-    return R(Errc::Io, fmt::format("display {}: {} rows of {} bytes do not fit in smem_len {}", path, var.yres,
-                                   fix.line_length, fix.smem_len));
+    return R(Errc::Io, fmt::format("display {}: {} rows of {} bytes do not fit in smem_len {}", path,
+                                   var.yres, fix.line_length, fix.smem_len));
   }
 
   void* map = sys.mmap(nullptr, fix.smem_len, PROT_READ, MAP_SHARED, fd.get(), 0);

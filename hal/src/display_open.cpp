@@ -13,10 +13,12 @@
 
 namespace printcast::hal {
 
-Result<std::unique_ptr<DisplayCapture>> openDisplayCapture(const DisplayCandidates& candidates, Syscalls& sys) {
+Result<std::unique_ptr<DisplayCapture>> openDisplayCapture(const DisplayCandidates& candidates,
+                                                           Syscalls& sys) {
   using R = Result<std::unique_ptr<DisplayCapture>>;
   if (candidates.drmCards.empty() && candidates.fbdevNodes.empty()) {
-    return R(Errc::NoDevice, "display: no DRM card (/dev/dri/card*) and no framebuffer (/dev/fb*) on this machine");
+    return R(Errc::NoDevice,
+             "display: no DRM card (/dev/dri/card*) and no framebuffer (/dev/fb*) on this machine");
   }
   std::string reasons;
   Errc code = Errc::NoDevice;

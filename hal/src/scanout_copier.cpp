@@ -32,8 +32,8 @@ bool ScanoutCopier::changed(const uint8_t* src, int srcStride) {
   const int phase = phase_;
   phase_ = (phase_ + 1) % kRowStep;
   for (int y = phase; y < size_.height; y += kRowStep) {
-    if (std::memcmp(src + static_cast<ptrdiff_t>(y) * srcStride, prev.data + static_cast<ptrdiff_t>(y) * prev.stride,
-                    rowBytes_) != 0) {
+    if (std::memcmp(src + static_cast<ptrdiff_t>(y) * srcStride,
+                    prev.data + static_cast<ptrdiff_t>(y) * prev.stride, rowBytes_) != 0) {
       return true;
     }
   }
@@ -47,7 +47,8 @@ Result<Frame> ScanoutCopier::copy(const uint8_t* src, int srcStride) {
   uint8_t* dst = writable->data(0);
   const int dstStride = writable->stride(0);
   for (int y = 0; y < size_.height; ++y) {
-    std::memcpy(dst + static_cast<ptrdiff_t>(y) * dstStride, src + static_cast<ptrdiff_t>(y) * srcStride, rowBytes_);
+    std::memcpy(dst + static_cast<ptrdiff_t>(y) * dstStride, src + static_cast<ptrdiff_t>(y) * srcStride,
+                rowBytes_);
   }
   // The first picture ever is sequence 0; every changed picture after it (also after a
   // geometry change) gets the next number.

@@ -71,7 +71,8 @@ Result<Probe> probe(Syscalls& sys, const std::string& path) {
   }
   // EVIOCGPROP exists since Linux 3.1; a failure just means "no properties".
   if (sys.ioctl(fd.get(), EVIOCGPROP(propBits.size()), propBits.data()) < 0) propBits.fill(0);
-  p.multiTouch = testBit(evBits, EV_ABS) && testBit(absBits, ABS_MT_POSITION_X) && testBit(absBits, ABS_MT_POSITION_Y);
+  p.multiTouch =
+      testBit(evBits, EV_ABS) && testBit(absBits, ABS_MT_POSITION_X) && testBit(absBits, ABS_MT_POSITION_Y);
   p.direct = testBit(propBits, INPUT_PROP_DIRECT);
   if (!p.multiTouch) return p;
   auto axis = [&](unsigned code, const char* what) -> Result<Axis> {
@@ -108,7 +109,8 @@ class EvdevTouchInjector final : public TouchInjector {
         path_(panel.path),
         x_(panel.x),
         y_(panel.y),
-        trackingMax_(panel.trackingId && panel.trackingId->max > 1 ? panel.trackingId->max : kDefaultTrackingMax),
+        trackingMax_(panel.trackingId && panel.trackingId->max > 1 ? panel.trackingId->max
+                                                                   : kDefaultTrackingMax),
         info_{panel.name, range, panel.slot ? panel.slot->max - panel.slot->min + 1 : 1} {}
 
   TouchInfo info() const override { return info_; }
@@ -126,7 +128,8 @@ class EvdevTouchInjector final : public TouchInjector {
     if (auto st = check(from, "swipe start"); !st) return st;
     if (auto st = check(to, "swipe end"); !st) return st;
     if (steps < 1) return {Errc::InvalidArgument, fmt::format("touch {}: swipe steps {} < 1", path_, steps)};
-    if (duration.count() < 0) return {Errc::InvalidArgument, fmt::format("touch {}: negative swipe duration", path_)};
+    if (duration.count() < 0)
+      return {Errc::InvalidArgument, fmt::format("touch {}: negative swipe duration", path_)};
     std::lock_guard lock(mutex_);
     if (auto st = down(from); !st) return st;
     for (int i = 1; i <= steps; ++i) {
@@ -155,8 +158,8 @@ class EvdevTouchInjector final : public TouchInjector {
   Status check(Point p, const char* what) const {
     const Size r = info_.range;
     if (p.x < 0 || p.y < 0 || p.x > r.width || p.y > r.height) {
-      return {Errc::InvalidArgument,
-              fmt::format("touch {}: {} at {},{} is outside 0..{} x 0..{}", path_, what, p.x, p.y, r.width, r.height)};
+      return {Errc::InvalidArgument, fmt::format("touch {}: {} at {},{} is outside 0..{} x 0..{}", path_,
+                                                 what, p.x, p.y, r.width, r.height)};
     }
     return {};
   }
@@ -165,9 +168,12 @@ class EvdevTouchInjector final : public TouchInjector {
   static int scale(int p, int range, Axis axis) {
     if (range <= 0) return axis.min;
     const auto span = static_cast<int64_t>(axis.max) - axis.min;
-    return axis.min + static_cast<int>(std::llround(static_cast<double>(p) * static_cast<double>(span) / range));
+    return axis.min +
+           static_cast<int>(std::llround(static_cast<double>(p) * static_cast<double>(span) / range));
   }
-  Point toAbs(Point p) const { return Point{scale(p.x, info_.range.width, x_), scale(p.y, info_.range.height, y_)}; }
+  Point toAbs(Point p) const {
+    return Point{scale(p.x, info_.range.width, x_), scale(p.y, info_.range.height, y_)};
+  }
 
   Status down(Point panelPos) {
     const int id = nextTrackingId_;
@@ -225,10 +231,12 @@ class EvdevTouchInjector final : public TouchInjector {
 
 }  // namespace
 
-Result<std::unique_ptr<TouchInjector>> createEvdevTouchInjector(const EvdevTouchConfig& config, Syscalls& sys) {
+Result<std::unique_ptr<TouchInjector>> createEvdevTouchInjector(const EvdevTouchConfig& config,
+                                                                Syscalls& sys) {
   using R = Result<std::unique_ptr<TouchInjector>>;
-  const std::string wanted = config.deviceName.empty() ? std::string("a direct multi-touch device (touchscreen)")
-                                                       : fmt::format("\"{}\" with multi-touch axes", config.deviceName);
+  const std::string wanted = config.deviceName.empty()
+                                 ? std::string("a direct multi-touch device (touchscreen)")
+                                 : fmt::format("\"{}\" with multi-touch axes", config.deviceName);
   const std::vector<std::string> nodes = listNumberedNodes(config.inputDir, "event");
   std::optional<Probe> match;
   std::vector<std::string> seen;
@@ -247,19 +255,20 @@ Result<std::unique_ptr<TouchInjector>> createEvdevTouchInjector(const EvdevTouch
     }
   }
   if (!match) {
-    std::string message = fmt::format("touch: no evdev device {} among {} nodes in {}", wanted, nodes.size(),
-                                      config.inputDir);
+    std::string message =
+        fmt::format("touch: no evdev device {} among {} nodes in {}", wanted, nodes.size(), config.inputDir);
     if (!seen.empty()) message += fmt::format(" (seen: {})", fmt::join(seen, ", "));
     if (!denied.empty()) {
       return R(Errc::PermissionDenied,
-               message + fmt::format("; could not open {} (permission denied: the `input` group or root)", denied));
+               message +
+                   fmt::format("; could not open {} (permission denied: the `input` group or root)", denied));
     }
     return R(Errc::NoDevice, std::move(message));
   }
   if (match->x.max <= match->x.min || match->y.max <= match->y.min) {
-    return R(Errc::Unsupported, fmt::format("touch {} (\"{}\"): empty ABS_MT_POSITION range {}..{} x {}..{}",
-                                            match->path, match->name, match->x.min, match->x.max, match->y.min,
-                                            match->y.max));
+    return R(Errc::Unsupported,
+             fmt::format("touch {} (\"{}\"): empty ABS_MT_POSITION range {}..{} x {}..{}", match->path,
+                         match->name, match->x.min, match->x.max, match->y.min, match->y.max));
   }
   const int raw = sys.open(match->path.c_str(), O_WRONLY);
   if (raw < 0) {

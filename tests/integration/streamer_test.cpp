@@ -289,7 +289,13 @@ TEST_F(Streamer, CorsOnEveryResponseAndPreflightAnswered) {
 }
 
 TEST_F(Streamer, StatusReportsBoardAndCamera) {
-  const auto r = httpRequest(process_->streamPort(), "GET", "/status");
+  // The camera opens on its own thread after the ports are up: wait (bounded) for it.
+  printcast::testing::HttpReply r;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  do {
+    r = httpRequest(process_->streamPort(), "GET", "/status");
+  } while (r.body.find("\"state\":\"starting\"") != std::string::npos &&
+           std::chrono::steady_clock::now() < deadline);
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.headers.at("content-type"), "application/json");
   EXPECT_NE(r.body.find("\"id\":\"virtual\""), std::string::npos) << r.body;

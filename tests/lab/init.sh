@@ -19,6 +19,9 @@ while read -r ko; do
   insmod "$ko" $params || echo "lab-init: insmod $ko failed"
 done </etc/modules.order
 
+# Loopback only (-nic none): the streamer and its clients talk over 127.0.0.1.
+ip link set lo up || echo "lab-init: cannot bring up lo"
+
 fail() {
   echo "lab-init: $*"
   poweroff -f

@@ -15,8 +15,9 @@
 # at the same path, then chroots into the host's tree and runs tests/lab/vm-payload.sh. The host's
 # dynamically linked binaries and their libraries therefore run unchanged in the VM.
 #
-# Exit: 0 all passed; 1 a failure; 77 skipped (QEMU or the Debian kernel cannot be had).
-# Environment: LAB_TIMEOUT (seconds for the VM, default 600), LAB_SMP (default 2), LAB_KEEP_GOING.
+# Exit: 0 all passed; 1 a failure; 77 skipped (QEMU, busybox-static, kmod or the Debian kernel and
+# its modules are not installed: the message names the package).
+# Environment: LAB_TIMEOUT (seconds for the VM, default 600), LAB_SMP (default 2).
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
@@ -43,7 +44,7 @@ qemu=$(command -v qemu-system-x86_64 || true)
 [ -n "$qemu" ] || skip "qemu-system-x86_64 is not installed (Debian package qemu-system-x86; run scripts/install-deps.sh test)"
 busybox=/bin/busybox
 [ -x "$busybox" ] || skip "busybox is not installed (Debian package busybox-static)"
-if ! ldd "$busybox" 2>&1 | grep -q 'not a dynamic'; then
+if ! { ldd "$busybox" 2>&1 || true; } | grep -q 'not a dynamic'; then
   skip "$busybox is not statically linked (install busybox-static)"
 fi
 command -v modprobe >/dev/null && command -v depmod >/dev/null || skip "kmod (modprobe, depmod) is not installed"
@@ -82,7 +83,7 @@ if [ ! -s "$vmlinux" ] || [ "$vmlinux" -ot "$vmlinuz" ]; then
   command -v xz >/dev/null || xz="$busybox xzcat"
   try_decomp '\xFD\x37\x7A\x58\x5A\x00' "$xz" || try_decomp '\x1F\x8B\x08' 'gzip -dc' ||
     try_decomp '\x28\xB5\x2F\xFD' 'zstd -dc' || try_decomp '\x02\x21\x4C\x18' 'lz4 -dc' ||
-    skip "cannot find a XZ/gzip/zstd/lz4 payload in $vmlinuz to decompress"
+    { echo "lab: FAIL: found no XZ/gzip/zstd/LZ4 payload in $vmlinuz that decompresses to an ELF vmlinux" >&2; exit 1; }
 fi
 
 # --- (b) the initramfs: busybox, the modules (with dependencies) and /init, cached ----------------
@@ -100,7 +101,7 @@ if [ $rebuild = 1 ]; then
   mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,rootfs,lib/modules/"$kver"}
   cp "$busybox" "$root/bin/busybox"
   for applet in sh mount umount mkdir insmod modprobe rmmod lsmod chroot cat echo sleep poweroff \
-                ls mknod ln switch_root dmesg; do
+                ls mknod ln switch_root dmesg ip; do
     ln -s busybox "$root/bin/$applet"
   done
   : >"$root/etc/modules.order"

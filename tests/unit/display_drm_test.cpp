@@ -48,16 +48,16 @@ class FakeDrmKernel final : public Syscalls {
   std::string node = "/dev/dri/card0";
   std::vector<FakeCrtc> crtcs;
   std::map<uint32_t, FakeFb> fbs;
-  bool hasGetFb2 = true;      // false: a kernel before 5.7 (GETFB2 -> EINVAL)
+  bool hasGetFb2 = true;       // false: a kernel before 5.7 (GETFB2 -> EINVAL)
   bool handlesHidden = false;  // not DRM master / CAP_SYS_ADMIN: handles come back 0
-  bool dumbMap = true;        // MAP_DUMB works for the FB's objects
-  bool prime = false;         // PRIME export works
+  bool dumbMap = true;         // MAP_DUMB works for the FB's objects
+  bool prime = false;          // PRIME export works
   int crtcErrno = 0;
   int openErrno = 0;
 
-  std::map<int, int> openFds;         // fd -> flags
+  std::map<int, int> openFds;            // fd -> flags
   std::map<uint32_t, uint32_t> handles;  // live GEM handle -> fb id
-  std::map<int, uint32_t> primeFds;   // dma-buf fd -> fb id
+  std::map<int, uint32_t> primeFds;      // dma-buf fd -> fb id
   int maps = 0, unmaps = 0, primeExports = 0, dumbMaps = 0;
   std::set<void*> mapped;
 
@@ -177,7 +177,8 @@ class FakeDrmKernel final : public Syscalls {
       return failMap(EBADF);
     }
     auto it = fbs.find(fbId);
-    if (it == fbs.end() || length > it->second.memory.size() || prot != PROT_READ || (flags & MAP_SHARED) == 0) {
+    if (it == fbs.end() || length > it->second.memory.size() || prot != PROT_READ ||
+        (flags & MAP_SHARED) == 0) {
       return failMap(EINVAL);
     }
     ++maps;
@@ -230,7 +231,8 @@ void fill(FakeDrmKernel& k, uint32_t fbId, uint32_t seed) {
 void expectFill(const Frame& f, uint32_t seed) {
   for (int y = 0; y < f.size().height; ++y) {
     for (int x = 0; x < f.size().width; ++x) {
-      ASSERT_EQ(xrgbAt(f, x, y), 0xFF000000U | seed << 16 | static_cast<uint32_t>(y) << 8 | static_cast<uint32_t>(x))
+      ASSERT_EQ(xrgbAt(f, x, y),
+                0xFF000000U | seed << 16 | static_cast<uint32_t>(y) << 8 | static_cast<uint32_t>(x))
           << x << "," << y;
     }
   }
@@ -422,14 +424,16 @@ TEST(OpenDisplay, FallsBackFromDrmToFbdevAndSaysWhy) {
   FakeDrmKernel k;
   setUpCard(k);
   k.handlesHidden = true;  // not root: KMS will not hand out the buffer
-  auto r = printcast::hal::openDisplayCapture(printcast::hal::DisplayCandidates{{"/dev/dri/card0"}, {"/dev/fb0"}}, k);
+  auto r = printcast::hal::openDisplayCapture(
+      printcast::hal::DisplayCandidates{{"/dev/dri/card0"}, {"/dev/fb0"}}, k);
   ASSERT_FALSE(r.ok());  // the fake has no fb0 either
   EXPECT_EQ(r.code(), Errc::PermissionDenied) << "the reason a user can fix wins";
   EXPECT_NE(r.error().message.find("/dev/dri/card0"), std::string::npos) << r.error().message;
   EXPECT_NE(r.error().message.find("/dev/fb0"), std::string::npos) << r.error().message;
 
   k.handlesHidden = false;
-  auto ok = printcast::hal::openDisplayCapture(printcast::hal::DisplayCandidates{{"/dev/dri/card0"}, {"/dev/fb0"}}, k);
+  auto ok = printcast::hal::openDisplayCapture(
+      printcast::hal::DisplayCandidates{{"/dev/dri/card0"}, {"/dev/fb0"}}, k);
   ASSERT_TRUE(ok.ok()) << ok.error().describe();
   EXPECT_EQ((*ok)->info().name, "/dev/dri/card0 CRTC 38");
 

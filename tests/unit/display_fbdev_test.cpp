@@ -31,9 +31,9 @@ class FakeFbKernel final : public Syscalls {
   fb_var_screeninfo var{};
   fb_fix_screeninfo fix{};
   std::vector<uint8_t> memory;
-  int openErrno = 0;       // open fails with this when set
-  int varErrno = 0;        // FBIOGET_VSCREENINFO fails with this when set
-  int mmapErrno = 0;       // mmap fails with this when set
+  int openErrno = 0;           // open fails with this when set
+  int varErrno = 0;            // FBIOGET_VSCREENINFO fails with this when set
+  int mmapErrno = 0;           // mmap fails with this when set
   std::map<int, int> openFds;  // fd -> flags
   int maps = 0, unmaps = 0;
   int lastMapProt = 0;
@@ -133,8 +133,12 @@ uint16_t rgb565At(const Frame& f, int x, int y) {
   return v;
 }
 
-uint32_t patternA(int x, int y) { return 0xFF000000U | static_cast<uint32_t>(x) << 12 | static_cast<uint32_t>(y); }
-uint32_t patternB(int x, int y) { return 0xFF800000U | static_cast<uint32_t>(y) << 10 | static_cast<uint32_t>(x); }
+uint32_t patternA(int x, int y) {
+  return 0xFF000000U | static_cast<uint32_t>(x) << 12 | static_cast<uint32_t>(y);
+}
+uint32_t patternB(int x, int y) {
+  return 0xFF800000U | static_cast<uint32_t>(y) << 10 | static_cast<uint32_t>(x);
+}
 
 void fill32(FakeFbKernel& k, int page, uint32_t (*pattern)(int, int)) {
   for (int y = 0; y < static_cast<int>(k.var.yres); ++y) {
@@ -224,7 +228,8 @@ TEST(FbdevDisplay, Rgb565IsCopiedWithItsStride) {
   EXPECT_EQ(frame->format(), fourcc::kRGB565);
   for (int y = 0; y < 10; ++y) {
     for (int x = 0; x < 20; ++x) {
-      ASSERT_EQ(rgb565At(*frame, x, y), static_cast<uint16_t>((x << 11) | (y << 5) | (x + y))) << x << "," << y;
+      ASSERT_EQ(rgb565At(*frame, x, y), static_cast<uint16_t>((x << 11) | (y << 5) | (x + y)))
+          << x << "," << y;
     }
   }
 }

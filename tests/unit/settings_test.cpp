@@ -90,3 +90,17 @@ TEST(Settings, ParseResolution) {
   EXPECT_FALSE(parseResolution("12a0x720").ok());
   EXPECT_FALSE(parseResolution("0x0").ok());
 }
+
+TEST(Settings, DeviceOverridesForABenchOrTheLab) {
+  Settings s;
+  std::vector<std::string> warnings;
+  const auto st = applyConfigJson(R"({"device": "/dev/video0", "display_node": "/dev/dri/card0",
+                                      "touch_name": "hyn_ts"})",
+                                  "app.json", s, warnings);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(s.device, "/dev/video0");
+  EXPECT_EQ(s.displayNode, "/dev/dri/card0");
+  EXPECT_EQ(s.touchName, "hyn_ts");
+  EXPECT_TRUE(warnings.empty());
+  EXPECT_NE(errorOf(R"({"touch_name": 5})").find("touch_name"), std::string::npos);
+}

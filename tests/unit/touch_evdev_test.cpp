@@ -31,8 +31,9 @@ using namespace std::chrono_literals;
 // One evdev device as the fake kernel describes it.
 struct FakeInputDevice {
   std::string name;
-  bool direct = false;      // INPUT_PROP_DIRECT
-  bool multiTouch = false;  // EV_ABS + ABS_MT_SLOT/TRACKING_ID/POSITION_X/Y/TOUCH_MAJOR/PRESSURE, EV_KEY BTN_TOUCH
+  bool direct = false;  // INPUT_PROP_DIRECT
+  bool multiTouch =
+      false;  // EV_ABS + ABS_MT_SLOT/TRACKING_ID/POSITION_X/Y/TOUCH_MAJOR/PRESSURE, EV_KEY BTN_TOUCH
   input_absinfo x{0, 0, 4095, 0, 0, 0};
   input_absinfo y{0, 0, 4095, 0, 0, 0};
   input_absinfo slot{0, 0, 9, 0, 0, 0};
@@ -117,8 +118,8 @@ class FakeInputKernel final : public Syscalls {
     if (nr == _IOC_NR(EVIOCGBIT(EV_ABS, 0))) {
       std::memset(out, 0, len);
       if (d.multiTouch) {
-        for (unsigned code : {ABS_X, ABS_Y, ABS_MT_SLOT, ABS_MT_TRACKING_ID, ABS_MT_POSITION_X, ABS_MT_POSITION_Y,
-                              ABS_MT_TOUCH_MAJOR, ABS_MT_PRESSURE}) {
+        for (unsigned code : {ABS_X, ABS_Y, ABS_MT_SLOT, ABS_MT_TRACKING_ID, ABS_MT_POSITION_X,
+                              ABS_MT_POSITION_Y, ABS_MT_TOUCH_MAJOR, ABS_MT_PRESSURE}) {
           setBit(code);
         }
       }
@@ -139,7 +140,8 @@ class FakeInputKernel final : public Syscalls {
     return fail(ENOTTY);
   }
 
-  void* mmap(void* /*addr*/, size_t /*length*/, int /*prot*/, int /*flags*/, int /*fd*/, off_t /*offset*/) override {
+  void* mmap(void* /*addr*/, size_t /*length*/, int /*prot*/, int /*flags*/, int /*fd*/,
+             off_t /*offset*/) override {
     errno = ENODEV;
     return reinterpret_cast<void*>(-1);  // NOLINT: MAP_FAILED
   }
@@ -184,16 +186,18 @@ std::ostream& operator<<(std::ostream& os, const Ev& e) {
 
 std::vector<Ev> events(const std::vector<Written>& w, size_t from = 0, size_t count = SIZE_MAX) {
   std::vector<Ev> out;
-  for (size_t i = from; i < w.size() && out.size() < count; ++i) out.push_back({w[i].type, w[i].code, w[i].value});
+  for (size_t i = from; i < w.size() && out.size() < count; ++i)
+    out.push_back({w[i].type, w[i].code, w[i].value});
   return out;
 }
 
 std::vector<Ev> down(int id, int x, int y) {
-  return {{EV_ABS, ABS_MT_SLOT, 0},         {EV_ABS, ABS_MT_TRACKING_ID, id}, {EV_ABS, ABS_MT_POSITION_X, x},
-          {EV_ABS, ABS_MT_POSITION_Y, y},   {EV_ABS, ABS_MT_TOUCH_MAJOR, 50}, {EV_ABS, ABS_MT_PRESSURE, 100},
-          {EV_KEY, BTN_TOUCH, 1},           {EV_SYN, SYN_REPORT, 0}};
+  return {{EV_ABS, ABS_MT_SLOT, 0},       {EV_ABS, ABS_MT_TRACKING_ID, id}, {EV_ABS, ABS_MT_POSITION_X, x},
+          {EV_ABS, ABS_MT_POSITION_Y, y}, {EV_ABS, ABS_MT_TOUCH_MAJOR, 50}, {EV_ABS, ABS_MT_PRESSURE, 100},
+          {EV_KEY, BTN_TOUCH, 1},         {EV_SYN, SYN_REPORT, 0}};
 }
-const std::vector<Ev> kUp = {{EV_ABS, ABS_MT_TRACKING_ID, -1}, {EV_KEY, BTN_TOUCH, 0}, {EV_SYN, SYN_REPORT, 0}};
+const std::vector<Ev> kUp = {
+    {EV_ABS, ABS_MT_TRACKING_ID, -1}, {EV_KEY, BTN_TOUCH, 0}, {EV_SYN, SYN_REPORT, 0}};
 
 // A printer-like machine: buttons, a touchpad, the panel, and a second touchscreen.
 void populate(FakeInputKernel& k) {
@@ -249,8 +253,11 @@ TEST(EvdevTouch, TapWritesTheProtocolBSequenceScaledToTheAbsRange) {
 
 TEST(EvdevTouch, AbsRangeWithAnOffsetMinimum) {
   FakeInputKernel k;
-  k.add("event0", FakeInputDevice{.name = "panel", .direct = true, .multiTouch = true,
-                                   .x = {0, 100, 1123, 0, 0, 0}, .y = {0, -50, 50, 0, 0, 0}});
+  k.add("event0", FakeInputDevice{.name = "panel",
+                                  .direct = true,
+                                  .multiTouch = true,
+                                  .x = {0, 100, 1123, 0, 0, 0},
+                                  .y = {0, -50, 50, 0, 0, 0}});
   auto touch = printcast::hal::createEvdevTouchInjector(k.config("panel", {1024, 100}), k);
   ASSERT_TRUE(touch.ok()) << touch.error().describe();
   ASSERT_TRUE((*touch)->tap(Point{512, 25}, 0ms).ok());
@@ -269,8 +276,11 @@ TEST(EvdevTouch, WithoutABoardRangeTheAbsExtentIsTheRange) {
 
 TEST(EvdevTouch, SwipeIsDownMovesUp) {
   FakeInputKernel k;
-  k.add("event0", FakeInputDevice{.name = "hyn_ts", .direct = true, .multiTouch = true,
-                                   .x = {0, 0, 800, 0, 0, 0}, .y = {0, 0, 480, 0, 0, 0}});
+  k.add("event0", FakeInputDevice{.name = "hyn_ts",
+                                  .direct = true,
+                                  .multiTouch = true,
+                                  .x = {0, 0, 800, 0, 0, 0},
+                                  .y = {0, 0, 480, 0, 0, 0}});
   auto touch = printcast::hal::createEvdevTouchInjector(k.config("hyn_ts", {800, 480}), k);
   ASSERT_TRUE(touch.ok()) << touch.error().describe();
   ASSERT_TRUE((*touch)->swipe(Point{100, 400}, Point{500, 100}, 40ms, 4).ok());

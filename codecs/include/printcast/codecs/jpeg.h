@@ -29,4 +29,14 @@ struct JpegInfo {
 // Read a JPEG's header. Errors: InvalidArgument (not a JPEG / truncated header).
 hal::Result<JpegInfo> inspectJpeg(std::span<const uint8_t> jpeg);
 
+// Decode a JPEG (e.g. an MJPEG camera frame) into an I420 frame from `pool` (which must be an
+// I420 pool of the JPEG's size), for the H.264 encoder. 4:2:0 JPEGs decode straight into the
+// pool's planes (tjDecompressToYUVPlanes); 4:2:2, 4:4:0 and 4:4:4 chroma is averaged down to
+// 4:2:0; greyscale gets neutral chroma. JFIF full-range YCbCr is passed through unchanged (as the
+// encoder above does the other way). The frame carries `timestamp` and `sequence`.
+// Errors: InvalidArgument (not a JPEG, pool format/size mismatch), Again (pool exhausted),
+// Io (corrupt data). Threading: any thread; each call uses its own decompressor.
+hal::Result<hal::Frame> decodeJpegToI420(std::span<const uint8_t> jpeg, hal::FramePool& pool,
+                                         hal::Timestamp timestamp, uint64_t sequence);
+
 }  // namespace printcast::codecs

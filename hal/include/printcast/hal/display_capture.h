@@ -28,7 +28,9 @@ class DisplayCapture {
   // Copy the visible page into a pooled frame (format info().format, size info().size).
   // `sequence` increases on each grab; frames whose pixels did not change since the previous
   // grab keep the previous sequence (callers skip them).
-  // Errors: Again (all pool buffers leased), NoSignal (display off/blanked), Disconnected, Io.
+  // Errors: Again (all pool buffers leased), NoSignal (display off/blanked), Disconnected, Io;
+  // device backends also Unsupported (the mode changed to one the backend cannot follow: open a
+  // new capture) and PermissionDenied (DRM: a newly shown framebuffer's handle is withheld).
   virtual Result<Frame> grab() = 0;
 };
 

@@ -100,6 +100,8 @@ Result<std::vector<V4l2DeviceInfo>> enumerateV4l2Devices(Syscalls& sys = realSys
 // dequeue(): non-blocking VIDIOC_DQBUF; Again when no buffer is ready (poll pollFd(), the device
 // fd, for POLLIN). ENODEV (the device was unplugged or its driver unbound) -> Disconnected, and
 // every later call returns Disconnected (recovery = a new object, reopened by stableName).
+// Ownership: the Capture owns the fd; frames share the mappings (a frame outliving the Capture
+// keeps its buffer mapped until it drops). `sys` must outlive the Capture and all its frames.
 // Errors of createV4l2Capture(): Unsupported (built without V4L2, or the node is not a
 // single-planar streaming capture node), NoDevice (no node matches / path missing),
 // PermissionDenied, Busy, Io. Errors of start(): InvalidArgument (config not Valid), Busy
