@@ -29,7 +29,8 @@ hal::Status CameraControlStore::load() {
   return {};
 }
 
-std::vector<std::string> CameraControlStore::apply(const std::string& stableName, hal::V4l2Camera& camera) const {
+std::vector<std::string> CameraControlStore::apply(const std::string& stableName,
+                                                   hal::V4l2Camera& camera) const {
   std::vector<std::string> refused;
   nlohmann::json saved;
   {
@@ -38,8 +39,8 @@ std::vector<std::string> CameraControlStore::apply(const std::string& stableName
     saved = data_[stableName];
   }
   for (const auto& [name, entry] : saved.items()) {
-    if (!entry.is_object() || !entry.contains("id") || !entry.contains("value") || !entry["id"].is_number_unsigned() ||
-        !entry["value"].is_number_integer()) {
+    if (!entry.is_object() || !entry.contains("id") || !entry.contains("value") ||
+        !entry["id"].is_number_unsigned() || !entry["value"].is_number_integer()) {
       refused.push_back(fmt::format("{}: malformed entry {}", name, entry.dump()));
       continue;
     }
@@ -72,19 +73,22 @@ hal::Status CameraControlStore::save() const {
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << data_.dump(2) << "\n";
-    if (!out) return hal::Status(hal::Errc::Io, fmt::format("camera controls {}: cannot write", tmp.string()));
+    if (!out)
+      return hal::Status(hal::Errc::Io, fmt::format("camera controls {}: cannot write", tmp.string()));
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path_, ec);
   if (ec) {
-    return hal::Status(hal::Error{hal::Errc::Io, ec.value(),
-                                  fmt::format("camera controls: rename {} -> {}", tmp.string(), path_.string())});
+    return hal::Status(
+        hal::Error{hal::Errc::Io, ec.value(),
+                   fmt::format("camera controls: rename {} -> {}", tmp.string(), path_.string())});
   }
   return {};
 }
 
 nlohmann::json controlToJson(const hal::V4l2Control& c) {
-  static constexpr const char* kTypes[] = {"integer", "boolean", "menu", "integer-menu", "button", "integer64", "other"};
+  static constexpr const char* kTypes[] = {"integer", "boolean",   "menu", "integer-menu",
+                                           "button",  "integer64", "other"};
   nlohmann::json j = {{"id", c.id},
                       {"name", c.name},
                       {"type", kTypes[static_cast<int>(c.type)]},

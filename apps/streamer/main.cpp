@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "printcast/bsp/registry.h"
 #include "settings.h"
@@ -29,10 +29,12 @@ std::optional<spdlog::level::level_enum> parseLogLevel(const std::string& text) 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"printcast-streamer: camera and printer-screen streaming (MJPEG, FLV/H.264, snapshots, touch)"};
-  std::string configPath, boardId, device, resolution, host, allowOrigin, logLevel, apiConfig, displayNode, touchName;
-  int fps = -1, port = -1, controlPort = -1, flvPort = -2, bitrate = -1, gop = -1, jpegQuality = -1, mjpegFps = -1,
-      displayFps = -1;
+  CLI::App app{
+      "printcast-streamer: camera and printer-screen streaming (MJPEG, FLV/H.264, snapshots, touch)"};
+  std::string configPath, boardId, device, resolution, host, allowOrigin, logLevel, apiConfig, displayNode,
+      touchName;
+  int fps = -1, port = -1, controlPort = -1, flvPort = -2, bitrate = -1, gop = -1, jpegQuality = -1,
+      mjpegFps = -1, displayFps = -1;
   bool noDisplay = false, listBoards = false, unpaced = false;
   app.add_option("-c,--config", configPath, "JSON settings file (h264-streamer app.json keys)");
   app.add_option("--board", boardId, "Board id (default: detect; see --list-boards)");
@@ -43,17 +45,22 @@ int main(int argc, char** argv) {
   std::string cameraControls;
   app.add_option("--camera-controls", cameraControls,
                  "JSON file the camera's V4L2 control values are saved in, per camera (default: not saved)");
-  app.add_option("--display-node", displayNode, "Display node (overrides the board's: /dev/fb0, /dev/dri/card0)");
+  app.add_option("--display-node", displayNode,
+                 "Display node (overrides the board's: /dev/fb0, /dev/dri/card0)");
   app.add_option("--touch-name", touchName, "Touch panel evdev name (overrides the board's)");
   app.add_option("-r,--resolution", resolution, "Camera resolution WIDTHxHEIGHT (e.g. 1280x720)");
   app.add_option("-f,--desired-fps", fps, "Camera frame rate")->check(CLI::Range(1, 120));
-  app.add_flag("--unpaced", unpaced,
-               "Test pattern/benchmarks only: frames as fast as they are taken (--desired-fps stays the encoder's "
-               "nominal rate)");
+  app.add_flag(
+      "--unpaced", unpaced,
+      "Test pattern/benchmarks only: frames as fast as they are taken (--desired-fps stays the encoder's "
+      "nominal rate)");
   app.add_option("-s,--host", host, "Numeric IPv4 address to listen on (default all)");
-  app.add_option("-p,--port", port, "Streaming port (default 8080; 0 = any free port)")->check(CLI::Range(0, 65535));
-  app.add_option("--control-port", controlPort, "Control API port (default 8081)")->check(CLI::Range(0, 65535));
-  app.add_option("--flv-port", flvPort, "Slicer FLV port (default 18088; -1 = off)")->check(CLI::Range(-1, 65535));
+  app.add_option("-p,--port", port, "Streaming port (default 8080; 0 = any free port)")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--control-port", controlPort, "Control API port (default 8081)")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--flv-port", flvPort, "Slicer FLV port (default 18088; -1 = off)")
+      ->check(CLI::Range(-1, 65535));
   app.add_option("--allow-origin", allowOrigin, "Access-Control-Allow-Origin value (default *)");
   app.add_option("--bitrate", bitrate, "H.264 bitrate, kbit/s")->check(CLI::Range(100, 20000));
   app.add_option("--gop", gop, "H.264 frames between IDRs (default 2 s)")->check(CLI::Range(1, 1000));
@@ -109,21 +116,24 @@ int main(int argc, char** argv) {
 
   const auto level = parseLogLevel(settings.logLevel);
   if (!level) {
-    fmt::print(stderr, "printcast-streamer: --log-level {}: must be trace|debug|info|warn|error|off or 0..3\n",
+    fmt::print(stderr,
+               "printcast-streamer: --log-level {}: must be trace|debug|info|warn|error|off or 0..3\n",
                settings.logLevel);
     return 2;
   }
   spdlog::set_level(settings.logging && *level > spdlog::level::debug ? spdlog::level::debug : *level);
   for (const auto& w : warnings) spdlog::warn("{}", w);
 
-  auto detected = apiConfig.empty() ? bsp::detectBoard(settings.board) : bsp::detectBoard(settings.board, apiConfig);
+  auto detected =
+      apiConfig.empty() ? bsp::detectBoard(settings.board) : bsp::detectBoard(settings.board, apiConfig);
   if (!detected) {
     fmt::print(stderr, "printcast-streamer: --board: {}\n", detected.error().message);
     return 2;
   }
   if (detected->fellBack) spdlog::warn("board: {}", detected->reason);
   const bsp::Board& board = *detected->board;
-  spdlog::info("board: {} ({}){}", board.id, board.name, detected->reason.empty() ? "" : ": " + detected->reason);
+  spdlog::info("board: {} ({}){}", board.id, board.name,
+               detected->reason.empty() ? "" : ": " + detected->reason);
 
   if (auto st = streamer::finalizeSettings(settings, board); !st) {
     fmt::print(stderr, "printcast-streamer: {}\n", st.error().message);
@@ -154,7 +164,8 @@ int main(int argc, char** argv) {
   fmt::print("  status            {}/status\n", base);
   fmt::print("  touch API         POST {}/api/touch  {{\"x\":400,\"y\":240}}\n", control);
   fmt::print("  stats             {}/api/stats\n", control);
-  if ((*streamer)->flvPort() != 0) fmt::print("  slicer FLV        http://{}:{}/flv\n", shownHost, (*streamer)->flvPort());
+  if ((*streamer)->flvPort() != 0)
+    fmt::print("  slicer FLV        http://{}:{}/flv\n", shownHost, (*streamer)->flvPort());
   fmt::print("Press Ctrl+C to stop.\n");
   std::fflush(stdout);
 

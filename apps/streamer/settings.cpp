@@ -16,11 +16,13 @@ namespace {
 using hal::Errc;
 using hal::Status;
 
-Status invalid(const std::string& source, const std::string& key, const std::string& shown, const std::string& rule) {
+Status invalid(const std::string& source, const std::string& key, const std::string& shown,
+               const std::string& rule) {
   return Status(Errc::InvalidArgument, fmt::format("{}: {} = {}: {}", source, key, shown, rule));
 }
 
-Status readInt(const nlohmann::json& v, const std::string& source, const std::string& key, int lo, int hi, int& out) {
+Status readInt(const nlohmann::json& v, const std::string& source, const std::string& key, int lo, int hi,
+               int& out) {
   const std::string rule = fmt::format("must be an integer in {}..{}", lo, hi);
   long long value = 0;
   if (v.is_number_integer()) {
@@ -80,7 +82,8 @@ Status readChoice(const nlohmann::json& v, const std::string& source, const std:
   return invalid(source, key, v.dump(), "must be one of " + allowed);
 }
 
-Status readString(const nlohmann::json& v, const std::string& source, const std::string& key, std::string& out) {
+Status readString(const nlohmann::json& v, const std::string& source, const std::string& key,
+                  std::string& out) {
   if (!v.is_string()) return invalid(source, key, v.dump(), "must be a string");
   out = v.get<std::string>();
   return {};
@@ -97,26 +100,43 @@ Status applyConfigJson(const std::string& text, const std::string& source, Setti
   const nlohmann::json root = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false,
                                                     /*ignore_comments=*/true);
   if (root.is_discarded()) return Status(Errc::InvalidArgument, source + ": not valid JSON");
-  if (!root.is_object()) return Status(Errc::InvalidArgument, source + ": the top level must be a JSON object");
+  if (!root.is_object())
+    return Status(Errc::InvalidArgument, source + ": the top level must be a JSON object");
 
   for (const auto& [key, v] : root.items()) {
     Status st;
-    if (key == "mode") st = readChoice(v, source, key, kModes, s.mode);
-    else if (key == "encoder_type") st = readChoice(v, source, key, kEncoderTypes, s.encoderType);
-    else if (key == "autolanmode") st = readBool(v, source, key, s.autolanmode);
-    else if (key == "auto_skip") st = readBool(v, source, key, s.autoSkip);
-    else if (key == "target_cpu") st = readInt(v, source, key, 20, 95, s.targetCpu);
-    else if (key == "bitrate") st = readInt(v, source, key, 100, 20000, s.bitrateKbps);
-    else if (key == "mjpeg_fps") st = readInt(v, source, key, 1, 60, s.mjpegFps);
-    else if (key == "jpeg_quality") st = readInt(v, source, key, 1, 100, s.jpegQuality);
-    else if (key == "port") st = readInt(v, source, key, 0, 65535, s.port);
-    else if (key == "logging") st = readBool(v, source, key, s.logging);
-    else if (key == "display_enabled") st = readBool(v, source, key, s.displayEnabled);
-    else if (key == "display_fps") st = readInt(v, source, key, 1, 60, s.displayFps);
-    else if (key == "board") st = readString(v, source, key, s.board);
-    else if (key == "device") st = readString(v, source, key, s.device);
-    else if (key == "display_node") st = readString(v, source, key, s.displayNode);
-    else if (key == "touch_name") st = readString(v, source, key, s.touchName);
+    if (key == "mode")
+      st = readChoice(v, source, key, kModes, s.mode);
+    else if (key == "encoder_type")
+      st = readChoice(v, source, key, kEncoderTypes, s.encoderType);
+    else if (key == "autolanmode")
+      st = readBool(v, source, key, s.autolanmode);
+    else if (key == "auto_skip")
+      st = readBool(v, source, key, s.autoSkip);
+    else if (key == "target_cpu")
+      st = readInt(v, source, key, 20, 95, s.targetCpu);
+    else if (key == "bitrate")
+      st = readInt(v, source, key, 100, 20000, s.bitrateKbps);
+    else if (key == "mjpeg_fps")
+      st = readInt(v, source, key, 1, 60, s.mjpegFps);
+    else if (key == "jpeg_quality")
+      st = readInt(v, source, key, 1, 100, s.jpegQuality);
+    else if (key == "port")
+      st = readInt(v, source, key, 0, 65535, s.port);
+    else if (key == "logging")
+      st = readBool(v, source, key, s.logging);
+    else if (key == "display_enabled")
+      st = readBool(v, source, key, s.displayEnabled);
+    else if (key == "display_fps")
+      st = readInt(v, source, key, 1, 60, s.displayFps);
+    else if (key == "board")
+      st = readString(v, source, key, s.board);
+    else if (key == "device")
+      st = readString(v, source, key, s.device);
+    else if (key == "display_node")
+      st = readString(v, source, key, s.displayNode);
+    else if (key == "touch_name")
+      st = readString(v, source, key, s.touchName);
     else if (key == "resolution") {
       std::string r;
       st = readString(v, source, key, r);
@@ -126,20 +146,29 @@ Status applyConfigJson(const std::string& text, const std::string& source, Setti
         s.width = size->width;
         s.height = size->height;
       }
-    } else if (key == "fps") st = readInt(v, source, key, 0, 120, s.fps);
-    else if (key == "h264_gop") st = readInt(v, source, key, 0, 1000, s.gopFrames);
-    else if (key == "host") st = readString(v, source, key, s.host);
-    else if (key == "control_port") st = readInt(v, source, key, 0, 65535, s.controlPort);
-    else if (key == "flv_port") st = readInt(v, source, key, -1, 65535, s.flvPort);
-    else if (key == "allow_origin") st = readString(v, source, key, s.allowOrigin);
-    else if (key == "log_level") st = readChoice(v, source, key, kLogLevels, s.logLevel);
-    else warnings.push_back(fmt::format("{}: unknown key '{}' ignored", source, key));
+    } else if (key == "fps")
+      st = readInt(v, source, key, 0, 120, s.fps);
+    else if (key == "h264_gop")
+      st = readInt(v, source, key, 0, 1000, s.gopFrames);
+    else if (key == "host")
+      st = readString(v, source, key, s.host);
+    else if (key == "control_port")
+      st = readInt(v, source, key, 0, 65535, s.controlPort);
+    else if (key == "flv_port")
+      st = readInt(v, source, key, -1, 65535, s.flvPort);
+    else if (key == "allow_origin")
+      st = readString(v, source, key, s.allowOrigin);
+    else if (key == "log_level")
+      st = readChoice(v, source, key, kLogLevels, s.logLevel);
+    else
+      warnings.push_back(fmt::format("{}: unknown key '{}' ignored", source, key));
     if (!st) return st;
   }
   return {};
 }
 
-Status applyConfigFile(const std::filesystem::path& path, Settings& settings, std::vector<std::string>& warnings) {
+Status applyConfigFile(const std::filesystem::path& path, Settings& settings,
+                       std::vector<std::string>& warnings) {
   std::ifstream in(path);
   if (!in) return Status(hal::errnoError(fmt::format("cannot read config file {}", path.string())));
   std::stringstream buffer;
@@ -169,10 +198,11 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
   }
   if (s.fps == 0) s.fps = board.camera.defaultFps;
   const auto& lim = board.limits;
-  if (s.width < 16 || s.height < 16 || s.width > lim.maxCameraSize.width || s.height > lim.maxCameraSize.height ||
-      s.width % 2 != 0 || s.height % 2 != 0) {
-    return invalid(src, "resolution", fmt::format("{}x{}", s.width, s.height),
-                   fmt::format("must be even, from 16x16 up to {} on board {}", lim.maxCameraSize.str(), board.id));
+  if (s.width < 16 || s.height < 16 || s.width > lim.maxCameraSize.width ||
+      s.height > lim.maxCameraSize.height || s.width % 2 != 0 || s.height % 2 != 0) {
+    return invalid(
+        src, "resolution", fmt::format("{}x{}", s.width, s.height),
+        fmt::format("must be even, from 16x16 up to {} on board {}", lim.maxCameraSize.str(), board.id));
   }
   if (s.fps < 1 || s.fps > lim.maxCameraFps) {
     return invalid(src, "desired-fps", std::to_string(s.fps),
@@ -180,8 +210,9 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
   }
   if (s.unpaced && (board.camera.kind != bsp::CameraKind::TestPattern || !s.device.empty())) {
     const char* camera = s.device.empty() ? "real camera" : "--device";
-    return invalid(src, "unpaced", "true",
-                   fmt::format("only the test-pattern camera runs unpaced; board {} has a {}", board.id, camera));
+    return invalid(
+        src, "unpaced", "true",
+        fmt::format("only the test-pattern camera runs unpaced; board {} has a {}", board.id, camera));
   }
   if (s.displayFps > board.display.maxFps) {
     return invalid(src, "display_fps", std::to_string(s.displayFps),

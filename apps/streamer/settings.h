@@ -18,33 +18,33 @@ struct Settings {
   std::string encoderType = "auto";      // "auto" | "x264"
   bool autolanmode = false;
   bool autoSkip = false;
-  int targetCpu = 60;       // %, 20..95: auto frame skipping aims for this system CPU load
-  int bitrateKbps = 512;    // "bitrate", kbit/s, 100..20000
-  int mjpegFps = 10;        // MJPEG stream rate, 1..60
-  int jpegQuality = 80;     // 1..100
-  int port = 8080;          // streaming port, 1..65535 (0 = any free port, for tests)
-  bool logging = false;     // verbose logging (same as --log-level debug)
+  int targetCpu = 60;     // %, 20..95: auto frame skipping aims for this system CPU load
+  int bitrateKbps = 512;  // "bitrate", kbit/s, 100..20000
+  int mjpegFps = 10;      // MJPEG stream rate, 1..60
+  int jpegQuality = 80;   // 1..100
+  int port = 8080;        // streaming port, 1..65535 (0 = any free port, for tests)
+  bool logging = false;   // verbose logging (same as --log-level debug)
   bool displayEnabled = true;
-  int displayFps = 5;       // 1..board maximum
+  int displayFps = 5;  // 1..board maximum
 
   // --- printcast's own ---
-  std::string board;            // board id; "" = detect
-  std::string device;           // camera device override ("" = the board's camera)
+  std::string board;   // board id; "" = detect
+  std::string device;  // camera device override ("" = the board's camera)
   // V4L2 control values saved per camera (keyed by its stable name) and re-applied when it is
   // opened; "" = not persisted. See camera_controls.h.
   std::string cameraControlsFile;
-  std::string displayNode;      // display node override ("/dev/fb0", "/dev/dri/card0"; "" = the board's)
-  std::string touchName;        // touch panel evdev name override ("" = the board's)
-  int width = 0;                // camera size; 0 = the board's default
+  std::string displayNode;  // display node override ("/dev/fb0", "/dev/dri/card0"; "" = the board's)
+  std::string touchName;    // touch panel evdev name override ("" = the board's)
+  int width = 0;            // camera size; 0 = the board's default
   int height = 0;
-  int fps = 0;                  // camera rate, 0 = the board's default
+  int fps = 0;  // camera rate, 0 = the board's default
   // Test pattern / benchmarks only: the camera delivers frames as fast as the consumers take
   // them (CaptureConfig.fps = 0) instead of at `fps`, which stays the encoder's nominal rate.
   bool unpaced = false;
-  int gopFrames = 0;            // "h264_gop": frames between IDRs, 0 = 2 seconds' worth
-  std::string host;             // numeric IPv4 address to listen on, "" = all
-  int controlPort = 8081;       // control API port (0 = any free port)
-  int flvPort = 18088;          // slicer FLV port (0 = any free port, -1 = off)
+  int gopFrames = 0;       // "h264_gop": frames between IDRs, 0 = 2 seconds' worth
+  std::string host;        // numeric IPv4 address to listen on, "" = all
+  int controlPort = 8081;  // control API port (0 = any free port)
+  int flvPort = 18088;     // slicer FLV port (0 = any free port, -1 = off)
   std::string allowOrigin = "*";
   std::string logLevel = "info";  // trace|debug|info|warn|error|off
 };
@@ -54,7 +54,8 @@ struct Settings {
 // "true"/"false"/"1"/"0". Unknown keys are reported in `warnings` and ignored.
 // Errors: InvalidArgument naming the file and key with the allowed values
 // ("config.json: bitrate = 50: must be an integer in 100..20000"); Io when unreadable.
-hal::Status applyConfigFile(const std::filesystem::path& path, Settings& settings, std::vector<std::string>& warnings);
+hal::Status applyConfigFile(const std::filesystem::path& path, Settings& settings,
+                            std::vector<std::string>& warnings);
 
 // The same from JSON text (for tests); `source` names it in messages.
 hal::Status applyConfigJson(const std::string& text, const std::string& source, Settings& settings,

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "auto_skip.h"
 #include "camera_controls.h"
@@ -76,8 +76,9 @@ HttpResponse jpegResponse(const hal::PacketPtr& jpeg) {
   r.contentType = "image/jpeg";
   r.body.assign(reinterpret_cast<const char*>(jpeg->data.data()), jpeg->data.size());
   r.headers.emplace_back("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0");
-  r.headers.emplace_back("X-Timestamp", fmt::format("{:.6f}", std::chrono::duration<double>(
-                                                                   jpeg->pts.time_since_epoch()).count()));
+  r.headers.emplace_back(
+      "X-Timestamp",
+      fmt::format("{:.6f}", std::chrono::duration<double>(jpeg->pts.time_since_epoch()).count()));
   return r;
 }
 
@@ -166,15 +167,15 @@ struct Streamer::Impl {
   // The name a lost camera is reopened by (its by-id link or "bus:<bus_info>"), remembered from
   // the first open: device numbers change on replug, this does not. Guarded by stateMutex.
   std::string cameraStableName;
-  hal::FourCC cameraFormat;               // what the camera delivers (camera thread)
-  hal::Size cameraSize;                   // camera thread
+  hal::FourCC cameraFormat;  // what the camera delivers (camera thread)
+  hal::Size cameraSize;      // camera thread
   std::atomic<uint64_t> cameraReconnects{0};
   std::atomic<uint64_t> noSignalFrames{0};
   std::shared_ptr<hal::FramePool> i420Pool;      // YUYV/NV12/MJPEG -> I420 for the encoders
   std::shared_ptr<hal::FramePool> noSignalPool;  // the "no signal" picture
   hal::Size encoderSize;                         // what jpeg/h264 are configured for (camera thread)
   int encoderFps = 0;
-  std::shared_ptr<const hal::CodecConfig> cameraH264Config;  // H.264 cameras: SPS/PPS seen last
+  std::shared_ptr<const hal::CodecConfig> cameraH264Config;      // H.264 cameras: SPS/PPS seen last
   CameraControlStore controlStore{settings.cameraControlsFile};  // after `settings`: initialised from it
   std::unique_ptr<hal::Encoder> jpeg;
   std::unique_ptr<hal::Encoder> h264;
@@ -271,7 +272,8 @@ hal::Status Streamer::Impl::openCamera() {
   }
   // The first open follows the board (or --device); every reopen asks for the same camera by
   // its stable name, never by index.
-  auto cam = stableName.empty() ? bsp::openCamera(*board, settings.device) : hal::createV4l2Capture(stableName);
+  auto cam =
+      stableName.empty() ? bsp::openCamera(*board, settings.device) : hal::createV4l2Capture(stableName);
   if (!cam) return cam.error();
   hal::Capture& c = **cam;
   const std::string name = c.info().name;
@@ -281,7 +283,8 @@ hal::Status Streamer::Impl::openCamera() {
   // H.264 straight to /flv.
   std::vector<hal::FourCC> candidates;
   if (board->camera.preferredFormat.code != 0) candidates.push_back(board->camera.preferredFormat);
-  for (auto f : {hal::fourcc::kI420, hal::fourcc::kNV12, hal::fourcc::kYUYV, hal::fourcc::kMJPEG, hal::fourcc::kH264}) {
+  for (auto f : {hal::fourcc::kI420, hal::fourcc::kNV12, hal::fourcc::kYUYV, hal::fourcc::kMJPEG,
+                 hal::fourcc::kH264}) {
     if (std::find(candidates.begin(), candidates.end(), f) == candidates.end()) candidates.push_back(f);
   }
   hal::CaptureConfig config;
@@ -296,12 +299,14 @@ hal::Status Streamer::Impl::openCamera() {
     n = hal::Negotiation::Invalid;
   }
   if (n == hal::Negotiation::Invalid) {
-    return hal::Status(hal::Errc::Unsupported,
-                       fmt::format("camera {}: offers none of I420, NV12, YUYV, MJPEG, H264 near {} at {} fps", name,
-                                   hal::Size{settings.width, settings.height}.str(), settings.fps));
+    return hal::Status(
+        hal::Errc::Unsupported,
+        fmt::format("camera {}: offers none of I420, NV12, YUYV, MJPEG, H264 near {} at {} fps", name,
+                    hal::Size{settings.width, settings.height}.str(), settings.fps));
   }
   if (n == hal::Negotiation::Adjusted) {
-    spdlog::warn("camera {}: adjusted to {} {} at {} fps", name, config.format.str(), config.size.str(), config.fps);
+    spdlog::warn("camera {}: adjusted to {} {} at {} fps", name, config.format.str(), config.size.str(),
+                 config.fps);
   }
   if (auto st = c.start(config); !st) return st;
 
@@ -325,7 +330,8 @@ hal::Status Streamer::Impl::openCamera() {
   cameraFormat = config.format;
   cameraSize = config.size;
   cameraH264Config.reset();
-  if (auto st = configureEncoders(config.size, settings.unpaced ? settings.fps : std::max(1, fps)); !st) return st;
+  if (auto st = configureEncoders(config.size, settings.unpaced ? settings.fps : std::max(1, fps)); !st)
+    return st;
   {
     std::lock_guard lock(cameraMutex);
     camera = std::move(*cam);
@@ -338,8 +344,8 @@ hal::Status Streamer::Impl::openCamera() {
   }
   keyframeWanted = true;
   if (settings.unpaced) {
-    spdlog::info("camera {}: {} {} unpaced (encoder nominal {} fps)", name, config.format.str(), config.size.str(),
-                 settings.fps);
+    spdlog::info("camera {}: {} {} unpaced (encoder nominal {} fps)", name, config.format.str(),
+                 config.size.str(), settings.fps);
   } else {
     spdlog::info("camera {}: {} {} at {} fps{}", name, config.format.str(), config.size.str(), fps,
                  newStableName.empty() ? "" : " (" + newStableName + ")");
@@ -437,7 +443,8 @@ void Streamer::Impl::cameraLoop() {
         nextNoSignal = now + kNoSignalInterval;
       }
       const auto wake = std::min(nextAttempt, nextNoSignal);
-      if (!pause(std::chrono::duration_cast<std::chrono::milliseconds>(std::max(wake - Clock::now(), Clock::duration(1ms))))) {
+      if (!pause(std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::max(wake - Clock::now(), Clock::duration(1ms))))) {
         break;
       }
       continue;
@@ -447,7 +454,8 @@ void Streamer::Impl::cameraLoop() {
     auto frame = camera->dequeue();
     if (!frame) {
       if (frame.code() == hal::Errc::Again) continue;
-      spdlog::error("camera {}: {}; serving \"no signal\" and reopening {}", getCameraName(), frame.error().describe(),
+      spdlog::error("camera {}: {}; serving \"no signal\" and reopening {}", getCameraName(),
+                    frame.error().describe(),
                     cameraStableName.empty() ? std::string("it") : "by " + cameraStableName);
       loseCamera(frame.error());
       nextAttempt = Clock::now() + kFirstRetry;
@@ -488,13 +496,13 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
   const bool mjpegWanted = mjpeg.clientCount() > 0;
   const bool snapshotWanted = snapshots.hasWaiters();
   if (mjpegWanted || snapshotWanted) {
-    const auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-        1.0 / settings.mjpegFps));
+    const auto interval =
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / settings.mjpegFps));
     const bool due = frame.timestamp() >= nextJpegDue;
     if (due || snapshotWanted) {
       if (due) {
         nextJpegDue = (frame.timestamp() - nextJpegDue > interval) ? frame.timestamp() + interval
-                                                                    : nextJpegDue + interval;
+                                                                   : nextJpegDue + interval;
       }
       hal::Result<hal::PacketPtr> packet(hal::Errc::Io, "no picture");
       if (frame.format() == hal::fourcc::kMJPEG) {
@@ -567,8 +575,8 @@ void Streamer::Impl::onH264CameraFrame(const hal::Frame& frame) {
 // ----------------------------------------------------------------------------- display
 
 void Streamer::Impl::displayLoop() {
-  const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(
-      1.0 / settings.displayFps));
+  const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(1.0 / settings.displayFps));
   uint64_t lastSequence = UINT64_MAX;
   hal::PacketPtr cached;
   Timestamp lastPublish{};
@@ -639,14 +647,17 @@ void Streamer::Impl::touchLoop() {
     const hal::Status st = touch->tap(job.panelPos, job.hold);
     if (st) {
       ++touchCount;
-      spdlog::debug("touch: view ({}, {}) -> panel ({}, {})", job.viewX, job.viewY, job.panelPos.x, job.panelPos.y);
+      spdlog::debug("touch: view ({}, {}) -> panel ({}, {})", job.viewX, job.viewY, job.panelPos.x,
+                    job.panelPos.y);
       job.response->complete(HttpResponse::json(
           200, nlohmann::json{{"status", "ok"}, {"x", job.viewX}, {"y", job.viewY}}.dump()));
     } else {
       spdlog::warn("touch: {}", st.error().describe());
       job.response->complete(HttpResponse::json(
-          500, nlohmann::json{{"status", "error"}, {"error", st.error().describe()}, {"x", job.viewX}, {"y", job.viewY}}
-                   .dump()));
+          500,
+          nlohmann::json{
+              {"status", "error"}, {"error", st.error().describe()}, {"x", job.viewX}, {"y", job.viewY}}
+              .dump()));
     }
   }
 }
@@ -661,7 +672,8 @@ HttpResponse Streamer::Impl::touchRequest(const HttpRequest& req) {
                           req.body[req.body.find_first_not_of(" \t\r\n")] == '{');
   if (looksJson) {
     body = nlohmann::json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) return HttpResponse::error(400, "body is not a JSON object");
+    if (body.is_discarded() || !body.is_object())
+      return HttpResponse::error(400, "body is not a JSON object");
   } else {
     for (const auto& [k, v] : transport::parseFormUrlEncoded(req.body)) body[k] = v;
   }
@@ -674,7 +686,8 @@ HttpResponse Streamer::Impl::touchRequest(const HttpRequest& req) {
       const auto& s = v.get_ref<const std::string&>();
       char* end = nullptr;
       out = std::strtod(s.c_str(), &end);
-      if (s.empty() || end != s.c_str() + s.size()) return fmt::format("'{}' is not a number: {}", key, v.dump());
+      if (s.empty() || end != s.c_str() + s.size())
+        return fmt::format("'{}' is not a number: {}", key, v.dump());
     } else {
       return fmt::format("'{}' is not a number: {}", key, v.dump());
     }
@@ -684,13 +697,15 @@ HttpResponse Streamer::Impl::touchRequest(const HttpRequest& req) {
   double x = 0;
   double y = 0;
   double duration = 100;
-  for (auto [key, ptr, required] : {std::tuple{"x", &x, true}, {"y", &y, true}, {"duration", &duration, false}}) {
+  for (auto [key, ptr, required] :
+       {std::tuple{"x", &x, true}, {"y", &y, true}, {"duration", &duration, false}}) {
     if (auto err = number(key, *ptr, required); !err.empty()) return HttpResponse::error(400, err);
   }
   const hal::Size view = uprightDisplaySize();
   if (view.empty()) return HttpResponse::error(503, "no display size to map touches from: " + displayError);
   if (x < 0 || y < 0 || x > view.width || y > view.height) {
-    return HttpResponse::error(400, fmt::format("point ({}, {}) is outside the {} display", x, y, view.str()));
+    return HttpResponse::error(400,
+                               fmt::format("point ({}, {}) is outside the {} display", x, y, view.str()));
   }
   if (duration < 1 || duration > 5000) {
     return HttpResponse::error(400, fmt::format("duration {} ms is outside 1..5000", duration));
@@ -701,8 +716,9 @@ HttpResponse Streamer::Impl::touchRequest(const HttpRequest& req) {
   const hal::Point mapped = board->touch.transform.apply(viewPos, view);
   const hal::Size mappedSpace = board->touch.transform.apply(view);
   const hal::Size range = touch->info().range;  // the board's range, or the device's own (TouchKind::Auto)
-  const hal::Point panelPos{static_cast<int>(std::lround(static_cast<double>(mapped.x) * range.width / mappedSpace.width)),
-                            static_cast<int>(std::lround(static_cast<double>(mapped.y) * range.height / mappedSpace.height))};
+  const hal::Point panelPos{
+      static_cast<int>(std::lround(static_cast<double>(mapped.x) * range.width / mappedSpace.width)),
+      static_cast<int>(std::lround(static_cast<double>(mapped.y) * range.height / mappedSpace.height))};
   TouchJob job{panelPos, std::chrono::milliseconds(static_cast<int>(duration)), x, y,
                std::make_shared<DeferredResponse>()};
   HttpResponse r;
@@ -769,9 +785,13 @@ nlohmann::json Streamer::Impl::status() {
       {"status", "ok"},
       {"board", {{"id", std::string(board->id)}, {"name", std::string(board->name)}}},
       {"camera", cameraStatus()},
-      {"display", {{"enabled", display != nullptr}, {"error", displayError}, {"clients", displayStream.clientCount()}}},
+      {"display",
+       {{"enabled", display != nullptr}, {"error", displayError}, {"clients", displayStream.clientCount()}}},
       {"touch", {{"enabled", touch != nullptr}, {"error", touchError}}},
-      {"clients", {{"mjpeg", mjpeg.clientCount()}, {"flv", flv.clientCount()}, {"display", displayStream.clientCount()}}},
+      {"clients",
+       {{"mjpeg", mjpeg.clientCount()},
+        {"flv", flv.clientCount()},
+        {"display", displayStream.clientCount()}}},
       {"uptime_s", std::chrono::duration<double>(Clock::now() - startedAt).count()},
   };
 }
@@ -795,14 +815,22 @@ nlohmann::json Streamer::Impl::cameraStatus() {
 nlohmann::json Streamer::Impl::stats() {
   auto totals = [](const transport::Fanout& f) {
     const auto t = f.totals();
-    return nlohmann::json{{"clients", f.clientCount()}, {"frames_queued", t.unitsQueued},
-                          {"frames_dropped", t.unitsDropped}, {"bytes_sent", t.bytesSent}};
+    return nlohmann::json{{"clients", f.clientCount()},
+                          {"frames_queued", t.unitsQueued},
+                          {"frames_dropped", t.unitsDropped},
+                          {"bytes_sent", t.bytesSent}};
   };
   return {
       {"fps",
-       {{"camera", cameraRate.fps()}, {"mjpeg", mjpegRate.fps()}, {"h264", h264Rate.fps()}, {"display", displayRate.fps()}}},
-      {"frames", {{"camera", cameraRate.total()}, {"mjpeg", mjpegRate.total()}, {"h264", h264Rate.total()},
-                  {"display", displayRate.total()}}},
+       {{"camera", cameraRate.fps()},
+        {"mjpeg", mjpegRate.fps()},
+        {"h264", h264Rate.fps()},
+        {"display", displayRate.fps()}}},
+      {"frames",
+       {{"camera", cameraRate.total()},
+        {"mjpeg", mjpegRate.total()},
+        {"h264", h264Rate.total()},
+        {"display", displayRate.total()}}},
       {"cpu", {{"system_percent", systemCpu.load()}, {"process_percent", processCpu.load()}}},
       {"skip_interval", skipInterval.load()},
       {"streams", {{"mjpeg", totals(mjpeg)}, {"flv", totals(flv)}, {"display", totals(displayStream)}}},
@@ -817,9 +845,12 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
   std::string path = req.path;
   if (path == "/" || path.empty()) {
     const std::string action = req.arg("action");
-    if (action == "stream") path = "/stream";
-    else if (action == "snapshot") path = "/snapshot";
-    else if (!action.empty()) return HttpResponse::error(404, "unknown action '" + action + "'");
+    if (action == "stream")
+      path = "/stream";
+    else if (action == "snapshot")
+      path = "/snapshot";
+    else if (!action.empty())
+      return HttpResponse::error(404, "unknown action '" + action + "'");
   }
   const auto snapshotMaxAge = std::chrono::milliseconds(1000 / std::max(1, settings.fps) * 2);
   if (path == "/stream") return mjpegResponse(mjpeg);
@@ -883,7 +914,8 @@ HttpResponse Streamer::Impl::cameraControls(const HttpRequest& req) {
   std::lock_guard lock(cameraMutex);
   hal::V4l2Camera* v4l2 = camera ? hal::v4l2CameraOf(*camera) : nullptr;
   if (v4l2 == nullptr) {
-    return HttpResponse::error(503, camera ? "this camera has no V4L2 controls" : "no camera: " + getCameraState());
+    return HttpResponse::error(
+        503, camera ? "this camera has no V4L2 controls" : "no camera: " + getCameraState());
   }
   auto controls = v4l2->listControls();
   if (!controls) return HttpResponse::error(503, controls.error().describe());
@@ -908,7 +940,9 @@ HttpResponse Streamer::Impl::cameraControls(const HttpRequest& req) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& c : *controls) list.push_back(controlToJson(c));
   return HttpResponse::json(
-      200, nlohmann::json{{"camera", stableName}, {"controls", list}, {"saved", controlStore.saved(stableName)}}.dump());
+      200,
+      nlohmann::json{{"camera", stableName}, {"controls", list}, {"saved", controlStore.saved(stableName)}}
+          .dump());
 }
 
 HttpResponse Streamer::Impl::handleFlvPort(const HttpRequest& req) {
@@ -954,8 +988,8 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   }
   if (!s.touch) spdlog::warn("touch: {}", s.touchError);
 
-  auto listen = [&](const char* name, int port, std::string origin, transport::HttpHandler handler)
-      -> hal::Result<std::unique_ptr<transport::HttpServer>> {
+  auto listen = [&](const char* name, int port, std::string origin,
+                    transport::HttpHandler handler) -> hal::Result<std::unique_ptr<transport::HttpServer>> {
     transport::HttpServerConfig config;
     config.name = name;
     config.host = settings.host;
@@ -963,7 +997,8 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     config.allowOrigin = std::move(origin);
     return transport::HttpServer::start(config, std::move(handler));
   };
-  auto stream = listen("stream", settings.port, settings.allowOrigin, [&s](const HttpRequest& r) { return s.handleStream(r); });
+  auto stream = listen("stream", settings.port, settings.allowOrigin,
+                       [&s](const HttpRequest& r) { return s.handleStream(r); });
   if (!stream) return stream.error();
   s.streamServer = std::move(*stream);
   auto control = listen("control", settings.controlPort, settings.allowOrigin,
@@ -971,7 +1006,8 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   if (!control) return control.error();
   s.controlServer = std::move(*control);
   if (settings.flvPort >= 0) {
-    auto flvServer = listen("flv", settings.flvPort, "*", [&s](const HttpRequest& r) { return s.handleFlvPort(r); });
+    auto flvServer =
+        listen("flv", settings.flvPort, "*", [&s](const HttpRequest& r) { return s.handleFlvPort(r); });
     if (!flvServer) return flvServer.error();
     s.flvServer = std::move(*flvServer);
   }

@@ -10,8 +10,8 @@
 #include "printcast/hal/display_open.h"
 #include "printcast/hal/memory_screen.h"
 #include "printcast/hal/test_pattern.h"
-#include "printcast/hal/v4l2.h"
 #include "printcast/hal/touch_evdev.h"
+#include "printcast/hal/v4l2.h"
 
 namespace printcast::bsp {
 
@@ -36,7 +36,8 @@ constexpr std::string_view kInputDir = "/dev/input";
 std::vector<std::string> fbdevNodes() { return hal::listNumberedNodes(std::string(kFbdevDir), "fb"); }
 
 // A display backend's result into ScreenDevices, the reason prefixed with what was tried.
-void takeDisplay(hal::Result<std::unique_ptr<hal::DisplayCapture>> r, const std::string& what, ScreenDevices& out) {
+void takeDisplay(hal::Result<std::unique_ptr<hal::DisplayCapture>> r, const std::string& what,
+                 ScreenDevices& out) {
   if (r) {
     out.display = std::move(*r);
   } else {
@@ -44,7 +45,8 @@ void takeDisplay(hal::Result<std::unique_ptr<hal::DisplayCapture>> r, const std:
   }
 }
 
-void takeTouch(hal::Result<std::unique_ptr<hal::TouchInjector>> r, const std::string& what, ScreenDevices& out) {
+void takeTouch(hal::Result<std::unique_ptr<hal::TouchInjector>> r, const std::string& what,
+               ScreenDevices& out) {
   if (r) {
     out.touch = std::move(*r);
   } else {
@@ -110,14 +112,15 @@ ScreenDevices openScreen(const Board& boardData, const ScreenOverrides& override
   switch (board.touch.kind) {
     case TouchKind::None: out.touchError = "touch: board " + std::string(board.id) + " has no touch"; break;
     case TouchKind::Evdev:
-      takeTouch(hal::createEvdevTouchInjector(hal::EvdevTouchConfig{std::string(board.touch.deviceName),
-                                                                    board.touch.range, std::string(kInputDir)}),
+      takeTouch(hal::createEvdevTouchInjector(hal::EvdevTouchConfig{
+                    std::string(board.touch.deviceName), board.touch.range, std::string(kInputDir)}),
                 "touch \"" + std::string(board.touch.deviceName) + "\" (evdev)", out);
       break;
     case TouchKind::Memory: out.touch = memoryScreen->touchInjector(); break;
     case TouchKind::Auto:
-      takeTouch(hal::createEvdevTouchInjector(hal::EvdevTouchConfig{"", board.touch.range, std::string(kInputDir)}),
-                "touch (any evdev touchscreen)", out);
+      takeTouch(
+          hal::createEvdevTouchInjector(hal::EvdevTouchConfig{"", board.touch.range, std::string(kInputDir)}),
+          "touch (any evdev touchscreen)", out);
       break;
   }
   return out;

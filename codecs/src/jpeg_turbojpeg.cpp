@@ -148,14 +148,16 @@ hal::Result<hal::Frame> decodeJpegToI420(std::span<const uint8_t> jpeg, hal::Fra
   if (!info) return std::move(info).error();
   const hal::Size size = info->size;
   if (pool.format() != hal::fourcc::kI420 || !(pool.size() == size)) {
-    return hal::Result<hal::Frame>(hal::Errc::InvalidArgument,
-                                   fmt::format("jpeg decode: a {} JPEG needs an I420 pool of that size, not {} {}",
-                                               size.str(), pool.format().str(), pool.size().str()));
+    return hal::Result<hal::Frame>(
+        hal::Errc::InvalidArgument,
+        fmt::format("jpeg decode: a {} JPEG needs an I420 pool of that size, not {} {}", size.str(),
+                    pool.format().str(), pool.size().str()));
   }
   auto w = pool.acquire();
   if (!w) return std::move(w).error();
   TjHandle tj(tjInitDecompress());
-  if (!tj) return hal::Result<hal::Frame>(hal::Errc::Io, fmt::format("jpeg decode: {}", tjGetErrorStr2(nullptr)));
+  if (!tj)
+    return hal::Result<hal::Frame>(hal::Errc::Io, fmt::format("jpeg decode: {}", tjGetErrorStr2(nullptr)));
   const int sub = info->subsampling;
   const int cw = sub == TJSAMP_GRAY ? 0 : tjPlaneWidth(1, size.width, sub);
   const int ch = sub == TJSAMP_GRAY ? 0 : tjPlaneHeight(1, size.height, sub);
@@ -164,10 +166,12 @@ hal::Result<hal::Frame> decodeJpegToI420(std::span<const uint8_t> jpeg, hal::Fra
   // 4:2:0 goes straight into the frame; other layouts decode chroma to scratch planes first.
   const bool direct = sub == TJSAMP_420;
   std::vector<uint8_t> scratch(direct ? 0 : 2 * static_cast<size_t>(cw) * static_cast<size_t>(ch));
-  unsigned char* planes[3] = {w->data(0), direct ? w->data(1) : scratch.data(),
-                              direct ? w->data(2) : scratch.data() + static_cast<size_t>(cw) * static_cast<size_t>(ch)};
+  unsigned char* planes[3] = {
+      w->data(0), direct ? w->data(1) : scratch.data(),
+      direct ? w->data(2) : scratch.data() + static_cast<size_t>(cw) * static_cast<size_t>(ch)};
   int strides[3] = {w->stride(0), direct ? w->stride(1) : cw, direct ? w->stride(2) : cw};
-  if (tjDecompressToYUVPlanes(tj.get(), jpeg.data(), static_cast<unsigned long>(jpeg.size()), planes,  // NOLINT(google-runtime-int)
+  if (tjDecompressToYUVPlanes(tj.get(), jpeg.data(), static_cast<unsigned long>(jpeg.size()),
+                              planes,  // NOLINT(google-runtime-int)
                               size.width, strides, size.height, 0) != 0 &&
       tjGetErrorCode(tj.get()) == TJERR_FATAL) {
     return hal::Result<hal::Frame>(hal::Errc::Io, fmt::format("jpeg decode: {}", tjGetErrorStr2(tj.get())));
@@ -187,7 +191,8 @@ hal::Result<hal::Frame> decodeJpegToI420(std::span<const uint8_t> jpeg, hal::Fra
             const int y1 = std::max(y0 + 1, (y + 1) * ch / th);
             int sum = 0;
             for (int sy = y0; sy < y1; ++sy) {
-              for (int sx = x0; sx < x1; ++sx) sum += src[static_cast<size_t>(sy) * static_cast<size_t>(cw) + static_cast<size_t>(sx)];
+              for (int sx = x0; sx < x1; ++sx)
+                sum += src[static_cast<size_t>(sy) * static_cast<size_t>(cw) + static_cast<size_t>(sx)];
             }
             value = sum / ((x1 - x0) * (y1 - y0));
           }

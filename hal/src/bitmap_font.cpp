@@ -119,8 +119,8 @@ int textWidth(std::string_view text, int scale) {
   return (static_cast<int>(text.size()) * kAdvance - 1) * scale;
 }
 
-void drawText(uint8_t* plane, int stride, Size planeSize, Point origin, std::string_view text,
-              int scale, uint8_t value) {
+void drawText(uint8_t* plane, int stride, Size planeSize, Point origin, std::string_view text, int scale,
+              uint8_t value) {
   forEachRun(origin, text, scale, [&](int x, int y, int w, int h) {
     if (!clip(planeSize, x, y, w, h)) return;
     for (int r = 0; r < h; ++r) {

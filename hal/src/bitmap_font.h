@@ -23,8 +23,8 @@ inline int textHeight(int scale) { return kGlyphHeight * scale; }
 // Draw `text` with its top-left corner at `origin` into an 8-bit plane of `planeSize` (e.g. the
 // Y plane of I420), each lit font cell becoming a scale x scale block of `value`. Lower-case
 // letters draw as capitals; characters the font lacks draw as blanks. Clipped to the plane.
-void drawText(uint8_t* plane, int stride, Size planeSize, Point origin, std::string_view text,
-              int scale, uint8_t value);
+void drawText(uint8_t* plane, int stride, Size planeSize, Point origin, std::string_view text, int scale,
+              uint8_t value);
 
 // The same into a 32-bit image (XRGB8888 as native uint32 0xXXRRGGBB), `strideWords` uint32 per row.
 void drawText(uint32_t* pixels, int strideWords, Size imageSize, Point origin, std::string_view text,

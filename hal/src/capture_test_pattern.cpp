@@ -43,8 +43,8 @@ constexpr std::array<Yuv, 7> kBars = {{
     {35, 212, 114},   // blue
 }};
 // The short "castellation" row under the bars: the bars' complements interleaved with black.
-constexpr std::array<Yuv, 7> kCastellations = {{
-    kBars[6], kBlack, kBars[4], kBlack, kBars[2], kBlack, kBars[0]}};
+constexpr std::array<Yuv, 7> kCastellations = {
+    {kBars[6], kBlack, kBars[4], kBlack, kBars[2], kBlack, kBars[0]}};
 
 // The three planes of one I420 image being drawn on (sizes even: validate() guarantees it).
 struct I420View {
@@ -105,14 +105,14 @@ int bounce(uint64_t step, int range) {
 
 // Everything about the picture that depends only on the frame size, computed once per start().
 struct Layout {
-  int scale = 1;        // font scale: readable at 320x240 without covering the picture
-  int margin = 2;       // overlay distance from the top-left corner
-  int speed = 2;        // pixels per frame the shapes move
-  int boxSize = 4;      // the moving box (a square)
+  int scale = 1;    // font scale: readable at 320x240 without covering the picture
+  int margin = 2;   // overlay distance from the top-left corner
+  int speed = 2;    // pixels per frame the shapes move
+  int boxSize = 4;  // the moving box (a square)
   int boxTop = 0;
   int boxBorder = 1;
-  int discRadius = 3;   // the orbiting disc
-  int ringWidth = 1;    // its white outline
+  int discRadius = 3;  // the orbiting disc
+  int ringWidth = 1;   // its white outline
   Point orbitCentre;
   Point orbitRadii;
 
@@ -144,9 +144,8 @@ class TestPatternCapture final : public Capture {
     i.driver = "test-pattern";
     i.busInfo = "virtual";
     // validate() takes any even size in [16x16, 3840x2160]; these are the usual ones to offer.
-    i.formats.push_back(CaptureFormat{fourcc::kI420,
-                                      {{320, 240}, {640, 480}, {1280, 720}, {1920, 1080}},
-                                      {}});
+    i.formats.push_back(
+        CaptureFormat{fourcc::kI420, {{320, 240}, {640, 480}, {1280, 720}, {1920, 1080}}, {}});
     return i;
   }
 
@@ -157,8 +156,8 @@ class TestPatternCapture final : public Capture {
     config.size.height = std::clamp(config.size.height, kMinSize.height, kMaxSize.height) & ~1;
     config.fps = std::clamp(config.fps, 0, kMaxFps);
     config.bufferCount = std::clamp(config.bufferCount, 1, kMaxBuffers);
-    const bool same = before.size == config.size && before.fps == config.fps &&
-                      before.bufferCount == config.bufferCount;
+    const bool same =
+        before.size == config.size && before.fps == config.fps && before.bufferCount == config.bufferCount;
     return same ? Negotiation::Valid : Negotiation::Adjusted;
   }
 
@@ -236,9 +235,8 @@ class TestPatternCapture final : public Capture {
     templateY_.assign(static_cast<size_t>(s.width) * static_cast<size_t>(s.height), 0);
     templateU_.assign(static_cast<size_t>(cs.width) * static_cast<size_t>(cs.height), 0);
     templateV_.assign(templateU_.size(), 0);
-    const I420View view{{templateY_.data(), templateU_.data(), templateV_.data()},
-                        {s.width, cs.width, cs.width},
-                        s};
+    const I420View view{
+        {templateY_.data(), templateU_.data(), templateV_.data()}, {s.width, cs.width, cs.width}, s};
     const int barsBottom = (s.height * 2 / 3) & ~1;
     const int castellationBottom = (s.height * 3 / 4) & ~1;
     for (int i = 0; i < 7; ++i) {

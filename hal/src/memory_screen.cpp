@@ -41,9 +41,9 @@ constexpr uint32_t kBarFull = rgb(60, 200, 90);
 constexpr uint32_t kMarkOutline = rgb(0, 0, 0);
 constexpr uint32_t kMarkCentre = rgb(255, 255, 255);
 // Tap marks cycle through these so consecutive taps are told apart.
-constexpr std::array<uint32_t, 8> kMarkColours = {rgb(255, 40, 40),  rgb(40, 220, 60),  rgb(40, 120, 255),
-                                                  rgb(255, 220, 0),  rgb(230, 50, 230), rgb(0, 220, 230),
-                                                  rgb(255, 140, 0),  rgb(160, 255, 160)};
+constexpr std::array<uint32_t, 8> kMarkColours = {rgb(255, 40, 40), rgb(40, 220, 60),  rgb(40, 120, 255),
+                                                  rgb(255, 220, 0), rgb(230, 50, 230), rgb(0, 220, 230),
+                                                  rgb(255, 140, 0), rgb(160, 255, 160)};
 
 constexpr int kMarkRadius = 12;
 constexpr int kMarkOutlineWidth = 2;
@@ -190,7 +190,9 @@ class Screen final : public MemoryScreen, public std::enable_shared_from_this<Sc
     return touchCount_;
   }
 
-  DisplayInfo displayInfo() const { return DisplayInfo{"memory", panelSize_, fourcc::kXRGB8888, strideBytes_}; }
+  DisplayInfo displayInfo() const {
+    return DisplayInfo{"memory", panelSize_, fourcc::kXRGB8888, strideBytes_};
+  }
   TouchInfo touchInfo() const { return TouchInfo{"memory", panelSize_, 1}; }
 
   // Bring the scan-out buffer up to date and copy it into `out`. Returns the content generation
@@ -244,11 +246,13 @@ class Screen final : public MemoryScreen, public std::enable_shared_from_this<Sc
   }
 
  private:
-  bool inRange(Point p) const { return p.x >= 0 && p.y >= 0 && p.x <= panelSize_.width && p.y <= panelSize_.height; }
+  bool inRange(Point p) const {
+    return p.x >= 0 && p.y >= 0 && p.x <= panelSize_.width && p.y <= panelSize_.height;
+  }
 
   Status outOfRange(std::string_view what, Point p) const {
-    return {Errc::InvalidArgument, fmt::format("memory touch: {} at {},{} is outside 0..{} x 0..{}", what, p.x,
-                                               p.y, panelSize_.width, panelSize_.height)};
+    return {Errc::InvalidArgument, fmt::format("memory touch: {} at {},{} is outside 0..{} x 0..{}", what,
+                                               p.x, p.y, panelSize_.width, panelSize_.height)};
   }
 
   // Touch coordinates are continuous (x == width is the right edge); marks go on the pixel there.
@@ -311,11 +315,12 @@ class Screen final : public MemoryScreen, public std::enable_shared_from_this<Sc
     }
 
     c.fillRect(l.statusLine, kStatusLine);
-    const std::string status =
-        lastTouchUpright_ ? fmt::format("TOUCH: {},{}  ({})", lastTouchUpright_->x, lastTouchUpright_->y, touchCount_)
-                          : std::string("TOUCH: NONE");
+    const std::string status = lastTouchUpright_ ? fmt::format("TOUCH: {},{}  ({})", lastTouchUpright_->x,
+                                                               lastTouchUpright_->y, touchCount_)
+                                                 : std::string("TOUCH: NONE");
     const int statusInset = (l.statusLine.h - font::textHeight(l.statusScale)) / 2;
-    c.text(Point{l.statusLine.x + statusInset, l.statusLine.y + statusInset}, status, l.statusScale, kDimText);
+    c.text(Point{l.statusLine.x + statusInset, l.statusLine.y + statusInset}, status, l.statusScale,
+           kDimText);
   }
 
   // Each upright row lands on a straight run of scan-out pixels with a constant step (±1 pixel
@@ -344,7 +349,8 @@ class Screen final : public MemoryScreen, public std::enable_shared_from_this<Sc
     for (const Point& p : m.points) {
       const int n = std::max({std::abs(p.x - prev.x), std::abs(p.y - prev.y), 1});
       for (int i = 0; i <= n; i += 2) {
-        c.fillDisc(Point{prev.x + (p.x - prev.x) * i / n, prev.y + (p.y - prev.y) * i / n}, kSwipeRadius, m.colour);
+        c.fillDisc(Point{prev.x + (p.x - prev.x) * i / n, prev.y + (p.y - prev.y) * i / n}, kSwipeRadius,
+                   m.colour);
       }
       prev = p;
     }
@@ -359,7 +365,7 @@ class Screen final : public MemoryScreen, public std::enable_shared_from_this<Sc
   const UiLayout layout_;
   const Timestamp start_;
 
-  std::mutex gestureMutex_;  // serialises whole gestures (taps block for their hold)
+  std::mutex gestureMutex_;   // serialises whole gestures (taps block for their hold)
   mutable std::mutex mutex_;  // guards everything below
   std::vector<uint32_t> upright_;
   std::vector<uint32_t> scanOut_;

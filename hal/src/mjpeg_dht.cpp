@@ -12,6 +12,7 @@ namespace {
 // One DHT segment (T.81 B.2.4.2) with four tables: each is Tc/Th, 16 code-length counts (BITS),
 // then the symbol values (HUFFVAL). Values from T.81 Annex K, Tables K.3 (DC luminance),
 // K.4 (DC chrominance), K.5 (AC luminance) and K.6 (AC chrominance).
+// clang-format off
 constexpr std::array<uint8_t, 420> kDht = {
     0xFF, 0xC4, 0x01, 0xA2,  // DHT, Lh = 418 = 2 + 4 * 17 + 12 + 12 + 162 + 162
     // DC luminance (Tc 0, Th 0)
@@ -47,6 +48,7 @@ constexpr std::array<uint8_t, 420> kDht = {
     0xE2, 0xE3, 0xE4, 0xE5, 0xE6, 0xE7, 0xE8, 0xE9, 0xEA, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8,
     0xF9, 0xFA,
 };
+// clang-format on
 
 constexpr uint8_t kMarkerSoi = 0xD8;
 constexpr uint8_t kMarkerSos = 0xDA;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // FourCC names and plane geometry of the formats printcast handles.
-#include "printcast/hal/geometry.h"
 #include "printcast/hal/pixel_format.h"
+#include "printcast/hal/geometry.h"
 
 #include <fmt/format.h>
 
@@ -29,9 +29,7 @@ int planeCount(FourCC format) noexcept {
   return 1;
 }
 
-bool isCompressed(FourCC format) noexcept {
-  return format == fourcc::kMJPEG || format == fourcc::kH264;
-}
+bool isCompressed(FourCC format) noexcept { return format == fourcc::kMJPEG || format == fourcc::kH264; }
 
 size_t packedImageSize(FourCC format, int width, int height) noexcept {
   if (width <= 0 || height <= 0 || isCompressed(format)) return 0;

@@ -3,10 +3,10 @@
 #include "printcast/hal/syscalls.h"
 
 #include <fcntl.h>
-#include <cerrno>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <cerrno>
 
 namespace printcast::hal {
 

@@ -9,8 +9,8 @@ namespace {
 constexpr Size kProbeSpace{7, 5};
 constexpr Point kProbe{1, 2};
 
-constexpr std::array<std::string_view, 8> kNames = {
-    "identity", "hflip", "vflip", "rot180", "transpose", "rot90", "rot270", "antitranspose"};
+constexpr std::array<std::string_view, 8> kNames = {"identity",  "hflip", "vflip",  "rot180",
+                                                    "transpose", "rot90", "rot270", "antitranspose"};
 }  // namespace
 
 std::array<Transform, 8> Transform::all() {
@@ -31,8 +31,8 @@ Point Transform::apply(Point p, Size space) const {
 
 Point Transform::applyToPixel(Point pixel, Size space) const {
   // Pixel i covers [i, i+1): map its centre and step back to the containing cell.
-  const Point doubled = apply(Point{2 * pixel.x + 1, 2 * pixel.y + 1},
-                              Size{2 * space.width, 2 * space.height});
+  const Point doubled =
+      apply(Point{2 * pixel.x + 1, 2 * pixel.y + 1}, Size{2 * space.width, 2 * space.height});
   return Point{(doubled.x - 1) / 2, (doubled.y - 1) / 2};
 }
 

@@ -36,8 +36,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -142,7 +142,8 @@ struct Measured {
 };
 
 // Capture for `duration` after dropping the first frames (vivid's start-up), checking each frame.
-Measured captureAndCheck(Capture& cam, FourCC format, Size size, size_t bytes, std::chrono::seconds duration) {
+Measured captureAndCheck(Capture& cam, FourCC format, Size size, size_t bytes,
+                         std::chrono::seconds duration) {
   Measured m;
   for (int i = 0; i < 3; ++i) {
     auto warm = nextFrame(cam);
@@ -217,7 +218,8 @@ TEST_F(V4l2Lab, EnumeratesVivid) {
 TEST_F(V4l2Lab, Webcam640x480YuyvAndNv12) {
   std::string why;
   ASSERT_TRUE(selectInput("Webcam", false, why)) << why;
-  for (auto [format, bytes] : {std::pair{fourcc::kYUYV, size_t{640 * 480 * 2}}, std::pair{fourcc::kNV12, size_t{640 * 480 * 3 / 2}}}) {
+  for (auto [format, bytes] : {std::pair{fourcc::kYUYV, size_t{640 * 480 * 2}},
+                               std::pair{fourcc::kNV12, size_t{640 * 480 * 3 / 2}}}) {
     SCOPED_TRACE(format.str());
     CaptureConfig config;
     auto cam = startCamera(format, Size{640, 480}, 25, config);
@@ -249,7 +251,8 @@ TEST_F(V4l2Lab, ControlsSetAndReadBack) {
   ASSERT_NE(v4l2, nullptr);
   auto list = v4l2->listControls();
   ASSERT_TRUE(list.ok()) << list.error().describe();
-  const auto it = std::find_if(list->begin(), list->end(), [](const auto& c) { return c.name == "Brightness"; });
+  const auto it =
+      std::find_if(list->begin(), list->end(), [](const auto& c) { return c.name == "Brightness"; });
   ASSERT_NE(it, list->end());
   const int64_t before = it->value;
   ASSERT_TRUE(v4l2->setControl(it->id, 200).ok());
@@ -321,14 +324,16 @@ TEST_F(V4l2Lab, StreamerServesNoSignalAndRecoversAfterRmmodAndModprobe) {
     GTEST_SKIP() << kDriverDir << "/" << kPlatformDevice << " is absent: cannot simulate an unplug";
   }
   printcast::testing::StreamerProcess streamer(
-      PRINTCAST_STREAMER_BIN, {"--board", "generic-linux", "--device", kNode, "--no-display", "-r", "640x480"});
+      PRINTCAST_STREAMER_BIN,
+      {"--board", "generic-linux", "--device", kNode, "--no-display", "-r", "640x480"});
   ASSERT_TRUE(streamer.ok()) << streamer.log();
   ASSERT_TRUE(waitForState(streamer.controlPort(), "streaming", 20s)) << cameraState(streamer.controlPort());
 
   // Unplug: the streamer sees Disconnected, closes the node and serves "no signal".
   ASSERT_TRUE(writeSysfs(std::string(kDriverDir) + "/unbind", kPlatformDevice));
   ASSERT_TRUE(waitForState(streamer.controlPort(), "no-signal", 10s)) << cameraState(streamer.controlPort());
-  const auto snapshot = printcast::testing::httpRequest(streamer.streamPort(), "GET", "/snapshot", "", {}, 5s);
+  const auto snapshot =
+      printcast::testing::httpRequest(streamer.streamPort(), "GET", "/snapshot", "", {}, 5s);
   EXPECT_EQ(snapshot.status, 200);
   EXPECT_EQ(snapshot.headers.count("content-type") ? snapshot.headers.at("content-type") : "", "image/jpeg");
 

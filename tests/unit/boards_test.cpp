@@ -536,7 +536,8 @@ TEST(OpenScreen, MissingDevicesSayWhy) {
   // Unit tests run on build machines and CI containers without screens; the real devices are
   // tested in the lab (tests/lab/).
   for (const char* node : {"/dev/fb0", "/dev/dri", "/dev/input"}) {
-    if (std::filesystem::exists(node)) GTEST_SKIP() << node << " exists here: this test needs a machine without screens";
+    if (std::filesystem::exists(node))
+      GTEST_SKIP() << node << " exists here: this test needs a machine without screens";
   }
   for (const Board* board : allBoards()) {
     if (board->display.kind == DisplayKind::Memory) continue;

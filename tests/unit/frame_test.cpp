@@ -120,7 +120,8 @@ TEST(FramePool, PlaneGeometry) {
       EXPECT_GE(plane.stride, c.minStride[i]) << "plane " << p;
       EXPECT_EQ(plane.stride % 64, 0) << "plane " << p;
       EXPECT_EQ(reinterpret_cast<uintptr_t>(plane.data) % 64, 0U) << "plane " << p;
-      EXPECT_GE(plane.size, static_cast<size_t>(plane.stride) * static_cast<size_t>(c.rows[i])) << "plane " << p;
+      EXPECT_GE(plane.size, static_cast<size_t>(plane.stride) * static_cast<size_t>(c.rows[i]))
+          << "plane " << p;
       if (previousEnd != nullptr) {
         EXPECT_GE(plane.data, previousEnd) << "planes overlap";
       }

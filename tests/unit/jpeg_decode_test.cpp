@@ -63,7 +63,8 @@ TEST_P(JpegDecode, DecodesToI420WithTheLumaOfTheJpegAndAveragedChroma) {
   const auto luma = referenceLuma(jpeg, kSize.width, kSize.height);
   for (int y = 0; y < kSize.height; ++y) {
     for (int x = 0; x < kSize.width; ++x) {
-      ASSERT_EQ(frame->plane(0).data[y * frame->plane(0).stride + x], luma[static_cast<size_t>(y * kSize.width + x)])
+      ASSERT_EQ(frame->plane(0).data[y * frame->plane(0).stride + x],
+                luma[static_cast<size_t>(y * kSize.width + x)])
           << x << "," << y;
     }
   }

@@ -26,7 +26,9 @@ constexpr Size kPanel{800, 480};
 struct Image {
   Size size;
   std::vector<uint32_t> pixels;
-  uint32_t at(Point p) const { return pixels[static_cast<size_t>(p.y) * static_cast<size_t>(size.width) + static_cast<size_t>(p.x)]; }
+  uint32_t at(Point p) const {
+    return pixels[static_cast<size_t>(p.y) * static_cast<size_t>(size.width) + static_cast<size_t>(p.x)];
+  }
 };
 
 Image scanOut(const hal::Frame& f) {
@@ -34,7 +36,8 @@ Image scanOut(const hal::Frame& f) {
   img.pixels.resize(static_cast<size_t>(f.size().width) * static_cast<size_t>(f.size().height));
   for (int y = 0; y < f.size().height; ++y) {
     std::memcpy(img.pixels.data() + static_cast<ptrdiff_t>(y) * f.size().width,
-                f.plane(0).data + static_cast<ptrdiff_t>(y) * f.plane(0).stride, static_cast<size_t>(f.size().width) * 4);
+                f.plane(0).data + static_cast<ptrdiff_t>(y) * f.plane(0).stride,
+                static_cast<size_t>(f.size().width) * 4);
   }
   return img;
 }
@@ -151,16 +154,19 @@ TEST_P(MemoryScreenMount, TapMarksThePanelPositionAndItsUprightImage) {
 
   // Marks persist: the first is still there after the second.
   const Point firstPanel = orientation.inverse().apply(uprightTargets[0], uprightSize);
-  EXPECT_EQ(before.at(Point{std::min(firstPanel.x, kPanel.width - 1) + 6, std::min(firstPanel.y, kPanel.height - 1)}),
+  EXPECT_EQ(before.at(Point{std::min(firstPanel.x, kPanel.width - 1) + 6,
+                            std::min(firstPanel.y, kPanel.height - 1)}),
             markColours[0]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Mounts, MemoryScreenMount,
                          ::testing::Values(Mount{"identity", Transform::identity()},
-                                           Mount{"rot180", Transform::rot180()},  // the KS1's
-                                           Mount{"rot90", Transform::rot90()},    // the K3's
+                                           Mount{"rot180", Transform::rot180()},   // the KS1's
+                                           Mount{"rot90", Transform::rot90()},     // the K3's
                                            Mount{"rot270", Transform::rot270()}),  // the K3 Max's
-                         [](const ::testing::TestParamInfo<Mount>& param) { return std::string(param.param.name); });
+                         [](const ::testing::TestParamInfo<Mount>& param) {
+                           return std::string(param.param.name);
+                         });
 
 TEST(MemoryScreen, SequenceAdvancesOnlyWhenPixelsChange) {
   auto screen = hal::MemoryScreen::create({kPanel, Transform::rot180(), "sequence"});

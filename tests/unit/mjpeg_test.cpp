@@ -148,6 +148,34 @@ TEST(Mjpeg, ParserHeaderNamesAreCaseInsensitive) {
   EXPECT_EQ(result.parts, std::vector<Bytes>{jpeg});
 }
 
+TEST(Mjpeg, ParserKeepsPartHeadersOnlyWhenAsked) {
+  const std::vector<Bytes> jpegs = testJpegs();
+  const Bytes stream = buildStream(jpegs);
+  mjpeg::Parser plain;
+  ASSERT_TRUE(plain.feed(stream));
+  EXPECT_EQ(plain.takeParts().size(), jpegs.size());
+  EXPECT_TRUE(plain.takePartHeaders().empty());
+
+  for (size_t chunk : {size_t{1}, size_t{5}, stream.size()}) {
+    mjpeg::Parser parser;
+    parser.keepHeaders(true);
+    std::vector<mjpeg::Parser::Headers> headers;
+    size_t parts = 0;
+    for (size_t pos = 0; pos < stream.size(); pos += chunk) {
+      ASSERT_TRUE(parser.feed(std::span(stream.data() + pos, std::min(chunk, stream.size() - pos))));
+      parts += parser.takeParts().size();
+      for (auto& h : parser.takePartHeaders()) headers.push_back(std::move(h));
+      EXPECT_EQ(parts, headers.size()) << "chunk " << chunk;
+    }
+    ASSERT_EQ(headers.size(), jpegs.size()) << "chunk " << chunk;
+    const mjpeg::Parser::Headers second{{"Content-Type", "image/jpeg"},
+                                        {"Content-Length", std::to_string(jpegs[1].size())},
+                                        {"X-Timestamp", "0.400000"}};
+    EXPECT_EQ(headers[1], second) << "chunk " << chunk;
+    EXPECT_TRUE(parser.takePartHeaders().empty());  // moved out
+  }
+}
+
 TEST(Mjpeg, ParserReportsFramingErrors) {
   const Bytes jpeg{0xFF, 0xD8, 0x11, 0x22, 0xFF, 0xD9};
   auto streamWithHeaders = [&](std::string_view headers, std::string_view boundary = mjpeg::kBoundary) {

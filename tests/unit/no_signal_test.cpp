@@ -15,7 +15,8 @@ namespace fourcc = printcast::hal::fourcc;
 TEST(NoSignal, GreyWithWhiteTextInTheMiddleBand) {
   auto pool = FramePool::create(fourcc::kI420, Size{640, 480}, 1);
   ASSERT_TRUE(pool.ok());
-  auto frame = printcast::hal::drawNoSignalFrame(**pool, "RECONNECTING BUS:USB-1", Timestamp(std::chrono::seconds(5)), 4);
+  auto frame = printcast::hal::drawNoSignalFrame(**pool, "RECONNECTING BUS:USB-1",
+                                                 Timestamp(std::chrono::seconds(5)), 4);
   ASSERT_TRUE(frame.ok()) << frame.error().describe();
   EXPECT_EQ(frame->size(), (Size{640, 480}));
   EXPECT_EQ(frame->sequence(), 4u);

@@ -95,6 +95,8 @@ bool Parser::feed(std::span<const uint8_t> bytes) {
 
 std::vector<std::vector<uint8_t>> Parser::takeParts() { return std::exchange(parts_, {}); }
 
+std::vector<Parser::Headers> Parser::takePartHeaders() { return std::exchange(partHeaders_, {}); }
+
 // Stream shape: "--B\r\n" once, then parts of  header lines, "\r\n", Content-Length body bytes,
 // "\r\n--B\r\n". Every decision depends only on the bytes, never on where a chunk ended, so any
 // chunking gives the same parts and the same error. The state between calls is `started_` plus
@@ -125,6 +127,7 @@ bool Parser::parse() {
     const std::string_view window = rest.substr(0, kMaxPartHeaderBytes);
     std::optional<size_t> contentLength;
     std::optional<size_t> bodyStart;
+    Headers headers;
     size_t lineStart = 0;
     for (;;) {
       const size_t eol = window.find(kCrlf, lineStart);
@@ -147,6 +150,7 @@ bool Parser::parse() {
         return fail(fmt::format("malformed part header line \"{}\"", line));
       }
       const std::string_view value = trimWhitespace(line.substr(colon + 1));
+      if (keepHeaders_) headers.emplace_back(std::string(name), std::string(value));
       if (equalsIgnoreCase(name, "Content-Length")) {
         const std::optional<size_t> length = parseLength(value);
         if (!length) return fail(fmt::format("invalid Content-Length \"{}\"", value));
@@ -175,6 +179,7 @@ bool Parser::parse() {
     if (tail.size() < trailer.size()) break;
     const auto* body = buffer_.data() + pos + *bodyStart;
     parts_.emplace_back(body, body + *contentLength);
+    if (keepHeaders_) partHeaders_.push_back(std::move(headers));
     pos += *bodyStart + *contentLength + trailer.size();
   }
 

@@ -31,7 +31,7 @@ enum class DisplayKind {
 
 struct DisplaySpec {
   DisplayKind kind = DisplayKind::None;
-  std::string_view node;       // "/dev/fb0", "/dev/dri/card0"; empty for Memory/None/Auto
+  std::string_view node;  // "/dev/fb0", "/dev/dri/card0"; empty for Memory/None/Auto
   // Scan-out buffer size in the panel's own orientation, and its pixel format. Both empty on a
   // generic board whose panel is unknown: the backend reads them from the device when opened.
   hal::Size nativeSize;

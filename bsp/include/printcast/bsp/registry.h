@@ -35,8 +35,8 @@ struct DetectionResult {
 // JSON, no or malformed modelId, or an unknown model id: generic-linux, fellBack = true, with a
 // reason naming the path and the value.
 // Errors: InvalidArgument only for an unknown overrideId.
-hal::Result<DetectionResult> detectBoard(std::string_view overrideId,
-                                         const std::filesystem::path& apiConfig =
-                                             std::filesystem::path(kAnycubicApiConfig));
+hal::Result<DetectionResult> detectBoard(
+    std::string_view overrideId,
+    const std::filesystem::path& apiConfig = std::filesystem::path(kAnycubicApiConfig));
 
 }  // namespace printcast::bsp

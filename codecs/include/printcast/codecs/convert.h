@@ -15,7 +15,6 @@ namespace printcast::codecs {
 // number of pixels (YUYV: of pixel pairs), which every V4L2/DRM buffer has.
 // Errors: InvalidArgument (pool format/size mismatch, unsupported source format, such a stride),
 // Again (pool exhausted). Threading: any thread; the pool serialises buffer hand-out.
-hal::Result<hal::Frame> convertToI420(const hal::Frame& src, hal::Transform transform,
-                                      hal::FramePool& pool);
+hal::Result<hal::Frame> convertToI420(const hal::Frame& src, hal::Transform transform, hal::FramePool& pool);
 
 }  // namespace printcast::codecs

@@ -47,7 +47,7 @@ struct Sps {
   uint8_t levelIdc = 0;
   uint32_t spsId = 0;
   uint32_t chromaFormatIdc = 1;
-  hal::Size size;  // display size after frame cropping
+  hal::Size size;             // display size after frame cropping
   std::optional<double> fps;  // from VUI timing info when present
 };
 

@@ -13,7 +13,7 @@ struct X264Options {
   std::string preset = "ultrafast";
   std::string tune = "zerolatency";
   std::string profile = "baseline";  // browsers, jmuxer and the slicer all take baseline
-  int threads = 0;                    // 0 = x264's choice
+  int threads = 0;                   // 0 = x264's choice
 };
 
 // An H.264 Encoder (info().codec == fourcc::kH264) over libx264: I420 input, CBR-ish rate

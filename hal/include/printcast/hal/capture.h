@@ -17,8 +17,8 @@ enum class Negotiation { Valid, Adjusted, Invalid };
 struct CaptureConfig {
   FourCC format = fourcc::kI420;
   Size size{640, 480};
-  int fps = 30;           // frames per second; 0 = as fast as the source can (test pattern only)
-  int bufferCount = 4;    // buffers in flight between the device and consumers
+  int fps = 30;         // frames per second; 0 = as fast as the source can (test pattern only)
+  int bufferCount = 4;  // buffers in flight between the device and consumers
 };
 
 struct CaptureFormat {

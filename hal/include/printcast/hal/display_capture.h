@@ -10,10 +10,10 @@
 namespace printcast::hal {
 
 struct DisplayInfo {
-  std::string name;    // "/dev/fb0", "card0 CRTC 38", "memory"
-  Size size;           // the scan-out buffer's size in its own (panel) orientation
-  FourCC format;       // kXRGB8888 or kRGB565
-  int stride = 0;      // bytes per row of the scan-out buffer (fbdev line_length)
+  std::string name;  // "/dev/fb0", "card0 CRTC 38", "memory"
+  Size size;         // the scan-out buffer's size in its own (panel) orientation
+  FourCC format;     // kXRGB8888 or kRGB565
+  int stride = 0;    // bytes per row of the scan-out buffer (fbdev line_length)
 };
 
 // Grabs are in the panel's native orientation; the board's mount orientation (a Transform)

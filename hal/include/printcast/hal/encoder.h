@@ -13,16 +13,16 @@ namespace printcast::hal {
 
 struct EncoderConfig {
   Size size{640, 480};
-  int fps = 30;             // nominal rate for rate control; timestamps come from the frames
-  int bitrateKbps = 512;    // H.264 target bitrate (kbit/s)
-  int gopFrames = 60;       // H.264 distance between IDRs, in frames
-  int jpegQuality = 80;     // JPEG quality 1..100
+  int fps = 30;           // nominal rate for rate control; timestamps come from the frames
+  int bitrateKbps = 512;  // H.264 target bitrate (kbit/s)
+  int gopFrames = 60;     // H.264 distance between IDRs, in frames
+  int jpegQuality = 80;   // JPEG quality 1..100
 };
 
 struct EncoderInfo {
-  std::string name;                 // "x264", "turbojpeg", ...
-  FourCC codec;                     // kH264 or kMJPEG
-  std::vector<FourCC> inputFormats; // raw formats encode() accepts without conversion
+  std::string name;                  // "x264", "turbojpeg", ...
+  FourCC codec;                      // kH264 or kMJPEG
+  std::vector<FourCC> inputFormats;  // raw formats encode() accepts without conversion
 };
 
 // Threading: one thread drives configure()/encode(); requestKeyframe() may be called from any

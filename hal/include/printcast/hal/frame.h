@@ -35,7 +35,7 @@ struct FrameDescription {
   Size size;
   int planeCount = 0;
   std::array<Plane, kMaxPlanes> planes{};
-  size_t bytesUsed = 0;  // compressed: payload bytes in plane 0; raw: sum of plane sizes
+  size_t bytesUsed = 0;   // compressed: payload bytes in plane 0; raw: sum of plane sizes
   Timestamp timestamp{};  // monotonic capture time of the first pixel/byte
   uint64_t sequence = 0;  // per-source counter; a gap means the source dropped frames
 };

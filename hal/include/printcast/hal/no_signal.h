@@ -16,6 +16,7 @@ namespace printcast::hal {
 // lower case draws as capitals; too-long text is clipped.
 // Errors: InvalidArgument (pool not I420), Again (every buffer of the pool is leased).
 // Threading: any thread (the pool serialises buffer hand-out).
-Result<Frame> drawNoSignalFrame(FramePool& pool, std::string_view detail, Timestamp timestamp, uint64_t sequence);
+Result<Frame> drawNoSignalFrame(FramePool& pool, std::string_view detail, Timestamp timestamp,
+                                uint64_t sequence);
 
 }  // namespace printcast::hal

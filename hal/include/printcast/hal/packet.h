@@ -28,8 +28,8 @@ struct Packet {
   std::vector<uint8_t> data;
   bool keyframe = false;
   Timestamp pts{};
-  uint64_t sequence = 0;  // sequence of the source frame
-  Size size;              // coded picture size
+  uint64_t sequence = 0;                      // sequence of the source frame
+  Size size;                                  // coded picture size
   std::shared_ptr<const CodecConfig> config;  // H.264: the SPS/PPS in force; null for JPEG
 };
 

@@ -20,8 +20,8 @@ namespace printcast::hal {
 // At fps 0 pollFd() stays readable while streaming and dequeue() returns Again only when all
 // bufferCount frames are leased. When paced, a period whose frame finds every buffer leased is
 // dropped and leaves a gap in the sequence; periods that pass unread are not drops (a late
-// consumer gets one current frame, never a backlog). dequeue() before start() or after stop(): InvalidArgument;
-// start() while streaming: Busy.
+// consumer gets one current frame, never a backlog). dequeue() before start() or after stop():
+// InvalidArgument; start() while streaming: Busy.
 std::unique_ptr<Capture> createTestPatternCapture();
 
 }  // namespace printcast::hal

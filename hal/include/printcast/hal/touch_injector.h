@@ -11,9 +11,9 @@
 namespace printcast::hal {
 
 struct TouchInfo {
-  std::string name;   // the panel's name ("hyn_ts", "memory")
-  Size range;         // panel coordinate range: x in [0, range.width], y in [0, range.height]
-  int slots = 1;      // multi-touch slots (evdev ABS_MT_SLOT count)
+  std::string name;  // the panel's name ("hyn_ts", "memory")
+  Size range;        // panel coordinate range: x in [0, range.width], y in [0, range.height]
+  int slots = 1;     // multi-touch slots (evdev ABS_MT_SLOT count)
 };
 
 // Coordinates are panel coordinates (`panelPos`): the caller maps the upright image point the

@@ -45,9 +45,7 @@ class Transform {
   constexpr bool operator==(const Transform&) const = default;
 
   // The size of the space after applying this transform to a space of `size`.
-  constexpr Size apply(Size size) const {
-    return transposes() ? Size{size.height, size.width} : size;
-  }
+  constexpr Size apply(Size size) const { return transposes() ? Size{size.height, size.width} : size; }
   // Map a point of a `space`-sized rectangle (continuous coordinates, see above).
   Point apply(Point p, Size space) const;
   // Map a pixel (integer cell) index: like apply() but with W-1-x, so that pixel centres map

@@ -38,9 +38,9 @@ struct V4l2FrameSize {
 };
 
 struct V4l2FormatInfo {
-  FourCC format;             // v4l2_fmtdesc.pixelformat
-  std::string description;   // v4l2_fmtdesc.description ("YUYV 4:2:2")
-  bool compressed = false;   // V4L2_FMT_FLAG_COMPRESSED
+  FourCC format;            // v4l2_fmtdesc.pixelformat
+  std::string description;  // v4l2_fmtdesc.description ("YUYV 4:2:2")
+  bool compressed = false;  // V4L2_FMT_FLAG_COMPRESSED
   std::vector<V4l2FrameSize> sizes;
 };
 
@@ -106,8 +106,9 @@ Result<std::vector<V4l2DeviceInfo>> enumerateV4l2Devices(Syscalls& sys = realSys
 // single-planar streaming capture node), NoDevice (no node matches / path missing),
 // PermissionDenied, Busy, Io. Errors of start(): InvalidArgument (config not Valid), Busy
 // (another process streams from the node: EBUSY), Disconnected, Io.
-Result<std::unique_ptr<Capture>> createV4l2Capture(std::string_view nameOrPath, Syscalls& sys = realSyscalls(),
-                                                    const V4l2Paths& paths = {});
+Result<std::unique_ptr<Capture>> createV4l2Capture(std::string_view nameOrPath,
+                                                   Syscalls& sys = realSyscalls(),
+                                                   const V4l2Paths& paths = {});
 
 // A V4L2 control (VIDIOC_QUERY_EXT_CTRL, or VIDIOC_QUERYCTRL on old kernels).
 struct V4l2Control {
@@ -116,17 +117,17 @@ struct V4l2Control {
     int64_t index = 0;
     std::string name;  // V4L2_CTRL_TYPE_MENU: the item name; INTEGER_MENU: the value as text
   };
-  uint32_t id = 0;     // V4L2_CID_* (e.g. V4L2_CID_BRIGHTNESS 0x00980900)
-  std::string name;    // "Brightness"
+  uint32_t id = 0;   // V4L2_CID_* (e.g. V4L2_CID_BRIGHTNESS 0x00980900)
+  std::string name;  // "Brightness"
   Type type = Type::Other;
   int64_t minimum = 0;
   int64_t maximum = 0;
   uint64_t step = 0;
   int64_t defaultValue = 0;
-  int64_t value = 0;   // current value when readable (0 for buttons and write-only controls)
+  int64_t value = 0;  // current value when readable (0 for buttons and write-only controls)
   bool readOnly = false;
   bool writeOnly = false;
-  bool inactive = false;  // V4L2_CTRL_FLAG_INACTIVE: settable but without effect now
+  bool inactive = false;       // V4L2_CTRL_FLAG_INACTIVE: settable but without effect now
   std::vector<MenuItem> menu;  // Menu / IntegerMenu items the driver accepts (VIDIOC_QUERYMENU)
 };
 

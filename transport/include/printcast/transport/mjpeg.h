@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "printcast/hal/frame.h"
@@ -56,6 +57,14 @@ class Parser {
   // Empty while the stream is well formed.
   const std::string& error() const { return error_; }
 
+  // Optional, for tools that need a part's headers (e.g. X-Timestamp): after keepHeaders(true)
+  // each part parsed from then on also records its header lines as (name, value as sent, trimmed),
+  // and takePartHeaders() returns them in the same order as takeParts() returns the bodies (moved
+  // out likewise). Off by default: then takePartHeaders() is always empty.
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+  void keepHeaders(bool keep) { keepHeaders_ = keep; }
+  std::vector<Headers> takePartHeaders();
+
  private:
   bool parse();
   std::string boundary_;
@@ -63,6 +72,8 @@ class Parser {
   std::vector<std::vector<uint8_t>> parts_;
   std::string error_;
   bool started_ = false;
+  bool keepHeaders_ = false;
+  std::vector<Headers> partHeaders_;
 };
 
 }  // namespace printcast::transport::mjpeg
