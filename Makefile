@@ -5,7 +5,7 @@
 JOBS ?= $(shell nproc)
 RUN_ARGS ?=
 
-.PHONY: run test deps deps-test build build-release sanitize-tests format format-check tidy bench clean
+.PHONY: run test deps deps-test build build-release sanitize-tests format format-check tidy bench clean cross-test
 
 deps:
 	scripts/install-deps.sh build
@@ -38,6 +38,17 @@ tidy:
 	cmake --preset ci
 	git ls-files 'hal/*.cpp' 'bsp/*.cpp' 'codecs/*.cpp' 'transport/*.cpp' 'apps/*.cpp' | \
 	  xargs clang-tidy -p build/ci --quiet
+
+# Cross builds (docs/cross-builds.md). `make rinkhals-ks1` -> build/rinkhals/printcast-anycubic-ks1.zip;
+# models: ks1 ks1m k3 k3v2 k3m k2p (presets <model>-release, all armhf static).
+cross-test: deps-test
+	scripts/cross-test.sh
+
+rinkhals-%: deps-test
+	scripts/make-sysroot.sh armhf --static
+	cmake --preset $*-release
+	cmake --build --preset $*-release -j $(JOBS) --target rinkhals-package printcast-size-report
+	ctest --preset $*-release
 
 clean:
 	rm -rf build

@@ -75,6 +75,9 @@ endfunction()
 # "package") unpacks it and checks it (scripts/check-rinkhals-package.sh).
 set(PRINTCAST_RINKHALS_MODEL "" CACHE STRING "Board id of the printer to package a Rinkhals app for (empty: none)")
 set(PRINTCAST_RINKHALS_OUTPUT_DIR "${PROJECT_SOURCE_DIR}/build/rinkhals" CACHE PATH "Where rinkhals-package writes its zip")
+if(PRINTCAST_RINKHALS_MODEL)
+  enable_testing()  # here, not in the function: it sets a variable of the top-level scope
+endif()
 function(printcast_rinkhals_package)
   if(NOT PRINTCAST_RINKHALS_MODEL OR NOT TARGET printcast-streamer)
     return()
@@ -91,7 +94,6 @@ function(printcast_rinkhals_package)
     COMMENT "Rinkhals app: ${_zip}"
     VERBATIM)
   add_custom_target(rinkhals-package DEPENDS "${_zip}")
-  enable_testing()
   add_test(NAME rinkhals_package
     COMMAND "${PROJECT_SOURCE_DIR}/scripts/check-rinkhals-package.sh" "${_zip}" "${PRINTCAST_RINKHALS_MODEL}"
             ${CMAKE_CROSSCOMPILING_EMULATOR})

@@ -16,3 +16,11 @@ endif()
 target_link_options(printcast_options INTERFACE -Wl,-z,noexecstack)
 find_package(Threads REQUIRED)
 target_link_libraries(printcast_options INTERFACE Threads::Threads)
+# Sub-word atomics (std::atomic<bool>::exchange) are calls into libatomic on riscv64 with GCC 12.
+include(CheckCXXSourceCompiles)
+check_cxx_source_compiles("#include <atomic>
+std::atomic<bool> b; std::atomic<unsigned char> c; std::atomic<long long> l;
+int main() { return int(b.exchange(true)) + int(c.fetch_add(1)) + int(l.exchange(2)); }" PRINTCAST_ATOMICS_INLINE)
+if(NOT PRINTCAST_ATOMICS_INLINE)
+  target_link_libraries(printcast_options INTERFACE atomic)
+endif()

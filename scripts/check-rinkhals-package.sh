@@ -64,10 +64,13 @@ grep -q 'Class:.*ELF32' <<<"$hdr" || fail "not ELF32"
 grep -q 'Machine:.*ARM' <<<"$hdr" || fail "not ARM: $(grep Machine <<<"$hdr")"
 grep -q 'Flags:.*hard-float' <<<"$hdr" || fail "not hard-float ABI"
 grep -q 'Type:.*EXEC' <<<"$hdr" || fail "not an executable"
-readelf -l "$bin" | grep -q INTERP && fail "dynamically linked (has a program interpreter)"
-readelf -d "$bin" | grep -q 'NEEDED' && fail "has shared library dependencies"
-readelf -S "$bin" | grep -q '\.symtab' && fail "not stripped"
-readelf -lW "$bin" | grep GNU_STACK | grep -q RWE && fail "executable stack"
+# (Outputs captured first: with pipefail, `readelf | grep -q` can fail on readelf's SIGPIPE.)
+segments=$(readelf -lW "$bin") dynamic=$(readelf -d "$bin") sections=$(readelf -SW "$bin")
+if grep -q INTERP <<<"$segments"; then fail "dynamically linked (has a program interpreter)"; fi
+if grep -q NEEDED <<<"$dynamic"; then fail "has shared library dependencies"; fi
+if grep -q '\.symtab' <<<"$sections"; then fail "not stripped"; fi
+grep -q 'GNU_STACK' <<<"$segments" || fail "no GNU_STACK header (the stack would be executable)"
+if grep 'GNU_STACK' <<<"$segments" | grep -q 'RWE'; then fail "executable stack"; fi
 size=$(stat -c %s "$bin")
 echo "printcast-streamer: ARM static ELF, stripped, $size bytes"
 

@@ -19,6 +19,8 @@ archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(armhf aarch64 riscv64)
 
 stage_start=$(date +%s)
+cfglog=$(mktemp)
+trap 'rm -f "$cfglog"' EXIT
 step_start=$stage_start
 step() {
   local now
@@ -30,8 +32,8 @@ step() {
 }
 
 if command -v ccache >/dev/null 2>&1; then
+  # No CCACHE_BASEDIR: it rewrites paths relative, and tests read __FILE__.
   export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
-  export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
   ccache -z >/dev/null
 fi
 
@@ -47,14 +49,17 @@ done
 # Only what the unit tests and the smoke test need: the unit_* binaries and printcast-streamer
 # (the integration and lab binaries need the host's clients and a VM).
 build_targets() {
-  cmake --build "build/$1" --target help | sed -n 's/^\(unit_[A-Za-z0-9_]*\|printcast-streamer\|printcast-size-report\): .*/\1/p' | sort -u
+  local help
+  help=$(cmake --build "build/$1" --target help)
+  sed -n 's/^\(unit_[A-Za-z0-9_]*\|printcast-streamer\): .*/\1/p' <<<"$help" | sort -u
+  # Static builds: the per-binary size report.
+  if grep -q 'CMakeFiles/printcast-size-report:' <<<"$help"; then echo printcast-size-report; fi
 }
 
 for arch in "${archs[@]}"; do
   preset=$arch-test
   step "configure + build $preset"
-  cmake --preset "$preset" >"build-$preset.configure.log" 2>&1 || { cat "build-$preset.configure.log"; exit 1; }
-  rm -f "build-$preset.configure.log"
+  cmake --preset "$preset" >"$cfglog" 2>&1 || { cat "$cfglog"; exit 1; }
   mapfile -t targets < <(build_targets "$preset")
   cmake --build --preset "$preset" -j "$jobs" --target "${targets[@]}"
   step "unit tests $preset (qemu-$arch)"
@@ -107,9 +112,8 @@ if [[ " ${archs[*]} " == *" armhf "* ]]; then
   smoke_test
 
   step "ks1-release image + Rinkhals package"
-  cmake --preset ks1-release >build-ks1-release.configure.log 2>&1 || { cat build-ks1-release.configure.log; exit 1; }
-  rm -f build-ks1-release.configure.log
-  cmake --build --preset ks1-release -j "$jobs" --target rinkhals-package
+  cmake --preset ks1-release >"$cfglog" 2>&1 || { cat "$cfglog"; exit 1; }
+  cmake --build --preset ks1-release -j "$jobs" --target rinkhals-package printcast-size-report
   ctest --preset ks1-release
 fi
 

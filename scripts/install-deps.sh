@@ -12,9 +12,14 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev)
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-format
   qemu-system-x86 linux-image-amd64 busybox-static kmod)  # the last four: the lab VM (docs/lab.md)
+# The cross stage (scripts/cross-test.sh): Debian's cross compilers, qemu-user, what
+# scripts/make-sysroot.sh uses (dpkg-dev's dpkg-source, the archive keyring, make for
+# libmicrohttpd), ccache, zip/unzip for the Rinkhals package.
+cross_pkgs=(crossbuild-essential-armhf crossbuild-essential-arm64 g++-riscv64-linux-gnu qemu-user-static
+  debian-archive-keyring dpkg-dev make xz-utils ccache zip unzip binutils)
 
 pkgs=("${build_pkgs[@]}")
-if [ "$what" = test ]; then pkgs+=("${test_pkgs[@]}"); fi
+if [ "$what" = test ]; then pkgs+=("${test_pkgs[@]}" "${cross_pkgs[@]}"); fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -41,6 +41,8 @@ esac
 packages=(libc6-dev libturbojpeg0-dev libjpeg-dev libx264-dev libmicrohttpd-dev libyuv-dev
   libv4l-dev libdrm-dev libevdev-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev googletest)
+# riscv64: GCC 12 calls libatomic for sub-word atomics there (cmake/PrintcastWarnings.cmake).
+[ "$arch" = riscv64 ] && packages+=(libatomic1)
 version=4  # bump when the layout below changes
 
 cache=${PRINTCAST_SYSROOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/printcast/sysroots}
@@ -119,6 +121,14 @@ else
   rm -rf "$sysroot/opt/printcast-static" "$sysroot/opt/printcast-gtest"
   echo "$want" > "$stamp"
   log "$n packages unpacked into $sysroot ($(du -sh "$sysroot" | cut -f1)) in $(( $(date +%s) - start )) s"
+fi
+
+# riscv64 (trixie): its C++ libraries are built by GCC 14 and need libstdc++ symbol versions
+# (CXXABI_1.3.15) that the GCC 12 cross compiler's own libstdc++.so lacks. -lstdc++ takes the
+# sysroot's runtime instead (the toolchain file puts <sysroot>/usr/lib/<triplet> first); GCC 12's
+# headers work with the newer runtime.
+if [ "$suite" = trixie ] && [ -e "$sysroot/usr/lib/$triplet/libstdc++.so.6" ]; then
+  ln -sfn libstdc++.so.6 "$sysroot/usr/lib/$triplet/libstdc++.so"
 fi
 
 # --- libmicrohttpd without HTTPS, static, from the Debian source of the sysroot's release --------

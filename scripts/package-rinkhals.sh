@@ -9,7 +9,7 @@
 # and the static binary. Rinkhals' own .swu update packages are encrypted per printer model with
 # keys and tooling that are not part of Debian: the zip is copied over SSH/SFTP (docs/cross-builds.md).
 set -euo pipefail
-board=$1 bin=$2 version=$3 out=$4
+board=$1 bin=$2 version=$3 out=$(realpath -m "$4")
 src=$(cd "$(dirname "$0")/../apps/rinkhals" && pwd)
 
 stage=$(mktemp -d)
@@ -23,5 +23,5 @@ chmod 755 "$app/app.sh" "$app/printcast-streamer"
 chmod 644 "$app/app.json"
 mkdir -p "$(dirname "$out")"
 rm -f "$out"
-(cd "$stage" && zip -q -X -r "$(realpath -m "$out")" printcast)
+(cd "$stage" && zip -q -X -r "$out" printcast)
 echo "rinkhals: $out ($(stat -c %s "$out") bytes; printcast-streamer $(stat -c %s "$bin") bytes, board $board)"

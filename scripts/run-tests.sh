@@ -21,3 +21,13 @@ echo "== tests: asan (unit)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --preset asan -j "$jobs"
 echo "== tests: tsan (unit)"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --preset tsan -j "$jobs"
+
+# ---------------------------------------------------------------------------------------------
+# Cross stage (LAST step; scripts/cross-test.sh): armhf, aarch64 and riscv64 builds with their
+# unit tests under qemu-user, the static armhf streamer serving /snapshot under qemu-arm, and
+# the Kobra S1 image packaged as a Rinkhals app. PRINTCAST_SKIP_CROSS=1 skips it.
+# ---------------------------------------------------------------------------------------------
+if [ "${PRINTCAST_SKIP_CROSS:-0}" != 1 ]; then
+  echo "== cross: armhf, aarch64, riscv64 under qemu-user"
+  scripts/cross-test.sh
+fi

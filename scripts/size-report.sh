@@ -4,10 +4,11 @@
 #
 #   scripts/size-report.sh BINARY MAPFILE [SIZE_TOOL]
 #
-# The per-library table sums the .text/.rodata/.data/.bss input sections the linker kept
+# The per-library table sums the input sections the linker kept that take file space
+# (.text, .rodata, .data, unwind tables; not .bss)
 # (after --gc-sections), grouped by archive (libx264.a, libc.a, libstdc++.a, ...) or, for the
 # project's own code, by printcast library; the 12 biggest object files follow.
-set -euo pipefail
+set -eu  # no pipefail: `sort | head` ends sort with SIGPIPE
 bin=$1 map=$2 size_tool=${3:-size}
 
 bytes=$(stat -c %s "$bin")
@@ -19,7 +20,7 @@ echo "$(basename "$bin"): $bytes bytes ($(awk -v b="$bytes" 'BEGIN{printf "%.2f"
 # address and size on the next line. Only the memory map (kept sections) is read.
 # Emits "library<TAB>object<TAB>bytes" per kept input section (POSIX awk: mawk is Debian's default).
 rows=$(awk '
-  /^Memory map/ { on = 1; next }
+  /^Linker script and memory map/ { on = 1; next }
   !on { next }
   function hex(s,   i, c, v) {
     v = 0; s = tolower(substr(s, 3))
@@ -27,7 +28,7 @@ rows=$(awk '
     return v
   }
   function add(sec, size, file,   lib, obj, n, parts) {
-    if (sec !~ /^\.(text|rodata|data|bss|tdata|tbss|ARM\.ex|eh_frame|gcc_except_table|init_array|fini_array)/) return
+    if (sec !~ /^\.(text|rodata|data|tdata|ARM\.ex|eh_frame|gcc_except_table|init_array|fini_array)/) return
     size = hex(size)
     if (size == 0) return
     n = split(file, parts, "/"); obj = parts[n]
@@ -41,7 +42,7 @@ rows=$(awk '
   pending != "" && /^ +0x[0-9a-fA-F]+ +0x[0-9a-fA-F]+ / { add(pending, $2, $3); pending = ""; next }
   { pending = "" }' "$map")
 total=$(printf '%s\n' "$rows" | awk -F'\t' '{t += $3} END {print t + 0}')
-echo "  by library (kept input sections, $total bytes):"
+echo "  by library (kept input sections in the file, .bss excluded: $total bytes):"
 printf '%s\n' "$rows" | awk -F'\t' '{s[$1] += $3} END {for (k in s) print s[k] "\t" k}' | sort -rn | head -15 |
   awk -F'\t' -v t="$total" '{printf "    %-40s %9d  %5.1f%%\n", $2, $1, 100 * $1 / t}'
 echo "  biggest object files:"
