@@ -147,9 +147,9 @@ std::vector<V4l2FormatInfo> enumerateFormats(Syscalls& sys, int fd) {
       }
       size.min = Size{static_cast<int>(fs.stepwise.min_width), static_cast<int>(fs.stepwise.min_height)};
       size.max = Size{static_cast<int>(fs.stepwise.max_width), static_cast<int>(fs.stepwise.max_height)};
-      size.step = fs.type == V4L2_FRMSIZE_TYPE_CONTINUOUS
-                      ? Size{1, 1}
-                      : Size{static_cast<int>(fs.stepwise.step_width), static_cast<int>(fs.stepwise.step_height)};
+      size.step = fs.type == V4L2_FRMSIZE_TYPE_CONTINUOUS ? Size{1, 1}
+                                                          : Size{static_cast<int>(fs.stepwise.step_width),
+                                                                 static_cast<int>(fs.stepwise.step_height)};
       enumerateIntervals(sys, fd, d.pixelformat, size.max, size);
       f.sizes.push_back(std::move(size));
       break;
@@ -163,7 +163,8 @@ std::vector<V4l2FormatInfo> enumerateFormats(Syscalls& sys, int fd) {
 // QUERYCAP errno otherwise.
 Result<V4l2DeviceInfo> describeNode(Syscalls& sys, int fd, const std::string& path, const Links& links) {
   v4l2_capability cap{};
-  if (sys.ioctl(fd, VIDIOC_QUERYCAP, &cap) != 0) return errnoError(fmt::format("v4l2 {}: VIDIOC_QUERYCAP", path));
+  if (sys.ioctl(fd, VIDIOC_QUERYCAP, &cap) != 0)
+    return errnoError(fmt::format("v4l2 {}: VIDIOC_QUERYCAP", path));
   if (!isCaptureNode(cap)) {
     return Result<V4l2DeviceInfo>(
         Errc::Unsupported,
@@ -322,19 +323,21 @@ class V4l2Capture final : public Capture, public V4l2Camera {
 
     if (config.fps > 0) config.fps = nearestRate(config.format, config.size, config.fps);
     config.bufferCount = std::clamp(config.bufferCount, kMinBuffers, kMaxBuffers);
-    const bool same = before.format == config.format && before.size == config.size && before.fps == config.fps &&
-                      before.bufferCount == config.bufferCount;
+    const bool same = before.format == config.format && before.size == config.size &&
+                      before.fps == config.fps && before.bufferCount == config.bufferCount;
     return same ? Negotiation::Valid : Negotiation::Adjusted;
   }
 
   Status start(const CaptureConfig& config) override {
     if (dead_) return disconnected("start()");
-    if (streaming_) return {Errc::Busy, fmt::format("v4l2 {}: already streaming; stop() first", device_.path)};
+    if (streaming_)
+      return {Errc::Busy, fmt::format("v4l2 {}: already streaming; stop() first", device_.path)};
     CaptureConfig checked = config;
     if (validate(checked) != Negotiation::Valid) {
-      return {Errc::InvalidArgument,
-              fmt::format("v4l2 {}: config {} {} at {} fps with {} buffers needs validate() first", device_.path,
-                          config.format.str(), config.size.str(), config.fps, config.bufferCount)};
+      return {
+          Errc::InvalidArgument,
+          fmt::format("v4l2 {}: config {} {} at {} fps with {} buffers needs validate() first", device_.path,
+                      config.format.str(), config.size.str(), config.fps, config.bufferCount)};
     }
 
     v4l2_format f{};
@@ -346,8 +349,8 @@ class V4l2Capture final : public Capture, public V4l2Camera {
     if (sys_.ioctl(fd_.get(), VIDIOC_S_FMT, &f) != 0) return failure("VIDIOC_S_FMT");
     pix_ = f.fmt.pix;
     if (FourCC{pix_.pixelformat} != config.format) {
-      return {Errc::Io, fmt::format("v4l2 {}: VIDIOC_S_FMT set {} although VIDIOC_TRY_FMT accepted {}", device_.path,
-                                    FourCC{pix_.pixelformat}.str(), config.format.str())};
+      return {Errc::Io, fmt::format("v4l2 {}: VIDIOC_S_FMT set {} although VIDIOC_TRY_FMT accepted {}",
+                                    device_.path, FourCC{pix_.pixelformat}.str(), config.format.str())};
     }
     const FourCC format = config.format;
     if (!isCompressed(format)) {
@@ -367,8 +370,8 @@ class V4l2Capture final : public Capture, public V4l2Camera {
     if (sys_.ioctl(fd_.get(), VIDIOC_REQBUFS, &req) != 0) return failure("VIDIOC_REQBUFS");
     if (req.count < static_cast<uint32_t>(kMinBuffers)) {
       freeBuffers();
-      return {Errc::Io, fmt::format("v4l2 {}: VIDIOC_REQBUFS granted {} buffers, need {}", device_.path, req.count,
-                                    kMinBuffers)};
+      return {Errc::Io, fmt::format("v4l2 {}: VIDIOC_REQBUFS granted {} buffers, need {}", device_.path,
+                                    req.count, kMinBuffers)};
     }
     active_.bufferCount = static_cast<int>(req.count);
 
@@ -379,7 +382,8 @@ class V4l2Capture final : public Capture, public V4l2Camera {
       b.memory = V4L2_MEMORY_MMAP;
       b.index = i;
       if (sys_.ioctl(fd_.get(), VIDIOC_QUERYBUF, &b) != 0) return abortStart(session, "VIDIOC_QUERYBUF");
-      void* address = sys_.mmap(nullptr, b.length, PROT_READ, MAP_SHARED, fd_.get(), static_cast<off_t>(b.m.offset));
+      void* address =
+          sys_.mmap(nullptr, b.length, PROT_READ, MAP_SHARED, fd_.get(), static_cast<off_t>(b.m.offset));
       if (address == MAP_FAILED) return abortStart(session, "mmap");
       session->mappings.push_back(Session::Mapping{address, b.length});
     }
@@ -416,7 +420,8 @@ class V4l2Capture final : public Capture, public V4l2Camera {
 
   Result<Frame> dequeue() override {
     if (dead_) return disconnected("dequeue()");
-    if (!streaming_) return {Errc::InvalidArgument, fmt::format("v4l2 {}: dequeue() before start()", device_.path)};
+    if (!streaming_)
+      return {Errc::InvalidArgument, fmt::format("v4l2 {}: dequeue() before start()", device_.path)};
     v4l2_buffer b{};
     b.type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
     b.memory = V4L2_MEMORY_MMAP;
@@ -427,7 +432,8 @@ class V4l2Capture final : public Capture, public V4l2Camera {
       // node is unregistered): ask the node whether it is still there.
       if (e == EIO) {
         v4l2_capability cap{};
-        if (sys_.ioctl(fd_.get(), VIDIOC_QUERYCAP, &cap) != 0 && errno == ENODEV) return markDead("VIDIOC_DQBUF");
+        if (sys_.ioctl(fd_.get(), VIDIOC_QUERYCAP, &cap) != 0 && errno == ENODEV)
+          return markDead("VIDIOC_DQBUF");
       }
       errno = e;
       return failure("VIDIOC_DQBUF");
@@ -446,14 +452,16 @@ class V4l2Capture final : public Capture, public V4l2Camera {
     d.format = FourCC{pix_.pixelformat};
     d.size = Size{static_cast<int>(pix_.width), static_cast<int>(pix_.height)};
     d.sequence = b.sequence;
-    d.timestamp = (b.flags & V4L2_BUF_FLAG_TIMESTAMP_MASK) == V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC
-                      ? Timestamp(std::chrono::duration_cast<Clock::duration>(
-                            std::chrono::seconds(b.timestamp.tv_sec) + std::chrono::microseconds(b.timestamp.tv_usec)))
-                      : Clock::now();
+    d.timestamp =
+        (b.flags & V4L2_BUF_FLAG_TIMESTAMP_MASK) == V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC
+            ? Timestamp(std::chrono::duration_cast<Clock::duration>(
+                  std::chrono::seconds(b.timestamp.tv_sec) + std::chrono::microseconds(b.timestamp.tv_usec)))
+            : Clock::now();
     if ((b.flags & V4L2_BUF_FLAG_ERROR) != 0) {
       session->requeue(index);
       ++droppedFrames_;
-      return {Errc::Again, fmt::format("v4l2 {}: driver flagged frame {} corrupt (dropped)", device_.path, b.sequence)};
+      return {Errc::Again,
+              fmt::format("v4l2 {}: driver flagged frame {} corrupt (dropped)", device_.path, b.sequence)};
     }
 
     if (isCompressed(d.format)) {
@@ -504,8 +512,8 @@ class V4l2Capture final : public Capture, public V4l2Camera {
     if (d.bytesUsed > length || used < d.bytesUsed) {
       session->requeue(index);
       ++droppedFrames_;
-      return {Errc::Again, fmt::format("v4l2 {}: short frame {} ({} of {} bytes) dropped", device_.path, b.sequence,
-                                       std::min(used, length), d.bytesUsed)};
+      return {Errc::Again, fmt::format("v4l2 {}: short frame {} ({} of {} bytes) dropped", device_.path,
+                                       b.sequence, std::min(used, length), d.bytesUsed)};
     }
     return Frame::adopt(d, [session, index] { session->requeue(index); });
   }
@@ -625,8 +633,8 @@ class V4l2Capture final : public Capture, public V4l2Camera {
     v4l2_queryctrl q{};
     q.id = id;
     if (sys_.ioctl(fd_.get(), VIDIOC_QUERYCTRL, &q) == 0 &&
-        (q.type == V4L2_CTRL_TYPE_INTEGER || q.type == V4L2_CTRL_TYPE_MENU || q.type == V4L2_CTRL_TYPE_BOOLEAN ||
-         q.type == V4L2_CTRL_TYPE_INTEGER_MENU) &&
+        (q.type == V4L2_CTRL_TYPE_INTEGER || q.type == V4L2_CTRL_TYPE_MENU ||
+         q.type == V4L2_CTRL_TYPE_BOOLEAN || q.type == V4L2_CTRL_TYPE_INTEGER_MENU) &&
         (value < q.minimum || value > q.maximum)) {
       return Status(Errc::InvalidArgument,
                     fmt::format("v4l2 {}: control '{}' value {} is outside {}..{}", device_.path,
@@ -647,7 +655,8 @@ class V4l2Capture final : public Capture, public V4l2Camera {
     cs.which = V4L2_CTRL_WHICH_CUR_VAL;
     cs.count = 1;
     cs.controls = &c;
-    if (sys_.ioctl(fd_.get(), VIDIOC_S_EXT_CTRLS, &cs) != 0) return controlFailure("VIDIOC_S_EXT_CTRLS", id).error();
+    if (sys_.ioctl(fd_.get(), VIDIOC_S_EXT_CTRLS, &cs) != 0)
+      return controlFailure("VIDIOC_S_EXT_CTRLS", id).error();
     return {};
   }
 
@@ -751,7 +760,8 @@ bool hasControl(Syscalls& sys, int fd, uint32_t id) {
 }
 
 // Which node `nameOrPath` names (see createV4l2Capture()).
-Result<std::string> resolveNode(std::string_view nameOrPath, Syscalls& sys, const V4l2Paths& paths, const Links& links) {
+Result<std::string> resolveNode(std::string_view nameOrPath, Syscalls& sys, const V4l2Paths& paths,
+                                const Links& links) {
   const std::string name(nameOrPath);
   if (!name.empty() && name.front() == '/') return name;
   if (!name.empty() && name.find('/') == std::string::npos) {
@@ -778,8 +788,8 @@ Result<std::string> resolveNode(std::string_view nameOrPath, Syscalls& sys, cons
   return Result<std::string>(
       Errc::NoDevice,
       name.empty() ? fmt::format("v4l2: no video capture device under {}", paths.devDir)
-                   : fmt::format("v4l2: no video capture device matches \"{}\" ({} capture nodes under {})", name,
-                                 devices->size(), paths.devDir));
+                   : fmt::format("v4l2: no video capture device matches \"{}\" ({} capture nodes under {})",
+                                 name, devices->size(), paths.devDir));
 }
 
 }  // namespace
@@ -788,7 +798,8 @@ Result<std::vector<V4l2DeviceInfo>> enumerateV4l2Devices(Syscalls& sys, const V4
   return enumerateWith(sys, paths, readLinks(paths));
 }
 
-Result<std::unique_ptr<Capture>> createV4l2Capture(std::string_view nameOrPath, Syscalls& sys, const V4l2Paths& paths) {
+Result<std::unique_ptr<Capture>> createV4l2Capture(std::string_view nameOrPath, Syscalls& sys,
+                                                   const V4l2Paths& paths) {
   const Links links = readLinks(paths);
   auto node = resolveNode(nameOrPath, sys, paths, links);
   if (!node) return std::move(node).error();
@@ -807,7 +818,8 @@ Result<std::unique_ptr<Capture>> createV4l2Capture(std::string_view nameOrPath, 
     return err;
   }
   const bool keyframe = hasControl(sys, fd, V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME);
-  return std::unique_ptr<Capture>(std::make_unique<V4l2Capture>(sys, std::move(owner), std::move(*info), keyframe));
+  return std::unique_ptr<Capture>(
+      std::make_unique<V4l2Capture>(sys, std::move(owner), std::move(*info), keyframe));
 }
 
 V4l2Camera* v4l2CameraOf(Capture& capture) noexcept { return dynamic_cast<V4l2Camera*>(&capture); }
