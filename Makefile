@@ -52,3 +52,10 @@ rinkhals-%: deps-test
 
 clean:
 	rm -rf build
+
+# The MJPEG benchmark in the lab VM against ustreamer (docs/benchmarks.md); prints a table.
+.PHONY: bench-lab
+bench-lab: deps-test
+	cmake --preset ci
+	cmake --build --preset ci -j $(JOBS)
+	tests/lab/run-lab.sh --bench build/ci

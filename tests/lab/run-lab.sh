@@ -4,6 +4,9 @@
 # runs the lab_* test binaries, the streamer check and the bring-up probe inside it, and reports.
 #
 #   tests/lab/run-lab.sh BUILD_DIR [LAB_BINARY...]
+#   tests/lab/run-lab.sh --bench BUILD_DIR    (`make bench-lab`: the MJPEG benchmark instead of
+#                                             the checks, tests/lab/bench-payload.sh; prints a
+#                                             table, BUILD_DIR/lab/bench.md; never fails on speed)
 #
 # BUILD_DIR is a configured and built printcast build tree; LAB_BINARY are the lab test binaries
 # (absolute paths inside BUILD_DIR; missing ones are reported as skipped). Everything the lab
@@ -20,8 +23,13 @@
 # Environment: LAB_TIMEOUT (seconds for the VM, default 600), LAB_SMP (default 2).
 set -euo pipefail
 
+mode="test"
+if [ "${1:-}" = --bench ]; then
+  mode=bench
+  shift
+fi
 if [ $# -lt 1 ]; then
-  echo "usage: $0 BUILD_DIR [LAB_BINARY...]" >&2
+  echo "usage: $0 BUILD_DIR [LAB_BINARY...] | $0 --bench BUILD_DIR" >&2
   exit 2
 fi
 build_dir=$(cd "$1" && pwd)
@@ -138,6 +146,7 @@ mkdir -p "$results"
   echo "BUILD_DIR=$build_dir"
   echo "RESULTS=$results"
   echo "KVER=$kver"
+  echo "MODE=$mode"
 } >"$lab_dir/lab.env"
 : >"$lab_dir/lab.binaries"
 for bin in "$@"; do
@@ -173,6 +182,17 @@ if [ ! -f "$results/done" ]; then
   echo "lab: FAIL: the VM stopped (qemu exit $qemu_rc) without finishing the payload; console tail:" >&2
   tail -n 60 "$lab_dir/console.log" >&2
   exit 1
+fi
+if [ $mode = bench ]; then
+  cat "$results/bench.log" 2>/dev/null
+  if [ ! -s "$results/bench.md" ]; then
+    echo "lab: FAIL: the benchmark wrote no table (results/bench.log)" >&2
+    exit 1
+  fi
+  cp "$results/bench.md" "$lab_dir/bench.md"
+  cat "$lab_dir/bench.md"
+  log "VM ${boot_s}s, total $(elapsed)s; table in $lab_dir/bench.md, runs in $results/bench.jsonl"
+  exit 0
 fi
 failed=0
 total=0

@@ -65,6 +65,8 @@ class FakeV4l2Kernel final : public Syscalls {
   std::map<uint32_t, uint32_t> bytesPerLine;  // per pixelformat; default packed
   std::map<uint32_t, Control> controls;
   bool disconnected = false;
+  int openErrno = 0;                      // open() of the node fails with this (e.g. EBUSY)
+  std::map<std::string, int> ioctlErrno;  // an ioctl by name (e.g. "STREAMON") fails with this
 
   FakeV4l2Kernel() {
     formats = {
@@ -74,10 +76,13 @@ class FakeV4l2Kernel final : public Syscalls {
         {FourCC::make('R', 'G', 'B', '3'), false, {{640, 480}}, {30}},  // not a format we hand out
     };
     addControl(V4L2_CID_BRIGHTNESS, "Brightness", V4L2_CTRL_TYPE_INTEGER, -64, 64, 1, 0);
-    addControl(V4L2_CID_EXPOSURE_AUTO_PRIORITY, "Exposure, Dynamic Framerate", V4L2_CTRL_TYPE_BOOLEAN, 0, 1, 1, 0);
-    auto& plf = addControl(V4L2_CID_POWER_LINE_FREQUENCY, "Power Line Frequency", V4L2_CTRL_TYPE_MENU, 0, 2, 1, 1);
+    addControl(V4L2_CID_EXPOSURE_AUTO_PRIORITY, "Exposure, Dynamic Framerate", V4L2_CTRL_TYPE_BOOLEAN, 0, 1,
+               1, 0);
+    auto& plf =
+        addControl(V4L2_CID_POWER_LINE_FREQUENCY, "Power Line Frequency", V4L2_CTRL_TYPE_MENU, 0, 2, 1, 1);
     plf.menu = {"Disabled", "50 Hz", "60 Hz"};
-    addControl(V4L2_CID_HUE, "Hue", V4L2_CTRL_TYPE_INTEGER, -40, 40, 1, 0).query.flags = V4L2_CTRL_FLAG_DISABLED;
+    addControl(V4L2_CID_HUE, "Hue", V4L2_CTRL_TYPE_INTEGER, -40, 40, 1, 0).query.flags =
+        V4L2_CTRL_FLAG_DISABLED;
   }
 
   Control& addControl(uint32_t id, const char* name, uint32_t type, int32_t min, int32_t max, int32_t step,
@@ -153,6 +158,10 @@ class FakeV4l2Kernel final : public Syscalls {
       errno = ENOENT;
       return -1;
     }
+    if (openErrno != 0) {
+      errno = openErrno;
+      return -1;
+    }
     const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     fds_.insert(fd);
     return fd;
@@ -202,6 +211,7 @@ class FakeV4l2Kernel final : public Syscalls {
       return fail(ENODEV);
     }
     calls_.emplace_back(name(request));
+    if (auto it = ioctlErrno.find(name(request)); it != ioctlErrno.end()) return fail(it->second);
     switch (request) {
       case VIDIOC_QUERYCAP: {
         auto* c = static_cast<v4l2_capability*>(arg);
@@ -219,7 +229,8 @@ class FakeV4l2Kernel final : public Syscalls {
         const auto& f = formats[d->index];
         d->pixelformat = f.format.code;
         d->flags = f.compressed ? V4L2_FMT_FLAG_COMPRESSED : 0;
-        std::snprintf(reinterpret_cast<char*>(d->description), sizeof d->description, "%s", f.format.str().c_str());
+        std::snprintf(reinterpret_cast<char*>(d->description), sizeof d->description, "%s",
+                      f.format.str().c_str());
         return 0;
       }
       case VIDIOC_ENUM_FRAMESIZES: {
@@ -334,14 +345,16 @@ class FakeV4l2Kernel final : public Syscalls {
         auto* m = static_cast<v4l2_querymenu*>(arg);
         auto it = controls.find(m->id);
         if (it == controls.end() || m->index >= it->second.menu.size()) return fail(EINVAL);
-        std::snprintf(reinterpret_cast<char*>(m->name), sizeof m->name, "%s", it->second.menu[m->index].c_str());
+        std::snprintf(reinterpret_cast<char*>(m->name), sizeof m->name, "%s",
+                      it->second.menu[m->index].c_str());
         return 0;
       }
       case VIDIOC_G_CTRL:
       case VIDIOC_S_CTRL: {
         auto* c = static_cast<v4l2_control*>(arg);
         auto it = controls.find(c->id);
-        if (it == controls.end() || (it->second.query.flags & V4L2_CTRL_FLAG_DISABLED) != 0) return fail(EINVAL);
+        if (it == controls.end() || (it->second.query.flags & V4L2_CTRL_FLAG_DISABLED) != 0)
+          return fail(EINVAL);
         if (request == VIDIOC_G_CTRL) {
           c->value = it->second.value;
           return 0;
@@ -367,18 +380,30 @@ class FakeV4l2Kernel final : public Syscalls {
     return -1;
   }
   static std::string name(unsigned long request) {  // NOLINT(google-runtime-int)
-    static const std::map<unsigned long, std::string> kNames = {  // NOLINT(google-runtime-int)
-        {VIDIOC_QUERYCAP, "QUERYCAP"},   {VIDIOC_ENUM_FMT, "ENUM_FMT"},
-        {VIDIOC_ENUM_FRAMESIZES, "ENUM_FRAMESIZES"}, {VIDIOC_ENUM_FRAMEINTERVALS, "ENUM_FRAMEINTERVALS"},
-        {VIDIOC_TRY_FMT, "TRY_FMT"},     {VIDIOC_S_FMT, "S_FMT"},
-        {VIDIOC_G_FMT, "G_FMT"},         {VIDIOC_S_PARM, "S_PARM"},
-        {VIDIOC_G_PARM, "G_PARM"},       {VIDIOC_REQBUFS, "REQBUFS"},
-        {VIDIOC_QUERYBUF, "QUERYBUF"},   {VIDIOC_QBUF, "QBUF"},
-        {VIDIOC_DQBUF, "DQBUF"},         {VIDIOC_STREAMON, "STREAMON"},
-        {VIDIOC_STREAMOFF, "STREAMOFF"}, {VIDIOC_QUERYCTRL, "QUERYCTRL"},
-        {VIDIOC_QUERY_EXT_CTRL, "QUERY_EXT_CTRL"}, {VIDIOC_QUERYMENU, "QUERYMENU"},
-        {VIDIOC_G_CTRL, "G_CTRL"},       {VIDIOC_S_CTRL, "S_CTRL"},
-        {VIDIOC_G_EXT_CTRLS, "G_EXT_CTRLS"}, {VIDIOC_S_EXT_CTRLS, "S_EXT_CTRLS"},
+    static const std::map<unsigned long, std::string> kNames = {
+        // NOLINT(google-runtime-int)
+        {VIDIOC_QUERYCAP, "QUERYCAP"},
+        {VIDIOC_ENUM_FMT, "ENUM_FMT"},
+        {VIDIOC_ENUM_FRAMESIZES, "ENUM_FRAMESIZES"},
+        {VIDIOC_ENUM_FRAMEINTERVALS, "ENUM_FRAMEINTERVALS"},
+        {VIDIOC_TRY_FMT, "TRY_FMT"},
+        {VIDIOC_S_FMT, "S_FMT"},
+        {VIDIOC_G_FMT, "G_FMT"},
+        {VIDIOC_S_PARM, "S_PARM"},
+        {VIDIOC_G_PARM, "G_PARM"},
+        {VIDIOC_REQBUFS, "REQBUFS"},
+        {VIDIOC_QUERYBUF, "QUERYBUF"},
+        {VIDIOC_QBUF, "QBUF"},
+        {VIDIOC_DQBUF, "DQBUF"},
+        {VIDIOC_STREAMON, "STREAMON"},
+        {VIDIOC_STREAMOFF, "STREAMOFF"},
+        {VIDIOC_QUERYCTRL, "QUERYCTRL"},
+        {VIDIOC_QUERY_EXT_CTRL, "QUERY_EXT_CTRL"},
+        {VIDIOC_QUERYMENU, "QUERYMENU"},
+        {VIDIOC_G_CTRL, "G_CTRL"},
+        {VIDIOC_S_CTRL, "S_CTRL"},
+        {VIDIOC_G_EXT_CTRLS, "G_EXT_CTRLS"},
+        {VIDIOC_S_EXT_CTRLS, "S_EXT_CTRLS"},
     };
     auto it = kNames.find(request);
     return it == kNames.end() ? "ioctl?" : it->second;
@@ -443,7 +468,8 @@ class CaptureV4l2Test : public ::testing::Test {
     { std::ofstream(dir_ / "video0"); }  // a plain file stands in for the node: the fake opens it
     { std::ofstream(dir_ / "video1"); }  // a node the fake refuses (like a busy or metadata node)
     fs::create_symlink("../../video0", dir_ / "v4l" / "by-id" / kById);
-    fs::create_symlink("../../video0", dir_ / "v4l" / "by-path" / "pci-0000:00:14.0-usb-0:2:1.0-video-index0");
+    fs::create_symlink("../../video0",
+                       dir_ / "v4l" / "by-path" / "pci-0000:00:14.0-usb-0:2:1.0-video-index0");
     kernel_.nodePath = fs::canonical(dir_ / "video0").string();
     paths_.devDir = dir_.string();
   }
@@ -501,8 +527,9 @@ TEST_F(CaptureV4l2Test, EnumeratesNodesLinksFormatsSizesAndRates) {
 }
 
 TEST_F(CaptureV4l2Test, OpensByPathByIdLinkNameCardSubstringAndBusInfo) {
-  for (const std::string& name : {std::string(), kernel_.nodePath, std::string(kById), std::string("Fake"),
-                                 std::string("bus:usb-0000:00:14.0-2"), (dir_ / "v4l/by-id" / kById).string()}) {
+  for (const std::string& name :
+       {std::string(), kernel_.nodePath, std::string(kById), std::string("Fake"),
+        std::string("bus:usb-0000:00:14.0-2"), (dir_ / "v4l/by-id" / kById).string()}) {
     auto cam = printcast::hal::createV4l2Capture(name, kernel_, paths_);
     ASSERT_TRUE(cam.ok()) << "\"" << name << "\": " << cam.error().describe();
     auto* v4l2 = printcast::hal::v4l2CameraOf(**cam);
@@ -552,8 +579,8 @@ TEST_F(CaptureV4l2Test, NegotiationReportsTheDriversSizeAndRate) {
   for (const auto& call : calls) {
     if (call != "TRY_FMT" && call != "ENUM_FRAMEINTERVALS") setup.push_back(call);
   }
-  EXPECT_EQ(setup, (std::vector<std::string>{"S_FMT", "S_PARM", "G_PARM", "REQBUFS", "QUERYBUF", "mmap", "QUERYBUF",
-                                             "mmap", "QBUF", "QBUF", "STREAMON"}));
+  EXPECT_EQ(setup, (std::vector<std::string>{"S_FMT", "S_PARM", "G_PARM", "REQBUFS", "QUERYBUF", "mmap",
+                                             "QUERYBUF", "mmap", "QBUF", "QBUF", "STREAMON"}));
   EXPECT_EQ(std::count(calls.begin(), calls.end(), "S_PARM"), 1);
   EXPECT_EQ(std::count(calls.begin(), calls.end(), "QBUF"), 2);
   EXPECT_EQ(calls.back(), "STREAMON");
@@ -726,9 +753,64 @@ TEST_F(CaptureV4l2Test, EnodevIsDisconnectedAndStaysDead) {
   EXPECT_EQ(kernel_.count("DQBUF"), 0u) << "a dead capture does not touch the device";
   *frame = Frame();  // the lease from before the unplug drops without trouble
   // Recovery is a new object, found again by its stable name.
-  auto again = printcast::hal::createV4l2Capture(
-      printcast::hal::v4l2CameraOf(*cam)->device().stableName, kernel_, paths_);
+  auto again = printcast::hal::createV4l2Capture(printcast::hal::v4l2CameraOf(*cam)->device().stableName,
+                                                 kernel_, paths_);
   ASSERT_TRUE(again.ok()) << again.error().describe();
+}
+
+TEST_F(CaptureV4l2Test, BusyAtOpenIsBusyAndNamesTheDevice) {
+  kernel_.openErrno = EBUSY;  // another process holds the camera exclusively
+  auto cam = printcast::hal::createV4l2Capture((dir_ / "video0").string(), kernel_, paths_);
+  ASSERT_FALSE(cam.ok());
+  EXPECT_EQ(cam.code(), Errc::Busy) << cam.error().describe();
+  EXPECT_EQ(cam.error().errnum, EBUSY);
+  EXPECT_NE(cam.error().message.find("video0"), std::string::npos) << cam.error().message;
+  EXPECT_EQ(kernel_.openFds(), 0);
+}
+
+TEST_F(CaptureV4l2Test, BusyAtReqbufsOrStreamonIsBusyNamesTheDeviceAndLeavesNothingBehind) {
+  for (const char* call : {"REQBUFS", "STREAMON"}) {
+    SCOPED_TRACE(call);
+    auto cam = open();
+    ASSERT_TRUE(cam);
+    kernel_.ioctlErrno[call] = EBUSY;  // another process streams from the same node
+    CaptureConfig c;
+    c.format = fourcc::kYUYV;
+    c.size = Size{640, 480};
+    c.fps = 30;
+    c.bufferCount = 3;
+    auto st = cam->start(c);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.code(), Errc::Busy) << st.error().describe();
+    EXPECT_EQ(st.error().errnum, EBUSY);
+    EXPECT_NE(st.error().message.find(kernel_.nodePath), std::string::npos) << st.error().message;
+    EXPECT_NE(st.error().message.find(std::string("VIDIOC_") + call), std::string::npos)
+        << st.error().message;
+    EXPECT_FALSE(kernel_.streaming());
+    EXPECT_EQ(kernel_.liveMappings(), 0u) << "a failed start unmaps what it mapped";
+    // Once the other process lets go, the same object starts.
+    kernel_.ioctlErrno.clear();
+    auto retry = cam->start(c);
+    EXPECT_TRUE(retry.ok()) << (retry.ok() ? "" : retry.error().describe());
+    EXPECT_TRUE(kernel_.streaming());
+    cam.reset();
+    EXPECT_EQ(kernel_.openFds(), 0);
+  }
+}
+
+TEST_F(CaptureV4l2Test, EnodevFromQbufMidStreamIsDisconnected) {
+  auto cam = started(fourcc::kYUYV, 2);
+  ASSERT_TRUE(cam);
+  ASSERT_TRUE(kernel_.produce(std::vector<uint8_t>(640 * 2 * 480, 1)));
+  auto frame = cam->dequeue();
+  ASSERT_TRUE(frame.ok());
+  kernel_.ioctlErrno["QBUF"] = ENODEV;  // unplugged while the frame is leased
+  *frame = Frame();                     // the lease drops: the requeue fails quietly
+  kernel_.ioctlErrno["DQBUF"] = ENODEV;
+  auto lost = cam->dequeue();
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.code(), Errc::Disconnected);
+  EXPECT_NE(lost.error().message.find(kernel_.nodePath), std::string::npos) << lost.error().message;
 }
 
 // A JPEG of a gradient, and the same JPEG with every DHT segment cut out (as UVC cameras send).
@@ -762,8 +844,9 @@ TestJpegs makeJpegs(int width, int height) {
     const uint8_t marker = j.full[pos + 1];
     if (marker == 0xDA) break;
     const size_t len = (static_cast<size_t>(j.full[pos + 2]) << 8) | j.full[pos + 3];
-    if (marker != 0xC4) j.withoutDht.insert(j.withoutDht.end(), j.full.begin() + static_cast<long>(pos),
-                                            j.full.begin() + static_cast<long>(pos + 2 + len));
+    if (marker != 0xC4)
+      j.withoutDht.insert(j.withoutDht.end(), j.full.begin() + static_cast<long>(pos),
+                          j.full.begin() + static_cast<long>(pos + 2 + len));
     pos += 2 + len;
   }
   j.withoutDht.insert(j.withoutDht.end(), j.full.begin() + static_cast<long>(pos), j.full.end());

@@ -353,6 +353,61 @@ TEST(FbdevDisplay, OpenErrorsSayWhatToDo) {
   }
 }
 
+TEST(FbdevDisplay, BusyNodeIsBusyAndNamed) {
+  FakeFbKernel k;
+  k.setMode(8, 8, 32, 32);
+  k.openErrno = EBUSY;
+  auto capture = printcast::hal::createFbdevDisplayCapture("/dev/fb0", k);
+  ASSERT_FALSE(capture.ok());
+  EXPECT_EQ(capture.code(), Errc::Busy) << capture.error().describe();
+  EXPECT_NE(capture.error().message.find("/dev/fb0"), std::string::npos) << capture.error().message;
+}
+
+// A driver whose geometry does not add up (the mapping would be shorter than the picture) is an
+// error at open, never a read past the mapping.
+TEST(FbdevDisplay, GeometryThatDoesNotFitTheMemoryIsAnError) {
+  {
+    FakeFbKernel k;
+    k.setMode(8, 8, 32, 32);
+    k.fix.line_length = 16;  // shorter than one 8-pixel XRGB row
+    auto capture = printcast::hal::createFbdevDisplayCapture("/dev/fb0", k);
+    ASSERT_FALSE(capture.ok());
+    EXPECT_EQ(capture.code(), Errc::Io);
+    EXPECT_NE(capture.error().message.find("line_length 16"), std::string::npos) << capture.error().message;
+    EXPECT_TRUE(k.openFds.empty());
+  }
+  {
+    FakeFbKernel k;
+    k.setMode(8, 8, 32, 32);
+    k.fix.smem_len = 32 * 7;  // one row short
+    auto capture = printcast::hal::createFbdevDisplayCapture("/dev/fb0", k);
+    ASSERT_FALSE(capture.ok());
+    EXPECT_EQ(capture.code(), Errc::Io);
+    EXPECT_NE(capture.error().message.find("smem_len 224"), std::string::npos) << capture.error().message;
+    EXPECT_EQ(k.maps, 0);
+  }
+}
+
+// A driver that switches the mode under us (another bpp, here) is reported; the caller reopens
+// and gets the new format.
+TEST(FbdevDisplay, DriverThatChangesTheFormatIsFollowedByAReopen) {
+  FakeFbKernel k;
+  k.setMode(8, 8, 32, 32);
+  auto capture = printcast::hal::createFbdevDisplayCapture("/dev/fb0", k);
+  ASSERT_TRUE(capture.ok());
+  EXPECT_EQ((*capture)->info().format, fourcc::kXRGB8888);
+  k.setMode(8, 8, 16, 16);
+  auto g = (*capture)->grab();
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.code(), Errc::Unsupported);
+  EXPECT_NE(g.error().message.find("16 bpp"), std::string::npos) << g.error().message;
+  capture->reset();
+  auto reopened = printcast::hal::createFbdevDisplayCapture("/dev/fb0", k);
+  ASSERT_TRUE(reopened.ok()) << reopened.error().describe();
+  EXPECT_EQ((*reopened)->info().format, fourcc::kRGB565);
+  EXPECT_TRUE((*reopened)->grab().ok());
+}
+
 TEST(FbdevDisplay, VanishedDeviceIsDisconnectedForGood) {
   FakeFbKernel k;
   k.setMode(8, 8, 32, 32);

@@ -74,13 +74,17 @@ class FakeInputKernel final : public Syscalls {
   std::map<std::string, FakeInputDevice> devices;
   std::map<int, std::pair<std::string, int>> openFds;  // fd -> node, flags
   std::vector<Written> written;
+  int writeOpenErrno = 0;  // open() for writing fails with this (reading still works)
   int writeErrno = 0;
   int writeCalls = 0;
+  std::vector<size_t> writeLimits;  // each write() takes at most the next of these bytes (then all)
+  std::vector<int> writeErrnos;     // each write() fails with the next of these first (0 = no)
 
   int open(const char* path, int flags) override {
     auto it = devices.find(path);
     if (it == devices.end()) return fail(ENOENT);
     if (!it->second.accessible) return fail(EACCES);
+    if (writeOpenErrno != 0 && (flags & O_ACCMODE) != O_RDONLY) return fail(writeOpenErrno);
     const int fd = nextFd_++;
     openFds[fd] = {path, flags};
     return fd;
@@ -155,9 +159,18 @@ class FakeInputKernel final : public Syscalls {
     if (it == openFds.end()) return fail(EBADF);
     if ((it->second.second & O_ACCMODE) == O_RDONLY) return fail(EBADF);
     if (writeErrno != 0) return fail(writeErrno);
+    if (!writeErrnos.empty()) {
+      const int e = writeErrnos.front();
+      writeErrnos.erase(writeErrnos.begin());
+      if (e != 0) return fail(e);
+    }
     if (count % sizeof(input_event) != 0) return fail(EINVAL);
+    if (!writeLimits.empty()) {  // a short write: only the first bytes are taken
+      count = std::min(count, writeLimits.front());
+      writeLimits.erase(writeLimits.begin());
+    }
     const auto now = std::chrono::steady_clock::now();
-    for (size_t i = 0; i < count / sizeof(input_event); ++i) {
+    for (size_t i = 0; i < count / sizeof(input_event); ++i) {  // whole events only
       input_event e{};
       std::memcpy(&e, static_cast<const uint8_t*>(buf) + i * sizeof e, sizeof e);
       written.push_back({it->second.first, e.type, e.code, e.value, now});
@@ -355,6 +368,67 @@ TEST(EvdevTouch, EnodevIsDisconnectedForGood) {
   auto other = printcast::hal::createEvdevTouchInjector(k.config("other_ts", {800, 480}), k);
   ASSERT_TRUE(other.ok());
   EXPECT_EQ((*other)->tap(Point{1, 1}, 0ms).code(), Errc::Io);
+}
+
+TEST(EvdevTouch, ShortWriteOfWholeEventsResumesWithTheRest) {
+  FakeInputKernel k;
+  populate(k);
+  auto touch = printcast::hal::createEvdevTouchInjector(k.config("hyn_ts", {800, 480}), k);
+  ASSERT_TRUE(touch.ok());
+  k.writeLimits = {3 * sizeof(input_event), sizeof(input_event)};  // 3 events, then 1, then the rest
+  k.writeErrnos = {EINTR};                                         // and an interrupted call first
+  ASSERT_TRUE((*touch)->tap(Point{400, 240}, 0ms).ok());
+  FakeInputKernel reference;  // the same tap written whole
+  populate(reference);
+  auto whole = printcast::hal::createEvdevTouchInjector(reference.config("hyn_ts", {800, 480}), reference);
+  ASSERT_TRUE(whole.ok());
+  ASSERT_TRUE((*whole)->tap(Point{400, 240}, 0ms).ok());
+  EXPECT_EQ(events(k.written), events(reference.written)) << "nothing lost, nothing repeated";
+  EXPECT_EQ(k.written.size(), 11u);
+}
+
+TEST(EvdevTouch, ShortWriteInsideAnEventIsAnError) {
+  FakeInputKernel k;
+  populate(k);
+  auto touch = printcast::hal::createEvdevTouchInjector(k.config("hyn_ts", {800, 480}), k);
+  ASSERT_TRUE(touch.ok());
+  k.writeLimits = {sizeof(input_event) + 4};  // a torn event: never silently accepted
+  auto st = (*touch)->tap(Point{400, 240}, 0ms);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), Errc::Io);
+  EXPECT_NE(st.error().message.find("short write"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find(k.path("event2")), std::string::npos) << st.error().message;
+
+  k.writeLimits = {0};  // write() returning 0 would loop forever if it were retried
+  EXPECT_EQ((*touch)->tap(Point{400, 240}, 0ms).code(), Errc::Io);
+}
+
+TEST(EvdevTouch, AgainAndBusyFromWriteAreReportedNotRetriedForever) {
+  FakeInputKernel k;
+  populate(k);
+  auto touch = printcast::hal::createEvdevTouchInjector(k.config("hyn_ts", {800, 480}), k);
+  ASSERT_TRUE(touch.ok());
+  k.writeErrnos = {EAGAIN};
+  auto again = (*touch)->tap(Point{1, 1}, 0ms);
+  EXPECT_EQ(again.code(), Errc::Again);
+  EXPECT_NE(again.error().message.find("hyn_ts"), std::string::npos) << again.error().message;
+  k.writeErrnos = {EBUSY};
+  auto busy = (*touch)->tap(Point{1, 1}, 0ms);
+  EXPECT_EQ(busy.code(), Errc::Busy);
+  EXPECT_NE(busy.error().message.find(k.path("event2")), std::string::npos) << busy.error().message;
+  EXPECT_TRUE((*touch)->tap(Point{1, 1}, 0ms).ok()) << "neither is fatal: the next tap goes through";
+}
+
+TEST(EvdevTouch, BusyPanelAtOpenForWritingIsBusyAndNamed) {
+  FakeInputKernel k;
+  populate(k);
+  k.writeOpenErrno = EBUSY;
+  auto touch = printcast::hal::createEvdevTouchInjector(k.config("hyn_ts", {800, 480}), k);
+  ASSERT_FALSE(touch.ok());
+  EXPECT_EQ(touch.code(), Errc::Busy) << touch.error().describe();
+  EXPECT_NE(touch.error().message.find(k.path("event2")), std::string::npos) << touch.error().message;
+  EXPECT_NE(touch.error().message.find("hyn_ts"), std::string::npos) << touch.error().message;
+  EXPECT_TRUE(k.openFds.empty());
 }
 
 TEST(EvdevTouch, PointsOutsideTheRangeAreRejected) {
