@@ -18,7 +18,7 @@ namespace printcast::hal {
 //   2. HFlip:     x -> W' - x  (W' the width after step 1);
 //   3. VFlip:     y -> H' - y.
 // Points are continuous coordinates (a click at the right edge of an 800-wide image is x=800),
-// which is how the printers' touch tables are written: KS1 maps (x, y) to (800-x, 480-y).
+// which is how printers' touch tables are written: a 180-degree panel maps (x, y) to (800-x, 480-y).
 // Rotations are clockwise as seen by the viewer: Rot90 turns a landscape W x H image into a
 // portrait H x W one whose top row was the source's left column.
 class Transform {
