@@ -27,15 +27,16 @@ fail() {
   poweroff -f
 }
 
-# The host's / read-only, and the build tree read-write over it at its own path.
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=none,ro hostroot /rootfs || fail "cannot mount hostroot"
+# The host's / read-only; then the VM's own scratch file systems; then the source tree (read-only)
+# and the build tree (read-write) at their own paths, last, so that a tree under /tmp (a CI
+# clone, say) is not hidden by the VM's tmpfs on /tmp.
+opts=trans=virtio,version=9p2000.L,msize=524288,cache=none
+mount -t 9p -o "$opts,ro" hostroot /rootfs || fail "cannot mount hostroot"
 mkdir -p /build
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=none build /build || fail "cannot mount build"
+mount -t 9p -o "$opts" build /build || fail "cannot mount build"
 [ -f /build/lab/lab.env ] || fail "no lab/lab.env in the build share"
 . /build/lab/lab.env
 umount /build
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=none build "/rootfs$BUILD_DIR" ||
-  fail "cannot mount the build share at $BUILD_DIR"
 mount -t proc proc /rootfs/proc
 mount -t sysfs sysfs /rootfs/sys
 mount -t devtmpfs devtmpfs /rootfs/dev
@@ -45,6 +46,10 @@ mount -t tmpfs tmpfs /rootfs/dev/shm
 mount -t tmpfs tmpfs /rootfs/tmp
 mount -t tmpfs tmpfs /rootfs/run
 mount -t tmpfs tmpfs /rootfs/var/tmp 2>/dev/null
+mkdir -p "/rootfs$SRC_DIR" 2>/dev/null
+mount -t 9p -o "$opts,ro" src "/rootfs$SRC_DIR" || fail "cannot mount the source share at $SRC_DIR"
+mkdir -p "/rootfs$BUILD_DIR" 2>/dev/null
+mount -t 9p -o "$opts" build "/rootfs$BUILD_DIR" || fail "cannot mount the build share at $BUILD_DIR"
 # The host's /lib/modules is the same kernel's: modprobe/rmmod work in the chroot. Its module
 # state (modules.dep) stays read-only, which modprobe does not need.
 echo "$(cut -d' ' -f1 /proc/uptime)" >"/rootfs$RESULTS/boot-seconds"

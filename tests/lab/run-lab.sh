@@ -167,6 +167,7 @@ timeout --kill-after=10 "$timeout_s" "$qemu" -machine pc -m 1G -smp "$smp" -nogr
   -vga none -device VGA,xres=800,yres=480 -accel tcg -cpu max \
   -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap,id=hostroot" \
   -virtfs "local,path=$build_dir,mount_tag=build,security_model=none,multidevs=remap,id=build" \
+  -virtfs "local,path=$src_dir,mount_tag=src,security_model=none,readonly=on,multidevs=remap,id=src" \
   </dev/null >"$lab_dir/console.log" 2>&1
 qemu_rc=$?
 set -e
