@@ -15,7 +15,7 @@ deps-test:
 
 build-release: deps
 	cmake --preset release
-	cmake --build --preset release -j $(JOBS)
+	cmake --build --preset release -j $(JOBS) --target printcast-streamer
 
 run: build-release
 	./build/release/apps/streamer/printcast-streamer --board virtual $(RUN_ARGS)
