@@ -13,7 +13,8 @@ struct DisplayInfo {
   std::string name;  // "/dev/fb0", "card0 CRTC 38", "memory"
   Size size;         // the scan-out buffer's size in its own (panel) orientation
   FourCC format;     // kXRGB8888 or kRGB565
-  int stride = 0;    // bytes per row of the scan-out buffer (fbdev line_length)
+  int stride = 0;    // bytes per row of the scan-out buffer (fbdev line_length); grabbed
+                     // frames have their own stride: read Frame::plane(0).stride
 };
 
 // Grabs are in the panel's native orientation; the board's mount orientation (a Transform)
@@ -26,8 +27,9 @@ class DisplayCapture {
   virtual DisplayInfo info() const = 0;
 
   // Copy the visible page into a pooled frame (format info().format, size info().size).
-  // `sequence` increases on each grab; frames whose pixels did not change since the previous
-  // grab keep the previous sequence (callers skip them).
+  // The frame's sequence starts at 0 and advances only when the pixels changed since the
+  // previous grab; an unchanged grab returns a frame with the previous sequence, which callers
+  // use to skip re-encoding.
   // Errors: Again (all pool buffers leased), NoSignal (display off/blanked), Disconnected, Io;
   // device backends also Unsupported (the mode changed to one the backend cannot follow: open a
   // new capture) and PermissionDenied (DRM: a newly shown framebuffer's handle is withheld).
