@@ -4,9 +4,11 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -185,6 +187,25 @@ struct Streamer::Impl {
   RateMeter cameraRate, mjpegRate, h264Rate;
   std::atomic<int> skipInterval{1};
   std::atomic<bool> keyframeWanted{false};
+
+  // Every consumer of the camera's H.264 access units (/flv, and each output added later: fMP4,
+  // HLS, WebSocket, the shared-memory ring). The list is fixed in start(), before the threads
+  // run. H.264 is encoded only while at least one output wants it; a new client of any output
+  // sets keyframeWanted so it starts on a fresh IDR instead of waiting a whole GOP.
+  struct H264Output {
+    std::string name;
+    std::function<bool()> wanted;                        // has clients/readers now
+    std::function<void(const hal::PacketPtr&)> publish;  // camera thread
+  };
+  std::vector<H264Output> h264Outputs;
+  bool h264Wanted() const {
+    return std::any_of(h264Outputs.begin(), h264Outputs.end(),
+                       [](const H264Output& o) { return o.wanted(); });
+  }
+  void publishH264(const hal::PacketPtr& packet) {
+    for (const auto& o : h264Outputs) o.publish(packet);
+    h264Rate.tick();
+  }
 
   // Display side.
   std::unique_ptr<hal::DisplayCapture> display;
@@ -399,9 +420,9 @@ void Streamer::Impl::publishNoSignal(const std::string& reason) {
       snapshots.publish(*packet);
     }
   }
-  if (flv.clientCount() > 0) {
+  if (h264Wanted()) {
     if (keyframeWanted.exchange(false)) h264->requestKeyframe();
-    if (auto packet = h264->encode(*frame)) flv.publish(*packet);
+    if (auto packet = h264->encode(*frame)) publishH264(*packet);
   }
 }
 
@@ -529,7 +550,7 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
       }
     }
   }
-  if (flv.clientCount() == 0) return;  // no encoding while nobody watches
+  if (!h264Wanted()) return;  // no encoding while nobody watches
   if (keyframeWanted.exchange(false)) h264->requestKeyframe();
   const int skip = skipInterval.load();
   if (skip > 1 && frame.sequence() % static_cast<uint64_t>(skip) != 0) return;
@@ -540,8 +561,7 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
     if (packet.code() != hal::Errc::Again) spdlog::warn("h264: {}", packet.error().describe());
     return;
   }
-  flv.publish(*packet);
-  h264Rate.tick();
+  publishH264(*packet);
 }
 
 // An H.264 camera's access units go to the FLV clients as they are: no decode, no re-encode.
@@ -554,7 +574,7 @@ void Streamer::Impl::onH264CameraFrame(const hal::Frame& frame) {
       cameraH264Config = std::make_shared<const hal::CodecConfig>(std::move(*config));
     }
   }
-  if (flv.clientCount() == 0) return;
+  if (!h264Wanted()) return;
   if (keyframeWanted.exchange(false)) {
     if (auto st = camera->requestKeyframe(); !st && st.code() != hal::Errc::Unsupported) {
       spdlog::warn("camera: keyframe request: {}", st.error().describe());
@@ -568,8 +588,7 @@ void Streamer::Impl::onH264CameraFrame(const hal::Frame& frame) {
   p->sequence = frame.sequence();
   p->size = frame.size();
   p->config = cameraH264Config;
-  flv.publish(p);
-  h264Rate.tick();
+  publishH264(p);
 }
 
 // ----------------------------------------------------------------------------- display
@@ -961,6 +980,8 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   s.jpeg = codecs::createJpegEncoder();
   s.h264 = codecs::createX264Encoder();
   s.flv.setOnSubscribe([&s] { s.keyframeWanted = true; });  // every client starts on a fresh IDR
+  s.h264Outputs.push_back(
+      {"flv", [&s] { return s.flv.clientCount() > 0; }, [&s](const hal::PacketPtr& p) { s.flv.publish(p); }});
   if (auto st = s.controlStore.load(); !st) spdlog::warn("{}", st.error().describe());
 
   if (settings.displayEnabled) {
