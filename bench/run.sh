@@ -23,3 +23,7 @@ fi
 echo
 echo "== end to end: /flv vs ffmpeg (bench/e2e_flv.sh)"
 "$HERE/e2e_flv.sh" "$BUILD"
+
+echo
+echo "== fan-out: 1/10/100 clients of each H.264 output (bench/fanout.sh)"
+"$HERE/fanout.sh" "$BUILD"
