@@ -27,3 +27,11 @@ echo "== end to end: /flv vs ffmpeg (bench/e2e_flv.sh)"
 echo
 echo "== fan-out: 1/10/100 clients of each H.264 output (bench/fanout.sh)"
 "$HERE/fanout.sh" "$BUILD"
+
+echo
+echo "== glass-to-browser latency per output, headless Chromium (bench/glass/latency.mjs)"
+if [[ -d $HERE/../tests/browser/node_modules/playwright-core && -x /usr/bin/chromium ]]; then
+  node "$HERE/glass/latency.mjs" "$BUILD/apps/streamer/printcast-streamer" "${GLASS_SECONDS:-10}"
+else
+  echo "skipped: needs /usr/bin/chromium and tests/browser/node_modules (scripts/install-deps.sh test)"
+fi
