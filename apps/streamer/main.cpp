@@ -84,6 +84,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Settings changed from the control page are saved back to this file.
+  settings.configFile = configPath;
   // Command-line flags override the file.
   if (!boardId.empty()) settings.board = boardId;
   if (!device.empty()) settings.device = device;
@@ -164,6 +166,8 @@ int main(int argc, char** argv) {
   fmt::print("  status            {}/status\n", base);
   fmt::print("  touch API         POST {}/api/touch  {{\"x\":400,\"y\":240}}\n", control);
   fmt::print("  stats             {}/api/stats\n", control);
+  fmt::print("  control page      {}/control   (settings: {}/api/settings)\n", control, control);
+  fmt::print("  metrics           {}/metrics   (also {}/state, {}/healthz)\n", base, base, base);
   if ((*streamer)->flvPort() != 0)
     fmt::print("  slicer FLV        http://{}:{}/flv\n", shownHost, (*streamer)->flvPort());
   fmt::print("Press Ctrl+C to stop.\n");

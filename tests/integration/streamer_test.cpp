@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The streamer on the virtual board, end to end: ffprobe/ffmpeg on /flv (8080 and the slicer
 // port), MJPEG multipart, snapshots, touch changing the display, CORS, errors, slow readers.
+#include <fcntl.h>
 #include <turbojpeg.h>
 
 #include <gtest/gtest.h>
@@ -375,6 +376,121 @@ TEST(StreamerLifecycle, SigtermStopsCleanlyWithClientsConnected) {
   ASSERT_TRUE(mjpeg.ok());
   ASSERT_TRUE(flv.ok());
   EXPECT_EQ(p.terminate(10s), 0) << p.log();
+}
+
+// Waits (bounded) until the camera streams, so counters and health have something to say.
+bool waitStreaming(uint16_t port) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (httpRequest(port, "GET", "/healthz").status == 200) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+TEST_F(Streamer, MetricsAreAcceptedByPromtool) {
+  ASSERT_TRUE(waitStreaming(process_->streamPort()));
+  const auto r = httpRequest(process_->streamPort(), "GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.headers.at("content-type").find("version=0.0.4"), std::string::npos);
+  EXPECT_NE(r.body.find("# TYPE printcast_camera_frames_total counter"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("printcast_clients{stream=\"mjpeg\"}"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("printcast_camera_up 1"), std::string::npos) << r.body;
+  char path[] = "/tmp/printcast-metrics-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, r.body.data(), r.body.size()), static_cast<ssize_t>(r.body.size()));
+  close(fd);
+  // Debian's prometheus package (scripts/install-deps.sh test).
+  const CommandResult check = runCommand({"sh", "-c", std::string("promtool check metrics < ") + path}, 30s);
+  unlink(path);
+  EXPECT_EQ(check.exitCode, 0) << check.out << check.err;
+  EXPECT_EQ(check.out + check.err, "") << "promtool lint findings";
+}
+
+TEST_F(Streamer, StateIsUstreamerShapedAndHealthzSaysOk) {
+  ASSERT_TRUE(waitStreaming(process_->streamPort()));
+  const auto r = httpRequest(process_->streamPort(), "GET", "/state");
+  ASSERT_EQ(r.status, 200);
+  const auto j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["ok"], true);
+  const auto& res = j["result"];
+  EXPECT_EQ(res["source"]["resolution"]["width"], kWidth);
+  EXPECT_EQ(res["source"]["resolution"]["height"], kHeight);
+  EXPECT_EQ(res["source"]["online"], true);
+  EXPECT_EQ(res["source"]["desired_fps"], kFps);
+  EXPECT_TRUE(res["source"]["captured_fps"].is_number_integer());
+  EXPECT_TRUE(res["encoder"]["quality"].is_number_integer());
+  EXPECT_TRUE(res["stream"]["clients_stat"].is_object());
+  for (uint16_t port : {process_->streamPort(), process_->controlPort()}) {
+    const auto h = httpRequest(port, "GET", "/healthz");
+    EXPECT_EQ(h.status, 200);
+    EXPECT_EQ(h.body, "ok\n");
+  }
+  const auto status = nlohmann::json::parse(httpRequest(process_->streamPort(), "GET", "/status").body);
+  ASSERT_TRUE(status["outputs"].is_array());
+  EXPECT_NE(status["outputs"].dump().find("\"path\":\"/flv\""), std::string::npos) << status.dump();
+}
+
+TEST(StreamerLifecycle, HealthzIs503WithTheReasonWithoutACamera) {
+  StreamerProcess p(PRINTCAST_STREAMER_BIN,
+                    {"--board", "virtual", "--device", "/dev/printcast-no-such-camera"});
+  ASSERT_TRUE(p.ok()) << p.log();
+  printcast::testing::HttpReply h;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  do {
+    h = httpRequest(p.streamPort(), "GET", "/healthz");
+  } while (h.body.find("no-signal") == std::string::npos && std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(h.status, 503);
+  EXPECT_NE(h.body.find("printcast-no-such-camera"), std::string::npos) << h.body;
+}
+
+TEST(StreamerLifecycle, SettingsApiRefusesByKeyAppliesLiveAndSavesAtomically) {
+  char dirTemplate[] = "/tmp/printcast-settings-XXXXXX";
+  ASSERT_NE(mkdtemp(dirTemplate), nullptr);
+  const std::string dir = dirTemplate;
+  const std::string file = dir + "/app.json";
+  {
+    const std::string json = "{\n  \"mjpeg_fps\": 10,\n  \"timelapse_mode\": \"layer\"\n}\n";
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, json.data(), json.size()), static_cast<ssize_t>(json.size()));
+    close(fd);
+  }
+  auto readFile = [&] {
+    const CommandResult c = runCommand({"cat", file}, 5s);
+    return c.out;
+  };
+  const std::string original = readFile();
+  StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual", "--desired-fps", "15", "--config", file,
+                                             "--resolution", "320x240"});
+  ASSERT_TRUE(p.ok()) << p.log();
+  const std::map<std::string, std::string> json{{"Content-Type", "application/json"}};
+
+  const auto bad =
+      httpRequest(p.controlPort(), "POST", "/api/settings", R"({"mjpeg_fps": 2, "jpeg_quality": 0})", json);
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(nlohmann::json::parse(bad.body)["key"], "jpeg_quality") << bad.body;
+  EXPECT_EQ(readFile(), original) << "nothing written on a bad value";
+
+  const auto ok = httpRequest(p.controlPort(), "POST", "/api/settings",
+                              R"({"mjpeg_fps": 2, "h264_enabled": false})", json);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  const auto saved = nlohmann::json::parse(readFile());
+  EXPECT_EQ(saved["mjpeg_fps"], 2);
+  EXPECT_EQ(saved["h264_enabled"], false);
+  EXPECT_EQ(saved["timelapse_mode"], "layer");
+  const CommandResult ls = runCommand({"ls", "-A", dir}, 5s);
+  EXPECT_EQ(ls.out, "app.json\n") << "no temp file left behind";
+  const auto got = nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/api/settings").body);
+  EXPECT_EQ(got["settings"]["mjpeg_fps"], 2);
+
+  // Applied live: H.264 is off, MJPEG runs at 2 fps.
+  EXPECT_EQ(httpRequest(p.streamPort(), "GET", "/flv").status, 503);
+  const size_t parts = countParts(p.streamPort(), 3s);
+  EXPECT_GE(parts, 4u);
+  EXPECT_LE(parts, 9u) << "MJPEG still at the old rate";
+  runCommand({"rm", "-rf", dir}, 5s);
 }
 
 TEST(StreamerLifecycle, BadConfigValueNamesTheKeyAndRange) {
