@@ -46,6 +46,6 @@ try {
   }
 } finally {
   await browser.close();
-  server.close();
+  await server.close();
   child.kill('SIGTERM');
 }

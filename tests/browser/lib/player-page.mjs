@@ -1,20 +1,13 @@
 // SPDX-License-Identifier: MIT
-// Shared by the player tests (tests/browser/players.mjs) and the latency benchmark
-// (bench/glass/latency.mjs): start the streamer on the virtual board, serve a page on another
-// origin that plays one output with the player users run, launch Debian's Chromium with the flags
-// of real-clients.md, and read the test pattern's timecode strip back from presented pictures.
+// For the latency benchmark (bench/glass/latency.mjs), on top of harness.mjs: start the streamer
+// on the virtual board, serve a page on another origin that plays one output with the player
+// users run, and read the test pattern's timecode strip back from every presented picture.
 import { spawn, spawnSync } from 'node:child_process';
-import http from 'node:http';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import * as h from '../harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const browserDir = path.resolve(here, '..');
-const modules = path.join(browserDir, 'node_modules');
-const require = createRequire(path.join(browserDir, 'package.json'));
+const require = createRequire(path.join(h.here, 'package.json'));
 
 // Outputs and how the page plays them: an <img> for MJPEG, a plain <video> for fMP4, hls.js in
 // regular and low-latency mode, mpegts.js for FLV, jmuxer fed one access unit per WebSocket message.
@@ -42,9 +35,9 @@ export function startStreamer(streamerBin, extraArgs = []) {
 
 // The page: a <video>/<img>, a canvas, the timecode reader and one setup per output.
 const page = (streamPort) => `<!doctype html><meta charset=utf-8>
-<script src="/m/hls.js/dist/hls.min.js"></script>
-<script src="/m/mpegts.js/dist/mpegts.js"></script>
-<script src="/m/jmuxer/dist/jmuxer.min.js"></script>
+<script src="/node_modules/hls.js/dist/hls.min.js"></script>
+<script src="/node_modules/mpegts.js/dist/mpegts.js"></script>
+<script src="/node_modules/jmuxer/dist/jmuxer.min.js"></script>
 <video id=v muted autoplay playsinline crossorigin=anonymous width=640 height=480></video><img id=i crossorigin=anonymous>
 <canvas id=c width=640 height=480></canvas>
 <script>
@@ -118,35 +111,18 @@ window.start = (output) => {
 // Serve the player page (and the players from node_modules) on 127.0.0.1:<free port>: a different
 // origin from the streamer, so the page also proves the CORS headers are right.
 export function servePlayerPage(streamPort) {
-  const server = http.createServer((req, res) => {
-    if (req.url.startsWith('/m/')) {
-      const file = path.join(modules, path.normalize(req.url.slice(3)));
-      if (!file.startsWith(modules) || !fs.existsSync(file)) { res.writeHead(404); res.end(); return; }
-      res.writeHead(200, { 'Content-Type': 'text/javascript' });
-      fs.createReadStream(file).pipe(res);
-      return;
-    }
-    res.writeHead(200, { 'Content-Type': 'text/html' });
-    res.end(page(streamPort));
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+  return h.servePage(page(streamPort));
 }
-
 
 export async function launchChromium() {
   const { chromium } = require('playwright-core');
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'printcast-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
-  });
+  const chrome = await h.launchChromium(chromium);
+  const context = await chrome.browser.newContext();
   return {
     context,
     close: async () => {
       await context.close();
-      fs.rmSync(profile, { recursive: true, force: true });
+      await chrome.close();
     },
   };
 }
@@ -157,7 +133,7 @@ export async function openPlayer(context, pageServer, output) {
   const errors = [];
   tab.on('pageerror', (e) => errors.push(String(e)));
   tab.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  await tab.goto(`http://127.0.0.1:${pageServer.address().port}/`);
+  await tab.goto(pageServer.url);
   await tab.evaluate((o) => window.start(o), output);
   return { tab, errors };
 }

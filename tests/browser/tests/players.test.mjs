@@ -8,6 +8,23 @@ const mpegtsSetup = `
   player.load();
   player.play();`;
 
+const hlsSetup = (lowLatencyMode) => `
+  const hls = new Hls({ lowLatencyMode: ${lowLatencyMode} });
+  hls.on(Hls.Events.ERROR, (event, data) => { if (data.fatal) window.errors.push('hls ' + data.type + ' ' + data.details); });
+  hls.loadSource(url);
+  hls.attachMedia(video);
+  video.play();`;
+
+// jmuxer as Mainsail's "jmuxer-stream" service feeds it: every WebSocket message whole.
+const jmuxerSetup = `
+  const jmuxer = new JMuxer({ node: video, mode: 'video', flushingTime: 0, fps: 30, debug: false,
+    onError: (e) => window.errors.push('jmuxer ' + String(e)) });
+  const ws = new WebSocket(url);
+  ws.binaryType = 'arraybuffer';
+  ws.onmessage = (e) => jmuxer.feed({ video: new Uint8Array(e.data) });
+  ws.onerror = () => window.errors.push('websocket error');
+  video.play();`;
+
 function assertSmooth(ctx, r, seconds, what) {
   ctx.assert(r.errors.length === 0, `${what}: errors ${r.errors.join('; ')}`);
   ctx.assert(r.advanced > seconds * 0.7, `${what}: currentTime advanced ${r.advanced.toFixed(2)} s in ${seconds} s`);
@@ -15,6 +32,38 @@ function assertSmooth(ctx, r, seconds, what) {
 }
 
 export const tests = [
+  {
+    name: 'a plain <video> plays /stream.mp4 (fragmented MP4, no script) for 5 s',
+    async run(ctx) {
+      const r = await ctx.playerTest({ name: 'video-fmp4', setup: 'video.src = url; video.play();',
+        url: `${ctx.streamer.streamBase}/stream.mp4`, seconds: 5 });
+      assertSmooth(ctx, r, 5, '<video> /stream.mp4');
+    },
+  },
+  {
+    name: 'hls.js plays /hls/stream.m3u8 for 5 s',
+    async run(ctx) {
+      const r = await ctx.playerTest({ name: 'hlsjs', script: 'hls.js/dist/hls.min.js', setup: hlsSetup(false),
+        url: `${ctx.streamer.streamBase}/hls/stream.m3u8`, seconds: 5 });
+      assertSmooth(ctx, r, 5, 'hls.js');
+    },
+  },
+  {
+    name: 'hls.js in low-latency mode (parts, blocking reload) plays /hls/stream.m3u8 for 5 s',
+    async run(ctx) {
+      const r = await ctx.playerTest({ name: 'hlsjs-ll', script: 'hls.js/dist/hls.min.js', setup: hlsSetup(true),
+        url: `${ctx.streamer.streamBase}/hls/stream.m3u8`, seconds: 5 });
+      assertSmooth(ctx, r, 5, 'hls.js low-latency');
+    },
+  },
+  {
+    name: 'jmuxer plays /ws (one access unit per message) for 5 s',
+    async run(ctx) {
+      const r = await ctx.playerTest({ name: 'jmuxer-ws', script: 'jmuxer/dist/jmuxer.min.js', setup: jmuxerSetup,
+        url: `${ctx.streamer.streamBase.replace(/^http/, 'ws')}/ws`, seconds: 5 });
+      assertSmooth(ctx, r, 5, 'jmuxer /ws');
+    },
+  },
   {
     name: 'mpegts.js plays /flv from a cross-origin page for 5 s',
     async run(ctx) {
