@@ -156,6 +156,8 @@ Status applyConfigJson(const std::string& text, const std::string& source, Setti
       st = readInt(v, source, key, 0, 65535, s.controlPort);
     else if (key == "flv_port")
       st = readInt(v, source, key, -1, 65535, s.flvPort);
+    else if (key == "ws_port")
+      st = readInt(v, source, key, -1, 65535, s.wsPort);
     else if (key == "allow_origin")
       st = readString(v, source, key, s.allowOrigin);
     else if (key == "log_level")
@@ -226,6 +228,9 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
   }
   if (s.flvPort < -1 || s.flvPort > 65535) {
     return invalid(src, "flv_port", std::to_string(s.flvPort), "must be in 0..65535, or -1 for off");
+  }
+  if (s.wsPort < -1 || s.wsPort > 65535) {
+    return invalid(src, "ws_port", std::to_string(s.wsPort), "must be in 0..65535, or -1 for off");
   }
   return {};
 }

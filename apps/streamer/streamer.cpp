@@ -30,6 +30,9 @@
 #include "printcast/transport/fanout.h"
 #include "printcast/transport/http_server.h"
 #include "printcast/transport/mjpeg.h"
+#include "printcast/transport/websocket.h"
+#include "printcast/transport/websocket_hub.h"
+#include "printcast/transport/ws_stream.h"
 
 namespace printcast::streamer {
 
@@ -183,6 +186,8 @@ struct Streamer::Impl {
   std::unique_ptr<hal::Encoder> h264;
   transport::MjpegStream mjpeg;
   transport::FlvStream flv;
+  transport::WsStream wsStream;                    // /ws and the reCamera port: one AU per message
+  std::unique_ptr<transport::WebSocketHub> wsHub;  // serves every upgraded WebSocket
   SnapshotBoard snapshots;
   RateMeter cameraRate, mjpegRate, h264Rate;
   std::atomic<int> skipInterval{1};
@@ -234,7 +239,7 @@ struct Streamer::Impl {
   std::mutex stopMutex;
   std::condition_variable stopWake;
 
-  std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer;
+  std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer, wsServer;
   std::vector<std::thread> threads;
 
   // --- helpers ---
@@ -277,6 +282,8 @@ struct Streamer::Impl {
   HttpResponse handleFlvPort(const HttpRequest& req);
   HttpResponse mjpegResponse(transport::MjpegStream& stream);
   HttpResponse flvResponse(bool slicerHeaders);
+  HttpResponse wsResponse(const HttpRequest& req, bool timestampTrailer);
+  HttpResponse handleWsPort(const HttpRequest& req);
   HttpResponse touchRequest(const HttpRequest& req);
   nlohmann::json status();
   nlohmann::json cameraStatus();
@@ -799,6 +806,28 @@ HttpResponse Streamer::Impl::flvResponse(bool slicerHeaders) {
   return r;
 }
 
+// H.264 over WebSocket: validate the handshake (a plain GET gets 426, a malformed one 400, each
+// with the reason), then subscribe and let the hub serve the upgraded connection.
+HttpResponse Streamer::Impl::wsResponse(const HttpRequest& req, bool timestampTrailer) {
+  auto accept = transport::ws::checkHandshake(req.method, req.headers);
+  if (!accept) {
+    const bool upgradeRequired = accept.code() == hal::Errc::Unsupported;
+    HttpResponse r = HttpResponse::error(upgradeRequired ? 426 : 400, accept.error().message);
+    if (upgradeRequired) {
+      r.headers.emplace_back("Upgrade", "websocket");
+      r.headers.emplace_back("Sec-WebSocket-Version", "13");
+    }
+    return r;
+  }
+  auto queue = wsStream.subscribe(timestampTrailer);
+  return wsHub->upgradeResponse(*accept, queue, [this, queue] { wsStream.unsubscribe(queue); });
+}
+
+HttpResponse Streamer::Impl::handleWsPort(const HttpRequest& req) {
+  if (req.path == "/") return wsResponse(req, true);
+  return HttpResponse::error(404, "no such endpoint: " + req.path + " (the WebSocket is at /)");
+}
+
 nlohmann::json Streamer::Impl::status() {
   return {
       {"status", "ok"},
@@ -810,6 +839,7 @@ nlohmann::json Streamer::Impl::status() {
       {"clients",
        {{"mjpeg", mjpeg.clientCount()},
         {"flv", flv.clientCount()},
+        {"ws", wsStream.clientCount()},
         {"display", displayStream.clientCount()}}},
       {"uptime_s", std::chrono::duration<double>(Clock::now() - startedAt).count()},
   };
@@ -852,7 +882,15 @@ nlohmann::json Streamer::Impl::stats() {
         {"display", displayRate.total()}}},
       {"cpu", {{"system_percent", systemCpu.load()}, {"process_percent", processCpu.load()}}},
       {"skip_interval", skipInterval.load()},
-      {"streams", {{"mjpeg", totals(mjpeg)}, {"flv", totals(flv)}, {"display", totals(displayStream)}}},
+      {"streams",
+       {{"mjpeg", totals(mjpeg)},
+        {"flv", totals(flv)},
+        {"ws", totals(wsStream)},
+        {"display", totals(displayStream)}}},
+      {"websocket",
+       {{"connections", wsHub ? wsHub->stats().connections : 0},
+        {"pings", wsHub ? wsHub->stats().pings : 0},
+        {"protocol_errors", wsHub ? wsHub->stats().protocolErrors : 0}}},
       {"touches", touchCount.load()},
       {"camera_state", getCameraState()},
       {"camera", cameraStatus()},
@@ -875,6 +913,7 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
   if (path == "/stream") return mjpegResponse(mjpeg);
   if (path == "/snapshot") return snapshots.request(snapshotMaxAge);
   if (path == "/flv") return flvResponse(false);
+  if (path == "/ws") return wsResponse(req, req.arg("ts") == "1");
   if (path == "/display" || path == "/display/snapshot") {
     if (!display) return HttpResponse::error(503, "no display capture: " + displayError);
     HttpResponse r;
@@ -894,7 +933,8 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
     r.body = fmt::format(
         "<!doctype html><meta charset=utf-8><title>printcast</title><h1>printcast on {}</h1><ul>"
         "<li><a href=/stream>/stream</a> MJPEG<li><a href=/snapshot>/snapshot</a> JPEG"
-        "<li><a href=/flv>/flv</a> H.264 in FLV<li><a href=/display>/display</a> printer screen"
+        "<li><a href=/flv>/flv</a> H.264 in FLV<li>/ws H.264 over WebSocket (?ts=1: timestamps)<li><a "
+        "href=/display>/display</a> printer screen"
         "<li><a href=/display/snapshot>/display/snapshot</a><li><a href=/status>/status</a></ul>",
         board->name);
     return r;
@@ -982,6 +1022,12 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   s.flv.setOnSubscribe([&s] { s.keyframeWanted = true; });  // every client starts on a fresh IDR
   s.h264Outputs.push_back(
       {"flv", [&s] { return s.flv.clientCount() > 0; }, [&s](const hal::PacketPtr& p) { s.flv.publish(p); }});
+  s.wsStream.setOnSubscribe([&s] { s.keyframeWanted = true; });
+  s.h264Outputs.push_back({"ws", [&s] { return s.wsStream.clientCount() > 0; },
+                           [&s](const hal::PacketPtr& p) { s.wsStream.publish(p); }});
+  auto hub = transport::WebSocketHub::start({});
+  if (!hub) return hub.error();
+  s.wsHub = std::move(*hub);
   if (auto st = s.controlStore.load(); !st) spdlog::warn("{}", st.error().describe());
 
   if (settings.displayEnabled) {
@@ -1032,6 +1078,12 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     if (!flvServer) return flvServer.error();
     s.flvServer = std::move(*flvServer);
   }
+  if (settings.wsPort >= 0) {
+    auto wsServer = listen("ws", settings.wsPort, settings.allowOrigin,
+                           [&s](const HttpRequest& r) { return s.handleWsPort(r); });
+    if (!wsServer) return wsServer.error();
+    s.wsServer = std::move(*wsServer);
+  }
 
   s.threads.emplace_back([&s] { s.cameraLoop(); });
   if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
@@ -1043,6 +1095,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
 uint16_t Streamer::streamPort() const { return impl_->streamServer ? impl_->streamServer->port() : 0; }
 uint16_t Streamer::controlPort() const { return impl_->controlServer ? impl_->controlServer->port() : 0; }
 uint16_t Streamer::flvPort() const { return impl_->flvServer ? impl_->flvServer->port() : 0; }
+uint16_t Streamer::wsPort() const { return impl_->wsServer ? impl_->wsServer->port() : 0; }
 
 void Streamer::stop() {
   if (!impl_) return;
@@ -1061,7 +1114,11 @@ void Streamer::stop() {
   s.mjpeg.closeAll();
   s.flv.closeAll();
   s.displayStream.closeAll();
-  for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get()}) {
+  s.wsStream.closeAll();
+  // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
+  // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
+  if (s.wsHub) s.wsHub->stop();
+  for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get()}) {
     if (server != nullptr) server->stop();
   }
 }
