@@ -118,6 +118,10 @@ struct Session {
 
 // What upgradeResponse() hands the server: runs onClose if the upgrade never happens.
 struct PendingUpgrade {
+  PendingUpgrade(std::shared_ptr<ClientQueue> q, std::function<void()> cb)
+      : queue(std::move(q)), onClose(std::move(cb)) {}
+  PendingUpgrade(const PendingUpgrade&) = delete;
+  PendingUpgrade& operator=(const PendingUpgrade&) = delete;
   std::shared_ptr<ClientQueue> queue;
   std::function<void()> onClose;
   ~PendingUpgrade() {
@@ -201,7 +205,10 @@ void WebSocketHub::Impl::processEvents(Session& s) {
       case ws::Event::Kind::Error:
         ++protocolErrors;
         spdlog::debug("{}: closing a client with {}: {}", config.name, event->closeCode, event->reason);
+        // Fail the connection (RFC 6455 7.1.7): our Close, then the socket closes at once (the
+        // stopped parser could not read the peer's answer anyway).
         startClose(s, event->closeCode, event->reason);
+        s.finishAfterClose = true;
         break;
     }
   }
@@ -357,7 +364,7 @@ HttpResponse WebSocketHub::upgradeResponse(const std::string& acceptValue, std::
   r.customCors = true;  // not a resource a page reads: no CORS header on a 101
   r.headers.emplace_back("Upgrade", "websocket");
   r.headers.emplace_back("Sec-WebSocket-Accept", acceptValue);
-  auto pending = std::make_shared<PendingUpgrade>(PendingUpgrade{std::move(queue), std::move(onClose)});
+  auto pending = std::make_shared<PendingUpgrade>(std::move(queue), std::move(onClose));
   r.upgrade = [this, pending](std::unique_ptr<UpgradedConnection> connection) {
     add(std::move(connection), pending->queue, std::move(pending->onClose));
     pending->onClose = nullptr;
