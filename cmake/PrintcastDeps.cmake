@@ -48,6 +48,7 @@ printcast_dependency(NAME V4L2 TARGET v4l2 PKG libv4l2 PURPOSE "V4L2 camera capt
 printcast_dependency(NAME DRM TARGET drm PKG libdrm PURPOSE "DRM/KMS display capture (libdrm)")
 printcast_dependency(NAME EVDEV TARGET evdev PKG libevdev PURPOSE "evdev touch injection (libevdev)")
 printcast_dependency(NAME VA TARGET va PKG libva libva-drm PURPOSE "VA-API H.264 encode (libva)")
+printcast_dependency(NAME NETTLE TARGET nettle PKG nettle PURPOSE "SHA-1/base64 for the WebSocket handshake (nettle)")
 if(PRINTCAST_STATIC AND PRINTCAST_HAVE_MICROHTTPD AND "${PC_MICROHTTPD_STATIC_LIBRARIES}" MATCHES "gnutls")
   message(FATAL_ERROR "PRINTCAST_STATIC=ON: this libmicrohttpd pulls GnuTLS (no static p11-kit in Debian). "
     "Build one without HTTPS: scripts/make-sysroot.sh <arch> --static")
@@ -115,7 +116,7 @@ _printcast_record(CLI11 ON "CLI11 ${CLI11_VERSION} (required)")
 _printcast_record(SPDLOG ON "spdlog ${spdlog_VERSION}, fmt ${fmt_VERSION} (required)")
 
 # The reference streamer needs these; the SDK libraries build without them.
-foreach(_req TURBOJPEG X264 MICROHTTPD LIBYUV)
+foreach(_req TURBOJPEG X264 MICROHTTPD LIBYUV NETTLE)
   if(NOT PRINTCAST_HAVE_${_req})
     message(WARNING "${_req} is missing: the codecs/streamer parts that use it are left out")
   endif()

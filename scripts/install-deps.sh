@@ -8,12 +8,13 @@ what=${1:-build}
 
 build_pkgs=(build-essential cmake ninja-build pkg-config
   libturbojpeg0-dev libx264-dev libmicrohttpd-dev libyuv-dev
-  libv4l-dev libdrm-dev libevdev-dev libva-dev
+  libv4l-dev libdrm-dev libevdev-dev libva-dev nettle-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev)
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-format
   qemu-system-x86 linux-image-amd64 busybox-static kmod  # these four: the lab VM (docs/lab.md)
   ustreamer  # the lab benchmark (make bench-lab)
   prometheus  # promtool check metrics (integration)
+  clang-14 libclang-rt-14-dev  # libFuzzer (scripts/fuzz.sh)
   chromium nodejs)  # tests/browser: headless Chromium driven by playwright-core (npm ci below)
 # The cross stage (scripts/cross-test.sh): Debian's cross compilers, qemu-user, what
 # scripts/make-sysroot.sh uses (dpkg-dev's dpkg-source, the archive keyring, make for

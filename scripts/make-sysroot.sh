@@ -39,7 +39,7 @@ esac
 # The libraries the SDK finds through pkg-config (cmake/PrintcastDeps.cmake), minus libva
 # (its Mesa/LLVM dependencies would triple the sysroot; VA-API is for x86 boards).
 packages=(libc6-dev libturbojpeg0-dev libjpeg-dev libx264-dev libmicrohttpd-dev libyuv-dev
-  libv4l-dev libdrm-dev libevdev-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev
+  libv4l-dev libdrm-dev libevdev-dev nettle-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev googletest)
 # riscv64: GCC 12 calls libatomic for sub-word atomics there (cmake/PrintcastWarnings.cmake).
 [ "$arch" = riscv64 ] && packages+=(libatomic1)

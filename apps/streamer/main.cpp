@@ -33,8 +33,8 @@ int main(int argc, char** argv) {
       "printcast-streamer: camera and printer-screen streaming (MJPEG, FLV/H.264, snapshots, touch)"};
   std::string configPath, boardId, device, resolution, host, allowOrigin, logLevel, apiConfig, displayNode,
       touchName;
-  int fps = -1, port = -1, controlPort = -1, flvPort = -2, bitrate = -1, gop = -1, jpegQuality = -1,
-      mjpegFps = -1, displayFps = -1;
+  int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, bitrate = -1, gop = -1,
+      jpegQuality = -1, mjpegFps = -1, displayFps = -1;
   bool noDisplay = false, listBoards = false, unpaced = false;
   app.add_option("-c,--config", configPath, "JSON settings file (h264-streamer app.json keys)");
   app.add_option("--board", boardId, "Board id (default: detect; see --list-boards)");
@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
   app.add_option("--control-port", controlPort, "Control API port (default 8081)")
       ->check(CLI::Range(0, 65535));
   app.add_option("--flv-port", flvPort, "Slicer FLV port (default 18088; -1 = off)")
+      ->check(CLI::Range(-1, 65535));
+  app.add_option("--ws-port", wsPort,
+                 "reCamera-style H.264 WebSocket port, path / with timestamps (default 8765; -1 = off)")
       ->check(CLI::Range(-1, 65535));
   app.add_option("--allow-origin", allowOrigin, "Access-Control-Allow-Origin value (default *)");
   app.add_option("--bitrate", bitrate, "H.264 bitrate, kbit/s")->check(CLI::Range(100, 20000));
@@ -107,6 +110,7 @@ int main(int argc, char** argv) {
   if (port >= 0) settings.port = port;
   if (controlPort >= 0) settings.controlPort = controlPort;
   if (flvPort >= -1) settings.flvPort = flvPort;
+  if (wsPort >= -1) settings.wsPort = wsPort;
   if (!allowOrigin.empty()) settings.allowOrigin = allowOrigin;
   if (bitrate > 0) settings.bitrateKbps = bitrate;
   if (gop > 0) settings.gopFrames = gop;
@@ -162,6 +166,8 @@ int main(int argc, char** argv) {
   fmt::print("  camera MJPEG      {}/stream   (also {}/?action=stream)\n", base, base);
   fmt::print("  camera snapshot   {}/snapshot\n", base);
   fmt::print("  camera H.264/FLV  {}/flv\n", base);
+  fmt::print("  camera H.264/WS   ws://{}:{}/ws   (?ts=1: 8-byte ms timestamp after each frame)\n", shownHost,
+             (*streamer)->streamPort());
   fmt::print("  printer screen    {}/display  and {}/display/snapshot\n", base, base);
   fmt::print("  status            {}/status\n", base);
   fmt::print("  touch API         POST {}/api/touch  {{\"x\":400,\"y\":240}}\n", control);
@@ -170,6 +176,8 @@ int main(int argc, char** argv) {
   fmt::print("  metrics           {}/metrics   (also {}/state, {}/healthz)\n", base, base, base);
   if ((*streamer)->flvPort() != 0)
     fmt::print("  slicer FLV        http://{}:{}/flv\n", shownHost, (*streamer)->flvPort());
+  if ((*streamer)->wsPort() != 0)
+    fmt::print("  reCamera H.264/WS ws://{}:{}/\n", shownHost, (*streamer)->wsPort());
   fmt::print("Press Ctrl+C to stop.\n");
   std::fflush(stdout);
 

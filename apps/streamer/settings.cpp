@@ -135,6 +135,7 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "host") return readString(v, source, key, s.host);
   if (key == "control_port") return readInt(v, source, key, 0, 65535, s.controlPort);
   if (key == "flv_port") return readInt(v, source, key, -1, 65535, s.flvPort);
+  if (key == "ws_port") return readInt(v, source, key, -1, 65535, s.wsPort);
   if (key == "allow_origin") return readString(v, source, key, s.allowOrigin);
   if (key == "log_level") return readChoice(v, source, key, kLogLevels, s.logLevel);
   known = false;
@@ -348,6 +349,9 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
   }
   if (s.flvPort < -1 || s.flvPort > 65535) {
     return invalid(src, "flv_port", std::to_string(s.flvPort), "must be in 0..65535, or -1 for off");
+  }
+  if (s.wsPort < -1 || s.wsPort > 65535) {
+    return invalid(src, "ws_port", std::to_string(s.wsPort), "must be in 0..65535, or -1 for off");
   }
   return {};
 }

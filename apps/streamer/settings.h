@@ -53,6 +53,9 @@ struct Settings {
   std::string host;        // numeric IPv4 address to listen on, "" = all
   int controlPort = 8081;  // control API port (0 = any free port)
   int flvPort = 18088;     // slicer FLV port (0 = any free port, -1 = off)
+  // reCamera-compatible H.264 over WebSocket on path "/", every message with the 8-byte
+  // timestamp trailer (0 = any free port, -1 = off). /ws on `port` serves the same without it.
+  int wsPort = 8765;
   std::string allowOrigin = "*";
   std::string logLevel = "info";  // trace|debug|info|warn|error|off
 

@@ -30,6 +30,9 @@
 #include "printcast/transport/fanout.h"
 #include "printcast/transport/http_server.h"
 #include "printcast/transport/mjpeg.h"
+#include "printcast/transport/websocket.h"
+#include "printcast/transport/websocket_hub.h"
+#include "printcast/transport/ws_stream.h"
 #include "web_assets.h"
 
 namespace printcast::streamer {
@@ -212,6 +215,8 @@ struct Streamer::Impl {
   std::unique_ptr<hal::Encoder> h264;
   transport::MjpegStream mjpeg;
   transport::FlvStream flv;
+  transport::WsStream wsStream;                    // /ws and the reCamera port: one AU per message
+  std::unique_ptr<transport::WebSocketHub> wsHub;  // serves every upgraded WebSocket
   SnapshotBoard snapshots;
   RateMeter cameraRate, mjpegRate, h264Rate;
   std::atomic<int> skipInterval{1};
@@ -265,7 +270,7 @@ struct Streamer::Impl {
   std::mutex stopMutex;
   std::condition_variable stopWake;
 
-  std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer;
+  std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer, wsServer;
   std::vector<std::thread> threads;
 
   // --- helpers ---
@@ -308,6 +313,8 @@ struct Streamer::Impl {
   HttpResponse handleFlvPort(const HttpRequest& req);
   HttpResponse mjpegResponse(transport::MjpegStream& stream);
   HttpResponse flvResponse(bool slicerHeaders);
+  HttpResponse wsResponse(const HttpRequest& req, bool timestampTrailer);
+  HttpResponse handleWsPort(const HttpRequest& req);
   HttpResponse touchRequest(const HttpRequest& req);
   nlohmann::json status();
   nlohmann::json cameraStatus();
@@ -867,6 +874,28 @@ HttpResponse Streamer::Impl::flvResponse(bool slicerHeaders) {
   return r;
 }
 
+// H.264 over WebSocket: validate the handshake (a plain GET gets 426, a malformed one 400, each
+// with the reason), then subscribe and let the hub serve the upgraded connection.
+HttpResponse Streamer::Impl::wsResponse(const HttpRequest& req, bool timestampTrailer) {
+  auto accept = transport::ws::checkHandshake(req.method, req.headers);
+  if (!accept) {
+    const bool upgradeRequired = accept.code() == hal::Errc::Unsupported;
+    HttpResponse r = HttpResponse::error(upgradeRequired ? 426 : 400, accept.error().message);
+    if (upgradeRequired) {
+      r.headers.emplace_back("Upgrade", "websocket");
+      r.headers.emplace_back("Sec-WebSocket-Version", "13");
+    }
+    return r;
+  }
+  auto queue = wsStream.subscribe(timestampTrailer);
+  return wsHub->upgradeResponse(*accept, queue, [this, queue] { wsStream.unsubscribe(queue); });
+}
+
+HttpResponse Streamer::Impl::handleWsPort(const HttpRequest& req) {
+  if (req.path == "/") return wsResponse(req, true);
+  return HttpResponse::error(404, "no such endpoint: " + req.path + " (the WebSocket is at /)");
+}
+
 nlohmann::json Streamer::Impl::status() {
   return {
       {"status", "ok"},
@@ -878,6 +907,7 @@ nlohmann::json Streamer::Impl::status() {
       {"clients",
        {{"mjpeg", mjpeg.clientCount()},
         {"flv", flv.clientCount()},
+        {"ws", wsStream.clientCount()},
         {"display", displayStream.clientCount()}}},
       {"outputs", outputs},
       {"stream_port", streamServer ? streamServer->port() : 0},
@@ -929,9 +959,19 @@ nlohmann::json Streamer::Impl::stats() {
       {"clients",
        {{"mjpeg", mjpeg.clientCount()},
         {"flv", flv.clientCount()},
+        {"ws", wsStream.clientCount()},
         {"display", displayStream.clientCount()},
-        {"total", mjpeg.clientCount() + flv.clientCount() + displayStream.clientCount()}}},
-      {"streams", {{"mjpeg", totals(mjpeg)}, {"flv", totals(flv)}, {"display", totals(displayStream)}}},
+        {"total",
+         mjpeg.clientCount() + flv.clientCount() + wsStream.clientCount() + displayStream.clientCount()}}},
+      {"streams",
+       {{"mjpeg", totals(mjpeg)},
+        {"flv", totals(flv)},
+        {"ws", totals(wsStream)},
+        {"display", totals(displayStream)}}},
+      {"websocket",
+       {{"connections", wsHub ? wsHub->stats().connections : 0},
+        {"pings", wsHub ? wsHub->stats().pings : 0},
+        {"protocol_errors", wsHub ? wsHub->stats().protocolErrors : 0}}},
       {"touches", touchCount.load()},
       {"camera_state", getCameraState()},
       {"camera", cameraStatus()},
@@ -1112,9 +1152,9 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
   const auto snapshotMaxAge = std::chrono::milliseconds(1000 / std::max(1, settings.fps) * 2);
   if (path == "/stream") return mjpegResponse(mjpeg);
   if (path == "/snapshot") return snapshots.request(snapshotMaxAge);
-  if (path == "/flv") {
+  if (path == "/flv" || path == "/ws") {
     if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
-    return flvResponse(false);
+    return path == "/flv" ? flvResponse(false) : wsResponse(req, req.arg("ts") == "1");
   }
   if (path == "/state") return HttpResponse::json(200, ustreamerState().dump());
   if (path == "/metrics") {
@@ -1144,7 +1184,8 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
     r.body = fmt::format(
         "<!doctype html><meta charset=utf-8><title>printcast</title><h1>printcast on {}</h1><ul>"
         "<li><a href=/stream>/stream</a> MJPEG<li><a href=/snapshot>/snapshot</a> JPEG"
-        "<li><a href=/flv>/flv</a> H.264 in FLV<li><a href=/display>/display</a> printer screen"
+        "<li><a href=/flv>/flv</a> H.264 in FLV<li>/ws H.264 over WebSocket (?ts=1: timestamps)<li><a "
+        "href=/display>/display</a> printer screen"
         "<li><a href=/display/snapshot>/display/snapshot</a><li><a href=/status>/status</a></ul>",
         board->name);
     return r;
@@ -1251,12 +1292,19 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   s.flv.setOnSubscribe([&s] { s.keyframeWanted = true; });  // every client starts on a fresh IDR
   s.h264Outputs.push_back(
       {"flv", [&s] { return s.flv.clientCount() > 0; }, [&s](const hal::PacketPtr& p) { s.flv.publish(p); }});
+  s.wsStream.setOnSubscribe([&s] { s.keyframeWanted = true; });
+  s.h264Outputs.push_back({"ws", [&s] { return s.wsStream.clientCount() > 0; },
+                           [&s](const hal::PacketPtr& p) { s.wsStream.publish(p); }});
+  auto hub = transport::WebSocketHub::start({});
+  if (!hub) return hub.error();
+  s.wsHub = std::move(*hub);
   if (auto st = s.controlStore.load(); !st) spdlog::warn("{}", st.error().describe());
   // What /status lists under "outputs" (pages choose their player from it). An output added to
   // the streamer adds its entry here.
   s.outputs = {{{"name", "mjpeg"}, {"path", "/stream"}, {"type", "mjpeg"}},
                {{"name", "snapshot"}, {"path", "/snapshot"}, {"type", "jpeg"}},
-               {{"name", "flv"}, {"path", "/flv"}, {"type", "flv"}}};
+               {{"name", "flv"}, {"path", "/flv"}, {"type", "flv"}},
+               {{"name", "ws"}, {"path", "/ws"}, {"type", "h264-annexb-websocket"}}};
   if (settings.displayEnabled) {
     s.outputs.push_back({{"name", "display"}, {"path", "/display"}, {"type", "mjpeg"}});
     s.outputs.push_back({{"name", "display-snapshot"}, {"path", "/display/snapshot"}, {"type", "jpeg"}});
@@ -1310,6 +1358,12 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     if (!flvServer) return flvServer.error();
     s.flvServer = std::move(*flvServer);
   }
+  if (settings.wsPort >= 0) {
+    auto wsServer = listen("ws", settings.wsPort, settings.allowOrigin,
+                           [&s](const HttpRequest& r) { return s.handleWsPort(r); });
+    if (!wsServer) return wsServer.error();
+    s.wsServer = std::move(*wsServer);
+  }
 
   s.threads.emplace_back([&s] { s.cameraLoop(); });
   if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
@@ -1321,6 +1375,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
 uint16_t Streamer::streamPort() const { return impl_->streamServer ? impl_->streamServer->port() : 0; }
 uint16_t Streamer::controlPort() const { return impl_->controlServer ? impl_->controlServer->port() : 0; }
 uint16_t Streamer::flvPort() const { return impl_->flvServer ? impl_->flvServer->port() : 0; }
+uint16_t Streamer::wsPort() const { return impl_->wsServer ? impl_->wsServer->port() : 0; }
 
 void Streamer::stop() {
   if (!impl_) return;
@@ -1339,7 +1394,11 @@ void Streamer::stop() {
   s.mjpeg.closeAll();
   s.flv.closeAll();
   s.displayStream.closeAll();
-  for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get()}) {
+  s.wsStream.closeAll();
+  // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
+  // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
+  if (s.wsHub) s.wsHub->stop();
+  for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get()}) {
     if (server != nullptr) server->stop();
   }
 }

@@ -27,6 +27,7 @@ class Streamer {
   uint16_t streamPort() const;
   uint16_t controlPort() const;
   uint16_t flvPort() const;  // 0 when off
+  uint16_t wsPort() const;   // reCamera-style WebSocket port; 0 when off
 
   // Close every stream, answer waiting requests, join threads. Idempotent.
   void stop();

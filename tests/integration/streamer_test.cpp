@@ -10,10 +10,12 @@
 #include <memory>
 #include <thread>
 
+#include "printcast/codecs/h264.h"
 #include "printcast/codecs/jpeg.h"
 #include "printcast/transport/flv.h"
 #include "printcast/transport/mjpeg.h"
 #include "test_client.h"
+#include "ws_client.h"
 
 using namespace std::chrono_literals;
 using printcast::testing::CommandResult;
@@ -21,6 +23,8 @@ using printcast::testing::httpRequest;
 using printcast::testing::runCommand;
 using printcast::testing::StreamConnection;
 using printcast::testing::StreamerProcess;
+using printcast::testing::WsClient;
+namespace ws = printcast::transport::ws;
 
 namespace {
 
@@ -368,6 +372,162 @@ TEST_F(Streamer, NoEncodingWhileNobodyWatches) {
   EXPECT_EQ(after["frames"]["mjpeg"], before["frames"]["mjpeg"]) << "MJPEG encoded with no MJPEG client";
 }
 
+// ----------------------------------------------------------------------------- H.264 over WebSocket
+
+namespace {
+
+uint64_t trailerMs(const std::vector<uint8_t>& message) {
+  uint64_t ms = 0;
+  for (size_t i = 0; i < 8; ++i) ms |= static_cast<uint64_t>(message[message.size() - 8 + i]) << (8 * i);
+  return ms;
+}
+
+int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+TEST_F(Streamer, WsMessagesAreWholeAccessUnitsThatFfprobeCounts) {
+  constexpr int kMessages = 60;
+  WsClient c(process_->streamPort(), "/ws");
+  ASSERT_TRUE(c.ok()) << c.error();
+  std::vector<std::vector<uint8_t>> messages;
+  while (messages.size() < kMessages) {
+    auto e = c.nextMessage(5s);
+    ASSERT_TRUE(e) << "message " << messages.size() << " did not arrive";
+    ASSERT_EQ(e->kind, ws::Event::Kind::Message);
+    ASSERT_EQ(e->opcode, ws::Opcode::Binary);
+    messages.push_back(std::move(e->payload));
+  }
+  // The first message: SPS, PPS and an IDR.
+  std::vector<uint8_t> types;
+  for (const auto& nal : printcast::codecs::h264::splitAnnexB(messages[0])) types.push_back(nal.type());
+  EXPECT_NE(std::find(types.begin(), types.end(), 7), types.end()) << "no SPS in the first message";
+  EXPECT_NE(std::find(types.begin(), types.end(), 8), types.end()) << "no PPS in the first message";
+  EXPECT_NE(std::find(types.begin(), types.end(), 5), types.end()) << "no IDR in the first message";
+  // A real decoder's count of frames equals the number of messages: one access unit each.
+  char path[] = "/tmp/printcast-ws-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  for (const auto& m : messages) ASSERT_EQ(write(fd, m.data(), m.size()), static_cast<ssize_t>(m.size()));
+  close(fd);
+  const CommandResult r =
+      runCommand({"ffprobe", "-v", "error", "-f", "h264", "-count_frames", "-show_entries",
+                  "stream=nb_read_frames,width,height", "-of", "default=nw=1", path},
+                 30s);
+  unlink(path);
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.out.find("nb_read_frames=" + std::to_string(kMessages)), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("width=640"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(Streamer, WsTrailerTimestampsIncreaseAndAreNearNow) {
+  ASSERT_NE(process_->wsPort(), 0);
+  for (const auto& [port, target] :
+       {std::pair{process_->streamPort(), std::string("/ws?ts=1")}, {process_->wsPort(), std::string("/")}}) {
+    WsClient c(port, target);
+    ASSERT_TRUE(c.ok()) << target << ": " << c.error();
+    uint64_t previous = 0;
+    for (int i = 0; i < 10; ++i) {
+      auto e = c.nextMessage(5s);
+      ASSERT_TRUE(e && e->kind == ws::Event::Kind::Message) << target << " message " << i;
+      ASSERT_GT(e->payload.size(), 12u);
+      // Annex-B in front of the trailer.
+      EXPECT_EQ(std::vector<uint8_t>(e->payload.begin(), e->payload.begin() + 4),
+                (std::vector<uint8_t>{0, 0, 0, 1}));
+      const uint64_t ms = trailerMs(e->payload);
+      EXPECT_GT(ms, previous) << target << " message " << i;
+      EXPECT_NEAR(static_cast<double>(ms), static_cast<double>(nowMs()), 2000.0) << target;
+      previous = ms;
+    }
+  }
+}
+
+TEST_F(Streamer, WsPingGetsPongAndCloseIsEchoed) {
+  WsClient c(process_->streamPort(), "/ws");
+  ASSERT_TRUE(c.ok()) << c.error();
+  ASSERT_TRUE(c.send(ws::Opcode::Ping, {'h', 'i'}));
+  std::optional<ws::Event> pong;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!pong && std::chrono::steady_clock::now() < deadline) {
+    auto e = c.next(1s);
+    if (e && e->kind == ws::Event::Kind::Pong) pong = std::move(e);
+  }
+  ASSERT_TRUE(pong) << "no Pong within 5 s";
+  EXPECT_EQ(pong->payload, (std::vector<uint8_t>{'h', 'i'}));
+  // Our Close (1000 "bye") is answered with a Close 1000, then the server closes TCP.
+  ASSERT_TRUE(c.send(ws::Opcode::Close, {0x03, 0xE8, 'b', 'y', 'e'}));
+  std::optional<ws::Event> close;
+  while (auto e = c.next(5s)) {
+    if (e->kind == ws::Event::Kind::Close) {
+      close = std::move(e);
+      break;
+    }
+  }
+  ASSERT_TRUE(close) << "no Close answer";
+  EXPECT_EQ(close->closeCode, 1000);
+  EXPECT_TRUE(c.waitForTcpClose(5s));
+}
+
+TEST_F(Streamer, WsUnmaskedClientFrameIsClosedWith1002) {
+  WsClient c(process_->streamPort(), "/ws");
+  ASSERT_TRUE(c.ok()) << c.error();
+  ASSERT_TRUE(c.sendRaw(ws::frame(ws::Opcode::Binary, std::vector<uint8_t>{1, 2, 3})));
+  std::optional<ws::Event> close;
+  while (auto e = c.next(5s)) {
+    if (e->kind == ws::Event::Kind::Close) {
+      close = std::move(e);
+      break;
+    }
+  }
+  ASSERT_TRUE(close) << "no Close after an unmasked frame";
+  EXPECT_EQ(close->closeCode, ws::close_code::kProtocolError);
+  EXPECT_NE(close->reason.find("not masked"), std::string::npos) << close->reason;
+  EXPECT_TRUE(c.waitForTcpClose(5s));  // failed at once (RFC 6455 7.1.7), no Close answer awaited
+}
+
+TEST_F(Streamer, WsClientThatDoesNotReadDoesNotStallAFastOne) {
+  WsClient stalled(process_->streamPort(), "/ws", 5s, 4096);
+  ASSERT_TRUE(stalled.ok()) << stalled.error();
+  WsClient fast(process_->streamPort(), "/ws");
+  ASSERT_TRUE(fast.ok()) << fast.error();
+  std::this_thread::sleep_for(2s);  // let the stalled socket fill up (the scenario, not a sync)
+  const long rssStart = process_->rssKiB();
+  // Drain what the fast client got meanwhile, then count 4 s of messages.
+  while (fast.nextMessage(10ms)) {
+  }
+  const auto end = std::chrono::steady_clock::now() + 4s;
+  int count = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    if (auto e = fast.nextMessage(500ms); e && e->kind == ws::Event::Kind::Message) ++count;
+  }
+  EXPECT_GE(count, static_cast<int>(0.8 * kFps * 4)) << "messages in 4 s: " << count;
+  EXPECT_LT(process_->rssKiB() - rssStart, 16 * 1024);
+  const auto stats = nlohmann::json::parse(httpRequest(process_->controlPort(), "GET", "/api/stats").body);
+  EXPECT_GE(stats["streams"]["ws"]["clients"].get<int>(), 2);
+}
+
+TEST_F(Streamer, WsWithoutUpgradeIs426AndABadHandshakeIs400) {
+  for (const auto& [port, target] :
+       {std::pair{process_->streamPort(), std::string("/ws")}, {process_->wsPort(), std::string("/")}}) {
+    const auto plain = httpRequest(port, "GET", target);
+    EXPECT_EQ(plain.status, 426) << target << ": " << plain.body;
+    EXPECT_NE(plain.body.find("WebSocket"), std::string::npos) << plain.body;
+    EXPECT_EQ(plain.headers.count("upgrade"), 1u) << plain.rawHeaders;
+    const auto bad = httpRequest(port, "GET", target, "",
+                                 {{"Upgrade", "websocket"},
+                                  {"Connection", "Upgrade"},
+                                  {"Sec-WebSocket-Version", "13"},
+                                  {"Sec-WebSocket-Key", "not-a-key"}});
+    EXPECT_EQ(bad.status, 400) << target << ": " << bad.body;
+    EXPECT_NE(bad.body.find("Sec-WebSocket-Key"), std::string::npos) << bad.body;
+  }
+}
+
 TEST(StreamerLifecycle, SigtermStopsCleanlyWithClientsConnected) {
   StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual"});
   ASSERT_TRUE(p.ok()) << p.log();
@@ -375,7 +535,19 @@ TEST(StreamerLifecycle, SigtermStopsCleanlyWithClientsConnected) {
   StreamConnection flv(p.streamPort(), "/flv");
   ASSERT_TRUE(mjpeg.ok());
   ASSERT_TRUE(flv.ok());
+  WsClient webSocket(p.streamPort(), "/ws");
+  ASSERT_TRUE(webSocket.ok()) << webSocket.error();
   EXPECT_EQ(p.terminate(10s), 0) << p.log();
+  // The WebSocket client was told: Close 1001 (going away).
+  std::optional<ws::Event> close;
+  while (auto e = webSocket.next(2s)) {
+    if (e->kind == ws::Event::Kind::Close) {
+      close = std::move(e);
+      break;
+    }
+  }
+  ASSERT_TRUE(close) << "no Close frame on stop";
+  EXPECT_EQ(close->closeCode, ws::close_code::kGoingAway);
 }
 
 // Waits (bounded) until the camera streams, so counters and health have something to say.

@@ -108,7 +108,8 @@ StreamerProcess::StreamerProcess(const std::string& binary, const std::vector<st
     log_ = "pipe failed";
     return;
   }
-  std::vector<std::string> all = {binary, "--port", "0", "--control-port", "0", "--flv-port", "0"};
+  std::vector<std::string> all = {binary, "--port",    "0", "--control-port", "0", "--flv-port",
+                                  "0",    "--ws-port", "0"};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : all) argv.push_back(a.data());
@@ -142,6 +143,9 @@ StreamerProcess::StreamerProcess(const std::string& binary, const std::vector<st
   }
   if (std::regex_search(log_, m, std::regex(R"(slicer FLV\s+http://[0-9.]+:(\d+)/flv)"))) {
     flvPort_ = static_cast<uint16_t>(std::stoi(m[1]));
+  }
+  if (std::regex_search(log_, m, std::regex(R"(reCamera H.264/WS\s+ws://[0-9.]+:(\d+)/)"))) {
+    wsPort_ = static_cast<uint16_t>(std::stoi(m[1]));
   }
   // Keep draining its output so the child never blocks on a full pipe.
   ::fcntl(outFd_, F_SETFL, O_NONBLOCK);

@@ -13,7 +13,7 @@ namespace printcast::testing {
 // The streamer running as a child process on free ports (port 0), parsed from its banner.
 class StreamerProcess {
  public:
-  // Starts `binary` with `args` (plus --port 0 --control-port 0 --flv-port 0) and waits for the
+  // Starts `binary` with `args` (plus --port 0 --control-port 0 --flv-port 0 --ws-port 0) and waits for the
   // banner. On failure `ok()` is false and `log()` says why.
   StreamerProcess(const std::string& binary, const std::vector<std::string>& args);
   ~StreamerProcess();
@@ -22,6 +22,7 @@ class StreamerProcess {
   uint16_t streamPort() const { return streamPort_; }
   uint16_t controlPort() const { return controlPort_; }
   uint16_t flvPort() const { return flvPort_; }
+  uint16_t wsPort() const { return wsPort_; }  // the reCamera-style WebSocket port
   const std::string& log() const { return log_; }
   // Resident memory in KiB (/proc/PID/status VmRSS).
   long rssKiB() const;
@@ -31,7 +32,7 @@ class StreamerProcess {
  private:
   int pid_ = -1;
   int outFd_ = -1;
-  uint16_t streamPort_ = 0, controlPort_ = 0, flvPort_ = 0;
+  uint16_t streamPort_ = 0, controlPort_ = 0, flvPort_ = 0, wsPort_ = 0;
   std::string log_;
 };
 

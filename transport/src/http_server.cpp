@@ -3,6 +3,7 @@
 #include "printcast/transport/http_server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 
@@ -88,6 +89,13 @@ std::map<std::string, std::string> parseFormUrlEncoded(const std::string& body) 
   return out;
 }
 
+UpgradedConnection::UpgradedConnection(int fd, std::vector<uint8_t> initialBytes, std::function<void()> close)
+    : fd_(fd), initialBytes_(std::move(initialBytes)), close_(std::move(close)) {}
+
+UpgradedConnection::~UpgradedConnection() {
+  if (close_) close_();
+}
+
 struct DeferredResponse::Impl {
   std::mutex mutex;
   bool done = false;
@@ -137,6 +145,8 @@ struct HttpServer::Impl {
   std::atomic<bool> stopped{false};
   std::mutex pendingMutex;
   std::set<std::shared_ptr<DeferredResponse>> pending;  // deferred responses not yet completed
+  // Upgraded connections not yet closed. Shared: an UpgradedConnection may outlive the server.
+  std::shared_ptr<std::atomic<int>> upgraded = std::make_shared<std::atomic<int>>(0);
 };
 
 namespace {
@@ -145,6 +155,7 @@ struct RequestState {
   HttpRequest request;
   bool tooLarge = false;
   std::shared_ptr<DeferredResponse> deferred;
+  UpgradeHandler upgrade;  // the 101 response's handler, until libmicrohttpd calls onUpgrade
 };
 
 struct StreamContext {
@@ -185,9 +196,41 @@ void freeStream(void* cls) {
   delete ctx;  // NOLINT(cppcoreguidelines-owning-memory): owned by libmicrohttpd until now
 }
 
-MHD_Result queueResponse(HttpServer::Impl* server, MHD_Connection* connection, HttpResponse r) {
+// libmicrohttpd sent the 101: the socket is ours to use (never to close()) until
+// MHD_upgrade_action(CLOSE), which UpgradedConnection's destructor does.
+void onUpgrade(void* cls, MHD_Connection* /*connection*/, void* conCls, const char* extraIn,
+               size_t extraInSize, MHD_socket sock, MHD_UpgradeResponseHandle* urh) {
+  auto* server = static_cast<HttpServer::Impl*>(cls);
+  auto* state = static_cast<RequestState*>(conCls);
+  UpgradeHandler handler = state != nullptr ? std::move(state->upgrade) : UpgradeHandler();
+  const int flags = fcntl(sock, F_GETFL);
+  if (flags >= 0) fcntl(sock, F_SETFL, flags | O_NONBLOCK);  // NOLINT(cppcoreguidelines-pro-type-vararg)
+  std::vector<uint8_t> initial(
+      reinterpret_cast<const uint8_t*>(extraIn),
+      reinterpret_cast<const uint8_t*>(extraIn) + (extraIn != nullptr ? extraInSize : 0));
+  server->upgraded->fetch_add(1);
+  auto connection =
+      std::make_unique<UpgradedConnection>(sock, std::move(initial), [urh, counter = server->upgraded] {
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        counter->fetch_sub(1);
+      });
+  if (handler) handler(std::move(connection));  // else: closed right here
+}
+
+MHD_Result queueResponse(HttpServer::Impl* server, MHD_Connection* connection, HttpResponse r,
+                         RequestState* state = nullptr) {
   MHD_Response* response = nullptr;
-  if (r.stream) {
+  if (r.upgrade) {
+    if (state == nullptr) {  // a deferred response cannot upgrade (the handler was not kept)
+      return queueResponse(server, connection, HttpResponse::error(500, "upgrade from a deferred response"));
+    }
+    if (server->stopped.load()) {
+      return queueResponse(server, connection, HttpResponse::error(503, "server is shutting down"));
+    }
+    response = MHD_create_response_for_upgrade(&onUpgrade, server);
+    if (response == nullptr) return MHD_NO;
+    state->upgrade = std::move(r.upgrade);
+  } else if (r.stream) {
     auto* ctx = new StreamContext{r.stream, connection, std::move(r.onClose), server};  // NOLINT
     r.stream->setWakeup([server, connection] {
       server->parkedStreams.fetch_sub(1);
@@ -205,7 +248,9 @@ MHD_Result queueResponse(HttpServer::Impl* server, MHD_Connection* connection, H
     response = MHD_create_response_from_buffer(r.body.size(), r.body.data(), MHD_RESPMEM_MUST_COPY);
     if (response == nullptr) return MHD_NO;
   }
-  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.contentType.c_str());
+  if (state == nullptr || !state->upgrade) {
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.contentType.c_str());
+  }
   if (!r.customCors && !server->config.allowOrigin.empty()) {
     MHD_add_response_header(response, "Access-Control-Allow-Origin", server->config.allowOrigin.c_str());
   }
@@ -284,7 +329,7 @@ MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, con
     }
     return queueResponse(server, connection, deferred->takeResponse());
   }
-  return queueResponse(server, connection, std::move(response));
+  return queueResponse(server, connection, std::move(response), state);
 }
 
 void onCompleted(void* /*cls*/, MHD_Connection* /*connection*/, void** conCls,
@@ -322,7 +367,8 @@ hal::Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerConfi
     return {hal::Errc::InvalidArgument,
             fmt::format("{}: host '{}' is not a numeric IPv4 address", config.name, config.host)};
   }
-  const unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  const unsigned flags =
+      MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
   Impl* raw = impl.get();
   impl->daemon = MHD_start_daemon(flags, config.port, nullptr, nullptr, &onRequest, raw, MHD_OPTION_SOCK_ADDR,
                                   reinterpret_cast<const sockaddr*>(&addr), MHD_OPTION_NOTIFY_COMPLETED,
@@ -354,6 +400,14 @@ void HttpServer::stop() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (impl_->parkedStreams.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // Upgraded sockets must be closed (MHD_upgrade_action) by their owners before the daemon goes.
+  while (impl_->upgraded->load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (impl_->upgraded->load() > 0) {
+    spdlog::warn("{}: stopping with {} upgraded connection(s) still open", impl_->config.name,
+                 impl_->upgraded->load());
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let resumed connections be processed
   MHD_stop_daemon(impl_->daemon);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // A small HTTP server over libmicrohttpd whose callbacks never block: buffered responses,
-// endless streams fed by a ClientQueue (suspend/resume), and deferred responses completed
-// later by another thread (e.g. a snapshot waiting for the next encoded frame).
+// endless streams fed by a ClientQueue (suspend/resume), deferred responses completed
+// later by another thread (e.g. a snapshot waiting for the next encoded frame), and protocol
+// upgrades (101 Switching Protocols, e.g. WebSocket) that hand the socket to another thread.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,34 @@ struct HttpRequest {
 
 class DeferredResponse;
 
+// An HTTP connection taken over by another protocol after a 101 response (RFC 7230 6.7), e.g. a
+// WebSocket. It owns the socket: the destructor closes it (through libmicrohttpd, which must be
+// the one to close it). Destroy it before the HttpServer stops: stop() waits (bounded) for that.
+// Threading: use from one thread at a time (not necessarily the server thread).
+class UpgradedConnection {
+ public:
+  UpgradedConnection(int fd, std::vector<uint8_t> initialBytes, std::function<void()> close);
+  ~UpgradedConnection();
+  UpgradedConnection(const UpgradedConnection&) = delete;
+  UpgradedConnection& operator=(const UpgradedConnection&) = delete;
+
+  // The socket, non-blocking. read/recv, write/send and shutdown() are allowed; close() is not.
+  int fd() const { return fd_; }
+  // Bytes the client sent after the request that the server had already read: treat them as the
+  // first bytes read from fd().
+  const std::vector<uint8_t>& initialBytes() const { return initialBytes_; }
+
+ private:
+  int fd_;
+  std::vector<uint8_t> initialBytes_;
+  std::function<void()> close_;
+};
+
+// Called on the server thread once the 101 response went out; must not block (hand the
+// connection to another thread). Not called when the client went away before that: the
+// function is then destroyed uncalled (release subscriptions in what it captures).
+using UpgradeHandler = std::function<void(std::unique_ptr<UpgradedConnection>)>;
+
 struct HttpResponse {
   static constexpr uint64_t kUnknownSize = UINT64_MAX;
 
@@ -52,6 +81,11 @@ struct HttpResponse {
   // Deferred: the connection waits (suspended, not blocking a thread) until another thread
   // calls complete() on this object.
   std::shared_ptr<DeferredResponse> deferred;
+
+  // Upgrade: when set, the response is sent as `status` (101) with `headers` (e.g. Upgrade,
+  // Sec-WebSocket-Accept; libmicrohttpd adds Connection: Upgrade) and no body, then `upgrade`
+  // gets the connection. See WebSocketHub::upgradeResponse() for WebSocket.
+  UpgradeHandler upgrade;
 
   // Leave out the server's Access-Control-Allow-Origin (the response sets its own).
   bool customCors = false;
@@ -108,7 +142,8 @@ class HttpServer {
 
   uint16_t port() const;
   // Fail pending deferred responses with 503, wait (bounded) for streams to drain after their
-  // queues were closed by their owners, and stop the daemon.
+  // queues were closed by their owners and for upgraded connections to be destroyed by their
+  // owners, and stop the daemon.
   void stop();
 
   struct Impl;
