@@ -95,11 +95,10 @@ extern "C" {
 /* slot.flags and printcast_ring_frame.flags */
 #define PRINTCAST_RING_KEYFRAME 1u /* H.264: an IDR access unit with SPS/PPS in front; JPEG: always */
 
-/* FourCC codes of header.codec (V4L2 order: 'H' in the lowest byte) */
-#define PRINTCAST_RING_FOURCC(a, b, c, d) \
-  ((uint32_t)(a) | ((uint32_t)(b) << 8) | ((uint32_t)(c) << 16) | ((uint32_t)(d) << 24))
-#define PRINTCAST_RING_CODEC_H264 PRINTCAST_RING_FOURCC('H', '2', '6', '4') /* Annex-B access units */
-#define PRINTCAST_RING_CODEC_MJPEG PRINTCAST_RING_FOURCC('M', 'J', 'P', 'G') /* one JPEG per frame */
+/* FourCC codes of header.codec: four ASCII characters, the first in the lowest byte (V4L2's
+ * v4l2_fourcc order). */
+#define PRINTCAST_RING_CODEC_H264 0x34363248u  /* 'H' '2' '6' '4': Annex-B access units */
+#define PRINTCAST_RING_CODEC_MJPEG 0x47504A4Du /* 'M' 'J' 'P' 'G': one JPEG per frame */
 
 typedef struct printcast_ring_header {
   uint32_t magic;             /*   0 PRINTCAST_RING_MAGIC, written last (atomic, release) */
