@@ -158,6 +158,12 @@ Status applyConfigJson(const std::string& text, const std::string& source, Setti
       st = readInt(v, source, key, -1, 65535, s.flvPort);
     else if (key == "allow_origin")
       st = readString(v, source, key, s.allowOrigin);
+    else if (key == "ring")
+      st = readBool(v, source, key, s.ring);
+    else if (key == "ring_name")
+      st = readString(v, source, key, s.ringName);
+    else if (key == "ring_size_mb")
+      st = readInt(v, source, key, 1, 256, s.ringSizeMb);
     else if (key == "log_level")
       st = readChoice(v, source, key, kLogLevels, s.logLevel);
     else
@@ -223,6 +229,16 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
   if (s.logging && s.logLevel == "info") s.logLevel = "debug";
   for (const auto& [key, port] : {std::pair{"port", s.port}, {"control_port", s.controlPort}}) {
     if (port < 0 || port > 65535) return invalid(src, key, std::to_string(port), "must be in 0..65535");
+  }
+  const bool ringNameOk =
+      !s.ringName.empty() && s.ringName.size() <= 180 && s.ringName != "." && s.ringName != ".." &&
+      s.ringName.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+          std::string::npos;
+  if (!ringNameOk) {
+    return invalid(src, "ring_name", "\"" + s.ringName + "\"", "must be 1..180 characters of A-Z a-z 0-9 . _ -");
+  }
+  if (s.ringSizeMb < 1 || s.ringSizeMb > 256) {
+    return invalid(src, "ring_size_mb", std::to_string(s.ringSizeMb), "must be an integer in 1..256");
   }
   if (s.flvPort < -1 || s.flvPort > 65535) {
     return invalid(src, "flv_port", std::to_string(s.flvPort), "must be in 0..65535, or -1 for off");

@@ -46,6 +46,12 @@ struct Settings {
   int controlPort = 8081;  // control API port (0 = any free port)
   int flvPort = 18088;     // slicer FLV port (0 = any free port, -1 = off)
   std::string allowOrigin = "*";
+  // Shared-memory ring for local consumers (docs/ring.md): /dev/shm/<ring_name>-h264 and
+  // <ring_name>-jpeg, each ring_size_mb of frame data (1..256). Encoding for a ring happens only
+  // while it has live readers.
+  bool ring = true;
+  std::string ringName = "printcast";  // 1..180 of [A-Za-z0-9._-]
+  int ringSizeMb = 8;
   std::string logLevel = "info";  // trace|debug|info|warn|error|off
 };
 

@@ -30,6 +30,7 @@
 #include "printcast/transport/fanout.h"
 #include "printcast/transport/http_server.h"
 #include "printcast/transport/mjpeg.h"
+#include "printcast/transport/shm_ring.h"
 
 namespace printcast::streamer {
 
@@ -198,6 +199,12 @@ struct Streamer::Impl {
     std::function<void(const hal::PacketPtr&)> publish;  // camera thread
   };
   std::vector<H264Output> h264Outputs;
+
+  // Shared-memory rings for local consumers (docs/ring.md); null when off or not creatable.
+  // Published from the camera thread; their readers are counted from any thread.
+  std::unique_ptr<transport::ShmRing> h264Ring, jpegRing;
+  std::string ringError;
+  bool jpegRingWanted() const { return jpegRing && jpegRing->liveReaders() > 0; }
   bool h264Wanted() const {
     return std::any_of(h264Outputs.begin(), h264Outputs.end(),
                        [](const H264Output& o) { return o.wanted(); });
@@ -281,6 +288,7 @@ struct Streamer::Impl {
   nlohmann::json status();
   nlohmann::json cameraStatus();
   nlohmann::json stats();
+  nlohmann::json ringStats();
 };
 
 // ----------------------------------------------------------------------------- camera
@@ -414,10 +422,12 @@ void Streamer::Impl::publishNoSignal(const std::string& reason) {
   }
   auto frame = hal::drawNoSignalFrame(*noSignalPool, reason, Clock::now(), noSignalFrames++);
   if (!frame) return;
-  if (mjpeg.clientCount() > 0 || snapshots.hasWaiters()) {
+  const bool ringWanted = jpegRingWanted();
+  if (mjpeg.clientCount() > 0 || snapshots.hasWaiters() || ringWanted) {
     if (auto packet = jpeg->encode(*frame)) {
       mjpeg.publish(*packet);
       snapshots.publish(*packet);
+      if (ringWanted) (void)jpegRing->publish(*packet);
     }
   }
   if (h264Wanted()) {
@@ -516,7 +526,8 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
 
   const bool mjpegWanted = mjpeg.clientCount() > 0;
   const bool snapshotWanted = snapshots.hasWaiters();
-  if (mjpegWanted || snapshotWanted) {
+  const bool ringWanted = jpegRingWanted();  // JPEGs for the ring at the MJPEG rate
+  if (mjpegWanted || snapshotWanted || ringWanted) {
     const auto interval =
         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / settings.mjpegFps));
     const bool due = frame.timestamp() >= nextJpegDue;
@@ -543,6 +554,9 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
         if (due && mjpegWanted) {
           mjpeg.publish(*packet);
           mjpegRate.tick();
+        }
+        if (due && ringWanted) {
+          if (auto st = jpegRing->publish(*packet); !st) spdlog::warn("{}", st.error().describe());
         }
         snapshots.publish(*packet);
       } else {
@@ -807,6 +821,7 @@ nlohmann::json Streamer::Impl::status() {
       {"display",
        {{"enabled", display != nullptr}, {"error", displayError}, {"clients", displayStream.clientCount()}}},
       {"touch", {{"enabled", touch != nullptr}, {"error", touchError}}},
+      {"rings", ringStats()},
       {"clients",
        {{"mjpeg", mjpeg.clientCount()},
         {"flv", flv.clientCount()},
@@ -853,10 +868,29 @@ nlohmann::json Streamer::Impl::stats() {
       {"cpu", {{"system_percent", systemCpu.load()}, {"process_percent", processCpu.load()}}},
       {"skip_interval", skipInterval.load()},
       {"streams", {{"mjpeg", totals(mjpeg)}, {"flv", totals(flv)}, {"display", totals(displayStream)}}},
+      {"rings", ringStats()},
       {"touches", touchCount.load()},
       {"camera_state", getCameraState()},
       {"camera", cameraStatus()},
   };
+}
+
+// The shared-memory rings for /status and /api/stats: per ring its object name, live readers,
+// frames and bytes published, publish errors, reader keyframe requests and generation.
+nlohmann::json Streamer::Impl::ringStats() {
+  nlohmann::json out = {{"enabled", h264Ring != nullptr || jpegRing != nullptr}, {"error", ringError}};
+  for (auto [key, ring] : {std::pair{"h264", h264Ring.get()}, {"jpeg", jpegRing.get()}}) {
+    if (ring == nullptr) continue;
+    const auto st = ring->stats();
+    out[key] = {{"name", ring->name()},
+                {"readers", st.liveReaders},
+                {"frames_published", st.framesPublished},
+                {"bytes_published", st.bytesPublished},
+                {"frames_rejected", st.framesRejected},
+                {"keyframe_requests", st.keyframeRequests},
+                {"generation", st.generation}};
+  }
+  return out;
 }
 
 HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
@@ -983,6 +1017,35 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   s.h264Outputs.push_back(
       {"flv", [&s] { return s.flv.clientCount() > 0; }, [&s](const hal::PacketPtr& p) { s.flv.publish(p); }});
   if (auto st = s.controlStore.load(); !st) spdlog::warn("{}", st.error().describe());
+  if (settings.ring) {
+    // A ring that cannot be made (no /dev/shm, full) is logged, not fatal: the network streams
+    // do not need it.
+    auto makeRing = [&](const char* stream, hal::FourCC codec, uint32_t slots) -> std::unique_ptr<transport::ShmRing> {
+      auto ring = transport::ShmRing::create(
+          {settings.ringName + "-" + stream, codec, static_cast<size_t>(settings.ringSizeMb) << 20, slots, 32});
+      if (ring) return std::move(*ring);
+      s.ringError = ring.error().describe();
+      spdlog::warn("shared-memory ring: {}", s.ringError);
+      return nullptr;
+    };
+    s.h264Ring = makeRing("h264", hal::fourcc::kH264, 128);
+    s.jpegRing = makeRing("jpeg", hal::fourcc::kMJPEG, 64);
+  } else {
+    s.ringError = "disabled (ring = false)";
+  }
+  if (s.h264Ring) {
+    // Encoding for the ring only while it has readers; a reader's keyframe request (or one
+    // that attached with no IDR in the ring) gets a fresh IDR like a new FLV client.
+    s.h264Outputs.push_back({"ring",
+                             [&s] {
+                               if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
+                               return s.h264Ring->liveReaders() > 0;
+                             },
+                             [&s](const hal::PacketPtr& p) {
+                               if (auto st = s.h264Ring->publish(p); !st) spdlog::warn("{}", st.error().describe());
+                               if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
+                             }});
+  }
 
   if (settings.displayEnabled) {
     auto screen = bsp::openScreen(board, {settings.displayNode, settings.touchName});
@@ -1043,6 +1106,12 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
 uint16_t Streamer::streamPort() const { return impl_->streamServer ? impl_->streamServer->port() : 0; }
 uint16_t Streamer::controlPort() const { return impl_->controlServer ? impl_->controlServer->port() : 0; }
 uint16_t Streamer::flvPort() const { return impl_->flvServer ? impl_->flvServer->port() : 0; }
+std::vector<std::string> Streamer::ringNames() const {
+  std::vector<std::string> names;
+  for (const auto* ring : {impl_->h264Ring.get(), impl_->jpegRing.get()})
+    if (ring != nullptr) names.push_back(ring->name());
+  return names;
+}
 
 void Streamer::stop() {
   if (!impl_) return;
@@ -1064,6 +1133,10 @@ void Streamer::stop() {
   for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get()}) {
     if (server != nullptr) server->stop();
   }
+  // Retire the rings (after the servers: /status reads them): their readers are woken and wait
+  // for a new producer.
+  s.h264Ring.reset();
+  s.jpegRing.reset();
 }
 
 }  // namespace printcast::streamer

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "printcast/bsp/board.h"
 #include "printcast/hal/result.h"
@@ -27,6 +29,8 @@ class Streamer {
   uint16_t streamPort() const;
   uint16_t controlPort() const;
   uint16_t flvPort() const;  // 0 when off
+  // The shared-memory rings' object names ("printcast-h264", "printcast-jpeg"); empty when off.
+  std::vector<std::string> ringNames() const;
 
   // Close every stream, answer waiting requests, join threads. Idempotent.
   void stop();
