@@ -23,3 +23,12 @@ fi
 echo
 echo "== end to end: /flv vs ffmpeg (bench/e2e_flv.sh)"
 "$HERE/e2e_flv.sh" "$BUILD"
+
+RING=$BUILD/bench/printcast-bench-ring-wakeup
+echo
+if [[ -x $RING ]]; then
+  echo "== shared-memory ring wake-up latency (printcast-bench-ring-wakeup)"
+  "$RING"
+else
+  echo "== ring wake-up: $RING is not built; skipped"
+fi

@@ -27,10 +27,11 @@ static double now_s(void) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: ring_consumer [-n COUNT] [-t SECONDS] STREAM OUT\n"
-                  "  STREAM  ring name, e.g. printcast-h264 (/dev/shm/printcast-h264)\n"
-                  "  -n      frames to write (default 100)\n"
-                  "  -t      give up after SECONDS (default 30)\n");
+  fprintf(stderr,
+          "usage: ring_consumer [-n COUNT] [-t SECONDS] STREAM OUT\n"
+          "  STREAM  ring name, e.g. printcast-h264 (/dev/shm/printcast-h264)\n"
+          "  -n      frames to write (default 100)\n"
+          "  -t      give up after SECONDS (default 30)\n");
 }
 
 int main(int argc, char** argv) {
@@ -116,7 +117,8 @@ int main(int argc, char** argv) {
       lost = f.lost;
     } else if (rc == PRINTCAST_RING_OVERWRITTEN) {
       ++overwrites;
-      fprintf(stderr, "ring_consumer: overwritten at sequence %llu (reader too slow); resuming at a keyframe\n",
+      fprintf(stderr,
+              "ring_consumer: overwritten at sequence %llu (reader too slow); resuming at a keyframe\n",
               (unsigned long long)f.sequence);
     } else if (rc == PRINTCAST_RING_RESTARTED) {
       ++restarts;

@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-ring", noRing, "No shared-memory ring for local consumers");
   app.add_option("--ring-name", ringName,
                  "Shared-memory ring name prefix: /dev/shm/NAME-h264 and NAME-jpeg (default printcast)");
-  app.add_option("--ring-size-mb", ringSizeMb, "Frame data per ring, MiB (default 8)")->check(CLI::Range(1, 256));
+  app.add_option("--ring-size-mb", ringSizeMb, "Frame data per ring, MiB (default 8)")
+      ->check(CLI::Range(1, 256));
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error|off or ustreamer's 0..3");
   CLI11_PARSE(app, argc, argv);
 

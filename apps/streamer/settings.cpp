@@ -235,7 +235,8 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
       s.ringName.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
           std::string::npos;
   if (!ringNameOk) {
-    return invalid(src, "ring_name", "\"" + s.ringName + "\"", "must be 1..180 characters of A-Z a-z 0-9 . _ -");
+    return invalid(src, "ring_name", "\"" + s.ringName + "\"",
+                   "must be 1..180 characters of A-Z a-z 0-9 . _ -");
   }
   if (s.ringSizeMb < 1 || s.ringSizeMb > 256) {
     return invalid(src, "ring_size_mb", std::to_string(s.ringSizeMb), "must be an integer in 1..256");

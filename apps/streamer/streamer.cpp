@@ -1020,9 +1020,10 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   if (settings.ring) {
     // A ring that cannot be made (no /dev/shm, full) is logged, not fatal: the network streams
     // do not need it.
-    auto makeRing = [&](const char* stream, hal::FourCC codec, uint32_t slots) -> std::unique_ptr<transport::ShmRing> {
-      auto ring = transport::ShmRing::create(
-          {settings.ringName + "-" + stream, codec, static_cast<size_t>(settings.ringSizeMb) << 20, slots, 32});
+    auto makeRing = [&](const char* stream, hal::FourCC codec,
+                        uint32_t slots) -> std::unique_ptr<transport::ShmRing> {
+      auto ring = transport::ShmRing::create({settings.ringName + "-" + stream, codec,
+                                              static_cast<size_t>(settings.ringSizeMb) << 20, slots, 32});
       if (ring) return std::move(*ring);
       s.ringError = ring.error().describe();
       spdlog::warn("shared-memory ring: {}", s.ringError);
@@ -1042,7 +1043,8 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
                                return s.h264Ring->liveReaders() > 0;
                              },
                              [&s](const hal::PacketPtr& p) {
-                               if (auto st = s.h264Ring->publish(p); !st) spdlog::warn("{}", st.error().describe());
+                               if (auto st = s.h264Ring->publish(p); !st)
+                                 spdlog::warn("{}", st.error().describe());
                                if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
                              }});
   }

@@ -370,15 +370,16 @@ TEST_F(Streamer, NoEncodingWhileNobodyWatches) {
 
 TEST_F(Streamer, RingConsumerRecordsH264FfmpegDecodes) {
   const std::string out = "/tmp/" + process_->ringName() + ".h264";
-  const CommandResult r =
-      runCommand({PRINTCAST_RING_CONSUMER_BIN, "-n", "30", "-t", "30", process_->ringName() + "-h264", out}, 40s);
+  const CommandResult r = runCommand(
+      {PRINTCAST_RING_CONSUMER_BIN, "-n", "30", "-t", "30", process_->ringName() + "-h264", out}, 40s);
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("wrote 30 frames"), std::string::npos) << r.out;
-  const CommandResult probe = runCommand({"ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-                                          "-show_entries", "stream=codec_name,width,height,nb_read_frames",
-                                          "-of", "default=nw=1", out},
-                                         30s);
-  const CommandResult decode = runCommand({"ffmpeg", "-v", "error", "-f", "h264", "-i", out, "-f", "null", "-"}, 30s);
+  const CommandResult probe =
+      runCommand({"ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                  "stream=codec_name,width,height,nb_read_frames", "-of", "default=nw=1", out},
+                 30s);
+  const CommandResult decode =
+      runCommand({"ffmpeg", "-v", "error", "-f", "h264", "-i", out, "-f", "null", "-"}, 30s);
   std::remove(out.c_str());
   ASSERT_EQ(probe.exitCode, 0) << probe.err;
   EXPECT_NE(probe.out.find("codec_name=h264"), std::string::npos) << probe.out;
@@ -390,8 +391,8 @@ TEST_F(Streamer, RingConsumerRecordsH264FfmpegDecodes) {
 
 TEST_F(Streamer, RingJpegFramesAndStats) {
   const std::string out = "/tmp/" + process_->ringName() + ".mjpeg";
-  const CommandResult r =
-      runCommand({PRINTCAST_RING_CONSUMER_BIN, "-n", "5", "-t", "30", process_->ringName() + "-jpeg", out}, 40s);
+  const CommandResult r = runCommand(
+      {PRINTCAST_RING_CONSUMER_BIN, "-n", "5", "-t", "30", process_->ringName() + "-jpeg", out}, 40s);
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
   const CommandResult probe =
       runCommand({"ffprobe", "-v", "error", "-f", "mjpeg", "-count_frames", "-show_entries",
@@ -400,8 +401,8 @@ TEST_F(Streamer, RingJpegFramesAndStats) {
   std::remove(out.c_str());
   EXPECT_NE(probe.out.find("codec_name=mjpeg"), std::string::npos) << probe.out << probe.err;
   EXPECT_NE(probe.out.find("nb_read_frames=5"), std::string::npos) << probe.out << probe.err;
-  const auto stats = nlohmann::json::parse(httpRequest(process_->controlPort(), "GET", "/api/stats").body,
-                                           nullptr, false);
+  const auto stats =
+      nlohmann::json::parse(httpRequest(process_->controlPort(), "GET", "/api/stats").body, nullptr, false);
   ASSERT_FALSE(stats.is_discarded());
   EXPECT_EQ(stats["rings"]["h264"]["name"], process_->ringName() + "-h264");
   EXPECT_GE(stats["rings"]["jpeg"]["frames_published"].get<uint64_t>(), 5u);

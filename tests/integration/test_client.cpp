@@ -8,9 +8,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cctype>

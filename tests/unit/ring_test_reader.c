@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
           break;
         }
       }
-      printf("F %llu %d %d\n", (unsigned long long)f.sequence, (f.flags & PRINTCAST_RING_KEYFRAME) ? 1 : 0, ok);
+      printf("F %llu %d %d\n", (unsigned long long)f.sequence, (f.flags & PRINTCAST_RING_KEYFRAME) ? 1 : 0,
+             ok);
       if (f.sequence >= last) break;
       if (delay_ms > 0) {
         struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};

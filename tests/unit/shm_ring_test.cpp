@@ -43,7 +43,8 @@ std::string uniqueName() {
 }
 
 // A frame whose bytes encode its sequence (ring_test_reader.c checks the same rule).
-PacketPtr makeFrame(uint64_t sequence, size_t length, bool keyframe, printcast::hal::FourCC codec = fourcc::kH264) {
+PacketPtr makeFrame(uint64_t sequence, size_t length, bool keyframe,
+                    printcast::hal::FourCC codec = fourcc::kH264) {
   auto p = std::make_shared<Packet>();
   p->codec = codec;
   p->keyframe = keyframe;
@@ -267,7 +268,8 @@ TEST(ShmRing, ReaderFindsANewRingEvenWhenTheOldOneWasNotRetired) {
   auto second = makeRing(name);
   const auto start = std::chrono::steady_clock::now();
   int rc = PRINTCAST_RING_TIMEOUT;
-  while (rc == PRINTCAST_RING_TIMEOUT && std::chrono::steady_clock::now() - start < 5s) rc = reader.next(buf, f, 200);
+  while (rc == PRINTCAST_RING_TIMEOUT && std::chrono::steady_clock::now() - start < 5s)
+    rc = reader.next(buf, f, 200);
   EXPECT_EQ(rc, PRINTCAST_RING_RESTARTED);
 }
 
@@ -555,7 +557,8 @@ TEST(ShmRingProcesses, ExampleConsumerWritesAnH264FileFfmpegDecodes) {
 
   const std::string out = "/tmp/" + name + ".h264";
   constexpr int kWanted = 40;
-  Child consumer = spawn({PRINTCAST_RING_CONSUMER_BIN, "-n", std::to_string(kWanted), "-t", "30", name, out}, "c");
+  Child consumer =
+      spawn({PRINTCAST_RING_CONSUMER_BIN, "-n", std::to_string(kWanted), "-t", "30", name, out}, "c");
   ASSERT_TRUE(waitFor([&] { return ring->liveReaders() == 1; }, 10s));
   int status = -2;
   for (uint64_t n = 0; n < 200 && status == -2; ++n) {
@@ -566,7 +569,8 @@ TEST(ShmRingProcesses, ExampleConsumerWritesAnH264FileFfmpegDecodes) {
       const int cols = p == 0 ? 320 : 160;
       for (int y = 0; y < rows; ++y)
         for (int x = 0; x < cols; ++x)
-          w->data(p)[y * w->stride(p) + x] = static_cast<uint8_t>(p == 0 ? (x + y + n * 4) : 128 + (x - y) % 16);
+          w->data(p)[y * w->stride(p) + x] =
+              static_cast<uint8_t>(p == 0 ? (x + y + n * 4) : 128 + (x - y) % 16);
     }
     auto frame = std::move(*w).publish(printcast::hal::Timestamp(std::chrono::milliseconds(33 * n)), n);
     if (ring->keyframeRequested()) encoder->requestKeyframe();
@@ -591,9 +595,13 @@ TEST(ShmRingProcesses, ExampleConsumerWritesAnH264FileFfmpegDecodes) {
     const int rc = p != nullptr ? pclose(p) : -1;
     return std::make_pair(rc, text);
   };
-  const auto probe = run("ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames,codec_name,width -of default=nw=1 " + out + " 2>&1");
+  const auto probe =
+      run("ffprobe -v error -count_frames -select_streams v:0 -show_entries "
+          "stream=nb_read_frames,codec_name,width -of default=nw=1 " +
+          out + " 2>&1");
   EXPECT_EQ(probe.first, 0) << probe.second;
-  EXPECT_NE(probe.second.find("nb_read_frames=" + std::to_string(kWanted)), std::string::npos) << probe.second;
+  EXPECT_NE(probe.second.find("nb_read_frames=" + std::to_string(kWanted)), std::string::npos)
+      << probe.second;
   EXPECT_NE(probe.second.find("codec_name=h264"), std::string::npos) << probe.second;
   const auto decode = run("ffmpeg -v error -f h264 -i " + out + " -f null - 2>&1");
   EXPECT_EQ(decode.first, 0);

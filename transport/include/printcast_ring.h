@@ -139,11 +139,11 @@ typedef struct printcast_ring_slot {
 } printcast_ring_slot;
 
 typedef struct printcast_ring_reader_entry {
-  uint32_t pid;          /*  0 (atomic) 0 = free */
-  uint32_t reserved0;    /*  4 */
-  int64_t heartbeat_ns;  /*  8 (atomic) CLOCK_MONOTONIC of the reader's last call */
-  uint64_t delivered;    /* 16 (atomic) frames this reader received (informational) */
-  uint64_t overwritten;  /* 24 (atomic) times it fell behind (informational) */
+  uint32_t pid;         /*  0 (atomic) 0 = free */
+  uint32_t reserved0;   /*  4 */
+  int64_t heartbeat_ns; /*  8 (atomic) CLOCK_MONOTONIC of the reader's last call */
+  uint64_t delivered;   /* 16 (atomic) frames this reader received (informational) */
+  uint64_t overwritten; /* 24 (atomic) times it fell behind (informational) */
   uint64_t reserved[4];
 } printcast_ring_reader_entry;
 
@@ -178,12 +178,12 @@ enum {
 typedef struct printcast_ring printcast_ring; /* opaque reader handle */
 
 typedef struct printcast_ring_frame {
-  uint64_t sequence;   /* producer's sequence of this frame (consecutive unless lost) */
-  int64_t pts_ns;      /* capture time, CLOCK_MONOTONIC nanoseconds */
-  uint32_t length;     /* bytes copied (E_TOOSMALL: bytes needed) */
-  uint32_t flags;      /* PRINTCAST_RING_KEYFRAME */
-  uint32_t codec;      /* PRINTCAST_RING_CODEC_H264 / _MJPEG */
-  uint32_t width;      /* coded picture size, pixels */
+  uint64_t sequence; /* producer's sequence of this frame (consecutive unless lost) */
+  int64_t pts_ns;    /* capture time, CLOCK_MONOTONIC nanoseconds */
+  uint32_t length;   /* bytes copied (E_TOOSMALL: bytes needed) */
+  uint32_t flags;    /* PRINTCAST_RING_KEYFRAME */
+  uint32_t codec;    /* PRINTCAST_RING_CODEC_H264 / _MJPEG */
+  uint32_t width;    /* coded picture size, pixels */
   uint32_t height;
   uint32_t generation; /* ring generation the frame came from */
   uint64_t lost;       /* frames this handle has lost to overwrites and restarts, in total */
@@ -196,9 +196,9 @@ typedef struct printcast_ring_info {
   uint32_t slot_count;
   uint32_t max_frame_size; /* a buffer this big always holds a frame */
   uint64_t data_capacity;
-  uint64_t published;      /* newest sequence */
+  uint64_t published; /* newest sequence */
   uint32_t producer_pid;
-  uint32_t live_readers;   /* reader-table entries with a live pid and fresh heartbeat */
+  uint32_t live_readers; /* reader-table entries with a live pid and fresh heartbeat */
 } printcast_ring_info;
 
 /* Attach to the ring named `stream` (the shared-memory object name without the leading '/',

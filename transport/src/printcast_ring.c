@@ -24,8 +24,8 @@
 #define STORE_RLX(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
 enum {
-  kWaitSliceNs = 500 * 1000 * 1000,    /* longest single futex wait: heartbeat and name checks */
-  kRetiredPollNs = 50 * 1000 * 1000,   /* how often a reader of a retired ring looks for a new one */
+  kWaitSliceNs = 500 * 1000 * 1000,     /* longest single futex wait: heartbeat and name checks */
+  kRetiredPollNs = 50 * 1000 * 1000,    /* how often a reader of a retired ring looks for a new one */
   kHeartbeatEveryNs = 100 * 1000 * 1000 /* heartbeat stores at most this often */
 };
 
@@ -416,7 +416,8 @@ int printcast_ring_next(printcast_ring* r, void* buf, size_t capacity, printcast
       r->last_delivered = r->cursor;
       ++r->cursor;
       r->wait_keyframe = 0;
-      if (r->reader_index >= 0) __atomic_fetch_add(&r->readers[r->reader_index].delivered, 1, __ATOMIC_RELAXED);
+      if (r->reader_index >= 0)
+        __atomic_fetch_add(&r->readers[r->reader_index].delivered, 1, __ATOMIC_RELAXED);
       return PRINTCAST_RING_OK;
     }
 
@@ -427,7 +428,8 @@ int printcast_ring_next(printcast_ring* r, void* buf, size_t capacity, printcast
     int64_t wait = deadline - now;
     if (wait > kWaitSliceNs) wait = kWaitSliceNs;
     if (retired && wait > kRetiredPollNs) wait = kRetiredPollNs;
-    if (!retired) futex_wait(&h->futex_word, word, wait);
+    if (!retired)
+      futex_wait(&h->futex_word, word, wait);
     else {
       struct timespec ts = {0, (long)wait};
       nanosleep(&ts, NULL);

@@ -200,9 +200,10 @@ hal::Status ShmRing::publish(const hal::PacketPtr& packet) {
   storeRelaxed(&slot->position, position);
   storeRelaxed(&slot->length, static_cast<uint32_t>(length));
   storeRelaxed(&slot->flags, packet->keyframe ? PRINTCAST_RING_KEYFRAME : 0u);
-  storeRelaxed(&slot->pts_ns,
-               static_cast<int64_t>(
-                   std::chrono::duration_cast<std::chrono::nanoseconds>(packet->pts.time_since_epoch()).count()));
+  storeRelaxed(
+      &slot->pts_ns,
+      static_cast<int64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(packet->pts.time_since_epoch()).count()));
   storeRelaxed(&slot->width, static_cast<uint32_t>(std::max(0, packet->size.width)));
   storeRelaxed(&slot->height, static_cast<uint32_t>(std::max(0, packet->size.height)));
   std::memcpy(base_ + h->data_offset + position % capacity, packet->data.data(), length);

@@ -75,7 +75,7 @@ class ShmRing {
   uint8_t* base_ = nullptr;
   size_t size_ = 0;
   uint64_t dev_ = 0, ino_ = 0;
-  uint64_t writePosition_ = 0;        // producer thread
+  uint64_t writePosition_ = 0;         // producer thread
   uint64_t lastKeyframeRequests_ = 0;  // producer thread
   hal::FourCC codec_;
   struct Counters;
