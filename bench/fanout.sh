@@ -38,7 +38,7 @@ trap cleanup EXIT
 
 start_streamer() {
   "$STREAMER" --board virtual --desired-fps 30 --resolution 1280x720 --bitrate 2000 \
-    --no-display --flv-port -1 --port 0 --control-port 0 --log-level warn \
+    --no-display --flv-port -1 --ws-port -1 --no-ring --port 0 --control-port 0 --log-level warn \
     >"$WORK/streamer.out" 2>"$WORK/streamer.err" &
   STREAMER_PID=$!
   STREAM_PORT=""

@@ -35,3 +35,12 @@ if [[ -d $HERE/../tests/browser/node_modules/playwright-core && -x /usr/bin/chro
 else
   echo "skipped: needs /usr/bin/chromium and tests/browser/node_modules (scripts/install-deps.sh test)"
 fi
+
+RING=$BUILD/bench/printcast-bench-ring-wakeup
+echo
+if [[ -x $RING ]]; then
+  echo "== shared-memory ring wake-up latency (printcast-bench-ring-wakeup)"
+  "$RING"
+else
+  echo "== ring wake-up: $RING is not built; skipped"
+fi

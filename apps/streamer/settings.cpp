@@ -136,6 +136,9 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "control_port") return readInt(v, source, key, 0, 65535, s.controlPort);
   if (key == "flv_port") return readInt(v, source, key, -1, 65535, s.flvPort);
   if (key == "ws_port") return readInt(v, source, key, -1, 65535, s.wsPort);
+  if (key == "ring") return readBool(v, source, key, s.ring);
+  if (key == "ring_name") return readString(v, source, key, s.ringName);
+  if (key == "ring_size_mb") return readInt(v, source, key, 1, 256, s.ringSizeMb);
   if (key == "allow_origin") return readString(v, source, key, s.allowOrigin);
   if (key == "log_level") return readChoice(v, source, key, kLogLevels, s.logLevel);
   known = false;
@@ -346,6 +349,17 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
   if (s.logging && s.logLevel == "info") s.logLevel = "debug";
   for (const auto& [key, port] : {std::pair{"port", s.port}, {"control_port", s.controlPort}}) {
     if (port < 0 || port > 65535) return invalid(src, key, std::to_string(port), "must be in 0..65535");
+  }
+  const bool ringNameOk =
+      !s.ringName.empty() && s.ringName.size() <= 180 && s.ringName != "." && s.ringName != ".." &&
+      s.ringName.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+          std::string::npos;
+  if (!ringNameOk) {
+    return invalid(src, "ring_name", "\"" + s.ringName + "\"",
+                   "must be 1..180 characters of A-Z a-z 0-9 . _ -");
+  }
+  if (s.ringSizeMb < 1 || s.ringSizeMb > 256) {
+    return invalid(src, "ring_size_mb", std::to_string(s.ringSizeMb), "must be an integer in 1..256");
   }
   if (s.flvPort < -1 || s.flvPort > 65535) {
     return invalid(src, "flv_port", std::to_string(s.flvPort), "must be in 0..65535, or -1 for off");

@@ -57,6 +57,12 @@ struct Settings {
   // timestamp trailer (0 = any free port, -1 = off). /ws on `port` serves the same without it.
   int wsPort = 8765;
   std::string allowOrigin = "*";
+  // Shared-memory ring for local consumers (docs/ring.md): /dev/shm/<ring_name>-h264 and
+  // <ring_name>-jpeg, each ring_size_mb of frame data (1..256). Encoding for a ring happens only
+  // while it has live readers.
+  bool ring = true;
+  std::string ringName = "printcast";  // 1..180 of [A-Za-z0-9._-]
+  int ringSizeMb = 8;
   std::string logLevel = "info";  // trace|debug|info|warn|error|off
 
   // The JSON config file settings changed from the control API are saved to ("" = changes are

@@ -30,6 +30,7 @@
 #include "printcast/transport/fanout.h"
 #include "printcast/transport/http_server.h"
 #include "printcast/transport/mjpeg.h"
+#include "printcast/transport/shm_ring.h"
 #include "printcast/transport/websocket.h"
 #include "printcast/transport/websocket_hub.h"
 #include "printcast/transport/ws_stream.h"
@@ -232,6 +233,12 @@ struct Streamer::Impl {
     std::function<void(const hal::PacketPtr&)> publish;  // camera thread
   };
   std::vector<H264Output> h264Outputs;
+
+  // Shared-memory rings for local consumers (docs/ring.md); null when off or not creatable.
+  // Published from the camera thread; their readers are counted from any thread.
+  std::unique_ptr<transport::ShmRing> h264Ring, jpegRing;
+  std::string ringError;
+  bool jpegRingWanted() const { return jpegRing && jpegRing->liveReaders() > 0; }
   bool h264Wanted() const {
     if (!live.h264Enabled) return false;
     return std::any_of(h264Outputs.begin(), h264Outputs.end(),
@@ -327,6 +334,7 @@ struct Streamer::Impl {
   // {"name","path","type"}; type is "mjpeg", "jpeg", "flv", "fmp4", "hls" or "ws-h264".
   // Filled in start(); every new output adds its entry there.
   std::vector<nlohmann::json> outputs;
+  nlohmann::json ringStats();
 };
 
 // ----------------------------------------------------------------------------- camera
@@ -461,10 +469,12 @@ void Streamer::Impl::publishNoSignal(const std::string& reason) {
   }
   auto frame = hal::drawNoSignalFrame(*noSignalPool, reason, Clock::now(), noSignalFrames++);
   if (!frame) return;
-  if (mjpeg.clientCount() > 0 || snapshots.hasWaiters()) {
+  const bool ringWanted = jpegRingWanted();
+  if (mjpeg.clientCount() > 0 || snapshots.hasWaiters() || ringWanted) {
     if (auto packet = jpeg->encode(*frame)) {
       mjpeg.publish(*packet);
       snapshots.publish(*packet);
+      if (ringWanted) (void)jpegRing->publish(*packet);
     }
   }
   if (h264Wanted()) {
@@ -571,7 +581,8 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
 
   const bool mjpegWanted = mjpeg.clientCount() > 0;
   const bool snapshotWanted = snapshots.hasWaiters();
-  if (mjpegWanted || snapshotWanted) {
+  const bool ringWanted = jpegRingWanted();  // JPEGs for the ring at the MJPEG rate
+  if (mjpegWanted || snapshotWanted || ringWanted) {
     const auto interval = std::chrono::duration_cast<Clock::duration>(
         std::chrono::duration<double>(1.0 / std::max(1, live.mjpegFps.load())));
     const bool due = frame.timestamp() >= nextJpegDue;
@@ -598,6 +609,9 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
         if (due && mjpegWanted) {
           mjpeg.publish(*packet);
           mjpegRate.tick();
+        }
+        if (due && ringWanted) {
+          if (auto st = jpegRing->publish(*packet); !st) spdlog::warn("{}", st.error().describe());
         }
         snapshots.publish(*packet);
       } else {
@@ -904,6 +918,7 @@ nlohmann::json Streamer::Impl::status() {
       {"display",
        {{"enabled", display != nullptr}, {"error", displayError}, {"clients", displayStream.clientCount()}}},
       {"touch", {{"enabled", touch != nullptr}, {"error", touchError}}},
+      {"rings", ringStats()},
       {"clients",
        {{"mjpeg", mjpeg.clientCount()},
         {"flv", flv.clientCount()},
@@ -972,6 +987,7 @@ nlohmann::json Streamer::Impl::stats() {
        {{"connections", wsHub ? wsHub->stats().connections : 0},
         {"pings", wsHub ? wsHub->stats().pings : 0},
         {"protocol_errors", wsHub ? wsHub->stats().protocolErrors : 0}}},
+      {"rings", ringStats()},
       {"touches", touchCount.load()},
       {"camera_state", getCameraState()},
       {"camera", cameraStatus()},
@@ -1135,6 +1151,24 @@ HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
   spdlog::info("settings: changed {}{}", changes.dump(),
                applied.configFile.empty() ? " (not saved: no --config)" : "");
   return reply(200, {{"status", "ok"}, {"changed", keys}, {"restart_required", restartRequired}});
+}
+
+// The shared-memory rings for /status and /api/stats: per ring its object name, live readers,
+// frames and bytes published, publish errors, reader keyframe requests and generation.
+nlohmann::json Streamer::Impl::ringStats() {
+  nlohmann::json out = {{"enabled", h264Ring != nullptr || jpegRing != nullptr}, {"error", ringError}};
+  for (auto [key, ring] : {std::pair{"h264", h264Ring.get()}, {"jpeg", jpegRing.get()}}) {
+    if (ring == nullptr) continue;
+    const auto st = ring->stats();
+    out[key] = {{"name", ring->name()},
+                {"readers", st.liveReaders},
+                {"frames_published", st.framesPublished},
+                {"bytes_published", st.bytesPublished},
+                {"frames_rejected", st.framesRejected},
+                {"keyframe_requests", st.keyframeRequests},
+                {"generation", st.generation}};
+  }
+  return out;
 }
 
 HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
@@ -1308,99 +1342,139 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   if (settings.displayEnabled) {
     s.outputs.push_back({{"name", "display"}, {"path", "/display"}, {"type", "mjpeg"}});
     s.outputs.push_back({{"name", "display-snapshot"}, {"path", "/display/snapshot"}, {"type", "jpeg"}});
+    if (settings.ring) {
+      // A ring that cannot be made (no /dev/shm, full) is logged, not fatal: the network streams
+      // do not need it.
+      auto makeRing = [&](const char* stream, hal::FourCC codec,
+                          uint32_t slots) -> std::unique_ptr<transport::ShmRing> {
+        auto ring = transport::ShmRing::create({settings.ringName + "-" + stream, codec,
+                                                static_cast<size_t>(settings.ringSizeMb) << 20, slots, 32});
+        if (ring) return std::move(*ring);
+        s.ringError = ring.error().describe();
+        spdlog::warn("shared-memory ring: {}", s.ringError);
+        return nullptr;
+      };
+      s.h264Ring = makeRing("h264", hal::fourcc::kH264, 128);
+      s.jpegRing = makeRing("jpeg", hal::fourcc::kMJPEG, 64);
+    } else {
+      s.ringError = "disabled (ring = false)";
+    }
+    if (s.h264Ring) {
+      // Encoding for the ring only while it has readers; a reader's keyframe request (or one
+      // that attached with no IDR in the ring) gets a fresh IDR like a new FLV client.
+      s.h264Outputs.push_back({"ring",
+                               [&s] {
+                                 if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
+                                 return s.h264Ring->liveReaders() > 0;
+                               },
+                               [&s](const hal::PacketPtr& p) {
+                                 if (auto st = s.h264Ring->publish(p); !st)
+                                   spdlog::warn("{}", st.error().describe());
+                                 if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
+                               }});
+    }
+
+    if (settings.displayEnabled) {
+      auto screen = bsp::openScreen(board, {settings.displayNode, settings.touchName});
+      s.display = std::move(screen.display);
+      s.touch = std::move(screen.touch);
+      s.displayError = screen.displayError;
+      s.touchError = screen.touchError;
+    } else {
+      s.displayError = "display capture is disabled (display_enabled = false)";
+      s.touchError = "display is disabled";
+    }
+    if (s.display) {
+      s.displayJpeg = codecs::createJpegEncoder();
+      hal::EncoderConfig enc;
+      enc.size = s.uprightDisplaySize();
+      enc.jpegQuality = settings.jpegQuality;
+      if (auto st = s.displayJpeg->configure(enc); !st) return st.error();
+      auto pool = hal::FramePool::create(hal::fourcc::kI420, s.uprightDisplaySize(), 3);
+      if (!pool) return pool.error();
+      s.uprightPool = *pool;
+      s.displayStream.setOnSubscribe([&s] { s.displayWake.notify_all(); });
+    } else {
+      spdlog::warn("display: {}", s.displayError);
+    }
+    if (!s.touch) spdlog::warn("touch: {}", s.touchError);
+
+    auto listen = [&](const char* name, int port, std::string origin,
+                      transport::HttpHandler handler) -> hal::Result<std::unique_ptr<transport::HttpServer>> {
+      transport::HttpServerConfig config;
+      config.name = name;
+      config.host = settings.host;
+      config.port = static_cast<uint16_t>(port);
+      config.allowOrigin = std::move(origin);
+      return transport::HttpServer::start(config, std::move(handler));
+    };
+    auto stream = listen("stream", settings.port, settings.allowOrigin,
+                         [&s](const HttpRequest& r) { return s.handleStream(r); });
+    if (!stream) return stream.error();
+    s.streamServer = std::move(*stream);
+    auto control = listen("control", settings.controlPort, settings.allowOrigin,
+                          [&s](const HttpRequest& r) { return s.handleControl(r); });
+    if (!control) return control.error();
+    s.controlServer = std::move(*control);
+    if (settings.flvPort >= 0) {
+      auto flvServer =
+          listen("flv", settings.flvPort, "*", [&s](const HttpRequest& r) { return s.handleFlvPort(r); });
+      if (!flvServer) return flvServer.error();
+      s.flvServer = std::move(*flvServer);
+    }
+    if (settings.wsPort >= 0) {
+      auto wsServer = listen("ws", settings.wsPort, settings.allowOrigin,
+                             [&s](const HttpRequest& r) { return s.handleWsPort(r); });
+      if (!wsServer) return wsServer.error();
+      s.wsServer = std::move(*wsServer);
+    }
+
+    s.threads.emplace_back([&s] { s.cameraLoop(); });
+    if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
+    if (s.touch) s.threads.emplace_back([&s] { s.touchLoop(); });
+    s.threads.emplace_back([&s] { s.housekeepingLoop(); });
+    return std::unique_ptr<Streamer>(new Streamer(std::move(impl)));
   }
 
-  if (settings.displayEnabled) {
-    auto screen = bsp::openScreen(board, {settings.displayNode, settings.touchName});
-    s.display = std::move(screen.display);
-    s.touch = std::move(screen.touch);
-    s.displayError = screen.displayError;
-    s.touchError = screen.touchError;
-  } else {
-    s.displayError = "display capture is disabled (display_enabled = false)";
-    s.touchError = "display is disabled";
-  }
-  if (s.display) {
-    s.displayJpeg = codecs::createJpegEncoder();
-    hal::EncoderConfig enc;
-    enc.size = s.uprightDisplaySize();
-    enc.jpegQuality = settings.jpegQuality;
-    if (auto st = s.displayJpeg->configure(enc); !st) return st.error();
-    auto pool = hal::FramePool::create(hal::fourcc::kI420, s.uprightDisplaySize(), 3);
-    if (!pool) return pool.error();
-    s.uprightPool = *pool;
-    s.displayStream.setOnSubscribe([&s] { s.displayWake.notify_all(); });
-  } else {
-    spdlog::warn("display: {}", s.displayError);
-  }
-  if (!s.touch) spdlog::warn("touch: {}", s.touchError);
-
-  auto listen = [&](const char* name, int port, std::string origin,
-                    transport::HttpHandler handler) -> hal::Result<std::unique_ptr<transport::HttpServer>> {
-    transport::HttpServerConfig config;
-    config.name = name;
-    config.host = settings.host;
-    config.port = static_cast<uint16_t>(port);
-    config.allowOrigin = std::move(origin);
-    return transport::HttpServer::start(config, std::move(handler));
-  };
-  auto stream = listen("stream", settings.port, settings.allowOrigin,
-                       [&s](const HttpRequest& r) { return s.handleStream(r); });
-  if (!stream) return stream.error();
-  s.streamServer = std::move(*stream);
-  auto control = listen("control", settings.controlPort, settings.allowOrigin,
-                        [&s](const HttpRequest& r) { return s.handleControl(r); });
-  if (!control) return control.error();
-  s.controlServer = std::move(*control);
-  if (settings.flvPort >= 0) {
-    auto flvServer =
-        listen("flv", settings.flvPort, "*", [&s](const HttpRequest& r) { return s.handleFlvPort(r); });
-    if (!flvServer) return flvServer.error();
-    s.flvServer = std::move(*flvServer);
-  }
-  if (settings.wsPort >= 0) {
-    auto wsServer = listen("ws", settings.wsPort, settings.allowOrigin,
-                           [&s](const HttpRequest& r) { return s.handleWsPort(r); });
-    if (!wsServer) return wsServer.error();
-    s.wsServer = std::move(*wsServer);
+  uint16_t Streamer::streamPort() const { return impl_->streamServer ? impl_->streamServer->port() : 0; }
+  uint16_t Streamer::controlPort() const { return impl_->controlServer ? impl_->controlServer->port() : 0; }
+  uint16_t Streamer::flvPort() const { return impl_->flvServer ? impl_->flvServer->port() : 0; }
+  uint16_t Streamer::wsPort() const { return impl_->wsServer ? impl_->wsServer->port() : 0; }
+  std::vector<std::string> Streamer::ringNames() const {
+    std::vector<std::string> names;
+    for (const auto* ring : {impl_->h264Ring.get(), impl_->jpegRing.get()})
+      if (ring != nullptr) names.push_back(ring->name());
+    return names;
   }
 
-  s.threads.emplace_back([&s] { s.cameraLoop(); });
-  if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
-  if (s.touch) s.threads.emplace_back([&s] { s.touchLoop(); });
-  s.threads.emplace_back([&s] { s.housekeepingLoop(); });
-  return std::unique_ptr<Streamer>(new Streamer(std::move(impl)));
-}
-
-uint16_t Streamer::streamPort() const { return impl_->streamServer ? impl_->streamServer->port() : 0; }
-uint16_t Streamer::controlPort() const { return impl_->controlServer ? impl_->controlServer->port() : 0; }
-uint16_t Streamer::flvPort() const { return impl_->flvServer ? impl_->flvServer->port() : 0; }
-uint16_t Streamer::wsPort() const { return impl_->wsServer ? impl_->wsServer->port() : 0; }
-
-void Streamer::stop() {
-  if (!impl_) return;
-  Impl& s = *impl_;
-  if (!s.running.exchange(false)) return;
-  s.stopWake.notify_all();
-  s.displayWake.notify_all();
-  s.touchWake.notify_all();
-  for (auto& t : s.threads) t.join();
-  s.threads.clear();
-  // Pending touches are answered; streams end so their suspended connections resume.
-  for (auto& job : s.touchJobs) job.response->complete(HttpResponse::error(503, "streamer is stopping"));
-  s.touchJobs.clear();
-  s.snapshots.failAll("streamer is stopping");
-  s.displaySnapshots.failAll("streamer is stopping");
-  s.mjpeg.closeAll();
-  s.flv.closeAll();
-  s.displayStream.closeAll();
-  s.wsStream.closeAll();
-  // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
-  // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
-  if (s.wsHub) s.wsHub->stop();
-  for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get()}) {
-    if (server != nullptr) server->stop();
+  void Streamer::stop() {
+    if (!impl_) return;
+    Impl& s = *impl_;
+    if (!s.running.exchange(false)) return;
+    s.stopWake.notify_all();
+    s.displayWake.notify_all();
+    s.touchWake.notify_all();
+    for (auto& t : s.threads) t.join();
+    s.threads.clear();
+    // Pending touches are answered; streams end so their suspended connections resume.
+    for (auto& job : s.touchJobs) job.response->complete(HttpResponse::error(503, "streamer is stopping"));
+    s.touchJobs.clear();
+    s.snapshots.failAll("streamer is stopping");
+    s.displaySnapshots.failAll("streamer is stopping");
+    s.mjpeg.closeAll();
+    s.flv.closeAll();
+    s.displayStream.closeAll();
+    s.wsStream.closeAll();
+    // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
+    // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
+    if (s.wsHub) s.wsHub->stop();
+    for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get()}) {
+      if (server != nullptr) server->stop();
+    }
+    // Retire the rings (after the servers: /status reads them): their readers are woken and wait
+    // for a new producer.
+    s.h264Ring.reset();
+    s.jpegRing.reset();
   }
-}
 
 }  // namespace printcast::streamer

@@ -15,9 +15,10 @@ const hlsSetup = (lowLatencyMode) => `
   hls.attachMedia(video);
   video.play();`;
 
-// jmuxer as Mainsail's "jmuxer-stream" service feeds it: every WebSocket message whole.
+// jmuxer as Mainsail's "jmuxer-stream" service feeds it: every WebSocket message whole, with the
+// stream's frame rate (the harness runs the camera at 15 fps).
 const jmuxerSetup = `
-  const jmuxer = new JMuxer({ node: video, mode: 'video', flushingTime: 0, fps: 30, debug: false,
+  const jmuxer = new JMuxer({ node: video, mode: 'video', flushingTime: 0, fps: 15, debug: false,
     onError: (e) => window.errors.push('jmuxer ' + String(e)) });
   const ws = new WebSocket(url);
   ws.binaryType = 'arraybuffer';
