@@ -1342,139 +1342,140 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   if (settings.displayEnabled) {
     s.outputs.push_back({{"name", "display"}, {"path", "/display"}, {"type", "mjpeg"}});
     s.outputs.push_back({{"name", "display-snapshot"}, {"path", "/display/snapshot"}, {"type", "jpeg"}});
-    if (settings.ring) {
-      // A ring that cannot be made (no /dev/shm, full) is logged, not fatal: the network streams
-      // do not need it.
-      auto makeRing = [&](const char* stream, hal::FourCC codec,
-                          uint32_t slots) -> std::unique_ptr<transport::ShmRing> {
-        auto ring = transport::ShmRing::create({settings.ringName + "-" + stream, codec,
-                                                static_cast<size_t>(settings.ringSizeMb) << 20, slots, 32});
-        if (ring) return std::move(*ring);
-        s.ringError = ring.error().describe();
-        spdlog::warn("shared-memory ring: {}", s.ringError);
-        return nullptr;
-      };
-      s.h264Ring = makeRing("h264", hal::fourcc::kH264, 128);
-      s.jpegRing = makeRing("jpeg", hal::fourcc::kMJPEG, 64);
-    } else {
-      s.ringError = "disabled (ring = false)";
-    }
-    if (s.h264Ring) {
-      // Encoding for the ring only while it has readers; a reader's keyframe request (or one
-      // that attached with no IDR in the ring) gets a fresh IDR like a new FLV client.
-      s.h264Outputs.push_back({"ring",
-                               [&s] {
-                                 if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
-                                 return s.h264Ring->liveReaders() > 0;
-                               },
-                               [&s](const hal::PacketPtr& p) {
-                                 if (auto st = s.h264Ring->publish(p); !st)
-                                   spdlog::warn("{}", st.error().describe());
-                                 if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
-                               }});
-    }
-
-    if (settings.displayEnabled) {
-      auto screen = bsp::openScreen(board, {settings.displayNode, settings.touchName});
-      s.display = std::move(screen.display);
-      s.touch = std::move(screen.touch);
-      s.displayError = screen.displayError;
-      s.touchError = screen.touchError;
-    } else {
-      s.displayError = "display capture is disabled (display_enabled = false)";
-      s.touchError = "display is disabled";
-    }
-    if (s.display) {
-      s.displayJpeg = codecs::createJpegEncoder();
-      hal::EncoderConfig enc;
-      enc.size = s.uprightDisplaySize();
-      enc.jpegQuality = settings.jpegQuality;
-      if (auto st = s.displayJpeg->configure(enc); !st) return st.error();
-      auto pool = hal::FramePool::create(hal::fourcc::kI420, s.uprightDisplaySize(), 3);
-      if (!pool) return pool.error();
-      s.uprightPool = *pool;
-      s.displayStream.setOnSubscribe([&s] { s.displayWake.notify_all(); });
-    } else {
-      spdlog::warn("display: {}", s.displayError);
-    }
-    if (!s.touch) spdlog::warn("touch: {}", s.touchError);
-
-    auto listen = [&](const char* name, int port, std::string origin,
-                      transport::HttpHandler handler) -> hal::Result<std::unique_ptr<transport::HttpServer>> {
-      transport::HttpServerConfig config;
-      config.name = name;
-      config.host = settings.host;
-      config.port = static_cast<uint16_t>(port);
-      config.allowOrigin = std::move(origin);
-      return transport::HttpServer::start(config, std::move(handler));
+  }
+  if (settings.ring) {
+    // A ring that cannot be made (no /dev/shm, full) is logged, not fatal: the network streams
+    // do not need it.
+    auto makeRing = [&](const char* stream, hal::FourCC codec,
+                        uint32_t slots) -> std::unique_ptr<transport::ShmRing> {
+      auto ring = transport::ShmRing::create({settings.ringName + "-" + stream, codec,
+                                              static_cast<size_t>(settings.ringSizeMb) << 20, slots, 32});
+      if (ring) return std::move(*ring);
+      s.ringError = ring.error().describe();
+      spdlog::warn("shared-memory ring: {}", s.ringError);
+      return nullptr;
     };
-    auto stream = listen("stream", settings.port, settings.allowOrigin,
-                         [&s](const HttpRequest& r) { return s.handleStream(r); });
-    if (!stream) return stream.error();
-    s.streamServer = std::move(*stream);
-    auto control = listen("control", settings.controlPort, settings.allowOrigin,
-                          [&s](const HttpRequest& r) { return s.handleControl(r); });
-    if (!control) return control.error();
-    s.controlServer = std::move(*control);
-    if (settings.flvPort >= 0) {
-      auto flvServer =
-          listen("flv", settings.flvPort, "*", [&s](const HttpRequest& r) { return s.handleFlvPort(r); });
-      if (!flvServer) return flvServer.error();
-      s.flvServer = std::move(*flvServer);
-    }
-    if (settings.wsPort >= 0) {
-      auto wsServer = listen("ws", settings.wsPort, settings.allowOrigin,
-                             [&s](const HttpRequest& r) { return s.handleWsPort(r); });
-      if (!wsServer) return wsServer.error();
-      s.wsServer = std::move(*wsServer);
-    }
-
-    s.threads.emplace_back([&s] { s.cameraLoop(); });
-    if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
-    if (s.touch) s.threads.emplace_back([&s] { s.touchLoop(); });
-    s.threads.emplace_back([&s] { s.housekeepingLoop(); });
-    return std::unique_ptr<Streamer>(new Streamer(std::move(impl)));
+    s.h264Ring = makeRing("h264", hal::fourcc::kH264, 128);
+    s.jpegRing = makeRing("jpeg", hal::fourcc::kMJPEG, 64);
+  } else {
+    s.ringError = "disabled (ring = false)";
+  }
+  if (s.h264Ring) {
+    // Encoding for the ring only while it has readers; a reader's keyframe request (or one
+    // that attached with no IDR in the ring) gets a fresh IDR like a new FLV client.
+    s.h264Outputs.push_back({"ring",
+                             [&s] {
+                               if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
+                               return s.h264Ring->liveReaders() > 0;
+                             },
+                             [&s](const hal::PacketPtr& p) {
+                               if (auto st = s.h264Ring->publish(p); !st)
+                                 spdlog::warn("{}", st.error().describe());
+                               if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
+                             }});
   }
 
-  uint16_t Streamer::streamPort() const { return impl_->streamServer ? impl_->streamServer->port() : 0; }
-  uint16_t Streamer::controlPort() const { return impl_->controlServer ? impl_->controlServer->port() : 0; }
-  uint16_t Streamer::flvPort() const { return impl_->flvServer ? impl_->flvServer->port() : 0; }
-  uint16_t Streamer::wsPort() const { return impl_->wsServer ? impl_->wsServer->port() : 0; }
-  std::vector<std::string> Streamer::ringNames() const {
-    std::vector<std::string> names;
-    for (const auto* ring : {impl_->h264Ring.get(), impl_->jpegRing.get()})
-      if (ring != nullptr) names.push_back(ring->name());
-    return names;
+  if (settings.displayEnabled) {
+    auto screen = bsp::openScreen(board, {settings.displayNode, settings.touchName});
+    s.display = std::move(screen.display);
+    s.touch = std::move(screen.touch);
+    s.displayError = screen.displayError;
+    s.touchError = screen.touchError;
+  } else {
+    s.displayError = "display capture is disabled (display_enabled = false)";
+    s.touchError = "display is disabled";
+  }
+  if (s.display) {
+    s.displayJpeg = codecs::createJpegEncoder();
+    hal::EncoderConfig enc;
+    enc.size = s.uprightDisplaySize();
+    enc.jpegQuality = settings.jpegQuality;
+    if (auto st = s.displayJpeg->configure(enc); !st) return st.error();
+    auto pool = hal::FramePool::create(hal::fourcc::kI420, s.uprightDisplaySize(), 3);
+    if (!pool) return pool.error();
+    s.uprightPool = *pool;
+    s.displayStream.setOnSubscribe([&s] { s.displayWake.notify_all(); });
+  } else {
+    spdlog::warn("display: {}", s.displayError);
+  }
+  if (!s.touch) spdlog::warn("touch: {}", s.touchError);
+
+  auto listen = [&](const char* name, int port, std::string origin,
+                    transport::HttpHandler handler) -> hal::Result<std::unique_ptr<transport::HttpServer>> {
+    transport::HttpServerConfig config;
+    config.name = name;
+    config.host = settings.host;
+    config.port = static_cast<uint16_t>(port);
+    config.allowOrigin = std::move(origin);
+    return transport::HttpServer::start(config, std::move(handler));
+  };
+  auto stream = listen("stream", settings.port, settings.allowOrigin,
+                       [&s](const HttpRequest& r) { return s.handleStream(r); });
+  if (!stream) return stream.error();
+  s.streamServer = std::move(*stream);
+  auto control = listen("control", settings.controlPort, settings.allowOrigin,
+                        [&s](const HttpRequest& r) { return s.handleControl(r); });
+  if (!control) return control.error();
+  s.controlServer = std::move(*control);
+  if (settings.flvPort >= 0) {
+    auto flvServer =
+        listen("flv", settings.flvPort, "*", [&s](const HttpRequest& r) { return s.handleFlvPort(r); });
+    if (!flvServer) return flvServer.error();
+    s.flvServer = std::move(*flvServer);
+  }
+  if (settings.wsPort >= 0) {
+    auto wsServer = listen("ws", settings.wsPort, settings.allowOrigin,
+                           [&s](const HttpRequest& r) { return s.handleWsPort(r); });
+    if (!wsServer) return wsServer.error();
+    s.wsServer = std::move(*wsServer);
   }
 
-  void Streamer::stop() {
-    if (!impl_) return;
-    Impl& s = *impl_;
-    if (!s.running.exchange(false)) return;
-    s.stopWake.notify_all();
-    s.displayWake.notify_all();
-    s.touchWake.notify_all();
-    for (auto& t : s.threads) t.join();
-    s.threads.clear();
-    // Pending touches are answered; streams end so their suspended connections resume.
-    for (auto& job : s.touchJobs) job.response->complete(HttpResponse::error(503, "streamer is stopping"));
-    s.touchJobs.clear();
-    s.snapshots.failAll("streamer is stopping");
-    s.displaySnapshots.failAll("streamer is stopping");
-    s.mjpeg.closeAll();
-    s.flv.closeAll();
-    s.displayStream.closeAll();
-    s.wsStream.closeAll();
-    // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
-    // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
-    if (s.wsHub) s.wsHub->stop();
-    for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get()}) {
-      if (server != nullptr) server->stop();
-    }
-    // Retire the rings (after the servers: /status reads them): their readers are woken and wait
-    // for a new producer.
-    s.h264Ring.reset();
-    s.jpegRing.reset();
+  s.threads.emplace_back([&s] { s.cameraLoop(); });
+  if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
+  if (s.touch) s.threads.emplace_back([&s] { s.touchLoop(); });
+  s.threads.emplace_back([&s] { s.housekeepingLoop(); });
+  return std::unique_ptr<Streamer>(new Streamer(std::move(impl)));
+}
+
+uint16_t Streamer::streamPort() const { return impl_->streamServer ? impl_->streamServer->port() : 0; }
+uint16_t Streamer::controlPort() const { return impl_->controlServer ? impl_->controlServer->port() : 0; }
+uint16_t Streamer::flvPort() const { return impl_->flvServer ? impl_->flvServer->port() : 0; }
+uint16_t Streamer::wsPort() const { return impl_->wsServer ? impl_->wsServer->port() : 0; }
+std::vector<std::string> Streamer::ringNames() const {
+  std::vector<std::string> names;
+  for (const auto* ring : {impl_->h264Ring.get(), impl_->jpegRing.get()})
+    if (ring != nullptr) names.push_back(ring->name());
+  return names;
+}
+
+void Streamer::stop() {
+  if (!impl_) return;
+  Impl& s = *impl_;
+  if (!s.running.exchange(false)) return;
+  s.stopWake.notify_all();
+  s.displayWake.notify_all();
+  s.touchWake.notify_all();
+  for (auto& t : s.threads) t.join();
+  s.threads.clear();
+  // Pending touches are answered; streams end so their suspended connections resume.
+  for (auto& job : s.touchJobs) job.response->complete(HttpResponse::error(503, "streamer is stopping"));
+  s.touchJobs.clear();
+  s.snapshots.failAll("streamer is stopping");
+  s.displaySnapshots.failAll("streamer is stopping");
+  s.mjpeg.closeAll();
+  s.flv.closeAll();
+  s.displayStream.closeAll();
+  s.wsStream.closeAll();
+  // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
+  // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
+  if (s.wsHub) s.wsHub->stop();
+  for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get()}) {
+    if (server != nullptr) server->stop();
   }
+  // Retire the rings (after the servers: /status reads them): their readers are woken and wait
+  // for a new producer.
+  s.h264Ring.reset();
+  s.jpegRing.reset();
+}
 
 }  // namespace printcast::streamer

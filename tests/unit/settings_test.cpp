@@ -294,24 +294,25 @@ TEST(SettingsApi, AnUnwritableFolderIsAnIoErrorAndTheFileIsUnchanged) {
   std::filesystem::permissions(dir.path, std::filesystem::perms::owner_all);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(readAll(file), R"({"bitrate": 512})");
+}
 
-  TEST(Settings, RingKeysAndTheirErrors) {
-    Settings s;
-    std::vector<std::string> warnings;
-    ASSERT_TRUE(applyConfigJson(R"({"ring": false, "ring_name": "cam2", "ring_size_mb": "16"})", "app.json",
-                                s, warnings)
-                    .ok());
-    EXPECT_FALSE(s.ring);
-    EXPECT_EQ(s.ringName, "cam2");
-    EXPECT_EQ(s.ringSizeMb, 16);
-    EXPECT_TRUE(warnings.empty());
-    EXPECT_EQ(errorOf(R"({"ring_size_mb": 0})"), "app.json: ring_size_mb = 0: must be an integer in 1..256");
-    EXPECT_EQ(errorOf(R"({"ring": "maybe"})"), "app.json: ring = \"maybe\": must be true or false");
-    auto board = printcast::bsp::findBoard("virtual");
-    ASSERT_TRUE(board.ok());
-    Settings bad;
-    bad.ringName = "../etc/x";
-    auto st = finalizeSettings(bad, **board);
-    ASSERT_FALSE(st.ok());
-    EXPECT_NE(st.error().message.find("ring_name = \"../etc/x\""), std::string::npos) << st.error().message;
-  }
+TEST(Settings, RingKeysAndTheirErrors) {
+  Settings s;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(applyConfigJson(R"({"ring": false, "ring_name": "cam2", "ring_size_mb": "16"})", "app.json", s,
+                              warnings)
+                  .ok());
+  EXPECT_FALSE(s.ring);
+  EXPECT_EQ(s.ringName, "cam2");
+  EXPECT_EQ(s.ringSizeMb, 16);
+  EXPECT_TRUE(warnings.empty());
+  EXPECT_EQ(errorOf(R"({"ring_size_mb": 0})"), "app.json: ring_size_mb = 0: must be an integer in 1..256");
+  EXPECT_EQ(errorOf(R"({"ring": "maybe"})"), "app.json: ring = \"maybe\": must be true or false");
+  auto board = printcast::bsp::findBoard("virtual");
+  ASSERT_TRUE(board.ok());
+  Settings bad;
+  bad.ringName = "../etc/x";
+  auto st = finalizeSettings(bad, **board);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("ring_name = \"../etc/x\""), std::string::npos) << st.error().message;
+}
