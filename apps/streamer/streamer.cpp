@@ -231,6 +231,9 @@ struct Streamer::Impl {
     std::string name;
     std::function<bool()> wanted;                        // has clients/readers now
     std::function<void(const hal::PacketPtr&)> publish;  // camera thread
+    // End every client's stream (H.264 switched off in the settings): players see the end at
+    // once instead of a stall. Empty for outputs without connections (the ring).
+    std::function<void()> endClients = {};
   };
   std::vector<H264Output> h264Outputs;
 
@@ -1136,6 +1139,11 @@ HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
     live.reconfigureDisplay = true;
   }
   live.h264Enabled = next.h264Enabled;
+  if (!next.h264Enabled && applied.h264Enabled) {
+    for (const auto& o : h264Outputs) {
+      if (o.endClients) o.endClients();
+    }
+  }
   live.frameSkip = skipIntervalForPercent(next.h264FrameratePercent);
   live.autoSkip = next.autoSkip;
   live.targetCpu = next.targetCpu;
@@ -1324,11 +1332,12 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   s.jpeg = codecs::createJpegEncoder();
   s.h264 = codecs::createX264Encoder();
   s.flv.setOnSubscribe([&s] { s.keyframeWanted = true; });  // every client starts on a fresh IDR
-  s.h264Outputs.push_back(
-      {"flv", [&s] { return s.flv.clientCount() > 0; }, [&s](const hal::PacketPtr& p) { s.flv.publish(p); }});
+  s.h264Outputs.push_back({"flv", [&s] { return s.flv.clientCount() > 0; },
+                           [&s](const hal::PacketPtr& p) { s.flv.publish(p); }, [&s] { s.flv.closeAll(); }});
   s.wsStream.setOnSubscribe([&s] { s.keyframeWanted = true; });
   s.h264Outputs.push_back({"ws", [&s] { return s.wsStream.clientCount() > 0; },
-                           [&s](const hal::PacketPtr& p) { s.wsStream.publish(p); }});
+                           [&s](const hal::PacketPtr& p) { s.wsStream.publish(p); },
+                           [&s] { s.wsStream.closeAll(); }});
   auto hub = transport::WebSocketHub::start({});
   if (!hub) return hub.error();
   s.wsHub = std::move(*hub);

@@ -690,6 +690,10 @@ TEST(StreamerLifecycle, SettingsApiRefusesByKeyAppliesLiveAndSavesAtomically) {
   EXPECT_EQ(nlohmann::json::parse(bad.body)["key"], "jpeg_quality") << bad.body;
   EXPECT_EQ(readFile(), original) << "nothing written on a bad value";
 
+  // Streams open when H.264 is switched off end at once (no stalled players).
+  StreamConnection flvClient(p.streamPort(), "/flv");
+  ASSERT_TRUE(flvClient.ok());
+  ASSERT_FALSE(flvClient.read(4096, 5s).empty());
   const auto ok = httpRequest(p.controlPort(), "POST", "/api/settings",
                               R"({"mjpeg_fps": 2, "h264_enabled": false})", json);
   ASSERT_EQ(ok.status, 200) << ok.body;
@@ -702,7 +706,8 @@ TEST(StreamerLifecycle, SettingsApiRefusesByKeyAppliesLiveAndSavesAtomically) {
   const auto got = nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/api/settings").body);
   EXPECT_EQ(got["settings"]["mjpeg_fps"], 2);
 
-  // Applied live: H.264 is off, MJPEG runs at 2 fps.
+  // Applied live: H.264 is off (open streams ended, new ones refused), MJPEG runs at 2 fps.
+  EXPECT_TRUE(flvClient.waitForEnd(5s)) << "the /flv client's stream did not end";
   EXPECT_EQ(httpRequest(p.streamPort(), "GET", "/flv").status, 503);
   const size_t parts = countParts(p.streamPort(), 3s);
   EXPECT_GE(parts, 4u);

@@ -284,6 +284,18 @@ std::string StreamConnection::read(size_t max, std::chrono::milliseconds timeout
   return out;
 }
 
+bool StreamConnection::waitForEnd(std::chrono::milliseconds timeout) {
+  pending_.clear();
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    std::string out;
+    bool eof = false;
+    readSome(fd_, out, deadline, eof);
+    if (eof) return true;
+  }
+  return false;
+}
+
 CommandResult runCommand(const std::vector<std::string>& args, std::chrono::seconds limit) {
   CommandResult result;
   int out[2];

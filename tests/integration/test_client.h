@@ -65,6 +65,8 @@ class StreamConnection {
   std::string header(const std::string& lowerName) const;
   // Read up to `max` bytes, waiting at most `timeout`; empty on timeout or close.
   std::string read(size_t max, std::chrono::milliseconds timeout);
+  // Read and discard until the server ends the stream (true) or `timeout` passes (false).
+  bool waitForEnd(std::chrono::milliseconds timeout);
 
  private:
   int fd_ = -1;
