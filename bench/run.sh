@@ -23,3 +23,7 @@ fi
 echo
 echo "== end to end: /flv vs ffmpeg (bench/e2e_flv.sh)"
 "$HERE/e2e_flv.sh" "$BUILD"
+
+echo
+echo "== WebSocket fan-out: /ws vs /flv, 1/10/100 clients (bench/ws_fanout.sh)"
+"$HERE/ws_fanout.sh" "$BUILD"
