@@ -42,7 +42,8 @@ void parse(ws::FrameParser::Role role, const uint8_t* data, size_t size, size_t 
           stopped = true;
           break;
         case ws::Event::Kind::Error:
-          assert(e->closeCode == ws::close_code::kProtocolError || e->closeCode == ws::close_code::kInvalidPayload ||
+          assert(e->closeCode == ws::close_code::kProtocolError ||
+                 e->closeCode == ws::close_code::kInvalidPayload ||
                  e->closeCode == ws::close_code::kMessageTooBig);
           (void)ws::closeFrame(e->closeCode, e->reason);
           stopped = true;
