@@ -25,5 +25,22 @@ echo "== end to end: /flv vs ffmpeg (bench/e2e_flv.sh)"
 "$HERE/e2e_flv.sh" "$BUILD"
 
 echo
-echo "== WebSocket fan-out: /ws vs /flv, 1/10/100 clients (bench/ws_fanout.sh)"
-"$HERE/ws_fanout.sh" "$BUILD"
+echo "== fan-out: 1/10/100 clients of each H.264 output (bench/fanout.sh)"
+"$HERE/fanout.sh" "$BUILD"
+
+echo
+echo "== glass-to-browser latency per output, headless Chromium (bench/glass/latency.mjs)"
+if [[ -d $HERE/../tests/browser/node_modules/playwright-core && -x /usr/bin/chromium ]]; then
+  node "$HERE/glass/latency.mjs" "$BUILD/apps/streamer/printcast-streamer" "${GLASS_SECONDS:-10}"
+else
+  echo "skipped: needs /usr/bin/chromium and tests/browser/node_modules (scripts/install-deps.sh test)"
+fi
+
+RING=$BUILD/bench/printcast-bench-ring-wakeup
+echo
+if [[ -x $RING ]]; then
+  echo "== shared-memory ring wake-up latency (printcast-bench-ring-wakeup)"
+  "$RING"
+else
+  echo "== ring wake-up: $RING is not built; skipped"
+fi

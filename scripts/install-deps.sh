@@ -13,7 +13,9 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-format
   qemu-system-x86 linux-image-amd64 busybox-static kmod  # these four: the lab VM (docs/lab.md)
   ustreamer  # the lab benchmark (make bench-lab)
-  clang-14 libclang-rt-14-dev)  # libFuzzer (scripts/fuzz.sh)
+  prometheus  # promtool check metrics (integration)
+  clang-14 libclang-rt-14-dev  # libFuzzer (scripts/fuzz.sh)
+  chromium nodejs)  # tests/browser: headless Chromium driven by playwright-core (npm ci below)
 # The cross stage (scripts/cross-test.sh): Debian's cross compilers, qemu-user, what
 # scripts/make-sysroot.sh uses (dpkg-dev's dpkg-source, the archive keyring, make for
 # libmicrohttpd), ccache, zip/unzip for the Rinkhals package.
@@ -29,14 +31,27 @@ for p in "${pkgs[@]}"; do
     missing+=("$p")
   fi
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#pkgs[@]} packages present"
-  exit 0
-fi
-
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# tests/browser: playwright-core and the players, pinned by package-lock.json (never
+# `npx playwright install`: the tests use Debian's /usr/bin/chromium).
+if [ "$what" = test ]; then
+  browser_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+  if ! command -v npm >/dev/null; then
+    echo "install-deps: installing npm"
+    $SUDO apt-get install -y -qq --no-install-recommends npm
+  fi
+  if [ ! -d "$browser_dir/node_modules" ] || [ "$browser_dir/package-lock.json" -nt "$browser_dir/node_modules" ]; then
+    echo "install-deps: npm ci in tests/browser"
+    (cd "$browser_dir" && npm ci --no-audit --no-fund && touch node_modules)
+  fi
+fi

@@ -34,8 +34,9 @@ int main(int argc, char** argv) {
   std::string configPath, boardId, device, resolution, host, allowOrigin, logLevel, apiConfig, displayNode,
       touchName;
   int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, bitrate = -1, gop = -1,
-      jpegQuality = -1, mjpegFps = -1, displayFps = -1;
-  bool noDisplay = false, listBoards = false, unpaced = false;
+      jpegQuality = -1, mjpegFps = -1, displayFps = -1, ringSizeMb = -1;
+  bool noDisplay = false, listBoards = false, unpaced = false, noRing = false;
+  std::string ringName;
   app.add_option("-c,--config", configPath, "JSON settings file (h264-streamer app.json keys)");
   app.add_option("--board", boardId, "Board id (default: detect; see --list-boards)");
   app.add_flag("--list-boards", listBoards, "List the built-in boards and exit");
@@ -71,6 +72,11 @@ int main(int argc, char** argv) {
   app.add_option("--mjpeg-fps", mjpegFps, "MJPEG stream frame rate")->check(CLI::Range(1, 60));
   app.add_option("--display-fps", displayFps, "Printer screen capture rate")->check(CLI::Range(1, 60));
   app.add_flag("--no-display", noDisplay, "Do not capture the printer screen");
+  app.add_flag("--no-ring", noRing, "No shared-memory ring for local consumers");
+  app.add_option("--ring-name", ringName,
+                 "Shared-memory ring name prefix: /dev/shm/NAME-h264 and NAME-jpeg (default printcast)");
+  app.add_option("--ring-size-mb", ringSizeMb, "Frame data per ring, MiB (default 8)")
+      ->check(CLI::Range(1, 256));
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error|off or ustreamer's 0..3");
   CLI11_PARSE(app, argc, argv);
 
@@ -87,6 +93,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Settings changed from the control page are saved back to this file.
+  settings.configFile = configPath;
   // Command-line flags override the file.
   if (!boardId.empty()) settings.board = boardId;
   if (!device.empty()) settings.device = device;
@@ -116,6 +124,9 @@ int main(int argc, char** argv) {
   if (mjpegFps > 0) settings.mjpegFps = mjpegFps;
   if (displayFps > 0) settings.displayFps = displayFps;
   if (noDisplay) settings.displayEnabled = false;
+  if (noRing) settings.ring = false;
+  if (!ringName.empty()) settings.ringName = ringName;
+  if (ringSizeMb > 0) settings.ringSizeMb = ringSizeMb;
   if (!logLevel.empty()) settings.logLevel = logLevel;
 
   const auto level = parseLogLevel(settings.logLevel);
@@ -170,6 +181,9 @@ int main(int argc, char** argv) {
   fmt::print("  status            {}/status\n", base);
   fmt::print("  touch API         POST {}/api/touch  {{\"x\":400,\"y\":240}}\n", control);
   fmt::print("  stats             {}/api/stats\n", control);
+  fmt::print("  control page      {}/control   (settings: {}/api/settings)\n", control, control);
+  fmt::print("  metrics           {}/metrics   (also {}/state, {}/healthz)\n", base, base, base);
+  for (const auto& ring : (*streamer)->ringNames()) fmt::print("  local ring        /dev/shm/{}\n", ring);
   if ((*streamer)->flvPort() != 0)
     fmt::print("  slicer FLV        http://{}:{}/flv\n", shownHost, (*streamer)->flvPort());
   if ((*streamer)->wsPort() != 0)

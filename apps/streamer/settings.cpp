@@ -2,7 +2,13 @@
 // Settings parsing and validation for the reference streamer.
 #include "settings.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -93,6 +99,56 @@ const std::vector<std::string> kModes = {"go-klipper", "vanilla-klipper"};
 const std::vector<std::string> kEncoderTypes = {"auto", "x264"};
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
 
+// Apply one key; `known` is false for a key this streamer does not have.
+Status applyKey(const std::string& key, const nlohmann::json& v, const std::string& source, Settings& s,
+                bool& known) {
+  known = true;
+  if (key == "mode") return readChoice(v, source, key, kModes, s.mode);
+  if (key == "encoder_type") return readChoice(v, source, key, kEncoderTypes, s.encoderType);
+  if (key == "autolanmode") return readBool(v, source, key, s.autolanmode);
+  if (key == "auto_skip") return readBool(v, source, key, s.autoSkip);
+  if (key == "target_cpu") return readInt(v, source, key, 20, 95, s.targetCpu);
+  if (key == "bitrate") return readInt(v, source, key, 100, 20000, s.bitrateKbps);
+  if (key == "mjpeg_fps") return readInt(v, source, key, 1, 60, s.mjpegFps);
+  if (key == "jpeg_quality") return readInt(v, source, key, 1, 100, s.jpegQuality);
+  if (key == "port") return readInt(v, source, key, 0, 65535, s.port);
+  if (key == "logging") return readBool(v, source, key, s.logging);
+  if (key == "display_enabled") return readBool(v, source, key, s.displayEnabled);
+  if (key == "display_fps") return readInt(v, source, key, 1, 60, s.displayFps);
+  if (key == "h264_enabled") return readBool(v, source, key, s.h264Enabled);
+  if (key == "h264_framerate") return readInt(v, source, key, 0, 100, s.h264FrameratePercent);
+  if (key == "board") return readString(v, source, key, s.board);
+  if (key == "device") return readString(v, source, key, s.device);
+  if (key == "display_node") return readString(v, source, key, s.displayNode);
+  if (key == "touch_name") return readString(v, source, key, s.touchName);
+  if (key == "resolution") {
+    std::string r;
+    if (auto st = readString(v, source, key, r); !st) return st;
+    auto size = parseResolution(r);
+    if (!size) return invalid(source, key, v.dump(), "must be WIDTHxHEIGHT, e.g. 1280x720");
+    s.width = size->width;
+    s.height = size->height;
+    return {};
+  }
+  if (key == "fps") return readInt(v, source, key, 0, 120, s.fps);
+  if (key == "h264_gop") return readInt(v, source, key, 0, 1000, s.gopFrames);
+  if (key == "host") return readString(v, source, key, s.host);
+  if (key == "control_port") return readInt(v, source, key, 0, 65535, s.controlPort);
+  if (key == "flv_port") return readInt(v, source, key, -1, 65535, s.flvPort);
+  if (key == "ws_port") return readInt(v, source, key, -1, 65535, s.wsPort);
+  if (key == "ring") return readBool(v, source, key, s.ring);
+  if (key == "ring_name") return readString(v, source, key, s.ringName);
+  if (key == "ring_size_mb") return readInt(v, source, key, 1, 256, s.ringSizeMb);
+  if (key == "allow_origin") return readString(v, source, key, s.allowOrigin);
+  if (key == "log_level") return readChoice(v, source, key, kLogLevels, s.logLevel);
+  known = false;
+  return {};
+}
+
+const std::vector<std::string> kRuntimeKeys = {"h264_enabled", "bitrate",         "h264_framerate",
+                                               "auto_skip",    "target_cpu",      "jpeg_quality",
+                                               "mjpeg_fps",    "display_enabled", "display_fps"};
+
 }  // namespace
 
 Status applyConfigJson(const std::string& text, const std::string& source, Settings& s,
@@ -104,68 +160,136 @@ Status applyConfigJson(const std::string& text, const std::string& source, Setti
     return Status(Errc::InvalidArgument, source + ": the top level must be a JSON object");
 
   for (const auto& [key, v] : root.items()) {
-    Status st;
-    if (key == "mode")
-      st = readChoice(v, source, key, kModes, s.mode);
-    else if (key == "encoder_type")
-      st = readChoice(v, source, key, kEncoderTypes, s.encoderType);
-    else if (key == "autolanmode")
-      st = readBool(v, source, key, s.autolanmode);
-    else if (key == "auto_skip")
-      st = readBool(v, source, key, s.autoSkip);
-    else if (key == "target_cpu")
-      st = readInt(v, source, key, 20, 95, s.targetCpu);
-    else if (key == "bitrate")
-      st = readInt(v, source, key, 100, 20000, s.bitrateKbps);
-    else if (key == "mjpeg_fps")
-      st = readInt(v, source, key, 1, 60, s.mjpegFps);
-    else if (key == "jpeg_quality")
-      st = readInt(v, source, key, 1, 100, s.jpegQuality);
-    else if (key == "port")
-      st = readInt(v, source, key, 0, 65535, s.port);
-    else if (key == "logging")
-      st = readBool(v, source, key, s.logging);
-    else if (key == "display_enabled")
-      st = readBool(v, source, key, s.displayEnabled);
-    else if (key == "display_fps")
-      st = readInt(v, source, key, 1, 60, s.displayFps);
-    else if (key == "board")
-      st = readString(v, source, key, s.board);
-    else if (key == "device")
-      st = readString(v, source, key, s.device);
-    else if (key == "display_node")
-      st = readString(v, source, key, s.displayNode);
-    else if (key == "touch_name")
-      st = readString(v, source, key, s.touchName);
-    else if (key == "resolution") {
-      std::string r;
-      st = readString(v, source, key, r);
-      if (st) {
-        auto size = parseResolution(r);
-        if (!size) return invalid(source, key, v.dump(), "must be WIDTHxHEIGHT, e.g. 1280x720");
-        s.width = size->width;
-        s.height = size->height;
-      }
-    } else if (key == "fps")
-      st = readInt(v, source, key, 0, 120, s.fps);
-    else if (key == "h264_gop")
-      st = readInt(v, source, key, 0, 1000, s.gopFrames);
-    else if (key == "host")
-      st = readString(v, source, key, s.host);
-    else if (key == "control_port")
-      st = readInt(v, source, key, 0, 65535, s.controlPort);
-    else if (key == "flv_port")
-      st = readInt(v, source, key, -1, 65535, s.flvPort);
-    else if (key == "ws_port")
-      st = readInt(v, source, key, -1, 65535, s.wsPort);
-    else if (key == "allow_origin")
-      st = readString(v, source, key, s.allowOrigin);
-    else if (key == "log_level")
-      st = readChoice(v, source, key, kLogLevels, s.logLevel);
-    else
-      warnings.push_back(fmt::format("{}: unknown key '{}' ignored", source, key));
-    if (!st) return st;
+    bool known = true;
+    if (auto st = applyKey(key, v, source, s, known); !st) return st;
+    if (!known) warnings.push_back(fmt::format("{}: unknown key '{}' ignored", source, key));
   }
+  return {};
+}
+
+int skipIntervalForPercent(int percent) {
+  percent = std::clamp(percent, 0, 100);
+  if (percent == 0) return 10;
+  return std::clamp(static_cast<int>(std::lround(100.0 / percent)), 1, 10);
+}
+
+const std::vector<std::string>& runtimeSettingKeys() { return kRuntimeKeys; }
+
+std::string runtimeSettingsJson(const Settings& s) {
+  return nlohmann::json{{"h264_enabled", s.h264Enabled},
+                        {"bitrate", s.bitrateKbps},
+                        {"h264_framerate", s.h264FrameratePercent},
+                        {"auto_skip", s.autoSkip},
+                        {"target_cpu", s.targetCpu},
+                        {"jpeg_quality", s.jpegQuality},
+                        {"mjpeg_fps", s.mjpegFps},
+                        {"display_enabled", s.displayEnabled},
+                        {"display_fps", s.displayFps}}
+      .dump();
+}
+
+Status validateSettingsChange(const std::string& body, const bsp::Board& board, const Settings& current,
+                              Settings& next, std::vector<std::string>& changedKeys, std::string& errorKey) {
+  const std::string source = "settings";
+  errorKey.clear();
+  changedKeys.clear();
+  const nlohmann::json root = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded() || !root.is_object())
+    return Status(Errc::InvalidArgument, source + ": the body must be a JSON object of setting keys");
+  Settings candidate = current;
+  for (const auto& [key, v] : root.items()) {
+    errorKey = key;
+    if (std::find(kRuntimeKeys.begin(), kRuntimeKeys.end(), key) == kRuntimeKeys.end()) {
+      bool known = true;
+      Settings scratch;
+      (void)applyKey(key, v, source, scratch, known);
+      return Status(Errc::InvalidArgument,
+                    known ? fmt::format("{}: {}: cannot be changed from the control API (edit the config "
+                                        "file and restart)",
+                                        source, key)
+                          : fmt::format("{}: {}: unknown key", source, key));
+    }
+    bool known = true;
+    if (auto st = applyKey(key, v, source, candidate, known); !st) return st;
+    changedKeys.push_back(key);
+  }
+  // The board's limits, with the same messages as at start-up.
+  if (candidate.displayFps > board.display.maxFps) {
+    errorKey = "display_fps";
+    return invalid(source, "display_fps", std::to_string(candidate.displayFps),
+                   fmt::format("must be in 1..{} on board {}", board.display.maxFps, board.id));
+  }
+  if (candidate.fps > 0 && candidate.mjpegFps > candidate.fps) {
+    errorKey = "mjpeg_fps";
+    return invalid(source, "mjpeg_fps", std::to_string(candidate.mjpegFps),
+                   fmt::format("must be in 1..{} (the camera's rate)", candidate.fps));
+  }
+  errorKey.clear();
+  next = std::move(candidate);
+  return {};
+}
+
+Status saveSettingsFile(const std::filesystem::path& path, const std::string& changes) {
+  const nlohmann::json delta = nlohmann::json::parse(changes, nullptr, /*allow_exceptions=*/false);
+  if (delta.is_discarded() || !delta.is_object())
+    return Status(Errc::InvalidArgument, "settings to save must be a JSON object");
+  nlohmann::json doc = nlohmann::json::object();
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    std::ifstream in(path);
+    if (!in) return Status(hal::errnoError(fmt::format("cannot read config file {}", path.string())));
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    doc = nlohmann::json::parse(buffer.str(), nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+    if (doc.is_discarded() || !doc.is_object()) {
+      return Status(Errc::InvalidArgument,
+                    fmt::format("{}: not a JSON object; not overwriting it", path.string()));
+    }
+  }
+  doc.update(delta);
+  const std::string text = doc.dump(2) + "\n";
+
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+  std::string tmpl = (dir / ("." + path.filename().string() + ".XXXXXX")).string();
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) return Status(hal::errnoError(fmt::format("cannot create a temp file in {}", dir.string())));
+  auto fail = [&](const std::string& what) {
+    const int err = errno;
+    const hal::Error e = hal::errnoError(fmt::format("{} {}", what, tmpl), err);
+    ::close(fd);
+    ::unlink(tmpl.c_str());
+    return Status(e);
+  };
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail("cannot write");
+    }
+    done += static_cast<size_t>(n);
+  }
+  // Keep the old file's permissions (a fresh mkstemp file is 0600).
+  struct stat old {};
+  (void)::fchmod(fd, ::stat(path.c_str(), &old) == 0 ? (old.st_mode & 07777) : 0644);
+  if (::fsync(fd) != 0) return fail("cannot fsync");
+  if (::close(fd) != 0) {
+    const hal::Error e = hal::errnoError("cannot close " + tmpl);
+    ::unlink(tmpl.c_str());
+    return Status(e);
+  }
+  if (::rename(tmpl.c_str(), path.c_str()) != 0) {
+    const hal::Error e = hal::errnoError(fmt::format("cannot rename {} to {}", tmpl, path.string()));
+    ::unlink(tmpl.c_str());
+    return Status(e);
+  }
+  // The rename is durable only once the folder's entry is on disk.
+  const int dirFd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd < 0) return Status(hal::errnoError("cannot open folder " + dir.string()));
+  const int rc = ::fsync(dirFd);
+  const int savedErrno = errno;
+  ::close(dirFd);
+  if (rc != 0) return Status(hal::errnoError("cannot fsync folder " + dir.string(), savedErrno));
   return {};
 }
 
@@ -225,6 +349,17 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
   if (s.logging && s.logLevel == "info") s.logLevel = "debug";
   for (const auto& [key, port] : {std::pair{"port", s.port}, {"control_port", s.controlPort}}) {
     if (port < 0 || port > 65535) return invalid(src, key, std::to_string(port), "must be in 0..65535");
+  }
+  const bool ringNameOk =
+      !s.ringName.empty() && s.ringName.size() <= 180 && s.ringName != "." && s.ringName != ".." &&
+      s.ringName.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+          std::string::npos;
+  if (!ringNameOk) {
+    return invalid(src, "ring_name", "\"" + s.ringName + "\"",
+                   "must be 1..180 characters of A-Z a-z 0-9 . _ -");
+  }
+  if (s.ringSizeMb < 1 || s.ringSizeMb > 256) {
+    return invalid(src, "ring_size_mb", std::to_string(s.ringSizeMb), "must be an integer in 1..256");
   }
   if (s.flvPort < -1 || s.flvPort > 65535) {
     return invalid(src, "flv_port", std::to_string(s.flvPort), "must be in 0..65535, or -1 for off");

@@ -27,6 +27,14 @@ struct Settings {
   bool displayEnabled = true;
   int displayFps = 5;  // 1..board maximum
 
+  // --- printcast's own, changeable from the control page ---
+  bool h264Enabled = true;  // "h264_enabled": false = no H.264 output at all (/flv... answer 503)
+  // "h264_framerate": the frame-rate slider, 0..100 % of the camera's frames encoded to H.264.
+  // It sets a fixed skip interval N (encode every Nth camera frame): N = round(100 / percent)
+  // clamped to 1..10, and 0 % means the slowest rate (N = 10) rather than off (that is
+  // h264_enabled). With auto_skip on, the larger of this N and the auto-skip N wins.
+  int h264FrameratePercent = 100;
+
   // --- printcast's own ---
   std::string board;   // board id; "" = detect
   std::string device;  // camera device override ("" = the board's camera)
@@ -49,8 +57,22 @@ struct Settings {
   // timestamp trailer (0 = any free port, -1 = off). /ws on `port` serves the same without it.
   int wsPort = 8765;
   std::string allowOrigin = "*";
+  // Shared-memory ring for local consumers (docs/ring.md): /dev/shm/<ring_name>-h264 and
+  // <ring_name>-jpeg, each ring_size_mb of frame data (1..256). Encoding for a ring happens only
+  // while it has live readers.
+  bool ring = true;
+  std::string ringName = "printcast";  // 1..180 of [A-Za-z0-9._-]
+  int ringSizeMb = 8;
   std::string logLevel = "info";  // trace|debug|info|warn|error|off
+
+  // The JSON config file settings changed from the control API are saved to ("" = changes are
+  // applied but not saved). Set from --config, not a key of the file itself.
+  std::string configFile;
 };
+
+// The skip interval N (encode every Nth camera frame) of the frame-rate slider (see
+// Settings::h264FrameratePercent). `percent` is clamped to 0..100.
+int skipIntervalForPercent(int percent);
 
 // Apply a JSON config file's keys onto `settings`. `//` comments are allowed (Rinkhals app.json).
 // Numbers may be given as JSON numbers or numeric strings, booleans as true/false or
@@ -67,6 +89,34 @@ hal::Status applyConfigJson(const std::string& text, const std::string& source, 
 // Check every value and fill board defaults (camera size/fps, display fps cap).
 // Errors: InvalidArgument naming the key and its allowed range.
 hal::Status finalizeSettings(Settings& settings, const bsp::Board& board);
+
+// ---- the control API (GET/POST /api/settings on the control port) ----
+
+// The keys the control page may change; every one takes effect without a restart except
+// display_enabled turned on when the streamer started without a display (reported by the API).
+const std::vector<std::string>& runtimeSettingKeys();
+
+// The runtime keys and their current values as a JSON object text (app.json key names).
+std::string runtimeSettingsJson(const Settings& settings);
+
+// Validate a POST body: a JSON object of runtime keys and values, checked by the same per-key
+// rules as the config file (applyConfigJson) and the board's limits (finalizeSettings). All or
+// nothing: on success `next` is `current` with every change applied and `changedKeys` lists the
+// keys given; on error nothing is changed and `errorKey` names the offending key ("" when the
+// body itself is not a JSON object).
+// Errors: InvalidArgument ("settings: bitrate = 50: must be an integer in 100..20000",
+// "settings: port: cannot be changed from the control API (edit the config file)").
+hal::Status validateSettingsChange(const std::string& body, const bsp::Board& board, const Settings& current,
+                                   Settings& next, std::vector<std::string>& changedKeys,
+                                   std::string& errorKey);
+
+// Save `changes` (a JSON object text of app.json keys) into the config file at `path`: the file's
+// other keys are kept (its `//` comments are not), and the file is replaced atomically: a temp
+// file in the same folder is written and fsync'd, renamed over `path`, and the folder fsync'd,
+// so a crash leaves either the old or the new file, never a half-written one or a temp file.
+// A missing file is created. Errors: InvalidArgument (the existing file or `changes` is not a JSON
+// object), Io (with errno: unwritable folder, disk full).
+hal::Status saveSettingsFile(const std::filesystem::path& path, const std::string& changes);
 
 // Parse "1280x720". Errors: InvalidArgument.
 hal::Result<hal::Size> parseResolution(const std::string& text);

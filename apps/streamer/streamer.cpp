@@ -30,9 +30,11 @@
 #include "printcast/transport/fanout.h"
 #include "printcast/transport/http_server.h"
 #include "printcast/transport/mjpeg.h"
+#include "printcast/transport/shm_ring.h"
 #include "printcast/transport/websocket.h"
 #include "printcast/transport/websocket_hub.h"
 #include "printcast/transport/ws_stream.h"
+#include "web_assets.h"
 
 namespace printcast::streamer {
 
@@ -157,9 +159,37 @@ struct TouchJob {
 }  // namespace
 
 struct Streamer::Impl {
-  Impl(const Settings& s, const bsp::Board& b) : settings(s), board(&b), flv(s.fps) {}
+  Impl(const Settings& s, const bsp::Board& b) : settings(s), board(&b), applied(s), flv(s.fps) {
+    live.h264Enabled = s.h264Enabled;
+    live.bitrateKbps = s.bitrateKbps;
+    live.frameSkip = skipIntervalForPercent(s.h264FrameratePercent);
+    live.autoSkip = s.autoSkip;
+    live.targetCpu = s.targetCpu;
+    live.jpegQuality = s.jpegQuality;
+    live.mjpegFps = s.mjpegFps;
+    live.displayEnabled = s.displayEnabled;
+    live.displayFps = s.displayFps;
+  }
+  // The settings at start; never changed afterwards (threads read them without a lock).
   Settings settings;
   const bsp::Board* board = nullptr;
+  // The settings as changed by the control API (GET/POST /api/settings), guarded by
+  // settingsMutex; the threads read the runtime ones from `live`.
+  Settings applied;
+  std::mutex settingsMutex;
+  struct Live {
+    std::atomic<bool> h264Enabled{true};
+    std::atomic<int> bitrateKbps{512};
+    std::atomic<int> frameSkip{1};  // the frame-rate slider's skip interval
+    std::atomic<bool> autoSkip{false};
+    std::atomic<int> targetCpu{60};
+    std::atomic<int> jpegQuality{80};
+    std::atomic<int> mjpegFps{10};
+    std::atomic<bool> displayEnabled{true};
+    std::atomic<int> displayFps{5};
+    std::atomic<bool> reconfigureCamera{false};   // camera thread: re-apply bitrate/JPEG quality
+    std::atomic<bool> reconfigureDisplay{false};  // display thread: re-apply JPEG quality
+  } live;
   std::atomic<bool> running{true};
   Timestamp startedAt = Clock::now();
 
@@ -203,7 +233,14 @@ struct Streamer::Impl {
     std::function<void(const hal::PacketPtr&)> publish;  // camera thread
   };
   std::vector<H264Output> h264Outputs;
+
+  // Shared-memory rings for local consumers (docs/ring.md); null when off or not creatable.
+  // Published from the camera thread; their readers are counted from any thread.
+  std::unique_ptr<transport::ShmRing> h264Ring, jpegRing;
+  std::string ringError;
+  bool jpegRingWanted() const { return jpegRing && jpegRing->liveReaders() > 0; }
   bool h264Wanted() const {
+    if (!live.h264Enabled) return false;
     return std::any_of(h264Outputs.begin(), h264Outputs.end(),
                        [](const H264Output& o) { return o.wanted(); });
   }
@@ -230,6 +267,7 @@ struct Streamer::Impl {
   std::condition_variable touchWake;
   std::deque<TouchJob> touchJobs;
   std::atomic<uint64_t> touchCount{0};
+  std::atomic<uint64_t> settingsChanges{0};
   static constexpr size_t kMaxTouchJobs = 8;
 
   // Housekeeping.
@@ -288,6 +326,15 @@ struct Streamer::Impl {
   nlohmann::json status();
   nlohmann::json cameraStatus();
   nlohmann::json stats();
+  nlohmann::json ustreamerState();
+  std::string metrics();
+  HttpResponse healthz();
+  HttpResponse settingsRequest(const HttpRequest& req);
+  // The streams this streamer serves on the stream port, for pages choosing a player:
+  // {"name","path","type"}; type is "mjpeg", "jpeg", "flv", "fmp4", "hls" or "ws-h264".
+  // Filled in start(); every new output adds its entry there.
+  std::vector<nlohmann::json> outputs;
+  nlohmann::json ringStats();
 };
 
 // ----------------------------------------------------------------------------- camera
@@ -383,13 +430,14 @@ hal::Status Streamer::Impl::openCamera() {
 
 hal::Status Streamer::Impl::configureEncoders(hal::Size size, int fps) {
   fps = std::max(1, fps);
-  if (size == encoderSize && fps == encoderFps) return {};
+  const bool reconfigure = live.reconfigureCamera.exchange(false);
+  if (size == encoderSize && fps == encoderFps && !reconfigure) return {};
   hal::EncoderConfig enc;
   enc.size = size;
   enc.fps = fps;
-  enc.bitrateKbps = settings.bitrateKbps;
+  enc.bitrateKbps = live.bitrateKbps;
   enc.gopFrames = settings.gopFrames;
-  enc.jpegQuality = settings.jpegQuality;
+  enc.jpegQuality = live.jpegQuality;
   if (auto st = jpeg->configure(enc); !st) return st;
   if (auto st = h264->configure(enc); !st) return st;
   encoderSize = size;
@@ -421,10 +469,12 @@ void Streamer::Impl::publishNoSignal(const std::string& reason) {
   }
   auto frame = hal::drawNoSignalFrame(*noSignalPool, reason, Clock::now(), noSignalFrames++);
   if (!frame) return;
-  if (mjpeg.clientCount() > 0 || snapshots.hasWaiters()) {
+  const bool ringWanted = jpegRingWanted();
+  if (mjpeg.clientCount() > 0 || snapshots.hasWaiters() || ringWanted) {
     if (auto packet = jpeg->encode(*frame)) {
       mjpeg.publish(*packet);
       snapshots.publish(*packet);
+      if (ringWanted) (void)jpegRing->publish(*packet);
     }
   }
   if (h264Wanted()) {
@@ -498,6 +548,14 @@ void Streamer::Impl::cameraLoop() {
 
 void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue) {
   cameraRate.tick(frame.timestamp());
+  if (live.reconfigureCamera.load() && !encoderSize.empty()) {
+    // A new bitrate or JPEG quality from the control API: the encoders are reconfigured here,
+    // on the thread that drives them; H.264 clients get the new parameter sets with the next IDR.
+    if (auto st = configureEncoders(encoderSize, encoderFps); !st) {
+      spdlog::warn("settings: reconfiguring the encoders: {}", st.error().describe());
+    }
+    keyframeWanted = true;
+  }
   if (frame.format() == hal::fourcc::kH264) {
     onH264CameraFrame(frame);
     return;
@@ -523,9 +581,10 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
 
   const bool mjpegWanted = mjpeg.clientCount() > 0;
   const bool snapshotWanted = snapshots.hasWaiters();
-  if (mjpegWanted || snapshotWanted) {
-    const auto interval =
-        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / settings.mjpegFps));
+  const bool ringWanted = jpegRingWanted();  // JPEGs for the ring at the MJPEG rate
+  if (mjpegWanted || snapshotWanted || ringWanted) {
+    const auto interval = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(1.0 / std::max(1, live.mjpegFps.load())));
     const bool due = frame.timestamp() >= nextJpegDue;
     if (due || snapshotWanted) {
       if (due) {
@@ -551,6 +610,9 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
           mjpeg.publish(*packet);
           mjpegRate.tick();
         }
+        if (due && ringWanted) {
+          if (auto st = jpegRing->publish(*packet); !st) spdlog::warn("{}", st.error().describe());
+        }
         snapshots.publish(*packet);
       } else {
         spdlog::warn("jpeg: {}", packet.error().describe());
@@ -559,7 +621,7 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
   }
   if (!h264Wanted()) return;  // no encoding while nobody watches
   if (keyframeWanted.exchange(false)) h264->requestKeyframe();
-  const int skip = skipInterval.load();
+  const int skip = std::max(skipInterval.load(), live.frameSkip.load());
   if (skip > 1 && frame.sequence() % static_cast<uint64_t>(skip) != 0) return;
   const hal::Frame* src = toI420();
   if (src == nullptr) return;
@@ -601,8 +663,6 @@ void Streamer::Impl::onH264CameraFrame(const hal::Frame& frame) {
 // ----------------------------------------------------------------------------- display
 
 void Streamer::Impl::displayLoop() {
-  const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::duration<double>(1.0 / settings.displayFps));
   uint64_t lastSequence = UINT64_MAX;
   hal::PacketPtr cached;
   Timestamp lastPublish{};
@@ -615,6 +675,21 @@ void Streamer::Impl::displayLoop() {
     }
     if (!running) break;
     if (displayStream.clientCount() == 0 && !displaySnapshots.hasWaiters()) continue;  // nobody watches
+    if (!live.displayEnabled) {
+      displaySnapshots.failAll("display capture is disabled (display_enabled = false)");
+      continue;
+    }
+    if (live.reconfigureDisplay.exchange(false)) {
+      hal::EncoderConfig enc;
+      enc.size = uprightDisplaySize();
+      enc.jpegQuality = live.jpegQuality;
+      if (auto st = displayJpeg->configure(enc); !st) {
+        spdlog::warn("settings: display JPEG quality: {}", st.error().describe());
+      }
+      cached.reset();  // re-encode the current screen at the new quality
+    }
+    const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::duration<double>(1.0 / std::max(1, live.displayFps.load())));
 
     const Timestamp tickStart = Clock::now();
     auto grab = display->grab();
@@ -762,12 +837,19 @@ HttpResponse Streamer::Impl::touchRequest(const HttpRequest& req) {
 
 void Streamer::Impl::housekeepingLoop() {
   CpuMeter meter;
-  AutoSkip skipper(settings.targetCpu);
+  int target = live.targetCpu;
+  AutoSkip skipper(target);
   while (pause(500ms)) {
     const auto sample = meter.sample();
     systemCpu = sample.systemPercent;
     processCpu = sample.processPercent;
-    if (settings.autoSkip) {
+    if (live.targetCpu != target || !live.autoSkip) {
+      // A new target (or auto-skip turned off) starts over from encoding every frame.
+      target = live.targetCpu;
+      skipper = AutoSkip(target);
+      skipInterval = 1;
+    }
+    if (live.autoSkip) {
       skipper.onCpuSample(sample.systemPercent, Clock::now());
       skipInterval = skipper.interval();
     }
@@ -836,11 +918,17 @@ nlohmann::json Streamer::Impl::status() {
       {"display",
        {{"enabled", display != nullptr}, {"error", displayError}, {"clients", displayStream.clientCount()}}},
       {"touch", {{"enabled", touch != nullptr}, {"error", touchError}}},
+      {"rings", ringStats()},
       {"clients",
        {{"mjpeg", mjpeg.clientCount()},
         {"flv", flv.clientCount()},
         {"ws", wsStream.clientCount()},
         {"display", displayStream.clientCount()}}},
+      {"outputs", outputs},
+      {"stream_port", streamServer ? streamServer->port() : 0},
+      {"control_port", controlServer ? controlServer->port() : 0},
+      {"flv_port", flvServer ? flvServer->port() : 0},
+      {"h264_enabled", live.h264Enabled.load()},
       {"uptime_s", std::chrono::duration<double>(Clock::now() - startedAt).count()},
   };
 }
@@ -881,7 +969,15 @@ nlohmann::json Streamer::Impl::stats() {
         {"h264", h264Rate.total()},
         {"display", displayRate.total()}}},
       {"cpu", {{"system_percent", systemCpu.load()}, {"process_percent", processCpu.load()}}},
-      {"skip_interval", skipInterval.load()},
+      {"skip_interval", std::max(skipInterval.load(), live.frameSkip.load())},
+      {"auto_skip_interval", skipInterval.load()},
+      {"clients",
+       {{"mjpeg", mjpeg.clientCount()},
+        {"flv", flv.clientCount()},
+        {"ws", wsStream.clientCount()},
+        {"display", displayStream.clientCount()},
+        {"total",
+         mjpeg.clientCount() + flv.clientCount() + wsStream.clientCount() + displayStream.clientCount()}}},
       {"streams",
        {{"mjpeg", totals(mjpeg)},
         {"flv", totals(flv)},
@@ -891,10 +987,188 @@ nlohmann::json Streamer::Impl::stats() {
        {{"connections", wsHub ? wsHub->stats().connections : 0},
         {"pings", wsHub ? wsHub->stats().pings : 0},
         {"protocol_errors", wsHub ? wsHub->stats().protocolErrors : 0}}},
+      {"rings", ringStats()},
       {"touches", touchCount.load()},
       {"camera_state", getCameraState()},
       {"camera", cameraStatus()},
   };
+}
+
+// ustreamer's /state shape (pikvm/ustreamer src/ustreamer/http/server.c, used by PiKVM and by
+// Moonraker-side tools that probe a "ustreamer" webcam), filled from our camera and MJPEG stream.
+nlohmann::json Streamer::Impl::ustreamerState() {
+  std::string state;
+  {
+    std::lock_guard lock(stateMutex);
+    state = cameraState;
+  }
+  nlohmann::json clientsStat = nlohmann::json::object();  // ustreamer: per-client id -> stats; not kept
+  return {{"ok", true},
+          {"result",
+           {{"instance_id", ""},
+            {"encoder", {{"type", "CPU"}, {"quality", live.jpegQuality.load()}}},
+            {"source",
+             {{"resolution", {{"width", settings.width}, {"height", settings.height}}},
+              {"online", state == "streaming"},
+              {"desired_fps", settings.fps},
+              {"captured_fps", static_cast<int>(std::lround(cameraRate.fps()))}}},
+            {"stream",
+             {{"queued_fps", static_cast<int>(std::lround(mjpegRate.fps()))},
+              {"clients", mjpeg.clientCount()},
+              {"clients_stat", clientsStat}}}}}};
+}
+
+// Prometheus text exposition format 0.0.4: HELP and TYPE before each family, counters end in
+// _total, label values escaped (ours are fixed names).
+std::string Streamer::Impl::metrics() {
+  std::string out;
+  auto family = [&](const char* name, const char* type, const char* help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+  auto sample = [&](const char* name, const std::string& labels, double value) {
+    out += labels.empty() ? fmt::format("{} {}\n", name, value)
+                          : fmt::format("{}{{{}}} {}\n", name, labels, value);
+  };
+  const bool streaming = getCameraState() == "streaming";
+  family("printcast_camera_up", "gauge", "1 while the camera delivers frames, 0 while it is away");
+  sample("printcast_camera_up", "", streaming ? 1 : 0);
+  family("printcast_camera_frames_total", "counter", "Camera frames captured");
+  sample("printcast_camera_frames_total", "", static_cast<double>(cameraRate.total()));
+  family("printcast_camera_reconnects_total", "counter", "Times the camera was lost and reopened");
+  sample("printcast_camera_reconnects_total", "", static_cast<double>(cameraReconnects.load()));
+  family("printcast_no_signal_frames_total", "counter",
+         "\"No signal\" frames served while the camera was away");
+  sample("printcast_no_signal_frames_total", "", static_cast<double>(noSignalFrames.load()));
+
+  family("printcast_fps", "gauge", "Frames per second over the last 2 s, per source or output");
+  const std::pair<const char*, const RateMeter*> rates[] = {
+      {"camera", &cameraRate}, {"mjpeg", &mjpegRate}, {"h264", &h264Rate}, {"display", &displayRate}};
+  for (const auto& [name, meter] : rates)
+    sample("printcast_fps", fmt::format("output=\"{}\"", name), meter->fps());
+  family("printcast_frames_total", "counter", "Frames produced per output");
+  for (const auto& [name, meter] : rates) {
+    sample("printcast_frames_total", fmt::format("output=\"{}\"", name), static_cast<double>(meter->total()));
+  }
+
+  const std::pair<const char*, const transport::Fanout*> streams[] = {
+      {"mjpeg", &mjpeg}, {"flv", &flv}, {"display", &displayStream}};
+  family("printcast_clients", "gauge", "Connected clients per stream");
+  for (const auto& [name, f] : streams) {
+    sample("printcast_clients", fmt::format("stream=\"{}\"", name), static_cast<double>(f->clientCount()));
+  }
+  family("printcast_stream_units_queued_total", "counter", "Frames or access units queued to clients");
+  for (const auto& [name, f] : streams) {
+    sample("printcast_stream_units_queued_total", fmt::format("stream=\"{}\"", name),
+           static_cast<double>(f->totals().unitsQueued));
+  }
+  family("printcast_stream_units_dropped_total", "counter",
+         "Frames or access units dropped for slow clients");
+  for (const auto& [name, f] : streams) {
+    sample("printcast_stream_units_dropped_total", fmt::format("stream=\"{}\"", name),
+           static_cast<double>(f->totals().unitsDropped));
+  }
+  family("printcast_stream_sent_bytes_total", "counter", "Bytes sent to clients per stream");
+  for (const auto& [name, f] : streams) {
+    sample("printcast_stream_sent_bytes_total", fmt::format("stream=\"{}\"", name),
+           static_cast<double>(f->totals().bytesSent));
+  }
+  family("printcast_cpu_percent", "gauge", "CPU use in percent (system: all cores, process: this streamer)");
+  sample("printcast_cpu_percent", "scope=\"system\"", systemCpu.load());
+  sample("printcast_cpu_percent", "scope=\"process\"", processCpu.load());
+  family("printcast_h264_skip_interval", "gauge",
+         "H.264 encodes every Nth camera frame (slider and auto-skip)");
+  sample("printcast_h264_skip_interval", "", std::max(skipInterval.load(), live.frameSkip.load()));
+  family("printcast_touches_total", "counter", "Taps injected into the touch panel");
+  sample("printcast_touches_total", "", static_cast<double>(touchCount.load()));
+  family("printcast_uptime_seconds", "gauge", "Seconds since the streamer started");
+  sample("printcast_uptime_seconds", "", std::chrono::duration<double>(Clock::now() - startedAt).count());
+  return out;
+}
+
+// 200 "ok" while the camera delivers frames; 503 with the reason otherwise (starting, no signal).
+HttpResponse Streamer::Impl::healthz() {
+  const std::string state = getCameraState();
+  if (state != "streaming") return HttpResponse::text(503, "camera " + state + "\n");
+  if (cameraRate.fps() <= 0) return HttpResponse::text(503, "camera: no frame in the last 2 s\n");
+  return HttpResponse::text(200, "ok\n");
+}
+
+// GET: the runtime settings. POST {"bitrate": 1024, ...}: validate all (400 naming the key,
+// nothing applied or written), apply live, save to the config file.
+HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
+  auto reply = [&](int code, const nlohmann::json& extra) {
+    nlohmann::json body = nlohmann::json::parse(runtimeSettingsJson(applied));
+    nlohmann::json out{{"settings", body},
+                       {"persisted", !applied.configFile.empty()},
+                       {"config_file", applied.configFile},
+                       {"display_max_fps", board->display.maxFps},
+                       {"camera_fps", settings.fps}};
+    out.update(extra);
+    return HttpResponse::json(code, out.dump());
+  };
+  std::lock_guard lock(settingsMutex);
+  if (req.method == "GET" || req.method == "HEAD") return reply(200, {{"status", "ok"}});
+  if (req.method != "POST") return HttpResponse::error(405, "use GET, or POST a JSON object of settings");
+  Settings next;
+  std::vector<std::string> keys;
+  std::string errorKey;
+  if (auto st = validateSettingsChange(req.body, *board, applied, next, keys, errorKey); !st) {
+    return HttpResponse::json(
+        400, nlohmann::json{{"status", "error"}, {"error", st.error().message}, {"key", errorKey}}.dump());
+  }
+  // Save first: a change that cannot be saved is not applied either (it would be lost silently).
+  nlohmann::json changes = nlohmann::json::parse(runtimeSettingsJson(next));
+  for (auto it = changes.begin(); it != changes.end();) {
+    it = std::find(keys.begin(), keys.end(), it.key()) == keys.end() ? changes.erase(it) : std::next(it);
+  }
+  if (!next.configFile.empty()) {
+    if (auto st = saveSettingsFile(next.configFile, changes.dump()); !st) {
+      spdlog::error("settings: {}", st.error().describe());
+      return HttpResponse::json(
+          500, nlohmann::json{{"status", "error"}, {"error", st.error().describe()}, {"key", ""}}.dump());
+    }
+  }
+  nlohmann::json restartRequired = nlohmann::json::array();
+  if (next.bitrateKbps != applied.bitrateKbps || next.jpegQuality != applied.jpegQuality) {
+    live.bitrateKbps = next.bitrateKbps;
+    live.jpegQuality = next.jpegQuality;
+    live.reconfigureCamera = true;
+    live.reconfigureDisplay = true;
+  }
+  live.h264Enabled = next.h264Enabled;
+  live.frameSkip = skipIntervalForPercent(next.h264FrameratePercent);
+  live.autoSkip = next.autoSkip;
+  live.targetCpu = next.targetCpu;
+  live.mjpegFps = next.mjpegFps;
+  live.displayFps = next.displayFps;
+  live.displayEnabled = next.displayEnabled;
+  if (next.displayEnabled && !display && !settings.displayEnabled)
+    restartRequired.push_back("display_enabled");
+  if (next.h264Enabled) keyframeWanted = true;
+  displayWake.notify_all();
+  applied = next;
+  ++settingsChanges;
+  spdlog::info("settings: changed {}{}", changes.dump(),
+               applied.configFile.empty() ? " (not saved: no --config)" : "");
+  return reply(200, {{"status", "ok"}, {"changed", keys}, {"restart_required", restartRequired}});
+}
+
+// The shared-memory rings for /status and /api/stats: per ring its object name, live readers,
+// frames and bytes published, publish errors, reader keyframe requests and generation.
+nlohmann::json Streamer::Impl::ringStats() {
+  nlohmann::json out = {{"enabled", h264Ring != nullptr || jpegRing != nullptr}, {"error", ringError}};
+  for (auto [key, ring] : {std::pair{"h264", h264Ring.get()}, {"jpeg", jpegRing.get()}}) {
+    if (ring == nullptr) continue;
+    const auto st = ring->stats();
+    out[key] = {{"name", ring->name()},
+                {"readers", st.liveReaders},
+                {"frames_published", st.framesPublished},
+                {"bytes_published", st.bytesPublished},
+                {"frames_rejected", st.framesRejected},
+                {"keyframe_requests", st.keyframeRequests},
+                {"generation", st.generation}};
+  }
+  return out;
 }
 
 HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
@@ -912,10 +1186,21 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
   const auto snapshotMaxAge = std::chrono::milliseconds(1000 / std::max(1, settings.fps) * 2);
   if (path == "/stream") return mjpegResponse(mjpeg);
   if (path == "/snapshot") return snapshots.request(snapshotMaxAge);
-  if (path == "/flv") return flvResponse(false);
-  if (path == "/ws") return wsResponse(req, req.arg("ts") == "1");
+  if (path == "/flv" || path == "/ws") {
+    if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
+    return path == "/flv" ? flvResponse(false) : wsResponse(req, req.arg("ts") == "1");
+  }
+  if (path == "/state") return HttpResponse::json(200, ustreamerState().dump());
+  if (path == "/metrics") {
+    HttpResponse r = HttpResponse::text(200, metrics());
+    r.contentType = "text/plain; version=0.0.4; charset=utf-8";
+    return r;
+  }
+  if (path == "/healthz") return healthz();
   if (path == "/display" || path == "/display/snapshot") {
     if (!display) return HttpResponse::error(503, "no display capture: " + displayError);
+    if (!live.displayEnabled)
+      return HttpResponse::error(503, "display capture is disabled (display_enabled = false)");
     HttpResponse r;
     if (path == "/display") {
       r = mjpegResponse(displayStream);
@@ -943,6 +1228,22 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
 }
 
 HttpResponse Streamer::Impl::handleControl(const HttpRequest& req) {
+  if (req.method == "GET" || req.method == "HEAD") {
+    if (req.path == "/" || req.path.empty()) {
+      HttpResponse r = HttpResponse::text(302, "see /control");
+      r.headers.emplace_back("Location", "/control");
+      return r;
+    }
+    if (const WebAsset* asset = findWebAsset(req.path)) {
+      HttpResponse r;
+      r.contentType = std::string(asset->contentType);
+      r.body.assign(reinterpret_cast<const char*>(asset->data.data()), asset->data.size());
+      r.headers.emplace_back("Cache-Control", "no-cache");
+      return r;
+    }
+  }
+  if (req.path == "/healthz") return healthz();
+  if (req.path == "/api/settings") return settingsRequest(req);
   if (req.path == "/api/touch") {
     if (req.method != "POST") return HttpResponse::error(405, "use POST with {\"x\",\"y\",\"duration\"}");
     return touchRequest(req);
@@ -1005,7 +1306,10 @@ HttpResponse Streamer::Impl::cameraControls(const HttpRequest& req) {
 }
 
 HttpResponse Streamer::Impl::handleFlvPort(const HttpRequest& req) {
-  if (req.path == "/flv") return flvResponse(true);
+  if (req.path == "/flv") {
+    if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
+    return flvResponse(true);
+  }
   return HttpResponse::error(404, "no such endpoint: " + req.path);
 }
 
@@ -1029,98 +1333,148 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   if (!hub) return hub.error();
   s.wsHub = std::move(*hub);
   if (auto st = s.controlStore.load(); !st) spdlog::warn("{}", st.error().describe());
-
+  // What /status lists under "outputs" (pages choose their player from it). An output added to
+  // the streamer adds its entry here.
+  s.outputs = {{{"name", "mjpeg"}, {"path", "/stream"}, {"type", "mjpeg"}},
+               {{"name", "snapshot"}, {"path", "/snapshot"}, {"type", "jpeg"}},
+               {{"name", "flv"}, {"path", "/flv"}, {"type", "flv"}},
+               {{"name", "ws"}, {"path", "/ws"}, {"type", "h264-annexb-websocket"}}};
   if (settings.displayEnabled) {
-    auto screen = bsp::openScreen(board, {settings.displayNode, settings.touchName});
-    s.display = std::move(screen.display);
-    s.touch = std::move(screen.touch);
-    s.displayError = screen.displayError;
-    s.touchError = screen.touchError;
-  } else {
-    s.displayError = "display capture is disabled (display_enabled = false)";
-    s.touchError = "display is disabled";
-  }
-  if (s.display) {
-    s.displayJpeg = codecs::createJpegEncoder();
-    hal::EncoderConfig enc;
-    enc.size = s.uprightDisplaySize();
-    enc.jpegQuality = settings.jpegQuality;
-    if (auto st = s.displayJpeg->configure(enc); !st) return st.error();
-    auto pool = hal::FramePool::create(hal::fourcc::kI420, s.uprightDisplaySize(), 3);
-    if (!pool) return pool.error();
-    s.uprightPool = *pool;
-    s.displayStream.setOnSubscribe([&s] { s.displayWake.notify_all(); });
-  } else {
-    spdlog::warn("display: {}", s.displayError);
-  }
-  if (!s.touch) spdlog::warn("touch: {}", s.touchError);
+    s.outputs.push_back({{"name", "display"}, {"path", "/display"}, {"type", "mjpeg"}});
+    s.outputs.push_back({{"name", "display-snapshot"}, {"path", "/display/snapshot"}, {"type", "jpeg"}});
+    if (settings.ring) {
+      // A ring that cannot be made (no /dev/shm, full) is logged, not fatal: the network streams
+      // do not need it.
+      auto makeRing = [&](const char* stream, hal::FourCC codec,
+                          uint32_t slots) -> std::unique_ptr<transport::ShmRing> {
+        auto ring = transport::ShmRing::create({settings.ringName + "-" + stream, codec,
+                                                static_cast<size_t>(settings.ringSizeMb) << 20, slots, 32});
+        if (ring) return std::move(*ring);
+        s.ringError = ring.error().describe();
+        spdlog::warn("shared-memory ring: {}", s.ringError);
+        return nullptr;
+      };
+      s.h264Ring = makeRing("h264", hal::fourcc::kH264, 128);
+      s.jpegRing = makeRing("jpeg", hal::fourcc::kMJPEG, 64);
+    } else {
+      s.ringError = "disabled (ring = false)";
+    }
+    if (s.h264Ring) {
+      // Encoding for the ring only while it has readers; a reader's keyframe request (or one
+      // that attached with no IDR in the ring) gets a fresh IDR like a new FLV client.
+      s.h264Outputs.push_back({"ring",
+                               [&s] {
+                                 if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
+                                 return s.h264Ring->liveReaders() > 0;
+                               },
+                               [&s](const hal::PacketPtr& p) {
+                                 if (auto st = s.h264Ring->publish(p); !st)
+                                   spdlog::warn("{}", st.error().describe());
+                                 if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
+                               }});
+    }
 
-  auto listen = [&](const char* name, int port, std::string origin,
-                    transport::HttpHandler handler) -> hal::Result<std::unique_ptr<transport::HttpServer>> {
-    transport::HttpServerConfig config;
-    config.name = name;
-    config.host = settings.host;
-    config.port = static_cast<uint16_t>(port);
-    config.allowOrigin = std::move(origin);
-    return transport::HttpServer::start(config, std::move(handler));
-  };
-  auto stream = listen("stream", settings.port, settings.allowOrigin,
-                       [&s](const HttpRequest& r) { return s.handleStream(r); });
-  if (!stream) return stream.error();
-  s.streamServer = std::move(*stream);
-  auto control = listen("control", settings.controlPort, settings.allowOrigin,
-                        [&s](const HttpRequest& r) { return s.handleControl(r); });
-  if (!control) return control.error();
-  s.controlServer = std::move(*control);
-  if (settings.flvPort >= 0) {
-    auto flvServer =
-        listen("flv", settings.flvPort, "*", [&s](const HttpRequest& r) { return s.handleFlvPort(r); });
-    if (!flvServer) return flvServer.error();
-    s.flvServer = std::move(*flvServer);
-  }
-  if (settings.wsPort >= 0) {
-    auto wsServer = listen("ws", settings.wsPort, settings.allowOrigin,
-                           [&s](const HttpRequest& r) { return s.handleWsPort(r); });
-    if (!wsServer) return wsServer.error();
-    s.wsServer = std::move(*wsServer);
+    if (settings.displayEnabled) {
+      auto screen = bsp::openScreen(board, {settings.displayNode, settings.touchName});
+      s.display = std::move(screen.display);
+      s.touch = std::move(screen.touch);
+      s.displayError = screen.displayError;
+      s.touchError = screen.touchError;
+    } else {
+      s.displayError = "display capture is disabled (display_enabled = false)";
+      s.touchError = "display is disabled";
+    }
+    if (s.display) {
+      s.displayJpeg = codecs::createJpegEncoder();
+      hal::EncoderConfig enc;
+      enc.size = s.uprightDisplaySize();
+      enc.jpegQuality = settings.jpegQuality;
+      if (auto st = s.displayJpeg->configure(enc); !st) return st.error();
+      auto pool = hal::FramePool::create(hal::fourcc::kI420, s.uprightDisplaySize(), 3);
+      if (!pool) return pool.error();
+      s.uprightPool = *pool;
+      s.displayStream.setOnSubscribe([&s] { s.displayWake.notify_all(); });
+    } else {
+      spdlog::warn("display: {}", s.displayError);
+    }
+    if (!s.touch) spdlog::warn("touch: {}", s.touchError);
+
+    auto listen = [&](const char* name, int port, std::string origin,
+                      transport::HttpHandler handler) -> hal::Result<std::unique_ptr<transport::HttpServer>> {
+      transport::HttpServerConfig config;
+      config.name = name;
+      config.host = settings.host;
+      config.port = static_cast<uint16_t>(port);
+      config.allowOrigin = std::move(origin);
+      return transport::HttpServer::start(config, std::move(handler));
+    };
+    auto stream = listen("stream", settings.port, settings.allowOrigin,
+                         [&s](const HttpRequest& r) { return s.handleStream(r); });
+    if (!stream) return stream.error();
+    s.streamServer = std::move(*stream);
+    auto control = listen("control", settings.controlPort, settings.allowOrigin,
+                          [&s](const HttpRequest& r) { return s.handleControl(r); });
+    if (!control) return control.error();
+    s.controlServer = std::move(*control);
+    if (settings.flvPort >= 0) {
+      auto flvServer =
+          listen("flv", settings.flvPort, "*", [&s](const HttpRequest& r) { return s.handleFlvPort(r); });
+      if (!flvServer) return flvServer.error();
+      s.flvServer = std::move(*flvServer);
+    }
+    if (settings.wsPort >= 0) {
+      auto wsServer = listen("ws", settings.wsPort, settings.allowOrigin,
+                             [&s](const HttpRequest& r) { return s.handleWsPort(r); });
+      if (!wsServer) return wsServer.error();
+      s.wsServer = std::move(*wsServer);
+    }
+
+    s.threads.emplace_back([&s] { s.cameraLoop(); });
+    if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
+    if (s.touch) s.threads.emplace_back([&s] { s.touchLoop(); });
+    s.threads.emplace_back([&s] { s.housekeepingLoop(); });
+    return std::unique_ptr<Streamer>(new Streamer(std::move(impl)));
   }
 
-  s.threads.emplace_back([&s] { s.cameraLoop(); });
-  if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
-  if (s.touch) s.threads.emplace_back([&s] { s.touchLoop(); });
-  s.threads.emplace_back([&s] { s.housekeepingLoop(); });
-  return std::unique_ptr<Streamer>(new Streamer(std::move(impl)));
-}
-
-uint16_t Streamer::streamPort() const { return impl_->streamServer ? impl_->streamServer->port() : 0; }
-uint16_t Streamer::controlPort() const { return impl_->controlServer ? impl_->controlServer->port() : 0; }
-uint16_t Streamer::flvPort() const { return impl_->flvServer ? impl_->flvServer->port() : 0; }
-uint16_t Streamer::wsPort() const { return impl_->wsServer ? impl_->wsServer->port() : 0; }
-
-void Streamer::stop() {
-  if (!impl_) return;
-  Impl& s = *impl_;
-  if (!s.running.exchange(false)) return;
-  s.stopWake.notify_all();
-  s.displayWake.notify_all();
-  s.touchWake.notify_all();
-  for (auto& t : s.threads) t.join();
-  s.threads.clear();
-  // Pending touches are answered; streams end so their suspended connections resume.
-  for (auto& job : s.touchJobs) job.response->complete(HttpResponse::error(503, "streamer is stopping"));
-  s.touchJobs.clear();
-  s.snapshots.failAll("streamer is stopping");
-  s.displaySnapshots.failAll("streamer is stopping");
-  s.mjpeg.closeAll();
-  s.flv.closeAll();
-  s.displayStream.closeAll();
-  s.wsStream.closeAll();
-  // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
-  // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
-  if (s.wsHub) s.wsHub->stop();
-  for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get()}) {
-    if (server != nullptr) server->stop();
+  uint16_t Streamer::streamPort() const { return impl_->streamServer ? impl_->streamServer->port() : 0; }
+  uint16_t Streamer::controlPort() const { return impl_->controlServer ? impl_->controlServer->port() : 0; }
+  uint16_t Streamer::flvPort() const { return impl_->flvServer ? impl_->flvServer->port() : 0; }
+  uint16_t Streamer::wsPort() const { return impl_->wsServer ? impl_->wsServer->port() : 0; }
+  std::vector<std::string> Streamer::ringNames() const {
+    std::vector<std::string> names;
+    for (const auto* ring : {impl_->h264Ring.get(), impl_->jpegRing.get()})
+      if (ring != nullptr) names.push_back(ring->name());
+    return names;
   }
-}
+
+  void Streamer::stop() {
+    if (!impl_) return;
+    Impl& s = *impl_;
+    if (!s.running.exchange(false)) return;
+    s.stopWake.notify_all();
+    s.displayWake.notify_all();
+    s.touchWake.notify_all();
+    for (auto& t : s.threads) t.join();
+    s.threads.clear();
+    // Pending touches are answered; streams end so their suspended connections resume.
+    for (auto& job : s.touchJobs) job.response->complete(HttpResponse::error(503, "streamer is stopping"));
+    s.touchJobs.clear();
+    s.snapshots.failAll("streamer is stopping");
+    s.displaySnapshots.failAll("streamer is stopping");
+    s.mjpeg.closeAll();
+    s.flv.closeAll();
+    s.displayStream.closeAll();
+    s.wsStream.closeAll();
+    // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
+    // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
+    if (s.wsHub) s.wsHub->stop();
+    for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get()}) {
+      if (server != nullptr) server->stop();
+    }
+    // Retire the rings (after the servers: /status reads them): their readers are woken and wait
+    // for a new producer.
+    s.h264Ring.reset();
+    s.jpegRing.reset();
+  }
 
 }  // namespace printcast::streamer

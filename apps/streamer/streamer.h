@@ -4,6 +4,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "printcast/bsp/board.h"
 #include "printcast/hal/result.h"
@@ -28,6 +30,8 @@ class Streamer {
   uint16_t controlPort() const;
   uint16_t flvPort() const;  // 0 when off
   uint16_t wsPort() const;   // reCamera-style WebSocket port; 0 when off
+  // The shared-memory rings' object names ("printcast-h264", "printcast-jpeg"); empty when off.
+  std::vector<std::string> ringNames() const;
 
   // Close every stream, answer waiting requests, join threads. Idempotent.
   void stop();

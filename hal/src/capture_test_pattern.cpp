@@ -300,6 +300,17 @@ class TestPatternCapture final : public Capture {
                    kWhite.y);
     font::drawText(view.data[0], view.stride[0], s, Point{l.margin + pad, l.margin + pad + lineStep}, line2,
                    l.scale, kWhite.y);
+
+    // The timecode strip (see test_pattern.h): wall-clock milliseconds, low 32 bits, MSB first,
+    // one black (0) or white (1) cell per bit along the bottom edge.
+    const auto wallMs = static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  std::chrono::system_clock::now().time_since_epoch())
+                                                  .count());
+    const int cell = testPatternTimecodeCell(s);
+    for (int bit = 0; bit < 32; ++bit) {
+      const bool one = ((wallMs >> (31 - bit)) & 1u) != 0;
+      view.fillRect(bit * cell, s.height - cell, cell, cell, one ? kWhite : kBlack);
+    }
   }
 
   UniqueFd timer_;
@@ -316,5 +327,21 @@ class TestPatternCapture final : public Capture {
 }  // namespace
 
 std::unique_ptr<Capture> createTestPatternCapture() { return std::make_unique<TestPatternCapture>(); }
+
+int testPatternTimecodeCell(Size size) { return std::max(2, (size.width / 32) & ~1); }
+
+std::optional<uint32_t> readTestPatternTimecode(const uint8_t* luma, int stride, Size size) {
+  const int cell = testPatternTimecodeCell(size);
+  if (luma == nullptr || size.width < 32 * cell || size.height < cell) return std::nullopt;
+  uint32_t value = 0;
+  const int y = size.height - cell / 2 - 1;
+  for (int bit = 0; bit < 32; ++bit) {
+    const int x = bit * cell + cell / 2;
+    const uint8_t v = luma[static_cast<ptrdiff_t>(y) * stride + x];
+    if (v > 60 && v < 190) return std::nullopt;  // neither black nor white: not a timecode cell
+    value = (value << 1) | (v >= 126 ? 1u : 0u);
+  }
+  return value;
+}
 
 }  // namespace printcast::hal

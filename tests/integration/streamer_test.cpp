@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 // The streamer on the virtual board, end to end: ffprobe/ffmpeg on /flv (8080 and the slicer
 // port), MJPEG multipart, snapshots, touch changing the display, CORS, errors, slow readers.
+#include <fcntl.h>
 #include <turbojpeg.h>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <memory>
 #include <thread>
 
@@ -525,42 +527,201 @@ TEST_F(Streamer, WsWithoutUpgradeIs426AndABadHandshakeIs400) {
     EXPECT_EQ(bad.status, 400) << target << ": " << bad.body;
     EXPECT_NE(bad.body.find("Sec-WebSocket-Key"), std::string::npos) << bad.body;
   }
-}
 
-TEST(StreamerLifecycle, SigtermStopsCleanlyWithClientsConnected) {
-  StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual"});
-  ASSERT_TRUE(p.ok()) << p.log();
-  StreamConnection mjpeg(p.streamPort(), "/stream");
-  StreamConnection flv(p.streamPort(), "/flv");
-  ASSERT_TRUE(mjpeg.ok());
-  ASSERT_TRUE(flv.ok());
-  WsClient webSocket(p.streamPort(), "/ws");
-  ASSERT_TRUE(webSocket.ok()) << webSocket.error();
-  EXPECT_EQ(p.terminate(10s), 0) << p.log();
-  // The WebSocket client was told: Close 1001 (going away).
-  std::optional<ws::Event> close;
-  while (auto e = webSocket.next(2s)) {
-    if (e->kind == ws::Event::Kind::Close) {
-      close = std::move(e);
-      break;
-    }
+  TEST_F(Streamer, RingConsumerRecordsH264FfmpegDecodes) {
+    const std::string out = "/tmp/" + process_->ringName() + ".h264";
+    const CommandResult r = runCommand(
+        {PRINTCAST_RING_CONSUMER_BIN, "-n", "30", "-t", "30", process_->ringName() + "-h264", out}, 40s);
+    ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("wrote 30 frames"), std::string::npos) << r.out;
+    const CommandResult probe =
+        runCommand({"ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                    "stream=codec_name,width,height,nb_read_frames", "-of", "default=nw=1", out},
+                   30s);
+    const CommandResult decode =
+        runCommand({"ffmpeg", "-v", "error", "-f", "h264", "-i", out, "-f", "null", "-"}, 30s);
+    std::remove(out.c_str());
+    ASSERT_EQ(probe.exitCode, 0) << probe.err;
+    EXPECT_NE(probe.out.find("codec_name=h264"), std::string::npos) << probe.out;
+    EXPECT_NE(probe.out.find("width=640"), std::string::npos) << probe.out;
+    EXPECT_NE(probe.out.find("nb_read_frames=30"), std::string::npos) << probe.out;
+    EXPECT_EQ(decode.exitCode, 0);
+    EXPECT_EQ(decode.err, "");
   }
-  ASSERT_TRUE(close) << "no Close frame on stop";
-  EXPECT_EQ(close->closeCode, ws::close_code::kGoingAway);
-}
 
-TEST(StreamerLifecycle, BadConfigValueNamesTheKeyAndRange) {
-  char path[] = "/tmp/printcast-config-XXXXXX";
-  const int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  const std::string json = "{\n  // comments are allowed\n  \"bitrate\": 50\n}\n";
-  ASSERT_EQ(write(fd, json.data(), json.size()), static_cast<ssize_t>(json.size()));
-  close(fd);
-  const CommandResult r = runCommand({PRINTCAST_STREAMER_BIN, "--board", "virtual", "--config", path}, 20s);
-  unlink(path);
-  EXPECT_EQ(r.exitCode, 2);
-  EXPECT_NE((r.out + r.err).find("bitrate = 50: must be an integer in 100..20000"), std::string::npos)
-      << r.out << r.err;
-}
+  TEST_F(Streamer, RingJpegFramesAndStats) {
+    const std::string out = "/tmp/" + process_->ringName() + ".mjpeg";
+    const CommandResult r = runCommand(
+        {PRINTCAST_RING_CONSUMER_BIN, "-n", "5", "-t", "30", process_->ringName() + "-jpeg", out}, 40s);
+    ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+    const CommandResult probe =
+        runCommand({"ffprobe", "-v", "error", "-f", "mjpeg", "-count_frames", "-show_entries",
+                    "stream=codec_name,width,nb_read_frames", "-of", "default=nw=1", out},
+                   30s);
+    std::remove(out.c_str());
+    EXPECT_NE(probe.out.find("codec_name=mjpeg"), std::string::npos) << probe.out << probe.err;
+    EXPECT_NE(probe.out.find("nb_read_frames=5"), std::string::npos) << probe.out << probe.err;
+    const auto stats =
+        nlohmann::json::parse(httpRequest(process_->controlPort(), "GET", "/api/stats").body, nullptr, false);
+    ASSERT_FALSE(stats.is_discarded());
+    EXPECT_EQ(stats["rings"]["h264"]["name"], process_->ringName() + "-h264");
+    EXPECT_GE(stats["rings"]["jpeg"]["frames_published"].get<uint64_t>(), 5u);
+    const auto status =
+        nlohmann::json::parse(httpRequest(process_->streamPort(), "GET", "/status").body, nullptr, false);
+    ASSERT_FALSE(status.is_discarded());
+    EXPECT_EQ(status["rings"]["enabled"], true);
+  }
+
+  TEST(StreamerLifecycle, SigtermStopsCleanlyWithClientsConnected) {
+    StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual"});
+    ASSERT_TRUE(p.ok()) << p.log();
+    StreamConnection mjpeg(p.streamPort(), "/stream");
+    StreamConnection flv(p.streamPort(), "/flv");
+    ASSERT_TRUE(mjpeg.ok());
+    ASSERT_TRUE(flv.ok());
+    WsClient webSocket(p.streamPort(), "/ws");
+    ASSERT_TRUE(webSocket.ok()) << webSocket.error();
+    EXPECT_EQ(p.terminate(10s), 0) << p.log();
+    // The WebSocket client was told: Close 1001 (going away).
+    std::optional<ws::Event> close;
+    while (auto e = webSocket.next(2s)) {
+      if (e->kind == ws::Event::Kind::Close) {
+        close = std::move(e);
+        break;
+      }
+    }
+    ASSERT_TRUE(close) << "no Close frame on stop";
+    EXPECT_EQ(close->closeCode, ws::close_code::kGoingAway);
+  }
+
+  // Waits (bounded) until the camera streams, so counters and health have something to say.
+  bool waitStreaming(uint16_t port) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (httpRequest(port, "GET", "/healthz").status == 200) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  TEST_F(Streamer, MetricsAreAcceptedByPromtool) {
+    ASSERT_TRUE(waitStreaming(process_->streamPort()));
+    const auto r = httpRequest(process_->streamPort(), "GET", "/metrics");
+    ASSERT_EQ(r.status, 200);
+    EXPECT_NE(r.headers.at("content-type").find("version=0.0.4"), std::string::npos);
+    EXPECT_NE(r.body.find("# TYPE printcast_camera_frames_total counter"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("printcast_clients{stream=\"mjpeg\"}"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("printcast_camera_up 1"), std::string::npos) << r.body;
+    char path[] = "/tmp/printcast-metrics-XXXXXX";
+    const int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, r.body.data(), r.body.size()), static_cast<ssize_t>(r.body.size()));
+    close(fd);
+    // Debian's prometheus package (scripts/install-deps.sh test).
+    const CommandResult check =
+        runCommand({"sh", "-c", std::string("promtool check metrics < ") + path}, 30s);
+    unlink(path);
+    EXPECT_EQ(check.exitCode, 0) << check.out << check.err;
+    EXPECT_EQ(check.out + check.err, "") << "promtool lint findings";
+  }
+
+  TEST_F(Streamer, StateIsUstreamerShapedAndHealthzSaysOk) {
+    ASSERT_TRUE(waitStreaming(process_->streamPort()));
+    const auto r = httpRequest(process_->streamPort(), "GET", "/state");
+    ASSERT_EQ(r.status, 200);
+    const auto j = nlohmann::json::parse(r.body);
+    EXPECT_EQ(j["ok"], true);
+    const auto& res = j["result"];
+    EXPECT_EQ(res["source"]["resolution"]["width"], kWidth);
+    EXPECT_EQ(res["source"]["resolution"]["height"], kHeight);
+    EXPECT_EQ(res["source"]["online"], true);
+    EXPECT_EQ(res["source"]["desired_fps"], kFps);
+    EXPECT_TRUE(res["source"]["captured_fps"].is_number_integer());
+    EXPECT_TRUE(res["encoder"]["quality"].is_number_integer());
+    EXPECT_TRUE(res["stream"]["clients_stat"].is_object());
+    for (uint16_t port : {process_->streamPort(), process_->controlPort()}) {
+      const auto h = httpRequest(port, "GET", "/healthz");
+      EXPECT_EQ(h.status, 200);
+      EXPECT_EQ(h.body, "ok\n");
+    }
+    const auto status = nlohmann::json::parse(httpRequest(process_->streamPort(), "GET", "/status").body);
+    ASSERT_TRUE(status["outputs"].is_array());
+    EXPECT_NE(status["outputs"].dump().find("\"path\":\"/flv\""), std::string::npos) << status.dump();
+  }
+
+  TEST(StreamerLifecycle, HealthzIs503WithTheReasonWithoutACamera) {
+    StreamerProcess p(PRINTCAST_STREAMER_BIN,
+                      {"--board", "virtual", "--device", "/dev/printcast-no-such-camera"});
+    ASSERT_TRUE(p.ok()) << p.log();
+    printcast::testing::HttpReply h;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    do {
+      h = httpRequest(p.streamPort(), "GET", "/healthz");
+    } while (h.body.find("no-signal") == std::string::npos && std::chrono::steady_clock::now() < deadline);
+    EXPECT_EQ(h.status, 503);
+    EXPECT_NE(h.body.find("printcast-no-such-camera"), std::string::npos) << h.body;
+  }
+
+  TEST(StreamerLifecycle, SettingsApiRefusesByKeyAppliesLiveAndSavesAtomically) {
+    char dirTemplate[] = "/tmp/printcast-settings-XXXXXX";
+    ASSERT_NE(mkdtemp(dirTemplate), nullptr);
+    const std::string dir = dirTemplate;
+    const std::string file = dir + "/app.json";
+    {
+      const std::string json = "{\n  \"mjpeg_fps\": 10,\n  \"timelapse_mode\": \"layer\"\n}\n";
+      const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ASSERT_GE(fd, 0);
+      ASSERT_EQ(write(fd, json.data(), json.size()), static_cast<ssize_t>(json.size()));
+      close(fd);
+    }
+    auto readFile = [&] {
+      const CommandResult c = runCommand({"cat", file}, 5s);
+      return c.out;
+    };
+    const std::string original = readFile();
+    StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual", "--desired-fps", "15", "--config", file,
+                                               "--resolution", "320x240"});
+    ASSERT_TRUE(p.ok()) << p.log();
+    const std::map<std::string, std::string> json{{"Content-Type", "application/json"}};
+
+    const auto bad =
+        httpRequest(p.controlPort(), "POST", "/api/settings", R"({"mjpeg_fps": 2, "jpeg_quality": 0})", json);
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_EQ(nlohmann::json::parse(bad.body)["key"], "jpeg_quality") << bad.body;
+    EXPECT_EQ(readFile(), original) << "nothing written on a bad value";
+
+    const auto ok = httpRequest(p.controlPort(), "POST", "/api/settings",
+                                R"({"mjpeg_fps": 2, "h264_enabled": false})", json);
+    ASSERT_EQ(ok.status, 200) << ok.body;
+    const auto saved = nlohmann::json::parse(readFile());
+    EXPECT_EQ(saved["mjpeg_fps"], 2);
+    EXPECT_EQ(saved["h264_enabled"], false);
+    EXPECT_EQ(saved["timelapse_mode"], "layer");
+    const CommandResult ls = runCommand({"ls", "-A", dir}, 5s);
+    EXPECT_EQ(ls.out, "app.json\n") << "no temp file left behind";
+    const auto got = nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/api/settings").body);
+    EXPECT_EQ(got["settings"]["mjpeg_fps"], 2);
+
+    // Applied live: H.264 is off, MJPEG runs at 2 fps.
+    EXPECT_EQ(httpRequest(p.streamPort(), "GET", "/flv").status, 503);
+    const size_t parts = countParts(p.streamPort(), 3s);
+    EXPECT_GE(parts, 4u);
+    EXPECT_LE(parts, 9u) << "MJPEG still at the old rate";
+    runCommand({"rm", "-rf", dir}, 5s);
+  }
+
+  TEST(StreamerLifecycle, BadConfigValueNamesTheKeyAndRange) {
+    char path[] = "/tmp/printcast-config-XXXXXX";
+    const int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    const std::string json = "{\n  // comments are allowed\n  \"bitrate\": 50\n}\n";
+    ASSERT_EQ(write(fd, json.data(), json.size()), static_cast<ssize_t>(json.size()));
+    close(fd);
+    const CommandResult r = runCommand({PRINTCAST_STREAMER_BIN, "--board", "virtual", "--config", path}, 20s);
+    unlink(path);
+    EXPECT_EQ(r.exitCode, 2);
+    EXPECT_NE((r.out + r.err).find("bitrate = 50: must be an integer in 100..20000"), std::string::npos)
+        << r.out << r.err;
+  }
 
 }  // namespace

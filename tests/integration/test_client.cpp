@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -110,6 +111,11 @@ StreamerProcess::StreamerProcess(const std::string& binary, const std::vector<st
   }
   std::vector<std::string> all = {binary, "--port",    "0", "--control-port", "0", "--flv-port",
                                   "0",    "--ws-port", "0"};
+  // Shared-memory rings are host-wide names: one per streamer process of this test run, so test
+  // runs (and a streamer already running on the host) never replace each other's rings.
+  static int instance = 0;
+  ringName_ = "printcast-test-" + std::to_string(::getpid()) + "-" + std::to_string(instance++);
+  all.insert(all.end(), {"--ring-name", ringName_});
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : all) argv.push_back(a.data());
@@ -155,6 +161,10 @@ StreamerProcess::~StreamerProcess() {
   if (pid_ > 0) {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
+  }
+  // A killed streamer leaves its rings in /dev/shm (a clean stop unlinks them).
+  if (!ringName_.empty()) {
+    for (const char* stream : {"-h264", "-jpeg"}) ::shm_unlink(("/" + ringName_ + stream).c_str());
   }
   if (outFd_ >= 0) ::close(outFd_);
 }

@@ -24,6 +24,8 @@ class StreamerProcess {
   uint16_t flvPort() const { return flvPort_; }
   uint16_t wsPort() const { return wsPort_; }  // the reCamera-style WebSocket port
   const std::string& log() const { return log_; }
+  // Prefix of its shared-memory rings (--ring-name, unique per process): <prefix>-h264, -jpeg.
+  const std::string& ringName() const { return ringName_; }
   // Resident memory in KiB (/proc/PID/status VmRSS).
   long rssKiB() const;
   // SIGTERM and wait up to `timeout`; returns the exit status (-1 on timeout/signal).
@@ -34,6 +36,7 @@ class StreamerProcess {
   int outFd_ = -1;
   uint16_t streamPort_ = 0, controlPort_ = 0, flvPort_ = 0, wsPort_ = 0;
   std::string log_;
+  std::string ringName_;
 };
 
 struct HttpReply {

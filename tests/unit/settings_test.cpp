@@ -2,7 +2,17 @@
 // Streamer settings: JSON keys, comments, string-typed values, errors that name the key and range.
 #include "settings.h"
 
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "printcast/bsp/registry.h"
 
@@ -114,3 +124,204 @@ TEST(Settings, WsPortDefaultsToRecamerasAndCanBeTurnedOff) {
   EXPECT_TRUE(warnings.empty());
   EXPECT_EQ(errorOf(R"({"ws_port": 70000})"), "app.json: ws_port = 70000: must be an integer in -1..65535");
 }
+
+// ---- the control API: GET/POST /api/settings validation and the atomic config file write ----
+
+namespace {
+using printcast::streamer::saveSettingsFile;
+using printcast::streamer::skipIntervalForPercent;
+using printcast::streamer::validateSettingsChange;
+
+const printcast::bsp::Board& virtualBoard() {
+  auto board = printcast::bsp::findBoard("virtual");
+  EXPECT_TRUE(board.ok());
+  return **board;
+}
+
+std::vector<std::string> folderEntries(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string readAll(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream b;
+  b << in.rdbuf();
+  return b.str();
+}
+
+struct TempDir {
+  TempDir() {
+    std::string t = (std::filesystem::temp_directory_path() / "printcast-settings-XXXXXX").string();
+    path = ::mkdtemp(t.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::filesystem::path path;
+};
+}  // namespace
+
+TEST(SettingsApi, AValidChangeAppliesEveryKeyGiven) {
+  Settings current;
+  current.fps = 15;
+  Settings next;
+  std::vector<std::string> keys;
+  std::string errorKey;
+  const auto st = validateSettingsChange(
+      R"({"bitrate": 1500, "h264_framerate": 50, "auto_skip": true, "target_cpu": 70, "jpeg_quality": 60,
+          "mjpeg_fps": 5, "display_fps": 2, "h264_enabled": false, "display_enabled": false})",
+      virtualBoard(), current, next, keys, errorKey);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(next.bitrateKbps, 1500);
+  EXPECT_EQ(next.h264FrameratePercent, 50);
+  EXPECT_TRUE(next.autoSkip);
+  EXPECT_EQ(next.targetCpu, 70);
+  EXPECT_EQ(next.jpegQuality, 60);
+  EXPECT_EQ(next.mjpegFps, 5);
+  EXPECT_EQ(next.displayFps, 2);
+  EXPECT_FALSE(next.h264Enabled);
+  EXPECT_FALSE(next.displayEnabled);
+  EXPECT_EQ(keys.size(), 9u);
+  EXPECT_TRUE(errorKey.empty());
+}
+
+TEST(SettingsApi, ABadValueNamesTheKeyAndChangesNothing) {
+  Settings current;
+  current.fps = 15;
+  Settings next = current;
+  next.bitrateKbps = 777;  // must stay untouched on error
+  std::vector<std::string> keys;
+  std::string errorKey;
+  const auto st = validateSettingsChange(R"({"jpeg_quality": 50, "bitrate": 50})", virtualBoard(), current,
+                                         next, keys, errorKey);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(errorKey, "bitrate");
+  EXPECT_EQ(st.error().message, "settings: bitrate = 50: must be an integer in 100..20000");
+  EXPECT_EQ(next.bitrateKbps, 777);
+  EXPECT_EQ(next.jpegQuality, current.jpegQuality);
+
+  // The board's limit (the virtual board's display runs at most its maxFps).
+  const int tooFast = virtualBoard().display.maxFps + 1;
+  const auto st2 = validateSettingsChange(fmt::format(R"({{"display_fps": {}}})", tooFast), virtualBoard(),
+                                          current, next, keys, errorKey);
+  ASSERT_FALSE(st2.ok());
+  EXPECT_EQ(errorKey, "display_fps");
+  // MJPEG can't outrun the camera.
+  const auto st3 =
+      validateSettingsChange(R"({"mjpeg_fps": 30})", virtualBoard(), current, next, keys, errorKey);
+  ASSERT_FALSE(st3.ok());
+  EXPECT_EQ(errorKey, "mjpeg_fps");
+}
+
+TEST(SettingsApi, StartupOnlyAndUnknownKeysAreRefusedByName) {
+  Settings current;
+  Settings next;
+  std::vector<std::string> keys;
+  std::string errorKey;
+  auto st = validateSettingsChange(R"({"port": 9000})", virtualBoard(), current, next, keys, errorKey);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(errorKey, "port");
+  EXPECT_NE(st.error().message.find("cannot be changed from the control API"), std::string::npos);
+  st = validateSettingsChange(R"({"warp_drive": 1})", virtualBoard(), current, next, keys, errorKey);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(errorKey, "warp_drive");
+  EXPECT_NE(st.error().message.find("unknown key"), std::string::npos);
+  st = validateSettingsChange("[1,2]", virtualBoard(), current, next, keys, errorKey);
+  ASSERT_FALSE(st.ok());
+  EXPECT_TRUE(errorKey.empty());
+}
+
+TEST(SettingsApi, FramerateSliderMapsToASkipInterval) {
+  EXPECT_EQ(skipIntervalForPercent(100), 1);
+  EXPECT_EQ(skipIntervalForPercent(50), 2);
+  EXPECT_EQ(skipIntervalForPercent(34), 3);
+  EXPECT_EQ(skipIntervalForPercent(25), 4);
+  EXPECT_EQ(skipIntervalForPercent(10), 10);
+  EXPECT_EQ(skipIntervalForPercent(1), 10);
+  EXPECT_EQ(skipIntervalForPercent(0), 10);
+  EXPECT_EQ(skipIntervalForPercent(250), 1);
+  for (int p = 1; p < 100; ++p) EXPECT_GE(skipIntervalForPercent(p), skipIntervalForPercent(p + 1)) << p;
+}
+
+TEST(SettingsApi, SaveKeepsOtherKeysReplacesAtomicallyAndLeavesNoTempFile) {
+  TempDir dir;
+  const auto file = dir.path / "app.json";
+  {
+    std::ofstream out(file);
+    out << R"({ // Rinkhals
+      "mode": "go-klipper", "bitrate": 512, "timelapse_mode": "layer" })";
+  }
+  ASSERT_TRUE(saveSettingsFile(file, R"({"bitrate": 2048, "h264_framerate": 40})").ok());
+  EXPECT_EQ(folderEntries(dir.path), std::vector<std::string>{"app.json"});
+  const auto saved = nlohmann::json::parse(readAll(file));
+  EXPECT_EQ(saved["bitrate"], 2048);
+  EXPECT_EQ(saved["h264_framerate"], 40);
+  EXPECT_EQ(saved["mode"], "go-klipper");
+  EXPECT_EQ(saved["timelapse_mode"], "layer");  // unknown keys survive
+  // What was saved reads back through the loader.
+  Settings s;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(applyConfigJson(readAll(file), "app.json", s, warnings).ok());
+  EXPECT_EQ(s.bitrateKbps, 2048);
+  EXPECT_EQ(s.h264FrameratePercent, 40);
+}
+
+TEST(SettingsApi, SaveCreatesAMissingFile) {
+  TempDir dir;
+  const auto file = dir.path / "new.json";
+  ASSERT_TRUE(saveSettingsFile(file, R"({"jpeg_quality": 70})").ok());
+  EXPECT_EQ(nlohmann::json::parse(readAll(file))["jpeg_quality"], 70);
+  EXPECT_EQ(folderEntries(dir.path), std::vector<std::string>{"new.json"});
+}
+
+TEST(SettingsApi, ACorruptFileIsNotOverwrittenAndNothingIsLeftBehind) {
+  TempDir dir;
+  const auto file = dir.path / "app.json";
+  {
+    std::ofstream out(file);
+    out << "{ half-written";
+  }
+  const auto st = saveSettingsFile(file, R"({"bitrate": 2048})");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("not overwriting"), std::string::npos) << st.error().message;
+  EXPECT_EQ(readAll(file), "{ half-written");
+  EXPECT_EQ(folderEntries(dir.path), std::vector<std::string>{"app.json"});
+}
+
+TEST(SettingsApi, AnUnwritableFolderIsAnIoErrorAndTheFileIsUnchanged) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root ignores folder permissions";
+  TempDir dir;
+  const auto file = dir.path / "app.json";
+  {
+    std::ofstream out(file);
+    out << R"({"bitrate": 512})";
+  }
+  std::filesystem::permissions(dir.path,
+                               std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
+  const auto st = saveSettingsFile(file, R"({"bitrate": 2048})");
+  std::filesystem::permissions(dir.path, std::filesystem::perms::owner_all);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(readAll(file), R"({"bitrate": 512})");
+
+  TEST(Settings, RingKeysAndTheirErrors) {
+    Settings s;
+    std::vector<std::string> warnings;
+    ASSERT_TRUE(applyConfigJson(R"({"ring": false, "ring_name": "cam2", "ring_size_mb": "16"})", "app.json",
+                                s, warnings)
+                    .ok());
+    EXPECT_FALSE(s.ring);
+    EXPECT_EQ(s.ringName, "cam2");
+    EXPECT_EQ(s.ringSizeMb, 16);
+    EXPECT_TRUE(warnings.empty());
+    EXPECT_EQ(errorOf(R"({"ring_size_mb": 0})"), "app.json: ring_size_mb = 0: must be an integer in 1..256");
+    EXPECT_EQ(errorOf(R"({"ring": "maybe"})"), "app.json: ring = \"maybe\": must be true or false");
+    auto board = printcast::bsp::findBoard("virtual");
+    ASSERT_TRUE(board.ok());
+    Settings bad;
+    bad.ringName = "../etc/x";
+    auto st = finalizeSettings(bad, **board);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message.find("ring_name = \"../etc/x\""), std::string::npos) << st.error().message;
+  }

@@ -147,6 +147,29 @@ TEST(TestPattern, OverlayDigitsChangeWithSequence) {
   EXPECT_GT(std::count_if(overlayA.begin(), overlayA.end(), [](uint8_t v) { return v <= 20; }), 200);
 }
 
+// The timecode strip reads back as the wall-clock time of synthesis (low 32 bits of ms).
+TEST(TestPattern, TimecodeStripCarriesWallClockMilliseconds) {
+  auto capture = hal::createTestPatternCapture();
+  const hal::Size size{640, 480};
+  ASSERT_TRUE(capture->start(config(size, 0)).ok());
+  const auto wallMs = [] {
+    return static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  };
+  const uint32_t before = wallMs();
+  auto f = nextFrame(*capture);
+  const uint32_t after = wallMs();
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(hal::testPatternTimecodeCell(size), 20);
+  const auto code = hal::readTestPatternTimecode(f->plane(0).data, f->plane(0).stride, size);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_LE(static_cast<uint32_t>(*code - before), static_cast<uint32_t>(after - before));
+  // Not a test-pattern picture: mid-grey cells are rejected rather than read as bits.
+  std::vector<uint8_t> grey(static_cast<size_t>(size.width * size.height), 128);
+  EXPECT_FALSE(hal::readTestPatternTimecode(grey.data(), size.width, size).has_value());
+}
+
 TEST(TestPattern, UnpacedStopsAtPoolSize) {
   auto capture = hal::createTestPatternCapture();
   ASSERT_TRUE(capture->start(config({64, 64}, 0, 2)).ok());

@@ -2,7 +2,9 @@
 // A test-pattern camera: moving shapes with the frame counter and capture time drawn in.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "printcast/hal/capture.h"
 
@@ -22,6 +24,18 @@ namespace printcast::hal {
 // dropped and leaves a gap in the sequence; periods that pass unread are not drops (a late
 // consumer gets one current frame, never a backlog). dequeue() before start() or after stop():
 // InvalidArgument; start() while streaming: Busy.
+//
+// Along the bottom edge each frame carries a timecode strip for glass-to-glass latency
+// measurements: the wall-clock time of synthesis (CLOCK_REALTIME milliseconds since the Unix
+// epoch, low 32 bits) as 32 square cells of testPatternTimecodeCell() pixels, most significant bit
+// at the left, black (Y 16) for 0 and white (Y 235) for 1. A browser reads it back by drawing the
+// decoded picture to a canvas and sampling each cell's centre (bench/glass_latency).
 std::unique_ptr<Capture> createTestPatternCapture();
+
+// The timecode cell size in pixels for a frame size: width / 32 rounded down to even (min 2).
+int testPatternTimecodeCell(Size size);
+// Read the timecode back from a (decoded) luma plane; nullopt when a cell is neither dark nor
+// light (not a test-pattern picture, or too damaged).
+std::optional<uint32_t> readTestPatternTimecode(const uint8_t* luma, int stride, Size size);
 
 }  // namespace printcast::hal

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: MIT
+// printcast control page: tabs over the streams on the stream port (read from /status), taps on
+// the printer screen, live stats, settings. Plain ES2017, no build step.
+'use strict';
+
+const state = { status: null, streamBase: '', tab: '', failures: 0, lastOk: 0, snapshotTimer: 0 };
+const $ = (sel) => document.querySelector(sel);
+
+async function getJson(url, options) {
+  const r = await fetch(url, Object.assign({ cache: 'no-store' }, options || {}));
+  const body = await r.json().catch(() => ({}));
+  return { ok: r.ok, status: r.status, body };
+}
+
+// Where a click on an object-fit: contain element lands in the picture's own pixels (the upright
+// image the printer screen shows), or null in the letterbox bars.
+function viewToImage(rect, naturalWidth, naturalHeight, clientX, clientY) {
+  if (!naturalWidth || !naturalHeight || !rect.width || !rect.height) return null;
+  const scale = Math.min(rect.width / naturalWidth, rect.height / naturalHeight);
+  const offsetX = (rect.width - naturalWidth * scale) / 2;
+  const offsetY = (rect.height - naturalHeight * scale) / 2;
+  const x = (clientX - rect.left - offsetX) / scale;
+  const y = (clientY - rect.top - offsetY) / scale;
+  if (x < 0 || y < 0 || x > naturalWidth || y > naturalHeight) return null;
+  return { x: Math.round(x), y: Math.round(y) };
+}
+window.printcast = { viewToImage };
+
+function output(type) {
+  return ((state.status && state.status.outputs) || []).find((o) => o.type === type);
+}
+
+function setConnection(text, cls) {
+  const el = $('#conn');
+  el.textContent = text;
+  el.className = cls;
+}
+
+// ---- tabs ----
+function showTab(tab) {
+  state.tab = tab;
+  clearInterval(state.snapshotTimer);
+  for (const b of document.querySelectorAll('.tabs button')) {
+    b.setAttribute('aria-selected', String(b.dataset.tab === tab));
+  }
+  const view = $('#view');
+  view.textContent = '';  // drops the previous <img>/<video>, which closes its connection
+  $('#view-msg').textContent = '';
+  const base = state.streamBase;
+  if (tab === 'snapshot') {
+    const img = document.createElement('img');
+    img.id = 'snapshot-img';
+    img.alt = 'camera snapshot';
+    const refresh = () => { img.src = base + '/snapshot?t=' + Date.now(); };
+    refresh();
+    state.snapshotTimer = setInterval(refresh, 1000);
+    view.appendChild(img);
+  } else if (tab === 'mjpeg') {
+    const img = document.createElement('img');
+    img.id = 'mjpeg-img';
+    img.alt = 'camera MJPEG stream';
+    img.src = base + '/stream';
+    view.appendChild(img);
+  } else if (tab === 'h264') {
+    const mp4 = output('fmp4');
+    if (mp4) {
+      const video = document.createElement('video');
+      video.id = 'h264-video';
+      video.autoplay = true;
+      video.muted = true;
+      video.playsInline = true;
+      video.src = base + mp4.path;
+      video.addEventListener('error', () => { $('#view-msg').textContent = 'the browser could not play ' + mp4.path; });
+      view.appendChild(video);
+    } else {
+      const note = document.createElement('div');
+      note.className = 'note';
+      const flv = output('flv');
+      note.innerHTML = 'This streamer offers no stream a plain &lt;video&gt; plays (fragmented MP4). ' +
+        (flv ? 'H.264 in FLV: <code>' + base + flv.path + '</code> (VLC, ffplay, mpegts.js, the Anycubic slicer).' : '');
+      view.appendChild(note);
+    }
+  } else if (tab === 'display') {
+    const d = state.status && state.status.display;
+    if (!d || !d.enabled) {
+      const note = document.createElement('div');
+      note.className = 'note';
+      note.textContent = 'No printer screen: ' + ((d && d.error) || 'display capture is off');
+      view.appendChild(note);
+      return;
+    }
+    const img = document.createElement('img');
+    img.id = 'display-img';
+    img.alt = 'printer screen (click to tap)';
+    img.src = base + '/display';
+    img.addEventListener('click', onDisplayClick);
+    view.appendChild(img);
+  }
+  history.replaceState(null, '', '#' + tab);
+}
+
+async function onDisplayClick(ev) {
+  const img = ev.currentTarget;
+  const p = viewToImage(img.getBoundingClientRect(), img.naturalWidth, img.naturalHeight, ev.clientX, ev.clientY);
+  if (!p) return;  // in the letterbox bars
+  const msg = $('#view-msg');
+  try {
+    const r = await getJson('/api/touch', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ x: p.x, y: p.y }),
+    });
+    msg.textContent = r.ok ? 'tapped (' + p.x + ', ' + p.y + ')' : 'tap failed: ' + (r.body.error || r.status);
+  } catch (e) {
+    msg.textContent = 'tap failed: ' + e;
+  }
+}
+
+// ---- stats and connection state ----
+function row(name, value) {
+  return '<tr><td>' + name + '</td><td>' + value + '</td></tr>';
+}
+
+async function pollStats() {
+  try {
+    const r = await getJson('/api/stats');
+    if (!r.ok) throw new Error('HTTP ' + r.status);
+    const s = r.body;
+    state.failures = 0;
+    state.lastOk = Date.now();
+    const cam = s.camera || {};
+    if (cam.signal) setConnection('online', 'online');
+    else setConnection('camera: ' + (cam.state || 'unknown'), 'reconnecting');
+    const f = s.fps || {};
+    const c = s.clients || {};
+    $('#stats tbody').innerHTML =
+      row('Camera fps', (f.camera || 0).toFixed(1)) +
+      row('MJPEG fps', (f.mjpeg || 0).toFixed(1)) +
+      row('H.264 fps', (f.h264 || 0).toFixed(1) + (s.skip_interval > 1 ? ' (every ' + s.skip_interval + ')' : '')) +
+      row('Display fps', (f.display || 0).toFixed(1)) +
+      row('CPU (system / streamer)', (s.cpu.system_percent || 0).toFixed(0) + ' % / ' + (s.cpu.process_percent || 0).toFixed(0) + ' %') +
+      row('Clients MJPEG / FLV / display', (c.mjpeg || 0) + ' / ' + (c.flv || 0) + ' / ' + (c.display || 0)) +
+      row('Camera reconnects', cam.reconnects || 0);
+    if (!state.status) await loadStatus();
+  } catch (e) {
+    state.failures += 1;
+    // A few missed polls: the streamer may be restarting; longer: it is gone.
+    if (state.failures >= 5) setConnection('offline', 'offline');
+    else setConnection('reconnecting', 'reconnecting');
+  }
+}
+
+// ---- settings ----
+function fillSettings(values) {
+  const form = $('#settings');
+  for (const [key, value] of Object.entries(values)) {
+    const input = form.elements[key];
+    if (!input) continue;
+    if (input.type === 'checkbox') input.checked = !!value;
+    else input.value = value;
+  }
+  $('#h264_framerate_out').textContent = form.elements.h264_framerate.value + ' %';
+}
+
+async function loadSettings() {
+  const r = await getJson('/api/settings');
+  if (r.ok) {
+    fillSettings(r.body.settings);
+    $('#settings').elements.display_fps.max = r.body.display_max_fps;
+  }
+}
+
+async function saveSettings(ev) {
+  ev.preventDefault();
+  const form = ev.currentTarget;
+  for (const e of form.querySelectorAll('.err')) e.textContent = '';
+  const changes = {};
+  for (const input of form.querySelectorAll('input[name]')) {
+    if (input.type === 'checkbox') changes[input.name] = input.checked;
+    else if (input.value.trim() !== '' && Number.isFinite(Number(input.value))) changes[input.name] = Number(input.value);
+    else changes[input.name] = input.value;  // the server names the key and the allowed range
+  }
+  const msg = $('#settings-msg');
+  try {
+    const r = await getJson('/api/settings', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(changes),
+    });
+    if (!r.ok) {
+      const slot = r.body.key && form.querySelector('[data-err="' + r.body.key + '"]');
+      if (slot) slot.textContent = r.body.error;
+      msg.textContent = r.body.error || 'HTTP ' + r.status;
+      msg.className = 'msg err';
+      return;
+    }
+    fillSettings(r.body.settings);
+    const restart = r.body.restart_required || [];
+    msg.className = 'msg';
+    msg.textContent = (r.body.persisted ? 'saved' : 'applied (not saved: the streamer runs without --config)') +
+      (restart.length ? '; restart needed for ' + restart.join(', ') : '');
+  } catch (e) {
+    msg.textContent = 'not saved: ' + e;
+    msg.className = 'msg err';
+  }
+}
+
+// ---- URLs for Mainsail/Fluidd/OctoPrint/Obico ----
+function showUrls() {
+  const base = state.streamBase;
+  const host = location.hostname;
+  const code = (u) => '<code>' + u + '</code>';
+  $('#urls').innerHTML =
+    '<dt>Mainsail / Fluidd (service “MJPEG-Streamer (adaptive)”, through the /webcam/ proxy)</dt><dd>stream ' +
+    code('/webcam/?action=stream') + ' snapshot ' + code('/webcam/?action=snapshot') + '</dd>' +
+    '<dt>Mainsail / Fluidd without the proxy</dt><dd>stream ' + code(base + '/stream') +
+    ' snapshot ' + code(base + '/snapshot') + '</dd>' +
+    '<dt>OctoPrint (Classic Webcam)</dt><dd>stream ' + code(base + '/?action=stream') + ' snapshot ' +
+    code(base + '/?action=snapshot') + '</dd>' +
+    '<dt>Obico (snapshot URL)</dt><dd>' + code(base + '/?action=snapshot') + '</dd>' +
+    (output('flv') ? '<dt>H.264 (VLC, ffplay, Anycubic slicer)</dt><dd>' + code(base + output('flv').path) +
+      (state.status.flv_port ? ' ' + code('http://' + host + ':' + state.status.flv_port + '/flv') : '') + '</dd>' : '') +
+    (output('fmp4') ? '<dt>Browser &lt;video&gt; (Mainsail “HTML5 video”)</dt><dd>' + code(base + output('fmp4').path) + '</dd>' : '') +
+    (output('hls') ? '<dt>HLS (Mainsail “HLS stream”, Home Assistant)</dt><dd>' + code(base + output('hls').path) + '</dd>' : '');
+}
+
+async function loadStatus() {
+  const r = await getJson('/status');
+  if (!r.ok) throw new Error('HTTP ' + r.status);
+  state.status = r.body;
+  state.streamBase = location.protocol + '//' + location.hostname + ':' + r.body.stream_port;
+  $('#board').textContent = r.body.board ? r.body.board.name : '';
+  showUrls();
+  const wanted = state.tab || location.hash.slice(1);
+  showTab(['snapshot', 'mjpeg', 'h264', 'display'].includes(wanted) ? wanted : 'mjpeg');
+}
+
+async function init() {
+  for (const b of document.querySelectorAll('.tabs button')) b.addEventListener('click', () => showTab(b.dataset.tab));
+  const form = $('#settings');
+  form.addEventListener('submit', saveSettings);
+  form.elements.h264_framerate.addEventListener('input', () => {
+    $('#h264_framerate_out').textContent = form.elements.h264_framerate.value + ' %';
+  });
+  try {
+    await loadStatus();
+    await loadSettings();
+  } catch (e) {
+    setConnection('offline', 'offline');
+  }
+  await pollStats();
+  setInterval(pollStats, 1000);
+}
+
+init();

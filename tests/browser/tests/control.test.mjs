@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+// The control page (port 8081) in headless Chromium: loads cleanly, every tab shows live
+// pictures, a click on the printer screen taps the right place, settings persist and bad values
+// are refused by name.
+import { readFileSync } from 'node:fs';
+
+async function openControl(ctx, tab) {
+  const page = await ctx.newPage();
+  await page.goto(`${ctx.streamer.controlBase}/control${tab ? '#' + tab : ''}`);
+  await ctx.waitFor(() => page.evaluate(() => document.getElementById('conn').className === 'online'),
+    { what: 'the page to show "online"' });
+  return page;
+}
+
+// A loaded <img>'s natural size.
+async function naturalSize(page, selector) {
+  return page.evaluate((sel) => {
+    const img = document.querySelector(sel);
+    return img && img.complete !== undefined ? [img.naturalWidth, img.naturalHeight] : [0, 0];
+  }, selector);
+}
+
+// Two element screenshots `gapMs` apart differ: the picture moves.
+async function assertMoving(ctx, page, selector, gapMs, what) {
+  const el = page.locator(selector);
+  const a = await el.screenshot();
+  await page.waitForTimeout(gapMs);
+  const b = await ctx.waitFor(async () => {
+    const shot = await el.screenshot();
+    return Buffer.compare(a, shot) !== 0 ? shot : null;
+  }, { timeoutMs: 5000, what: `${what} to change` });
+  ctx.assert(b.length > 0, what);
+}
+
+// Mean absolute RGB difference of two JPEGs from the stream port over squares of radius r,
+// decoded by the browser (CORS lets the canvas read them).
+async function regionDiffs(page, beforeUrl, afterJpegBase64, points, r) {
+  return page.evaluate(async ({ beforeUrl, after, points, r }) => {
+    async function load(src) {
+      const img = new Image();
+      img.crossOrigin = 'anonymous';
+      img.src = src;
+      await img.decode();
+      const c = document.createElement('canvas');
+      c.width = img.naturalWidth;
+      c.height = img.naturalHeight;
+      const g = c.getContext('2d');
+      g.drawImage(img, 0, 0);
+      return g;
+    }
+    const a = await load(beforeUrl);
+    const b = await load('data:image/jpeg;base64,' + after);
+    return points.map(([x, y]) => {
+      const da = a.getImageData(x - r, y - r, 2 * r, 2 * r).data;
+      const db = b.getImageData(x - r, y - r, 2 * r, 2 * r).data;
+      let sum = 0;
+      let n = 0;
+      for (let i = 0; i < da.length; i += 4) {
+        for (let c = 0; c < 3; c++) sum += Math.abs(da[i + c] - db[i + c]);
+        n += 3;
+      }
+      return sum / n;
+    });
+  }, { beforeUrl, after: afterJpegBase64, points, r });
+}
+
+export const tests = [
+  {
+    name: 'control page loads with no console errors and shows live stats',
+    async run(ctx) {
+      const page = await openControl(ctx);
+      await ctx.waitFor(() => page.evaluate(() => {
+        const rows = [...document.querySelectorAll('#stats td')].map((td) => td.textContent);
+        const i = rows.indexOf('Camera fps');
+        return i >= 0 && Number(rows[i + 1]) > 1;
+      }), { what: 'a camera fps above 1 in the stats table' });
+      const urls = await page.textContent('#urls');
+      ctx.assert(urls.includes('/webcam/?action=stream') && urls.includes('?action=snapshot'), 'Mainsail/OctoPrint URLs shown');
+      await page.waitForTimeout(2000);  // a few stats polls
+      await ctx.screenshot(page, 'control-page');
+      ctx.assert(ctx.consoleErrors.length === 0, 'console errors: ' + ctx.consoleErrors.join('\n'));
+    },
+  },
+  {
+    name: 'every tab shows a live picture',
+    async run(ctx) {
+      const page = await openControl(ctx);
+      await page.click('button[data-tab=snapshot]');
+      await ctx.waitFor(async () => (await naturalSize(page, '#snapshot-img'))[0] === 640, { what: 'the snapshot' });
+      await assertMoving(ctx, page, '#snapshot-img', 1200, 'the refreshed snapshot');
+      await ctx.screenshot(page, 'tab-snapshot');
+
+      await page.click('button[data-tab=mjpeg]');
+      await ctx.waitFor(async () => (await naturalSize(page, '#mjpeg-img'))[0] === 640, { what: 'the MJPEG stream' });
+      await assertMoving(ctx, page, '#mjpeg-img', 300, 'the MJPEG stream');
+      await ctx.screenshot(page, 'tab-mjpeg');
+
+      await page.click('button[data-tab=h264]');
+      const status = await (await fetch(`${ctx.streamer.streamBase}/status`)).json();
+      if (status.outputs.some((o) => o.type === 'fmp4')) {
+        await ctx.waitFor(() => page.evaluate(() => document.getElementById('h264-video').currentTime > 1),
+          { timeoutMs: 15000, what: 'the fMP4 <video> to play 1 s' });
+      } else {
+        const note = await page.textContent('#view .note');
+        ctx.assert(note.includes('/flv'), 'without fMP4 the H.264 tab names the FLV URL: ' + note);
+      }
+      await ctx.screenshot(page, 'tab-h264');
+
+      await page.click('button[data-tab=display]');
+      await ctx.waitFor(async () => (await naturalSize(page, '#display-img'))[0] === 800, { what: 'the printer screen' });
+      await ctx.screenshot(page, 'tab-display');
+      ctx.assert(ctx.consoleErrors.length === 0, 'console errors: ' + ctx.consoleErrors.join('\n'));
+    },
+  },
+  {
+    name: 'a click on the Display tab taps the printer screen at the clicked place',
+    async run(ctx) {
+      const page = await openControl(ctx, 'display');
+      // A tall, narrow view: the 800x480 screen is letterboxed above and below and scaled down.
+      await page.setViewportSize({ width: 700, height: 900 });
+      await ctx.waitFor(async () => (await naturalSize(page, '#display-img'))[0] === 800, { what: 'the printer screen' });
+      const box = await page.locator('#display-img').boundingBox();
+      const scale = Math.min(box.width / 800, box.height / 480);
+      const offsetY = (box.height - 480 * scale) / 2;
+      ctx.assert(offsetY > 10 && scale < 1, `the view letterboxes and scales (offset ${offsetY}, scale ${scale})`);
+      const target = [150, 330];  // in the upright screen image
+      const before = `${ctx.streamer.streamBase}/display/snapshot?t=before${Date.now()}`;
+      const beforeShot = await page.locator('#display-img').screenshot();
+      // Fetch "before" now, so the tap cannot be in it.
+      const beforeJpeg = Buffer.from(await (await fetch(before)).arrayBuffer()).toString('base64');
+      const touched = page.waitForResponse((r) => r.url().endsWith('/api/touch'));
+      await page.mouse.click(box.x + (box.width - 800 * scale) / 2 + target[0] * scale, box.y + offsetY + target[1] * scale);
+      const reply = await touched;
+      ctx.assert(reply.status() === 200, 'touch answered ' + reply.status());
+      const body = await reply.json();
+      ctx.assert(Math.abs(body.x - target[0]) <= 2 && Math.abs(body.y - target[1]) <= 2,
+        `the page mapped the click to (${body.x}, ${body.y}), expected ${target}`);
+      const after = Buffer.from(await (await fetch(`${ctx.streamer.streamBase}/display/snapshot?t=${Date.now()}`))
+        .arrayBuffer()).toString('base64');
+      const [atTarget, mirrored] = await regionDiffs(page, 'data:image/jpeg;base64,' + beforeJpeg, after,
+        [target, [800 - target[0], 480 - target[1]]], 6);
+      ctx.assert(atTarget > 30, `a mark where the click landed (diff ${atTarget})`);
+      ctx.assert(mirrored < 10, `nothing at the unmapped (mirrored) place (diff ${mirrored})`);
+      // The streamed picture on the page shows it too.
+      await ctx.waitFor(async () => Buffer.compare(beforeShot, await page.locator('#display-img').screenshot()) !== 0,
+        { what: 'the Display tab to show the tap' });
+      await ctx.screenshot(page, 'display-tapped');
+      // The letterbox bar is not the screen: a click there sends nothing.
+      let sent = false;
+      page.on('request', (r) => { if (r.url().endsWith('/api/touch')) sent = true; });
+      await page.mouse.click(box.x + box.width / 2, box.y + offsetY / 2);
+      await page.waitForTimeout(300);
+      ctx.assert(!sent, 'a click in the letterbox bar sent a touch');
+      ctx.assert(ctx.consoleErrors.length === 0, 'console errors: ' + ctx.consoleErrors.join('\n'));
+    },
+  },
+  {
+    name: 'a settings change persists across a restart and a bad value is refused by name',
+    async run(ctx) {
+      let page = await openControl(ctx);
+      await ctx.waitFor(() => page.inputValue('input[name=bitrate]'), { what: 'the settings form' });
+      await page.fill('input[name=bitrate]', '1234');
+      await page.fill('input[name=h264_framerate]', '40');
+      await page.click('#settings button[type=submit]');
+      await ctx.waitFor(async () => (await page.textContent('#settings-msg')).startsWith('saved'),
+        { what: '"saved"' });
+      const savedText = readFileSync(ctx.streamer.configFile, 'utf8');
+      const saved = JSON.parse(savedText);
+      ctx.assert(saved.bitrate === 1234 && saved.h264_framerate === 40, 'config file: ' + JSON.stringify(saved));
+      ctx.assert(saved.mjpeg_fps === 10, 'the file keeps its other keys');
+
+      // A bad value: the error names the key, beside the field; nothing is written.
+      await page.fill('input[name=jpeg_quality]', '0');
+      await page.click('#settings button[type=submit]');
+      const err = await ctx.waitFor(() => page.textContent('[data-err=jpeg_quality]'), { what: 'the jpeg_quality error' });
+      ctx.assert(err.includes('jpeg_quality') && err.includes('1..100'), 'error text: ' + err);
+      ctx.assert(readFileSync(ctx.streamer.configFile, 'utf8') === savedText, 'the config file is unchanged after a bad value');
+      await ctx.screenshot(page, 'settings-error');
+      await page.close();
+
+      await ctx.streamer.restart();
+      page = await openControl(ctx);
+      await ctx.waitFor(async () => (await page.inputValue('input[name=bitrate]')) === '1234',
+        { what: 'bitrate 1234 after the restart' });
+      ctx.assert((await page.inputValue('input[name=h264_framerate]')) === '40', 'h264_framerate 40 after the restart');
+      await ctx.screenshot(page, 'settings-after-restart');
+      // The bad value showed a console error for the 400 response; only the reloaded page counts.
+      ctx.consoleErrors.splice(0);
+    },
+  },
+];
