@@ -22,6 +22,13 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "== tests: tsan (unit)"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --preset tsan -j "$jobs"
 
+# libFuzzer on the parsers of outside input (WebSocket frames, H.264, MJPEG DHT, form bodies):
+# clang build in build/fuzz, 20 s per target (scripts/fuzz.sh). PRINTCAST_SKIP_FUZZ=1 skips it.
+if [ "${PRINTCAST_SKIP_FUZZ:-0}" != 1 ]; then
+  echo "== fuzz: libFuzzer, 20 s per target"
+  PRINTCAST_FUZZ_SECONDS=20 scripts/fuzz.sh
+fi
+
 # ---------------------------------------------------------------------------------------------
 # Cross stage (LAST step; scripts/cross-test.sh): armhf, aarch64 and riscv64 builds with their
 # unit tests under qemu-user, the static armhf streamer serving /snapshot under qemu-arm, and

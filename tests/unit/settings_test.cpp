@@ -115,6 +115,16 @@ TEST(Settings, DeviceOverridesForABenchOrTheLab) {
   EXPECT_NE(errorOf(R"({"touch_name": 5})").find("touch_name"), std::string::npos);
 }
 
+TEST(Settings, WsPortDefaultsToRecamerasAndCanBeTurnedOff) {
+  Settings s;
+  EXPECT_EQ(s.wsPort, 8765);
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(applyConfigJson(R"({"ws_port": -1})", "app.json", s, warnings).ok());
+  EXPECT_EQ(s.wsPort, -1);
+  EXPECT_TRUE(warnings.empty());
+  EXPECT_EQ(errorOf(R"({"ws_port": 70000})"), "app.json: ws_port = 70000: must be an integer in -1..65535");
+}
+
 // ---- the control API: GET/POST /api/settings validation and the atomic config file write ----
 
 namespace {

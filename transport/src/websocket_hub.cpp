@@ -146,7 +146,8 @@ struct WebSocketHub::Impl {
   void startClose(Session& s, uint16_t code, std::string_view reason) const;
   void onReadable(Session& s);
   void processEvents(Session& s);
-  void flush(Session& s) const;
+  void flush(Session& s);
+  std::vector<uint8_t> scratch;  // I/O thread only: bytes on their way from a queue to a socket
   static void finish(Session& s);
 };
 
@@ -214,9 +215,15 @@ void WebSocketHub::Impl::processEvents(Session& s) {
   }
 }
 
-void WebSocketHub::Impl::flush(Session& s) const {
+void WebSocketHub::Impl::flush(Session& s) {
   while (!s.done) {
     if (s.outPos == s.out.size()) {
+      if (s.out.capacity() > 4096) {
+        std::vector<uint8_t>().swap(s.out);  // a stall's leftover is sent: give the memory back
+      } else {
+        s.out.clear();
+      }
+      s.outPos = 0;
       if (s.outIsClose) {
         s.outIsClose = false;
         s.closeSent = true;
@@ -233,20 +240,37 @@ void WebSocketHub::Impl::flush(Session& s) const {
         s.outPos = 0;
         s.outIsClose = (s.out[0] & 0x0F) == static_cast<uint8_t>(ws::Opcode::Close);
       } else {
+        // Data goes straight from the shared scratch buffer to the socket; only what the socket
+        // refuses is kept per client (so idle and fast clients hold no write buffer).
         size_t max = config.writeChunkBytes;
         if (wantBoundary) max = std::min(max, s.boundary.untilBoundary());
-        s.out.resize(max);
-        const size_t n = s.queue->read(s.out.data(), max, {});
+        const size_t n = s.queue->read(scratch.data(), max, {});
         if (n == ClientQueue::kEnd) {
-          s.out.clear();
-          s.outPos = 0;
           startClose(s, ws::close_code::kGoingAway, "stream ended");
           continue;
         }
-        s.out.resize(n);
-        s.outPos = 0;
         if (n == 0) return;  // nothing pending: the queue wakes us on its next push
-        s.boundary.account(s.out.data(), n);
+        s.boundary.account(scratch.data(), n);
+        size_t sent = 0;
+        while (sent < n) {
+          const ssize_t w = ::send(s.fd(), scratch.data() + sent, n - sent, MSG_NOSIGNAL);
+          if (w >= 0) {
+            sent += static_cast<size_t>(w);
+          } else if (errno != EINTR) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+              s.done = true;  // EPIPE, ECONNRESET: the client is gone
+              return;
+            }
+            break;
+          }
+        }
+        if (sent < n) {
+          s.out.assign(scratch.data() + sent, scratch.data() + n);
+          s.outPos = 0;
+          s.wantWrite = true;
+          return;
+        }
+        continue;
       }
     }
     const ssize_t w = ::send(s.fd(), s.out.data() + s.outPos, s.out.size() - s.outPos, MSG_NOSIGNAL);
@@ -346,6 +370,8 @@ WebSocketHub::~WebSocketHub() { stop(); }
 hal::Result<std::unique_ptr<WebSocketHub>> WebSocketHub::start(WebSocketHubConfig config) {
   auto impl = std::make_unique<Impl>();
   impl->config = std::move(config);
+  impl->config.writeChunkBytes = std::max<size_t>(impl->config.writeChunkBytes, 1);
+  impl->scratch.resize(impl->config.writeChunkBytes);
   impl->waker->fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl->waker->fd < 0) return hal::errnoError(impl->config.name + ": eventfd");
   Impl* raw = impl.get();
