@@ -1287,7 +1287,9 @@ HttpResponse Streamer::Impl::cameraControls(const HttpRequest& req) {
   }
   auto controls = v4l2->listControls();
   if (!controls) return HttpResponse::error(503, controls.error().describe());
-  for (const auto& [key, value] : body.items()) {
+  for (const auto& item : body.items()) {
+    const std::string& key = item.key();
+    const auto& value = item.value();
     auto it = std::find_if(controls->begin(), controls->end(), [&](const hal::V4l2Control& c) {
       return c.name == key || std::to_string(c.id) == key;
     });
