@@ -99,6 +99,54 @@ const std::vector<std::string> kModes = {"go-klipper", "vanilla-klipper"};
 const std::vector<std::string> kEncoderTypes = {"auto", "x264"};
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
 
+// --- timelapse recording keys (feat-tlrec) ---
+const std::vector<std::string> kTimelapseModes = {"layer", "hyperlapse"};
+const std::vector<std::string> kTimelapseStorage = {"internal", "usb"};
+
+Status applyTimelapseKey(const std::string& key, const nlohmann::json& v, const std::string& source,
+                         Settings& s, bool& known) {
+  known = true;
+  if (key == "timelapse_enabled") return readBool(v, source, key, s.timelapseEnabled);
+  if (key == "timelapse_mode") return readChoice(v, source, key, kTimelapseModes, s.timelapseMode);
+  if (key == "timelapse_interval") return readInt(v, source, key, 5, 300, s.timelapseIntervalS);
+  if (key == "timelapse_stream_delay") return readInt(v, source, key, 0, 10000, s.timelapseStreamDelayMs);
+  if (key == "timelapse_crf") return readInt(v, source, key, 0, 51, s.timelapseCrf);
+  if (key == "timelapse_fps") return readInt(v, source, key, 1, 120, s.timelapseFps);
+  if (key == "timelapse_variable_fps") return readBool(v, source, key, s.timelapseVariableFps);
+  if (key == "timelapse_target_length") return readInt(v, source, key, 1, 3600, s.timelapseTargetLengthS);
+  if (key == "timelapse_min_fps") return readInt(v, source, key, 1, 120, s.timelapseMinFps);
+  if (key == "timelapse_max_fps") return readInt(v, source, key, 1, 120, s.timelapseMaxFps);
+  if (key == "timelapse_flip_x") return readBool(v, source, key, s.timelapseFlipX);
+  if (key == "timelapse_flip_y") return readBool(v, source, key, s.timelapseFlipY);
+  if (key == "timelapse_duplicate_last") return readInt(v, source, key, 0, 600, s.timelapseDuplicateLast);
+  if (key == "moonraker_host") return readString(v, source, key, s.moonrakerHost);
+  if (key == "moonraker_port") return readInt(v, source, key, 1, 65535, s.moonrakerPort);
+  if (key == "moonraker_socket") return readString(v, source, key, s.moonrakerSocket);
+  if (key == "moonraker_register_webcam") return readBool(v, source, key, s.moonrakerRegisterWebcam);
+  if (key == "timelapse_storage") return readChoice(v, source, key, kTimelapseStorage, s.timelapseStorage);
+  if (key == "timelapse_internal_dir") return readString(v, source, key, s.timelapseInternalDir);
+  if (key == "timelapse_usb_dir") return readString(v, source, key, s.timelapseUsbDir);
+  known = false;
+  return {};
+}
+
+Status finalizeTimelapseSettings(const Settings& s, const std::string& src) {
+  if (s.timelapseMinFps > s.timelapseMaxFps) {
+    return invalid(src, "timelapse_min_fps", std::to_string(s.timelapseMinFps),
+                   fmt::format("must not exceed timelapse_max_fps ({})", s.timelapseMaxFps));
+  }
+  if (s.moonrakerHost.empty())
+    return invalid(src, "moonraker_host", "\"\"", "must be a host name or address");
+  for (const auto& [key, dir] : {std::pair{"timelapse_internal_dir", &s.timelapseInternalDir},
+                                 std::pair{"timelapse_usb_dir", &s.timelapseUsbDir}}) {
+    if (dir->empty() || (*dir)[0] != '/') {
+      return invalid(src, key, "\"" + *dir + "\"", "must be an absolute folder path");
+    }
+  }
+  return {};
+}
+// --- end of timelapse recording keys ---
+
 // Apply one key; `known` is false for a key this streamer does not have.
 Status applyKey(const std::string& key, const nlohmann::json& v, const std::string& source, Settings& s,
                 bool& known) {
@@ -141,8 +189,7 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "ring_size_mb") return readInt(v, source, key, 1, 256, s.ringSizeMb);
   if (key == "allow_origin") return readString(v, source, key, s.allowOrigin);
   if (key == "log_level") return readChoice(v, source, key, kLogLevels, s.logLevel);
-  known = false;
-  return {};
+  return applyTimelapseKey(key, v, source, s, known);
 }
 
 const std::vector<std::string> kRuntimeKeys = {"h264_enabled", "bitrate",         "h264_framerate",
@@ -302,6 +349,10 @@ Status applyConfigFile(const std::filesystem::path& path, Settings& settings,
   return applyConfigJson(buffer.str(), path.string(), settings, warnings);
 }
 
+std::filesystem::path timelapseOutputDir(const Settings& s) {
+  return s.timelapseStorage == "usb" ? s.timelapseUsbDir : s.timelapseInternalDir;
+}
+
 hal::Result<hal::Size> parseResolution(const std::string& text) {
   const auto x = text.find_first_of("xX");
   if (x == std::string::npos) return {Errc::InvalidArgument, "resolution '" + text + "' is not WIDTHxHEIGHT"};
@@ -367,6 +418,7 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
   if (s.wsPort < -1 || s.wsPort > 65535) {
     return invalid(src, "ws_port", std::to_string(s.wsPort), "must be in 0..65535, or -1 for off");
   }
+  if (auto st = finalizeTimelapseSettings(s, src); !st) return st;
   return {};
 }
 

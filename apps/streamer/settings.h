@@ -65,6 +65,31 @@ struct Settings {
   int ringSizeMb = 8;
   std::string logLevel = "info";  // trace|debug|info|warn|error|off
 
+  // --- timelapse recording (feat-tlrec; docs/timelapse.md). Read at start. ---
+  bool timelapseEnabled = false;            // "timelapse_enabled": record prints watched via Moonraker
+  std::string timelapseMode = "layer";      // "timelapse_mode": layer | hyperlapse
+  int timelapseIntervalS = 30;              // "timelapse_interval": hyperlapse period, s, 5..300
+  int timelapseStreamDelayMs = 50;          // "timelapse_stream_delay": layer change -> capture, ms, 0..10000
+  int timelapseCrf = 23;                    // "timelapse_crf": x264 constant quality, 0..51
+  int timelapseFps = 30;                    // "timelapse_fps": output rate, 1..120
+  bool timelapseVariableFps = false;        // "timelapse_variable_fps": fps = frames / target length
+  int timelapseTargetLengthS = 10;          // "timelapse_target_length": s, 1..3600
+  int timelapseMinFps = 5;                  // "timelapse_min_fps": 1..120, <= max
+  int timelapseMaxFps = 60;                 // "timelapse_max_fps": 1..120
+  bool timelapseFlipX = false;              // "timelapse_flip_x": mirror left-right
+  bool timelapseFlipY = false;              // "timelapse_flip_y": upside down
+  int timelapseDuplicateLast = 0;           // "timelapse_duplicate_last": repeat the last frame, 0..600
+  std::string moonrakerHost = "127.0.0.1";  // "moonraker_host": WebSocket /websocket
+  int moonrakerPort = 7125;                 // "moonraker_port": 1..65535
+  std::string moonrakerSocket;              // "moonraker_socket": unix socket path; set = used instead
+  bool moonrakerRegisterWebcam = false;     // "moonraker_register_webcam": upsert our webcam entry
+  // Where videos are written: the manager's folders (feat-tlmgr owns these keys; placeholder
+  // names until that branch merges). Frames are kept under <folder>/.frames/.
+  std::string timelapseStorage = "internal";                                // "timelapse_storage"
+  std::string timelapseInternalDir = "/useremain/app/gk/Time-lapse-Video";  // "timelapse_internal_dir"
+  std::string timelapseUsbDir = "/mnt/udisk/Time-lapse-Video";              // "timelapse_usb_dir"
+  // --- end of timelapse recording ---
+
   // The JSON config file settings changed from the control API are saved to ("" = changes are
   // applied but not saved). Set from --config, not a key of the file itself.
   std::string configFile;
@@ -117,6 +142,9 @@ hal::Status validateSettingsChange(const std::string& body, const bsp::Board& bo
 // A missing file is created. Errors: InvalidArgument (the existing file or `changes` is not a JSON
 // object), Io (with errno: unwritable folder, disk full).
 hal::Status saveSettingsFile(const std::filesystem::path& path, const std::string& changes);
+
+// The folder timelapse videos go to (timelapse_storage picks the internal or USB folder).
+std::filesystem::path timelapseOutputDir(const Settings& settings);
 
 // Parse "1280x720". Errors: InvalidArgument.
 hal::Result<hal::Size> parseResolution(const std::string& text);

@@ -2,6 +2,9 @@
 // Streamer engine: device threads, encoders on demand, endpoints on three ports.
 #include "streamer.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <poll.h>
 
 #include <algorithm>
@@ -9,6 +12,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -20,6 +24,7 @@
 #include "auto_skip.h"
 #include "camera_controls.h"
 #include "cpu_meter.h"
+#include "moonraker_client.h"
 #include "printcast/bsp/devices.h"
 #include "printcast/codecs/convert.h"
 #include "printcast/codecs/h264.h"
@@ -34,6 +39,7 @@
 #include "printcast/transport/websocket.h"
 #include "printcast/transport/websocket_hub.h"
 #include "printcast/transport/ws_stream.h"
+#include "timelapse_recorder.h"
 #include "web_assets.h"
 
 namespace printcast::streamer {
@@ -109,17 +115,39 @@ class SnapshotBoard {
   }
   bool hasWaiters() const {
     std::lock_guard lock(mutex_);
-    return !waiters_.empty();
+    return !waiters_.empty() || !packetWaiters_.empty();
+  }
+  // The next JPEG published (never one from before the call), for in-process consumers such as
+  // the timelapse. Blocks up to `timeout`. Errors: Timeout (with `why()` of the source).
+  hal::Result<hal::PacketPtr> next(std::chrono::milliseconds timeout) {
+    auto promise = std::make_shared<std::promise<hal::PacketPtr>>();
+    auto future = promise->get_future();
+    {
+      std::lock_guard lock(mutex_);
+      packetWaiters_.push_back(promise);
+    }
+    if (future.wait_for(timeout) == std::future_status::ready) {
+      auto packet = future.get();
+      if (packet) return packet;
+      return hal::Result<hal::PacketPtr>(hal::Errc::Timeout, "no JPEG: the source is stopping");
+    }
+    std::lock_guard lock(mutex_);
+    std::erase(packetWaiters_, promise);
+    return hal::Result<hal::PacketPtr>(hal::Errc::Timeout,
+                                       fmt::format("no JPEG within {} ms", timeout.count()));
   }
   void publish(const hal::PacketPtr& jpeg) {
     std::vector<Waiter> waiters;
+    std::vector<std::shared_ptr<std::promise<hal::PacketPtr>>> packetWaiters;
     {
       std::lock_guard lock(mutex_);
       latest_ = jpeg;
       publishedAt_ = Clock::now();
       waiters.swap(waiters_);
+      packetWaiters.swap(packetWaiters_);
     }
     for (auto& w : waiters) w.response->complete(jpegResponse(jpeg));
+    for (auto& p : packetWaiters) p->set_value(jpeg);
   }
   // Answer requests waiting longer than `timeout` with 503 and `reason`.
   void expire(std::chrono::milliseconds timeout, const std::string& reason) {
@@ -135,7 +163,15 @@ class SnapshotBoard {
     }
     for (auto& w : expired) w.response->complete(HttpResponse::error(503, reason));
   }
-  void failAll(const std::string& reason) { expire(0ms, reason); }
+  void failAll(const std::string& reason) {
+    expire(0ms, reason);
+    std::vector<std::shared_ptr<std::promise<hal::PacketPtr>>> packetWaiters;
+    {
+      std::lock_guard lock(mutex_);
+      packetWaiters.swap(packetWaiters_);
+    }
+    for (auto& p : packetWaiters) p->set_value(nullptr);
+  }
 
  private:
   struct Waiter {
@@ -146,6 +182,7 @@ class SnapshotBoard {
   hal::PacketPtr latest_;
   Timestamp publishedAt_{};
   std::vector<Waiter> waiters_;
+  std::vector<std::shared_ptr<std::promise<hal::PacketPtr>>> packetWaiters_;
 };
 
 struct TouchJob {
@@ -282,6 +319,17 @@ struct Streamer::Impl {
 
   std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer, wsServer;
   std::vector<std::thread> threads;
+
+  // --- timelapse recording (feat-tlrec; docs/timelapse.md) ---
+  std::unique_ptr<TimelapseRecorder> timelapse;  // null when timelapse_enabled is false
+  std::unique_ptr<MoonrakerClient> moonraker;    // for the timelapse and/or the webcam entry
+  std::mutex webcamMutex;
+  std::string webcamAddress;  // the address last registered with Moonraker (guarded by webcamMutex)
+  void startTimelapse();
+  void stopTimelapse();
+  void registerWebcam(bool onlyIfAddressChanged);
+  HttpResponse timelapseRequest(const HttpRequest& req);
+  // --- end of timelapse recording ---
 
   // --- helpers ---
   // The opened display's own size: a generic board (DisplayKind::Auto) knows it only from the device.
@@ -842,7 +890,9 @@ void Streamer::Impl::housekeepingLoop() {
   CpuMeter meter;
   int target = live.targetCpu;
   AutoSkip skipper(target);
+  int ticks = 0;
   while (pause(500ms)) {
+    if (++ticks % 20 == 0 && moonraker && settings.moonrakerRegisterWebcam) registerWebcam(true);
     const auto sample = meter.sample();
     systemCpu = sample.systemPercent;
     processCpu = sample.processPercent;
@@ -1258,6 +1308,8 @@ HttpResponse Streamer::Impl::handleControl(const HttpRequest& req) {
   }
   if (req.path == "/api/stats") return HttpResponse::json(200, stats().dump());
   if (req.path == "/api/camera/controls") return cameraControls(req);
+  if (req.path == "/api/timelapse/moonraker" || req.path == "/api/timelapse/status")
+    return timelapseRequest(req);
   if (req.path == "/status") return HttpResponse::json(200, status().dump());
   return HttpResponse::error(404, "no such endpoint: " + req.path);
 }
@@ -1321,6 +1373,140 @@ HttpResponse Streamer::Impl::handleFlvPort(const HttpRequest& req) {
     return flvResponse(true);
   }
   return HttpResponse::error(404, "no such endpoint: " + req.path);
+}
+
+// ----------------------------------------------------------------------------- timelapse
+// (feat-tlrec) Moonraker client, recorder and webcam registration; docs/timelapse.md.
+
+namespace {
+
+// The first non-loopback IPv4 address (what a browser elsewhere on the LAN reaches us at).
+std::string lanAddress() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return "127.0.0.1";
+  std::string out;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    char text[INET_ADDRSTRLEN] = {};
+    const auto* in = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
+    if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) == nullptr) continue;
+    if (std::string(text).rfind("127.", 0) == 0) continue;
+    out = text;
+    break;
+  }
+  ::freeifaddrs(list);
+  return out.empty() ? "127.0.0.1" : out;
+}
+
+}  // namespace
+
+void Streamer::Impl::startTimelapse() {
+  if (!settings.timelapseEnabled && !settings.moonrakerRegisterWebcam) return;
+  if (settings.timelapseEnabled) {
+    RecorderConfig rc;
+    rc.mode = settings.timelapseMode == "hyperlapse" ? TimelapseMode::Hyperlapse : TimelapseMode::Layer;
+    rc.interval = std::chrono::seconds(settings.timelapseIntervalS);
+    rc.delay = std::chrono::milliseconds(settings.timelapseStreamDelayMs);
+    rc.outputDir = timelapseOutputDir(settings);
+    rc.assembly.crf = settings.timelapseCrf;
+    rc.assembly.fps = settings.timelapseFps;
+    rc.assembly.variableFps = settings.timelapseVariableFps;
+    rc.assembly.targetLengthS = settings.timelapseTargetLengthS;
+    rc.assembly.minFps = settings.timelapseMinFps;
+    rc.assembly.maxFps = settings.timelapseMaxFps;
+    rc.assembly.flipX = settings.timelapseFlipX;
+    rc.assembly.flipY = settings.timelapseFlipY;
+    rc.assembly.duplicateLast = settings.timelapseDuplicateLast;
+    std::error_code ec;
+    std::filesystem::create_directories(rc.outputDir, ec);
+    if (ec) spdlog::error("timelapse: cannot create {}: {}", rc.outputDir.string(), ec.message());
+    timelapse = std::make_unique<TimelapseRecorder>(
+        rc, [this](std::chrono::milliseconds timeout) { return snapshots.next(timeout); });
+    timelapse->start();
+    spdlog::info("timelapse: {} mode, videos in {}", settings.timelapseMode, rc.outputDir.string());
+  }
+  MoonrakerConfig mc;
+  mc.socketPath = settings.moonrakerSocket;
+  mc.host = settings.moonrakerHost;
+  mc.port = static_cast<uint16_t>(settings.moonrakerPort);
+  moonraker = std::make_unique<MoonrakerClient>(
+      mc,
+      [this](const PrintStatus& ps) {
+        if (timelapse) timelapse->onStatus(ps);
+      },
+      [this] {
+        if (settings.moonrakerRegisterWebcam) registerWebcam(false);
+      });
+  moonraker->start();
+}
+
+void Streamer::Impl::stopTimelapse() {
+  if (moonraker) moonraker->stop();
+  if (timelapse) timelapse->stop();
+}
+
+// Upsert our webcam in Moonraker (server.webcams.post_item, the JSON-RPC form of
+// POST /server/webcams/item): MJPEG with the adaptive service, a snapshot URL without '&'
+// (moonraker-timelapse runs wget on it unquoted).
+void Streamer::Impl::registerWebcam(bool onlyIfAddressChanged) {
+  const std::string address =
+      !settings.host.empty() && settings.host != "0.0.0.0" ? settings.host : lanAddress();
+  {
+    std::lock_guard lock(webcamMutex);
+    if (onlyIfAddressChanged && address == webcamAddress) return;
+    webcamAddress = address;
+  }
+  const uint16_t port = streamServer ? streamServer->port() : static_cast<uint16_t>(settings.port);
+  const std::string base = fmt::format("http://{}:{}", address, port);
+  const nlohmann::json item{{"name", "printcast"},
+                            {"location", "printer"},
+                            {"icon", "mdiWebcam"},
+                            {"enabled", true},
+                            {"service", "mjpegstreamer-adaptive"},
+                            {"target_fps", live.mjpegFps.load()},
+                            {"target_fps_idle", 5},
+                            {"stream_url", base + "/stream"},
+                            {"snapshot_url", base + "/snapshot"},
+                            {"flip_horizontal", false},
+                            {"flip_vertical", false},
+                            {"rotation", 0},
+                            {"aspect_ratio", "16:9"}};
+  spdlog::info("moonraker: registering webcam at {}/stream", base);
+  moonraker->call("server.webcams.post_item", item);
+}
+
+// GET /api/timelapse/moonraker and /api/timelapse/status (the same JSON): the Moonraker
+// connection, the print it reports, the recording and the assembly progress.
+HttpResponse Streamer::Impl::timelapseRequest(const HttpRequest& req) {
+  if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "use GET");
+  nlohmann::json out{{"enabled", timelapse != nullptr}};
+  if (moonraker) {
+    const auto m = moonraker->state();
+    out["moonraker"] = {
+        {"state", m.state},
+        {"connected", m.state == "connected" || m.state == "subscribed"},
+        {"endpoint", m.endpoint},
+        {"klippy", m.klippy},
+        {"connections", m.connections},
+        {"notifications", m.notifications},
+        {"retry_in_ms", m.retryIn.count()},
+        {"last_error", m.lastError},
+        {"print",
+         {{"state", m.print.state},
+          {"filename", m.print.filename},
+          {"current_layer", m.print.currentLayer ? nlohmann::json(*m.print.currentLayer) : nlohmann::json()},
+          {"total_layer", m.print.totalLayer ? nlohmann::json(*m.print.totalLayer) : nlohmann::json()}}}};
+  } else {
+    out["moonraker"] = {{"state", "off"}, {"connected", false}};
+  }
+  out["webcam_registration"] = settings.moonrakerRegisterWebcam;
+  if (timelapse) {
+    out.update(timelapse->status());
+    out["state"] = out["assembly"]["state"] == "assembling" ? "assembling" : out["recording"]["state"];
+  } else {
+    out["state"] = "disabled";
+  }
+  return HttpResponse::json(200, out.dump());
 }
 
 // ----------------------------------------------------------------------------- lifecycle
@@ -1445,6 +1631,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
   if (s.touch) s.threads.emplace_back([&s] { s.touchLoop(); });
   s.threads.emplace_back([&s] { s.housekeepingLoop(); });
+  s.startTimelapse();
   return std::unique_ptr<Streamer>(new Streamer(std::move(impl)));
 }
 
@@ -1462,6 +1649,8 @@ std::vector<std::string> Streamer::ringNames() const {
 void Streamer::stop() {
   if (!impl_) return;
   Impl& s = *impl_;
+  if (!s.running.load()) return;
+  s.stopTimelapse();  // while the camera still runs: a capture in progress gets its frame
   if (!s.running.exchange(false)) return;
   s.stopWake.notify_all();
   s.displayWake.notify_all();

@@ -60,6 +60,8 @@ class X264Encoder final : public hal::Encoder {
       return invalid(fmt::format("fps {} outside 1..{}", config.fps, kMaxFps));
     }
 
+    if (options_.crf > 51) return invalid(fmt::format("crf {} outside 0..51", options_.crf));
+
     x264_param_t param;
     if (x264_param_default_preset(&param, options_.preset.c_str(),
                                   options_.tune.empty() ? nullptr : options_.tune.c_str()) < 0) {
@@ -79,11 +81,17 @@ class X264Encoder final : public hal::Encoder {
     param.i_bframe = 0;  // Packet promises dts == pts whatever the profile
     param.b_repeat_headers = 1;
     param.b_annexb = 1;
-    param.rc.i_rc_method = X264_RC_ABR;
-    param.rc.i_bitrate = config.bitrateKbps;
-    // A one-second VBV at the target rate: CBR-like, so a live stream never bursts far past it.
-    param.rc.i_vbv_max_bitrate = config.bitrateKbps;
-    param.rc.i_vbv_buffer_size = config.bitrateKbps;
+    if (options_.crf >= 0) {
+      // Constant quality for recordings: no VBV, the size follows the picture.
+      param.rc.i_rc_method = X264_RC_CRF;
+      param.rc.f_rf_constant = options_.crf;
+    } else {
+      param.rc.i_rc_method = X264_RC_ABR;
+      param.rc.i_bitrate = config.bitrateKbps;
+      // A one-second VBV at the target rate: CBR-like, so a live stream never bursts far past it.
+      param.rc.i_vbv_max_bitrate = config.bitrateKbps;
+      param.rc.i_vbv_buffer_size = config.bitrateKbps;
+    }
     if (!options_.profile.empty() && x264_param_apply_profile(&param, options_.profile.c_str()) < 0) {
       return invalid(
           fmt::format("profile '{}' is unknown or incompatible with the options", options_.profile));

@@ -37,7 +37,7 @@ TEST(Settings, ReadsH264StreamerKeysWithCommentsAndStrings) {
     // Rinkhals app.json style
     "mode": "go-klipper", "bitrate": "1024", "mjpeg_fps": 15, "auto_skip": "true",
     "target_cpu": 70, "jpeg_quality": 90, "display_enabled": false, "display_fps": 2,
-    "logging": 1, "timelapse_mode": "layer"
+    "logging": 1, "some_future_key": "layer"
   })",
                                   "app.json", s, warnings);
   ASSERT_TRUE(st.ok()) << st.error().message;
@@ -51,7 +51,7 @@ TEST(Settings, ReadsH264StreamerKeysWithCommentsAndStrings) {
   EXPECT_EQ(s.displayFps, 2);
   EXPECT_TRUE(s.logging);
   ASSERT_EQ(warnings.size(), 1u);
-  EXPECT_NE(warnings[0].find("timelapse_mode"), std::string::npos);
+  EXPECT_NE(warnings[0].find("some_future_key"), std::string::npos);
 }
 
 TEST(Settings, BadValuesNameTheKeyAndTheAllowedRange) {
@@ -325,4 +325,86 @@ TEST(Settings, RingKeysAndTheirErrors) {
   auto st = finalizeSettings(bad, **board);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("ring_name = \"../etc/x\""), std::string::npos) << st.error().message;
+}
+
+// --- timelapse recording keys (feat-tlrec) ---
+
+TEST(TimelapseSettings, DefaultsFromProductMd) {
+  const Settings s;
+  EXPECT_FALSE(s.timelapseEnabled);
+  EXPECT_EQ(s.timelapseMode, "layer");
+  EXPECT_EQ(s.timelapseIntervalS, 30);
+  EXPECT_EQ(s.timelapseCrf, 23);
+  EXPECT_EQ(s.timelapseFps, 30);
+  EXPECT_EQ(s.timelapseTargetLengthS, 10);
+  EXPECT_EQ(s.timelapseMinFps, 5);
+  EXPECT_EQ(s.timelapseMaxFps, 60);
+  EXPECT_EQ(s.moonrakerHost, "127.0.0.1");
+  EXPECT_EQ(s.moonrakerPort, 7125);
+  EXPECT_EQ(printcast::streamer::timelapseOutputDir(s), "/useremain/app/gk/Time-lapse-Video");
+}
+
+TEST(TimelapseSettings, ReadsEveryKey) {
+  Settings s;
+  std::vector<std::string> warnings;
+  const auto st = applyConfigJson(R"({
+    "timelapse_enabled": true, "timelapse_mode": "hyperlapse", "timelapse_interval": "60",
+    "timelapse_stream_delay": 200, "timelapse_crf": 28, "timelapse_fps": 24,
+    "timelapse_variable_fps": "true", "timelapse_target_length": 20, "timelapse_min_fps": 10,
+    "timelapse_max_fps": 50, "timelapse_flip_x": 1, "timelapse_flip_y": true,
+    "timelapse_duplicate_last": 5, "moonraker_host": "printer.local", "moonraker_port": 7126,
+    "moonraker_socket": "/home/pi/printer_data/comms/moonraker.sock",
+    "moonraker_register_webcam": true, "timelapse_storage": "usb" })",
+                                  "app.json", s, warnings);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_TRUE(warnings.empty());
+  EXPECT_TRUE(s.timelapseEnabled);
+  EXPECT_EQ(s.timelapseMode, "hyperlapse");
+  EXPECT_EQ(s.timelapseIntervalS, 60);
+  EXPECT_EQ(s.timelapseStreamDelayMs, 200);
+  EXPECT_EQ(s.timelapseCrf, 28);
+  EXPECT_EQ(s.timelapseFps, 24);
+  EXPECT_TRUE(s.timelapseVariableFps);
+  EXPECT_EQ(s.timelapseTargetLengthS, 20);
+  EXPECT_EQ(s.timelapseMinFps, 10);
+  EXPECT_EQ(s.timelapseMaxFps, 50);
+  EXPECT_TRUE(s.timelapseFlipX);
+  EXPECT_TRUE(s.timelapseFlipY);
+  EXPECT_EQ(s.timelapseDuplicateLast, 5);
+  EXPECT_EQ(s.moonrakerHost, "printer.local");
+  EXPECT_EQ(s.moonrakerPort, 7126);
+  EXPECT_EQ(s.moonrakerSocket, "/home/pi/printer_data/comms/moonraker.sock");
+  EXPECT_TRUE(s.moonrakerRegisterWebcam);
+  EXPECT_EQ(printcast::streamer::timelapseOutputDir(s), "/mnt/udisk/Time-lapse-Video");
+}
+
+TEST(TimelapseSettings, BadValuesNameTheKey) {
+  EXPECT_EQ(errorOf(R"({"timelapse_interval": 4})"),
+            "app.json: timelapse_interval = 4: must be an integer in 5..300");
+  EXPECT_EQ(errorOf(R"({"timelapse_interval": 301})"),
+            "app.json: timelapse_interval = 301: must be an integer in 5..300");
+  EXPECT_EQ(errorOf(R"({"timelapse_crf": 52})"), "app.json: timelapse_crf = 52: must be an integer in 0..51");
+  EXPECT_EQ(errorOf(R"({"timelapse_fps": 0})"), "app.json: timelapse_fps = 0: must be an integer in 1..120");
+  EXPECT_EQ(errorOf(R"({"timelapse_mode": "frames"})"),
+            "app.json: timelapse_mode = \"frames\": must be one of layer, hyperlapse");
+  EXPECT_EQ(errorOf(R"({"timelapse_flip_x": "maybe"})"),
+            "app.json: timelapse_flip_x = \"maybe\": must be true or false");
+  EXPECT_EQ(errorOf(R"({"moonraker_port": 0})"),
+            "app.json: moonraker_port = 0: must be an integer in 1..65535");
+  EXPECT_EQ(errorOf(R"({"timelapse_max_fps": 121})"),
+            "app.json: timelapse_max_fps = 121: must be an integer in 1..120");
+
+  auto board = printcast::bsp::findBoard("virtual");
+  ASSERT_TRUE(board.ok());
+  Settings s;
+  s.timelapseMinFps = 40;
+  s.timelapseMaxFps = 30;
+  auto st = finalizeSettings(s, **board);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().message, "settings: timelapse_min_fps = 40: must not exceed timelapse_max_fps (30)");
+  Settings rel;
+  rel.timelapseUsbDir = "videos";
+  st = finalizeSettings(rel, **board);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("timelapse_usb_dir"), std::string::npos) << st.error().message;
 }
