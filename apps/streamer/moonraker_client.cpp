@@ -510,8 +510,8 @@ struct MoonrakerClient::Impl {
         st.retryIn = backoff;
       }
       if (error != lastLogged) {
-        spdlog::warn("moonraker: {} ({}); retrying with backoff up to {} s", error, endpoint(),
-                     config.maxRetry.count() / 1000);
+        spdlog::warn("moonraker: {} ({}); retrying with backoff up to {:.1f} s", error, endpoint(),
+                     static_cast<double>(config.maxRetry.count()) / 1000.0);
         lastLogged = error;
       }
       sleepFor(backoff);

@@ -20,11 +20,7 @@
 #include "printcast/codecs/h264.h"
 #include "printcast/codecs/jpeg.h"
 #include "printcast/codecs/x264_encoder.h"
-// mp4.h's ticksFromNs uses unsigned __int128, which -Wpedantic flags (until the header changes).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
 #include "printcast/transport/mp4.h"
-#pragma GCC diagnostic pop
 
 namespace printcast::streamer {
 
