@@ -44,3 +44,12 @@ if [[ -x $RING ]]; then
 else
   echo "== ring wake-up: $RING is not built; skipped"
 fi
+
+TIMELAPSE=$BUILD/bench/printcast-bench-timelapse
+echo
+if [[ -x $TIMELAPSE ]]; then
+  echo "== timelapse assembly: 300 1080p JPEGs -> MP4 vs ffmpeg (printcast-bench-timelapse)"
+  "$TIMELAPSE" --frames "${TIMELAPSE_FRAMES:-300}" --reps "${TIMELAPSE_REPS:-1}"
+else
+  echo "== timelapse assembly: $TIMELAPSE is not built; skipped"
+fi
