@@ -170,19 +170,22 @@ int main(int argc, char** argv) {
     // ffmpeg with moonraker-timelapse's command line.
     const fs::path ffOut = work / "ffmpeg.mp4";
     fs::remove(ffOut);
-    auto ff = runChild({"ffmpeg", "-v", "error", "-y", "-r", "30", "-i", (source / "frame%6d.jpg").string(),
-                        "-threads", "2", "-g", "5", "-crf", "23", "-vcodec", "libx264", "-pix_fmt", "yuv420p",
-                        ffOut.string()},
-                       ffOut);
+    auto ff = runChild(
+        {"ffmpeg", "-v", "error", "-y", "-r", "30", "-i", (source / "frame%6d.jpg").string(), "-threads", "2",
+         "-g", "5", "-crf", "23", "-vcodec", "libx264", "-pix_fmt", "yuv420p", ffOut.string()},
+        ffOut);
     fmt::print("{:<44} {:>8.2f} {:>8.2f} {:>10.1f} {:>10.0f}{}\n", "ffmpeg (moonraker-timelapse command)",
                ff.wallS, ff.cpuS, ff.peakRssMiB, static_cast<double>(ff.outputBytes) / 1024.0,
                ff.status == 0 ? "" : " FAILED");
     // ffmpeg with our x264 settings (for the cost of the settings rather than of the program).
     const fs::path ff2Out = work / "ffmpeg-veryfast.mp4";
     fs::remove(ff2Out);
-    auto ff2 = runChild({"ffmpeg", "-v", "error", "-y", "-r", "30", "-i", (source / "frame%6d.jpg").string(),
-                         "-threads", "2", "-g", "30", "-crf", "23", "-vcodec", "libx264", "-preset", "veryfast",
-                         "-tune", "zerolatency", "-pix_fmt", "yuv420p", ff2Out.string()},
+    auto ff2 = runChild({"ffmpeg",   "-v",       "error",        "-y",
+                         "-r",       "30",       "-i",           (source / "frame%6d.jpg").string(),
+                         "-threads", "2",        "-g",           "30",
+                         "-crf",     "23",       "-vcodec",      "libx264",
+                         "-preset",  "veryfast", "-tune",        "zerolatency",
+                         "-pix_fmt", "yuv420p",  ff2Out.string()},
                         ff2Out);
     fmt::print("{:<44} {:>8.2f} {:>8.2f} {:>10.1f} {:>10.0f}{}\n", "ffmpeg (veryfast, zerolatency, as ours)",
                ff2.wallS, ff2.cpuS, ff2.peakRssMiB, static_cast<double>(ff2.outputBytes) / 1024.0,
@@ -193,7 +196,8 @@ int main(int argc, char** argv) {
     fs::create_directories(out);
     auto folder = streamer::createFrameFolder(out, "bench", "bench.gcode");
     if (!folder) return 1;
-    for (const auto& e : fs::directory_iterator(source)) fs::create_hard_link(e.path(), *folder / e.path().filename());
+    for (const auto& e : fs::directory_iterator(source))
+      fs::create_hard_link(e.path(), *folder / e.path().filename());
     auto ours = runChild({self, "--assemble", folder->string(), out.string()}, out / "bench_1.mp4");
     fmt::print("{:<44} {:>8.2f} {:>8.2f} {:>10.1f} {:>10.0f}{}\n", "printcast assembleFrames", ours.wallS,
                ours.cpuS, ours.peakRssMiB, static_cast<double>(ours.outputBytes) / 1024.0,
@@ -209,7 +213,8 @@ int main(int argc, char** argv) {
   };
   fmt::print("ratio printcast/ffmpeg(moonraker-timelapse): wall {:.2f}x, peak RSS {:.2f}x (median of {})\n",
              median(oursWall) / median(ffWall), median(oursRss) / median(ffRss), reps);
-  fmt::print("target: peak RSS < 64 MiB: {}; wall time <= ffmpeg: {}\n", median(oursRss) < 64 ? "met" : "NOT met",
+  fmt::print("target: peak RSS < 64 MiB: {}; wall time <= ffmpeg: {}\n",
+             median(oursRss) < 64 ? "met" : "NOT met",
              median(oursWall) <= median(ffWall) ? "met" : "NOT met");
   if (keep.empty()) fs::remove_all(work);
   return 0;

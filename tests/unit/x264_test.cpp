@@ -324,3 +324,35 @@ TEST(X264Encoder, PacketsSurviveTheLengthPrefixedRoundTrip) {
     }
   }
 }
+
+// Constant-quality mode (timelapses): the size follows the quality, not the bitrate setting, and
+// a lower CRF spends more bits on the same pictures.
+TEST(X264Encoder, CrfModeIgnoresTheBitrateAndFollowsTheQuality) {
+  const Size size{320, 240};
+  auto bytesAt = [&](float crf) {
+    printcast::codecs::X264Options o;
+    o.crf = crf;
+    auto enc = createX264Encoder(o);
+    EXPECT_TRUE(enc->configure(makeConfig(size, 64)).ok());
+    MovingPicture pictures(size);
+    size_t bytes = 0;
+    for (int i = 0; i < 20; ++i) {
+      const PacketPtr p = encodeOne(*enc, pictures.next());
+      if (p) bytes += p->data.size();
+    }
+    return bytes;
+  };
+  const size_t good = bytesAt(18);
+  const size_t poor = bytesAt(40);
+  RecordProperty("bytesCrf18", static_cast<int>(good));
+  RecordProperty("bytesCrf40", static_cast<int>(poor));
+  EXPECT_GT(good, 2 * poor);
+  // 64 kbps for 20 frames at 30 fps would be ~5.3 KB: CRF 18 is far above it.
+  EXPECT_GT(good, 20000u);
+
+  printcast::codecs::X264Options bad;
+  bad.crf = 52;
+  auto st = createX264Encoder(bad)->configure(makeConfig(size));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("crf 52 outside 0..51"), std::string::npos) << st.error().message;
+}
