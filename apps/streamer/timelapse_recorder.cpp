@@ -220,9 +220,13 @@ void TimelapseRecorder::assemblyLoop() {
     // streams come first); nice 19 where SCHED_IDLE is refused.
     sched_param param{};
     param.sched_priority = 0;
+    std::string applied = "SCHED_IDLE";
     if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) != 0) {
-      (void)setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
+      applied =
+          setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19) == 0 ? "nice 19" : "normal";
     }
+    std::lock_guard lock(mutex_);
+    priority_ = applied;
   }
   std::unique_lock lock(mutex_);
   while (running_) {
@@ -291,6 +295,7 @@ nlohmann::json TimelapseRecorder::status() const {
         {"frames_total", total},
         {"progress", total == 0 ? 0.0 : static_cast<double>(done) / static_cast<double>(total)},
         {"queued", jobs_.size()},
+        {"priority", priority_},
         {"videos_made", videos_},
         {"failures", assemblyFailures_},
         {"last_video", lastVideo_},

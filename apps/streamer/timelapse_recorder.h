@@ -140,6 +140,7 @@ class TimelapseRecorder {
   uint64_t videos_ = 0;
   uint64_t assemblyFailures_ = 0;
   std::string lastVideo_, lastThumbnail_, lastError_;
+  std::string priority_ = "normal";         // what the assembly thread runs at: SCHED_IDLE, nice 19, normal
   std::set<std::filesystem::path> failed_;  // not retried until the next start
   std::thread captureThread_, assemblyThread_;
 };

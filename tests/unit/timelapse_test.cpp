@@ -465,6 +465,8 @@ TEST(TimelapseRecorder, OrphanedFramesAreAssembledAtStart) {
   EXPECT_TRUE(listFrameFolders(out.path).empty());
   EXPECT_EQ(probe(out.path / "crashed_1.mp4").frames, 8);
   EXPECT_EQ(camera.shots.load(), 0);
+  // Linux lets any thread lower itself to SCHED_IDLE.
+  EXPECT_EQ(rec.status()["assembly"]["priority"], "SCHED_IDLE");
 }
 
 TEST(TimelapseRecorder, UnwritableFolderIsReportedAndNothingIsCaptured) {
