@@ -8,6 +8,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -89,10 +93,10 @@ void TimelapseRecorder::start() {
     running_ = true;
     cancelAssembly_ = false;
     failed_.clear();
-    for (const auto& folder : listFrameFolders(config_.outputDir)) {
-      spdlog::info("timelapse: assembling the frames left in {}", folder.string());
-      jobs_.push_back(folder);
-    }
+    statusSeen_ = false;
+    orphans_ = listFrameFolders(config_.outputDir);
+    orphanDeadline_ = SteadyClock::now() + config_.orphanWait;
+    for (const auto& folder : orphans_) spdlog::info("timelapse: frames left in {}", folder.string());
   }
   captureThread_ = std::thread([this] { captureLoop(); });
   assemblyThread_ = std::thread([this] { assemblyLoop(); });
@@ -110,9 +114,43 @@ void TimelapseRecorder::stop() {
   if (assemblyThread_.joinable()) assemblyThread_.join();
 }
 
+void TimelapseRecorder::releaseOrphans() {
+  for (auto& folder : orphans_) {
+    spdlog::info("timelapse: assembling the frames left in {}", folder.string());
+    jobs_.push_back(std::move(folder));
+  }
+  orphans_.clear();
+  wake_.notify_all();
+}
+
+namespace {
+
+// The print file a working folder records (its print.json), "" when unreadable.
+std::string recordedFilename(const fs::path& folder) {
+  std::ifstream in(folder / "print.json");
+  const auto j = nlohmann::json::parse(in, nullptr, false);
+  return j.is_object() ? j.value("filename", std::string()) : std::string();
+}
+
+// The highest frame number in a working folder.
+uint64_t lastFrameIndex(const fs::path& folder) {
+  uint64_t last = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(folder, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.size() == 15 && n.rfind("frame", 0) == 0 && n.ends_with(".jpg")) {
+      last = std::max<uint64_t>(last, std::strtoull(n.c_str() + 5, nullptr, 10));
+    }
+  }
+  return last;
+}
+
+}  // namespace
+
 void TimelapseRecorder::onStatus(const PrintStatus& status) {
   {
     std::lock_guard lock(mutex_);
+    if (!status.state.empty()) statusSeen_ = true;
     for (auto& e : trigger_.onStatus(status, SteadyClock::now())) events_.push_back(std::move(e));
   }
   wake_.notify_all();
@@ -124,16 +162,26 @@ void TimelapseRecorder::setError(const std::string& error) {
   lastError_ = error;
 }
 
+bool TimelapseRecorder::wakeCapture() const {
+  return !running_ || !events_.empty() || (!orphans_.empty() && statusSeen_);
+}
+
 void TimelapseRecorder::captureLoop() {
   std::unique_lock lock(mutex_);
   while (running_) {
     for (auto& e : trigger_.onTick(SteadyClock::now())) events_.push_back(std::move(e));
+    // Once Moonraker said what is printing (and a running print took its folder back), or
+    // after orphanWait without a word, the remaining folders go to assembly.
+    if (!orphans_.empty() && events_.empty() && (statusSeen_ || SteadyClock::now() >= orphanDeadline_)) {
+      releaseOrphans();
+    }
     if (events_.empty()) {
-      const auto tick = trigger_.nextTick();
+      auto tick = trigger_.nextTick();
+      if (!orphans_.empty()) tick = tick ? std::min(*tick, orphanDeadline_) : orphanDeadline_;
       if (tick) {
-        wake_.wait_until(lock, *tick, [this] { return !running_ || !events_.empty(); });
+        wake_.wait_until(lock, *tick, [this] { return wakeCapture(); });
       } else {
-        wake_.wait(lock, [this] { return !running_ || !events_.empty(); });
+        wake_.wait(lock, [this] { return wakeCapture(); });
       }
       continue;
     }
@@ -153,11 +201,27 @@ void TimelapseRecorder::handle(const TriggerEvent& e) {
   switch (e.kind) {
     case TriggerEvent::Kind::Start: {
       const std::string name = gcodeBaseName(e.filename);
-      auto folder = createFrameFolder(config_.outputDir, name, e.filename);
+      // The print a crash (or a restart) interrupted is still running: continue its folder.
+      std::optional<fs::path> adopted;
+      {
+        std::lock_guard lock(mutex_);
+        for (auto it = orphans_.begin(); it != orphans_.end(); ++it) {
+          if (!e.filename.empty() && recordedFilename(*it) == e.filename) {
+            adopted = *it;
+            orphans_.erase(it);
+            break;
+          }
+        }
+      }
+      hal::Result<fs::path> folder =
+          adopted ? hal::Result<fs::path>(*adopted) : createFrameFolder(config_.outputDir, name, e.filename);
+      const uint64_t resumeAt = adopted ? lastFrameIndex(*adopted) : 0;
+      if (adopted)
+        spdlog::info("timelapse: {} is still printing: continuing {}", e.filename, adopted->string());
       std::lock_guard lock(mutex_);
       gcodeName_ = name;
       filename_ = e.filename;
-      frames_ = 0;
+      frames_ = resumeAt;
       captureFailures_ = 0;
       lastLayer_ = -1;
       if (folder) {
@@ -295,6 +359,7 @@ nlohmann::json TimelapseRecorder::status() const {
         {"frames_total", total},
         {"progress", total == 0 ? 0.0 : static_cast<double>(done) / static_cast<double>(total)},
         {"queued", jobs_.size()},
+        {"waiting_for_moonraker", orphans_.size()},
         {"priority", priority_},
         {"videos_made", videos_},
         {"failures", assemblyFailures_},

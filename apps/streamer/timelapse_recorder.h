@@ -81,6 +81,9 @@ struct RecorderConfig {
   AssemblyOptions assembly;
   // Run assembly at the lowest CPU priority (SCHED_IDLE and nice 19 for that thread).
   bool lowPriority = true;
+  // Working folders found at start wait this long for Moonraker's first known print state: a
+  // print still running (same file) continues in its folder; the others are assembled.
+  std::chrono::milliseconds orphanWait{30000};
 };
 
 // A fresh JPEG from the camera, waiting at most `timeout`. Errors: Timeout, or why there is none.
@@ -96,8 +99,8 @@ class TimelapseRecorder {
   TimelapseRecorder(const TimelapseRecorder&) = delete;
   TimelapseRecorder& operator=(const TimelapseRecorder&) = delete;
 
-  // Start the threads; working folders left by a crash (or a stop mid-print) are queued for
-  // assembly first.
+  // Start the threads. Working folders left by a crash (or a stop mid-print) are assembled, except
+  // the one whose print Moonraker still reports as printing: that recording continues in it.
   void start();
   // Stop: a capture in progress ends, a recording in progress keeps its folder (assembled at the
   // next start), an assembly in progress is abandoned with its frames kept. Idempotent.
@@ -132,6 +135,12 @@ class TimelapseRecorder {
   uint64_t frames_ = 0;
   uint64_t captureFailures_ = 0;
   int lastLayer_ = -1;
+  // Working folders found at start, until the first known print state (or orphanWait).
+  std::vector<std::filesystem::path> orphans_;
+  bool statusSeen_ = false;
+  std::chrono::steady_clock::time_point orphanDeadline_{};
+  void releaseOrphans();     // mutex_ held
+  bool wakeCapture() const;  // mutex_ held
   // Assembly.
   std::deque<std::filesystem::path> jobs_;
   std::filesystem::path assembling_;

@@ -459,6 +459,7 @@ TEST(TimelapseRecorder, OrphanedFramesAreAssembledAtStart) {
   FakeCamera camera;
   TimelapseRecorder rec(recorderConfig(out.path), camera.source());
   rec.start();
+  rec.onStatus(PrintStatus{"standby", "", std::nullopt, std::nullopt});  // Moonraker: nothing printing
   ASSERT_TRUE(waitUntil([&] { return rec.videosMade() == 1; }, 30s)) << rec.status().dump();
   EXPECT_TRUE(fs::exists(out.path / "crashed_1.mp4"));
   EXPECT_TRUE(fs::exists(out.path / "crashed_1_8.jpg"));
@@ -467,6 +468,44 @@ TEST(TimelapseRecorder, OrphanedFramesAreAssembledAtStart) {
   EXPECT_EQ(camera.shots.load(), 0);
   // Linux lets any thread lower itself to SCHED_IDLE.
   EXPECT_EQ(rec.status()["assembly"]["priority"], "SCHED_IDLE");
+}
+
+TEST(TimelapseRecorder, APrintStillRunningAfterARestartContinuesInItsFolder) {
+  TempDir out;
+  const fs::path resumed = makeFrameFolder(out.path, "long.gcode", 5, {160, 120});
+  makeFrameFolder(out.path, "other.gcode", 3, {160, 120});
+  FakeCamera camera;
+  TimelapseRecorder rec(recorderConfig(out.path), camera.source());
+  rec.start();
+  // Nothing is assembled before Moonraker says what is printing (orphanWait is 30 s).
+  EXPECT_EQ(rec.status()["assembly"]["waiting_for_moonraker"], 2) << rec.status().dump();
+  EXPECT_EQ(rec.status()["assembly"]["queued"], 0);
+  rec.onStatus(printing("long.gcode", 6));
+  ASSERT_TRUE(waitUntil([&] { return rec.framesCaptured() == 6; }, 10s)) << rec.status().dump();
+  EXPECT_EQ(rec.status()["recording"]["folder"], resumed.string());
+  // The other print's frames are assembled meanwhile.
+  ASSERT_TRUE(waitUntil([&] { return rec.videosMade() == 1; }, 30s)) << rec.status().dump();
+  EXPECT_TRUE(fs::exists(out.path / "other_1.mp4"));
+  for (int layer = 7; layer <= 8; ++layer) {
+    rec.onStatus(printing("long.gcode", layer));
+    ASSERT_TRUE(waitUntil([&] { return rec.framesCaptured() == static_cast<uint64_t>(layer); }, 10s));
+  }
+  rec.onStatus(PrintStatus{"complete", "long.gcode", 8, 40});
+  ASSERT_TRUE(waitUntil([&] { return rec.videosMade() == 2; }, 30s)) << rec.status().dump();
+  EXPECT_EQ(probe(out.path / "long_1.mp4").frames, 8);
+  EXPECT_TRUE(listFrameFolders(out.path).empty());
+}
+
+TEST(TimelapseRecorder, WithoutMoonrakerOrphansWaitOnlyOrphanWait) {
+  TempDir out;
+  makeFrameFolder(out.path, "alone.gcode", 2, {160, 120});
+  FakeCamera camera;
+  auto config = recorderConfig(out.path);
+  config.orphanWait = 200ms;
+  TimelapseRecorder rec(config, camera.source());
+  rec.start();
+  ASSERT_TRUE(waitUntil([&] { return rec.videosMade() == 1; }, 30s)) << rec.status().dump();
+  EXPECT_TRUE(fs::exists(out.path / "alone_1.mp4"));
 }
 
 TEST(TimelapseRecorder, UnwritableFolderIsReportedAndNothingIsCaptured) {
