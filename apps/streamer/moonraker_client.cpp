@@ -120,6 +120,7 @@ PrintStatus printStatusFrom(const nlohmann::json& objects) {
 }
 
 struct MoonrakerClient::Impl {
+  MoonrakerClient* owner = nullptr;
   MoonrakerConfig config;
   StatusHandler onStatus;
   ConnectHandler onConnect;
@@ -362,7 +363,7 @@ struct MoonrakerClient::Impl {
       resubscribeAt = Clock::time_point::max();
       spdlog::info("moonraker: subscribed to print_stats and virtual_sdcard");
       publishStatus();
-      if (onConnect) onConnect();
+      if (onConnect) onConnect(*owner);
     }
   }
 
@@ -528,6 +529,7 @@ struct MoonrakerClient::Impl {
 
 MoonrakerClient::MoonrakerClient(MoonrakerConfig config, StatusHandler onStatus, ConnectHandler onConnect)
     : impl_(std::make_unique<Impl>()) {
+  impl_->owner = this;
   impl_->config = std::move(config);
   impl_->onStatus = std::move(onStatus);
   impl_->onConnect = std::move(onConnect);

@@ -54,8 +54,8 @@ struct MoonrakerConfig {
 class MoonrakerClient {
  public:
   using StatusHandler = std::function<void(const PrintStatus&)>;
-  // Called on every (re)connection once subscribed, e.g. to register the webcam.
-  using ConnectHandler = std::function<void()>;
+  // Called on every (re)connection once subscribed, e.g. to register the webcam with call().
+  using ConnectHandler = std::function<void(MoonrakerClient&)>;
 
   MoonrakerClient(MoonrakerConfig config, StatusHandler onStatus, ConnectHandler onConnect = {});
   ~MoonrakerClient();

@@ -123,9 +123,9 @@ Status applyTimelapseKey(const std::string& key, const nlohmann::json& v, const 
   if (key == "moonraker_port") return readInt(v, source, key, 1, 65535, s.moonrakerPort);
   if (key == "moonraker_socket") return readString(v, source, key, s.moonrakerSocket);
   if (key == "moonraker_register_webcam") return readBool(v, source, key, s.moonrakerRegisterWebcam);
+  // PLACEHOLDER keys (feat-tlmgr owns them): drop at merge.
   if (key == "timelapse_storage") return readChoice(v, source, key, kTimelapseStorage, s.timelapseStorage);
-  if (key == "timelapse_internal_dir") return readString(v, source, key, s.timelapseInternalDir);
-  if (key == "timelapse_usb_dir") return readString(v, source, key, s.timelapseUsbDir);
+  if (key == "timelapse_folder") return readString(v, source, key, s.timelapseFolder);
   known = false;
   return {};
 }
@@ -137,11 +137,9 @@ Status finalizeTimelapseSettings(const Settings& s, const std::string& src) {
   }
   if (s.moonrakerHost.empty())
     return invalid(src, "moonraker_host", "\"\"", "must be a host name or address");
-  for (const auto& [key, dir] : {std::pair{"timelapse_internal_dir", &s.timelapseInternalDir},
-                                 std::pair{"timelapse_usb_dir", &s.timelapseUsbDir}}) {
-    if (dir->empty() || (*dir)[0] != '/') {
-      return invalid(src, key, "\"" + *dir + "\"", "must be an absolute folder path");
-    }
+  if (!s.timelapseFolder.empty() && s.timelapseFolder[0] != '/') {
+    return invalid(src, "timelapse_folder", "\"" + s.timelapseFolder + "\"",
+                   "must be an absolute folder path");
   }
   return {};
 }
@@ -350,7 +348,29 @@ Status applyConfigFile(const std::filesystem::path& path, Settings& settings,
 }
 
 std::filesystem::path timelapseOutputDir(const Settings& s) {
-  return s.timelapseStorage == "usb" ? s.timelapseUsbDir : s.timelapseInternalDir;
+  if (!s.timelapseFolder.empty()) return s.timelapseFolder;
+  return s.timelapseStorage == "usb" ? "/mnt/udisk/Time-lapse-Video" : "/useremain/app/gk/Time-lapse-Video";
+}
+
+std::string timelapseRecordingSettingsJson(const Settings& s) {
+  return nlohmann::json{{"timelapse_enabled", s.timelapseEnabled},
+                        {"timelapse_mode", s.timelapseMode},
+                        {"timelapse_interval", s.timelapseIntervalS},
+                        {"timelapse_stream_delay", s.timelapseStreamDelayMs},
+                        {"timelapse_crf", s.timelapseCrf},
+                        {"timelapse_fps", s.timelapseFps},
+                        {"timelapse_variable_fps", s.timelapseVariableFps},
+                        {"timelapse_target_length", s.timelapseTargetLengthS},
+                        {"timelapse_min_fps", s.timelapseMinFps},
+                        {"timelapse_max_fps", s.timelapseMaxFps},
+                        {"timelapse_flip_x", s.timelapseFlipX},
+                        {"timelapse_flip_y", s.timelapseFlipY},
+                        {"timelapse_duplicate_last", s.timelapseDuplicateLast},
+                        {"moonraker_host", s.moonrakerHost},
+                        {"moonraker_port", s.moonrakerPort},
+                        {"moonraker_socket", s.moonrakerSocket},
+                        {"moonraker_register_webcam", s.moonrakerRegisterWebcam}}
+      .dump();
 }
 
 hal::Result<hal::Size> parseResolution(const std::string& text) {

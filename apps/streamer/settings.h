@@ -83,11 +83,10 @@ struct Settings {
   int moonrakerPort = 7125;                 // "moonraker_port": 1..65535
   std::string moonrakerSocket;              // "moonraker_socket": unix socket path; set = used instead
   bool moonrakerRegisterWebcam = false;     // "moonraker_register_webcam": upsert our webcam entry
-  // Where videos are written: the manager's folders (feat-tlmgr owns these keys; placeholder
-  // names until that branch merges). Frames are kept under <folder>/.frames/.
-  std::string timelapseStorage = "internal";                                // "timelapse_storage"
-  std::string timelapseInternalDir = "/useremain/app/gk/Time-lapse-Video";  // "timelapse_internal_dir"
-  std::string timelapseUsbDir = "/mnt/udisk/Time-lapse-Video";              // "timelapse_usb_dir"
+  // PLACEHOLDER until feat-tlmgr merges (same names and keys as that branch: drop these two and
+  // their keys at merge). Videos go to timelapse_folder, else the internal or USB stock folder.
+  std::string timelapseStorage = "internal";  // "timelapse_storage": internal | usb
+  std::string timelapseFolder;                // "timelapse_folder": absolute folder, "" = stock
   // --- end of timelapse recording ---
 
   // The JSON config file settings changed from the control API are saved to ("" = changes are
@@ -143,8 +142,12 @@ hal::Status validateSettingsChange(const std::string& body, const bsp::Board& bo
 // object), Io (with errno: unwritable folder, disk full).
 hal::Status saveSettingsFile(const std::filesystem::path& path, const std::string& changes);
 
-// The folder timelapse videos go to (timelapse_storage picks the internal or USB folder).
+// The folder timelapse videos go to (PLACEHOLDER until feat-tlmgr's TimelapseStore::recordingFolder()).
 std::filesystem::path timelapseOutputDir(const Settings& settings);
+
+// The recorder's keys (timelapse_* and moonraker_* of feat-tlrec) and values as a JSON object text,
+// for GET/POST /api/timelapse/settings (feat-tlmgr's timelapseSettingsJson() merges them in).
+std::string timelapseRecordingSettingsJson(const Settings& settings);
 
 // Parse "1280x720". Errors: InvalidArgument.
 hal::Result<hal::Size> parseResolution(const std::string& text);

@@ -337,13 +337,21 @@ struct Streamer::Impl {
   std::vector<std::thread> threads;
 
   // --- timelapse recording (feat-tlrec; docs/timelapse.md) ---
+  // timelapseMutex guards the two objects and timelapseSettings (the timelapse_* and moonraker_*
+  // keys in force). Neither object's threads take it, so stopping them under it cannot deadlock.
+  std::mutex timelapseMutex;
+  Settings timelapseSettings;
+  bool timelapseClosed = false;  // stop() ran: nothing starts again
   std::unique_ptr<TimelapseRecorder> timelapse;  // null when timelapse_enabled is false
   std::unique_ptr<MoonrakerClient> moonraker;    // for the timelapse and/or the webcam entry
   std::mutex webcamMutex;
   std::string webcamAddress;  // the address last registered with Moonraker (guarded by webcamMutex)
-  void startTimelapse();
-  void stopTimelapse();
-  void registerWebcam(bool onlyIfAddressChanged);
+  void startTimelapse(const Settings& s);  // timelapseMutex held
+  void stopTimelapse();                    // timelapseMutex held
+  // Apply changed timelapse_* / moonraker_* keys live (for POST /api/timelapse/settings): restarts
+  // the client and the recorder; a print in progress continues in its working folder.
+  void applyTimelapseSettings(const Settings& next);
+  void registerWebcam(MoonrakerClient& client, bool onlyIfAddressChanged);
   HttpResponse timelapseRequest(const HttpRequest& req);
   // --- end of timelapse recording ---
 
@@ -909,7 +917,10 @@ void Streamer::Impl::housekeepingLoop() {
   AutoSkip skipper(target);
   int ticks = 0;
   while (pause(500ms)) {
-    if (++ticks % 20 == 0 && moonraker && settings.moonrakerRegisterWebcam) registerWebcam(true);
+    if (++ticks % 20 == 0) {  // every 10 s: a new address is registered again
+      std::lock_guard lock(timelapseMutex);
+      if (moonraker && timelapseSettings.moonrakerRegisterWebcam) registerWebcam(*moonraker, true);
+    }
     const auto sample = meter.sample();
     systemCpu = sample.systemPercent;
     processCpu = sample.processPercent;
@@ -1417,55 +1428,78 @@ std::string lanAddress() {
 
 }  // namespace
 
-void Streamer::Impl::startTimelapse() {
-  if (!settings.timelapseEnabled && !settings.moonrakerRegisterWebcam) return;
-  if (settings.timelapseEnabled) {
+void Streamer::Impl::startTimelapse(const Settings& ts) {
+  if (!ts.timelapseEnabled && !ts.moonrakerRegisterWebcam) return;
+  if (ts.timelapseEnabled) {
     RecorderConfig rc;
-    rc.mode = settings.timelapseMode == "hyperlapse" ? TimelapseMode::Hyperlapse : TimelapseMode::Layer;
-    rc.interval = std::chrono::seconds(settings.timelapseIntervalS);
-    rc.delay = std::chrono::milliseconds(settings.timelapseStreamDelayMs);
-    rc.outputDir = timelapseOutputDir(settings);
-    rc.assembly.crf = settings.timelapseCrf;
-    rc.assembly.fps = settings.timelapseFps;
-    rc.assembly.variableFps = settings.timelapseVariableFps;
-    rc.assembly.targetLengthS = settings.timelapseTargetLengthS;
-    rc.assembly.minFps = settings.timelapseMinFps;
-    rc.assembly.maxFps = settings.timelapseMaxFps;
-    rc.assembly.flipX = settings.timelapseFlipX;
-    rc.assembly.flipY = settings.timelapseFlipY;
-    rc.assembly.duplicateLast = settings.timelapseDuplicateLast;
-    std::error_code ec;
-    std::filesystem::create_directories(rc.outputDir, ec);
-    if (ec) spdlog::error("timelapse: cannot create {}: {}", rc.outputDir.string(), ec.message());
+    rc.mode = ts.timelapseMode == "hyperlapse" ? TimelapseMode::Hyperlapse : TimelapseMode::Layer;
+    rc.interval = std::chrono::seconds(ts.timelapseIntervalS);
+    rc.delay = std::chrono::milliseconds(ts.timelapseStreamDelayMs);
+    // MERGE (feat-tlmgr): [this] { return timelapseStore.recordingFolder(); }
+    rc.recordingFolder = [folder = timelapseOutputDir(ts)] {
+      std::error_code ec;
+      std::filesystem::create_directories(folder, ec);
+      return folder;
+    };
+    rc.assembly.crf = ts.timelapseCrf;
+    rc.assembly.fps = ts.timelapseFps;
+    rc.assembly.variableFps = ts.timelapseVariableFps;
+    rc.assembly.targetLengthS = ts.timelapseTargetLengthS;
+    rc.assembly.minFps = ts.timelapseMinFps;
+    rc.assembly.maxFps = ts.timelapseMaxFps;
+    rc.assembly.flipX = ts.timelapseFlipX;
+    rc.assembly.flipY = ts.timelapseFlipY;
+    rc.assembly.duplicateLast = ts.timelapseDuplicateLast;
     timelapse = std::make_unique<TimelapseRecorder>(
         rc, [this](std::chrono::milliseconds timeout) { return snapshots.next(timeout); });
     timelapse->start();
-    spdlog::info("timelapse: {} mode, videos in {}", settings.timelapseMode, rc.outputDir.string());
+    spdlog::info("timelapse: {} mode, videos in {}", ts.timelapseMode, rc.recordingFolder().string());
   }
   MoonrakerConfig mc;
-  mc.socketPath = settings.moonrakerSocket;
-  mc.host = settings.moonrakerHost;
-  mc.port = static_cast<uint16_t>(settings.moonrakerPort);
+  mc.socketPath = ts.moonrakerSocket;
+  mc.host = ts.moonrakerHost;
+  mc.port = static_cast<uint16_t>(ts.moonrakerPort);
+  // The handlers run on the client's thread: they reach the recorder and the client directly,
+  // never through timelapseMutex (stop() joins that thread under it).
+  TimelapseRecorder* recorder = timelapse.get();
+  const bool registerCam = ts.moonrakerRegisterWebcam;
   moonraker = std::make_unique<MoonrakerClient>(
       mc,
-      [this](const PrintStatus& ps) {
-        if (timelapse) timelapse->onStatus(ps);
+      [recorder](const PrintStatus& ps) {
+        if (recorder != nullptr) recorder->onStatus(ps);
       },
-      [this] {
-        if (settings.moonrakerRegisterWebcam) registerWebcam(false);
+      [this, registerCam](MoonrakerClient& client) {
+        if (registerCam) registerWebcam(client, false);
       });
   moonraker->start();
 }
 
 void Streamer::Impl::stopTimelapse() {
-  if (moonraker) moonraker->stop();
+  if (moonraker) moonraker->stop();  // first: its thread feeds the recorder
   if (timelapse) timelapse->stop();
+  moonraker.reset();
+  timelapse.reset();
+}
+
+void Streamer::Impl::applyTimelapseSettings(const Settings& next) {
+  std::lock_guard lock(timelapseMutex);
+  if (timelapseRecordingSettingsJson(next) == timelapseRecordingSettingsJson(timelapseSettings) &&
+      timelapseOutputDir(next) == timelapseOutputDir(timelapseSettings)) {
+    return;
+  }
+  stopTimelapse();
+  timelapseSettings = next;
+  {
+    std::lock_guard webcamLock(webcamMutex);
+    webcamAddress.clear();
+  }
+  if (!timelapseClosed) startTimelapse(next);
 }
 
 // Upsert our webcam in Moonraker (server.webcams.post_item, the JSON-RPC form of
 // POST /server/webcams/item): MJPEG with the adaptive service, a snapshot URL without '&'
 // (moonraker-timelapse runs wget on it unquoted).
-void Streamer::Impl::registerWebcam(bool onlyIfAddressChanged) {
+void Streamer::Impl::registerWebcam(MoonrakerClient& client, bool onlyIfAddressChanged) {
   const std::string address =
       !settings.host.empty() && settings.host != "0.0.0.0" ? settings.host : lanAddress();
   {
@@ -1489,13 +1523,14 @@ void Streamer::Impl::registerWebcam(bool onlyIfAddressChanged) {
                             {"rotation", 0},
                             {"aspect_ratio", "16:9"}};
   spdlog::info("moonraker: registering webcam at {}/stream", base);
-  moonraker->call("server.webcams.post_item", item);
+  client.call("server.webcams.post_item", item);
 }
 
 // GET /api/timelapse/moonraker and /api/timelapse/status (the same JSON): the Moonraker
 // connection, the print it reports, the recording and the assembly progress.
 HttpResponse Streamer::Impl::timelapseRequest(const HttpRequest& req) {
   if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "use GET");
+  std::lock_guard lock(timelapseMutex);
   nlohmann::json out{{"enabled", timelapse != nullptr}};
   if (moonraker) {
     const auto m = moonraker->state();
@@ -1516,7 +1551,7 @@ HttpResponse Streamer::Impl::timelapseRequest(const HttpRequest& req) {
   } else {
     out["moonraker"] = {{"state", "off"}, {"connected", false}};
   }
-  out["webcam_registration"] = settings.moonrakerRegisterWebcam;
+  out["webcam_registration"] = timelapseSettings.moonrakerRegisterWebcam;
   if (timelapse) {
     out.update(timelapse->status());
     out["state"] = out["assembly"]["state"] == "assembling" ? "assembling" : out["recording"]["state"];
@@ -1653,7 +1688,11 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
   if (s.touch) s.threads.emplace_back([&s] { s.touchLoop(); });
   s.threads.emplace_back([&s] { s.housekeepingLoop(); });
-  s.startTimelapse();
+  {
+    std::lock_guard lock(s.timelapseMutex);
+    s.timelapseSettings = settings;
+    s.startTimelapse(settings);
+  }
   return std::unique_ptr<Streamer>(new Streamer(std::move(impl)));
 }
 
@@ -1672,7 +1711,11 @@ void Streamer::stop() {
   if (!impl_) return;
   Impl& s = *impl_;
   if (!s.running.load()) return;
-  s.stopTimelapse();  // while the camera still runs: a capture in progress gets its frame
+  {
+    std::lock_guard lock(s.timelapseMutex);
+    s.stopTimelapse();  // while the camera still runs: a capture in progress gets its frame
+    s.timelapseClosed = true;
+  }
   if (!s.running.exchange(false)) return;
   s.stopWake.notify_all();
   s.displayWake.notify_all();

@@ -379,7 +379,7 @@ hal::Result<AssemblyResult> assembleFrames(const fs::path& folder, const fs::pat
     thumb = std::move(*bytes);
   }
   last = hal::Frame();
-  const fs::path thumbPath = outputDir / fmt::format("{}_{}_{}.jpg", gcodeName, sequence, result.videoFrames);
+  const fs::path thumbPath = outputDir / fmt::format("{}_{}_{}.jpg", gcodeName, sequence, result.framesUsed);
   if (auto st = writeFileAtomically(thumbPath, thumb); !st) return st.error();
   if (auto st = writer->finish(); !st) {
     fs::remove(thumbPath, ec);

@@ -4,7 +4,7 @@
 //
 // Files, all in the output folder:
 //   {gcode_name}_{sequence}.mp4          the video (sequence: 1 + the highest in use for that name)
-//   {gcode_name}_{sequence}_{frames}.jpg the thumbnail (the last frame; frames = video frames)
+//   {gcode_name}_{sequence}_{frames}.jpg the thumbnail (the last frame; frames = frames captured)
 //   .frames/{gcode_name}-{id}/           a print's working folder while it records:
 //       print.json                       {"gcode_name","filename","started"} (written first)
 //       frame000001.jpg ...              one JPEG per captured frame, numbered from 1

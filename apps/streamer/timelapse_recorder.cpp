@@ -94,7 +94,7 @@ void TimelapseRecorder::start() {
     cancelAssembly_ = false;
     failed_.clear();
     statusSeen_ = false;
-    orphans_ = listFrameFolders(config_.outputDir);
+    orphans_ = listFrameFolders(config_.recordingFolder());
     orphanDeadline_ = SteadyClock::now() + config_.orphanWait;
     for (const auto& folder : orphans_) spdlog::info("timelapse: frames left in {}", folder.string());
   }
@@ -213,8 +213,8 @@ void TimelapseRecorder::handle(const TriggerEvent& e) {
           }
         }
       }
-      hal::Result<fs::path> folder =
-          adopted ? hal::Result<fs::path>(*adopted) : createFrameFolder(config_.outputDir, name, e.filename);
+      hal::Result<fs::path> folder = adopted ? hal::Result<fs::path>(*adopted)
+                                             : createFrameFolder(config_.recordingFolder(), name, e.filename);
       const uint64_t resumeAt = adopted ? lastFrameIndex(*adopted) : 0;
       if (adopted)
         spdlog::info("timelapse: {} is still printing: continuing {}", e.filename, adopted->string());
@@ -306,7 +306,9 @@ void TimelapseRecorder::assemblyLoop() {
     progress_.framesTotal = 0;
     lock.unlock();
     const auto started = SteadyClock::now();
-    auto result = assembleFrames(folder, config_.outputDir, config_.assembly, &progress_, &cancelAssembly_);
+    // <output>/.frames/<print>/ -> the video goes to <output>.
+    const fs::path outputDir = folder.parent_path().parent_path();
+    auto result = assembleFrames(folder, outputDir, config_.assembly, &progress_, &cancelAssembly_);
     const double seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
     lock.lock();
     assembling_.clear();
@@ -343,7 +345,7 @@ nlohmann::json TimelapseRecorder::status() const {
   const uint64_t total = progress_.framesTotal.load();
   return {
       {"mode", config_.mode == TimelapseMode::Layer ? "layer" : "hyperlapse"},
-      {"output_dir", config_.outputDir.string()},
+      {"output_dir", config_.recordingFolder().string()},
       {"recording",
        {{"state", folder_.empty() ? "idle" : "recording"},
         {"filename", filename_},

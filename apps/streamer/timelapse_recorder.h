@@ -77,7 +77,10 @@ struct RecorderConfig {
   std::chrono::milliseconds interval{30000};
   std::chrono::milliseconds delay{50};
   std::chrono::milliseconds snapshotTimeout{3000};
-  std::filesystem::path outputDir;
+  // Where videos go: asked at the start of each print (the storage may change between prints);
+  // the print's frames live under <that folder>/.frames/ and its video goes beside them.
+  // Working folders left by a crash are looked for in recordingFolder() at start().
+  std::function<std::filesystem::path()> recordingFolder;
   AssemblyOptions assembly;
   // Run assembly at the lowest CPU priority (SCHED_IDLE and nice 19 for that thread).
   bool lowPriority = true;

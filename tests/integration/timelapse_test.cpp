@@ -51,7 +51,7 @@ TEST(StreamerTimelapse, FortyLayerPrintFromMoonrakerBecomesAVideo) {
     cfg << nlohmann::json{{"timelapse_enabled", true},         {"timelapse_mode", "layer"},
                           {"timelapse_stream_delay", 0},       {"timelapse_fps", 20},
                           {"timelapse_duplicate_last", 2},     {"moonraker_socket", socketPath},
-                          {"moonraker_register_webcam", true}, {"timelapse_internal_dir", videos.string()}}
+                          {"moonraker_register_webcam", true}, {"timelapse_folder", videos.string()}}
                .dump();
   }
   StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual", "--desired-fps", "15", "--resolution",
@@ -88,11 +88,11 @@ TEST(StreamerTimelapse, FortyLayerPrintFromMoonrakerBecomesAVideo) {
       << timelapseStatus(p).dump();
   st = timelapseStatus(p);
   EXPECT_EQ(st["assembly"]["last_video"], "calibration_cube_1.mp4");
-  EXPECT_EQ(st["assembly"]["last_thumbnail"], "calibration_cube_1_42.jpg");
+  EXPECT_EQ(st["assembly"]["last_thumbnail"], "calibration_cube_1_40.jpg");
   EXPECT_EQ(st["last_error"], "");
   const fs::path video = videos / "calibration_cube_1.mp4";
   ASSERT_TRUE(fs::exists(video));
-  EXPECT_TRUE(fs::exists(videos / "calibration_cube_1_42.jpg"));
+  EXPECT_TRUE(fs::exists(videos / "calibration_cube_1_40.jpg"));
   const auto probe =
       runCommand({"ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
                   "stream=nb_read_frames,avg_frame_rate,width,height", "-of", "csv=p=0", video.string()},

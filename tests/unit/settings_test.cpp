@@ -403,8 +403,22 @@ TEST(TimelapseSettings, BadValuesNameTheKey) {
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().message, "settings: timelapse_min_fps = 40: must not exceed timelapse_max_fps (30)");
   Settings rel;
-  rel.timelapseUsbDir = "videos";
+  rel.timelapseFolder = "videos";
   st = finalizeSettings(rel, **board);
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.error().message.find("timelapse_usb_dir"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("timelapse_folder"), std::string::npos) << st.error().message;
+}
+
+TEST(TimelapseSettings, RecordingKeysRoundTripThroughTheirJson) {
+  Settings s;
+  s.timelapseMode = "hyperlapse";
+  s.timelapseCrf = 30;
+  s.moonrakerSocket = "/run/moonraker.sock";
+  const std::string json = printcast::streamer::timelapseRecordingSettingsJson(s);
+  Settings back;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(applyConfigJson(json, "settings", back, warnings).ok());
+  EXPECT_TRUE(warnings.empty());
+  EXPECT_EQ(printcast::streamer::timelapseRecordingSettingsJson(back), json);
+  EXPECT_EQ(nlohmann::json::parse(json).size(), 17u);
 }

@@ -314,7 +314,7 @@ TEST(TimelapseAssembly, FramesBecomeAFastStartMp4AndAThumbnail) {
   auto r = assembleFrames(folder, out.path, o, &progress);
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->video, out.path / "benchy_4.mp4");
-  EXPECT_EQ(r->thumbnail, out.path / "benchy_4_30.jpg");
+  EXPECT_EQ(r->thumbnail, out.path / "benchy_4_24.jpg");
   EXPECT_EQ(r->framesUsed, 24u);
   EXPECT_EQ(r->videoFrames, 30u);
   EXPECT_EQ(progress.framesDone.load(), 30u);
@@ -334,7 +334,7 @@ TEST(TimelapseAssembly, FramesBecomeAFastStartMp4AndAThumbnail) {
   EXPECT_EQ(thumb->size, size);
   // Nothing else in the folder: no temp files.
   EXPECT_EQ(namesIn(out.path),
-            (std::vector<std::string>{".frames", "benchy_3.mp4", "benchy_4.mp4", "benchy_4_30.jpg"}));
+            (std::vector<std::string>{".frames", "benchy_3.mp4", "benchy_4.mp4", "benchy_4_24.jpg"}));
 }
 
 TEST(TimelapseAssembly, VariableFpsFlipAndACorruptFrame) {
@@ -439,7 +439,7 @@ RecorderConfig recorderConfig(const fs::path& out, TimelapseMode mode = Timelaps
   c.mode = mode;
   c.interval = 100ms;
   c.delay = 5ms;
-  c.outputDir = out;
+  c.recordingFolder = [out] { return out; };
   c.assembly.fps = 10;
   return c;
 }
