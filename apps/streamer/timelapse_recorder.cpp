@@ -94,7 +94,18 @@ void TimelapseRecorder::start() {
     cancelAssembly_ = false;
     failed_.clear();
     statusSeen_ = false;
-    orphans_ = listFrameFolders(config_.recordingFolder());
+    const fs::path out = config_.recordingFolder();
+    // An assembly cut short by a crash leaves the MP4 writer's temps ("<video>.mp4.part",
+    // "<video>.mp4.mdat.part"); its frames are still there and assemble again below.
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(out, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.ends_with(".part") && n.find(".mp4.") != std::string::npos && e.is_regular_file(ec)) {
+        spdlog::info("timelapse: removing {} (an assembly interrupted by a crash)", e.path().string());
+        fs::remove(e.path(), ec);
+      }
+    }
+    orphans_ = listFrameFolders(out);
     orphanDeadline_ = SteadyClock::now() + config_.orphanWait;
     for (const auto& folder : orphans_) spdlog::info("timelapse: frames left in {}", folder.string());
   }

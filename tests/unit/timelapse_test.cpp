@@ -456,6 +456,9 @@ fs::path onlyVideo(const fs::path& dir) {
 TEST(TimelapseRecorder, OrphanedFramesAreAssembledAtStart) {
   TempDir out;
   makeFrameFolder(out.path, "crashed.gcode", 8, {160, 120});
+  // What a crash in the middle of an earlier assembly left: the MP4 writer's temps.
+  writeBytes(out.path / "crashed_1.mp4.part", {1, 2, 3});
+  writeBytes(out.path / "crashed_1.mp4.mdat.part", {1, 2, 3});
   FakeCamera camera;
   TimelapseRecorder rec(recorderConfig(out.path), camera.source());
   rec.start();
@@ -464,6 +467,7 @@ TEST(TimelapseRecorder, OrphanedFramesAreAssembledAtStart) {
   EXPECT_TRUE(fs::exists(out.path / "crashed_1.mp4"));
   EXPECT_TRUE(fs::exists(out.path / "crashed_1_8.jpg"));
   EXPECT_TRUE(listFrameFolders(out.path).empty());
+  EXPECT_EQ(namesIn(out.path), (std::vector<std::string>{".frames", "crashed_1.mp4", "crashed_1_8.jpg"}));
   EXPECT_EQ(probe(out.path / "crashed_1.mp4").frames, 8);
   EXPECT_EQ(camera.shots.load(), 0);
   // Linux lets any thread lower itself to SCHED_IDLE.
