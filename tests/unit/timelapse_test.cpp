@@ -526,6 +526,73 @@ TEST(TimelapseRecorder, UnwritableFolderIsReportedAndNothingIsCaptured) {
   EXPECT_EQ(camera.shots.load(), 0);
 }
 
+// Frames onto a full disk: each failure is reported, the frames stored so far stay whole, and
+// the assembly that cannot write its video leaves no MP4 and keeps the frames. A 48 KiB tmpfs when
+// this process may mount, else RLIMIT_FSIZE 4 KiB (every frame is bigger: all fail).
+TEST(TimelapseRecorder, DiskFullWhileRecording) {
+  TempDir out;
+  const bool mounted = ::mount("tmpfs", out.path.c_str(), "tmpfs", 0, "size=48k") == 0;
+  rlimit old{};
+  ::getrlimit(RLIMIT_FSIZE, &old);
+  void (*oldHandler)(int) = nullptr;
+  if (!mounted) {
+    oldHandler = ::signal(SIGXFSZ, SIG_IGN);
+    rlimit small = old;
+    small.rlim_cur = 4 * 1024;
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  }
+  RecordProperty("disk_full_method", mounted ? "tmpfs 48k" : "RLIMIT_FSIZE 4k");
+  std::atomic<int> shots{0};
+  SnapshotSource noisy = [&](std::chrono::milliseconds) -> hal::Result<hal::PacketPtr> {
+    auto p = std::make_shared<hal::Packet>();
+    p->data = makeJpeg({160, 120}, ++shots, /*noise=*/true);  // ~20 KiB
+    return hal::PacketPtr(p);
+  };
+  {
+    TimelapseRecorder rec(recorderConfig(out.path), noisy);
+    rec.start();
+    rec.onStatus(printing("full.gcode", 0));
+    for (int layer = 1; layer <= 6; ++layer) {
+      rec.onStatus(printing("full.gcode", layer));
+      ASSERT_TRUE(waitUntil([&] { return shots.load() == layer; }, 10s));
+    }
+    ASSERT_TRUE(waitUntil(
+        [&] {
+          return rec.status()["recording"]["capture_failures"].get<int>() +
+                     static_cast<int>(rec.framesCaptured()) ==
+                 6;
+        },
+        10s))
+        << rec.status().dump();
+    const auto st = rec.status();
+    EXPECT_GT(st["recording"]["capture_failures"].get<int>(), 0) << st.dump();
+    EXPECT_NE(st["last_error"].get<std::string>().find("frame not stored"), std::string::npos) << st.dump();
+    const fs::path folder = st["recording"]["folder"].get<std::string>();
+    for (uint64_t i = 1; i <= rec.framesCaptured(); ++i) {
+      std::ifstream in(folder / frameFileName(i), std::ios::binary);
+      std::vector<uint8_t> jpeg((std::istreambuf_iterator<char>(in)), {});
+      auto pool = *hal::FramePool::create(hal::fourcc::kI420, {160, 120}, 1);
+      EXPECT_TRUE(codecs::decodeJpegToI420(jpeg, *pool, hal::Clock::now(), 0).ok()) << "frame " << i;
+    }
+    rec.onStatus(PrintStatus{"complete", "full.gcode", 6, 6});
+    if (rec.framesCaptured() > 0) {
+      ASSERT_TRUE(waitUntil([&] { return rec.status()["assembly"]["failures"] == 1; }, 30s))
+          << rec.status().dump();
+      EXPECT_NE(rec.status()["last_error"].get<std::string>().find("assembly of full-"), std::string::npos);
+      EXPECT_TRUE(fs::exists(folder / frameFileName(1))) << "frames kept";
+    }
+    rec.stop();
+    for (const auto& name : namesIn(out.path))
+      EXPECT_FALSE(name.ends_with(".mp4") || name.ends_with(".part")) << name;
+  }
+  if (mounted) {
+    ::umount(out.path.c_str());
+  } else {
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    ::signal(SIGXFSZ, oldHandler);
+  }
+}
+
 // The whole chain: fake Moonraker -> MoonrakerClient -> recorder -> MP4.
 struct PrintRig {
   TempDir out;
