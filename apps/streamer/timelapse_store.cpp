@@ -394,6 +394,7 @@ hal::Result<TimelapseFile> TimelapseStore::openVideo(std::string_view name, std:
 }
 
 hal::Result<TimelapseFile> TimelapseStore::openThumbnail(std::string_view name, std::string_view storage) {
+  if (endsWith(name, kVideoExt)) name.remove_suffix(kVideoExt.size());
   if (auto st = validateTimelapseName(name); !st) return st.error();
   std::lock_guard lock(mutex_);
   const auto order = searchOrder(storage);

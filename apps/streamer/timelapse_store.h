@@ -93,7 +93,8 @@ class TimelapseStore {
   // regular file), NoDevice (no such video), Io.
   hal::Result<TimelapseFile> openVideo(std::string_view name, std::string_view storage = "");
 
-  // Open a video's thumbnail: `name` is a video name (its thumbnail with the most frames) or a
+  // Open a video's thumbnail: `name` is a video name, with or without ".mp4" (its thumbnail
+  // with the most frames), or a
   // thumbnail's own file name ending in ".jpg". Errors as openVideo().
   hal::Result<TimelapseFile> openThumbnail(std::string_view name, std::string_view storage = "");
 
