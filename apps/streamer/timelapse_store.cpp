@@ -21,6 +21,8 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "printcast/transport/mp4.h"
+
 namespace printcast::streamer {
 
 namespace {
@@ -110,36 +112,9 @@ bool preadAll(int fd, uint8_t* buf, size_t n, uint64_t offset) {
   return true;
 }
 
-// A box inside a buffer: type and payload (ISO/IEC 14496-12 4.2: size, type, largesize).
-// TODO(lead's mp4::parseBoxes): this is the few lines of it the manager needs until
-// transport/src/mp4.cpp lands on main.
-struct RawBox {
-  std::string_view type;
-  std::span<const uint8_t> payload;
-};
-std::vector<RawBox> childBoxes(std::span<const uint8_t> bytes) {
-  std::vector<RawBox> out;
-  size_t pos = 0;
-  while (bytes.size() - pos >= 8) {
-    const uint8_t* p = bytes.data() + pos;
-    uint64_t size = be32(p);
-    size_t header = 8;
-    if (size == 1) {
-      if (bytes.size() - pos < 16) break;
-      size = be64(p + 8);
-      header = 16;
-    } else if (size == 0) {
-      size = bytes.size() - pos;
-    }
-    if (size < header || size > bytes.size() - pos) break;
-    out.push_back({std::string_view(reinterpret_cast<const char*>(p + 4), 4),
-                   bytes.subspan(pos + header, static_cast<size_t>(size) - header)});
-    pos += static_cast<size_t>(size);
-  }
-  return out;
-}
+// The payload of the first child box of `type` (ISO/IEC 14496-12 4.2), via mp4::parseBoxes.
 std::optional<std::span<const uint8_t>> child(std::span<const uint8_t> bytes, std::string_view type) {
-  for (const auto& b : childBoxes(bytes)) {
+  for (const auto& b : transport::mp4::parseBoxes(bytes)) {
     if (b.type == type) return b.payload;
   }
   return std::nullopt;
