@@ -335,6 +335,33 @@ TEST_F(Timelapse, SettingsRoundTrip) {
             "internal");
 }
 
+int openFds(int pid) {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
+  return n;
+}
+
+// Every file response closes its descriptor: full, ranged, 416, HEAD, thumbnails, refusals,
+// and downloads the client abandons half-way.
+TEST_F(Timelapse, FileDescriptorsAreClosed) {
+  const int before = openFds(process_->pid());
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(get("/api/timelapse/video/benchy_1.mp4").status, 200);
+    EXPECT_EQ(get("/api/timelapse/video/benchy_1.mp4", {{"Range", "bytes=10-20"}}).status, 206);
+    EXPECT_EQ(get("/api/timelapse/video/benchy_1.mp4", {{"Range", "bytes=99999999-"}}).status, 416);
+    EXPECT_EQ(httpRequest(process_->controlPort(), "HEAD", "/api/timelapse/video/benchy_1").status, 200);
+    EXPECT_EQ(get("/api/timelapse/thumb/benchy_1").status, 200);
+    EXPECT_EQ(get("/api/timelapse/video/escape.mp4").status, 400);
+    StreamConnection abandoned(process_->controlPort(), "/api/timelapse/video/big_1.mp4", 4096);
+    EXPECT_EQ(abandoned.status(), 200);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (openFds(process_->pid()) > before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_LE(openFds(process_->pid()), before);
+}
+
 // libmicrohttpd serves the control port from one thread over non-blocking sockets and sends
 // files with sendfile(): a client that stops reading a large download must not delay anyone.
 TEST_F(Timelapse, StalledDownloadDoesNotBlockTheApi) {
