@@ -1128,6 +1128,17 @@ HttpResponse Streamer::Impl::healthz() {
   return HttpResponse::text(200, "ok\n");
 }
 
+namespace {
+// The members of the JSON object text `json` named in `keys`.
+nlohmann::json onlyKeys(const std::string& json, const std::vector<std::string>& keys) {
+  nlohmann::json out = nlohmann::json::parse(json);
+  for (auto it = out.begin(); it != out.end();) {
+    it = std::find(keys.begin(), keys.end(), it.key()) == keys.end() ? out.erase(it) : std::next(it);
+  }
+  return out;
+}
+}  // namespace
+
 // GET: the runtime settings. POST {"bitrate": 1024, ...}: validate all (400 naming the key,
 // nothing applied or written), apply live, save to the config file.
 HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
@@ -1157,10 +1168,7 @@ HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
     return HttpResponse::json(
         500, nlohmann::json{{"status", "error"}, {"error", st.error().describe()}, {"key", ""}}.dump());
   }
-  nlohmann::json changes = nlohmann::json::parse(json);
-  for (auto it = changes.begin(); it != changes.end();) {
-    it = std::find(keys.begin(), keys.end(), it.key()) == keys.end() ? changes.erase(it) : std::next(it);
-  }
+  const nlohmann::json changes = onlyKeys(json, keys);
   nlohmann::json restartRequired = nlohmann::json::array();
   if (next.bitrateKbps != applied.bitrateKbps || next.jpegQuality != applied.jpegQuality) {
     live.bitrateKbps = next.bitrateKbps;
@@ -1194,11 +1202,7 @@ HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
 hal::Status Streamer::Impl::persistSettings(const Settings& next, const std::string& json,
                                             const std::vector<std::string>& keys) {
   if (next.configFile.empty()) return {};
-  nlohmann::json changes = nlohmann::json::parse(json);
-  for (auto it = changes.begin(); it != changes.end();) {
-    it = std::find(keys.begin(), keys.end(), it.key()) == keys.end() ? changes.erase(it) : std::next(it);
-  }
-  auto st = saveSettingsFile(next.configFile, changes.dump());
+  auto st = saveSettingsFile(next.configFile, onlyKeys(json, keys).dump());
   if (!st) spdlog::error("settings: {}", st.error().describe());
   return st;
 }
