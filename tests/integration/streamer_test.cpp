@@ -239,10 +239,47 @@ TEST_F(Streamer, OurBoxParserSeesInitSegmentThenAKeyframeFragment) {
   const auto& trun = traf[2].payload;
   ASSERT_GE(trun.size(), 24u);
   EXPECT_EQ(trun[20], 0x02) << "first sample is not a keyframe";
-  // The mdat holds one access unit in length-prefixed form with an IDR slice.
+  // The mdat holds one access unit in length-prefixed form (x264 puts an SEI first) with an IDR
+  // slice and no parameter sets (those are in avcC).
   const auto& mdat = boxes[3].payload;
-  ASSERT_GE(mdat.size(), 5u);
-  EXPECT_EQ(mdat[4] & 0x1f, 5) << "first NAL unit is not an IDR slice";
+  std::vector<int> nalTypes;
+  for (size_t at = 0; at + 4 < mdat.size();) {
+    const size_t length = (size_t{mdat[at]} << 24) | (size_t{mdat[at + 1]} << 16) |
+                          (size_t{mdat[at + 2]} << 8) | size_t{mdat[at + 3]};
+    ASSERT_LE(at + 4 + length, mdat.size()) << "a NAL unit length runs past the mdat";
+    nalTypes.push_back(mdat[at + 4] & 0x1f);
+    at += 4 + length;
+  }
+  EXPECT_NE(std::find(nalTypes.begin(), nalTypes.end(), 5), nalTypes.end()) << "no IDR slice";
+  EXPECT_EQ(std::find(nalTypes.begin(), nalTypes.end(), 7), nalTypes.end()) << "an SPS in the sample";
+}
+
+// A client joining mid-GOP asks for a keyframe instead of waiting for the next one: with the
+// GOP at 2 s and an encoder already running for another client, each of three joiners gets its
+// first (IDR) fragment well within a GOP.
+TEST_F(Streamer, AJoiningFmp4ClientStartsOnAFreshIdrNotTheNextGop) {
+  namespace mp4 = printcast::transport::mp4;
+  StreamConnection watcher(process_->streamPort(), "/stream.mp4");
+  ASSERT_TRUE(watcher.ok());
+  ASSERT_FALSE(watcher.read(1 << 16, 5s).empty());  // the encoder runs
+  for (int joiner = 0; joiner < 3; ++joiner) {
+    watcher.read(1 << 20, 700ms);  // somewhere in the GOP
+    const auto start = std::chrono::steady_clock::now();
+    StreamConnection c(process_->streamPort(), "/stream.mp4");
+    ASSERT_TRUE(c.ok());
+    std::string bytes;
+    bool gotFragment = false;
+    while (!gotFragment && std::chrono::steady_clock::now() - start < 5s) {
+      bytes += c.read(1 << 20, 200ms);
+      for (const auto& b : mp4::parseBoxes({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}))
+        gotFragment = gotFragment || b.type == "mdat";
+    }
+    const auto waited = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(gotFragment);
+    EXPECT_LT(waited, 800ms) << "joiner " << joiner << " waited "
+                             << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()
+                             << " ms for its first IDR (GOP is 2 s)";
+  }
 }
 
 TEST_F(Streamer, MjpegStreamIsReadByFfprobeAndOurParser) {
@@ -397,8 +434,10 @@ TEST_F(Streamer, ASlowReaderDoesNotSlowOthersAndMemoryStaysBounded) {
   // Two clients that never read (MJPEG and FLV) with tiny receive buffers, for 10 s.
   StreamConnection stalledMjpeg(process_->streamPort(), "/stream", 4096);
   StreamConnection stalledFlv(process_->streamPort(), "/flv", 4096);
+  StreamConnection stalledMp4(process_->streamPort(), "/stream.mp4", 4096);
   ASSERT_TRUE(stalledMjpeg.ok());
   ASSERT_TRUE(stalledFlv.ok());
+  ASSERT_TRUE(stalledMp4.ok());
   std::this_thread::sleep_for(2s);  // let the stalled sockets fill up (this is the scenario, not a sync)
   const long rssStart = process_->rssKiB();
   const size_t parts = countParts(process_->streamPort(), 8s);
@@ -406,8 +445,21 @@ TEST_F(Streamer, ASlowReaderDoesNotSlowOthersAndMemoryStaysBounded) {
   // The healthy client keeps (nearly) the full MJPEG rate while the stalled ones sit there.
   EXPECT_GE(static_cast<double>(parts), 0.8 * kMjpegFps * 8) << "parts in 8 s: " << parts;
   EXPECT_LT(rssEnd - rssStart, 16 * 1024) << "RSS grew from " << rssStart << " to " << rssEnd << " KiB";
-  const auto stats = httpRequest(process_->controlPort(), "GET", "/api/stats");
-  EXPECT_NE(stats.body.find("frames_dropped"), std::string::npos);
+  // A healthy fMP4 client gets the full H.264 rate next to the stalled ones.
+  StreamConnection healthy(process_->streamPort(), "/stream.mp4");
+  ASSERT_TRUE(healthy.ok());
+  std::string bytes = healthy.read(1 << 20, 2s);
+  const auto windowStart = std::chrono::steady_clock::now();
+  const size_t before = bytes.size();
+  while (std::chrono::steady_clock::now() - windowStart < 4s) bytes += healthy.read(1 << 20, 200ms);
+  size_t fragments = 0;
+  for (const auto& b : printcast::transport::mp4::parseBoxes(
+           {reinterpret_cast<const uint8_t*>(bytes.data()) + before, bytes.size() - before}))
+    fragments += b.type == "mdat" ? 1 : 0;
+  EXPECT_GE(static_cast<double>(fragments), 0.8 * kFps * 4) << "fMP4 fragments in 4 s: " << fragments;
+  // The stalled MJPEG client (large frames) has had frames dropped for it by now.
+  const auto stats = nlohmann::json::parse(httpRequest(process_->controlPort(), "GET", "/api/stats").body);
+  EXPECT_GT(stats["streams"]["mjpeg"]["frames_dropped"].get<uint64_t>(), 0u) << stats.dump();
 }
 
 TEST_F(Streamer, NoEncodingWhileNobodyWatches) {
