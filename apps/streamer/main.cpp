@@ -78,6 +78,9 @@ int main(int argc, char** argv) {
   app.add_option("--ring-size-mb", ringSizeMb, "Frame data per ring, MiB (default 8)")
       ->check(CLI::Range(1, 256));
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error|off or ustreamer's 0..3");
+  std::string timelapseFolder;  // timelapse manager
+  app.add_option("--timelapse-folder", timelapseFolder,
+                 "Timelapse folder (replaces the board's internal and USB folders; absolute path)");
   CLI11_PARSE(app, argc, argv);
 
   if (listBoards) {
@@ -128,6 +131,7 @@ int main(int argc, char** argv) {
   if (!ringName.empty()) settings.ringName = ringName;
   if (ringSizeMb > 0) settings.ringSizeMb = ringSizeMb;
   if (!logLevel.empty()) settings.logLevel = logLevel;
+  if (!timelapseFolder.empty()) settings.timelapseFolder = timelapseFolder;  // timelapse manager
 
   const auto level = parseLogLevel(settings.logLevel);
   if (!level) {
@@ -184,6 +188,7 @@ int main(int argc, char** argv) {
   fmt::print("  stats             {}/api/stats\n", control);
   fmt::print("  control page      {}/control   (settings: {}/api/settings)\n", control, control);
   fmt::print("  metrics           {}/metrics   (also {}/state, {}/healthz)\n", base, base, base);
+  fmt::print("  timelapses        {}/timelapse   (API: {}/api/timelapse/list)\n", control, control);
   for (const auto& ring : (*streamer)->ringNames()) fmt::print("  local ring        /dev/shm/{}\n", ring);
   if ((*streamer)->flvPort() != 0)
     fmt::print("  slicer FLV        http://{}:{}/flv\n", shownHost, (*streamer)->flvPort());

@@ -98,10 +98,21 @@ Status readString(const nlohmann::json& v, const std::string& source, const std:
 const std::vector<std::string> kModes = {"go-klipper", "vanilla-klipper"};
 const std::vector<std::string> kEncoderTypes = {"auto", "x264"};
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
+const std::vector<std::string> kTimelapseStorages = {"internal", "usb"};
+
+// timelapse_storage = usb needs a board with a USB folder and no timelapse_folder override.
+Status checkTimelapseStorage(const std::string& source, const Settings& s, const bsp::Board& board) {
+  if (s.timelapseStorage != "usb") return {};
+  if (board.storage.timelapseUsb.empty())
+    return invalid(source, "timelapse_storage", "\"usb\"",
+                   fmt::format("board {} has no USB storage", board.id));
+  if (!s.timelapseFolder.empty())
+    return invalid(source, "timelapse_storage", "\"usb\"", "timelapse_folder is set: it is the only storage");
+  return {};
+}
 
 // --- timelapse recording keys (feat-tlrec) ---
 const std::vector<std::string> kTimelapseModes = {"layer", "hyperlapse"};
-const std::vector<std::string> kTimelapseStorage = {"internal", "usb"};
 
 Status applyTimelapseKey(const std::string& key, const nlohmann::json& v, const std::string& source,
                          Settings& s, bool& known) {
@@ -123,23 +134,20 @@ Status applyTimelapseKey(const std::string& key, const nlohmann::json& v, const 
   if (key == "moonraker_port") return readInt(v, source, key, 1, 65535, s.moonrakerPort);
   if (key == "moonraker_socket") return readString(v, source, key, s.moonrakerSocket);
   if (key == "moonraker_register_webcam") return readBool(v, source, key, s.moonrakerRegisterWebcam);
-  // PLACEHOLDER keys (feat-tlmgr owns them): drop at merge.
-  if (key == "timelapse_storage") return readChoice(v, source, key, kTimelapseStorage, s.timelapseStorage);
-  if (key == "timelapse_folder") return readString(v, source, key, s.timelapseFolder);
   known = false;
   return {};
 }
 
-Status finalizeTimelapseSettings(const Settings& s, const std::string& src) {
+// The checks across recorder keys; `errorKey` (optional) gets the key at fault.
+Status finalizeTimelapseSettings(const Settings& s, const std::string& src, std::string* errorKey = nullptr) {
   if (s.timelapseMinFps > s.timelapseMaxFps) {
+    if (errorKey != nullptr) *errorKey = "timelapse_min_fps";
     return invalid(src, "timelapse_min_fps", std::to_string(s.timelapseMinFps),
                    fmt::format("must not exceed timelapse_max_fps ({})", s.timelapseMaxFps));
   }
-  if (s.moonrakerHost.empty())
+  if (s.moonrakerHost.empty()) {
+    if (errorKey != nullptr) *errorKey = "moonraker_host";
     return invalid(src, "moonraker_host", "\"\"", "must be a host name or address");
-  if (!s.timelapseFolder.empty() && s.timelapseFolder[0] != '/') {
-    return invalid(src, "timelapse_folder", "\"" + s.timelapseFolder + "\"",
-                   "must be an absolute folder path");
   }
   return {};
 }
@@ -187,6 +195,15 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "ring_size_mb") return readInt(v, source, key, 1, 256, s.ringSizeMb);
   if (key == "allow_origin") return readString(v, source, key, s.allowOrigin);
   if (key == "log_level") return readChoice(v, source, key, kLogLevels, s.logLevel);
+  // --- timelapse manager ---
+  if (key == "timelapse_storage") return readChoice(v, source, key, kTimelapseStorages, s.timelapseStorage);
+  if (key == "timelapse_folder") {
+    if (auto st = readString(v, source, key, s.timelapseFolder); !st) return st;
+    if (!s.timelapseFolder.empty() && s.timelapseFolder.front() != '/')
+      return invalid(source, key, v.dump(), "must be an absolute folder path, or \"\" for the board's");
+    return {};
+  }
+  // --- end timelapse manager ---
   return applyTimelapseKey(key, v, source, s, known);
 }
 
@@ -235,6 +252,12 @@ std::string runtimeSettingsJson(const Settings& s) {
 
 Status validateSettingsChange(const std::string& body, const bsp::Board& board, const Settings& current,
                               Settings& next, std::vector<std::string>& changedKeys, std::string& errorKey) {
+  return validateSettingsChange(body, board, current, next, changedKeys, errorKey, kRuntimeKeys);
+}
+
+Status validateSettingsChange(const std::string& body, const bsp::Board& board, const Settings& current,
+                              Settings& next, std::vector<std::string>& changedKeys, std::string& errorKey,
+                              const std::vector<std::string>& allowedKeys) {
   const std::string source = "settings";
   errorKey.clear();
   changedKeys.clear();
@@ -244,7 +267,7 @@ Status validateSettingsChange(const std::string& body, const bsp::Board& board, 
   Settings candidate = current;
   for (const auto& [key, v] : root.items()) {
     errorKey = key;
-    if (std::find(kRuntimeKeys.begin(), kRuntimeKeys.end(), key) == kRuntimeKeys.end()) {
+    if (std::find(allowedKeys.begin(), allowedKeys.end(), key) == allowedKeys.end()) {
       bool known = true;
       Settings scratch;
       (void)applyKey(key, v, source, scratch, known);
@@ -269,10 +292,35 @@ Status validateSettingsChange(const std::string& body, const bsp::Board& board, 
     return invalid(source, "mjpeg_fps", std::to_string(candidate.mjpegFps),
                    fmt::format("must be in 1..{} (the camera's rate)", candidate.fps));
   }
+  if (auto st = checkTimelapseStorage(source, candidate, board); !st) {
+    errorKey = "timelapse_storage";
+    return st;
+  }
+  if (auto st = finalizeTimelapseSettings(candidate, source, &errorKey); !st) return st;
   errorKey.clear();
   next = std::move(candidate);
   return {};
 }
+
+// --- timelapse manager ---
+std::string timelapseSettingsJson(const Settings& s) {
+  nlohmann::json all{{"timelapse_storage", s.timelapseStorage}, {"timelapse_folder", s.timelapseFolder}};
+  all.update(nlohmann::json::parse(timelapseRecordingSettingsJson(s)));  // the recorder's keys
+  return all.dump();
+}
+
+const std::vector<std::string>& timelapseSettingKeys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> out;
+    const nlohmann::json all = nlohmann::json::parse(timelapseSettingsJson(Settings{}));
+    for (const auto& item : all.items()) {
+      if (item.key() != "timelapse_folder") out.push_back(item.key());
+    }
+    return out;
+  }();
+  return keys;
+}
+// --- end timelapse manager ---
 
 Status saveSettingsFile(const std::filesystem::path& path, const std::string& changes) {
   const nlohmann::json delta = nlohmann::json::parse(changes, nullptr, /*allow_exceptions=*/false);
@@ -345,11 +393,6 @@ Status applyConfigFile(const std::filesystem::path& path, Settings& settings,
   std::stringstream buffer;
   buffer << in.rdbuf();
   return applyConfigJson(buffer.str(), path.string(), settings, warnings);
-}
-
-std::filesystem::path timelapseOutputDir(const Settings& s) {
-  if (!s.timelapseFolder.empty()) return s.timelapseFolder;
-  return s.timelapseStorage == "usb" ? "/mnt/udisk/Time-lapse-Video" : "/useremain/app/gk/Time-lapse-Video";
 }
 
 std::string timelapseRecordingSettingsJson(const Settings& s) {
@@ -438,6 +481,11 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
   if (s.wsPort < -1 || s.wsPort > 65535) {
     return invalid(src, "ws_port", std::to_string(s.wsPort), "must be in 0..65535, or -1 for off");
   }
+  if (!s.timelapseFolder.empty() && s.timelapseFolder.front() != '/') {
+    return invalid(src, "timelapse_folder", "\"" + s.timelapseFolder + "\"",
+                   "must be an absolute folder path");
+  }
+  if (auto st = checkTimelapseStorage(src, s, board); !st) return st;
   if (auto st = finalizeTimelapseSettings(s, src); !st) return st;
   return {};
 }

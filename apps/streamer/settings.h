@@ -65,7 +65,17 @@ struct Settings {
   int ringSizeMb = 8;
   std::string logLevel = "info";  // trace|debug|info|warn|error|off
 
-  // --- timelapse recording (feat-tlrec; docs/timelapse.md). Read at start. ---
+  // --- timelapse manager (timelapse_store.h; GET/POST /api/timelapse/settings) ---
+  // "timelapse_storage": where new recordings go, "internal" | "usb" (usb only on boards that
+  // have a USB stick folder, see bsp::StorageSpec; falls back to internal while it is unplugged).
+  std::string timelapseStorage = "internal";
+  // "timelapse_folder" (--timelapse-folder): replaces the internal storage folder and turns USB
+  // storage off; "" = the board's folder. Config file and command line only: a folder is not
+  // changed over HTTP.
+  std::string timelapseFolder;
+  // --- end timelapse manager ---
+
+  // --- timelapse recording (feat-tlrec; docs/timelapse.md) ---
   bool timelapseEnabled = false;            // "timelapse_enabled": record prints watched via Moonraker
   std::string timelapseMode = "layer";      // "timelapse_mode": layer | hyperlapse
   int timelapseIntervalS = 30;              // "timelapse_interval": hyperlapse period, s, 5..300
@@ -83,10 +93,6 @@ struct Settings {
   int moonrakerPort = 7125;                 // "moonraker_port": 1..65535
   std::string moonrakerSocket;              // "moonraker_socket": unix socket path; set = used instead
   bool moonrakerRegisterWebcam = false;     // "moonraker_register_webcam": upsert our webcam entry
-  // PLACEHOLDER until feat-tlmgr merges (same names and keys as that branch: drop these two and
-  // their keys at merge). Videos go to timelapse_folder, else the internal or USB stock folder.
-  std::string timelapseStorage = "internal";  // "timelapse_storage": internal | usb
-  std::string timelapseFolder;                // "timelapse_folder": absolute folder, "" = stock
   // --- end of timelapse recording ---
 
   // The JSON config file settings changed from the control API are saved to ("" = changes are
@@ -134,6 +140,20 @@ hal::Status validateSettingsChange(const std::string& body, const bsp::Board& bo
                                    Settings& next, std::vector<std::string>& changedKeys,
                                    std::string& errorKey);
 
+// The same over another set of keys the API may change (`allowedKeys`, e.g.
+// timelapseSettingKeys()); a known key outside it is refused as "cannot be changed from the
+// control API".
+hal::Status validateSettingsChange(const std::string& body, const bsp::Board& board, const Settings& current,
+                                   Settings& next, std::vector<std::string>& changedKeys,
+                                   std::string& errorKey, const std::vector<std::string>& allowedKeys);
+
+// ---- timelapse settings (GET/POST /api/timelapse/settings) ----
+// Every key starting with "timelapse_" or "moonraker_" and its value, as a JSON object text.
+std::string timelapseSettingsJson(const Settings& settings);
+// The keys of timelapseSettingsJson() that POST /api/timelapse/settings may change: all of them
+// but timelapse_folder (a folder path is not set over HTTP).
+const std::vector<std::string>& timelapseSettingKeys();
+
 // Save `changes` (a JSON object text of app.json keys) into the config file at `path`: the file's
 // other keys are kept (its `//` comments are not), and the file is replaced atomically: a temp
 // file in the same folder is written and fsync'd, renamed over `path`, and the folder fsync'd,
@@ -142,11 +162,8 @@ hal::Status validateSettingsChange(const std::string& body, const bsp::Board& bo
 // object), Io (with errno: unwritable folder, disk full).
 hal::Status saveSettingsFile(const std::filesystem::path& path, const std::string& changes);
 
-// The folder timelapse videos go to (PLACEHOLDER until feat-tlmgr's TimelapseStore::recordingFolder()).
-std::filesystem::path timelapseOutputDir(const Settings& settings);
-
 // The recorder's keys (timelapse_* and moonraker_* of feat-tlrec) and values as a JSON object text,
-// for GET/POST /api/timelapse/settings (feat-tlmgr's timelapseSettingsJson() merges them in).
+// part of timelapseSettingsJson() (GET/POST /api/timelapse/settings).
 std::string timelapseRecordingSettingsJson(const Settings& settings);
 
 // Parse "1280x720". Errors: InvalidArgument.

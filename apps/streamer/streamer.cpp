@@ -33,6 +33,7 @@
 #include "printcast/hal/no_signal.h"
 #include "printcast/hal/v4l2.h"
 #include "printcast/transport/fanout.h"
+#include "printcast/transport/http_range.h"
 #include "printcast/transport/http_server.h"
 #include "printcast/transport/mjpeg.h"
 #include "printcast/transport/shm_ring.h"
@@ -40,6 +41,7 @@
 #include "printcast/transport/websocket_hub.h"
 #include "printcast/transport/ws_stream.h"
 #include "timelapse_recorder.h"
+#include "timelapse_store.h"
 #include "web_assets.h"
 
 namespace printcast::streamer {
@@ -341,7 +343,7 @@ struct Streamer::Impl {
   // keys in force). Neither object's threads take it, so stopping them under it cannot deadlock.
   std::mutex timelapseMutex;
   Settings timelapseSettings;
-  bool timelapseClosed = false;  // stop() ran: nothing starts again
+  bool timelapseClosed = false;                  // stop() ran: nothing starts again
   std::unique_ptr<TimelapseRecorder> timelapse;  // null when timelapse_enabled is false
   std::unique_ptr<MoonrakerClient> moonraker;    // for the timelapse and/or the webcam entry
   std::mutex webcamMutex;
@@ -352,7 +354,7 @@ struct Streamer::Impl {
   // the client and the recorder; a print in progress continues in its working folder.
   void applyTimelapseSettings(const Settings& next);
   void registerWebcam(MoonrakerClient& client, bool onlyIfAddressChanged);
-  HttpResponse timelapseRequest(const HttpRequest& req);
+  HttpResponse timelapseStatusRequest(const HttpRequest& req);
   // --- end of timelapse recording ---
 
   // --- helpers ---
@@ -406,6 +408,21 @@ struct Streamer::Impl {
   std::string metrics();
   HttpResponse healthz();
   HttpResponse settingsRequest(const HttpRequest& req);
+  // Save the `keys` of `next` (as `json` gives them) to the config file, when there is one.
+  // Errors: what saveSettingsFile() returns.
+  hal::Status persistSettings(const Settings& next, const std::string& json,
+                              const std::vector<std::string>& keys);
+
+  // --- timelapse manager (timelapse_store.h): /api/timelapse/* on the control port ---
+  TimelapseStore timelapseStore{timelapseStorageOptions(settings, *board), settings.timelapseStorage};
+  // Called (under settingsMutex) after POST /api/timelapse/settings applied a change, with the
+  // new settings: the recorder re-reads its timelapse_ and moonraker_ keys here.
+  std::function<void(const Settings&)> onTimelapseSettings;
+  HttpResponse timelapseRequest(const HttpRequest& req);
+  HttpResponse timelapseSettingsRequest(const HttpRequest& req);
+  HttpResponse timelapseFileResponse(const HttpRequest& req, hal::Result<TimelapseFile> file,
+                                     const std::string& contentType, bool ranges);
+  // --- end timelapse manager ---
   // The streams this streamer serves on the stream port, for pages choosing a player:
   // {"name","path","type"}; type is "mjpeg", "jpeg", "flv", "fmp4", "hls" or "ws-h264".
   // Filled in start(); every new output adds its entry there.
@@ -1172,6 +1189,17 @@ HttpResponse Streamer::Impl::healthz() {
   return HttpResponse::text(200, "ok\n");
 }
 
+namespace {
+// The members of the JSON object text `json` named in `keys`.
+nlohmann::json onlyKeys(const std::string& json, const std::vector<std::string>& keys) {
+  nlohmann::json out = nlohmann::json::parse(json);
+  for (auto it = out.begin(); it != out.end();) {
+    it = std::find(keys.begin(), keys.end(), it.key()) == keys.end() ? out.erase(it) : std::next(it);
+  }
+  return out;
+}
+}  // namespace
+
 // GET: the runtime settings. POST {"bitrate": 1024, ...}: validate all (400 naming the key,
 // nothing applied or written), apply live, save to the config file.
 HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
@@ -1196,17 +1224,12 @@ HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
         400, nlohmann::json{{"status", "error"}, {"error", st.error().message}, {"key", errorKey}}.dump());
   }
   // Save first: a change that cannot be saved is not applied either (it would be lost silently).
-  nlohmann::json changes = nlohmann::json::parse(runtimeSettingsJson(next));
-  for (auto it = changes.begin(); it != changes.end();) {
-    it = std::find(keys.begin(), keys.end(), it.key()) == keys.end() ? changes.erase(it) : std::next(it);
+  const std::string json = runtimeSettingsJson(next);
+  if (auto st = persistSettings(next, json, keys); !st) {
+    return HttpResponse::json(
+        500, nlohmann::json{{"status", "error"}, {"error", st.error().describe()}, {"key", ""}}.dump());
   }
-  if (!next.configFile.empty()) {
-    if (auto st = saveSettingsFile(next.configFile, changes.dump()); !st) {
-      spdlog::error("settings: {}", st.error().describe());
-      return HttpResponse::json(
-          500, nlohmann::json{{"status", "error"}, {"error", st.error().describe()}, {"key", ""}}.dump());
-    }
-  }
+  const nlohmann::json changes = onlyKeys(json, keys);
   nlohmann::json restartRequired = nlohmann::json::array();
   if (next.bitrateKbps != applied.bitrateKbps || next.jpegQuality != applied.jpegQuality) {
     live.bitrateKbps = next.bitrateKbps;
@@ -1235,6 +1258,141 @@ HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
   spdlog::info("settings: changed {}{}", changes.dump(),
                applied.configFile.empty() ? " (not saved: no --config)" : "");
   return reply(200, {{"status", "ok"}, {"changed", keys}, {"restart_required", restartRequired}});
+}
+
+hal::Status Streamer::Impl::persistSettings(const Settings& next, const std::string& json,
+                                            const std::vector<std::string>& keys) {
+  if (next.configFile.empty()) return {};
+  auto st = saveSettingsFile(next.configFile, onlyKeys(json, keys).dump());
+  if (!st) spdlog::error("settings: {}", st.error().describe());
+  return st;
+}
+
+// ----------------------------------------------------------------------------- timelapse manager
+
+namespace {
+int statusFor(hal::Errc code) {
+  switch (code) {
+    case hal::Errc::InvalidArgument: return 400;
+    case hal::Errc::NoDevice: return 404;
+    default: return 500;
+  }
+}
+}  // namespace
+
+// A video or thumbnail as the body: the whole file (200), or for a GET with a satisfiable Range
+// the first range asked for (206), or 416. libmicrohttpd sends the file with sendfile() as fast
+// as the client reads, so a slow download never holds the control port's thread.
+HttpResponse Streamer::Impl::timelapseFileResponse(const HttpRequest& req, hal::Result<TimelapseFile> file,
+                                                   const std::string& contentType, bool ranges) {
+  if (!file) return HttpResponse::error(statusFor(file.code()), file.error().message);
+  const uint64_t size = file->sizeBytes;
+  auto body = std::make_shared<transport::FileBody>(file->fd, 0, size);  // owns the fd from here
+  HttpResponse r;
+  r.contentType = contentType;
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  if (ranges) r.headers.emplace_back("Accept-Ranges", "bytes");
+  transport::ByteRangeAnswer answer;
+  // RFC 9110 14.2: ranges only for GET. An If-Range (a client resuming with a validator we never
+  // sent) gets the whole file, which is always correct.
+  if (ranges && req.method == "GET" && req.header("if-range").empty()) {
+    answer = transport::parseByteRange(req.header("range"), size);
+  }
+  switch (answer.kind) {
+    case transport::ByteRangeAnswer::Kind::Unsatisfiable: {
+      HttpResponse e =
+          HttpResponse::error(416, fmt::format("range not satisfiable: the file has {} bytes", size));
+      e.headers.emplace_back("Content-Range", transport::contentRangeValue(answer, size));
+      e.headers.emplace_back("Accept-Ranges", "bytes");
+      return e;  // `body` closes the file
+    }
+    case transport::ByteRangeAnswer::Kind::Partial:
+      r.status = 206;
+      r.headers.emplace_back("Content-Range", transport::contentRangeValue(answer, size));
+      r.file = std::make_shared<transport::FileBody>(body->release(), answer.first, answer.length);
+      return r;
+    case transport::ByteRangeAnswer::Kind::Full: break;
+  }
+  r.file = std::move(body);
+  return r;
+}
+
+// GET /api/timelapse/list | storage | settings, GET /api/timelapse/thumb/<name>,
+// GET|HEAD /api/timelapse/video/<name>[.mp4], DELETE /api/timelapse/delete/<name>,
+// POST /api/timelapse/settings. `?storage=internal|usb` picks the storage of a name (default:
+// the current one, then the others). Names are checked before any file is touched.
+HttpResponse Streamer::Impl::timelapseRequest(const HttpRequest& req) {
+  const std::string& path = req.path;
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  auto tail = [&](std::string_view prefix) -> std::optional<std::string> {
+    if (path.size() < prefix.size() || path.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+    return path.substr(prefix.size());
+  };
+  if (path == "/api/timelapse/settings") return timelapseSettingsRequest(req);
+  if (path == "/api/timelapse/list") {
+    if (!get) return HttpResponse::error(405, "use GET");
+    HttpResponse r = HttpResponse::json(200, timelapseStore.listJson());
+    r.headers.emplace_back("Cache-Control", "no-store");
+    return r;
+  }
+  if (path == "/api/timelapse/storage") {
+    if (!get) return HttpResponse::error(405, "use GET");
+    return HttpResponse::json(200, timelapseStore.storageJson());
+  }
+  const std::string storage = req.arg("storage");
+  if (auto name = tail("/api/timelapse/video/")) {
+    if (!get) return HttpResponse::error(405, "use GET or HEAD");
+    return timelapseFileResponse(req, timelapseStore.openVideo(*name, storage), "video/mp4", true);
+  }
+  if (auto name = tail("/api/timelapse/thumb/")) {
+    if (!get) return HttpResponse::error(405, "use GET");
+    return timelapseFileResponse(req, timelapseStore.openThumbnail(*name, storage), "image/jpeg", false);
+  }
+  if (auto name = tail("/api/timelapse/delete/")) {
+    if (req.method != "DELETE" && req.method != "POST") return HttpResponse::error(405, "use DELETE");
+    auto removed = timelapseStore.remove(*name, storage);
+    if (!removed) return HttpResponse::error(statusFor(removed.code()), removed.error().message);
+    spdlog::info("timelapse: deleted {}", fmt::join(*removed, ", "));
+    return HttpResponse::json(200, nlohmann::json{{"status", "ok"}, {"deleted", *removed}}.dump());
+  }
+  return HttpResponse::error(404, "no such endpoint: " + path);
+}
+
+// GET: the timelapse settings (every timelapse_ and moonraker_ key). POST {"timelapse_storage":
+// "usb", ...}: validated like /api/settings (400 naming the key, nothing applied or written),
+// saved atomically to the config file, then applied.
+HttpResponse Streamer::Impl::timelapseSettingsRequest(const HttpRequest& req) {
+  auto reply = [&](int code, const nlohmann::json& extra) {
+    nlohmann::json out{{"settings", nlohmann::json::parse(timelapseSettingsJson(applied))},
+                       {"changeable", timelapseSettingKeys()},
+                       {"persisted", !applied.configFile.empty()},
+                       {"config_file", applied.configFile}};
+    out.update(extra);
+    return HttpResponse::json(code, out.dump());
+  };
+  std::lock_guard lock(settingsMutex);
+  if (req.method == "GET" || req.method == "HEAD") return reply(200, {{"status", "ok"}});
+  if (req.method != "POST") return HttpResponse::error(405, "use GET, or POST a JSON object of settings");
+  Settings next;
+  std::vector<std::string> keys;
+  std::string errorKey;
+  if (auto st =
+          validateSettingsChange(req.body, *board, applied, next, keys, errorKey, timelapseSettingKeys());
+      !st) {
+    return HttpResponse::json(
+        400, nlohmann::json{{"status", "error"}, {"error", st.error().message}, {"key", errorKey}}.dump());
+  }
+  if (auto st = persistSettings(next, timelapseSettingsJson(next), keys); !st) {
+    return HttpResponse::json(
+        500, nlohmann::json{{"status", "error"}, {"error", st.error().describe()}, {"key", ""}}.dump());
+  }
+  applied = next;
+  timelapseStore.configure(timelapseStorageOptions(applied, *board), applied.timelapseStorage);
+  if (onTimelapseSettings) onTimelapseSettings(applied);
+  ++settingsChanges;
+  spdlog::info("timelapse settings: changed {}{}", fmt::join(keys, ", "),
+               applied.configFile.empty() ? " (not saved: no --config)" : "");
+  return reply(200, {{"status", "ok"}, {"changed", keys}});
 }
 
 // The shared-memory rings for /status and /api/stats: per ring its object name, live readers,
@@ -1337,7 +1495,8 @@ HttpResponse Streamer::Impl::handleControl(const HttpRequest& req) {
   if (req.path == "/api/stats") return HttpResponse::json(200, stats().dump());
   if (req.path == "/api/camera/controls") return cameraControls(req);
   if (req.path == "/api/timelapse/moonraker" || req.path == "/api/timelapse/status")
-    return timelapseRequest(req);
+    return timelapseStatusRequest(req);
+  if (req.path.rfind("/api/timelapse/", 0) == 0) return timelapseRequest(req);  // timelapse manager
   if (req.path == "/status") return HttpResponse::json(200, status().dump());
   return HttpResponse::error(404, "no such endpoint: " + req.path);
 }
@@ -1435,12 +1594,8 @@ void Streamer::Impl::startTimelapse(const Settings& ts) {
     rc.mode = ts.timelapseMode == "hyperlapse" ? TimelapseMode::Hyperlapse : TimelapseMode::Layer;
     rc.interval = std::chrono::seconds(ts.timelapseIntervalS);
     rc.delay = std::chrono::milliseconds(ts.timelapseStreamDelayMs);
-    // MERGE (feat-tlmgr): [this] { return timelapseStore.recordingFolder(); }
-    rc.recordingFolder = [folder = timelapseOutputDir(ts)] {
-      std::error_code ec;
-      std::filesystem::create_directories(folder, ec);
-      return folder;
-    };
+    // The manager's current storage (internal while the USB stick is away), created when missing.
+    rc.recordingFolder = [this] { return timelapseStore.recordingFolder(); };
     rc.assembly.crf = ts.timelapseCrf;
     rc.assembly.fps = ts.timelapseFps;
     rc.assembly.variableFps = ts.timelapseVariableFps;
@@ -1453,7 +1608,9 @@ void Streamer::Impl::startTimelapse(const Settings& ts) {
     timelapse = std::make_unique<TimelapseRecorder>(
         rc, [this](std::chrono::milliseconds timeout) { return snapshots.next(timeout); });
     timelapse->start();
-    spdlog::info("timelapse: {} mode, videos in {}", ts.timelapseMode, rc.recordingFolder().string());
+    auto folder = rc.recordingFolder();
+    spdlog::info("timelapse: {} mode, videos in {}", ts.timelapseMode,
+                 folder ? folder->string() : folder.error().describe());
   }
   MoonrakerConfig mc;
   mc.socketPath = ts.moonrakerSocket;
@@ -1483,10 +1640,9 @@ void Streamer::Impl::stopTimelapse() {
 
 void Streamer::Impl::applyTimelapseSettings(const Settings& next) {
   std::lock_guard lock(timelapseMutex);
-  if (timelapseRecordingSettingsJson(next) == timelapseRecordingSettingsJson(timelapseSettings) &&
-      timelapseOutputDir(next) == timelapseOutputDir(timelapseSettings)) {
-    return;
-  }
+  // Only a change of the recorder's keys restarts it (a storage change applies at the next print:
+  // the folder is asked from the store at the start of each).
+  if (timelapseRecordingSettingsJson(next) == timelapseRecordingSettingsJson(timelapseSettings)) return;
   stopTimelapse();
   timelapseSettings = next;
   {
@@ -1528,7 +1684,7 @@ void Streamer::Impl::registerWebcam(MoonrakerClient& client, bool onlyIfAddressC
 
 // GET /api/timelapse/moonraker and /api/timelapse/status (the same JSON): the Moonraker
 // connection, the print it reports, the recording and the assembly progress.
-HttpResponse Streamer::Impl::timelapseRequest(const HttpRequest& req) {
+HttpResponse Streamer::Impl::timelapseStatusRequest(const HttpRequest& req) {
   if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "use GET");
   std::lock_guard lock(timelapseMutex);
   nlohmann::json out{{"enabled", timelapse != nullptr}};
@@ -1570,6 +1726,9 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   auto impl = std::make_unique<Impl>(settings, board);
   Impl& s = *impl;
   s.jpeg = codecs::createJpegEncoder();
+  // Timelapse recording (feat-tlrec): POST /api/timelapse/settings applies the recorder's keys live.
+  s.timelapseSettings = settings;
+  s.onTimelapseSettings = [&s](const Settings& next) { s.applyTimelapseSettings(next); };
   s.h264 = codecs::createX264Encoder();
   s.flv.setOnSubscribe([&s] { s.keyframeWanted = true; });  // every client starts on a fresh IDR
   s.h264Outputs.push_back({"flv", [&s] { return s.flv.clientCount() > 0; },
@@ -1690,8 +1849,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   s.threads.emplace_back([&s] { s.housekeepingLoop(); });
   {
     std::lock_guard lock(s.timelapseMutex);
-    s.timelapseSettings = settings;
-    s.startTimelapse(settings);
+    s.startTimelapse(s.timelapseSettings);
   }
   return std::unique_ptr<Streamer>(new Streamer(std::move(impl)));
 }

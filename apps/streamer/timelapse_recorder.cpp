@@ -94,20 +94,22 @@ void TimelapseRecorder::start() {
     cancelAssembly_ = false;
     failed_.clear();
     statusSeen_ = false;
-    const fs::path out = config_.recordingFolder();
+    auto folder = config_.recordingFolder();
+    if (!folder) lastError_ = "no folder for timelapses: " + folder.error().describe();
+    const fs::path out = folder ? *folder : fs::path();
     // An assembly cut short by a crash leaves the MP4 writer's temps ("<video>.mp4.part",
     // "<video>.mp4.mdat.part"); its frames are still there and assemble again below.
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(out, ec)) {
+    for (const auto& e : fs::directory_iterator(out.empty() ? fs::path("/nonexistent") : out, ec)) {
       const std::string n = e.path().filename().string();
       if (n.ends_with(".part") && n.find(".mp4.") != std::string::npos && e.is_regular_file(ec)) {
         spdlog::info("timelapse: removing {} (an assembly interrupted by a crash)", e.path().string());
         fs::remove(e.path(), ec);
       }
     }
-    orphans_ = listFrameFolders(out);
+    orphans_ = out.empty() ? std::vector<fs::path>{} : listFrameFolders(out);
     orphanDeadline_ = SteadyClock::now() + config_.orphanWait;
-    for (const auto& folder : orphans_) spdlog::info("timelapse: frames left in {}", folder.string());
+    for (const auto& left : orphans_) spdlog::info("timelapse: frames left in {}", left.string());
   }
   captureThread_ = std::thread([this] { captureLoop(); });
   assemblyThread_ = std::thread([this] { assemblyLoop(); });
@@ -224,8 +226,14 @@ void TimelapseRecorder::handle(const TriggerEvent& e) {
           }
         }
       }
-      hal::Result<fs::path> folder = adopted ? hal::Result<fs::path>(*adopted)
-                                             : createFrameFolder(config_.recordingFolder(), name, e.filename);
+      hal::Result<fs::path> folder = hal::Result<fs::path>(fs::path());
+      if (adopted) {
+        folder = *adopted;
+      } else if (auto out = config_.recordingFolder(); out) {
+        folder = createFrameFolder(*out, name, e.filename);
+      } else {
+        folder = out.error();
+      }
       const uint64_t resumeAt = adopted ? lastFrameIndex(*adopted) : 0;
       if (adopted)
         spdlog::info("timelapse: {} is still printing: continuing {}", e.filename, adopted->string());
@@ -351,12 +359,13 @@ uint64_t TimelapseRecorder::framesCaptured() const {
 }
 
 nlohmann::json TimelapseRecorder::status() const {
+  const auto outputDir = config_.recordingFolder();  // outside the lock: the store may touch the disk
   std::lock_guard lock(mutex_);
   const uint64_t done = progress_.framesDone.load();
   const uint64_t total = progress_.framesTotal.load();
   return {
       {"mode", config_.mode == TimelapseMode::Layer ? "layer" : "hyperlapse"},
-      {"output_dir", config_.recordingFolder().string()},
+      {"output_dir", outputDir ? outputDir->string() : std::string()},
       {"recording",
        {{"state", folder_.empty() ? "idle" : "recording"},
         {"filename", filename_},

@@ -80,7 +80,8 @@ struct RecorderConfig {
   // Where videos go: asked at the start of each print (the storage may change between prints);
   // the print's frames live under <that folder>/.frames/ and its video goes beside them.
   // Working folders left by a crash are looked for in recordingFolder() at start().
-  std::function<std::filesystem::path()> recordingFolder;
+  // Errors (reported in last_error; nothing is recorded for that print): whatever the store says.
+  std::function<hal::Result<std::filesystem::path>()> recordingFolder;
   AssemblyOptions assembly;
   // Run assembly at the lowest CPU priority (SCHED_IDLE and nice 19 for that thread).
   bool lowPriority = true;

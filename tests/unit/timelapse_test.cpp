@@ -439,7 +439,7 @@ RecorderConfig recorderConfig(const fs::path& out, TimelapseMode mode = Timelaps
   c.mode = mode;
   c.interval = 100ms;
   c.delay = 5ms;
-  c.recordingFolder = [out] { return out; };
+  c.recordingFolder = [out] { return hal::Result<fs::path>(out); };
   c.assembly.fps = 10;
   return c;
 }

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+// The streamer's timelapse end to end: the real printcast-streamer on the virtual board follows a
+// 40-layer print from a fake Moonraker on its unix socket, takes each frame from its own
+// snapshot path, and writes an MP4 that ffprobe/ffmpeg accept; it registers its webcam.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "../fake_moonraker.h"
+#include "test_client.h"
+
+using namespace std::chrono_literals;
+using printcast::testing::httpRequest;
+using printcast::testing::runCommand;
+using printcast::testing::StreamerProcess;
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json timelapseStatus(const StreamerProcess& p) {
+  const auto r = httpRequest(p.controlPort(), "GET", "/api/timelapse/status");
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  return j.is_discarded() ? nlohmann::json::object() : j;
+}
+
+bool waitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST(TimelapseRecording, FortyLayerPrintFromMoonrakerBecomesAVideo) {
+  char tmpl[] = "/tmp/printcast-tl-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const fs::path dir = tmpl;
+  const fs::path videos = dir / "videos";
+  const std::string socketPath = (dir / "moonraker.sock").string();
+  printcast::testing::FakeMoonraker moonraker(socketPath, false);
+  {
+    std::ofstream cfg(dir / "app.json");
+    cfg << nlohmann::json{{"timelapse_enabled", true},         {"timelapse_mode", "layer"},
+                          {"timelapse_stream_delay", 0},       {"timelapse_fps", 20},
+                          {"timelapse_duplicate_last", 2},     {"moonraker_socket", socketPath},
+                          {"moonraker_register_webcam", true}, {"timelapse_folder", videos.string()}}
+               .dump();
+  }
+  StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual", "--desired-fps", "15", "--resolution",
+                                             "320x240", "--config", (dir / "app.json").string()});
+  ASSERT_TRUE(p.ok()) << p.log();
+  ASSERT_TRUE(moonraker.waitForSubscribes(1, 10s)) << p.log();
+  ASSERT_TRUE(moonraker.waitForCall("server.webcams.post_item", 10s));
+  const auto webcam = moonraker.calls("server.webcams.post_item")[0];
+  EXPECT_EQ(webcam["service"], "mjpegstreamer-adaptive");
+  EXPECT_EQ(webcam["name"], "printcast");
+  const std::string snapshotUrl = webcam["snapshot_url"];
+  EXPECT_EQ(snapshotUrl.find('&'), std::string::npos);
+  EXPECT_TRUE(snapshotUrl.ends_with(":" + std::to_string(p.streamPort()) + "/snapshot")) << snapshotUrl;
+  EXPECT_TRUE(webcam["stream_url"].get<std::string>().ends_with("/stream"));
+
+  auto st = timelapseStatus(p);
+  EXPECT_EQ(st["enabled"], true) << st.dump();
+  EXPECT_EQ(st["moonraker"]["state"], "subscribed") << st.dump();
+  EXPECT_EQ(st["moonraker"]["connected"], true);
+  EXPECT_EQ(httpRequest(p.controlPort(), "GET", "/api/timelapse/moonraker").status, 200);
+
+  moonraker.update({{"print_stats", {{"state", "printing"}, {"filename", "calibration cube.gcode"}}},
+                    {"virtual_sdcard", {{"current_layer", 0}, {"total_layer", 40}}}});
+  for (int layer = 1; layer <= 40; ++layer) {
+    moonraker.update({{"virtual_sdcard", {{"current_layer", layer}}}});
+    ASSERT_TRUE(waitFor([&] { return timelapseStatus(p)["recording"]["frames_captured"] == layer; }, 10s))
+        << "layer " << layer << ": " << timelapseStatus(p).dump() << p.log();
+  }
+  st = timelapseStatus(p);
+  EXPECT_EQ(st["state"], "recording");
+  EXPECT_EQ(st["moonraker"]["print"]["current_layer"], 40);
+  moonraker.update({{"print_stats", {{"state", "complete"}}}});
+  ASSERT_TRUE(waitFor([&] { return timelapseStatus(p)["assembly"]["videos_made"] == 1; }, 60s))
+      << timelapseStatus(p).dump();
+  st = timelapseStatus(p);
+  EXPECT_EQ(st["assembly"]["last_video"], "calibration_cube_1.mp4");
+  EXPECT_EQ(st["assembly"]["last_thumbnail"], "calibration_cube_1_40.jpg");
+  EXPECT_EQ(st["last_error"], "");
+  const fs::path video = videos / "calibration_cube_1.mp4";
+  ASSERT_TRUE(fs::exists(video));
+  EXPECT_TRUE(fs::exists(videos / "calibration_cube_1_40.jpg"));
+  const auto probe =
+      runCommand({"ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
+                  "stream=nb_read_frames,avg_frame_rate,width,height", "-of", "csv=p=0", video.string()},
+                 30s);
+  EXPECT_EQ(probe.out, "320,240,20/1,42\n") << probe.out;
+  const auto decode = runCommand({"ffmpeg", "-v", "error", "-i", video.string(), "-f", "null", "-"}, 30s);
+  EXPECT_EQ(decode.exitCode, 0);
+  EXPECT_EQ(decode.err, "") << decode.err;
+
+  // The recorder's keys through the manager's settings API: checked across keys, applied live
+  // (the client reconnects and subscribes again, the recorder runs in the new mode).
+  const std::map<std::string, std::string> json{{"Content-Type", "application/json"}};
+  const auto bad = httpRequest(p.controlPort(), "POST", "/api/timelapse/settings",
+                               R"({"timelapse_min_fps": 70, "timelapse_max_fps": 60})", json);
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(nlohmann::json::parse(bad.body)["key"], "timelapse_min_fps") << bad.body;
+  const auto good = httpRequest(p.controlPort(), "POST", "/api/timelapse/settings",
+                                R"({"timelapse_mode": "hyperlapse", "timelapse_interval": 5})", json);
+  ASSERT_EQ(good.status, 200) << good.body;
+  EXPECT_TRUE(moonraker.waitForSubscribes(2, 10s));
+  ASSERT_TRUE(waitFor([&] { return timelapseStatus(p)["mode"] == "hyperlapse"; }, 10s))
+      << timelapseStatus(p).dump();
+  const auto saved = httpRequest(p.controlPort(), "GET", "/api/timelapse/settings");
+  EXPECT_EQ(nlohmann::json::parse(saved.body)["settings"]["timelapse_interval"], 5) << saved.body;
+  EXPECT_EQ(p.terminate(10s), 0);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
