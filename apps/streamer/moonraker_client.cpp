@@ -36,6 +36,7 @@ namespace ws = transport::ws;
 constexpr char kEtx = 0x03;
 constexpr size_t kMaxMessageBytes = 4u << 20;
 constexpr size_t kMaxQueuedCalls = 16;
+constexpr std::chrono::milliseconds kConnectTimeout{3000};
 
 std::optional<int> layerOf(const nlohmann::json& v) {
   if (v.is_number_integer()) return v.get<int>();
@@ -183,9 +184,26 @@ struct MoonrakerClient::Impl {
     }
     error = "no address for " + config.host;
     for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-      fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+      // Non-blocking (every read and write below polls first): a host that never answers costs
+      // kConnectTimeout, not the kernel's minutes of SYN retries, and stop() is not held up.
+      fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
       if (fd < 0) continue;
-      if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+      int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
+      if (rc != 0 && errno == EINPROGRESS) {
+        pollfd p[2] = {{fd, POLLOUT, 0}, {wakeFd, POLLIN, 0}};
+        const int ready = ::poll(p, 2, static_cast<int>(kConnectTimeout.count()));
+        int soError = 0;
+        socklen_t len = sizeof soError;
+        if (ready > 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP)) &&
+            ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len) == 0) {
+          rc = soError == 0 ? 0 : -1;
+          errno = soError;
+        } else {
+          rc = -1;
+          errno = ready == 0 ? ETIMEDOUT : EINTR;
+        }
+      }
+      if (rc == 0) {
         error.clear();
         break;
       }
@@ -217,6 +235,7 @@ struct MoonrakerClient::Impl {
         return false;
       }
       const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (n <= 0) {
         error = "connection closed during the WebSocket handshake";
         return false;

@@ -14,6 +14,7 @@
 #include <functional>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -350,9 +351,17 @@ struct Streamer::Impl {
   std::string webcamAddress;  // the address last registered with Moonraker (guarded by webcamMutex)
   void startTimelapse(const Settings& s);  // timelapseMutex held
   void stopTimelapse();                    // timelapseMutex held
-  // Apply changed timelapse_* / moonraker_* keys live (for POST /api/timelapse/settings): restarts
-  // the client and the recorder; a print in progress continues in its working folder.
+  // Apply changed timelapse_* / moonraker_* keys live (for POST /api/timelapse/settings): hands
+  // them to the timelapse control thread, which restarts the client and the recorder (stopping
+  // them may wait for a capture or a connection attempt: never inside an HTTP callback). A print
+  // in progress continues in its working folder.
   void applyTimelapseSettings(const Settings& next);
+  void timelapseControlLoop();
+  std::mutex timelapseApplyMutex;
+  std::condition_variable timelapseApplyWake;
+  std::optional<Settings> timelapsePending;  // guarded by timelapseApplyMutex
+  bool timelapseApplyStop = false;           // guarded by timelapseApplyMutex
+  std::thread timelapseControl;
   void registerWebcam(MoonrakerClient& client, bool onlyIfAddressChanged);
   HttpResponse timelapseStatusRequest(const HttpRequest& req);
   // --- end of timelapse recording ---
@@ -1639,17 +1648,39 @@ void Streamer::Impl::stopTimelapse() {
 }
 
 void Streamer::Impl::applyTimelapseSettings(const Settings& next) {
-  std::lock_guard lock(timelapseMutex);
-  // Only a change of the recorder's keys restarts it (a storage change applies at the next print:
-  // the folder is asked from the store at the start of each).
-  if (timelapseRecordingSettingsJson(next) == timelapseRecordingSettingsJson(timelapseSettings)) return;
-  stopTimelapse();
-  timelapseSettings = next;
   {
-    std::lock_guard webcamLock(webcamMutex);
-    webcamAddress.clear();
+    std::lock_guard lock(timelapseApplyMutex);
+    timelapsePending = next;  // a newer change replaces one not yet applied
   }
-  if (!timelapseClosed) startTimelapse(next);
+  timelapseApplyWake.notify_all();
+}
+
+void Streamer::Impl::timelapseControlLoop() {
+  while (true) {
+    Settings next;
+    {
+      std::unique_lock lock(timelapseApplyMutex);
+      timelapseApplyWake.wait(lock, [this] { return timelapseApplyStop || timelapsePending.has_value(); });
+      if (timelapseApplyStop) return;
+      next = std::move(*timelapsePending);
+      timelapsePending.reset();
+    }
+    std::lock_guard lock(timelapseMutex);
+    // Only a change of the recorder's keys restarts it (a storage change applies at the next
+    // print: the folder is asked from the store at the start of each).
+    if (timelapseClosed ||
+        timelapseRecordingSettingsJson(next) == timelapseRecordingSettingsJson(timelapseSettings)) {
+      continue;
+    }
+    spdlog::info("timelapse: applying new settings (restarting the Moonraker client and the recorder)");
+    stopTimelapse();
+    timelapseSettings = next;
+    {
+      std::lock_guard webcamLock(webcamMutex);
+      webcamAddress.clear();
+    }
+    startTimelapse(next);
+  }
 }
 
 // Upsert our webcam in Moonraker (server.webcams.post_item, the JSON-RPC form of
@@ -1851,6 +1882,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     std::lock_guard lock(s.timelapseMutex);
     s.startTimelapse(s.timelapseSettings);
   }
+  s.timelapseControl = std::thread([&s] { s.timelapseControlLoop(); });
   return std::unique_ptr<Streamer>(new Streamer(std::move(impl)));
 }
 
@@ -1869,6 +1901,12 @@ void Streamer::stop() {
   if (!impl_) return;
   Impl& s = *impl_;
   if (!s.running.load()) return;
+  {
+    std::lock_guard lock(s.timelapseApplyMutex);
+    s.timelapseApplyStop = true;
+  }
+  s.timelapseApplyWake.notify_all();
+  if (s.timelapseControl.joinable()) s.timelapseControl.join();
   {
     std::lock_guard lock(s.timelapseMutex);
     s.stopTimelapse();  // while the camera still runs: a capture in progress gets its frame

@@ -731,3 +731,19 @@ TEST(MoonrakerClient, CallsAreQueuedUntilConnectedAndErrorsKept) {
       waitUntil([&] { return client.state().lastError.find("Method not found") != std::string::npos; }, 5s))
       << client.state().lastError;
 }
+
+// A Moonraker host that never answers (a blackholed address, or no route) holds neither the
+// client's thread nor stop(): the connect is non-blocking and stop() wakes it.
+TEST(MoonrakerClient, StopIsPromptWhileConnecting) {
+  MoonrakerConfig c;
+  c.host = "10.255.255.1";  // not routed: SYN goes nowhere (or fails at once without a route)
+  c.port = 7125;
+  MoonrakerClient client(c, {});
+  client.start();
+  ASSERT_TRUE(waitUntil([&] { return client.state().state != "stopped"; }, 5s));
+  std::this_thread::sleep_for(100ms);  // let it enter connect() or its backoff sleep
+  const auto t0 = SteadyClock::now();
+  client.stop();
+  EXPECT_LT(SteadyClock::now() - t0, 1s);
+  EXPECT_EQ(client.state().state, "stopped");
+}
