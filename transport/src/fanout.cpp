@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Per-client bounded queues and the MJPEG/FLV fan-out streams.
+// Per-client bounded queues and the MJPEG, FLV and fragmented MP4 fan-out streams.
 #include "printcast/transport/fanout.h"
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include "printcast/codecs/h264.h"
 #include "printcast/transport/flv.h"
 #include "printcast/transport/mjpeg.h"
+#include "printcast/transport/mp4.h"
 
 namespace printcast::transport {
 
@@ -190,7 +191,9 @@ std::shared_ptr<ClientQueue> Fanout::addClient(DropPolicy policy, QueueLimits li
   std::function<void()> notify;
   {
     std::lock_guard lock(mutex_);
-    clients_.push_back(Client{queue, false, {}, nullptr});
+    Client client;
+    client.queue = queue;
+    clients_.push_back(std::move(client));
     notify = onSubscribe_;
   }
   if (notify) notify();
@@ -294,6 +297,65 @@ void FlvStream::publish(const hal::PacketPtr& accessUnit) {
     unit.chunks.push_back(WireChunk{framing, {framing->prefix.data(), framing->prefix.size()}});
     unit.chunks.push_back(payloadChunk);
     unit.chunks.push_back(WireChunk{framing, {framing->suffix.data(), framing->suffix.size()}});
+    c.queue->push(std::move(unit));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::shared_ptr<ClientQueue> Fmp4Stream::subscribe(QueueLimits limits) {
+  return addClient(DropPolicy::UntilKeyframe, limits);
+}
+
+void Fmp4Stream::publish(const hal::PacketPtr& accessUnit) {
+  constexpr uint32_t kTimescale = 90000;
+  if (accessUnit->keyframe && accessUnit->config && (!config_ || !(*accessUnit->config == *config_))) {
+    if (auto track = mp4::trackInfo(*accessUnit->config, kTimescale)) {
+      init_ = std::make_shared<const std::vector<uint8_t>>(mp4::initSegment(*track));
+      config_ = accessUnit->config;
+    }
+  }
+  // A sample lasts as long as the capture interval before it; tfdt carries the exact time.
+  uint32_t duration = lastDuration_;
+  if (lastPts_ != hal::Timestamp{} && accessUnit->pts > lastPts_) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(accessUnit->pts - lastPts_).count();
+    duration = static_cast<uint32_t>(std::min<uint64_t>(mp4::ticksFromNs(ns, kTimescale), kTimescale * 10));
+  }
+  if (duration == 0) duration = static_cast<uint32_t>(kTimescale / (fps_ > 0 ? fps_ : 30.0));
+  lastPts_ = accessUnit->pts;
+  lastDuration_ = duration;
+
+  // Converted once and shared by every client: the payload is never copied per client.
+  auto payload = std::make_shared<const std::vector<uint8_t>>(
+      codecs::h264::annexBToLengthPrefixed(accessUnit->data, /*dropParameterSets=*/true));
+  const WireChunk payloadChunk{payload, {payload->data(), payload->size()}};
+  const mp4::Sample sample{static_cast<uint32_t>(payload->size()), duration, accessUnit->keyframe};
+
+  std::lock_guard lock(mutex_);
+  for (auto& c : clients_) {
+    if (c.ended) continue;
+    if (!c.started) {
+      if (!accessUnit->keyframe || !init_ || !accessUnit->config || !(*accessUnit->config == *config_))
+        continue;
+      WireUnit preamble;
+      preamble.essential = true;
+      preamble.chunks.push_back(WireChunk{init_, {init_->data(), init_->size()}});
+      c.queue->push(std::move(preamble));
+      c.started = true;
+      c.firstPts = accessUnit->pts;
+      c.codecConfig = config_;
+    } else if (accessUnit->keyframe && c.codecConfig != config_) {
+      c.queue->close();  // new parameter sets: this stream cannot carry them
+      c.ended = true;
+      continue;
+    }
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(accessUnit->pts - c.firstPts).count();
+    WireUnit unit;
+    unit.keyframe = accessUnit->keyframe;
+    unit.chunks.push_back(
+        ownedChunk(mp4::fragmentHeader(++c.fragments, mp4::ticksFromNs(ns, kTimescale), {&sample, 1})));
+    unit.chunks.push_back(payloadChunk);
     c.queue->push(std::move(unit));
   }
 }

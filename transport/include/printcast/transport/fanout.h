@@ -122,7 +122,9 @@ class Fanout {
     std::shared_ptr<ClientQueue> queue;
     bool started = false;                                 // has been sent its stream preamble
     hal::Timestamp firstPts{};                            // pts of the first frame this client got
-    std::shared_ptr<const hal::CodecConfig> codecConfig;  // FLV: parameter sets the client has
+    std::shared_ptr<const hal::CodecConfig> codecConfig;  // H.264: parameter sets the client has
+    uint32_t fragments = 0;                               // fMP4: moof boxes sent (mfhd sequence)
+    bool ended = false;                                   // its queue was closed: send nothing more
   };
   std::shared_ptr<ClientQueue> addClient(DropPolicy policy, QueueLimits limits);
   mutable std::mutex mutex_;
@@ -152,6 +154,31 @@ class FlvStream : public Fanout {
 
  private:
   double fps_;
+};
+
+// Fragmented MP4 (ISO/IEC 14496-12, see mp4.h) for a plain `<video src=/stream.mp4>`: per
+// client the init segment (ftyp + moov with avcC from the SPS/PPS in force), starting at an IDR,
+// then one moof + mdat per access unit. tfdt is the capture time since that client's first frame
+// in 90 kHz ticks, so skipped frames never make the clock drift; a sample lasts as long as the
+// interval before it (the nominal frame interval for the first). The init segment and each access
+// unit's sample bytes are built once and shared by every client; only the ~100-byte moof is per
+// client. When the SPS/PPS change (camera replaced, "no signal" encoder) every client's stream
+// ends at that keyframe: a progressive <video> cannot take a second moov, and a player reconnects.
+class Fmp4Stream : public Fanout {
+ public:
+  explicit Fmp4Stream(double nominalFps) : fps_(nominalFps) {}
+  std::shared_ptr<ClientQueue> subscribe(QueueLimits limits = {60, 16u << 20});
+  // Publish one H.264 access unit (fourcc::kH264, Annex-B, keyframes carry SPS/PPS). One
+  // producer thread.
+  void publish(const hal::PacketPtr& accessUnit);
+
+ private:
+  double fps_;
+  // Producer thread only.
+  std::shared_ptr<const hal::CodecConfig> config_;    // parameter sets of `init_`
+  std::shared_ptr<const std::vector<uint8_t>> init_;  // init segment for config_
+  hal::Timestamp lastPts_{};
+  uint32_t lastDuration_ = 0;
 };
 
 }  // namespace printcast::transport

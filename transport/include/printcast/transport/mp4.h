@@ -53,10 +53,10 @@ class BoxWriter {
 
 // What the sample entry needs: the coded picture size (from the SPS) and the avcC record.
 struct TrackInfo {
-  hal::Size size;                // display size after cropping, pixels
-  uint32_t timescale = 90000;    // media ticks per second (90 kHz: the MPEG clock)
-  std::vector<uint8_t> avcC;     // AVCDecoderConfigurationRecord
-  std::string codecString;       // RFC 6381 "avc1.PPCCLL" (for HLS CODECS, MSE isTypeSupported)
+  hal::Size size;              // display size after cropping, pixels
+  uint32_t timescale = 90000;  // media ticks per second (90 kHz: the MPEG clock)
+  std::vector<uint8_t> avcC;   // AVCDecoderConfigurationRecord
+  std::string codecString;     // RFC 6381 "avc1.PPCCLL" (for HLS CODECS, MSE isTypeSupported)
 };
 // Errors: InvalidArgument when the SPS does not parse or the record cannot be built.
 hal::Result<TrackInfo> trackInfo(const hal::CodecConfig& config, uint32_t timescale = 90000);
@@ -81,7 +81,9 @@ std::vector<uint8_t> fragmentHeader(uint32_t sequenceNumber, uint64_t baseDecode
 
 // Ticks for a duration in nanoseconds (rounded down), for timestamps from capture time.
 constexpr uint64_t ticksFromNs(int64_t ns, uint32_t timescale) {
-  return ns <= 0 ? 0 : static_cast<uint64_t>((static_cast<unsigned __int128>(ns) * timescale) / 1000000000u);
+  if (ns <= 0) return 0;
+  const auto u = static_cast<uint64_t>(ns);
+  return u / 1000000000u * timescale + u % 1000000000u * timescale / 1000000000u;  // no overflow
 }
 
 // Writes a progressive (non-fragmented) MP4 file with "moov" before "mdat" (fast start: a
@@ -90,7 +92,7 @@ constexpr uint64_t ticksFromNs(int64_t ns, uint32_t timescale) {
 //   12 bytes per sample), finish() writes "<path>.part" = ftyp + moov + mdat (copied from the
 //   data file), fsyncs it and renames it to `path`, then removes the data file. Nothing at
 //   `path` is ever half-written; a failure or a destroyed unfinished writer removes the temps.
-// Errors (every call): IoError with the path and errno text (disk full, unwritable folder).
+// Errors (every call): Io with the path and errno text (disk full, unwritable folder).
 class FileWriter {
  public:
   static hal::Result<FileWriter> create(std::filesystem::path path, TrackInfo track);
@@ -119,9 +121,9 @@ class FileWriter {
 // A box read back by parseBoxes() (tests and tools).
 struct Box {
   std::string type;
-  uint64_t offset = 0;                // of the box header in the parsed buffer
-  uint64_t size = 0;                  // whole box, header included
-  std::span<const uint8_t> payload;   // after the header (and after version/flags for none)
+  uint64_t offset = 0;               // of the box header in the parsed buffer
+  uint64_t size = 0;                 // whole box, header included
+  std::span<const uint8_t> payload;  // after the header (and after version/flags for none)
 };
 // The boxes at one level of `bytes` (handles 64-bit largesize; size 0 = to the end). Stops at
 // the first box that runs past the end (a partial box is not returned).
