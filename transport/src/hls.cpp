@@ -167,8 +167,8 @@ void Segmenter::closeSegmentLocked() {
 
 void Segmenter::trimLocked() {
   auto completeCount = [this] {
-    return static_cast<size_t>(std::count_if(segments_.begin(), segments_.end(),
-                                             [](const Segment& s) { return s.complete; }));
+    return static_cast<size_t>(
+        std::count_if(segments_.begin(), segments_.end(), [](const Segment& s) { return s.complete; }));
   };
   // Drop the oldest complete segments beyond the window or the byte budget; the newest complete
   // one and the one in progress always stay.
@@ -181,7 +181,8 @@ void Segmenter::trimLocked() {
   mediaSequence_ = segments_.empty() ? nextMsn_ : segments_.front().msn;
   // Init segments no segment refers to any more.
   const uint32_t oldest = segments_.empty() ? initVersion_ : segments_.front().initVersion;
-  for (auto it = inits_.begin(); it != inits_.end();) it = it->first < oldest ? inits_.erase(it) : std::next(it);
+  for (auto it = inits_.begin(); it != inits_.end();)
+    it = it->first < oldest ? inits_.erase(it) : std::next(it);
 }
 
 void Segmenter::push(const hal::PacketPtr& accessUnit) {
@@ -211,13 +212,13 @@ void Segmenter::push(const hal::PacketPtr& accessUnit) {
     } else {
       const uint64_t est = estimateTicksLocked();
       const Segment& seg = segments_.back();
-      const bool newConfig = accessUnit->keyframe && accessUnit->config && config264_ &&
-                             !(*accessUnit->config == *config264_);
-      const bool segmentDone = accessUnit->keyframe &&
-                               (newConfig || ticks - seg.startTicks + est / 2 >= ticksOf(config_.segmentTarget));
+      const bool newConfig =
+          accessUnit->keyframe && accessUnit->config && config264_ && !(*accessUnit->config == *config264_);
+      const bool segmentDone = accessUnit->keyframe && (newConfig || ticks - seg.startTicks + est / 2 >=
+                                                                         ticksOf(config_.segmentTarget));
       const uint64_t partTicks = ticksOf(config_.partTarget);
-      const bool partDone = partTicks > 0 && !pending_.empty() &&
-                            ticks - pending_.front().ticks + est * 9 / 10 > partTicks;
+      const bool partDone =
+          partTicks > 0 && !pending_.empty() && ticks - pending_.front().ticks + est * 9 / 10 > partTicks;
       lastIntervalTicks_ = ticks - lastTicks_;
       if (segmentDone) {
         closePartLocked(ticks);
@@ -244,9 +245,9 @@ void Segmenter::reset() {
   {
     std::lock_guard lock(mutex_);
     if (!started_ && segments_.empty()) return;
-    if (!segments_.empty()) discontinuitySequence_ += static_cast<uint64_t>(
-                                std::count_if(segments_.begin(), segments_.end(),
-                                              [](const Segment& s) { return s.discontinuity; }));
+    if (!segments_.empty())
+      discontinuitySequence_ += static_cast<uint64_t>(std::count_if(
+          segments_.begin(), segments_.end(), [](const Segment& s) { return s.discontinuity; }));
     segments_.clear();
     pending_.clear();
     inits_.clear();
@@ -272,7 +273,10 @@ std::string Segmenter::playlist() const {
       std::any_of(segments_.begin(), segments_.end(), [](const Segment& s) { return s.complete; });
   if (!anyComplete) return {};
   const bool ll = config_.partTarget.count() > 0;
-  const double partTarget = config_.partTarget.count() / 1000.0;
+  // PART-TARGET is an upper bound on part durations (rfc8216bis 4.4.3.7): parts are cut at
+  // capture timestamps, which jitter by a few milliseconds, so the advertised bound is 10 % above
+  // the configured target the cutting aims at.
+  const double partTarget = config_.partTarget.count() * 1.1 / 1000.0;
   const char* ext = segmentExtension();
   const std::string& tok = config_.streamToken;
   std::string out;
@@ -314,11 +318,13 @@ std::string Segmenter::playlist() const {
                            s.parts[p].independent ? ",INDEPENDENT=YES" : "");
       }
     }
-    if (s.complete) out += fmt::format("#EXTINF:{:.5f},\n{}/seg-{}.{}\n", seconds(s.durationTicks), tok, s.msn, ext);
+    if (s.complete)
+      out += fmt::format("#EXTINF:{:.5f},\n{}/seg-{}.{}\n", seconds(s.durationTicks), tok, s.msn, ext);
   }
   if (ll && started_ && !segments_.empty() && !segments_.back().complete) {
     const Segment& s = segments_.back();
-    out += fmt::format("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}/part-{}.{}.{}\"\n", tok, s.msn, s.parts.size(), ext);
+    out += fmt::format("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}/part-{}.{}.{}\"\n", tok, s.msn, s.parts.size(),
+                       ext);
   }
   return out;
 }

@@ -37,9 +37,10 @@ HttpResponse resourceResponse(const hls::Resource& resource) {
 HlsOutput::HlsOutput(hls::Config config, std::chrono::milliseconds idleAfter)
     : segmenter_(std::move(config)),
       idleAfter_(idleAfter.count() > 0 ? idleAfter
-                                       : std::max<std::chrono::milliseconds>(std::chrono::seconds(5),
-                                                                             4 * segmenter_.config().segmentTarget)),
-      holdFor_(3 * std::max<std::chrono::milliseconds>(std::chrono::seconds(1), segmenter_.config().segmentTarget)) {
+                                       : std::max<std::chrono::milliseconds>(
+                                             std::chrono::seconds(5), 4 * segmenter_.config().segmentTarget)),
+      holdFor_(3 * std::max<std::chrono::milliseconds>(std::chrono::seconds(1),
+                                                       segmenter_.config().segmentTarget)) {
   segmenter_.setOnUpdate([this] { onUpdate(); });
 }
 
@@ -81,27 +82,22 @@ std::optional<HttpResponse> HlsOutput::tryAnswer(const Waiter& w) const {
     if (segmenter_.empty()) return std::nullopt;
     if (!w.msn) return playlistResponse();
     switch (segmenter_.check(*w.msn, w.part)) {
-      case hls::Directive::Ready:
-        return playlistResponse();
+      case hls::Directive::Ready: return playlistResponse();
       case hls::Directive::TooFar:
         return HttpResponse::error(
-            400, w.part ? fmt::format("_HLS_msn={}&_HLS_part={} is too far past the live edge", *w.msn, *w.part)
-                        : fmt::format("_HLS_msn={} is more than two segments past the live edge", *w.msn));
-      case hls::Directive::Wait:
-        return std::nullopt;
+            400, w.part
+                     ? fmt::format("_HLS_msn={}&_HLS_part={} is too far past the live edge", *w.msn, *w.part)
+                     : fmt::format("_HLS_msn={} is more than two segments past the live edge", *w.msn));
+      case hls::Directive::Wait: return std::nullopt;
     }
     return std::nullopt;
   }
   hls::Resource resource;
   switch (segmenter_.find(w.name, resource)) {
-    case hls::Lookup::Found:
-      return resourceResponse(resource);
-    case hls::Lookup::Pending:
-      return std::nullopt;
-    case hls::Lookup::Gone:
-      return HttpResponse::error(404, w.name + " has left the live window");
-    case hls::Lookup::NoSuch:
-      return HttpResponse::error(404, "no such HLS resource: " + w.name);
+    case hls::Lookup::Found: return resourceResponse(resource);
+    case hls::Lookup::Pending: return std::nullopt;
+    case hls::Lookup::Gone: return HttpResponse::error(404, w.name + " has left the live window");
+    case hls::Lookup::NoSuch: return HttpResponse::error(404, "no such HLS resource: " + w.name);
   }
   return std::nullopt;
 }
@@ -183,14 +179,17 @@ HttpResponse HlsOutput::handle(const HttpRequest& request, std::string_view name
     const std::string part = request.arg("_HLS_part");
     if (!msn.empty() || request.query.count("_HLS_msn") != 0) {
       w.msn = hls::parseIndex(msn);
-      if (!w.msn) return HttpResponse::error(400, "_HLS_msn must be a non-negative integer, got '" + msn + "'");
+      if (!w.msn)
+        return HttpResponse::error(400, "_HLS_msn must be a non-negative integer, got '" + msn + "'");
     }
     if (!part.empty() || request.query.count("_HLS_part") != 0) {
       if (!w.msn) return HttpResponse::error(400, "_HLS_part needs _HLS_msn (rfc8216bis 6.2.5.2)");
       w.part = hls::parseIndex(part);
-      if (!w.part) return HttpResponse::error(400, "_HLS_part must be a non-negative integer, got '" + part + "'");
+      if (!w.part)
+        return HttpResponse::error(400, "_HLS_part must be a non-negative integer, got '" + part + "'");
       if (segmenter_.config().partTarget.count() == 0) {
-        return HttpResponse::error(400, "_HLS_part: this playlist has no partial segments (hls_part_seconds = 0)");
+        return HttpResponse::error(400,
+                                   "_HLS_part: this playlist has no partial segments (hls_part_seconds = 0)");
       }
     }
     return hold(std::move(w));

@@ -68,7 +68,7 @@ uint32_t crc32(std::span<const uint8_t> bytes) {
 std::vector<uint8_t> Muxer::programTables() {
   // PAT (2.4.4.3): one program, number 1, its PMT on kPmtPid.
   std::vector<uint8_t> pat;
-  pat.push_back(0x00);  // table_id
+  pat.push_back(0x00);      // table_id
   put16(pat, 0xB000 | 13);  // section_syntax_indicator, '0', reserved, section_length
   put16(pat, 0x0001);       // transport_stream_id
   pat.push_back(0xC1);      // reserved, version 0, current_next_indicator
@@ -157,7 +157,7 @@ void Muxer::writeAccessUnit(const hal::Packet& accessUnit, uint64_t ticks90k, st
       out.push_back(static_cast<uint8_t>(afTotal - 1));  // adaptation_field_length
       if (afTotal > 1) {
         uint8_t flags = 0;
-        if (first) flags |= 0x10;                           // PCR_flag
+        if (first) flags |= 0x10;                         // PCR_flag
         if (first && accessUnit.keyframe) flags |= 0x40;  // random_access_indicator
         out.push_back(flags);
         size_t written = 2;
@@ -243,7 +243,8 @@ ParsedStream parse(std::span<const uint8_t> bytes) {
       pos += 1 + afLength;
     }
     if (!(afc & 0x01) || pos > kPacketSize) continue;
-    if (auto it = lastCc.find(pid); it != lastCc.end() && ((it->second + 1) & 0x0F) != cc) ++r.continuityErrors;
+    if (auto it = lastCc.find(pid); it != lastCc.end() && ((it->second + 1) & 0x0F) != cc)
+      ++r.continuityErrors;
     lastCc[pid] = cc;
     std::span<const uint8_t> payload(p + pos, kPacketSize - pos);
     if (pid == 0 || (r.pmtPid != 0 && pid == r.pmtPid)) {

@@ -16,7 +16,8 @@
 // across streamer restarts that start numbering again.
 //  - A segment starts at an IDR; it closes at the first IDR that arrives once it has lasted
 //    about segmentTarget (keyframeDue() says when the producer should ask the encoder for one).
-//  - A part closes when the next access unit would take it past partTarget; it is one
+//  - A part closes when the next access unit would take it past partTarget (PART-TARGET is
+//    advertised 10 % higher: capture times jitter); it is one
 //    moof+mdat (fMP4) or PAT+PMT+PES packets (TS) holding several access units; a segment is its
 //    parts' bytes back to back, shared, not copied. A part starting at an IDR is INDEPENDENT=YES.
 //    An access unit's duration is known when the next one arrives (capture timestamps), so a
@@ -79,9 +80,9 @@ enum class Lookup {
 
 // Where a blocking playlist request stands (_HLS_msn / _HLS_part, rfc8216bis 6.2.5.2).
 enum class Directive {
-  Ready,     // the playlist already holds that segment or part (or a later one)
-  Wait,      // not yet: hold the request
-  TooFar,    // more than two segments (or 3 parts) ahead of the live edge: 400
+  Ready,   // the playlist already holds that segment or part (or a later one)
+  Wait,    // not yet: hold the request
+  TooFar,  // more than two segments (or 3 parts) ahead of the live edge: 400
 };
 
 class Segmenter {
@@ -115,8 +116,8 @@ class Segmenter {
     uint64_t mediaSequence = 0;     // of the first segment in the window
     uint64_t segmentsProduced = 0;  // complete segments since start
     uint64_t partsProduced = 0;
-    size_t segments = 0;            // complete segments in the window
-    size_t bytes = 0;               // bytes held (window + segment in progress)
+    size_t segments = 0;  // complete segments in the window
+    size_t bytes = 0;     // bytes held (window + segment in progress)
     uint64_t discontinuities = 0;
     uint64_t accessUnitsDropped = 0;  // before the first IDR
     int targetDurationS = 0;

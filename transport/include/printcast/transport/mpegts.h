@@ -69,26 +69,26 @@ uint32_t crc32(std::span<const uint8_t> bytes);
 struct PesPacket {
   uint16_t pid = 0;
   uint8_t streamId = 0;
-  bool randomAccess = false;           // random_access_indicator of its first TS packet
+  bool randomAccess = false;  // random_access_indicator of its first TS packet
   bool hasPcr = false;
-  uint64_t pcr27MHz = 0;               // PCR of its first TS packet (base * 300 + extension)
+  uint64_t pcr27MHz = 0;  // PCR of its first TS packet (base * 300 + extension)
   bool hasPts = false;
-  uint64_t pts = 0;                    // 90 kHz
+  uint64_t pts = 0;  // 90 kHz
   bool hasDts = false;
   uint64_t dts = 0;
-  std::vector<uint8_t> payload;        // the elementary stream bytes
+  std::vector<uint8_t> payload;  // the elementary stream bytes
 };
 
 struct ParsedStream {
   size_t packets = 0;
-  bool syncOk = true;                  // every packet starts with 0x47 and the length is a multiple
-  size_t continuityErrors = 0;         // a payload packet whose counter is not the last + 1 (mod 16)
+  bool syncOk = true;           // every packet starts with 0x47 and the length is a multiple
+  size_t continuityErrors = 0;  // a payload packet whose counter is not the last + 1 (mod 16)
   bool havePat = false, havePmt = false;
-  uint16_t pmtPid = 0;                 // from the PAT
-  uint16_t videoPid = 0;               // from the PMT (stream_type 0x1B)
-  uint16_t pcrPid = 0;                 // from the PMT
-  bool psiCrcOk = true;                // every PAT/PMT section's CRC matched
-  std::vector<PesPacket> pes;          // complete PES packets of the video PID, in order
+  uint16_t pmtPid = 0;         // from the PAT
+  uint16_t videoPid = 0;       // from the PMT (stream_type 0x1B)
+  uint16_t pcrPid = 0;         // from the PMT
+  bool psiCrcOk = true;        // every PAT/PMT section's CRC matched
+  std::vector<PesPacket> pes;  // complete PES packets of the video PID, in order
 };
 // Parse a whole stream (a segment, or several concatenated).
 ParsedStream parse(std::span<const uint8_t> bytes);
