@@ -29,9 +29,9 @@
 // Timestamps: 90 kHz ticks since the first access unit ever pushed (tfdt / PTS), so they only
 // grow, across discontinuities too.
 //
-// Threading: push()/reset() from one producer thread; every other call from any thread. One
-// internal mutex, held briefly; the update callback runs on the producer thread after it is
-// released.
+// Threading: every call from any thread, serialised by one internal mutex held briefly (push()
+// normally comes from one producer thread; reset() may come from another). The update callback
+// runs on the thread that called push()/reset(), after the mutex is released.
 #pragma once
 
 #include <chrono>
