@@ -421,3 +421,21 @@ TEST_P(HlsOnDisk, FfmpegDecodesThePlaylistAndItsSegments) {
 
 INSTANTIATE_TEST_SUITE_P(Formats, HlsOnDisk, ::testing::Values(hls::Format::Fmp4, hls::Format::MpegTs),
                          [](const auto& p) { return p.param == hls::Format::Fmp4 ? "fmp4" : "ts"; });
+
+TEST(HlsSegmenter, ASourceWithoutIdrsCannotGrowASegmentWithoutBound) {
+  hls::Segmenter s(config());
+  printcast::testing::H264Source source;                        // GOP 1000: no IDR unless asked
+  for (int i = 0; i < 15 * 10 + 5; ++i) s.push(source.next());  // keyframe requests ignored
+  auto st = s.stats();
+  EXPECT_EQ(st.segmentsProduced, 1u) << "closed at 10 s as it was";
+  EXPECT_GE(st.accessUnitsDropped, 1u);
+  EXPECT_TRUE(s.keyframeDue()) << "waits for an IDR";
+  const size_t bytes = st.bytes;
+  for (int i = 0; i < 10; ++i) s.push(source.next());
+  EXPECT_EQ(s.stats().bytes, bytes) << "inter frames are dropped until the next IDR";
+  source.requestKeyframe();
+  feed(s, source, 15 + 2);
+  const std::string playlist = s.playlist();
+  EXPECT_EQ(linesWith(playlist, "#EXT-X-DISCONTINUITY").size(), 2u) << playlist;
+  EXPECT_EQ(linesWith(playlist, "#EXT-X-TARGETDURATION:")[0], "#EXT-X-TARGETDURATION:10") << playlist;
+}

@@ -81,7 +81,8 @@ uint64_t Segmenter::currentMsnLocked() const { return segments_.empty() ? nextMs
 
 bool Segmenter::keyframeDue() const {
   std::lock_guard lock(mutex_);
-  if (!started_ || segments_.empty()) return false;
+  if (!started_) return true;  // waiting for an IDR to start the (next) segment
+  if (segments_.empty()) return false;
   const uint64_t est = estimateTicksLocked();
   const uint64_t nextTicks = lastTicks_ + est;
   return nextTicks - segments_.back().startTicks + est / 2 >= ticksOf(config_.segmentTarget);
@@ -234,7 +235,25 @@ void Segmenter::push(const hal::PacketPtr& accessUnit) {
         notify = onUpdate_;
       }
     }
-    if (started_) pending_.push_back(Pending{accessUnit, ticks});
+    if (started_) {
+      pending_.push_back(Pending{accessUnit, ticks});
+      // A source that sends no IDR (an H.264 camera ignoring keyframe requests with a very long
+      // GOP) must not grow the segment in progress without bound: close it as it is, drop access
+      // units until the next IDR and mark the gap as a discontinuity.
+      const Segment& seg = segments_.back();
+      size_t pendingBytes = 0;
+      for (const auto& p : pending_) pendingBytes += p.accessUnit->data.size();
+      const uint64_t maxTicks = std::max(4 * ticksOf(config_.segmentTarget), uint64_t{10} * kTimescale);
+      if (ticks - seg.startTicks >= maxTicks || seg.bytes + pendingBytes > config_.maxBytes / 2) {
+        pending_.pop_back();
+        closePartLocked(ticks);
+        closeSegmentLocked();
+        started_ = false;
+        discontinuityNext_ = true;
+        ++dropped_;
+        notify = onUpdate_;
+      }
+    }
     lastTicks_ = ticks;
   }
   if (notify) notify();

@@ -24,6 +24,9 @@
 //    part is published when the access unit after its last one is pushed.
 //  - The window keeps the last windowSegments complete segments and at most maxBytes; the
 //    oldest leave first and EXT-X-MEDIA-SEQUENCE (and EXT-X-DISCONTINUITY-SEQUENCE) advance.
+//  - A segment that reaches max(4 segment targets, 10 s) or half of maxBytes without an IDR
+//    (a camera ignoring keyframe requests) is closed as it is; access units are dropped until
+//    the next IDR, whose segment is marked as a discontinuity. Memory stays bounded.
 //  - reset() (nobody watches) drops everything; numbering continues and the next segment is
 //    marked as a discontinuity.
 // Timestamps: 90 kHz ticks since the first access unit ever pushed (tfdt / PTS), so they only
@@ -96,7 +99,8 @@ class Segmenter {
   // Forget every segment (nobody watches). Numbering continues; the next segment starts at an
   // IDR and carries EXT-X-DISCONTINUITY.
   void reset();
-  // True when the next access unit should be an IDR so that the segment closes on time.
+  // True when the next access unit should be an IDR: the segment is due to close, or the
+  // segmenter waits for an IDR to start one (after a forced cut; not before the first push).
   bool keyframeDue() const;
   // Called (on the producer thread, no lock held) after every new part, segment or reset.
   void setOnUpdate(std::function<void()> callback);
