@@ -44,3 +44,12 @@ if [[ -x $RING ]]; then
 else
   echo "== ring wake-up: $RING is not built; skipped"
 fi
+
+COPY=$BUILD/bench/printcast-bench-fanout-copy
+echo
+if [[ -x $COPY ]]; then
+  echo "== fan-out: heap bytes and time per client per access unit, /flv /stream.mp4 /ws (printcast-bench-fanout-copy)"
+  "$COPY"
+else
+  echo "== fan-out copy: $COPY is not built; skipped"
+fi

@@ -185,6 +185,7 @@ int main(int argc, char** argv) {
   fmt::print("printcast-streamer on {} ({}) is running. Open:\n", board.name, board.id);
   fmt::print("  camera MJPEG      {}/stream   (also {}/?action=stream)\n", base, base);
   fmt::print("  camera snapshot   {}/snapshot\n", base);
+  fmt::print("  camera H.264/MP4  {}/stream.mp4   (fragmented MP4 for a plain <video>)\n", base);
   fmt::print("  camera H.264/FLV  {}/flv\n", base);
   fmt::print("  camera H.264/WS   ws://{}:{}/ws   (?ts=1: 8-byte ms timestamp after each frame)\n", shownHost,
              (*streamer)->streamPort());

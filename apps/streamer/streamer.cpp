@@ -160,7 +160,7 @@ struct TouchJob {
 }  // namespace
 
 struct Streamer::Impl {
-  Impl(const Settings& s, const bsp::Board& b) : settings(s), board(&b), applied(s), flv(s.fps) {
+  Impl(const Settings& s, const bsp::Board& b) : settings(s), board(&b), applied(s), flv(s.fps), fmp4(s.fps) {
     live.h264Enabled = s.h264Enabled;
     live.bitrateKbps = s.bitrateKbps;
     live.frameSkip = skipIntervalForPercent(s.h264FrameratePercent);
@@ -217,6 +217,7 @@ struct Streamer::Impl {
   std::unique_ptr<hal::Encoder> h264;
   transport::MjpegStream mjpeg;
   transport::FlvStream flv;
+  transport::Fmp4Stream fmp4;                      // /stream.mp4
   transport::WsStream wsStream;                    // /ws and the reCamera port: one AU per message
   std::unique_ptr<transport::HlsOutput> hls;       // /hls/stream.m3u8 (segments in memory)
   std::unique_ptr<transport::WebSocketHub> wsHub;  // serves every upgraded WebSocket
@@ -243,6 +244,21 @@ struct Streamer::Impl {
   // Published from the camera thread; their readers are counted from any thread.
   std::unique_ptr<transport::ShmRing> h264Ring, jpegRing;
   std::string ringError;
+  // Every stream with HTTP/WebSocket clients, by the name /status, /api/stats and /metrics use.
+  std::vector<std::pair<const char*, const transport::Fanout*>> clientStreams() const {
+    return {
+        {"mjpeg", &mjpeg}, {"flv", &flv}, {"fmp4", &fmp4}, {"ws", &wsStream}, {"display", &displayStream}};
+  }
+  nlohmann::json clientCounts() const {
+    nlohmann::json counts = nlohmann::json::object();
+    size_t total = 0;
+    for (const auto& [name, f] : clientStreams()) {
+      counts[name] = f->clientCount();
+      total += f->clientCount();
+    }
+    counts["total"] = total;
+    return counts;
+  }
   bool jpegRingWanted() const { return jpegRing && jpegRing->liveReaders() > 0; }
   bool h264Wanted() const {
     if (!live.h264Enabled) return false;
@@ -325,6 +341,7 @@ struct Streamer::Impl {
   HttpResponse handleFlvPort(const HttpRequest& req);
   HttpResponse mjpegResponse(transport::MjpegStream& stream);
   HttpResponse flvResponse(bool slicerHeaders);
+  HttpResponse fmp4Response();
   HttpResponse wsResponse(const HttpRequest& req, bool timestampTrailer);
   HttpResponse handleWsPort(const HttpRequest& req);
   HttpResponse touchRequest(const HttpRequest& req);
@@ -895,6 +912,18 @@ HttpResponse Streamer::Impl::flvResponse(bool slicerHeaders) {
   return r;
 }
 
+// Fragmented MP4 for `<video src=/stream.mp4>`: the client's init segment then a fragment per
+// access unit, from the next IDR (its subscription requests one).
+HttpResponse Streamer::Impl::fmp4Response() {
+  HttpResponse r;
+  auto queue = fmp4.subscribe();
+  r.stream = queue;
+  r.onClose = [this, queue] { fmp4.unsubscribe(queue); };
+  r.contentType = "video/mp4";
+  addNoCache(r);
+  return r;
+}
+
 // H.264 over WebSocket: validate the handshake (a plain GET gets 426, a malformed one 400, each
 // with the reason), then subscribe and let the hub serve the upgraded connection.
 HttpResponse Streamer::Impl::wsResponse(const HttpRequest& req, bool timestampTrailer) {
@@ -926,11 +955,7 @@ nlohmann::json Streamer::Impl::status() {
        {{"enabled", display != nullptr}, {"error", displayError}, {"clients", displayStream.clientCount()}}},
       {"touch", {{"enabled", touch != nullptr}, {"error", touchError}}},
       {"rings", ringStats()},
-      {"clients",
-       {{"mjpeg", mjpeg.clientCount()},
-        {"flv", flv.clientCount()},
-        {"ws", wsStream.clientCount()},
-        {"display", displayStream.clientCount()}}},
+      {"clients", clientCounts()},
       {"hls", hlsStats()},
       {"outputs", outputs},
       {"stream_port", streamServer ? streamServer->port() : 0},
@@ -958,13 +983,14 @@ nlohmann::json Streamer::Impl::cameraStatus() {
 }
 
 nlohmann::json Streamer::Impl::stats() {
-  auto totals = [](const transport::Fanout& f) {
-    const auto t = f.totals();
-    return nlohmann::json{{"clients", f.clientCount()},
-                          {"frames_queued", t.unitsQueued},
-                          {"frames_dropped", t.unitsDropped},
-                          {"bytes_sent", t.bytesSent}};
-  };
+  nlohmann::json streams = nlohmann::json::object();
+  for (const auto& [name, f] : clientStreams()) {
+    const auto t = f->totals();
+    streams[name] = {{"clients", f->clientCount()},
+                     {"frames_queued", t.unitsQueued},
+                     {"frames_dropped", t.unitsDropped},
+                     {"bytes_sent", t.bytesSent}};
+  }
   return {
       {"fps",
        {{"camera", cameraRate.fps()},
@@ -979,18 +1005,8 @@ nlohmann::json Streamer::Impl::stats() {
       {"cpu", {{"system_percent", systemCpu.load()}, {"process_percent", processCpu.load()}}},
       {"skip_interval", std::max(skipInterval.load(), live.frameSkip.load())},
       {"auto_skip_interval", skipInterval.load()},
-      {"clients",
-       {{"mjpeg", mjpeg.clientCount()},
-        {"flv", flv.clientCount()},
-        {"ws", wsStream.clientCount()},
-        {"display", displayStream.clientCount()},
-        {"total",
-         mjpeg.clientCount() + flv.clientCount() + wsStream.clientCount() + displayStream.clientCount()}}},
-      {"streams",
-       {{"mjpeg", totals(mjpeg)},
-        {"flv", totals(flv)},
-        {"ws", totals(wsStream)},
-        {"display", totals(displayStream)}}},
+      {"clients", clientCounts()},
+      {"streams", streams},
       {"websocket",
        {{"connections", wsHub ? wsHub->stats().connections : 0},
         {"pings", wsHub ? wsHub->stats().pings : 0},
@@ -1059,8 +1075,7 @@ std::string Streamer::Impl::metrics() {
     sample("printcast_frames_total", fmt::format("output=\"{}\"", name), static_cast<double>(meter->total()));
   }
 
-  const std::pair<const char*, const transport::Fanout*> streams[] = {
-      {"mjpeg", &mjpeg}, {"flv", &flv}, {"display", &displayStream}};
+  const auto streams = clientStreams();
   family("printcast_clients", "gauge", "Connected clients per stream");
   for (const auto& [name, f] : streams) {
     sample("printcast_clients", fmt::format("stream=\"{}\"", name), static_cast<double>(f->clientCount()));
@@ -1087,6 +1102,17 @@ std::string Streamer::Impl::metrics() {
   family("printcast_h264_skip_interval", "gauge",
          "H.264 encodes every Nth camera frame (slider and auto-skip)");
   sample("printcast_h264_skip_interval", "", std::max(skipInterval.load(), live.frameSkip.load()));
+  const auto hlsNow = hls->segmenter().stats();
+  family("printcast_hls_watched", "gauge", "1 while something fetched from /hls/ in the last few seconds");
+  sample("printcast_hls_watched", "", hls->watched() ? 1 : 0);
+  family("printcast_hls_segments_total", "counter", "HLS segments completed");
+  sample("printcast_hls_segments_total", "", static_cast<double>(hlsNow.segmentsProduced));
+  family("printcast_hls_parts_total", "counter", "HLS partial segments (LL-HLS parts) completed");
+  sample("printcast_hls_parts_total", "", static_cast<double>(hlsNow.partsProduced));
+  family("printcast_hls_bytes", "gauge", "Bytes of HLS segments held in memory");
+  sample("printcast_hls_bytes", "", static_cast<double>(hlsNow.bytes));
+  family("printcast_hls_requests_total", "counter", "Requests under /hls/");
+  sample("printcast_hls_requests_total", "", static_cast<double>(hls->requests()));
   family("printcast_touches_total", "counter", "Taps injected into the touch panel");
   sample("printcast_touches_total", "", static_cast<double>(touchCount.load()));
   family("printcast_uptime_seconds", "gauge", "Seconds since the streamer started");
@@ -1215,8 +1241,9 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
   const auto snapshotMaxAge = std::chrono::milliseconds(1000 / std::max(1, settings.fps) * 2);
   if (path == "/stream") return mjpegResponse(mjpeg);
   if (path == "/snapshot") return snapshots.request(snapshotMaxAge);
-  if (path == "/flv" || path == "/ws") {
+  if (path == "/flv" || path == "/ws" || path == "/stream.mp4") {
     if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
+    if (path == "/stream.mp4") return fmp4Response();
     return path == "/flv" ? flvResponse(false) : wsResponse(req, req.arg("ts") == "1");
   }
   if (path.rfind("/hls/", 0) == 0) {
@@ -1251,8 +1278,9 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
     r.body = fmt::format(
         "<!doctype html><meta charset=utf-8><title>printcast</title><h1>printcast on {}</h1><ul>"
         "<li><a href=/stream>/stream</a> MJPEG<li><a href=/snapshot>/snapshot</a> JPEG"
-        "<li><a href=/flv>/flv</a> H.264 in FLV<li><a href=/hls/stream.m3u8>/hls/stream.m3u8</a> HLS<li>/ws "
-        "H.264 over WebSocket (?ts=1: timestamps)<li><a "
+        "<li><a href=/stream.mp4>/stream.mp4</a> H.264 in fragmented MP4 (a plain &lt;video&gt;)"
+        "<li><a href=/hls/stream.m3u8>/hls/stream.m3u8</a> HLS"
+        "<li><a href=/flv>/flv</a> H.264 in FLV<li>/ws H.264 over WebSocket (?ts=1: timestamps)<li><a "
         "href=/display>/display</a> printer screen"
         "<li><a href=/display/snapshot>/display/snapshot</a><li><a href=/status>/status</a></ul>",
         board->name);
@@ -1362,6 +1390,10 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   s.flv.setOnSubscribe([&s] { s.keyframeWanted = true; });  // every client starts on a fresh IDR
   s.h264Outputs.push_back({"flv", [&s] { return s.flv.clientCount() > 0; },
                            [&s](const hal::PacketPtr& p) { s.flv.publish(p); }, [&s] { s.flv.closeAll(); }});
+  s.fmp4.setOnSubscribe([&s] { s.keyframeWanted = true; });
+  s.h264Outputs.push_back({"fmp4", [&s] { return s.fmp4.clientCount() > 0; },
+                           [&s](const hal::PacketPtr& p) { s.fmp4.publish(p); },
+                           [&s] { s.fmp4.closeAll(); }});
   s.wsStream.setOnSubscribe([&s] { s.keyframeWanted = true; });
   s.h264Outputs.push_back({"ws", [&s] { return s.wsStream.clientCount() > 0; },
                            [&s](const hal::PacketPtr& p) { s.wsStream.publish(p); },
@@ -1391,6 +1423,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   // the streamer adds its entry here.
   s.outputs = {{{"name", "mjpeg"}, {"path", "/stream"}, {"type", "mjpeg"}},
                {{"name", "snapshot"}, {"path", "/snapshot"}, {"type", "jpeg"}},
+               {{"name", "fmp4"}, {"path", "/stream.mp4"}, {"type", "fmp4"}},
                {{"name", "flv"}, {"path", "/flv"}, {"type", "flv"}},
                {{"name", "ws"}, {"path", "/ws"}, {"type", "h264-annexb-websocket"}},
                {{"name", "hls"},
@@ -1523,6 +1556,7 @@ void Streamer::stop() {
   s.displaySnapshots.failAll("streamer is stopping");
   s.mjpeg.closeAll();
   s.flv.closeAll();
+  s.fmp4.closeAll();
   s.displayStream.closeAll();
   s.wsStream.closeAll();
   s.hls->closeAll("streamer is stopping");

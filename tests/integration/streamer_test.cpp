@@ -15,6 +15,7 @@
 #include "printcast/codecs/jpeg.h"
 #include "printcast/transport/flv.h"
 #include "printcast/transport/mjpeg.h"
+#include "printcast/transport/mp4.h"
 #include "test_client.h"
 #include "ws_client.h"
 
@@ -175,6 +176,103 @@ TEST_F(Streamer, OurFlvParserSeesHeaderSequenceHeaderThenKeyframe) {
   }
 }
 
+// Fragmented MP4 for a plain <video>: ffprobe sees H.264 at the configured size starting on a
+// keyframe with increasing timestamps; ffmpeg decodes it without a complaint.
+TEST_F(Streamer, Fmp4FirstPacketIsAKeyframeAndTimestampsIncrease) {
+  const CommandResult r =
+      runCommand({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                  "stream=codec_name,width,height:packet=pts_time,flags", "-read_intervals", "%+#30", "-of",
+                  "csv=p=0", url(process_->streamPort(), "/stream.mp4")},
+                 30s);
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::vector<std::string> packets;
+  std::string line, stream;
+  while (std::getline(lines, line)) {
+    if (line.rfind("h264", 0) == 0)
+      stream = line;
+    else if (!line.empty())
+      packets.push_back(line);
+  }
+  EXPECT_EQ(stream, "h264,640,480") << r.out;
+  ASSERT_GE(packets.size(), 30u) << r.out;
+  EXPECT_NE(packets[0].find('K'), std::string::npos) << "first packet not a keyframe: " << r.out;
+  EXPECT_LT(std::stod(packets[0]), 0.5) << r.out;
+  double previous = -1;
+  for (const auto& p : packets) {
+    const double t = std::stod(p);
+    EXPECT_GT(t, previous) << r.out;
+    previous = t;
+  }
+}
+
+TEST_F(Streamer, FfmpegDecodesThreeSecondsOfFmp4WithoutErrors) {
+  const CommandResult r =
+      runCommand({"ffmpeg", "-v", "error", "-i", url(process_->streamPort(), "/stream.mp4"), "-t", "3", "-f",
+                  "null", "-"},
+                 60s);
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(Streamer, OurBoxParserSeesInitSegmentThenAKeyframeFragment) {
+  StreamConnection c(process_->streamPort(), "/stream.mp4");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c.header("content-type"), "video/mp4");
+  EXPECT_EQ(c.header("access-control-allow-origin"), "*");
+  namespace mp4 = printcast::transport::mp4;
+  std::string bytes;
+  std::vector<mp4::Box> boxes;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (boxes.size() < 6 && std::chrono::steady_clock::now() < deadline) {
+    bytes += c.read(1 << 20, 1s);
+    boxes = mp4::parseBoxes({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+  }
+  ASSERT_GE(boxes.size(), 6u);
+  std::vector<std::string> types;
+  for (const auto& b : boxes) types.push_back(b.type);
+  EXPECT_EQ(std::vector<std::string>(types.begin(), types.begin() + 6),
+            (std::vector<std::string>{"ftyp", "moov", "moof", "mdat", "moof", "mdat"}));
+  // The first fragment's only sample is a sync sample (trun flags sample_depends_on = 2).
+  const auto traf = mp4::parseBoxes(mp4::parseBoxes(boxes[2].payload)[1].payload);
+  ASSERT_EQ(traf.size(), 3u);
+  const auto& trun = traf[2].payload;
+  ASSERT_GE(trun.size(), 24u);
+  EXPECT_EQ(trun[20], 0x02) << "first sample is not a keyframe";
+  // The mdat holds one access unit in length-prefixed form with an IDR slice.
+  const auto& mdat = boxes[3].payload;
+  ASSERT_GE(mdat.size(), 5u);
+  EXPECT_EQ(mdat[4] & 0x1f, 5) << "first NAL unit is not an IDR slice";
+}
+
+// A client joining mid-GOP asks for a keyframe instead of waiting for the next one: with the
+// GOP at 2 s and an encoder already running for another client, each of three joiners gets its
+// first (IDR) fragment well within a GOP.
+TEST_F(Streamer, AJoiningFmp4ClientStartsOnAFreshIdrNotTheNextGop) {
+  namespace mp4 = printcast::transport::mp4;
+  StreamConnection watcher(process_->streamPort(), "/stream.mp4");
+  ASSERT_TRUE(watcher.ok());
+  ASSERT_FALSE(watcher.read(1 << 16, 5s).empty());  // the encoder runs
+  for (int joiner = 0; joiner < 3; ++joiner) {
+    watcher.read(1 << 20, 700ms);  // somewhere in the GOP
+    const auto start = std::chrono::steady_clock::now();
+    StreamConnection c(process_->streamPort(), "/stream.mp4");
+    ASSERT_TRUE(c.ok());
+    std::string bytes;
+    bool gotFragment = false;
+    while (!gotFragment && std::chrono::steady_clock::now() - start < 5s) {
+      bytes += c.read(1 << 20, 200ms);
+      for (const auto& b : mp4::parseBoxes({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}))
+        gotFragment = gotFragment || b.type == "mdat";
+    }
+    const auto waited = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(gotFragment);
+    EXPECT_LT(waited, 800ms) << "joiner " << joiner << " waited "
+                             << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()
+                             << " ms for its first IDR (GOP is 2 s)";
+  }
+}
+
 TEST_F(Streamer, MjpegStreamIsReadByFfprobeAndOurParser) {
   for (const char* path : {"/stream", "/?action=stream&timestamp=123&bypassCache=1"}) {
     const CommandResult r =
@@ -327,8 +425,10 @@ TEST_F(Streamer, ASlowReaderDoesNotSlowOthersAndMemoryStaysBounded) {
   // Two clients that never read (MJPEG and FLV) with tiny receive buffers, for 10 s.
   StreamConnection stalledMjpeg(process_->streamPort(), "/stream", 4096);
   StreamConnection stalledFlv(process_->streamPort(), "/flv", 4096);
+  StreamConnection stalledMp4(process_->streamPort(), "/stream.mp4", 4096);
   ASSERT_TRUE(stalledMjpeg.ok());
   ASSERT_TRUE(stalledFlv.ok());
+  ASSERT_TRUE(stalledMp4.ok());
   std::this_thread::sleep_for(2s);  // let the stalled sockets fill up (this is the scenario, not a sync)
   const long rssStart = process_->rssKiB();
   const size_t parts = countParts(process_->streamPort(), 8s);
@@ -336,8 +436,21 @@ TEST_F(Streamer, ASlowReaderDoesNotSlowOthersAndMemoryStaysBounded) {
   // The healthy client keeps (nearly) the full MJPEG rate while the stalled ones sit there.
   EXPECT_GE(static_cast<double>(parts), 0.8 * kMjpegFps * 8) << "parts in 8 s: " << parts;
   EXPECT_LT(rssEnd - rssStart, 16 * 1024) << "RSS grew from " << rssStart << " to " << rssEnd << " KiB";
-  const auto stats = httpRequest(process_->controlPort(), "GET", "/api/stats");
-  EXPECT_NE(stats.body.find("frames_dropped"), std::string::npos);
+  // A healthy fMP4 client gets the full H.264 rate next to the stalled ones.
+  StreamConnection healthy(process_->streamPort(), "/stream.mp4");
+  ASSERT_TRUE(healthy.ok());
+  std::string bytes = healthy.read(1 << 20, 2s);
+  const auto windowStart = std::chrono::steady_clock::now();
+  const size_t before = bytes.size();
+  while (std::chrono::steady_clock::now() - windowStart < 4s) bytes += healthy.read(1 << 20, 200ms);
+  size_t fragments = 0;
+  for (const auto& b : printcast::transport::mp4::parseBoxes(
+           {reinterpret_cast<const uint8_t*>(bytes.data()) + before, bytes.size() - before}))
+    fragments += b.type == "mdat" ? 1 : 0;
+  EXPECT_GE(static_cast<double>(fragments), 0.8 * kFps * 4) << "fMP4 fragments in 4 s: " << fragments;
+  // The stalled MJPEG client (large frames) has had frames dropped for it by now.
+  const auto stats = nlohmann::json::parse(httpRequest(process_->controlPort(), "GET", "/api/stats").body);
+  EXPECT_GT(stats["streams"]["mjpeg"]["frames_dropped"].get<uint64_t>(), 0u) << stats.dump();
 }
 
 TEST_F(Streamer, NoEncodingWhileNobodyWatches) {
@@ -694,6 +807,9 @@ TEST(StreamerLifecycle, SettingsApiRefusesByKeyAppliesLiveAndSavesAtomically) {
   StreamConnection flvClient(p.streamPort(), "/flv");
   ASSERT_TRUE(flvClient.ok());
   ASSERT_FALSE(flvClient.read(4096, 5s).empty());
+  StreamConnection mp4Client(p.streamPort(), "/stream.mp4");
+  ASSERT_TRUE(mp4Client.ok());
+  ASSERT_FALSE(mp4Client.read(4096, 5s).empty());
   const auto ok = httpRequest(p.controlPort(), "POST", "/api/settings",
                               R"({"mjpeg_fps": 2, "h264_enabled": false})", json);
   ASSERT_EQ(ok.status, 200) << ok.body;
@@ -708,7 +824,9 @@ TEST(StreamerLifecycle, SettingsApiRefusesByKeyAppliesLiveAndSavesAtomically) {
 
   // Applied live: H.264 is off (open streams ended, new ones refused), MJPEG runs at 2 fps.
   EXPECT_TRUE(flvClient.waitForEnd(5s)) << "the /flv client's stream did not end";
+  EXPECT_TRUE(mp4Client.waitForEnd(5s)) << "the /stream.mp4 client's stream did not end";
   EXPECT_EQ(httpRequest(p.streamPort(), "GET", "/flv").status, 503);
+  EXPECT_EQ(httpRequest(p.streamPort(), "GET", "/stream.mp4").status, 503);
   const size_t parts = countParts(p.streamPort(), 3s);
   EXPECT_GE(parts, 4u);
   EXPECT_LE(parts, 9u) << "MJPEG still at the old rate";

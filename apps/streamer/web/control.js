@@ -217,7 +217,9 @@ function showUrls() {
     (output('flv') ? '<dt>H.264 (VLC, ffplay, Anycubic slicer)</dt><dd>' + code(base + output('flv').path) +
       (state.status.flv_port ? ' ' + code('http://' + host + ':' + state.status.flv_port + '/flv') : '') + '</dd>' : '') +
     (output('fmp4') ? '<dt>Browser &lt;video&gt; (Mainsail “HTML5 video”)</dt><dd>' + code(base + output('fmp4').path) + '</dd>' : '') +
-    (output('hls') ? '<dt>HLS (Mainsail “HLS stream”, Home Assistant)</dt><dd>' + code(base + output('hls').path) + '</dd>' : '');
+    (output('hls') ? '<dt>HLS (Mainsail “HLS stream”, Home Assistant)</dt><dd>' + code(base + output('hls').path) + '</dd>' : '') +
+    (output('h264-annexb-websocket') ? '<dt>H.264 over WebSocket (Mainsail “jmuxer-stream”)</dt><dd>' +
+      code(base.replace(/^http/, 'ws') + output('h264-annexb-websocket').path) + '</dd>' : '');
 }
 
 async function loadStatus() {
