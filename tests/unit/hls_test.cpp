@@ -139,12 +139,24 @@ TEST(HlsSegmenter, WindowKeepsTheLastSegmentsAndMediaSequenceAdvances) {
 TEST(HlsSegmenter, ByteBudgetBoundsTheWindow) {
   hls::Config c = config();
   c.windowSegments = 100;
-  c.maxBytes = 1;  // every older segment goes at once; the newest complete one stays
+  size_t perSegment = 0;
+  {
+    hls::Segmenter reference(c);
+    printcast::testing::H264Source source;
+    feed(reference, source, 15 * 8 + 2);
+    perSegment = reference.stats().bytes / (reference.stats().segments + 1);
+  }
+  c.maxBytes = 3 * perSegment;  // room for about three segments
   hls::Segmenter s(c);
   printcast::testing::H264Source source;
-  feed(s, source, 15 * 4 + 2);
-  EXPECT_EQ(s.stats().segments, 1u);
-  EXPECT_EQ(linesWith(s.playlist(), "#EXTINF:").size(), 1u);
+  feed(s, source, 15 * 8 + 2);
+  const auto st = s.stats();
+  EXPECT_GE(st.segmentsProduced, 7u);
+  EXPECT_GE(st.segments, 1u);
+  EXPECT_LT(st.segments, st.segmentsProduced) << "old segments left for the byte budget";
+  EXPECT_LE(st.bytes, c.maxBytes) << "window + segment in progress within the budget";
+  EXPECT_EQ(linesWith(s.playlist(), "#EXTINF:").size(), st.segments);
+  EXPECT_EQ(st.mediaSequence, st.segmentsProduced - st.segments);
 }
 
 TEST(HlsSegmenter, PartsPreloadHintAndIndependence) {
