@@ -283,7 +283,12 @@ TEST(HlsOutput, BlockingReloadIsReleasedByTheNextPart) {
     if (out.keyframeDue()) source.requestKeyframe();
     out.publish(source.next());
   }
-  ASSERT_TRUE(first.deferred->completed()) << "answered when the first segment completed";
+  EXPECT_FALSE(first.deferred->completed()) << "held until two segments are there";
+  for (int i = 0; i < 15; ++i) {
+    if (out.keyframeDue()) source.requestKeyframe();
+    out.publish(source.next());
+  }
+  ASSERT_TRUE(first.deferred->completed()) << "answered when the second segment completed";
   HttpResponse ready = first.deferred->takeResponse();
   EXPECT_EQ(ready.status, 200);
   EXPECT_EQ(ready.contentType, "application/vnd.apple.mpegurl");

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+using namespace std::chrono_literals;
+
 #include <fmt/format.h>
 
 namespace printcast::transport {
@@ -41,6 +43,7 @@ HlsOutput::HlsOutput(hls::Config config, std::chrono::milliseconds idleAfter)
                                              std::chrono::seconds(5), 4 * segmenter_.config().segmentTarget)),
       holdFor_(3 * std::max<std::chrono::milliseconds>(std::chrono::seconds(1),
                                                        segmenter_.config().segmentTarget)) {
+  startSegments_ = std::min<size_t>(2, segmenter_.config().windowSegments);
   segmenter_.setOnUpdate([this] { onUpdate(); });
 }
 
@@ -79,7 +82,9 @@ HttpResponse HlsOutput::playlistResponse() const {
 
 std::optional<HttpResponse> HlsOutput::tryAnswer(const Waiter& w) const {
   if (w.kind == Waiter::Kind::Playlist) {
-    if (segmenter_.empty()) return std::nullopt;
+    // A player joining a fresh stream starts at the playlist's first segment: with two there, it
+    // has a segment of buffer instead of playing at the very edge (regular hls.js stalls there).
+    if (segmenter_.completeSegments() < startSegments_) return std::nullopt;
     if (!w.msn) return playlistResponse();
     switch (segmenter_.check(*w.msn, w.part)) {
       case hls::Directive::Ready: return playlistResponse();
@@ -135,7 +140,13 @@ void HlsOutput::expire() {
     std::lock_guard lock(waitMutex_);
     const auto now = hal::Clock::now();
     std::erase_if(waiters_, [&](Waiter& w) {
-      if (now - w.since < holdFor_) return false;
+      // The first playlist of a fresh stream waits for its first segments on top of that.
+      const bool first = w.kind == Waiter::Kind::Playlist && !w.msn;
+      if (now - w.since <
+          holdFor_ +
+              (first ? static_cast<int64_t>(startSegments_) * segmenter_.config().segmentTarget : 0ms)) {
+        return false;
+      }
       expired.push_back(std::move(w));
       return true;
     });

@@ -4,12 +4,12 @@
 //
 // Routes (names relative to the playlist's folder, e.g. /hls/):
 //   stream.m3u8[?_HLS_msn=M[&_HLS_part=P]]  application/vnd.apple.mpegurl, Cache-Control: no-cache.
-//       Without a directive: the playlist now, or (no complete segment yet) once the first
-//       segment is complete. With one (rfc8216bis 6.2.5.2): held until the playlist holds segment
-//       M (and part P), answered 503 after three target durations; M more than two segments
-//       (or P more than three parts) past the live edge: 400; _HLS_part without _HLS_msn or a
-//       value that is not a non-negative integer: 400 with the reason. _HLS_skip is ignored
-//       (no EXT-X-SKIP: the playlist is always whole).
+//       Without a directive: the playlist now, or (fresh stream) once two segments are complete,
+//       so a player starting at the first segment has one segment of buffer. With one (rfc8216bis 6.2.5.2):
+//       held until the playlist holds segment M (and part P), answered 503 after three target durations; M
+//       more than two segments (or P more than three parts) past the live edge: 400; _HLS_part without
+//       _HLS_msn or a value that is not a non-negative integer: 400 with the reason. _HLS_skip is ignored (no
+//       EXT-X-SKIP: the playlist is always whole).
 //   <token>/init-<v>.mp4, <token>/seg-<msn>.<ext>, <token>/part-<msn>.<i>.<ext>
 //       video/mp4 or video/mp2t, Cache-Control: max-age=86400 (names are never reused). The next
 //       part (the preload hint) and the segment in progress are held until they are complete
@@ -87,6 +87,7 @@ class HlsOutput {
   hls::Segmenter segmenter_;
   std::chrono::milliseconds idleAfter_;
   std::chrono::milliseconds holdFor_;
+  size_t startSegments_ = 2;               // complete segments before the first playlist is served
   std::atomic<int64_t> lastRequestNs_{0};  // steady clock, 0 = never
   std::atomic<uint64_t> requests_{0};
   std::mutex callbackMutex_;
