@@ -11,6 +11,7 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "hls_test_support.h"
 #include "printcast/transport/hls_output.h"
@@ -455,4 +456,34 @@ TEST(HlsSegmenter, ASourceWithoutIdrsCannotGrowASegmentWithoutBound) {
   const std::string playlist = s.playlist();
   EXPECT_EQ(linesWith(playlist, "#EXT-X-DISCONTINUITY").size(), 2u) << playlist;
   EXPECT_EQ(linesWith(playlist, "#EXT-X-TARGETDURATION:")[0], "#EXT-X-TARGETDURATION:10") << playlist;
+}
+
+TEST(HlsOutput, AHeldRequestIsAnswered503AfterTheHoldTime) {
+  HlsOutput out(config(), std::chrono::milliseconds(0), std::chrono::milliseconds(50));
+  printcast::testing::H264Source source;
+  (void)out.handle(get(), "stream.m3u8");
+  for (int i = 0; i < 15 * 2 + 2; ++i) {
+    if (out.keyframeDue()) source.requestKeyframe();
+    out.publish(source.next());
+  }
+  const auto st = out.segmenter().stats();
+  const uint64_t next = st.mediaSequence + st.segments + 1;  // the segment after the one in progress
+  HttpResponse held = out.handle(get({{"_HLS_msn", std::to_string(next)}}), "stream.m3u8");
+  ASSERT_TRUE(held.deferred);
+  HttpResponse heldSegment = out.handle(get(), "tok/seg-" + std::to_string(next - 1) + ".m4s");
+  ASSERT_TRUE(heldSegment.deferred) << "the segment in progress is held";
+  // No frames come any more (the camera stalled): both are answered 503 once the hold time passes.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!(held.deferred->completed() && heldSegment.deferred->completed()) &&
+         std::chrono::steady_clock::now() < deadline) {
+    out.expire();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(held.deferred->completed());
+  const HttpResponse answer = held.deferred->takeResponse();
+  EXPECT_EQ(answer.status, 503);
+  EXPECT_NE(answer.body.find("not available within 50 ms"), std::string::npos) << answer.body;
+  ASSERT_TRUE(heldSegment.deferred->completed());
+  EXPECT_EQ(heldSegment.deferred->takeResponse().status, 503);
+  EXPECT_EQ(out.waiting(), 0u);
 }

@@ -36,13 +36,15 @@ HttpResponse resourceResponse(const hls::Resource& resource) {
 
 }  // namespace
 
-HlsOutput::HlsOutput(hls::Config config, std::chrono::milliseconds idleAfter)
+HlsOutput::HlsOutput(hls::Config config, std::chrono::milliseconds idleAfter,
+                     std::chrono::milliseconds holdFor)
     : segmenter_(std::move(config)),
       idleAfter_(idleAfter.count() > 0 ? idleAfter
                                        : std::max<std::chrono::milliseconds>(
                                              std::chrono::seconds(5), 4 * segmenter_.config().segmentTarget)),
-      holdFor_(3 * std::max<std::chrono::milliseconds>(std::chrono::seconds(1),
-                                                       segmenter_.config().segmentTarget)) {
+      holdFor_(holdFor.count() > 0 ? holdFor
+                                   : 3 * std::max<std::chrono::milliseconds>(
+                                             std::chrono::seconds(1), segmenter_.config().segmentTarget)) {
   startSegments_ = std::min<size_t>(2, segmenter_.config().windowSegments);
   segmenter_.setOnUpdate([this] { onUpdate(); });
 }

@@ -44,7 +44,10 @@ namespace printcast::transport {
 
 class HlsOutput {
  public:
-  explicit HlsOutput(hls::Config config, std::chrono::milliseconds idleAfter = std::chrono::milliseconds(0));
+  // `idleAfter` 0 = max(5 s, 4 segment targets); `holdFor` (how long a request is held before
+  // 503) 0 = three target durations (at least 3 s).
+  explicit HlsOutput(hls::Config config, std::chrono::milliseconds idleAfter = std::chrono::milliseconds(0),
+                     std::chrono::milliseconds holdFor = std::chrono::milliseconds(0));
   ~HlsOutput();
   HlsOutput(const HlsOutput&) = delete;
   HlsOutput& operator=(const HlsOutput&) = delete;
