@@ -11,7 +11,7 @@ seconds=${PRINTCAST_FUZZ_SECONDS:-20}
 cc=${PRINTCAST_FUZZ_CC:-clang-14}
 cxx=${PRINTCAST_FUZZ_CXX:-clang++-14}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_websocket fuzz_h264 fuzz_mjpeg_dht fuzz_form fuzz_settings)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_websocket fuzz_h264 fuzz_mjpeg_dht fuzz_form fuzz_settings fuzz_http_range)
 
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)

@@ -86,6 +86,9 @@ int main(int argc, char** argv) {
                  "LL-HLS part target duration (default 0.2; 0 = no parts, no low-latency mode)")
       ->check(CLI::Range(0.0, 5.0));
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error|off or ustreamer's 0..3");
+  std::string timelapseFolder;  // timelapse manager
+  app.add_option("--timelapse-folder", timelapseFolder,
+                 "Timelapse folder (replaces the board's internal and USB folders; absolute path)");
   CLI11_PARSE(app, argc, argv);
 
   if (listBoards) {
@@ -139,6 +142,7 @@ int main(int argc, char** argv) {
   if (!hlsFormat.empty()) settings.hlsFormat = hlsFormat;
   if (hlsSegmentSeconds >= 0) settings.hlsSegmentSeconds = hlsSegmentSeconds;
   if (hlsPartSeconds >= 0) settings.hlsPartSeconds = hlsPartSeconds;
+  if (!timelapseFolder.empty()) settings.timelapseFolder = timelapseFolder;  // timelapse manager
 
   const auto level = parseLogLevel(settings.logLevel);
   if (!level) {
@@ -197,6 +201,7 @@ int main(int argc, char** argv) {
   fmt::print("  stats             {}/api/stats\n", control);
   fmt::print("  control page      {}/control   (settings: {}/api/settings)\n", control, control);
   fmt::print("  metrics           {}/metrics   (also {}/state, {}/healthz)\n", base, base, base);
+  fmt::print("  timelapses        {}/timelapse   (API: {}/api/timelapse/list)\n", control, control);
   for (const auto& ring : (*streamer)->ringNames()) fmt::print("  local ring        /dev/shm/{}\n", ring);
   if ((*streamer)->flvPort() != 0)
     fmt::print("  slicer FLV        http://{}:{}/flv\n", shownHost, (*streamer)->flvPort());

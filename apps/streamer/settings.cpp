@@ -122,6 +122,18 @@ const std::vector<std::string> kModes = {"go-klipper", "vanilla-klipper"};
 const std::vector<std::string> kEncoderTypes = {"auto", "x264"};
 const std::vector<std::string> kHlsFormats = {"fmp4", "ts"};
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
+const std::vector<std::string> kTimelapseStorages = {"internal", "usb"};
+
+// timelapse_storage = usb needs a board with a USB folder and no timelapse_folder override.
+Status checkTimelapseStorage(const std::string& source, const Settings& s, const bsp::Board& board) {
+  if (s.timelapseStorage != "usb") return {};
+  if (board.storage.timelapseUsb.empty())
+    return invalid(source, "timelapse_storage", "\"usb\"",
+                   fmt::format("board {} has no USB storage", board.id));
+  if (!s.timelapseFolder.empty())
+    return invalid(source, "timelapse_storage", "\"usb\"", "timelapse_folder is set: it is the only storage");
+  return {};
+}
 
 // Apply one key; `known` is false for a key this streamer does not have.
 Status applyKey(const std::string& key, const nlohmann::json& v, const std::string& source, Settings& s,
@@ -168,6 +180,15 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "hls_segment_seconds") return readSeconds(v, source, key, 0.5, 10, false, s.hlsSegmentSeconds);
   if (key == "hls_part_seconds") return readSeconds(v, source, key, 0.1, 5, true, s.hlsPartSeconds);
   if (key == "hls_format") return readChoice(v, source, key, kHlsFormats, s.hlsFormat);
+  // --- timelapse manager ---
+  if (key == "timelapse_storage") return readChoice(v, source, key, kTimelapseStorages, s.timelapseStorage);
+  if (key == "timelapse_folder") {
+    if (auto st = readString(v, source, key, s.timelapseFolder); !st) return st;
+    if (!s.timelapseFolder.empty() && s.timelapseFolder.front() != '/')
+      return invalid(source, key, v.dump(), "must be an absolute folder path, or \"\" for the board's");
+    return {};
+  }
+  // --- end timelapse manager ---
   known = false;
   return {};
 }
@@ -217,6 +238,12 @@ std::string runtimeSettingsJson(const Settings& s) {
 
 Status validateSettingsChange(const std::string& body, const bsp::Board& board, const Settings& current,
                               Settings& next, std::vector<std::string>& changedKeys, std::string& errorKey) {
+  return validateSettingsChange(body, board, current, next, changedKeys, errorKey, kRuntimeKeys);
+}
+
+Status validateSettingsChange(const std::string& body, const bsp::Board& board, const Settings& current,
+                              Settings& next, std::vector<std::string>& changedKeys, std::string& errorKey,
+                              const std::vector<std::string>& allowedKeys) {
   const std::string source = "settings";
   errorKey.clear();
   changedKeys.clear();
@@ -226,7 +253,7 @@ Status validateSettingsChange(const std::string& body, const bsp::Board& board, 
   Settings candidate = current;
   for (const auto& [key, v] : root.items()) {
     errorKey = key;
-    if (std::find(kRuntimeKeys.begin(), kRuntimeKeys.end(), key) == kRuntimeKeys.end()) {
+    if (std::find(allowedKeys.begin(), allowedKeys.end(), key) == allowedKeys.end()) {
       bool known = true;
       Settings scratch;
       (void)applyKey(key, v, source, scratch, known);
@@ -251,10 +278,33 @@ Status validateSettingsChange(const std::string& body, const bsp::Board& board, 
     return invalid(source, "mjpeg_fps", std::to_string(candidate.mjpegFps),
                    fmt::format("must be in 1..{} (the camera's rate)", candidate.fps));
   }
+  if (auto st = checkTimelapseStorage(source, candidate, board); !st) {
+    errorKey = "timelapse_storage";
+    return st;
+  }
   errorKey.clear();
   next = std::move(candidate);
   return {};
 }
+
+// --- timelapse manager ---
+std::string timelapseSettingsJson(const Settings& s) {
+  return nlohmann::json{{"timelapse_storage", s.timelapseStorage}, {"timelapse_folder", s.timelapseFolder}}
+      .dump();
+}
+
+const std::vector<std::string>& timelapseSettingKeys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> out;
+    const nlohmann::json all = nlohmann::json::parse(timelapseSettingsJson(Settings{}));
+    for (const auto& item : all.items()) {
+      if (item.key() != "timelapse_folder") out.push_back(item.key());
+    }
+    return out;
+  }();
+  return keys;
+}
+// --- end timelapse manager ---
 
 Status saveSettingsFile(const std::filesystem::path& path, const std::string& changes) {
   const nlohmann::json delta = nlohmann::json::parse(changes, nullptr, /*allow_exceptions=*/false);
@@ -407,6 +457,11 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
   if (s.wsPort < -1 || s.wsPort > 65535) {
     return invalid(src, "ws_port", std::to_string(s.wsPort), "must be in 0..65535, or -1 for off");
   }
+  if (!s.timelapseFolder.empty() && s.timelapseFolder.front() != '/') {
+    return invalid(src, "timelapse_folder", "\"" + s.timelapseFolder + "\"",
+                   "must be an absolute folder path");
+  }
+  if (auto st = checkTimelapseStorage(src, s, board); !st) return st;
   return {};
 }
 

@@ -72,6 +72,16 @@ struct Settings {
   std::string hlsFormat = "fmp4";
   double hlsPartSeconds = 0.2;
 
+  // --- timelapse manager (timelapse_store.h; GET/POST /api/timelapse/settings) ---
+  // "timelapse_storage": where new recordings go, "internal" | "usb" (usb only on boards that
+  // have a USB stick folder, see bsp::StorageSpec; falls back to internal while it is unplugged).
+  std::string timelapseStorage = "internal";
+  // "timelapse_folder" (--timelapse-folder): replaces the internal storage folder and turns USB
+  // storage off; "" = the board's folder. Config file and command line only: a folder is not
+  // changed over HTTP.
+  std::string timelapseFolder;
+  // --- end timelapse manager ---
+
   // The JSON config file settings changed from the control API are saved to ("" = changes are
   // applied but not saved). Set from --config, not a key of the file itself.
   std::string configFile;
@@ -116,6 +126,20 @@ std::string runtimeSettingsJson(const Settings& settings);
 hal::Status validateSettingsChange(const std::string& body, const bsp::Board& board, const Settings& current,
                                    Settings& next, std::vector<std::string>& changedKeys,
                                    std::string& errorKey);
+
+// The same over another set of keys the API may change (`allowedKeys`, e.g.
+// timelapseSettingKeys()); a known key outside it is refused as "cannot be changed from the
+// control API".
+hal::Status validateSettingsChange(const std::string& body, const bsp::Board& board, const Settings& current,
+                                   Settings& next, std::vector<std::string>& changedKeys,
+                                   std::string& errorKey, const std::vector<std::string>& allowedKeys);
+
+// ---- timelapse settings (GET/POST /api/timelapse/settings) ----
+// Every key starting with "timelapse_" or "moonraker_" and its value, as a JSON object text.
+std::string timelapseSettingsJson(const Settings& settings);
+// The keys of timelapseSettingsJson() that POST /api/timelapse/settings may change: all of them
+// but timelapse_folder (a folder path is not set over HTTP).
+const std::vector<std::string>& timelapseSettingKeys();
 
 // Save `changes` (a JSON object text of app.json keys) into the config file at `path`: the file's
 // other keys are kept (its `//` comments are not), and the file is replaced atomically: a temp

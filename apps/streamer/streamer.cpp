@@ -29,12 +29,14 @@
 #include "printcast/hal/v4l2.h"
 #include "printcast/transport/fanout.h"
 #include "printcast/transport/hls_output.h"
+#include "printcast/transport/http_range.h"
 #include "printcast/transport/http_server.h"
 #include "printcast/transport/mjpeg.h"
 #include "printcast/transport/shm_ring.h"
 #include "printcast/transport/websocket.h"
 #include "printcast/transport/websocket_hub.h"
 #include "printcast/transport/ws_stream.h"
+#include "timelapse_store.h"
 #include "web_assets.h"
 
 namespace printcast::streamer {
@@ -352,6 +354,21 @@ struct Streamer::Impl {
   std::string metrics();
   HttpResponse healthz();
   HttpResponse settingsRequest(const HttpRequest& req);
+  // Save the `keys` of `next` (as `json` gives them) to the config file, when there is one.
+  // Errors: what saveSettingsFile() returns.
+  hal::Status persistSettings(const Settings& next, const std::string& json,
+                              const std::vector<std::string>& keys);
+
+  // --- timelapse manager (timelapse_store.h): /api/timelapse/* on the control port ---
+  TimelapseStore timelapseStore{timelapseStorageOptions(settings, *board), settings.timelapseStorage};
+  // Called (under settingsMutex) after POST /api/timelapse/settings applied a change, with the
+  // new settings: the recorder re-reads its timelapse_ and moonraker_ keys here.
+  std::function<void(const Settings&)> onTimelapseSettings;
+  HttpResponse timelapseRequest(const HttpRequest& req);
+  HttpResponse timelapseSettingsRequest(const HttpRequest& req);
+  HttpResponse timelapseFileResponse(const HttpRequest& req, hal::Result<TimelapseFile> file,
+                                     const std::string& contentType, bool ranges);
+  // --- end timelapse manager ---
   // The streams this streamer serves on the stream port, for pages choosing a player:
   // {"name","path","type"}; type is "mjpeg", "jpeg", "flv", "fmp4", "hls" or "ws-h264".
   // Filled in start(); every new output adds its entry there.
@@ -1128,6 +1145,17 @@ HttpResponse Streamer::Impl::healthz() {
   return HttpResponse::text(200, "ok\n");
 }
 
+namespace {
+// The members of the JSON object text `json` named in `keys`.
+nlohmann::json onlyKeys(const std::string& json, const std::vector<std::string>& keys) {
+  nlohmann::json out = nlohmann::json::parse(json);
+  for (auto it = out.begin(); it != out.end();) {
+    it = std::find(keys.begin(), keys.end(), it.key()) == keys.end() ? out.erase(it) : std::next(it);
+  }
+  return out;
+}
+}  // namespace
+
 // GET: the runtime settings. POST {"bitrate": 1024, ...}: validate all (400 naming the key,
 // nothing applied or written), apply live, save to the config file.
 HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
@@ -1152,17 +1180,12 @@ HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
         400, nlohmann::json{{"status", "error"}, {"error", st.error().message}, {"key", errorKey}}.dump());
   }
   // Save first: a change that cannot be saved is not applied either (it would be lost silently).
-  nlohmann::json changes = nlohmann::json::parse(runtimeSettingsJson(next));
-  for (auto it = changes.begin(); it != changes.end();) {
-    it = std::find(keys.begin(), keys.end(), it.key()) == keys.end() ? changes.erase(it) : std::next(it);
+  const std::string json = runtimeSettingsJson(next);
+  if (auto st = persistSettings(next, json, keys); !st) {
+    return HttpResponse::json(
+        500, nlohmann::json{{"status", "error"}, {"error", st.error().describe()}, {"key", ""}}.dump());
   }
-  if (!next.configFile.empty()) {
-    if (auto st = saveSettingsFile(next.configFile, changes.dump()); !st) {
-      spdlog::error("settings: {}", st.error().describe());
-      return HttpResponse::json(
-          500, nlohmann::json{{"status", "error"}, {"error", st.error().describe()}, {"key", ""}}.dump());
-    }
-  }
+  const nlohmann::json changes = onlyKeys(json, keys);
   nlohmann::json restartRequired = nlohmann::json::array();
   if (next.bitrateKbps != applied.bitrateKbps || next.jpegQuality != applied.jpegQuality) {
     live.bitrateKbps = next.bitrateKbps;
@@ -1191,6 +1214,141 @@ HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
   spdlog::info("settings: changed {}{}", changes.dump(),
                applied.configFile.empty() ? " (not saved: no --config)" : "");
   return reply(200, {{"status", "ok"}, {"changed", keys}, {"restart_required", restartRequired}});
+}
+
+hal::Status Streamer::Impl::persistSettings(const Settings& next, const std::string& json,
+                                            const std::vector<std::string>& keys) {
+  if (next.configFile.empty()) return {};
+  auto st = saveSettingsFile(next.configFile, onlyKeys(json, keys).dump());
+  if (!st) spdlog::error("settings: {}", st.error().describe());
+  return st;
+}
+
+// ----------------------------------------------------------------------------- timelapse manager
+
+namespace {
+int statusFor(hal::Errc code) {
+  switch (code) {
+    case hal::Errc::InvalidArgument: return 400;
+    case hal::Errc::NoDevice: return 404;
+    default: return 500;
+  }
+}
+}  // namespace
+
+// A video or thumbnail as the body: the whole file (200), or for a GET with a satisfiable Range
+// the first range asked for (206), or 416. libmicrohttpd sends the file with sendfile() as fast
+// as the client reads, so a slow download never holds the control port's thread.
+HttpResponse Streamer::Impl::timelapseFileResponse(const HttpRequest& req, hal::Result<TimelapseFile> file,
+                                                   const std::string& contentType, bool ranges) {
+  if (!file) return HttpResponse::error(statusFor(file.code()), file.error().message);
+  const uint64_t size = file->sizeBytes;
+  auto body = std::make_shared<transport::FileBody>(file->fd, 0, size);  // owns the fd from here
+  HttpResponse r;
+  r.contentType = contentType;
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  if (ranges) r.headers.emplace_back("Accept-Ranges", "bytes");
+  transport::ByteRangeAnswer answer;
+  // RFC 9110 14.2: ranges only for GET. An If-Range (a client resuming with a validator we never
+  // sent) gets the whole file, which is always correct.
+  if (ranges && req.method == "GET" && req.header("if-range").empty()) {
+    answer = transport::parseByteRange(req.header("range"), size);
+  }
+  switch (answer.kind) {
+    case transport::ByteRangeAnswer::Kind::Unsatisfiable: {
+      HttpResponse e =
+          HttpResponse::error(416, fmt::format("range not satisfiable: the file has {} bytes", size));
+      e.headers.emplace_back("Content-Range", transport::contentRangeValue(answer, size));
+      e.headers.emplace_back("Accept-Ranges", "bytes");
+      return e;  // `body` closes the file
+    }
+    case transport::ByteRangeAnswer::Kind::Partial:
+      r.status = 206;
+      r.headers.emplace_back("Content-Range", transport::contentRangeValue(answer, size));
+      r.file = std::make_shared<transport::FileBody>(body->release(), answer.first, answer.length);
+      return r;
+    case transport::ByteRangeAnswer::Kind::Full: break;
+  }
+  r.file = std::move(body);
+  return r;
+}
+
+// GET /api/timelapse/list | storage | settings, GET /api/timelapse/thumb/<name>,
+// GET|HEAD /api/timelapse/video/<name>[.mp4], DELETE /api/timelapse/delete/<name>,
+// POST /api/timelapse/settings. `?storage=internal|usb` picks the storage of a name (default:
+// the current one, then the others). Names are checked before any file is touched.
+HttpResponse Streamer::Impl::timelapseRequest(const HttpRequest& req) {
+  const std::string& path = req.path;
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  auto tail = [&](std::string_view prefix) -> std::optional<std::string> {
+    if (path.size() < prefix.size() || path.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+    return path.substr(prefix.size());
+  };
+  if (path == "/api/timelapse/settings") return timelapseSettingsRequest(req);
+  if (path == "/api/timelapse/list") {
+    if (!get) return HttpResponse::error(405, "use GET");
+    HttpResponse r = HttpResponse::json(200, timelapseStore.listJson());
+    r.headers.emplace_back("Cache-Control", "no-store");
+    return r;
+  }
+  if (path == "/api/timelapse/storage") {
+    if (!get) return HttpResponse::error(405, "use GET");
+    return HttpResponse::json(200, timelapseStore.storageJson());
+  }
+  const std::string storage = req.arg("storage");
+  if (auto name = tail("/api/timelapse/video/")) {
+    if (!get) return HttpResponse::error(405, "use GET or HEAD");
+    return timelapseFileResponse(req, timelapseStore.openVideo(*name, storage), "video/mp4", true);
+  }
+  if (auto name = tail("/api/timelapse/thumb/")) {
+    if (!get) return HttpResponse::error(405, "use GET");
+    return timelapseFileResponse(req, timelapseStore.openThumbnail(*name, storage), "image/jpeg", false);
+  }
+  if (auto name = tail("/api/timelapse/delete/")) {
+    if (req.method != "DELETE" && req.method != "POST") return HttpResponse::error(405, "use DELETE");
+    auto removed = timelapseStore.remove(*name, storage);
+    if (!removed) return HttpResponse::error(statusFor(removed.code()), removed.error().message);
+    spdlog::info("timelapse: deleted {}", fmt::join(*removed, ", "));
+    return HttpResponse::json(200, nlohmann::json{{"status", "ok"}, {"deleted", *removed}}.dump());
+  }
+  return HttpResponse::error(404, "no such endpoint: " + path);
+}
+
+// GET: the timelapse settings (every timelapse_ and moonraker_ key). POST {"timelapse_storage":
+// "usb", ...}: validated like /api/settings (400 naming the key, nothing applied or written),
+// saved atomically to the config file, then applied.
+HttpResponse Streamer::Impl::timelapseSettingsRequest(const HttpRequest& req) {
+  auto reply = [&](int code, const nlohmann::json& extra) {
+    nlohmann::json out{{"settings", nlohmann::json::parse(timelapseSettingsJson(applied))},
+                       {"changeable", timelapseSettingKeys()},
+                       {"persisted", !applied.configFile.empty()},
+                       {"config_file", applied.configFile}};
+    out.update(extra);
+    return HttpResponse::json(code, out.dump());
+  };
+  std::lock_guard lock(settingsMutex);
+  if (req.method == "GET" || req.method == "HEAD") return reply(200, {{"status", "ok"}});
+  if (req.method != "POST") return HttpResponse::error(405, "use GET, or POST a JSON object of settings");
+  Settings next;
+  std::vector<std::string> keys;
+  std::string errorKey;
+  if (auto st =
+          validateSettingsChange(req.body, *board, applied, next, keys, errorKey, timelapseSettingKeys());
+      !st) {
+    return HttpResponse::json(
+        400, nlohmann::json{{"status", "error"}, {"error", st.error().message}, {"key", errorKey}}.dump());
+  }
+  if (auto st = persistSettings(next, timelapseSettingsJson(next), keys); !st) {
+    return HttpResponse::json(
+        500, nlohmann::json{{"status", "error"}, {"error", st.error().describe()}, {"key", ""}}.dump());
+  }
+  applied = next;
+  timelapseStore.configure(timelapseStorageOptions(applied, *board), applied.timelapseStorage);
+  if (onTimelapseSettings) onTimelapseSettings(applied);
+  ++settingsChanges;
+  spdlog::info("timelapse settings: changed {}{}", fmt::join(keys, ", "),
+               applied.configFile.empty() ? " (not saved: no --config)" : "");
+  return reply(200, {{"status", "ok"}, {"changed", keys}});
 }
 
 // The shared-memory rings for /status and /api/stats: per ring its object name, live readers,
@@ -1312,6 +1470,7 @@ HttpResponse Streamer::Impl::handleControl(const HttpRequest& req) {
   }
   if (req.path == "/api/stats") return HttpResponse::json(200, stats().dump());
   if (req.path == "/api/camera/controls") return cameraControls(req);
+  if (req.path.rfind("/api/timelapse/", 0) == 0) return timelapseRequest(req);  // timelapse manager
   if (req.path == "/status") return HttpResponse::json(200, status().dump());
   return HttpResponse::error(404, "no such endpoint: " + req.path);
 }

@@ -14,6 +14,8 @@
 //  - camera: USB UVC, YUYV and MJPEG (product.md); MJPEG first because MJPEG streams pass
 //    through without a decode and the RV1106 has one Cortex-A7 core; 10 fps = the streamer's
 //    mjpeg_fps default (product.md "Settings").
+//  - timelapse storage: the stock firmware's folders, internal /useremain/app/gk/Time-lapse-Video
+//    and the USB stick's /mnt/udisk/Time-lapse-Video (product.md "Timelapse").
 //  - encoders: x264 only; the RV1106 hardware encoder needs the vendor SDK, which is not public.
 //  - display 5 fps default, 10 max and the camera limits: SDK defaults (board.h), not yet
 //    measured on this board.
@@ -59,6 +61,12 @@ const Board kBoardAnycubicK2p{
         },
     .encoders = {.h264 = kH264Encoders},
     .limits = {},
+    .storage =
+        {
+            .timelapseInternal = "/useremain/app/gk/Time-lapse-Video",
+            .timelapseUsb = "/mnt/udisk/Time-lapse-Video",
+            .usbMount = "/mnt/udisk",
+        },
 };
 
 }  // namespace printcast::bsp::boards

@@ -51,6 +51,7 @@ const Board kBoardVirtual{
         },
     .encoders = {.h264 = kH264Encoders},
     .limits = {},
+    .storage = {},  // no fixed place: a per-user data folder (see apps/streamer/timelapse_store.h)
 };
 
 }  // namespace printcast::bsp::boards

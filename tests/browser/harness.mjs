@@ -2,7 +2,7 @@
 // Browser test harness: the streamer on the virtual board as a child process, Debian's Chromium
 // launched with exactly the flags of docs real-clients.md and driven over CDP by playwright-core,
 // a static server for player pages on another port (another origin), and small helpers.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -52,12 +52,17 @@ export class Streamer {
     writeFileSync(this.configFile, '{\n  // written by the browser tests\n  "mjpeg_fps": 10\n}\n');
     this.proc = null;
     this.log = '';
+    // The timelapse manager's folder (--timelapse-folder), seeded with real recordings.
+    this.timelapseDir = path.join(this.dir, 'Time-lapse-Video');
+    mkdirSync(this.timelapseDir, { recursive: true });
+    this.timelapseSeedError = seedTimelapses(this.timelapseDir);
   }
   async start() {
     const args = ['--board', 'virtual', '--resolution', '640x480', '--desired-fps', '15', '--display-fps', '5',
       '--port', '0', '--control-port', '0', '--flv-port', '0', '--ws-port', '0',
       // Shared-memory ring names are host-wide: one per streamer of this run.
-      '--ring-name', `printcast-browser-${process.pid}`, '--config', this.configFile, ...this.extraArgs];
+      '--ring-name', `printcast-browser-${process.pid}`, '--config', this.configFile,
+      '--timelapse-folder', this.timelapseDir, ...this.extraArgs];
     this.proc = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.log = '';
     this.proc.stdout.on('data', (d) => { this.log += d; });
@@ -88,6 +93,29 @@ export class Streamer {
   cleanup() {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+// Recordings as the timelapse recorder names them (product.md "Timelapse"), made by ffmpeg from
+// its test pattern: {name}.mp4 (H.264, fast start) and {name}_{frames}.jpg. Returns "" or why
+// nothing could be made (no ffmpeg: the timelapse test then skips).
+export const SEEDED_TIMELAPSES = [
+  { name: 'benchy_1', seconds: 3, fps: 30 },
+  { name: 'cube_2', seconds: 2, fps: 30 },
+];
+function seedTimelapses(dir) {
+  for (const { name, seconds, fps } of SEEDED_TIMELAPSES) {
+    const frames = seconds * fps;
+    const steps = [
+      ['-f', 'lavfi', '-i', `testsrc=size=320x240:rate=${fps}`, '-t', String(seconds), '-c:v', 'libx264',
+        '-pix_fmt', 'yuv420p', '-movflags', '+faststart', path.join(dir, `${name}.mp4`)],
+      ['-f', 'lavfi', '-i', 'testsrc=size=320x240', '-frames:v', '1', path.join(dir, `${name}_${frames}.jpg`)],
+    ];
+    for (const args of steps) {
+      const r = spawnSync('ffmpeg', ['-v', 'error', '-y', ...args], { encoding: 'utf8', timeout: 60000 });
+      if (r.error || r.status !== 0) return `ffmpeg failed: ${r.error ? r.error.message : r.stderr}`;
+    }
+  }
+  return '';
 }
 
 export async function launchChromium(chromium) {

@@ -239,10 +239,19 @@ TEST_F(Streamer, OurBoxParserSeesInitSegmentThenAKeyframeFragment) {
   const auto& trun = traf[2].payload;
   ASSERT_GE(trun.size(), 24u);
   EXPECT_EQ(trun[20], 0x02) << "first sample is not a keyframe";
-  // The mdat holds one access unit in length-prefixed form with an IDR slice.
+  // The mdat holds one access unit in length-prefixed form (x264 puts an SEI first) with an IDR
+  // slice and no parameter sets (those are in avcC).
   const auto& mdat = boxes[3].payload;
-  ASSERT_GE(mdat.size(), 5u);
-  EXPECT_EQ(mdat[4] & 0x1f, 5) << "first NAL unit is not an IDR slice";
+  std::vector<int> nalTypes;
+  for (size_t at = 0; at + 4 < mdat.size();) {
+    const size_t length = (size_t{mdat[at]} << 24) | (size_t{mdat[at + 1]} << 16) |
+                          (size_t{mdat[at + 2]} << 8) | size_t{mdat[at + 3]};
+    ASSERT_LE(at + 4 + length, mdat.size()) << "a NAL unit length runs past the mdat";
+    nalTypes.push_back(mdat[at + 4] & 0x1f);
+    at += 4 + length;
+  }
+  EXPECT_NE(std::find(nalTypes.begin(), nalTypes.end(), 5), nalTypes.end()) << "no IDR slice";
+  EXPECT_EQ(std::find(nalTypes.begin(), nalTypes.end(), 7), nalTypes.end()) << "an SPS in the sample";
 }
 
 // A client joining mid-GOP asks for a keyframe instead of waiting for the next one: with the

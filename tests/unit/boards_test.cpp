@@ -229,6 +229,27 @@ TEST(BoardData, AnycubicModelIdsAreUniqueAndOnlyOnAnycubicBoards) {
   }
 }
 
+// Timelapse folders: absolute, USB storage only with the mount point it lives under, and the
+// Anycubic stock folders (product.md "Timelapse").
+TEST(BoardData, TimelapseStorageFolders) {
+  for (const Board* board : allBoards()) {
+    const auto& st = board->storage;
+    for (std::string_view p : {st.timelapseInternal, st.timelapseUsb, st.usbMount}) {
+      if (!p.empty()) {
+        EXPECT_TRUE(p.starts_with("/")) << board->id << ": " << p;
+      }
+    }
+    EXPECT_EQ(st.timelapseUsb.empty(), st.usbMount.empty()) << board->id;
+    if (!st.timelapseUsb.empty()) {
+      EXPECT_TRUE(st.timelapseUsb.starts_with(std::string(st.usbMount) + "/")) << board->id;
+    }
+    if (board->id.starts_with("anycubic-")) {
+      EXPECT_EQ(st.timelapseInternal, "/useremain/app/gk/Time-lapse-Video") << board->id;
+      EXPECT_EQ(st.timelapseUsb, "/mnt/udisk/Time-lapse-Video") << board->id;
+    }
+  }
+}
+
 TEST(BoardData, ModelIdsMatchProductTable) {
   // product.md "Boards", also Rinkhals KOBRA_MODEL_ID and h264-streamer MODEL_ID_*.
   const std::array<std::pair<std::string_view, int>, 6> table{{{"anycubic-ks1", 20025},

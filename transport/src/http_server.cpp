@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cctype>
@@ -96,6 +97,16 @@ UpgradedConnection::~UpgradedConnection() {
   if (close_) close_();
 }
 
+FileBody::~FileBody() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int FileBody::release() {
+  const int fd = fd_;
+  fd_ = -1;
+  return fd;
+}
+
 struct DeferredResponse::Impl {
   std::mutex mutex;
   bool done = false;
@@ -147,6 +158,8 @@ struct HttpServer::Impl {
   std::set<std::shared_ptr<DeferredResponse>> pending;  // deferred responses not yet completed
   // Upgraded connections not yet closed. Shared: an UpgradedConnection may outlive the server.
   std::shared_ptr<std::atomic<int>> upgraded = std::make_shared<std::atomic<int>>(0);
+  // Connections whose request line or query decoded a %00 (server thread only): answered 400.
+  std::set<MHD_Connection*> nulInUrl;
 };
 
 namespace {
@@ -154,6 +167,7 @@ namespace {
 struct RequestState {
   HttpRequest request;
   bool tooLarge = false;
+  bool nulInUrl = false;
   std::shared_ptr<DeferredResponse> deferred;
   UpgradeHandler upgrade;  // the 101 response's handler, until libmicrohttpd calls onUpgrade
 };
@@ -244,6 +258,15 @@ MHD_Result queueResponse(HttpServer::Impl* server, MHD_Connection* connection, H
       return MHD_NO;
     }
     if (endless) MHD_set_response_options(response, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+  } else if (r.file) {
+    const int fd = r.file->release();
+    if (fd < 0) return queueResponse(server, connection, HttpResponse::error(500, "file body used twice"));
+    // libmicrohttpd owns (and closes) the descriptor from here on, also when this fails.
+    response = MHD_create_response_from_fd_at_offset64(r.file->length(), fd, r.file->offset());
+    if (response == nullptr) {
+      ::close(fd);
+      return MHD_NO;
+    }
   } else {
     response = MHD_create_response_from_buffer(r.body.size(), r.body.data(), MHD_RESPMEM_MUST_COPY);
     if (response == nullptr) return MHD_NO;
@@ -280,6 +303,7 @@ MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, con
     state->request.path = url;
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &collectValue, &state->request.query);
     MHD_get_connection_values(connection, MHD_HEADER_KIND, &collectHeader, &state->request.headers);
+    state->nulInUrl = server->nulInUrl.erase(connection) > 0;
     *conCls = state;
     return MHD_YES;
   }
@@ -305,6 +329,10 @@ MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, con
     return queueResponse(server, connection,
                          HttpResponse::error(413, fmt::format("request body larger than {} bytes",
                                                               server->config.maxBodyBytes)));
+  }
+  if (state->nulInUrl) {
+    return queueResponse(server, connection,
+                         HttpResponse::error(400, "the request URL has a NUL byte (%00)"));
   }
   if (state->request.method == "OPTIONS") return queueResponse(server, connection, preflight(state->request));
 
@@ -336,6 +364,24 @@ void onCompleted(void* /*cls*/, MHD_Connection* /*connection*/, void** conCls,
                  MHD_RequestTerminationCode /*code*/) {
   delete static_cast<RequestState*>(*conCls);  // NOLINT(cppcoreguidelines-owning-memory)
   *conCls = nullptr;
+}
+
+// Percent-decode the path or a query key/value in place, as libmicrohttpd does by default, and
+// remember the connection when a %00 is decoded (see onRequest).
+size_t unescapeUrl(void* cls, MHD_Connection* connection, char* s) {
+  auto* server = static_cast<HttpServer::Impl*>(cls);
+  for (const char* p = s; *p != '\0'; ++p) {
+    if (p[0] == '%' && p[1] == '0' && p[2] == '0') {
+      server->nulInUrl.insert(connection);
+      break;
+    }
+  }
+  return MHD_http_unescape(s);
+}
+
+void onConnection(void* cls, MHD_Connection* connection, void** /*socketContext*/,
+                  MHD_ConnectionNotificationCode code) {
+  if (code == MHD_CONNECTION_NOTIFY_CLOSED) static_cast<HttpServer::Impl*>(cls)->nulInUrl.erase(connection);
 }
 
 void logMhd(void* cls, const char* format, va_list ap) {
@@ -370,11 +416,12 @@ hal::Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerConfi
   const unsigned flags =
       MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
   Impl* raw = impl.get();
-  impl->daemon = MHD_start_daemon(flags, config.port, nullptr, nullptr, &onRequest, raw, MHD_OPTION_SOCK_ADDR,
-                                  reinterpret_cast<const sockaddr*>(&addr), MHD_OPTION_NOTIFY_COMPLETED,
-                                  &onCompleted, raw, MHD_OPTION_CONNECTION_LIMIT, config.connectionLimit,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, config.idleTimeoutSeconds,
-                                  MHD_OPTION_EXTERNAL_LOGGER, &logMhd, raw, MHD_OPTION_END);
+  impl->daemon = MHD_start_daemon(
+      flags, config.port, nullptr, nullptr, &onRequest, raw, MHD_OPTION_SOCK_ADDR,
+      reinterpret_cast<const sockaddr*>(&addr), MHD_OPTION_NOTIFY_COMPLETED, &onCompleted, raw,
+      MHD_OPTION_CONNECTION_LIMIT, config.connectionLimit, MHD_OPTION_CONNECTION_TIMEOUT,
+      config.idleTimeoutSeconds, MHD_OPTION_EXTERNAL_LOGGER, &logMhd, raw, MHD_OPTION_UNESCAPE_CALLBACK,
+      &unescapeUrl, raw, MHD_OPTION_NOTIFY_CONNECTION, &onConnection, raw, MHD_OPTION_END);
   if (impl->daemon == nullptr) {
     return {hal::Errc::Busy,
             fmt::format("{}: cannot listen on {}:{} (port in use or not permitted)", config.name,

@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: MIT
-// printcast timelapse manager. The API it expects (port 8081, built by the timelapse recorder):
+// printcast timelapse manager. The API it uses (port 8081; apps/streamer/timelapse_store.h and
+// docs/timelapse-manager.md):
 //   GET    /api/timelapse/list    -> {"videos": [{"name": "benchy_3",  (no extension)
-//            "size": bytes, "frames": n, "duration": seconds, "date": unix seconds or ISO 8601,
-//            "thumb": URL path of the thumbnail (optional; default /api/timelapse/thumb/<name>),
+//            "size": bytes, "frames": n (0 = unknown), "duration": seconds, "date": unix seconds,
+//            "thumb": URL path of the thumbnail (only when there is one),
 //            "storage": "internal" | "usb"}]}
 //   GET    /api/timelapse/storage -> {"current": "internal", "options": [{"id", "label", "path",
-//            "available": bool, "free_bytes"}]} (optional: only shown)
+//            "available": bool, "free_bytes": n | null}]}
 //   GET    /api/timelapse/thumb/<name>      JPEG
-//   GET    /api/timelapse/video/<name>.mp4  the MP4 (HTTP Range), played and downloaded here
-//   DELETE /api/timelapse/delete/<name>     -> 200 {"status": "ok"}
+//   GET    /api/timelapse/video/<name>.mp4  the MP4 (with or without .mp4; HTTP Range: 206 with
+//            Content-Range, 416 with "bytes */size"), played and downloaded here
+//   DELETE /api/timelapse/delete/<name>     -> 200 {"status": "ok", "deleted": [file names]}
+//   GET|POST /api/timelapse/settings        {"settings": {timelapse_* and moonraker_* keys}, ...}
+// Names and files may take ?storage=internal|usb (default: the current storage, then the
+// others). A bad name is 400, a missing one 404; errors are {"status": "error", "error": why}.
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
@@ -23,8 +28,11 @@ function fileName(v) {
 function baseName(v) {
   return v.name.replace(/\.mp4$/i, '');
 }
+function storageQuery(v) {
+  return v.storage ? '?storage=' + encodeURIComponent(v.storage) : '';
+}
 function videoUrl(v) {
-  return '/api/timelapse/video/' + encodeURIComponent(fileName(v));
+  return '/api/timelapse/video/' + encodeURIComponent(fileName(v)) + storageQuery(v);
 }
 function thumbUrl(v) {
   return typeof v.thumb === 'string' && v.thumb.startsWith('/') ? v.thumb : '/api/timelapse/thumb/' + encodeURIComponent(baseName(v));
@@ -83,7 +91,7 @@ function play(v) {
 
 async function remove(v) {
   if (!confirm('Delete ' + v.name + '? This cannot be undone.')) return;
-  const r = await fetch('/api/timelapse/delete/' + encodeURIComponent(baseName(v)), { method: 'DELETE' });
+  const r = await fetch('/api/timelapse/delete/' + encodeURIComponent(baseName(v)) + storageQuery(v), { method: 'DELETE' });
   if (!r.ok) {
     const body = await r.json().catch(() => ({}));
     alert('Not deleted: ' + (body.error || 'HTTP ' + r.status));

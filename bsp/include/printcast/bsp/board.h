@@ -86,6 +86,15 @@ struct Limits {
   int maxCameraFps = 30;
 };
 
+// Where the printer keeps timelapse videos (the streamer's timelapse recorder and manager).
+// Empty: the board has no such place (the app then uses a per-user data folder for internal
+// storage, and offers no USB storage).
+struct StorageSpec {
+  std::string_view timelapseInternal;  // folder on persistent on-board storage
+  std::string_view timelapseUsb;       // folder on the USB stick
+  std::string_view usbMount;           // the USB stick's mount point: USB storage is there only while mounted
+};
+
 struct Board {
   std::string_view id;    // "anycubic-ks1": the --board value and the bsp/ folder name
   std::string_view name;  // "Anycubic Kobra S1"
@@ -95,6 +104,7 @@ struct Board {
   CameraSpec camera;
   EncoderSpec encoders;
   Limits limits;
+  StorageSpec storage;
 };
 
 }  // namespace printcast::bsp

@@ -78,6 +78,12 @@ struct HttpResponse {
   uint64_t streamSize = kUnknownSize;
   std::function<void()> onClose;
 
+  // File: when set, the body is `file`'s bytes [offset, offset + length), which libmicrohttpd
+  // sends with sendfile() as fast as the client's socket takes them (never blocking the server
+  // thread on a slow client, never holding the file in memory). Content-Length is `length`;
+  // for a HEAD request nothing is sent. The descriptor is closed when the response is done.
+  std::shared_ptr<class FileBody> file;
+
   // Deferred: the connection waits (suspended, not blocking a thread) until another thread
   // calls complete() on this object.
   std::shared_ptr<DeferredResponse> deferred;
@@ -93,6 +99,27 @@ struct HttpResponse {
   static HttpResponse text(int status, std::string body);
   static HttpResponse json(int status, std::string body);
   static HttpResponse error(int status, const std::string& reason);  // {"status":"error","error":reason}
+};
+
+// An open regular file to send as a response body (HttpResponse::file). Owns the descriptor.
+// Threading: hand it to one response; the server takes the descriptor on the server thread.
+class FileBody {
+ public:
+  // `fd` must be a regular file open for reading; [offset, offset + length) must lie inside it.
+  FileBody(int fd, uint64_t offset, uint64_t length) : fd_(fd), offset_(offset), length_(length) {}
+  ~FileBody();
+  FileBody(const FileBody&) = delete;
+  FileBody& operator=(const FileBody&) = delete;
+
+  uint64_t offset() const { return offset_; }
+  uint64_t length() const { return length_; }
+  // Give the descriptor away (the caller now closes it); -1 if already given.
+  int release();
+
+ private:
+  int fd_;
+  uint64_t offset_;
+  uint64_t length_;
 };
 
 // A response produced later. Thread-safe; complete() takes effect once (later calls ignored).
@@ -129,9 +156,14 @@ struct HttpServerConfig {
   unsigned idleTimeoutSeconds = 60;  // a connection that neither reads nor writes this long closes
 };
 
-// Threading: one internal libmicrohttpd polling thread calls `handler` for each complete
-// request; the handler must return quickly (no blocking I/O, no waiting). OPTIONS requests are
-// answered by the server itself (CORS preflight). stop() may be called from any thread once.
+// Threading: one internal libmicrohttpd polling thread (epoll/poll over non-blocking sockets)
+// serves every connection of the port and calls `handler` for each complete request; the handler
+// must return quickly (no blocking I/O, no waiting). A slow or stalled client never holds that
+// thread: streams, files and buffers are written only as far as its socket accepts, then the
+// thread moves on to the other connections. OPTIONS requests are answered by the server itself
+// (CORS preflight). A URL whose path or query has a percent-encoded NUL (%00) is answered 400 by
+// the server itself: a NUL would silently cut the decoded path short (".../x%00.mp4" read as
+// ".../x"). stop() may be called from any thread once.
 class HttpServer {
  public:
   // Errors: Busy (port in use), InvalidArgument (bad host), Io.
