@@ -247,7 +247,12 @@ void Segmenter::push(const hal::PacketPtr& accessUnit) {
       if (ticks - seg.startTicks >= maxTicks || seg.bytes + pendingBytes > config_.maxBytes / 2) {
         pending_.pop_back();
         closePartLocked(ticks);
-        closeSegmentLocked();
+        if (segments_.back().parts.empty()) {  // one huge access unit: nothing was published
+          segments_.pop_back();
+          --nextMsn_;
+        } else {
+          closeSegmentLocked();
+        }
         started_ = false;
         discontinuityNext_ = true;
         ++dropped_;
