@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
   int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, bitrate = -1, gop = -1,
       jpegQuality = -1, mjpegFps = -1, displayFps = -1, ringSizeMb = -1;
   bool noDisplay = false, listBoards = false, unpaced = false, noRing = false;
-  std::string ringName;
+  std::string ringName, hlsFormat;
+  double hlsSegmentSeconds = -1, hlsPartSeconds = -1;
   app.add_option("-c,--config", configPath, "JSON settings file (h264-streamer app.json keys)");
   app.add_option("--board", boardId, "Board id (default: detect; see --list-boards)");
   app.add_flag("--list-boards", listBoards, "List the built-in boards and exit");
@@ -77,6 +78,13 @@ int main(int argc, char** argv) {
                  "Shared-memory ring name prefix: /dev/shm/NAME-h264 and NAME-jpeg (default printcast)");
   app.add_option("--ring-size-mb", ringSizeMb, "Frame data per ring, MiB (default 8)")
       ->check(CLI::Range(1, 256));
+  app.add_option("--hls-format", hlsFormat, "HLS segments: fmp4 (default) or ts")
+      ->check(CLI::IsMember({"fmp4", "ts"}));
+  app.add_option("--hls-segment-seconds", hlsSegmentSeconds, "HLS segment target duration (default 1)")
+      ->check(CLI::Range(0.5, 10.0));
+  app.add_option("--hls-part-seconds", hlsPartSeconds,
+                 "LL-HLS part target duration (default 0.2; 0 = no parts, no low-latency mode)")
+      ->check(CLI::Range(0.0, 5.0));
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error|off or ustreamer's 0..3");
   std::string timelapseFolder;  // timelapse manager
   app.add_option("--timelapse-folder", timelapseFolder,
@@ -131,6 +139,9 @@ int main(int argc, char** argv) {
   if (!ringName.empty()) settings.ringName = ringName;
   if (ringSizeMb > 0) settings.ringSizeMb = ringSizeMb;
   if (!logLevel.empty()) settings.logLevel = logLevel;
+  if (!hlsFormat.empty()) settings.hlsFormat = hlsFormat;
+  if (hlsSegmentSeconds >= 0) settings.hlsSegmentSeconds = hlsSegmentSeconds;
+  if (hlsPartSeconds >= 0) settings.hlsPartSeconds = hlsPartSeconds;
   if (!timelapseFolder.empty()) settings.timelapseFolder = timelapseFolder;  // timelapse manager
 
   const auto level = parseLogLevel(settings.logLevel);
@@ -182,6 +193,8 @@ int main(int argc, char** argv) {
   fmt::print("  camera H.264/FLV  {}/flv\n", base);
   fmt::print("  camera H.264/WS   ws://{}:{}/ws   (?ts=1: 8-byte ms timestamp after each frame)\n", shownHost,
              (*streamer)->streamPort());
+  fmt::print("  camera HLS        {}/hls/stream.m3u8   ({}{})\n", base, settings.hlsFormat,
+             settings.hlsPartSeconds > 0 ? ", low-latency parts" : "");
   fmt::print("  printer screen    {}/display  and {}/display/snapshot\n", base, base);
   fmt::print("  status            {}/status\n", base);
   fmt::print("  touch API         POST {}/api/touch  {{\"x\":400,\"y\":240}}\n", control);

@@ -50,6 +50,29 @@ Status readInt(const nlohmann::json& v, const std::string& source, const std::st
   return {};
 }
 
+// A number of seconds in lo..hi, or exactly 0 when `zeroAllowed` (a switch-off value).
+Status readSeconds(const nlohmann::json& v, const std::string& source, const std::string& key, double lo,
+                   double hi, bool zeroAllowed, double& out) {
+  const std::string rule =
+      fmt::format("must be a number of seconds in {}..{}{}", lo, hi, zeroAllowed ? ", or 0 for off" : "");
+  double value = 0;
+  if (v.is_number()) {
+    value = v.get<double>();
+  } else if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    const auto* end = s.data() + s.size();
+    auto [ptr, ec] = std::from_chars(s.data(), end, value);
+    if (ec != std::errc() || ptr != end || s.empty()) return invalid(source, key, v.dump(), rule);
+  } else {
+    return invalid(source, key, v.dump(), rule);
+  }
+  if (!std::isfinite(value) || ((value < lo || value > hi) && !(zeroAllowed && value == 0))) {
+    return invalid(source, key, v.dump(), rule);
+  }
+  out = value;
+  return {};
+}
+
 Status readBool(const nlohmann::json& v, const std::string& source, const std::string& key, bool& out) {
   if (v.is_boolean()) {
     out = v.get<bool>();
@@ -97,6 +120,7 @@ Status readString(const nlohmann::json& v, const std::string& source, const std:
 
 const std::vector<std::string> kModes = {"go-klipper", "vanilla-klipper"};
 const std::vector<std::string> kEncoderTypes = {"auto", "x264"};
+const std::vector<std::string> kHlsFormats = {"fmp4", "ts"};
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
 const std::vector<std::string> kTimelapseStorages = {"internal", "usb"};
 
@@ -195,6 +219,9 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "ring_size_mb") return readInt(v, source, key, 1, 256, s.ringSizeMb);
   if (key == "allow_origin") return readString(v, source, key, s.allowOrigin);
   if (key == "log_level") return readChoice(v, source, key, kLogLevels, s.logLevel);
+  if (key == "hls_segment_seconds") return readSeconds(v, source, key, 0.5, 10, false, s.hlsSegmentSeconds);
+  if (key == "hls_part_seconds") return readSeconds(v, source, key, 0.1, 5, true, s.hlsPartSeconds);
+  if (key == "hls_format") return readChoice(v, source, key, kHlsFormats, s.hlsFormat);
   // --- timelapse manager ---
   if (key == "timelapse_storage") return readChoice(v, source, key, kTimelapseStorages, s.timelapseStorage);
   if (key == "timelapse_folder") {
@@ -477,6 +504,19 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
   }
   if (s.flvPort < -1 || s.flvPort > 65535) {
     return invalid(src, "flv_port", std::to_string(s.flvPort), "must be in 0..65535, or -1 for off");
+  }
+  if (!(s.hlsSegmentSeconds >= 0.5 && s.hlsSegmentSeconds <= 10)) {
+    return invalid(src, "hls_segment_seconds", fmt::format("{}", s.hlsSegmentSeconds),
+                   "must be a number of seconds in 0.5..10");
+  }
+  if (!(s.hlsPartSeconds == 0 || (s.hlsPartSeconds >= 0.1 && s.hlsPartSeconds <= 5))) {
+    return invalid(src, "hls_part_seconds", fmt::format("{}", s.hlsPartSeconds),
+                   "must be a number of seconds in 0.1..5, or 0 for off");
+  }
+  if (s.hlsPartSeconds > 0 && s.hlsPartSeconds > s.hlsSegmentSeconds / 2) {
+    return invalid(
+        src, "hls_part_seconds", fmt::format("{}", s.hlsPartSeconds),
+        fmt::format("must be at most half of hls_segment_seconds ({}), or 0 for off", s.hlsSegmentSeconds));
   }
   if (s.wsPort < -1 || s.wsPort > 65535) {
     return invalid(src, "ws_port", std::to_string(s.wsPort), "must be in 0..65535, or -1 for off");

@@ -64,6 +64,13 @@ struct Settings {
   std::string ringName = "printcast";  // 1..180 of [A-Za-z0-9._-]
   int ringSizeMb = 8;
   std::string logLevel = "info";  // trace|debug|info|warn|error|off
+  // HLS (/hls/stream.m3u8, docs/hls.md): segments close at the first IDR after
+  // "hls_segment_seconds" (0.5..10; the encoder is asked for an IDR then); "hls_format" "fmp4"
+  // (EXT-X-MAP + .m4s) or "ts" (MPEG-TS); "hls_part_seconds" the LL-HLS part target (0.1..5 and
+  // at most half a segment; 0 = no partial segments, no low-latency mode).
+  double hlsSegmentSeconds = 1.0;
+  std::string hlsFormat = "fmp4";
+  double hlsPartSeconds = 0.2;
 
   // --- timelapse manager (timelapse_store.h; GET/POST /api/timelapse/settings) ---
   // "timelapse_storage": where new recordings go, "internal" | "usb" (usb only on boards that

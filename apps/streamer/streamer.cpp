@@ -34,6 +34,7 @@
 #include "printcast/hal/no_signal.h"
 #include "printcast/hal/v4l2.h"
 #include "printcast/transport/fanout.h"
+#include "printcast/transport/hls_output.h"
 #include "printcast/transport/http_range.h"
 #include "printcast/transport/http_server.h"
 #include "printcast/transport/mjpeg.h"
@@ -258,6 +259,7 @@ struct Streamer::Impl {
   transport::FlvStream flv;
   transport::Fmp4Stream fmp4;                      // /stream.mp4
   transport::WsStream wsStream;                    // /ws and the reCamera port: one AU per message
+  std::unique_ptr<transport::HlsOutput> hls;       // /hls/stream.m3u8 (segments in memory)
   std::unique_ptr<transport::WebSocketHub> wsHub;  // serves every upgraded WebSocket
   SnapshotBoard snapshots;
   RateMeter cameraRate, mjpegRate, h264Rate;
@@ -437,6 +439,7 @@ struct Streamer::Impl {
   // Filled in start(); every new output adds its entry there.
   std::vector<nlohmann::json> outputs;
   nlohmann::json ringStats();
+  nlohmann::json hlsStats();
 };
 
 // ----------------------------------------------------------------------------- camera
@@ -961,6 +964,7 @@ void Streamer::Impl::housekeepingLoop() {
       skipInterval = skipper.interval();
     }
     snapshots.expire(3s, "no camera frame within 3 s: " + getCameraState());
+    hls->expire();
     displaySnapshots.expire(3s, "no display frame within 3 s");
   }
 }
@@ -1039,6 +1043,7 @@ nlohmann::json Streamer::Impl::status() {
       {"touch", {{"enabled", touch != nullptr}, {"error", touchError}}},
       {"rings", ringStats()},
       {"clients", clientCounts()},
+      {"hls", hlsStats()},
       {"outputs", outputs},
       {"stream_port", streamServer ? streamServer->port() : 0},
       {"control_port", controlServer ? controlServer->port() : 0},
@@ -1094,6 +1099,7 @@ nlohmann::json Streamer::Impl::stats() {
         {"pings", wsHub ? wsHub->stats().pings : 0},
         {"protocol_errors", wsHub ? wsHub->stats().protocolErrors : 0}}},
       {"rings", ringStats()},
+      {"hls", hlsStats()},
       {"touches", touchCount.load()},
       {"camera_state", getCameraState()},
       {"camera", cameraStatus()},
@@ -1183,6 +1189,17 @@ std::string Streamer::Impl::metrics() {
   family("printcast_h264_skip_interval", "gauge",
          "H.264 encodes every Nth camera frame (slider and auto-skip)");
   sample("printcast_h264_skip_interval", "", std::max(skipInterval.load(), live.frameSkip.load()));
+  const auto hlsNow = hls->segmenter().stats();
+  family("printcast_hls_watched", "gauge", "1 while something fetched from /hls/ in the last few seconds");
+  sample("printcast_hls_watched", "", hls->watched() ? 1 : 0);
+  family("printcast_hls_segments_total", "counter", "HLS segments completed");
+  sample("printcast_hls_segments_total", "", static_cast<double>(hlsNow.segmentsProduced));
+  family("printcast_hls_parts_total", "counter", "HLS partial segments (LL-HLS parts) completed");
+  sample("printcast_hls_parts_total", "", static_cast<double>(hlsNow.partsProduced));
+  family("printcast_hls_bytes", "gauge", "Bytes of HLS segments held in memory");
+  sample("printcast_hls_bytes", "", static_cast<double>(hlsNow.bytes));
+  family("printcast_hls_requests_total", "counter", "Requests under /hls/");
+  sample("printcast_hls_requests_total", "", static_cast<double>(hls->requests()));
   family("printcast_touches_total", "counter", "Taps injected into the touch panel");
   sample("printcast_touches_total", "", static_cast<double>(touchCount.load()));
   family("printcast_uptime_seconds", "gauge", "Seconds since the streamer started");
@@ -1422,6 +1439,21 @@ nlohmann::json Streamer::Impl::ringStats() {
   return out;
 }
 
+// HLS for /status and /api/stats: whether someone watches, held (blocking) requests, the window.
+nlohmann::json Streamer::Impl::hlsStats() {
+  const auto st = hls->segmenter().stats();
+  return {{"watched", hls->watched()},
+          {"requests", hls->requests()},
+          {"waiting", hls->waiting()},
+          {"media_sequence", st.mediaSequence},
+          {"segments", st.segments},
+          {"segments_produced", st.segmentsProduced},
+          {"parts_produced", st.partsProduced},
+          {"bytes", st.bytes},
+          {"target_duration_s", st.targetDurationS},
+          {"format", settings.hlsFormat}};
+}
+
 HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
   if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "only GET is served here");
   std::string path = req.path;
@@ -1441,6 +1473,10 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
     if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
     if (path == "/stream.mp4") return fmp4Response();
     return path == "/flv" ? flvResponse(false) : wsResponse(req, req.arg("ts") == "1");
+  }
+  if (path.rfind("/hls/", 0) == 0) {
+    if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
+    return hls->handle(req, std::string_view(path).substr(5));  // a lookup key, never a file path
   }
   if (path == "/state") return HttpResponse::json(200, ustreamerState().dump());
   if (path == "/metrics") {
@@ -1471,6 +1507,7 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
         "<!doctype html><meta charset=utf-8><title>printcast</title><h1>printcast on {}</h1><ul>"
         "<li><a href=/stream>/stream</a> MJPEG<li><a href=/snapshot>/snapshot</a> JPEG"
         "<li><a href=/stream.mp4>/stream.mp4</a> H.264 in fragmented MP4 (a plain &lt;video&gt;)"
+        "<li><a href=/hls/stream.m3u8>/hls/stream.m3u8</a> HLS"
         "<li><a href=/flv>/flv</a> H.264 in FLV<li>/ws H.264 over WebSocket (?ts=1: timestamps)<li><a "
         "href=/display>/display</a> printer screen"
         "<li><a href=/display/snapshot>/display/snapshot</a><li><a href=/status>/status</a></ul>",
@@ -1772,6 +1809,23 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   s.h264Outputs.push_back({"ws", [&s] { return s.wsStream.clientCount() > 0; },
                            [&s](const hal::PacketPtr& p) { s.wsStream.publish(p); },
                            [&s] { s.wsStream.closeAll(); }});
+  {
+    transport::hls::Config hc;
+    hc.format = settings.hlsFormat == "ts" ? transport::hls::Format::MpegTs : transport::hls::Format::Fmp4;
+    hc.segmentTarget = std::chrono::milliseconds(std::lround(settings.hlsSegmentSeconds * 1000));
+    hc.partTarget = std::chrono::milliseconds(std::lround(settings.hlsPartSeconds * 1000));
+    s.hls = std::make_unique<transport::HlsOutput>(hc);
+  }
+  // HLS has no connections to count: it is watched while someone fetched from it recently. A
+  // viewer arriving after an idle spell gets a fresh IDR; while watched, the encoder is asked
+  // for an IDR whenever a segment is due to close, so segments last about hls_segment_seconds.
+  s.hls->setOnViewer([&s] { s.keyframeWanted = true; });
+  s.h264Outputs.push_back({"hls", [&s] { return s.hls->watched(); },
+                           [&s](const hal::PacketPtr& p) {
+                             s.hls->publish(p);
+                             if (s.hls->keyframeDue()) s.keyframeWanted = true;
+                           },
+                           [&s] { s.hls->closeAll("H.264 is disabled (h264_enabled = false)"); }});
   auto hub = transport::WebSocketHub::start({});
   if (!hub) return hub.error();
   s.wsHub = std::move(*hub);
@@ -1782,7 +1836,12 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
                {{"name", "snapshot"}, {"path", "/snapshot"}, {"type", "jpeg"}},
                {{"name", "fmp4"}, {"path", "/stream.mp4"}, {"type", "fmp4"}},
                {{"name", "flv"}, {"path", "/flv"}, {"type", "flv"}},
-               {{"name", "ws"}, {"path", "/ws"}, {"type", "h264-annexb-websocket"}}};
+               {{"name", "ws"}, {"path", "/ws"}, {"type", "h264-annexb-websocket"}},
+               {{"name", "hls"},
+                {"path", "/hls/stream.m3u8"},
+                {"type", "hls"},
+                {"format", settings.hlsFormat},
+                {"low_latency", settings.hlsPartSeconds > 0}}};
   if (settings.displayEnabled) {
     s.outputs.push_back({{"name", "display"}, {"path", "/display"}, {"type", "mjpeg"}});
     s.outputs.push_back({{"name", "display-snapshot"}, {"path", "/display/snapshot"}, {"type", "jpeg"}});
@@ -1928,6 +1987,7 @@ void Streamer::stop() {
   s.fmp4.closeAll();
   s.displayStream.closeAll();
   s.wsStream.closeAll();
+  s.hls->closeAll("streamer is stopping");
   // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
   // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
   if (s.wsHub) s.wsHub->stop();

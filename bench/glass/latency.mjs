@@ -2,6 +2,8 @@
 // Glass-to-browser latency of each output, measured in headless Chromium.
 //
 //   node bench/glass/latency.mjs STREAMER_BIN [seconds per output, default 10]
+//   STREAMER_ARGS="--hls-part-seconds 0.1" OUTPUTS=hls,ll-hls node bench/glass/latency.mjs ...
+//     (extra streamer flags; only the listed outputs)
 //
 // The virtual board's test pattern draws the wall-clock time of each frame's synthesis into a
 // timecode strip along its bottom edge (hal/test_pattern.h: 32 cells, MSB first, white = 1).
@@ -24,13 +26,13 @@ if (!streamerBin || !fs.existsSync(streamerBin)) {
   process.exit(2);
 }
 
-const { child, port } = await startStreamer(streamerBin);
+const { child, port } = await startStreamer(streamerBin, (process.env.STREAMER_ARGS || '').split(' ').filter(Boolean));
 const server = await servePlayerPage(port);
 const browser = await launchChromium();
 console.log(`glass-to-browser latency, 640x480 30 fps test pattern, ${seconds} s per output (${os.cpus().length} cores)`);
 console.log('output     pictures   p50_ms   p95_ms   max_ms');
 try {
-  for (const output of OUTPUTS) {
+  for (const output of OUTPUTS.filter((o) => !process.env.OUTPUTS || process.env.OUTPUTS.split(',').includes(o))) {
     const { tab, errors } = await openPlayer(browser.context, server, output);
     // Let the player settle (first keyframe, buffering), then measure a window.
     await tab.waitForTimeout(3000);

@@ -856,4 +856,151 @@ TEST(StreamerLifecycle, BadConfigValueNamesTheKeyAndRange) {
       << r.out << r.err;
 }
 
+// ---- HLS (/hls/stream.m3u8) ----
+
+// The value of a "#TAG:value" line, or "" when the playlist has none.
+std::string tagValue(const std::string& playlist, const std::string& tag) {
+  const auto at = playlist.find(tag + ":");
+  if (at == std::string::npos) return "";
+  const auto end = playlist.find('\n', at);
+  return playlist.substr(at + tag.size() + 1, end - at - tag.size() - 1);
+}
+
+// ffmpeg decodes 3 s of the live playlist without an error; ffprobe's first packet is a keyframe
+// and the timestamps of the first 30 packets increase.
+void expectHlsPlaysInFfmpeg(uint16_t port) {
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/hls/stream.m3u8";
+  const CommandResult decode =
+      runCommand({"ffmpeg", "-v", "error", "-i", url, "-t", "3", "-f", "null", "-"}, 60s);
+  EXPECT_EQ(decode.exitCode, 0) << decode.err;
+  EXPECT_EQ(decode.err, "");
+  const CommandResult probe =
+      runCommand({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                  "packet=pts_time,flags", "-read_intervals", "%+#30", "-of", "csv=p=0", url},
+                 60s);
+  ASSERT_EQ(probe.exitCode, 0) << probe.err;
+  std::istringstream lines(probe.out);
+  std::string line;
+  double last = -1;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    if (n == 0) {
+      EXPECT_NE(line.find('K'), std::string::npos) << "first packet is not a keyframe: " << probe.out;
+    }
+    const double t = std::stod(line.substr(0, line.find(',')));
+    EXPECT_GT(t, last) << probe.out;
+    last = t;
+    ++n;
+  }
+  EXPECT_GE(n, 20) << probe.out;
+}
+
+TEST_F(Streamer, HlsFmp4PlaylistPlaysInFfmpegWithTheRightHeaders) {
+  const auto r = httpRequest(process_->streamPort(), "GET", "/hls/stream.m3u8?cacheBust=1");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers.at("content-type"), "application/vnd.apple.mpegurl");
+  EXPECT_EQ(r.headers.at("cache-control"), "no-cache");
+  EXPECT_EQ(r.headers.at("access-control-allow-origin"), "*");
+  EXPECT_EQ(tagValue(r.body, "#EXT-X-TARGETDURATION"), "1") << r.body;
+  EXPECT_NE(r.body.find("#EXT-X-MAP:URI="), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("#EXT-X-PART-INF:PART-TARGET="), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("#EXT-X-PRELOAD-HINT:TYPE=PART"), std::string::npos) << r.body;
+  // A segment: video/mp4, cacheable for long (its name is never reused).
+  const auto seg = r.body.find(".m4s\n");
+  ASSERT_NE(seg, std::string::npos) << r.body;
+  const auto start = r.body.rfind('\n', seg) + 1;
+  const auto s = httpRequest(process_->streamPort(), "GET", "/hls/" + r.body.substr(start, seg + 4 - start));
+  EXPECT_EQ(s.status, 200);
+  EXPECT_EQ(s.headers.at("content-type"), "video/mp4");
+  EXPECT_EQ(s.headers.at("cache-control"), "max-age=86400");
+  EXPECT_EQ(s.body.substr(4, 4), "moof");
+  expectHlsPlaysInFfmpeg(process_->streamPort());
+  const auto status = nlohmann::json::parse(httpRequest(process_->streamPort(), "GET", "/status").body);
+  EXPECT_TRUE(status["hls"]["watched"].get<bool>());
+  bool listed = false;
+  for (const auto& o : status["outputs"])
+    listed = listed || (o["type"] == "hls" && o["path"] == "/hls/stream.m3u8");
+  EXPECT_TRUE(listed) << status["outputs"].dump();
+}
+
+TEST(StreamerLifecycle, HlsMpegTsSegmentsPlayInFfmpeg) {
+  StreamerProcess p(PRINTCAST_STREAMER_BIN,
+                    {"--board", "virtual", "--resolution", "320x240", "--desired-fps", "15", "--hls-format",
+                     "ts", "--hls-part-seconds", "0", "--no-display"});
+  ASSERT_TRUE(p.ok()) << p.log();
+  const auto r = httpRequest(p.streamPort(), "GET", "/hls/stream.m3u8");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body.find("#EXT-X-PART"), std::string::npos) << "no parts with hls_part_seconds 0: " << r.body;
+  EXPECT_EQ(r.body.find("#EXT-X-MAP"), std::string::npos) << r.body;
+  const auto seg = r.body.find(".ts\n");
+  ASSERT_NE(seg, std::string::npos) << r.body;
+  const auto start = r.body.rfind('\n', seg) + 1;
+  const auto s = httpRequest(p.streamPort(), "GET", "/hls/" + r.body.substr(start, seg + 3 - start));
+  EXPECT_EQ(s.status, 200);
+  EXPECT_EQ(s.headers.at("content-type"), "video/mp2t");
+  ASSERT_GE(s.body.size(), 188u);
+  EXPECT_EQ(s.body.size() % 188, 0u);
+  EXPECT_EQ(s.body[0], 0x47);
+  expectHlsPlaysInFfmpeg(p.streamPort());
+}
+
+TEST_F(Streamer, HlsBlockingReloadIsAnsweredWhenThePartAppears) {
+  const uint16_t port = process_->streamPort();
+  auto r = httpRequest(port, "GET", "/hls/stream.m3u8");
+  ASSERT_EQ(r.status, 200) << r.body;
+  // The preload hint names the next part: ask for the playlist that holds it.
+  const std::string hint = tagValue(r.body, "#EXT-X-PRELOAD-HINT");
+  const auto dash = hint.find("part-");
+  ASSERT_NE(dash, std::string::npos) << r.body;
+  const auto dot = hint.find('.', dash);
+  const std::string msn = hint.substr(dash + 5, dot - dash - 5);
+  const std::string part = hint.substr(dot + 1, hint.find('.', dot + 1) - dot - 1);
+  const auto asked = std::chrono::steady_clock::now();
+  const auto held = httpRequest(port, "GET", "/hls/stream.m3u8?_HLS_msn=" + msn + "&_HLS_part=" + part);
+  const auto waited = std::chrono::steady_clock::now() - asked;
+  ASSERT_EQ(held.status, 200) << held.body;
+  EXPECT_NE(held.body.find("part-" + msn + "." + part + "."), std::string::npos) << held.body;
+  EXPECT_LT(waited, 1500ms) << "answered once the part was out (parts are 0.2 s)";
+  // The part itself.
+  const std::string uri = hint.substr(hint.find("URI=\"") + 5, hint.rfind('"') - hint.find("URI=\"") - 5);
+  const auto partReply = httpRequest(port, "GET", "/hls/" + uri);
+  EXPECT_EQ(partReply.status, 200);
+  EXPECT_EQ(partReply.body.substr(4, 4), "moof");
+
+  EXPECT_EQ(httpRequest(port, "GET", "/hls/stream.m3u8?_HLS_msn=x").status, 400);
+  EXPECT_EQ(httpRequest(port, "GET", "/hls/stream.m3u8?_HLS_part=1").status, 400);
+  const auto tooFar =
+      httpRequest(port, "GET", "/hls/stream.m3u8?_HLS_msn=" + std::to_string(std::stoull(msn) + 10));
+  EXPECT_EQ(tooFar.status, 400);
+  EXPECT_NE(tooFar.body.find("live edge"), std::string::npos) << tooFar.body;
+}
+
+TEST_F(Streamer, HlsSegmentsThatLeftTheWindowAre404) {
+  const uint16_t port = process_->streamPort();
+  auto r = httpRequest(port, "GET", "/hls/stream.m3u8");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto map = tagValue(r.body, "#EXT-X-MAP");
+  const std::string token = map.substr(map.find('"') + 1, map.find('/') - map.find('"') - 1);
+  // Wait (blocking reloads, a deadline) until the window has moved past at least one segment.
+  uint64_t sequence = std::stoull(tagValue(r.body, "#EXT-X-MEDIA-SEQUENCE"));
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (sequence == 0 && std::chrono::steady_clock::now() < deadline) {
+    const std::string last = r.body.substr(r.body.rfind("seg-") + 4);
+    const uint64_t next = std::stoull(last.substr(0, last.find('.'))) + 1;
+    r = httpRequest(port, "GET", "/hls/stream.m3u8?_HLS_msn=" + std::to_string(next));
+    ASSERT_EQ(r.status, 200) << r.body;
+    sequence = std::stoull(tagValue(r.body, "#EXT-X-MEDIA-SEQUENCE"));
+  }
+  ASSERT_GT(sequence, 0u) << r.body;
+  const auto gone =
+      httpRequest(port, "GET", "/hls/" + token + "/seg-" + std::to_string(sequence - 1) + ".m4s");
+  EXPECT_EQ(gone.status, 404);
+  EXPECT_NE(gone.body.find("left the live window"), std::string::npos) << gone.body;
+  EXPECT_EQ(httpRequest(port, "GET", "/hls/" + token + "/seg-" + std::to_string(sequence) + ".m4s").status,
+            200);
+  EXPECT_EQ(httpRequest(port, "GET", "/hls/" + token + "/seg-99999.m4s").status, 404);
+  EXPECT_EQ(httpRequest(port, "GET", "/hls/../status").status, 404);
+}
+
 }  // namespace

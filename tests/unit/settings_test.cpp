@@ -327,6 +327,41 @@ TEST(Settings, RingKeysAndTheirErrors) {
   EXPECT_NE(st.error().message.find("ring_name = \"../etc/x\""), std::string::npos) << st.error().message;
 }
 
+TEST(Settings, HlsKeysTheirDefaultsAndErrors) {
+  Settings defaults;
+  EXPECT_DOUBLE_EQ(defaults.hlsSegmentSeconds, 1.0);
+  EXPECT_EQ(defaults.hlsFormat, "fmp4");
+  EXPECT_DOUBLE_EQ(defaults.hlsPartSeconds, 0.2);
+  Settings s;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(applyConfigJson(R"({"hls_segment_seconds": "2.5", "hls_format": "ts", "hls_part_seconds": 0})",
+                              "app.json", s, warnings)
+                  .ok());
+  EXPECT_DOUBLE_EQ(s.hlsSegmentSeconds, 2.5);
+  EXPECT_EQ(s.hlsFormat, "ts");
+  EXPECT_DOUBLE_EQ(s.hlsPartSeconds, 0.0);
+  EXPECT_TRUE(warnings.empty());
+  EXPECT_EQ(errorOf(R"({"hls_segment_seconds": 0.1})"),
+            "app.json: hls_segment_seconds = 0.1: must be a number of seconds in 0.5..10");
+  EXPECT_EQ(errorOf(R"({"hls_segment_seconds": 0})"),
+            "app.json: hls_segment_seconds = 0: must be a number of seconds in 0.5..10");
+  EXPECT_EQ(errorOf(R"({"hls_part_seconds": 0.05})"),
+            "app.json: hls_part_seconds = 0.05: must be a number of seconds in 0.1..5, or 0 for off");
+  EXPECT_EQ(errorOf(R"({"hls_part_seconds": "fast"})"),
+            "app.json: hls_part_seconds = \"fast\": must be a number of seconds in 0.1..5, or 0 for off");
+  EXPECT_EQ(errorOf(R"({"hls_format": "webm"})"), "app.json: hls_format = \"webm\": must be one of fmp4, ts");
+  auto board = printcast::bsp::findBoard("virtual");
+  ASSERT_TRUE(board.ok());
+  Settings bad;
+  bad.hlsSegmentSeconds = 1;
+  bad.hlsPartSeconds = 0.8;
+  auto st = finalizeSettings(bad, **board);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("hls_part_seconds = 0.8: must be at most half of hls_segment_seconds"),
+            std::string::npos)
+      << st.error().message;
+}
+
 // --- timelapse recording keys (feat-tlrec) ---
 
 TEST(TimelapseSettings, DefaultsFromProductMd) {

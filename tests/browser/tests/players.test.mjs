@@ -58,6 +58,22 @@ export const tests = [
     },
   },
   {
+    name: 'hls.js plays MPEG-TS segments (--hls-format ts) in low-latency mode for 5 s',
+    async run(ctx) {
+      const saved = ctx.streamer.extraArgs;
+      ctx.streamer.extraArgs = [...saved, '--hls-format', 'ts'];
+      try {
+        await ctx.streamer.restart();
+        const r = await ctx.playerTest({ name: 'hlsjs-ts', script: 'hls.js/dist/hls.min.js', setup: hlsSetup(true),
+          url: `${ctx.streamer.streamBase}/hls/stream.m3u8`, seconds: 5 });
+        assertSmooth(ctx, r, 5, 'hls.js MPEG-TS');
+      } finally {
+        ctx.streamer.extraArgs = saved;
+        await ctx.streamer.restart();
+      }
+    },
+  },
+  {
     name: 'jmuxer plays /ws (one access unit per message) for 5 s',
     async run(ctx) {
       const r = await ctx.playerTest({ name: 'jmuxer-ws', script: 'jmuxer/dist/jmuxer.min.js', setup: jmuxerSetup,
