@@ -9,9 +9,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <thread>
 
 #include "printcast/transport/websocket.h"
 
@@ -161,8 +163,10 @@ TEST(WebSocketHub, ProtocolErrorsCloseWithTheirCodeThenTheSocket) {
     Pair pair;
     auto queue =
         std::make_shared<ClientQueue>(DropPolicy::UntilKeyframe, printcast::transport::QueueLimits{});
-    bool ended = false;
-    (*hub)->add(std::move(pair.server), queue, [&ended] { ended = true; });
+    // The hub calls onClose from its thread, after closing the socket: it may run after this
+    // iteration has read the close, so the flag outlives the iteration.
+    auto ended = std::make_shared<std::atomic<bool>>(false);
+    (*hub)->add(std::move(pair.server), queue, [ended] { *ended = true; });
     pair.send(c.bytes);
     Reader reader;
     ASSERT_TRUE(
@@ -171,6 +175,9 @@ TEST(WebSocketHub, ProtocolErrorsCloseWithTheirCodeThenTheSocket) {
     // The hub does not wait for our Close: the socket closes at once (RFC 6455 7.1.7).
     reader.readUntil(pair.client, [](const ws::Event&) { return false; });
     EXPECT_TRUE(reader.tcpClosed);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!*ended && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    EXPECT_TRUE(*ended) << "onClose was not called";
   }
   EXPECT_EQ((*hub)->stats().protocolErrors, 3u);
 }
