@@ -31,11 +31,16 @@ Status readInt(const nlohmann::json& v, const std::string& source, const std::st
                int& out) {
   const std::string rule = fmt::format("must be an integer in {}..{}", lo, hi);
   long long value = 0;
-  if (v.is_number_integer()) {
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<unsigned long long>();  // may be above LLONG_MAX
+    if (u > static_cast<unsigned long long>(hi)) return invalid(source, key, v.dump(), rule);
+    value = static_cast<long long>(u);
+  } else if (v.is_number_integer()) {
     value = v.get<long long>();
   } else if (v.is_number_float()) {
+    // Range first: casting a double outside long long's range is undefined behaviour.
     const double d = v.get<double>();
-    if (d != static_cast<double>(static_cast<long long>(d))) return invalid(source, key, v.dump(), rule);
+    if (!(d >= lo && d <= hi) || d != std::floor(d)) return invalid(source, key, v.dump(), rule);
     value = static_cast<long long>(d);
   } else if (v.is_string()) {
     const auto& s = v.get_ref<const std::string&>();

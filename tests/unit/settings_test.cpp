@@ -65,6 +65,12 @@ TEST(Settings, BadValuesNameTheKeyAndTheAllowedRange) {
   EXPECT_EQ(errorOf(R"({"auto_skip": "yes"})"), "app.json: auto_skip = \"yes\": must be true or false");
   EXPECT_EQ(errorOf(R"({"resolution": "big"})"),
             "app.json: resolution = \"big\": must be WIDTHxHEIGHT, e.g. 1280x720");
+  // Numbers beyond every integer type (found by fuzz_settings) are refused, not cast.
+  EXPECT_EQ(errorOf(R"({"port": 808088888888888888888888888888888888})"),
+            "app.json: port = 8.080888888888889e+35: must be an integer in 0..65535");
+  EXPECT_EQ(errorOf(R"({"port": 18446744073709551615})"),
+            "app.json: port = 18446744073709551615: must be an integer in 0..65535");
+  EXPECT_EQ(errorOf(R"({"port": -1e300})"), "app.json: port = -1e+300: must be an integer in 0..65535");
   EXPECT_EQ(errorOf("[1,2]"), "app.json: the top level must be a JSON object");
   EXPECT_EQ(errorOf("{\"port\": "), "app.json: not valid JSON");
 }
