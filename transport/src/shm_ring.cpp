@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <type_traits>
 
 #include <fmt/format.h>
 
@@ -20,6 +21,14 @@
 namespace printcast::transport {
 
 namespace {
+
+// A ring structure at `p` in the mapping. mmap returns page-aligned memory and the layout keeps
+// every structure at a multiple of its alignment (printcast_ring.h), which the compiler cannot
+// see through a byte pointer (-Wcast-align on 32-bit ARM): go through void*.
+template <typename T, typename Byte>
+T* at(Byte* p) {
+  return static_cast<T*>(static_cast<std::conditional_t<std::is_const_v<T>, const void*, void*>>(p));
+}
 
 constexpr size_t kMinCapacity = size_t{64} << 10;
 constexpr size_t kMaxCapacity = size_t{1} << 30;
@@ -126,7 +135,7 @@ hal::Result<std::unique_ptr<ShmRing>> ShmRing::create(const Config& config) {
   ring->counters_ = std::make_unique<Counters>();
 
   // The object is zero-filled (ftruncate): magic stays 0 until everything else is in place.
-  auto* h = reinterpret_cast<printcast_ring_header*>(ring->base_);
+  auto* h = at<printcast_ring_header>(ring->base_);
   h->version = PRINTCAST_RING_VERSION;
   h->header_size = PRINTCAST_RING_HEADER_SIZE;
   h->slot_size = PRINTCAST_RING_SLOT_SIZE;
@@ -147,7 +156,7 @@ hal::Result<std::unique_ptr<ShmRing>> ShmRing::create(const Config& config) {
 
 ShmRing::~ShmRing() {
   if (base_ == nullptr) return;
-  auto* h = reinterpret_cast<printcast_ring_header*>(base_);
+  auto* h = at<printcast_ring_header>(base_);
   __atomic_fetch_or(&h->flags, PRINTCAST_RING_RETIRED, __ATOMIC_RELEASE);
   __atomic_fetch_add(&h->futex_word, 1u, __ATOMIC_RELEASE);
   printcast_ring_internal_wake_all(&h->futex_word);
@@ -165,12 +174,10 @@ ShmRing::~ShmRing() {
   ::munmap(base_, size_);
 }
 
-uint32_t ShmRing::maxFrameSize() const {
-  return reinterpret_cast<const printcast_ring_header*>(base_)->max_frame_size;
-}
+uint32_t ShmRing::maxFrameSize() const { return at<const printcast_ring_header>(base_)->max_frame_size; }
 
 hal::Status ShmRing::publish(const hal::PacketPtr& packet) {
-  auto* h = reinterpret_cast<printcast_ring_header*>(base_);
+  auto* h = at<printcast_ring_header>(base_);
   auto reject = [&](std::string why) {
     counters_->rejected.fetch_add(1, std::memory_order_relaxed);
     return hal::Status(hal::Errc::InvalidArgument, fmt::format("ring {}: {}", name_, why));
@@ -192,7 +199,7 @@ hal::Status ShmRing::publish(const hal::PacketPtr& packet) {
   if (end > capacity) storeRelaxed(&h->reclaimed, end - capacity);
   // 2. Open the slot's seqlock (odd), 3. write the slot and the bytes, 4. close it (even).
   const uint64_t sequence = h->published + 1;
-  auto* slot = reinterpret_cast<printcast_ring_slot*>(base_ + h->slots_offset) + sequence % h->slot_count;
+  auto* slot = at<printcast_ring_slot>(base_ + h->slots_offset) + sequence % h->slot_count;
   const uint64_t lock = slot->lock;
   storeRelaxed(&slot->lock, lock + 1);
   __atomic_thread_fence(__ATOMIC_RELEASE);
@@ -221,7 +228,7 @@ hal::Status ShmRing::publish(const hal::PacketPtr& packet) {
 }
 
 bool ShmRing::keyframeRequested() {
-  const auto* h = reinterpret_cast<const printcast_ring_header*>(base_);
+  const auto* h = at<const printcast_ring_header>(base_);
   const uint64_t requests = loadAcquire(&h->keyframe_requests);
   if (requests == lastKeyframeRequests_) return false;
   lastKeyframeRequests_ = requests;
@@ -233,7 +240,7 @@ uint32_t ShmRing::liveReaders() const {
 }
 
 ShmRing::Stats ShmRing::stats() const {
-  const auto* h = reinterpret_cast<const printcast_ring_header*>(base_);
+  const auto* h = at<const printcast_ring_header>(base_);
   Stats s;
   s.framesPublished = counters_->frames.load(std::memory_order_relaxed);
   s.bytesPublished = counters_->bytes.load(std::memory_order_relaxed);
