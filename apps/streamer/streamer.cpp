@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <future>
@@ -1621,8 +1622,9 @@ std::string lanAddress() {
   for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
     if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
     char text[INET_ADDRSTRLEN] = {};
-    const auto* in = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
-    if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) == nullptr) continue;
+    sockaddr_in in{};  // copied: a sockaddr* need not be aligned for sockaddr_in (armhf -Wcast-align)
+    std::memcpy(&in, a->ifa_addr, sizeof in);
+    if (::inet_ntop(AF_INET, &in.sin_addr, text, sizeof text) == nullptr) continue;
     if (std::string(text).rfind("127.", 0) == 0) continue;
     out = text;
     break;
