@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Probe: displays (DRM/KMS cards and fbdev nodes: geometry, stride, format) and, with --test, an
 // upright grab saved as JPEG.
+#include <cstring>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -38,8 +39,9 @@ void testGrab(const Options& options, hal::DisplayCapture& display, Report& repo
   const auto& plane = frame->plane(0);
   bool uniform = true;
   for (int y = 0; y < frame->size().height && uniform; y += 7) {
-    const auto* row = reinterpret_cast<const uint32_t*>(plane.data + static_cast<size_t>(y) * plane.stride);
-    for (int x = 0; x < frame->size().width; x += 5) uniform = uniform && row[x] == row[0];
+    const uint8_t* row = plane.data + static_cast<size_t>(y) * plane.stride;  // 32-bit pixels
+    for (int x = 0; x < frame->size().width; x += 5)
+      uniform = uniform && std::memcmp(row + 4 * x, row, 4) == 0;
   }
   test["uniform"] = uniform;
   test["orientation"] = std::string(options.orientation.name());

@@ -83,8 +83,9 @@ class Framebuffer {
   uint32_t* row(int y) {
     fb_var_screeninfo now{};
     ::ioctl(fd_, FBIOGET_VSCREENINFO, &now);  // draw on the page shown now
-    return reinterpret_cast<uint32_t*>(map_ + (static_cast<size_t>(now.yoffset) + static_cast<size_t>(y)) *
-                                                  fix_.line_length);
+    // The mapping is page-aligned and lines are whole 32-bit pixels: go through void*.
+    return static_cast<uint32_t*>(static_cast<void*>(
+        map_ + (static_cast<size_t>(now.yoffset) + static_cast<size_t>(y)) * fix_.line_length));
   }
   void draw(uint32_t (*pattern)(int, int)) {
     for (int y = 0; y < size().height; ++y) {

@@ -223,8 +223,9 @@ TEST(ShmRing, SeqlockHeldOddMeansTheSlotIsBeingRewritten) {
   close(fd);
   ASSERT_NE(p, MAP_FAILED);
   auto* base = static_cast<uint8_t*>(p);
-  auto* h = reinterpret_cast<printcast_ring_header*>(base);
-  auto* slot = reinterpret_cast<printcast_ring_slot*>(base + h->slots_offset) + 2 % h->slot_count;
+  auto* h = static_cast<printcast_ring_header*>(static_cast<void*>(base));
+  auto* slot =
+      static_cast<printcast_ring_slot*>(static_cast<void*>(base + h->slots_offset)) + 2 % h->slot_count;
   slot->lock += 1;
   EXPECT_EQ(reader.next(buf, f), PRINTCAST_RING_OVERWRITTEN);
   slot->lock += 1;
@@ -345,8 +346,8 @@ TEST(ShmRing, LiveReadersCountsOpenHandlesAndIgnoresDeadOrStaleEntries) {
   close(fd);
   ASSERT_NE(p, MAP_FAILED);
   auto* base = static_cast<uint8_t*>(p);
-  auto* h = reinterpret_cast<printcast_ring_header*>(base);
-  auto* table = reinterpret_cast<printcast_ring_reader_entry*>(base + h->readers_offset);
+  auto* h = static_cast<printcast_ring_header*>(static_cast<void*>(base));
+  auto* table = static_cast<printcast_ring_reader_entry*>(static_cast<void*>(base + h->readers_offset));
   printcast_ring_reader_entry* mine = nullptr;
   for (uint32_t i = 0; i < h->reader_count; ++i)
     if (table[i].pid == static_cast<uint32_t>(getpid())) mine = &table[i];
@@ -437,8 +438,9 @@ class ReaderTableView {
     if (base_ != nullptr) munmap(const_cast<uint8_t*>(base_), size_);
   }
   uint64_t delivered(pid_t pid) const {
-    const auto* h = reinterpret_cast<const printcast_ring_header*>(base_);
-    const auto* t = reinterpret_cast<const printcast_ring_reader_entry*>(base_ + h->readers_offset);
+    const auto* h = static_cast<const printcast_ring_header*>(static_cast<const void*>(base_));
+    const auto* t =
+        static_cast<const printcast_ring_reader_entry*>(static_cast<const void*>(base_ + h->readers_offset));
     for (uint32_t i = 0; i < h->reader_count; ++i)
       if (__atomic_load_n(&t[i].pid, __ATOMIC_ACQUIRE) == static_cast<uint32_t>(pid))
         return __atomic_load_n(&t[i].delivered, __ATOMIC_RELAXED);
