@@ -155,7 +155,12 @@ TEST(HlsSegmenter, ByteBudgetBoundsTheWindow) {
   EXPECT_GE(st.segmentsProduced, 7u);
   EXPECT_GE(st.segments, 1u);
   EXPECT_LT(st.segments, st.segmentsProduced) << "old segments left for the byte budget";
-  EXPECT_LE(st.bytes, c.maxBytes) << "window + segment in progress within the budget";
+  // The budget evicts down to the newest complete segment and the one in progress, never further:
+  // either everything fits or only that minimum is left (segment sizes are x264's, which differ
+  // between builds, e.g. armhf without assembly).
+  EXPECT_TRUE(st.bytes <= c.maxBytes || st.segments == 1)
+      << "window + segment in progress: " << st.bytes << " bytes in " << st.segments << " segments, budget "
+      << c.maxBytes;
   EXPECT_EQ(linesWith(s.playlist(), "#EXTINF:").size(), st.segments);
   EXPECT_EQ(st.mediaSequence, st.segmentsProduced - st.segments);
 }
