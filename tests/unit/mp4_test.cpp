@@ -19,6 +19,7 @@
 #include <tuple>
 #include <vector>
 
+#include "hls_test_support.h"
 #include "printcast/codecs/h264.h"
 #include "printcast/codecs/x264_encoder.h"
 #include "printcast/hal/frame.h"
@@ -63,15 +64,6 @@ std::vector<mp4::Box> childrenAt(std::span<const uint8_t> bytes, const std::vect
     level = mp4::parseBoxes(b->payload.subspan(skip));
   }
   return level;
-}
-
-std::pair<int, std::string> run(const std::string& cmd) {
-  std::string text;
-  FILE* p = popen(cmd.c_str(), "r");
-  char chunk[512];
-  while (p != nullptr && fgets(chunk, sizeof chunk, p) != nullptr) text += chunk;
-  const int rc = p != nullptr ? pclose(p) : -1;
-  return {rc, text};
 }
 
 // A moving 320x240 picture encoded by x264 (GOP `gop`), 33 ms apart, as the streamer makes it.
@@ -247,9 +239,9 @@ TEST(Fmp4Stream, AClientStartsAtAnIdrAndFfmpegDecodesTheStream) {
     }
     const fs::path file = dir / (std::string(name) + ".mp4");
     writeFile(file, bytes);
-    const auto probe =
-        run("ffprobe -v error -select_streams v:0 -show_entries packet=pts,flags -of csv=p=0 " +
-            file.string() + " 2>&1");
+    const auto probe = printcast::testing::runShell(
+        "ffprobe -v error -select_streams v:0 -show_entries packet=pts,flags -of csv=p=0 " + file.string() +
+        " 2>&1");
     ASSERT_EQ(probe.first, 0) << probe.second;
     std::vector<std::string> lines;
     for (size_t at = 0, nl; (nl = probe.second.find('\n', at)) != std::string::npos; at = nl + 1)
@@ -262,7 +254,8 @@ TEST(Fmp4Stream, AClientStartsAtAnIdrAndFfmpegDecodesTheStream) {
       EXPECT_GT(pts, previous) << probe.second;
       previous = pts;
     }
-    const auto decode = run("ffmpeg -v error -i " + file.string() + " -f null - 2>&1");
+    const auto decode =
+        printcast::testing::runShell("ffmpeg -v error -i " + file.string() + " -f null - 2>&1");
     EXPECT_EQ(decode.first, 0);
     EXPECT_EQ(decode.second, "");
   }
@@ -328,16 +321,16 @@ TEST(Mp4FileWriter, WritesAFastStartFileFfprobeReads) {
   std::ifstream in(path, std::ios::binary);
   const Bytes file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(types(mp4::parseBoxes(file)), (std::vector<std::string>{"ftyp", "moov", "mdat"}));
-  const auto probe =
-      run("ffprobe -v error -count_frames -select_streams v:0 -show_entries "
-          "stream=nb_read_frames,r_frame_rate,width,height:format=duration -of default=nw=1 " +
-          path.string() + " 2>&1");
+  const auto probe = printcast::testing::runShell(
+      "ffprobe -v error -count_frames -select_streams v:0 -show_entries "
+      "stream=nb_read_frames,r_frame_rate,width,height:format=duration -of default=nw=1 " +
+      path.string() + " 2>&1");
   ASSERT_EQ(probe.first, 0) << probe.second;
   EXPECT_NE(probe.second.find("nb_read_frames=45"), std::string::npos) << probe.second;
   EXPECT_NE(probe.second.find("r_frame_rate=30/1"), std::string::npos) << probe.second;
   EXPECT_NE(probe.second.find("width=320"), std::string::npos) << probe.second;
   EXPECT_NE(probe.second.find("duration=1.500000"), std::string::npos) << probe.second;
-  const auto decode = run("ffmpeg -v error -i " + path.string() + " -f null - 2>&1");
+  const auto decode = printcast::testing::runShell("ffmpeg -v error -i " + path.string() + " -f null - 2>&1");
   EXPECT_EQ(decode.first, 0);
   EXPECT_EQ(decode.second, "");
   fs::remove_all(dir);
