@@ -2,69 +2,104 @@
 # SPDX-License-Identifier: MIT
 # CI cross stage: build for armhf, aarch64 and riscv64, run their unit tests under qemu-user, smoke-test the static streamer, package a Rinkhals app.
 #
-#   scripts/cross-test.sh [ARCH...]     default: armhf aarch64 riscv64
+#   scripts/cross-test.sh [--sysroots-only | --build-only | --test-only] [ARCH...]
+#                                                   ARCH: armhf aarch64 riscv64 (default: all three)
 #
 # 1. sysroots (scripts/make-sysroot.sh, cached in ~/.cache/printcast/sysroots)
-# 2. per architecture: configure + build the <arch>-test preset (unit tests and the streamer),
-#    `ctest -L unit` through CMAKE_CROSSCOMPILING_EMULATOR (qemu-<arch>-static -L <sysroot>)
-# 3. armhf: the static printcast-streamer runs under qemu-arm-static on the virtual board,
-#    serves /snapshot over loopback (a whole JPEG), stops on SIGTERM with exit code 0
-# 4. the Kobra S1 image (ks1-release): static, stripped, size report, Rinkhals package + its test
+# 2. per architecture: configure + build the <arch>-test preset (the unit tests, the helpers they
+#    spawn and the streamer); armhf also builds the Kobra S1 image (ks1-release: static,
+#    stripped, size report, Rinkhals package)
+# 3. per architecture: `ctest -L unit` through CMAKE_CROSSCOMPILING_EMULATOR (qemu-<arch>-static
+#    -L <sysroot>); armhf also runs the static printcast-streamer under qemu-arm-static on the
+#    virtual board (serves /snapshot over loopback, a whole JPEG; stops on SIGTERM with exit code
+#    0) and the ks1-release tests (the Rinkhals package and the firmware size budget)
+# Without a mode flag it does all three, and an architecture's tests run while the next one
+# compiles (the compiler niced below them). --sysroots-only does 1; --build-only 1 and 2;
+# --test-only 3 (scripts/run-tests.sh builds in the background and tests in the foreground).
 # Compiles go through ccache when it is installed (~/.cache/ccache), so reruns and the ks1 image
-# (the same sources as armhf-test) cost little. Prints each step's duration and the total.
+# (the same sources as armhf-test) cost little. Each step's time goes to the stage table
+# (scripts/lib/stages.sh), printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/stages.sh
+stages_init
 jobs=${JOBS:-$(nproc)}
+mode=all
+case "${1:-}" in
+  --sysroots-only) mode=sysroots; shift ;;
+  --build-only) mode=build; shift ;;
+  --test-only) mode=test; shift ;;
+esac
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(armhf aarch64 riscv64)
-
-stage_start=$(date +%s)
+logs=build/test-logs
+mkdir -p "$logs"
 cfglog=$(mktemp)
-trap 'rm -f "$cfglog"' EXIT
-step_start=$stage_start
-step() {
-  local now
-  now=$(date +%s)
-  [ -z "${step_name:-}" ] || echo "-- cross: $step_name: $((now - step_start)) s"
-  step_name=$1
-  step_start=$now
-  echo "== cross: $1"
-}
+trap 'rm -f "$cfglog"; stages_finish' EXIT
 
 if command -v ccache >/dev/null 2>&1; then
   # No CCACHE_BASEDIR: it rewrites paths relative, and tests read __FILE__.
   export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
-  ccache -z >/dev/null
+  # The unit tests' precompiled header (tests/unit/test_pch.h) is cacheable with these.
+  export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 fi
 
-for arch in "${archs[@]}"; do
-  step "sysroot $arch"
-  if [ "$arch" = armhf ]; then
-    scripts/make-sysroot.sh "$arch" --static >/dev/null
+make_sysroot() {
+  if [ "$1" = armhf ]; then
+    scripts/make-sysroot.sh "$1" --static >/dev/null
   else
-    scripts/make-sysroot.sh "$arch" >/dev/null
+    scripts/make-sysroot.sh "$1" >/dev/null
   fi
-done
+}
 
-# Only what the unit tests and the smoke test need: the unit_* binaries and printcast-streamer
-# (the integration and lab binaries need the host's clients and a VM).
+# Only what the unit tests and the smoke test need: the unit_* binaries, the helpers they spawn
+# and printcast-streamer (the integration and lab binaries need the host's clients and a VM).
 build_targets() {
   local help
   help=$(cmake --build "build/$1" --target help)
-  sed -n 's/^\(unit_[A-Za-z0-9_]*\|printcast-streamer\): .*/\1/p' <<<"$help" | sort -u
+  sed -n 's/^\(unit-tests\|printcast-streamer\): .*/\1/p' <<<"$help" | sort -u
   # Static builds: the per-binary size report.
   if grep -q 'CMakeFiles/printcast-size-report:' <<<"$help"; then echo printcast-size-report; fi
 }
 
-for arch in "${archs[@]}"; do
-  preset=$arch-test
-  step "configure + build $preset"
-  cmake --preset "$preset" >"$cfglog" 2>&1 || { cat "$cfglog"; exit 1; }
+# cross_build PRESET: configure and build what the tests need (niced: tests running meanwhile
+# keep their CPU).
+cross_build() {
+  local preset=$1 targets
+  cmake --preset "$preset" >"$cfglog" 2>&1 || { cat "$cfglog"; return 1; }
   mapfile -t targets < <(build_targets "$preset")
-  cmake --build --preset "$preset" -j "$jobs" --target "${targets[@]}"
-  step "unit tests $preset (qemu-$arch)"
-  ctest --preset "$preset" -j "$jobs"
-done
+  nice -n 10 cmake --build --preset "$preset" -j "$jobs" --target "${targets[@]}"
+}
+ks1_build() {
+  cmake --preset ks1-release >"$cfglog" 2>&1 || { cat "$cfglog"; return 1; }
+  nice -n 10 cmake --build --preset ks1-release -j "$jobs" --target rinkhals-package printcast-size-report
+}
+build_arch() {
+  stage "cross: build $1-test" cross_build "$1-test"
+  if [ "$1" = armhf ]; then stage "cross: build ks1-release image + Rinkhals package" ks1_build; fi
+}
+
+# unit_tests PRESET: ctest under qemu, the output in build/test-logs/ctest-PRESET.log.
+unit_tests() {
+  local rc=0
+  ctest --preset "$1" -j "$jobs" >"$logs/ctest-$1.log" 2>&1 || rc=$?
+  STAGE_DETAIL=$(ctest_counts "$logs/ctest-$1.log")
+  echo "$1: $STAGE_DETAIL"
+  [ "$rc" -eq 0 ] || cat "$logs/ctest-$1.log"
+  return "$rc"
+}
+ks1_tests() {
+  ctest --preset ks1-release
+  local report=build/ks1-release/size-report/printcast-streamer.txt
+  [ ! -f "$report" ] || STAGE_DETAIL="streamer $(sed -n '1s/^[^:]*: //p' "$report")"
+}
+test_arch() {
+  stage "cross: unit tests $1-test (qemu-$1)" unit_tests "$1-test"
+  if [ "$1" = armhf ]; then
+    stage "cross: static armhf streamer under qemu-arm" smoke_test
+    stage "cross: ks1-release tests (package, size)" ks1_tests
+  fi
+}
 
 smoke_test() {
   local bin=build/armhf-test/apps/streamer/printcast-streamer
@@ -107,18 +142,30 @@ smoke_test() {
   echo "SIGTERM: stopped cleanly (exit 0)"
 }
 
-if [[ " ${archs[*]} " == *" armhf "* ]]; then
-  step "static armhf streamer under qemu-arm (virtual board)"
-  smoke_test
-
-  step "ks1-release image + Rinkhals package"
-  cmake --preset ks1-release >"$cfglog" 2>&1 || { cat "$cfglog"; exit 1; }
-  cmake --build --preset ks1-release -j "$jobs" --target rinkhals-package printcast-size-report
-  ctest --preset ks1-release
+if [ "$mode" != test ]; then
+  for arch in "${archs[@]}"; do stage "cross: sysroot $arch" make_sysroot "$arch"; done
 fi
+[ "$mode" != sysroots ] || exit 0
 
-step "done"
+case "$mode" in
+  build)
+    for arch in "${archs[@]}"; do build_arch "$arch"; done
+    ;;
+  test)
+    for arch in "${archs[@]}"; do test_arch "$arch"; done
+    ;;
+  all)
+    # Each architecture's tests in the background while the next one builds.
+    pid=""
+    for arch in "${archs[@]}"; do
+      build_arch "$arch"
+      if [ -n "$pid" ]; then wait "$pid"; fi
+      test_arch "$arch" &
+      pid=$!
+    done
+    wait "$pid"
+    ;;
+esac
 if command -v ccache >/dev/null 2>&1; then
   ccache -s | grep -iE '^ *(hits|misses|cacheable)' || true
 fi
-echo "== cross stage: $(( $(date +%s) - stage_start )) s (${archs[*]})"
