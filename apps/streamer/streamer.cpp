@@ -1881,7 +1881,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   }
 
   if (settings.displayEnabled) {
-    auto screen = bsp::openScreen(board, {settings.displayNode, settings.touchName});
+    auto screen = bsp::openScreen(board, {settings.displayNode, settings.touchName, ""});
     s.display = std::move(screen.display);
     s.touch = std::move(screen.touch);
     s.displayError = screen.displayError;

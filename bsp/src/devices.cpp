@@ -28,12 +28,18 @@ hal::Result<std::unique_ptr<hal::Capture>> openCamera(const Board& board, std::s
 
 namespace {
 
-// Where a machine's screens live (the kernel's devtmpfs names); nodes are listed, never guessed.
-constexpr std::string_view kDrmDir = "/dev/dri";
-constexpr std::string_view kFbdevDir = "/dev";
-constexpr std::string_view kInputDir = "/dev/input";
+// Where a machine's screens live (the kernel's devtmpfs names, below ScreenOverrides::deviceRoot);
+// nodes are listed, never guessed.
+constexpr std::string_view kDevDir = "/dev";
 
-std::vector<std::string> fbdevNodes() { return hal::listNumberedNodes(std::string(kFbdevDir), "fb"); }
+// `node` ("/dev/fb0") with its /dev replaced by `root`; other paths unchanged.
+std::string underRoot(std::string_view node, const std::string& root) {
+  if (node.substr(0, kDevDir.size()) == kDevDir &&
+      (node.size() == kDevDir.size() || node[kDevDir.size()] == '/')) {
+    return root + std::string(node.substr(kDevDir.size()));
+  }
+  return std::string(node);
+}
 
 // A display backend's result into ScreenDevices, the reason prefixed with what was tried.
 void takeDisplay(hal::Result<std::unique_ptr<hal::DisplayCapture>> r, const std::string& what,
@@ -68,6 +74,10 @@ ScreenDevices openScreen(const Board& boardData, const ScreenOverrides& override
     board.touch.deviceName = overrides.touchName;
     board.touch.kind = TouchKind::Evdev;
   }
+  const std::string root = overrides.deviceRoot.empty() ? std::string(kDevDir) : overrides.deviceRoot;
+  const std::string drmDir = root + "/dri";
+  const std::string inputDir = root + "/input";
+  auto fbdevNodes = [&root] { return hal::listNumberedNodes(root, "fb"); };
   ScreenDevices out;
 
   // The virtual board's display and touch are one hal::MemoryScreen: a tap must show up in the
@@ -88,7 +98,7 @@ ScreenDevices openScreen(const Board& boardData, const ScreenOverrides& override
     memoryScreen = hal::MemoryScreen::create(config);
   }
 
-  const std::string node(board.display.node);
+  const std::string node = underRoot(board.display.node, root);
   switch (board.display.kind) {
     case DisplayKind::None:
       out.displayError = "display: board " + std::string(board.id) + " has no display";
@@ -103,8 +113,8 @@ ScreenDevices openScreen(const Board& boardData, const ScreenOverrides& override
       break;
     case DisplayKind::Memory: out.display = memoryScreen->displayCapture(); break;
     case DisplayKind::Auto:
-      takeDisplay(hal::openDisplayCapture(hal::DisplayCandidates{
-                      hal::listNumberedNodes(std::string(kDrmDir), "card"), fbdevNodes()}),
+      takeDisplay(hal::openDisplayCapture(
+                      hal::DisplayCandidates{hal::listNumberedNodes(drmDir, "card"), fbdevNodes()}),
                   "display (any DRM card or fbdev)", out);
       break;
   }
@@ -112,15 +122,14 @@ ScreenDevices openScreen(const Board& boardData, const ScreenOverrides& override
   switch (board.touch.kind) {
     case TouchKind::None: out.touchError = "touch: board " + std::string(board.id) + " has no touch"; break;
     case TouchKind::Evdev:
-      takeTouch(hal::createEvdevTouchInjector(hal::EvdevTouchConfig{
-                    std::string(board.touch.deviceName), board.touch.range, std::string(kInputDir)}),
+      takeTouch(hal::createEvdevTouchInjector(
+                    hal::EvdevTouchConfig{std::string(board.touch.deviceName), board.touch.range, inputDir}),
                 "touch \"" + std::string(board.touch.deviceName) + "\" (evdev)", out);
       break;
     case TouchKind::Memory: out.touch = memoryScreen->touchInjector(); break;
     case TouchKind::Auto:
-      takeTouch(
-          hal::createEvdevTouchInjector(hal::EvdevTouchConfig{"", board.touch.range, std::string(kInputDir)}),
-          "touch (any evdev touchscreen)", out);
+      takeTouch(hal::createEvdevTouchInjector(hal::EvdevTouchConfig{"", board.touch.range, inputDir}),
+                "touch (any evdev touchscreen)", out);
       break;
   }
   return out;

@@ -20,6 +20,12 @@ const { values: opts } = parseArgs({
   },
 });
 const SKIP = 77;
+// Under CI (CI=true or PRINTCAST_STRICT_SKIPS=1) nothing may skip unless it names a reason of
+// the machine ("machine: ..."): a missing Chromium or node_modules, or a test that skips because
+// a feature is off, fails instead of passing quietly (tests/support/gtest_main.cpp is the same
+// rule for GoogleTest).
+const STRICT = process.env.CI === 'true' || process.env.PRINTCAST_STRICT_SKIPS === '1';
+const skipCode = () => (STRICT ? 1 : SKIP);
 
 async function main() {
   if (!opts.streamer || !existsSync(opts.streamer)) {
@@ -28,11 +34,11 @@ async function main() {
   }
   if (!existsSync(path.join(h.here, 'node_modules', 'playwright-core'))) {
     console.log(`SKIP: ${h.here}/node_modules is missing (run "npm ci" in tests/browser, or scripts/install-deps.sh test)`);
-    return SKIP;
+    return skipCode();
   }
   if (!existsSync(h.CHROMIUM)) {
     console.log(`SKIP: ${h.CHROMIUM} is missing (apt-get install chromium, or scripts/install-deps.sh test)`);
-    return SKIP;
+    return skipCode();
   }
   const { chromium } = await import('playwright-core');
   const files = opts.file && opts.file.length ? opts.file.map((f) => path.resolve(h.here, f))
@@ -46,6 +52,7 @@ async function main() {
   let failed = 0;
   let passed = 0;
   let skipped = 0;
+  const unexplained = [];
   try {
     for (const file of files) {
       const { tests } = await import(pathToFileURL(file));
@@ -77,6 +84,7 @@ async function main() {
           if (e instanceof h.SkipError) {
             skipped += 1;
             console.log(`SKIP ${t.name}: ${e.message}`);
+            if (!e.message.includes('machine: ')) unexplained.push(`${t.name}: ${e.message}`);
           } else {
             failed += 1;
             console.log(`FAIL ${t.name}: ${e.stack || e}`);
@@ -95,7 +103,11 @@ async function main() {
   }
   console.log(`${passed} passed, ${failed} failed, ${skipped} skipped; screenshots in ${artifacts}`);
   if (failed) return 1;
-  return passed === 0 && skipped > 0 ? SKIP : 0;
+  if (STRICT && unexplained.length) {
+    console.log(`FAILED under CI: ${unexplained.length} test(s) skipped without a reason of the machine:\n  ${unexplained.join('\n  ')}`);
+    return 1;
+  }
+  return passed === 0 && skipped > 0 ? skipCode() : 0;
 }
 
 main().then((code) => process.exit(code), (e) => {

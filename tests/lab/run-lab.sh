@@ -39,8 +39,17 @@ lab_dir="$build_dir/lab"
 timeout_s=${LAB_TIMEOUT:-600}
 smp=${LAB_SMP:-2}
 
+# Under CI (CI=true or PRINTCAST_STRICT_SKIPS=1) nothing may skip: a missing prerequisite, a lab
+# binary that was not built, a binary that exits 77 and a gtest case skipped without a reason of
+# the machine ("machine: ...", see tests/support/gtest_main.cpp) are failures.
+strict=0
+if [ "${CI:-}" = true ] || [ "${PRINTCAST_STRICT_SKIPS:-0}" = 1 ]; then strict=1; fi
 skip() {
   echo "lab: SKIPPED: $*" >&2
+  if [ "$strict" = 1 ]; then
+    echo "lab: FAIL: skipping is a failure under CI" >&2
+    exit 1
+  fi
   exit 77
 }
 log() { echo "lab: $*"; }
@@ -149,11 +158,13 @@ mkdir -p "$results"
   echo "MODE=$mode"
 } >"$lab_dir/lab.env"
 : >"$lab_dir/lab.binaries"
+not_built=0
 for bin in "$@"; do
   if [ -x "$bin" ]; then
     echo "$bin" >>"$lab_dir/lab.binaries"
   else
     log "SKIP $(basename "$bin"): not built ($bin)"
+    not_built=$((not_built + 1))
   fi
 done
 
@@ -218,7 +229,8 @@ root = ET.parse(sys.argv[1]).getroot()
 cases = root.findall(".//testcase")
 failed = [c for c in cases if c.find("failure") is not None]
 skipped = [c for c in cases if c.find("skipped") is not None or c.get("result") == "skipped"]
-print(f"{len(cases)} tests, {len(failed)} failed, {len(skipped)} skipped")
+unexplained = [c for c in skipped if "machine: " not in ((c.find("skipped").get("message") or "") if c.find("skipped") is not None else "")]
+print(f"{len(cases)} tests, {len(failed)} failed, {len(skipped)} skipped ({len(unexplained)} without a reason of the machine)")
 for c in skipped:
     s = c.find("skipped")
     why = (s.get("message") if s is not None else "") or ""
@@ -242,8 +254,15 @@ while read -r name rc secs; do
     done < <(probe_lines "$results/probe-report.json")
     continue
   fi
-  if [ "$rc" = 0 ]; then
+  if [ "$rc" = 0 ] && [ "$strict" = 1 ] && [ -n "$counts" ] && ! grep -q '(0 without a reason of the machine)' <<<"$counts" &&
+    ! grep -q '^0 tests\| 0 skipped' <<<"$counts"; then
+    failed=$((failed + 1))
+    log "FAIL $name (${secs}s): tests skipped under CI: $counts"
+  elif [ "$rc" = 0 ]; then
     log "PASS $name (${secs}s)${counts:+: $counts}"
+  elif [ "$rc" = 77 ] && [ "$strict" = 1 ]; then
+    failed=$((failed + 1))
+    log "FAIL $name (${secs}s): skipped (exit 77) under CI: $(tail -n 1 "$results/$name.log" 2>/dev/null)"
   elif [ "$rc" = 77 ]; then
     log "SKIP $name (${secs}s): $(tail -n 1 "$results/$name.log" 2>/dev/null)"
   else
@@ -253,6 +272,10 @@ while read -r name rc secs; do
   fi
 done <"$results/summary"
 [ -f "$results/probe-report.json" ] && cp "$results/probe-report.json" "$lab_dir/probe-report.json"
+if [ "$strict" = 1 ] && [ "$not_built" -gt 0 ]; then
+  failed=$((failed + not_built))
+  log "FAIL: $not_built lab binaries were not built (a skip is a failure under CI)"
+fi
 log "VM ${boot_s}s (boot $(cat "$results/boot-seconds" 2>/dev/null || echo ?)s of it), total $(elapsed)s; $total checks, $failed failed"
 log "artifacts: $lab_dir (console.log, results/, probe-report.json)"
 [ $failed = 0 ]

@@ -3,6 +3,7 @@
 #include "settings.h"
 
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -296,20 +297,42 @@ TEST(SettingsApi, ACorruptFileIsNotOverwrittenAndNothingIsLeftBehind) {
   EXPECT_EQ(folderEntries(dir.path), std::vector<std::string>{"app.json"});
 }
 
+// Saves into a folder this process cannot write to. Root ignores folder permissions, so under
+// root (CI runs as root) the save runs in a child process that has dropped to nobody first.
 TEST(SettingsApi, AnUnwritableFolderIsAnIoErrorAndTheFileIsUnchanged) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root ignores folder permissions";
   TempDir dir;
   const auto file = dir.path / "app.json";
   {
     std::ofstream out(file);
     out << R"({"bitrate": 512})";
   }
-  std::filesystem::permissions(dir.path,
-                               std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
-  const auto st = saveSettingsFile(file, R"({"bitrate": 2048})");
-  std::filesystem::permissions(dir.path, std::filesystem::perms::owner_all);
-  ASSERT_FALSE(st.ok());
+  namespace fs = std::filesystem;
+  // Readable and searchable by everyone (nobody must reach the file), writable by no one.
+  fs::permissions(dir.path, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                                fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+  fs::permissions(
+      file, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
+  if (::geteuid() != 0) {
+    const auto st = saveSettingsFile(file, R"({"bitrate": 2048})");
+    EXPECT_FALSE(st.ok());
+  } else {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      constexpr uid_t kNobody = 65534;
+      if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) ::_exit(3);
+      const auto st = saveSettingsFile(file, R"({"bitrate": 2048})");
+      ::_exit(st.ok() ? 1 : 0);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_NE(WEXITSTATUS(status), 3) << "could not drop to uid 65534";
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "the save into a read-only folder succeeded";
+  }
+  fs::permissions(dir.path, fs::perms::owner_all);
   EXPECT_EQ(readAll(file), R"({"bitrate": 512})");
+  EXPECT_EQ(folderEntries(dir.path), std::vector<std::string>{"app.json"});
 }
 
 TEST(Settings, RingKeysAndTheirErrors) {

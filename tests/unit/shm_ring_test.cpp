@@ -468,7 +468,7 @@ bool targetBinariesRun() {
 
 TEST(ShmRingProcesses, FastReadersGetEveryFrameInOrderAndTheSlowOneResumesAtAKeyframe) {
   if (!targetBinariesRun())
-    GTEST_SKIP() << "cannot exec target binaries here (qemu-user without binfmt_misc)";
+    GTEST_SKIP() << "machine: cannot exec target binaries here (qemu-user without binfmt_misc)";
   const std::string name = uniqueName();
   constexpr uint64_t kFrames = 1500;
   constexpr uint32_t kSlots = 128;
@@ -530,7 +530,7 @@ TEST(ShmRingProcesses, FastReadersGetEveryFrameInOrderAndTheSlowOneResumesAtAKey
 
 TEST(ShmRingProcesses, AReaderKilledWhileWaitingBlocksNobody) {
   if (!targetBinariesRun())
-    GTEST_SKIP() << "cannot exec target binaries here (qemu-user without binfmt_misc)";
+    GTEST_SKIP() << "machine: cannot exec target binaries here (qemu-user without binfmt_misc)";
   const std::string name = uniqueName();
   constexpr uint64_t kFrames = 60;
   auto ring = makeRing(name, 1 << 20, 256);
@@ -562,7 +562,7 @@ TEST(ShmRingProcesses, AReaderKilledWhileWaitingBlocksNobody) {
 
 TEST(ShmRingProcesses, ExampleConsumerWritesAnH264FileFfmpegDecodes) {
   if (!targetBinariesRun())
-    GTEST_SKIP() << "cannot exec target binaries here (qemu-user without binfmt_misc)";
+    GTEST_SKIP() << "machine: cannot exec target binaries here (qemu-user without binfmt_misc)";
   const std::string name = uniqueName();
   auto ring = makeRing(name, 4 << 20, 64);
   auto encoder = printcast::codecs::createX264Encoder();

@@ -30,10 +30,14 @@ struct ScreenDevices {
 // Replacements for the board's device names (the streamer's --display-node / --touch-name: a
 // bench or the lab VM whose nodes differ from the printer's). Empty = the board's own.
 // displayNode "/dev/dri/cardN" selects the DRM backend, any other node fbdev; touchName selects
-// evdev. The strings must outlive the openScreen() call only.
+// evdev. deviceRoot replaces "/dev" wherever screens are looked for: the board's nodes under
+// /dev, the DRM cards (/dev/dri), framebuffers (/dev/fbN) and input devices (/dev/input); a
+// folder with no devices in it shows what a machine without screens reports (the unit tests).
+// The strings must outlive the openScreen() call only.
 struct ScreenOverrides {
   std::string displayNode;
   std::string touchName;
+  std::string deviceRoot;
 };
 ScreenDevices openScreen(const Board& board, const ScreenOverrides& overrides = {});
 
