@@ -36,7 +36,7 @@ std::string drain(ClientQueue& q) {
 }
 
 // An H.264 access unit as the encoder would hand it out (start code + NAL header + payload).
-hal::PacketPtr accessUnit(bool idr, std::chrono::milliseconds pts, uint64_t seq, uint8_t level = 0x1E) {
+hal::PacketPtr accessUnit(bool idr, std::chrono::microseconds pts, uint64_t seq, uint8_t level = 0x1E) {
   auto p = std::make_shared<hal::Packet>();
   p->codec = hal::fourcc::kH264;
   p->keyframe = idr;
@@ -192,6 +192,25 @@ TEST(FlvStream, ClientsStartOnAnIdrWithTheirOwnHeaderAndZeroBasedTimestamps) {
     // Parameter sets travel in the sequence header, not in the frames: 4-byte length + IDR NAL.
     EXPECT_EQ(parsed.tags[2].data.size(), 5u + 4u + 4u);
   }
+}
+
+TEST(FlvStream, TimestampsStrictlyIncreaseWhenCapturesAreUnderAMillisecondApart) {
+  // A late frame followed at once by the next (a loaded machine): 0.4 ms apart would round to the
+  // same millisecond, which ffmpeg rejects as a non-monotonic dts.
+  transport::FlvStream stream(30.0);
+  auto client = stream.subscribe();
+  using std::chrono::microseconds;
+  stream.publish(accessUnit(true, microseconds(1000000), 1));
+  stream.publish(accessUnit(false, microseconds(1023000), 2));
+  stream.publish(accessUnit(false, microseconds(1023400), 3));
+  stream.publish(accessUnit(false, microseconds(1024100), 4));
+  stream.publish(accessUnit(false, microseconds(1066000), 5));
+  const std::string bytes = drain(*client);
+  const auto parsed =
+      transport::flv::parseStream({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+  ASSERT_EQ(parsed.tags.size(), 2u + 5u);
+  const std::vector<uint32_t> expected{0, 23, 24, 25, 66};
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(parsed.tags[2 + i].timestampMs, expected[i]) << i;
 }
 
 TEST(FlvStream, NewParameterSetsGoOutBeforeTheNextKeyframe) {

@@ -282,7 +282,12 @@ void FlvStream::publish(const hal::PacketPtr& accessUnit) {
       c.codecConfig = accessUnit->config;
     }
     const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(accessUnit->pts - c.firstPts);
-    const auto timestampMs = static_cast<uint32_t>(std::max<int64_t>(0, elapsed.count()));
+    // FLV timestamps are whole milliseconds and a demuxer wants them strictly increasing
+    // (ffmpeg: "non monotonically increasing dts"): two captures less than 1 ms apart (a late
+    // frame followed at once by the next under load) get the next millisecond.
+    const int64_t ms = std::max<int64_t>({0, elapsed.count(), c.lastTimestampMs + 1});
+    c.lastTimestampMs = ms;
+    const auto timestampMs = static_cast<uint32_t>(ms);
     auto framing = std::make_shared<const flv::TagFraming>(
         flv::avcNaluTagFraming(payload->size(), timestampMs, accessUnit->keyframe));
     WireUnit unit;

@@ -124,6 +124,7 @@ class Fanout {
     hal::Timestamp firstPts{};                            // pts of the first frame this client got
     std::shared_ptr<const hal::CodecConfig> codecConfig;  // H.264: parameter sets the client has
     uint32_t fragments = 0;                               // fMP4: moof boxes sent (mfhd sequence)
+    int64_t lastTimestampMs = -1;                         // FLV: the last tag's timestamp (ms)
     bool ended = false;                                   // its queue was closed: send nothing more
   };
   std::shared_ptr<ClientQueue> addClient(DropPolicy policy, QueueLimits limits);
