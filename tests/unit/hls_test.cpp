@@ -155,10 +155,12 @@ TEST(HlsSegmenter, ByteBudgetBoundsTheWindow) {
   EXPECT_GE(st.segmentsProduced, 7u);
   EXPECT_GE(st.segments, 1u);
   EXPECT_LT(st.segments, st.segmentsProduced) << "old segments left for the byte budget";
-  // The budget evicts down to the newest complete segment and the one in progress, never further:
-  // either everything fits or only that minimum is left (segment sizes are x264's, which differ
-  // between builds, e.g. armhf without assembly).
-  EXPECT_TRUE(st.bytes <= c.maxBytes || st.segments == 1)
+  // The budget evicts complete segments (when one completes) down to the newest complete one,
+  // never further; the segment in progress keeps growing after that eviction, and is cut at
+  // half the budget. So the window is within the budget plus that half, or at its minimum.
+  // (Segment sizes are x264's: they differ between builds and runs, e.g. armhf without assembly
+  // or a threaded encode under TSan; the old bound without the in-progress half failed there.)
+  EXPECT_TRUE(st.bytes <= c.maxBytes + c.maxBytes / 2 || st.segments == 1)
       << "window + segment in progress: " << st.bytes << " bytes in " << st.segments << " segments, budget "
       << c.maxBytes;
   EXPECT_EQ(linesWith(s.playlist(), "#EXTINF:").size(), st.segments);
