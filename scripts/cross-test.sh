@@ -37,12 +37,7 @@ mkdir -p "$logs"
 cfglog=$(mktemp)
 trap 'rm -f "$cfglog"; stages_finish' EXIT
 
-if command -v ccache >/dev/null 2>&1; then
-  # No CCACHE_BASEDIR: it rewrites paths relative, and tests read __FILE__.
-  export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
-  # The unit tests' precompiled header (tests/unit/test_pch.h) is cacheable with these.
-  export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
-fi
+use_ccache
 
 make_sysroot() {
   if [ "$1" = armhf ]; then

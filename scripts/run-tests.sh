@@ -50,13 +50,9 @@ stage "packages (install-deps.sh test)" scripts/install-deps.sh test
 format_check() { git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run --Werror; }
 stage "format check" format_check
 
-# ccache for every build: a second run on this machine (a fresh clone too) compiles little.
-# The unit tests' precompiled header needs these sloppiness settings to be cached.
-if command -v ccache >/dev/null 2>&1; then
-  export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
-  export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
-  ccache -z >/dev/null
-fi
+# ccache for every build: a second run from the same folder compiles little.
+use_ccache
+! command -v ccache >/dev/null 2>&1 || ccache -z >/dev/null
 
 # build PRESET [TARGET]: configure (the summary goes to the log) and build.
 build() {
@@ -79,7 +75,7 @@ run_ctest() {
 }
 
 # --- the background lane --------------------------------------------------------------------
-# lane_job NAME CMD...: one build of the lane; its log is build/test-logs/lane-NAME.log, its exit
+# lane_add NAME CMD...: one build of the lane; its log is build/test-logs/lane-NAME.log, its exit
 # code build/test-logs/lane-NAME.rc (what lane_wait looks for). The lane stops at a failure.
 lane_jobs=()
 lane_add() { lane_jobs+=("$*"); }

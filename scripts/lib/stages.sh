@@ -22,9 +22,8 @@ stages_record() {
   printf '%s\t%s\t%s\t%s\n' "$name" "$secs" "$status" "$detail" >>"$PRINTCAST_STAGE_FILE"
 }
 
-# stage NAME [--detail-from FILE-PATTERN-FN] -- CMD...: run CMD, record its wall time and status.
-# Returns CMD's exit code. The detail column is filled from $STAGE_DETAIL if CMD (or a function
-# it calls in this shell) sets it.
+# stage NAME CMD...: run CMD, record its wall time and status; returns CMD's exit code. The
+# detail column is $STAGE_DETAIL when CMD is a function of this shell that sets it.
 stage() {
   local name=$1 start rc=0
   shift
@@ -67,4 +66,13 @@ stages_finish() {
     stages_print_table
     rm -f "$PRINTCAST_STAGE_FILE"
   fi
+}
+
+# use_ccache: compile every CMake build through ccache when it is installed. No CCACHE_BASEDIR
+# (it would make paths relative, and tests read __FILE__), so only a clone in the same folder
+# hits the cache. The unit tests' precompiled header is cacheable with this sloppiness.
+use_ccache() {
+  command -v ccache >/dev/null 2>&1 || return 0
+  export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
+  export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 }
