@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
 // printcast-streamer: camera and printer-screen streaming server (h264-streamer compatible).
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -26,11 +29,25 @@ std::optional<spdlog::level::level_enum> parseLogLevel(const std::string& text) 
   return level;
 }
 
+// Every HTTP port accepts up to the board's connection limit (512 on a PC, four ports): lift the
+// descriptor limit from the usual soft 1024 toward the hard one, to 8192 at most (what a printer
+// needs, and poll() users stay far from huge numbers).
+void raiseFileLimit() {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0) return;
+  const rlim_t want = std::min<rlim_t>(files.rlim_max, 8192);
+  if (files.rlim_cur >= want) return;
+  files.rlim_cur = want;
+  if (setrlimit(RLIMIT_NOFILE, &files) != 0) spdlog::warn("cannot raise the open-file limit to {}", want);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
       "printcast-streamer: camera and printer-screen streaming (MJPEG, FLV/H.264, snapshots, touch)"};
+  std::string controlAllowOrigin, allowedHosts;
+  int connectionsPerAddress = 0, streamStallSeconds = 0;
   std::string configPath, boardId, device, resolution, host, allowOrigin, logLevel, apiConfig, displayNode,
       touchName;
   int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, bitrate = -1, gop = -1,
@@ -66,7 +83,20 @@ int main(int argc, char** argv) {
   app.add_option("--ws-port", wsPort,
                  "reCamera-style H.264 WebSocket port, path / with timestamps (default 8765; -1 = off)")
       ->check(CLI::Range(-1, 65535));
-  app.add_option("--allow-origin", allowOrigin, "Access-Control-Allow-Origin value (default *)");
+  app.add_option("--allow-origin", allowOrigin,
+                 "Access-Control-Allow-Origin of the stream ports (default *)");
+  app.add_option("--control-allow-origin", controlAllowOrigin,
+                 "Origins trusted by the control port besides its own: comma-separated, or * (default none)");
+  app.add_option(
+      "--allowed-hosts", allowedHosts,
+      "Host names the control port accepts changes through besides IP addresses, localhost and this "
+      "machine's name: comma-separated, or * (default none)");
+  app.add_option("--connections-per-address", connectionsPerAddress,
+                 "Connections one client address may hold open per port; more get 503 (default 48)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--stream-stall-seconds", streamStallSeconds,
+                 "Drop a stream client that accepts no bytes this long (default 20)")
+      ->check(CLI::Range(1, 3600));
   app.add_option("--bitrate", bitrate, "H.264 bitrate, kbit/s")->check(CLI::Range(100, 20000));
   app.add_option("--gop", gop, "H.264 frames between IDRs (default 2 s)")->check(CLI::Range(1, 1000));
   app.add_option("--jpeg-quality", jpegQuality, "JPEG quality")->check(CLI::Range(1, 100));
@@ -129,6 +159,10 @@ int main(int argc, char** argv) {
   if (flvPort >= -1) settings.flvPort = flvPort;
   if (wsPort >= -1) settings.wsPort = wsPort;
   if (!allowOrigin.empty()) settings.allowOrigin = allowOrigin;
+  if (!controlAllowOrigin.empty()) settings.controlAllowOrigin = controlAllowOrigin;
+  if (!allowedHosts.empty()) settings.allowedHosts = allowedHosts;
+  if (connectionsPerAddress > 0) settings.connectionsPerAddress = connectionsPerAddress;
+  if (streamStallSeconds > 0) settings.streamStallSeconds = streamStallSeconds;
   if (bitrate > 0) settings.bitrateKbps = bitrate;
   if (gop > 0) settings.gopFrames = gop;
   if (jpegQuality > 0) settings.jpegQuality = jpegQuality;
@@ -178,6 +212,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  raiseFileLimit();
   auto streamer = streamer::Streamer::start(settings, board);
   if (!streamer) {
     spdlog::critical("{}", streamer.error().describe());

@@ -223,6 +223,10 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "ring_name") return readString(v, source, key, s.ringName);
   if (key == "ring_size_mb") return readInt(v, source, key, 1, 256, s.ringSizeMb);
   if (key == "allow_origin") return readString(v, source, key, s.allowOrigin);
+  if (key == "control_allow_origin") return readString(v, source, key, s.controlAllowOrigin);
+  if (key == "allowed_hosts") return readString(v, source, key, s.allowedHosts);
+  if (key == "connections_per_address") return readInt(v, source, key, 1, 4096, s.connectionsPerAddress);
+  if (key == "stream_stall_seconds") return readInt(v, source, key, 1, 3600, s.streamStallSeconds);
   if (key == "log_level") return readChoice(v, source, key, kLogLevels, s.logLevel);
   if (key == "hls_segment_seconds") return readSeconds(v, source, key, 0.5, 10, false, s.hlsSegmentSeconds);
   if (key == "hls_part_seconds") return readSeconds(v, source, key, 0.1, 5, true, s.hlsPartSeconds);

@@ -56,7 +56,17 @@ struct Settings {
   // reCamera-compatible H.264 over WebSocket on path "/", every message with the 8-byte
   // timestamp trailer (0 = any free port, -1 = off). /ws on `port` serves the same without it.
   int wsPort = 8765;
-  std::string allowOrigin = "*";
+  std::string allowOrigin = "*";  // Access-Control-Allow-Origin of the stream ports
+  // The control port's same-origin rule (transport/http_access.h): origins trusted to change
+  // state and read the API besides the port's own ("http://mainsail.local, https://farm:8443",
+  // or "*"), and Host names accepted besides IP literals, localhost and this machine's name
+  // ("printer.lan, farm.example", or "*"). Config file and flags only: the API cannot change them.
+  std::string controlAllowOrigin;
+  std::string allowedHosts;
+  // Every HTTP port (transport/http_server.h): connections one client address may hold open
+  // (more get 503), and seconds a stream client may accept no bytes before it is dropped.
+  int connectionsPerAddress = 48;
+  int streamStallSeconds = 20;
   // Shared-memory ring for local consumers (docs/ring.md): /dev/shm/<ring_name>-h264 and
   // <ring_name>-jpeg, each ring_size_mb of frame data (1..256). Encoding for a ring happens only
   // while it has live readers.

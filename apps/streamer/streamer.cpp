@@ -58,6 +58,15 @@ using transport::HttpRequest;
 using transport::HttpResponse;
 using namespace std::chrono_literals;
 
+// 415 for a state-changing request whose body does not say what it is. Requiring
+// application/json keeps cross-origin pages out twice: they cannot send it without a CORS
+// preflight, which the control port refuses (transport/http_access.h).
+HttpResponse unsupportedMediaType(const HttpRequest& req, const char* expected) {
+  const std::string got = req.header("content-type");
+  return HttpResponse::error(415, fmt::format("send the body with Content-Type: {} (got {})", expected,
+                                              got.empty() ? "none" : "'" + got + "'"));
+}
+
 // Frames per second over the last two seconds.
 class RateMeter {
  public:
@@ -871,18 +880,16 @@ void Streamer::Impl::touchLoop() {
 
 HttpResponse Streamer::Impl::touchRequest(const HttpRequest& req) {
   if (!touch) return HttpResponse::error(503, "no touch panel: " + touchError);
-  // JSON {"x","y","duration"} or form-encoded x=&y=&duration=.
+  // JSON {"x","y","duration"} or form-encoded x=&y=&duration=, each with its Content-Type.
   nlohmann::json body;
-  const std::string type = req.header("content-type");
-  const bool looksJson = type.find("json") != std::string::npos ||
-                         (!req.body.empty() && req.body.find_first_not_of(" \t\r\n") != std::string::npos &&
-                          req.body[req.body.find_first_not_of(" \t\r\n")] == '{');
-  if (looksJson) {
+  if (req.hasMediaType("application/json")) {
     body = nlohmann::json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.is_object())
       return HttpResponse::error(400, "body is not a JSON object");
-  } else {
+  } else if (req.hasMediaType("application/x-www-form-urlencoded")) {
     for (const auto& [k, v] : transport::parseFormUrlEncoded(req.body)) body[k] = v;
+  } else {
+    return unsupportedMediaType(req, "application/json, or application/x-www-form-urlencoded");
   }
   auto number = [&](const char* key, double& out, bool required) -> std::string {
     if (!body.contains(key)) return required ? fmt::format("missing '{}'", key) : "";
@@ -1203,6 +1210,32 @@ std::string Streamer::Impl::metrics() {
   sample("printcast_hls_requests_total", "", static_cast<double>(hls->requests()));
   family("printcast_touches_total", "counter", "Taps injected into the touch panel");
   sample("printcast_touches_total", "", static_cast<double>(touchCount.load()));
+  // The HTTP ports' limits and origin rule (transport/http_server.h HttpServerStats).
+  std::vector<std::pair<const char*, transport::HttpServerStats>> ports;
+  for (const auto& [name, server] :
+       {std::pair{"stream", streamServer.get()}, std::pair{"control", controlServer.get()},
+        std::pair{"flv", flvServer.get()}, std::pair{"ws", wsServer.get()}}) {
+    if (server != nullptr) ports.emplace_back(name, server->stats());
+  }
+  using Field = uint64_t transport::HttpServerStats::*;
+  for (const auto& [metric, help, field] :
+       {std::tuple<const char*, const char*, Field>{"printcast_http_connections_total",
+                                                    "Connections accepted per port",
+                                                    &transport::HttpServerStats::connections},
+        {"printcast_http_address_limit_refused_total",
+         "Connections refused (closed or 503) because their address had too many open",
+         &transport::HttpServerStats::addressLimitRefused},
+        {"printcast_http_cross_origin_refused_total",
+         "State-changing requests and CORS preflights refused by the same-origin rule (403)",
+         &transport::HttpServerStats::crossOriginRefused},
+        {"printcast_http_stream_stalls_total", "Streams dropped because the client accepted no bytes",
+         &transport::HttpServerStats::streamStalls},
+        {"printcast_http_timeouts_total", "Other connections closed by the request-head or idle timeout",
+         &transport::HttpServerStats::timeouts}}) {
+    family(metric, "counter", help);
+    for (const auto& [port, st] : ports)
+      sample(metric, fmt::format("port=\"{}\"", port), static_cast<double>(st.*field));
+  }
   family("printcast_uptime_seconds", "gauge", "Seconds since the streamer started");
   sample("printcast_uptime_seconds", "", std::chrono::duration<double>(Clock::now() - startedAt).count());
   return out;
@@ -1243,6 +1276,7 @@ HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
   std::lock_guard lock(settingsMutex);
   if (req.method == "GET" || req.method == "HEAD") return reply(200, {{"status", "ok"}});
   if (req.method != "POST") return HttpResponse::error(405, "use GET, or POST a JSON object of settings");
+  if (!req.hasMediaType("application/json")) return unsupportedMediaType(req, "application/json");
   Settings next;
   std::vector<std::string> keys;
   std::string errorKey;
@@ -1376,7 +1410,7 @@ HttpResponse Streamer::Impl::timelapseRequest(const HttpRequest& req) {
     return timelapseFileResponse(req, timelapseStore.openThumbnail(*name, storage), "image/jpeg", false);
   }
   if (auto name = tail("/api/timelapse/delete/")) {
-    if (req.method != "DELETE" && req.method != "POST") return HttpResponse::error(405, "use DELETE");
+    if (req.method != "DELETE") return HttpResponse::error(405, "use DELETE");
     auto removed = timelapseStore.remove(*name, storage);
     if (!removed) return HttpResponse::error(statusFor(removed.code()), removed.error().message);
     spdlog::info("timelapse: deleted {}", fmt::join(*removed, ", "));
@@ -1400,6 +1434,7 @@ HttpResponse Streamer::Impl::timelapseSettingsRequest(const HttpRequest& req) {
   std::lock_guard lock(settingsMutex);
   if (req.method == "GET" || req.method == "HEAD") return reply(200, {{"status", "ok"}});
   if (req.method != "POST") return HttpResponse::error(405, "use GET, or POST a JSON object of settings");
+  if (!req.hasMediaType("application/json")) return unsupportedMediaType(req, "application/json");
   Settings next;
   std::vector<std::string> keys;
   std::string errorKey;
@@ -1555,6 +1590,7 @@ HttpResponse Streamer::Impl::cameraControls(const HttpRequest& req) {
   if (req.method != "GET" && req.method != "POST") return HttpResponse::error(405, "use GET or POST");
   nlohmann::json body;
   if (req.method == "POST") {
+    if (!req.hasMediaType("application/json")) return unsupportedMediaType(req, "application/json");
     body = nlohmann::json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.is_object()) {
       return HttpResponse::error(400, "body is a JSON object of control name (or id) -> integer value");
@@ -1905,21 +1941,32 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   }
   if (!s.touch) spdlog::warn("touch: {}", s.touchError);
 
-  auto listen = [&](const char* name, int port, std::string origin,
-                    transport::HttpHandler handler) -> hal::Result<std::unique_ptr<transport::HttpServer>> {
+  // Every port: the board's connection limit. The control port (it presses buttons on the
+  // printer) takes changes only from its own pages and from scripts (transport/http_access.h).
+  auto listen = [&](const char* name, int port, std::string origin, transport::HttpHandler handler,
+                    bool sameOriginWrites = false) -> hal::Result<std::unique_ptr<transport::HttpServer>> {
     transport::HttpServerConfig config;
     config.name = name;
     config.host = settings.host;
     config.port = static_cast<uint16_t>(port);
     config.allowOrigin = std::move(origin);
+    config.connectionLimit = board.limits.maxConnectionsPerPort;
+    config.perAddressLimit =
+        std::min(static_cast<unsigned>(settings.connectionsPerAddress), config.connectionLimit);
+    config.streamStallSeconds = static_cast<unsigned>(settings.streamStallSeconds);
+    if (sameOriginWrites) {
+      config.policy.sameOriginWrites = true;
+      config.policy.trustedOrigins = transport::splitList(settings.controlAllowOrigin);
+      config.policy.allowedHosts = transport::splitList(settings.allowedHosts);
+    }
     return transport::HttpServer::start(config, std::move(handler));
   };
   auto stream = listen("stream", settings.port, settings.allowOrigin,
                        [&s](const HttpRequest& r) { return s.handleStream(r); });
   if (!stream) return stream.error();
   s.streamServer = std::move(*stream);
-  auto control = listen("control", settings.controlPort, settings.allowOrigin,
-                        [&s](const HttpRequest& r) { return s.handleControl(r); });
+  auto control = listen(
+      "control", settings.controlPort, "", [&s](const HttpRequest& r) { return s.handleControl(r); }, true);
   if (!control) return control.error();
   s.controlServer = std::move(*control);
   if (settings.flvPort >= 0) {

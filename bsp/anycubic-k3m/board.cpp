@@ -60,7 +60,8 @@ const Board kBoardAnycubicK3m{
             .defaultFps = 10,
         },
     .encoders = {.h264 = kH264Encoders},
-    .limits = {},
+    // 64 connections per HTTP port: 256 MB of RAM shared with the firmware (product.md "Boards").
+    .limits = {.maxConnectionsPerPort = 64},
     .storage =
         {
             .timelapseInternal = "/useremain/app/gk/Time-lapse-Video",

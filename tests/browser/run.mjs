@@ -74,6 +74,7 @@ async function main() {
             return file;
           },
           playerTest: (o) => h.playerTest(ctx, o),
+          servePage: h.servePage,
         };
         const started = Date.now();
         try {

@@ -2,6 +2,8 @@
 // Test helpers: child-process streamer, raw HTTP client, command runner.
 #include "test_client.h"
 
+#include "printcast/transport/mjpeg.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -46,11 +48,20 @@ bool readSome(int fd, std::string& into, Clock::time_point deadline, bool& eof) 
   return true;
 }
 
-int connectLoopback(uint16_t port, int receiveBufferBytes) {
+int connectLoopback(uint16_t port, int receiveBufferBytes, const std::string& from = "") {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   if (receiveBufferBytes > 0) {
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBufferBytes, sizeof receiveBufferBytes);
+  }
+  if (!from.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (::inet_pton(AF_INET, from.c_str(), &local.sin_addr) != 1 ||
+        ::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+      ::close(fd);
+      return -1;
+    }
   }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -95,7 +106,9 @@ int parseHead(const std::string& head, std::string& statusLine, std::map<std::st
 
 std::string buildRequest(const std::string& method, const std::string& target, const std::string& body,
                          const std::map<std::string, std::string>& headers) {
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  std::string req = method + " " + target + " HTTP/1.1\r\n";
+  if (headers.count("Host") == 0) req += "Host: 127.0.0.1\r\n";
+  req += "Connection: close\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   if (!body.empty() || method == "POST") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   return req + "\r\n" + body;
@@ -199,11 +212,31 @@ int StreamerProcess::terminate(std::chrono::milliseconds timeout) {
   return -1;
 }
 
+int connectLoopbackFrom(const std::string& from, uint16_t port) { return connectLoopback(port, 0, from); }
+
+namespace {
+HttpReply request(const std::string& from, uint16_t port, const std::string& method,
+                  const std::string& target, const std::string& body,
+                  const std::map<std::string, std::string>& headers, std::chrono::milliseconds timeout);
+}  // namespace
+
 HttpReply httpRequest(uint16_t port, const std::string& method, const std::string& target,
                       const std::string& body, const std::map<std::string, std::string>& headers,
                       std::chrono::milliseconds timeout) {
+  return request("", port, method, target, body, headers, timeout);
+}
+
+HttpReply httpRequestFrom(const std::string& from, uint16_t port, const std::string& method,
+                          const std::string& target, std::chrono::milliseconds timeout) {
+  return request(from, port, method, target, "", {}, timeout);
+}
+
+namespace {
+HttpReply request(const std::string& from, uint16_t port, const std::string& method,
+                  const std::string& target, const std::string& body,
+                  const std::map<std::string, std::string>& headers, std::chrono::milliseconds timeout) {
   HttpReply reply;
-  const int fd = connectLoopback(port, 0);
+  const int fd = connectLoopback(port, 0, from);
   if (fd < 0) {
     reply.error = "connect failed";
     return reply;
@@ -239,9 +272,11 @@ HttpReply httpRequest(uint16_t port, const std::string& method, const std::strin
   reply.body = data.substr(headEnd + 4);
   return reply;
 }
+}  // namespace
 
-StreamConnection::StreamConnection(uint16_t port, const std::string& target, int receiveBufferBytes) {
-  fd_ = connectLoopback(port, receiveBufferBytes);
+StreamConnection::StreamConnection(uint16_t port, const std::string& target, int receiveBufferBytes,
+                                   const std::string& from) {
+  fd_ = connectLoopback(port, receiveBufferBytes, from);
   if (fd_ < 0 || !sendAll(fd_, buildRequest("GET", target, "", {}))) return;
   const auto deadline = Clock::now() + std::chrono::seconds(10);
   std::string data;
@@ -294,6 +329,21 @@ bool StreamConnection::waitForEnd(std::chrono::milliseconds timeout) {
     if (eof) return true;
   }
   return false;
+}
+
+size_t countMjpegParts(uint16_t port, std::chrono::milliseconds duration, const std::string& from,
+                       const std::string& target) {
+  StreamConnection c(port, target, 0, from);
+  if (!c.ok() || c.status() != 200) return 0;
+  transport::mjpeg::Parser parser;
+  size_t parts = 0;
+  const auto end = Clock::now() + duration;
+  while (Clock::now() < end) {
+    const std::string chunk = c.read(1 << 20, std::chrono::milliseconds(200));
+    if (!parser.feed({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()})) return 0;
+    parts += parser.takeParts().size();
+  }
+  return parts;
 }
 
 CommandResult runCommand(const std::vector<std::string>& args, std::chrono::seconds limit) {

@@ -53,11 +53,20 @@ struct HttpReply {
 HttpReply httpRequest(uint16_t port, const std::string& method, const std::string& target,
                       const std::string& body = "", const std::map<std::string, std::string>& headers = {},
                       std::chrono::milliseconds timeout = std::chrono::seconds(10));
+// The same from another loopback address (`from`, e.g. "127.0.0.2": the whole of 127.0.0.0/8 is
+// the loopback interface), for tests of per-address limits.
+HttpReply httpRequestFrom(const std::string& from, uint16_t port, const std::string& method,
+                          const std::string& target,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// A TCP connection to 127.0.0.1:port from `from` ("" = the kernel's choice); -1 on failure.
+int connectLoopbackFrom(const std::string& from, uint16_t port);
 
 // An open streaming connection: sends a GET and reads headers; read() returns body bytes.
 class StreamConnection {
  public:
-  StreamConnection(uint16_t port, const std::string& target, int receiveBufferBytes = 0);
+  StreamConnection(uint16_t port, const std::string& target, int receiveBufferBytes = 0,
+                   const std::string& from = "");
   ~StreamConnection();
   bool ok() const { return fd_ >= 0 && status_ != 0; }
   int status() const { return status_; }
@@ -75,6 +84,11 @@ class StreamConnection {
   std::map<std::string, std::string> headers_;
   std::string pending_;  // body bytes read together with the headers
 };
+
+// MJPEG parts (transport/mjpeg.h's parser) read from `target` (/stream) in `duration` by a client
+// at `from` ("" = the kernel's choice); 0 when the stream does not open or does not parse.
+size_t countMjpegParts(uint16_t port, std::chrono::milliseconds duration, const std::string& from = "",
+                       const std::string& target = "/stream");
 
 struct CommandResult {
   int exitCode = -1;

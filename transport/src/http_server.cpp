@@ -8,9 +8,11 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -27,6 +29,20 @@ std::string HttpRequest::arg(const std::string& key) const {
 std::string HttpRequest::header(const std::string& lowerName) const {
   auto it = headers.find(lowerName);
   return it == headers.end() ? std::string() : it->second;
+}
+
+bool HttpRequest::hasMediaType(std::string_view mediaType) const {
+  std::string type = header("content-type");
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
+  const size_t start = type.find_first_not_of(" \t");
+  if (start == std::string::npos || type.size() - start != mediaType.size()) return false;
+  for (size_t i = 0; i < mediaType.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(type[start + i])) !=
+        std::tolower(static_cast<unsigned char>(mediaType[i])))
+      return false;
+  }
+  return true;
 }
 
 HttpResponse HttpResponse::text(int status, std::string body) {
@@ -160,16 +176,70 @@ struct HttpServer::Impl {
   std::shared_ptr<std::atomic<int>> upgraded = std::make_shared<std::atomic<int>>(0);
   // Connections whose request line or query decoded a %00 (server thread only): answered 400.
   std::set<MHD_Connection*> nulInUrl;
+  std::string machineName;  // gethostname(), lower-case: a Host the origin rule accepts
+  // Open connections per client address (server thread only), and when a refusal for an address
+  // was last logged (at most once a minute each).
+  std::map<std::string, unsigned> perAddress;
+  std::map<std::string, std::chrono::steady_clock::time_point> lastLogged;
+  struct Counters {
+    std::atomic<uint64_t> connections{0}, addressLimitRefused{0}, crossOriginRefused{0}, streamStalls{0},
+        timeouts{0};
+  } counters;
+
+  // Log `message` about `address` unless something about it was logged less than a minute ago.
+  void logOncePerMinute(const std::string& address, const std::string& message) {
+    const auto now = std::chrono::steady_clock::now();
+    auto [it, fresh] = lastLogged.try_emplace(address, now);
+    if (!fresh && now - it->second < std::chrono::minutes(1)) return;
+    it->second = now;
+    if (lastLogged.size() > 4096) lastLogged.clear();  // bounded: a scan from many addresses
+    spdlog::warn("{}: {} (logged once a minute per address)", config.name, message);
+  }
 };
 
 namespace {
 
+// Connections past an address's limit that still get a 503 with the reason (the rest are closed).
+constexpr unsigned kOverLimitAnswered = 8;
+
+// One per connection (libmicrohttpd's socket context), from accept to close.
+struct ConnectionInfo {
+  std::string address;     // the client's address, numeric
+  bool overLimit = false;  // opened while its address had perAddressLimit connections: 503
+  bool streaming = false;  // the current response is a stream (for the stall counter)
+};
+
+std::string addressString(const sockaddr* addr) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (addr == nullptr) return "?";
+  if (addr->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(addr)->sin_addr, text, sizeof text);
+  } else if (addr->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr, text, sizeof text);
+  } else {
+    return "?";
+  }
+  return text;
+}
+
+ConnectionInfo* connectionInfo(MHD_Connection* connection) {
+  const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return info != nullptr ? static_cast<ConnectionInfo*>(info->socket_context) : nullptr;
+}
+
+void setTimeout(MHD_Connection* connection, unsigned seconds) {
+  MHD_set_connection_option(connection, MHD_CONNECTION_OPTION_TIMEOUT,
+                            seconds);  // NOLINT(cppcoreguidelines-pro-type-vararg)
+}
+
 struct RequestState {
   HttpRequest request;
+  std::string allowOrigin;  // this request's Access-Control-Allow-Origin ("" = none)
   bool tooLarge = false;
   bool nulInUrl = false;
   std::shared_ptr<DeferredResponse> deferred;
   UpgradeHandler upgrade;  // the 101 response's handler, until libmicrohttpd calls onUpgrade
+  bool upgraded = false;   // the response was a 101: the connection is not libmicrohttpd's HTTP any more
 };
 
 struct StreamContext {
@@ -231,19 +301,23 @@ void onUpgrade(void* cls, MHD_Connection* /*connection*/, void* conCls, const ch
   if (handler) handler(std::move(connection));  // else: closed right here
 }
 
+// `mayUpgrade`: false for a deferred response (its upgrade handler would not be kept).
 MHD_Result queueResponse(HttpServer::Impl* server, MHD_Connection* connection, HttpResponse r,
-                         RequestState* state = nullptr) {
+                         RequestState* state, bool mayUpgrade = true) {
   MHD_Response* response = nullptr;
   if (r.upgrade) {
-    if (state == nullptr) {  // a deferred response cannot upgrade (the handler was not kept)
-      return queueResponse(server, connection, HttpResponse::error(500, "upgrade from a deferred response"));
+    if (!mayUpgrade) {
+      return queueResponse(server, connection, HttpResponse::error(500, "upgrade from a deferred response"),
+                           state, false);
     }
     if (server->stopped.load()) {
-      return queueResponse(server, connection, HttpResponse::error(503, "server is shutting down"));
+      return queueResponse(server, connection, HttpResponse::error(503, "server is shutting down"), state,
+                           false);
     }
     response = MHD_create_response_for_upgrade(&onUpgrade, server);
     if (response == nullptr) return MHD_NO;
     state->upgrade = std::move(r.upgrade);
+    state->upgraded = true;
   } else if (r.stream) {
     auto* ctx = new StreamContext{r.stream, connection, std::move(r.onClose), server};  // NOLINT
     r.stream->setWakeup([server, connection] {
@@ -251,16 +325,21 @@ MHD_Result queueResponse(HttpServer::Impl* server, MHD_Connection* connection, H
       MHD_resume_connection(connection);
     });
     const bool endless = r.streamSize == HttpResponse::kUnknownSize;
-    response = MHD_create_response_from_callback(endless ? MHD_SIZE_UNKNOWN : r.streamSize, 64 * 1024,
+    response = MHD_create_response_from_callback(endless ? MHD_SIZE_UNKNOWN : r.streamSize, size_t{64} * 1024,
                                                  &readStream, ctx, &freeStream);
     if (response == nullptr) {
       freeStream(ctx);
       return MHD_NO;
     }
     if (endless) MHD_set_response_options(response, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+    setTimeout(connection, server->config.streamStallSeconds);
+    if (ConnectionInfo* info = connectionInfo(connection)) info->streaming = true;
   } else if (r.file) {
     const int fd = r.file->release();
-    if (fd < 0) return queueResponse(server, connection, HttpResponse::error(500, "file body used twice"));
+    if (fd < 0) {
+      return queueResponse(server, connection, HttpResponse::error(500, "file body used twice"), state,
+                           false);
+    }
     // libmicrohttpd owns (and closes) the descriptor from here on, also when this fails.
     response = MHD_create_response_from_fd_at_offset64(r.file->length(), fd, r.file->offset());
     if (response == nullptr) {
@@ -271,26 +350,48 @@ MHD_Result queueResponse(HttpServer::Impl* server, MHD_Connection* connection, H
     response = MHD_create_response_from_buffer(r.body.size(), r.body.data(), MHD_RESPMEM_MUST_COPY);
     if (response == nullptr) return MHD_NO;
   }
-  if (state == nullptr || !state->upgrade) {
+  if (!state->upgraded)
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.contentType.c_str());
+  if (!r.customCors && !state->allowOrigin.empty()) {
+    MHD_add_response_header(response, "Access-Control-Allow-Origin", state->allowOrigin.c_str());
   }
-  if (!r.customCors && !server->config.allowOrigin.empty()) {
-    MHD_add_response_header(response, "Access-Control-Allow-Origin", server->config.allowOrigin.c_str());
-  }
+  if (server->config.policy.sameOriginWrites) MHD_add_response_header(response, "Vary", "Origin");
   for (const auto& [name, value] : r.headers) MHD_add_response_header(response, name.c_str(), value.c_str());
   const MHD_Result result = MHD_queue_response(connection, static_cast<unsigned>(r.status), response);
   MHD_destroy_response(response);
   return result;
 }
 
-HttpResponse preflight(const HttpRequest& request) {
+// The CORS preflight. Under the same-origin rule only a trusted origin gets the Allow-* headers,
+// for a fixed list of headers; the stream ports allow what is asked.
+HttpResponse preflight(const HttpServer::Impl& server, const RequestState& state) {
+  const HttpRequest& request = state.request;
+  if (server.config.policy.sameOriginWrites && state.allowOrigin.empty()) {
+    return HttpResponse::error(403, "cross-origin requests from '" + request.header("origin") +
+                                        "' are not allowed here; add the origin to control_allow_origin");
+  }
   HttpResponse r;
   r.status = 204;
   r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
   const std::string asked = request.header("access-control-request-headers");
-  r.headers.emplace_back("Access-Control-Allow-Headers", asked.empty() ? "Content-Type, Range" : asked);
+  const bool fixed = server.config.policy.sameOriginWrites || asked.empty();
+  r.headers.emplace_back("Access-Control-Allow-Headers",
+                         fixed ? "Content-Type, Range, Authorization" : asked);
   r.headers.emplace_back("Access-Control-Max-Age", "86400");
   return r;
+}
+
+// This request's Access-Control-Allow-Origin: the port's value, or under the same-origin rule
+// the request's Origin when it is trusted ("*" when every origin is).
+std::string allowOriginFor(const HttpServer::Impl& server, const HttpRequest& request) {
+  const OriginPolicy& policy = server.config.policy;
+  if (!policy.sameOriginWrites) return server.config.allowOrigin;
+  const std::string origin = request.header("origin");
+  if (origin.empty() || !isTrustedOrigin(policy, origin, request.header("host"))) return {};
+  return std::find(policy.trustedOrigins.begin(), policy.trustedOrigins.end(), "*") !=
+                 policy.trustedOrigins.end()
+             ? "*"
+             : origin;
 }
 
 MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, const char* method,
@@ -304,6 +405,10 @@ MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, con
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &collectValue, &state->request.query);
     MHD_get_connection_values(connection, MHD_HEADER_KIND, &collectHeader, &state->request.headers);
     state->nulInUrl = server->nulInUrl.erase(connection) > 0;
+    const ConnectionInfo* info = connectionInfo(connection);
+    state->request.peer = info != nullptr ? info->address : "?";
+    state->allowOrigin = allowOriginFor(*server, state->request);
+    setTimeout(connection, server->config.idleTimeoutSeconds);  // the head is in: the idle rule now
     *conCls = state;
     return MHD_YES;
   }
@@ -323,24 +428,56 @@ MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, con
       server->pending.erase(state->deferred);
     }
     state->deferred.reset();
-    return queueResponse(server, connection, std::move(ready));
+    return queueResponse(server, connection, std::move(ready), state, false);
+  }
+  if (const ConnectionInfo* info = connectionInfo(connection); info != nullptr && info->overLimit) {
+    const std::string reason =
+        fmt::format("too many connections from {}: at most {} per address on this port", info->address,
+                    server->config.perAddressLimit);
+    server->logOncePerMinute(info->address, reason);
+    HttpResponse busy = HttpResponse::error(503, reason);
+    busy.headers.emplace_back("Connection", "close");
+    busy.headers.emplace_back("Retry-After", "5");
+    return queueResponse(server, connection, std::move(busy), state, false);
   }
   if (state->tooLarge) {
     return queueResponse(server, connection,
                          HttpResponse::error(413, fmt::format("request body larger than {} bytes",
-                                                              server->config.maxBodyBytes)));
+                                                              server->config.maxBodyBytes)),
+                         state, false);
   }
   if (state->nulInUrl) {
-    return queueResponse(server, connection,
-                         HttpResponse::error(400, "the request URL has a NUL byte (%00)"));
+    return queueResponse(server, connection, HttpResponse::error(400, "the request URL has a NUL byte (%00)"),
+                         state, false);
   }
-  if (state->request.method == "OPTIONS") return queueResponse(server, connection, preflight(state->request));
+  if (state->request.method == "OPTIONS") {
+    HttpResponse answer = preflight(*server, *state);
+    if (answer.status == 403) {
+      server->counters.crossOriginRefused.fetch_add(1);
+      server->logOncePerMinute(state->request.peer,
+                               fmt::format("refused a CORS preflight for {} from {}", state->request.path,
+                                           state->request.header("origin")));
+    }
+    return queueResponse(server, connection, std::move(answer), state, false);
+  }
+  if (isStateChangingMethod(state->request.method)) {
+    const std::string refused = checkStateChange(server->config.policy, state->request.header("host"),
+                                                 state->request.header("origin"), server->machineName);
+    if (!refused.empty()) {
+      server->counters.crossOriginRefused.fetch_add(1);
+      server->logOncePerMinute(state->request.peer,
+                               fmt::format("refused {} {} from {}: {}", state->request.method,
+                                           state->request.path, state->request.peer, refused));
+      return queueResponse(server, connection, HttpResponse::error(403, refused), state, false);
+    }
+  }
 
   HttpResponse response = server->handler(state->request);
   if (response.deferred) {
     auto deferred = std::move(response.deferred);
     if (server->stopped.load()) {
-      return queueResponse(server, connection, HttpResponse::error(503, "server is shutting down"));
+      return queueResponse(server, connection, HttpResponse::error(503, "server is shutting down"), state,
+                           false);
     }
     {
       std::lock_guard pendingLock(server->pendingMutex);
@@ -355,15 +492,45 @@ MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, con
       std::lock_guard pendingLock(server->pendingMutex);
       server->pending.erase(deferred);
     }
-    return queueResponse(server, connection, deferred->takeResponse());
+    return queueResponse(server, connection, deferred->takeResponse(), state, false);
   }
   return queueResponse(server, connection, std::move(response), state);
 }
 
-void onCompleted(void* /*cls*/, MHD_Connection* /*connection*/, void** conCls,
-                 MHD_RequestTerminationCode /*code*/) {
+void onCompleted(void* cls, MHD_Connection* connection, void** conCls, MHD_RequestTerminationCode code) {
+  auto* server = static_cast<HttpServer::Impl*>(cls);
+  ConnectionInfo* info = connectionInfo(connection);
+  if (code == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED) {
+    if (info != nullptr && info->streaming) {
+      server->counters.streamStalls.fetch_add(1);
+      server->logOncePerMinute(
+          info->address, fmt::format("dropped a stream to {}: it accepted no bytes for {} s", info->address,
+                                     server->config.streamStallSeconds));
+    } else {
+      server->counters.timeouts.fetch_add(1);
+    }
+  }
+  if (info != nullptr) info->streaming = false;
+  // Kept alive: the next request head has the short deadline again.
+  auto* state = static_cast<RequestState*>(*conCls);
+  if (code == MHD_REQUEST_TERMINATED_COMPLETED_OK && (state == nullptr || !state->upgraded)) {
+    setTimeout(connection, server->config.headTimeoutSeconds);
+  }
   delete static_cast<RequestState*>(*conCls);  // NOLINT(cppcoreguidelines-owning-memory)
   *conCls = nullptr;
+}
+
+// Accept policy: an address already past its limit (plus the few that get a 503) is closed at once.
+MHD_Result onAccept(void* cls, const sockaddr* addr, socklen_t /*addrlen*/) {
+  auto* server = static_cast<HttpServer::Impl*>(cls);
+  const std::string address = addressString(addr);
+  auto it = server->perAddress.find(address);
+  const unsigned open = it == server->perAddress.end() ? 0 : it->second;
+  if (open < server->config.perAddressLimit + kOverLimitAnswered) return MHD_YES;
+  server->counters.addressLimitRefused.fetch_add(1);
+  server->logOncePerMinute(
+      address, fmt::format("too many connections from {} ({} open): closing new ones", address, open));
+  return MHD_NO;
 }
 
 // Percent-decode the path or a query key/value in place, as libmicrohttpd does by default, and
@@ -379,9 +546,29 @@ size_t unescapeUrl(void* cls, MHD_Connection* connection, char* s) {
   return MHD_http_unescape(s);
 }
 
-void onConnection(void* cls, MHD_Connection* connection, void** /*socketContext*/,
+void onConnection(void* cls, MHD_Connection* connection, void** socketContext,
                   MHD_ConnectionNotificationCode code) {
-  if (code == MHD_CONNECTION_NOTIFY_CLOSED) static_cast<HttpServer::Impl*>(cls)->nulInUrl.erase(connection);
+  auto* server = static_cast<HttpServer::Impl*>(cls);
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const MHD_ConnectionInfo* ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    auto* info = new ConnectionInfo;  // NOLINT(cppcoreguidelines-owning-memory): freed at CLOSED
+    info->address = addressString(ci != nullptr ? ci->client_addr : nullptr);
+    const unsigned open = ++server->perAddress[info->address];
+    if (open > server->config.perAddressLimit) {
+      info->overLimit = true;
+      server->counters.addressLimitRefused.fetch_add(1);
+    }
+    server->counters.connections.fetch_add(1);
+    *socketContext = info;
+    return;
+  }
+  server->nulInUrl.erase(connection);
+  auto* info = static_cast<ConnectionInfo*>(*socketContext);
+  if (info == nullptr) return;
+  auto it = server->perAddress.find(info->address);
+  if (it != server->perAddress.end() && --it->second == 0) server->perAddress.erase(it);
+  delete info;  // NOLINT(cppcoreguidelines-owning-memory)
+  *socketContext = nullptr;
 }
 
 void logMhd(void* cls, const char* format, va_list ap) {
@@ -416,11 +603,16 @@ hal::Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerConfi
   const unsigned flags =
       MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
   Impl* raw = impl.get();
+  char hostname[256] = {};
+  if (gethostname(hostname, sizeof hostname - 1) == 0) {
+    impl->machineName = hostname;
+    for (auto& ch : impl->machineName) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
   impl->daemon = MHD_start_daemon(
-      flags, config.port, nullptr, nullptr, &onRequest, raw, MHD_OPTION_SOCK_ADDR,
+      flags, config.port, &onAccept, raw, &onRequest, raw, MHD_OPTION_SOCK_ADDR,
       reinterpret_cast<const sockaddr*>(&addr), MHD_OPTION_NOTIFY_COMPLETED, &onCompleted, raw,
       MHD_OPTION_CONNECTION_LIMIT, config.connectionLimit, MHD_OPTION_CONNECTION_TIMEOUT,
-      config.idleTimeoutSeconds, MHD_OPTION_EXTERNAL_LOGGER, &logMhd, raw, MHD_OPTION_UNESCAPE_CALLBACK,
+      config.headTimeoutSeconds, MHD_OPTION_EXTERNAL_LOGGER, &logMhd, raw, MHD_OPTION_UNESCAPE_CALLBACK,
       &unescapeUrl, raw, MHD_OPTION_NOTIFY_CONNECTION, &onConnection, raw, MHD_OPTION_END);
   if (impl->daemon == nullptr) {
     return {hal::Errc::Busy,
@@ -433,6 +625,12 @@ hal::Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerConfi
 }
 
 uint16_t HttpServer::port() const { return impl_->port; }
+
+HttpServerStats HttpServer::stats() const {
+  const auto& c = impl_->counters;
+  return HttpServerStats{c.connections.load(), c.addressLimitRefused.load(), c.crossOriginRefused.load(),
+                         c.streamStalls.load(), c.timeouts.load()};
+}
 
 void HttpServer::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;

@@ -84,6 +84,9 @@ struct EncoderSpec {
 struct Limits {
   hal::Size maxCameraSize{1920, 1080};
   int maxCameraFps = 30;
+  // Connections each HTTP port accepts at once (every viewer, page and API call is one; each
+  // costs a descriptor and libmicrohttpd's per-connection memory, 32 KiB at most).
+  unsigned maxConnectionsPerPort = 512;
 };
 
 // Where the printer keeps timelapse videos (the streamer's timelapse recorder and manager).

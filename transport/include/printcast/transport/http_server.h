@@ -11,11 +11,13 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "printcast/hal/result.h"
 #include "printcast/transport/fanout.h"
+#include "printcast/transport/http_access.h"
 
 namespace printcast::transport {
 
@@ -30,6 +32,12 @@ struct HttpRequest {
   std::string arg(const std::string& key) const;
   // The header (name lower-case) or "" when absent.
   std::string header(const std::string& lowerName) const;
+  // Whether Content-Type's media type (before any ';' parameter, case-insensitive) is
+  // `mediaType` ("application/json"). A state-changing JSON endpoint requires it: a cross-origin
+  // page can send a form or text/plain without a CORS preflight, but not application/json.
+  bool hasMediaType(std::string_view mediaType) const;
+  // The client's address ("127.0.0.2", "::1"), for logs and per-address limits.
+  std::string peer;
 };
 
 class DeferredResponse;
@@ -147,13 +155,39 @@ std::map<std::string, std::string> parseFormUrlEncoded(const std::string& body);
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 struct HttpServerConfig {
-  std::string name = "http";        // for logs
-  std::string host;                 // numeric IPv4 address to bind; "" = all interfaces
-  uint16_t port = 8080;             // 0 = pick a free port (see HttpServer::port())
-  std::string allowOrigin = "*";    // Access-Control-Allow-Origin on every response; "" = none
-  size_t maxBodyBytes = 64 * 1024;  // larger request bodies get 413
-  unsigned connectionLimit = 256;
-  unsigned idleTimeoutSeconds = 60;  // a connection that neither reads nor writes this long closes
+  std::string name = "http";                // for logs
+  std::string host;                         // numeric IPv4 address to bind; "" = all interfaces
+  uint16_t port = 8080;                     // 0 = pick a free port (see HttpServer::port())
+  std::string allowOrigin = "*";            // Access-Control-Allow-Origin on every response; "" = none
+                                            // (ignored when policy.sameOriginWrites: see OriginPolicy)
+  OriginPolicy policy;                      // who may change state (http_access.h); default: anyone
+  size_t maxBodyBytes = size_t{64} * 1024;  // larger request bodies get 413
+
+  // Limits (connection floods, slowloris). A connection from an address that already has
+  // `perAddressLimit` open gets 503 with the reason to its request and is closed; beyond that
+  // plus a few more, new connections from it are closed at once. `connectionLimit` bounds the
+  // port as a whole (libmicrohttpd closes what comes beyond). Each refusal is logged at most once
+  // per address per minute and counted (stats()).
+  unsigned connectionLimit = 512;
+  unsigned perAddressLimit = 48;  // a farm dashboard of 16 tiles from one browser fits, twice
+  // Seconds a connection may stay silent before its request head is complete (a new connection,
+  // or a kept-alive one between requests): a client that trickles a header is closed then.
+  unsigned headTimeoutSeconds = 10;
+  // Seconds a connection with a response in progress may neither read nor write.
+  unsigned idleTimeoutSeconds = 60;
+  // Seconds a stream client (HttpResponse::stream) may accept no bytes while the stream has
+  // bytes for it before it is dropped (counted in stats().streamStalls).
+  unsigned streamStallSeconds = 20;
+};
+
+// What the limits and the origin rule refused so far (monotonic counters).
+struct HttpServerStats {
+  uint64_t connections = 0;          // accepted connections
+  uint64_t addressLimitRefused = 0;  // closed or answered 503: too many from one address
+  uint64_t crossOriginRefused =
+      0;                      // state-changing requests and CORS preflights refused by the origin rule (403)
+  uint64_t streamStalls = 0;  // streams dropped: the client accepted nothing for streamStallSeconds
+  uint64_t timeouts = 0;      // other connections closed by the head or idle timeout
 };
 
 // Threading: one internal libmicrohttpd polling thread (epoll/poll over non-blocking sockets)
@@ -161,7 +195,9 @@ struct HttpServerConfig {
 // must return quickly (no blocking I/O, no waiting). A slow or stalled client never holds that
 // thread: streams, files and buffers are written only as far as its socket accepts, then the
 // thread moves on to the other connections. OPTIONS requests are answered by the server itself
-// (CORS preflight). A URL whose path or query has a percent-encoded NUL (%00) is answered 400 by
+// (CORS preflight; with policy.sameOriginWrites only for trusted origins, others get 403).
+// State-changing requests that break config.policy get 403 with the reason before the handler
+// sees them. A URL whose path or query has a percent-encoded NUL (%00) is answered 400 by
 // the server itself: a NUL would silently cut the decoded path short (".../x%00.mp4" read as
 // ".../x"). stop() may be called from any thread once.
 class HttpServer {
@@ -173,6 +209,8 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   uint16_t port() const;
+  // Thread-safe.
+  HttpServerStats stats() const;
   // Fail pending deferred responses with 503, wait (bounded) for streams to drain after their
   // queues were closed by their owners and for upgraded connections to be destroyed by their
   // owners, and stop the daemon.
