@@ -450,6 +450,10 @@ struct Streamer::Impl {
   std::vector<nlohmann::json> outputs;
   nlohmann::json ringStats();
   nlohmann::json hlsStats();
+  // The control port's file work (see handleControl). Declared last: destroyed first, while
+  // everything its jobs use is still there; stop() stops it after the servers.
+  std::unique_ptr<transport::BlockingWorker> blockingWork =
+      std::make_unique<transport::BlockingWorker>("control worker");
 };
 
 // ----------------------------------------------------------------------------- camera
@@ -1569,16 +1573,21 @@ HttpResponse Streamer::Impl::handleControl(const HttpRequest& req) {
     }
   }
   if (req.path == "/healthz") return healthz();
-  if (req.path == "/api/settings") return settingsRequest(req);
+  // What touches files (fsync of the config, folder scans, the moov of each video, camera
+  // controls saved to a file) runs on the blocking worker, never on the server thread.
+  auto onWorker = [this, &req](HttpResponse (Impl::*handler)(const HttpRequest&)) {
+    return blockingWork->defer([this, handler, copy = req] { return (this->*handler)(copy); });
+  };
+  if (req.path == "/api/settings") return onWorker(&Impl::settingsRequest);
   if (req.path == "/api/touch") {
     if (req.method != "POST") return HttpResponse::error(405, "use POST with {\"x\",\"y\",\"duration\"}");
     return touchRequest(req);
   }
   if (req.path == "/api/stats") return HttpResponse::json(200, stats().dump());
-  if (req.path == "/api/camera/controls") return cameraControls(req);
+  if (req.path == "/api/camera/controls") return onWorker(&Impl::cameraControls);
   if (req.path == "/api/timelapse/moonraker" || req.path == "/api/timelapse/status")
     return timelapseStatusRequest(req);
-  if (req.path.rfind("/api/timelapse/", 0) == 0) return timelapseRequest(req);  // timelapse manager
+  if (req.path.rfind("/api/timelapse/", 0) == 0) return onWorker(&Impl::timelapseRequest);  // the manager
   if (req.path == "/status") return HttpResponse::json(200, status().dump());
   return HttpResponse::error(404, "no such endpoint: " + req.path);
 }
@@ -2043,6 +2052,7 @@ void Streamer::stop() {
   for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get()}) {
     if (server != nullptr) server->stop();
   }
+  s.blockingWork->stop();
   // Retire the rings (after the servers: /status reads them): their readers are woken and wait
   // for a new producer.
   s.h264Ring.reset();

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -409,6 +410,62 @@ TEST_F(Timelapse, StalledDownloadDoesNotBlockTheApi) {
   EXPECT_EQ(part.body.size(), 1048576u);
   // And the stalled ones are still open, far from done (reading resumes where it stopped).
   EXPECT_FALSE(stalled.front()->read(1024, 2s).empty());
+}
+
+}  // namespace
+
+namespace {
+
+// Issue 15: nothing blocks the server thread. A folder of 30000 recordings makes the first
+// /api/timelapse/list slow (a stat, an open and a moov read per video); while it runs on the
+// control worker, the control port keeps answering other requests at once.
+TEST(TimelapseLargeFolder, AFolderScanDoesNotHoldTheControlPort) {
+  char tmpl[] = "/tmp/printcast-tl-big-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const fs::path root = tmpl;
+  const fs::path dir = root / "Time-lapse-Video";
+  fs::create_directories(dir);
+  const CommandResult r = runCommand(
+      {"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30", "-t", "1", "-c:v",
+       "libx264", "-pix_fmt", "yuv420p", "-movflags", "+faststart", (root / "one.mp4").string()},
+      60s);
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  constexpr int kVideos = 30000;
+  for (int i = 0; i < kVideos; ++i) {  // hard links: many names, one file's blocks
+    fs::create_hard_link(root / "one.mp4", dir / ("print_" + std::to_string(i) + ".mp4"));
+  }
+  StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual", "--resolution", "320x240", "--desired-fps",
+                                             "5", "--no-display", "--timelapse-folder", dir.string()});
+  ASSERT_TRUE(p.ok()) << p.log();
+
+  // The scan, on a connection of its own; meanwhile, other requests to the same port.
+  const auto listStart = std::chrono::steady_clock::now();
+  std::future<HttpReply> list = std::async(std::launch::async, [&p] {
+    return httpRequest(p.controlPort(), "GET", "/api/timelapse/list", "", {}, 120s);
+  });
+  std::vector<double> ms;
+  while (list.wait_for(0s) != std::future_status::ready) {
+    for (const char* path : {"/api/stats", "/control"}) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const HttpReply other = httpRequest(p.controlPort(), "GET", path, "", {}, 5s);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      ASSERT_EQ(other.status, 200) << path << ": " << other.error;
+    }
+  }
+  const HttpReply listed = list.get();
+  const double listMs =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - listStart).count();
+  ASSERT_EQ(listed.status, 200) << listed.error;
+  EXPECT_EQ(nlohmann::json::parse(listed.body)["videos"].size(), static_cast<size_t>(kVideos));
+  std::sort(ms.begin(), ms.end());
+  std::printf("a %d-video scan took %.0f ms; %zu requests meanwhile: median %.2f ms, slowest %.2f ms\n",
+              kVideos, listMs, ms.size(), ms[ms.size() / 2], ms.back());
+  // The test means something only when the scan was slow enough to tell a blocked request (it
+  // waits for the whole scan) from one answered at once.
+  ASSERT_GE(listMs, 400.0) << "the scan was too fast to tell: use more videos";
+  ASSERT_GE(ms.size(), 10u);
+  EXPECT_LT(ms.back(), 100.0) << "the slowest request during the scan, ms (a blocked one waits for the scan)";
+  fs::remove_all(root);
 }
 
 }  // namespace

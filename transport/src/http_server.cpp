@@ -12,6 +12,8 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <set>
 #include <thread>
@@ -161,6 +163,73 @@ HttpResponse DeferredResponse::takeResponse() {
 bool DeferredResponse::completed() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->done;
+}
+
+struct BlockingWorker::Impl {
+  std::string name;
+  size_t maxQueued = 0;
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<std::pair<std::function<HttpResponse()>, std::shared_ptr<DeferredResponse>>> queue;
+  bool stopping = false;
+  std::thread thread;
+
+  void run() {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      wake.wait(lock, [this] { return stopping || !queue.empty(); });
+      if (stopping) return;
+      auto [job, response] = std::move(queue.front());
+      queue.pop_front();
+      lock.unlock();
+      HttpResponse result;
+      try {
+        result = job();
+      } catch (const std::exception& e) {
+        result = HttpResponse::error(500, fmt::format("{}: {}", name, e.what()));
+      }
+      response->complete(std::move(result));
+      lock.lock();
+    }
+  }
+};
+
+BlockingWorker::BlockingWorker(std::string name, size_t maxQueued) : impl_(std::make_unique<Impl>()) {
+  impl_->name = std::move(name);
+  impl_->maxQueued = maxQueued;
+  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+}
+
+BlockingWorker::~BlockingWorker() { stop(); }
+
+HttpResponse BlockingWorker::defer(std::function<HttpResponse()> job) {
+  auto deferred = std::make_shared<DeferredResponse>();
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->stopping) return HttpResponse::error(503, "server is shutting down");
+    if (impl_->queue.size() >= impl_->maxQueued) {
+      return HttpResponse::error(503, fmt::format("{}: {} requests are already waiting; try again",
+                                                  impl_->name, impl_->queue.size()));
+    }
+    impl_->queue.emplace_back(std::move(job), deferred);
+  }
+  impl_->wake.notify_one();
+  HttpResponse r;
+  r.deferred = std::move(deferred);
+  return r;
+}
+
+void BlockingWorker::stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  decltype(impl_->queue) left;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
+    left.swap(impl_->queue);
+  }
+  impl_->wake.notify_all();
+  for (auto& [job, response] : left) response->complete(HttpResponse::error(503, "server is shutting down"));
+  impl_->thread.join();
 }
 
 struct HttpServer::Impl {

@@ -148,6 +148,29 @@ class DeferredResponse {
   std::shared_ptr<Impl> impl_;
 };
 
+// A thread for what an HTTP handler must not do on the server thread: file I/O, fsync, folder
+// scans, DNS, decoding. defer(job) queues `job` and returns at once a deferred response that the
+// job's result completes (the connection waits suspended, no thread blocks). Jobs run one at a
+// time, in the order given. A full queue (`maxQueued` waiting) answers 503 at once, so a flood of
+// slow requests costs bounded memory.
+// Threading: defer() from any thread; jobs run on the worker's thread, so what they touch must
+// be safe to use from there. stop() (or the destructor) answers the queued jobs 503, waits for
+// the running one, and joins; defer() after it answers 503.
+class BlockingWorker {
+ public:
+  explicit BlockingWorker(std::string name, size_t maxQueued = 32);
+  ~BlockingWorker();
+  BlockingWorker(const BlockingWorker&) = delete;
+  BlockingWorker& operator=(const BlockingWorker&) = delete;
+
+  HttpResponse defer(std::function<HttpResponse()> job);
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // Parse an application/x-www-form-urlencoded body ("x=10&y=20%2E5") with libmicrohttpd's
 // unescaping ('+' is a space). Later keys win. Never fails: malformed pairs are kept as given.
 std::map<std::string, std::string> parseFormUrlEncoded(const std::string& body);
