@@ -1357,10 +1357,15 @@ HttpResponse Streamer::Impl::timelapseFileResponse(const HttpRequest& req, hal::
   r.contentType = contentType;
   r.headers.emplace_back("Cache-Control", "no-cache");
   if (ranges) r.headers.emplace_back("Accept-Ranges", "bytes");
+  // Validators, so a download that stopped can resume with If-Range (curl -C -, browsers).
+  const std::string etag = transport::fileEtag(size, file->modifiedUnix, file->modifiedNs);
+  const std::string lastModified = transport::httpDate(file->modifiedUnix);
+  r.headers.emplace_back("ETag", etag);
+  r.headers.emplace_back("Last-Modified", lastModified);
   transport::ByteRangeAnswer answer;
-  // RFC 9110 14.2: ranges only for GET. An If-Range (a client resuming with a validator we never
-  // sent) gets the whole file, which is always correct.
-  if (ranges && req.method == "GET" && req.header("if-range").empty()) {
+  // RFC 9110 14.2: ranges only for GET; under an If-Range only while the file is the one the
+  // client saw (13.1.5), otherwise the whole file, which is always correct.
+  if (ranges && req.method == "GET" && transport::ifRangeAllows(req.header("if-range"), etag, lastModified)) {
     answer = transport::parseByteRange(req.header("range"), size);
   }
   switch (answer.kind) {

@@ -92,8 +92,9 @@ hal::Result<TimelapseFile> openInFolder(int dirFd, const std::string& file) {
   // Back to blocking reads for sendfile()/pread() (a regular file never blocks on O_NONBLOCK anyway).
   const int flags = ::fcntl(fd.get(), F_GETFL);  // NOLINT(cppcoreguidelines-pro-type-vararg)
   if (flags >= 0) (void)::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);  // NOLINT
-  return TimelapseFile{fd.release(), static_cast<uint64_t>(st.st_size), static_cast<int64_t>(st.st_mtime),
-                       file};
+  return TimelapseFile{fd.release(), static_cast<uint64_t>(st.st_size),
+                       static_cast<int64_t>(st.st_mtim.tv_sec), file,
+                       static_cast<int64_t>(st.st_mtim.tv_nsec)};
 }
 
 uint32_t be32(const uint8_t* p) {

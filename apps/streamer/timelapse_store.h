@@ -74,7 +74,8 @@ struct TimelapseFile {
   int fd = -1;  // owned by the caller: close it (or hand it to transport::FileBody)
   uint64_t sizeBytes = 0;
   int64_t modifiedUnix = 0;
-  std::string fileName;  // "benchy_3.mp4"
+  std::string fileName;    // "benchy_3.mp4"
+  int64_t modifiedNs = 0;  // the nanoseconds of the modification time (for the ETag)
 };
 
 class TimelapseStore {

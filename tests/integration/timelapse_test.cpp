@@ -186,6 +186,31 @@ TEST_F(Timelapse, VideoServesRanges) {
   EXPECT_TRUE(head.body.empty());
 }
 
+// A download that stopped resumes with If-Range (RFC 9110 13.1.5): the range while the file is
+// the one the client saw (by ETag or Last-Modified), the whole file when it is not.
+TEST_F(Timelapse, IfRangeResumesOnlyTheSameFile) {
+  const std::string file = readFile(dir_ / "benchy_1.mp4");
+  const HttpReply full = get("/api/timelapse/video/benchy_1.mp4");
+  ASSERT_EQ(full.status, 200);
+  ASSERT_EQ(full.headers.count("etag"), 1u) << full.rawHeaders;
+  ASSERT_EQ(full.headers.count("last-modified"), 1u) << full.rawHeaders;
+  const std::string etag = full.headers.at("etag");
+  EXPECT_EQ(etag.front(), '"') << "a strong entity tag: " << etag;
+  for (const std::string& validator : {etag, full.headers.at("last-modified")}) {
+    const HttpReply resumed =
+        get("/api/timelapse/video/benchy_1.mp4", {{"Range", "bytes=1000-"}, {"If-Range", validator}});
+    EXPECT_EQ(resumed.status, 206) << validator;
+    EXPECT_EQ(resumed.body, file.substr(1000)) << validator;
+  }
+  for (const std::string& stale :
+       {std::string("\"0-0\""), "W/" + etag, std::string("Thu, 01 Jan 1970 00:00:00 GMT")}) {
+    const HttpReply whole =
+        get("/api/timelapse/video/benchy_1.mp4", {{"Range", "bytes=1000-"}, {"If-Range", stale}});
+    EXPECT_EQ(whole.status, 200) << stale;
+    EXPECT_EQ(whole.body.size(), file.size()) << stale;
+  }
+}
+
 TEST_F(Timelapse, CurlDownloadsRanges) {
   const std::string file = readFile(dir_ / "benchy_1.mp4");
   const fs::path out = root_ / "curl.out";

@@ -110,3 +110,30 @@ TEST(HttpRange, GarbageIsIgnored) {
 }
 
 }  // namespace
+
+namespace {
+
+using printcast::transport::fileEtag;
+using printcast::transport::httpDate;
+using printcast::transport::ifRangeAllows;
+
+TEST(HttpValidators, EtagAndDate) {
+  EXPECT_EQ(fileEtag(0x5f3a, 1, 5), "\"5f3a-3b9aca05\"");
+  EXPECT_EQ(httpDate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+  EXPECT_EQ(httpDate(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");  // RFC 9110 5.6.7's example
+}
+
+TEST(HttpValidators, IfRangeHonoursTheRangeOnlyForTheSameFile) {
+  const std::string etag = "\"5f3a-3b9aca05\"";
+  const std::string date = "Sun, 06 Nov 1994 08:49:37 GMT";
+  EXPECT_TRUE(ifRangeAllows("", etag, date));
+  EXPECT_TRUE(ifRangeAllows(etag, etag, date));
+  EXPECT_TRUE(ifRangeAllows(" " + etag + " ", etag, date));
+  EXPECT_TRUE(ifRangeAllows(date, etag, date));
+  EXPECT_FALSE(ifRangeAllows("\"other\"", etag, date));
+  EXPECT_FALSE(ifRangeAllows("W/" + etag, etag, date));  // weak tags never match (RFC 9110 13.1.5)
+  EXPECT_FALSE(ifRangeAllows("Mon, 07 Nov 1994 08:49:37 GMT", etag, date));
+  EXPECT_FALSE(ifRangeAllows("garbage", etag, date));
+}
+
+}  // namespace

@@ -2,6 +2,9 @@
 // The Range header (RFC 9110 section 14) on byte ranges: see http_range.h.
 #include "printcast/transport/http_range.h"
 
+#include <cstdio>
+#include <ctime>
+
 #include <algorithm>
 #include <optional>
 
@@ -117,6 +120,37 @@ std::string contentRangeValue(const ByteRangeAnswer& answer, uint64_t size) {
     case ByteRangeAnswer::Kind::Full: break;
   }
   return {};
+}
+
+std::string fileEtag(uint64_t size, int64_t modifiedUnix, int64_t modifiedNs) {
+  const auto ns = static_cast<uint64_t>(modifiedUnix) * 1000000000ULL + static_cast<uint64_t>(modifiedNs);
+  char out[48];
+  std::snprintf(out, sizeof out, "\"%llx-%llx\"", static_cast<unsigned long long>(size),  // NOLINT
+                static_cast<unsigned long long>(ns));
+  return out;
+}
+
+std::string httpDate(int64_t unixSeconds) {
+  const auto t = static_cast<time_t>(unixSeconds);
+  tm utc{};
+  if (gmtime_r(&t, &utc) == nullptr) return {};
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char out[40];
+  std::snprintf(out, sizeof out, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[utc.tm_wday],
+                utc.tm_mday,  // NOLINT
+                kMonths[utc.tm_mon], utc.tm_year + 1900, utc.tm_hour, utc.tm_min, utc.tm_sec);
+  return out;
+}
+
+bool ifRangeAllows(std::string_view ifRange, std::string_view etag, std::string_view lastModified) {
+  while (!ifRange.empty() && (ifRange.front() == ' ' || ifRange.front() == '\t')) ifRange.remove_prefix(1);
+  while (!ifRange.empty() && (ifRange.back() == ' ' || ifRange.back() == '\t')) ifRange.remove_suffix(1);
+  if (ifRange.empty()) return true;
+  if (ifRange.front() == '"') return !etag.empty() && ifRange == etag;
+  if (ifRange.rfind("W/", 0) == 0) return false;  // a weak tag never matches here
+  return !lastModified.empty() && ifRange == lastModified;
 }
 
 }  // namespace printcast::transport

@@ -46,4 +46,16 @@ ByteRangeAnswer parseByteRange(std::string_view header, uint64_t size);
 // "bytes 0-499/1234" for a Partial answer, "bytes */1234" for Unsatisfiable, "" for Full.
 std::string contentRangeValue(const ByteRangeAnswer& answer, uint64_t size);
 
+// The validators of a file (RFC 9110 8.8): a strong entity tag from its size and modification
+// time ("\"5f3a-18c9e2b4d1a3f000\"", as nginx makes them) and its Last-Modified HTTP-date
+// ("Sun, 06 Dec 2026 03:46:21 GMT", IMF-fixdate, section 5.6.7).
+std::string fileEtag(uint64_t size, int64_t modifiedUnix, int64_t modifiedNs);
+std::string httpDate(int64_t unixSeconds);
+
+// Whether a Range may be honoured under an If-Range header value (RFC 9110 13.1.5): absent
+// (""), or equal to the current strong `etag` (an entity tag, starting with '"') or to the
+// current `lastModified` date (exact match). Otherwise the representation changed (or the
+// validator is weak, "W/..."): send the whole file with 200.
+bool ifRangeAllows(std::string_view ifRange, std::string_view etag, std::string_view lastModified);
+
 }  // namespace printcast::transport
