@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "printcast/bsp/registry.h"
+#include "printcast/transport/http_auth.h"
 #include "settings.h"
 #include "streamer.h"
 
@@ -46,7 +47,7 @@ void raiseFileLimit() {
 int main(int argc, char** argv) {
   CLI::App app{
       "printcast-streamer: camera and printer-screen streaming (MJPEG, FLV/H.264, snapshots, touch)"};
-  std::string controlAllowOrigin, allowedHosts;
+  std::string controlAllowOrigin, allowedHosts, authTokenSha256, hashToken;
   int connectionsPerAddress = 0, streamStallSeconds = 0;
   std::string configPath, boardId, device, resolution, host, allowOrigin, logLevel, apiConfig, displayNode,
       touchName;
@@ -91,6 +92,11 @@ int main(int argc, char** argv) {
       "--allowed-hosts", allowedHosts,
       "Host names the control port accepts changes through besides IP addresses, localhost and this "
       "machine's name: comma-separated, or * (default none)");
+  app.add_option("--auth-token-sha256", authTokenSha256,
+                 "Require this token on the control port: its SHA-256 in hex (see --hash-token)");
+  app.add_option(
+      "--hash-token", hashToken,
+      "Print the SHA-256 of TOKEN for auth_token_sha256 and exit (make one: openssl rand -hex 16)");
   app.add_option("--connections-per-address", connectionsPerAddress,
                  "Connections one client address may hold open per port; more get 503 (default 48)")
       ->check(CLI::Range(1, 4096));
@@ -123,6 +129,10 @@ int main(int argc, char** argv) {
 
   if (listBoards) {
     for (const auto* b : bsp::allBoards()) fmt::print("{:<16} {}\n", b->id, b->name);
+    return 0;
+  }
+  if (!hashToken.empty()) {
+    fmt::print("\"auth_token_sha256\": \"{}\"\n", transport::sha256Hex(hashToken));
     return 0;
   }
 
@@ -161,6 +171,7 @@ int main(int argc, char** argv) {
   if (!allowOrigin.empty()) settings.allowOrigin = allowOrigin;
   if (!controlAllowOrigin.empty()) settings.controlAllowOrigin = controlAllowOrigin;
   if (!allowedHosts.empty()) settings.allowedHosts = allowedHosts;
+  if (!authTokenSha256.empty()) settings.authTokenSha256 = authTokenSha256;
   if (connectionsPerAddress > 0) settings.connectionsPerAddress = connectionsPerAddress;
   if (streamStallSeconds > 0) settings.streamStallSeconds = streamStallSeconds;
   if (bitrate > 0) settings.bitrateKbps = bitrate;

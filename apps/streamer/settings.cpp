@@ -15,6 +15,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "printcast/transport/http_auth.h"
+
 namespace printcast::streamer {
 
 namespace {
@@ -225,6 +227,13 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "allow_origin") return readString(v, source, key, s.allowOrigin);
   if (key == "control_allow_origin") return readString(v, source, key, s.controlAllowOrigin);
   if (key == "allowed_hosts") return readString(v, source, key, s.allowedHosts);
+  if (key == "auth_token_sha256") {
+    if (auto st = readString(v, source, key, s.authTokenSha256); !st) return st;
+    if (!s.authTokenSha256.empty() && !transport::isSha256Hex(s.authTokenSha256))
+      return invalid(source, key, v.dump(),
+                     "must be the SHA-256 of the token, 64 hex digits (printcast-streamer --hash-token)");
+    return {};
+  }
   if (key == "connections_per_address") return readInt(v, source, key, 1, 4096, s.connectionsPerAddress);
   if (key == "stream_stall_seconds") return readInt(v, source, key, 1, 3600, s.streamStallSeconds);
   if (key == "log_level") return readChoice(v, source, key, kLogLevels, s.logLevel);

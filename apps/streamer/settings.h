@@ -65,6 +65,9 @@ struct Settings {
   std::string allowedHosts;
   // Every HTTP port (transport/http_server.h): connections one client address may hold open
   // (more get 503), and seconds a stream client may accept no bytes before it is dropped.
+  // Credentials for the control port (transport/http_auth.h): the SHA-256 (64 hex digits) of
+  // its token, "" = none. Config file and flags only.
+  std::string authTokenSha256;
   int connectionsPerAddress = 48;
   int streamStallSeconds = 20;
   // Shared-memory ring for local consumers (docs/ring.md): /dev/shm/<ring_name>-h264 and

@@ -36,6 +36,7 @@
 #include "printcast/hal/v4l2.h"
 #include "printcast/transport/fanout.h"
 #include "printcast/transport/hls_output.h"
+#include "printcast/transport/http_auth.h"
 #include "printcast/transport/http_range.h"
 #include "printcast/transport/http_server.h"
 #include "printcast/transport/mjpeg.h"
@@ -1232,6 +1233,8 @@ std::string Streamer::Impl::metrics() {
         {"printcast_http_cross_origin_refused_total",
          "State-changing requests and CORS preflights refused by the same-origin rule (403)",
          &transport::HttpServerStats::crossOriginRefused},
+        {"printcast_http_unauthorized_total", "Requests without valid credentials (401)",
+         &transport::HttpServerStats::unauthorized},
         {"printcast_http_stream_stalls_total", "Streams dropped because the client accepted no bytes",
          &transport::HttpServerStats::streamStalls},
         {"printcast_http_timeouts_total", "Other connections closed by the request-head or idle timeout",
@@ -1972,6 +1975,12 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
       config.policy.sameOriginWrites = true;
       config.policy.trustedOrigins = transport::splitList(settings.controlAllowOrigin);
       config.policy.allowedHosts = transport::splitList(settings.allowedHosts);
+      if (!settings.authTokenSha256.empty()) {
+        config.authorize = [hash = settings.authTokenSha256](const HttpRequest& r) {
+          return transport::tokenMatches(
+              hash, transport::presentedToken(r.header("authorization"), r.arg("token")));
+        };
+      }
     }
     return transport::HttpServer::start(config, std::move(handler));
   };

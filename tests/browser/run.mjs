@@ -75,6 +75,7 @@ async function main() {
           },
           playerTest: (o) => h.playerTest(ctx, o),
           servePage: h.servePage,
+          browser: chrome.browser,
         };
         const started = Date.now();
         try {

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target: the Host and Origin headers of requests to the control port (the same-origin
-// rule, transport/http_access.h). Input: Host, a NUL, Origin, a NUL, this machine's name.
+// libFuzzer target: the Host, Origin and Authorization headers of requests to the control port
+// (the same-origin rule, transport/http_access.h; credentials, transport/http_auth.h). Input:
+// Host, a NUL, Origin, a NUL, this machine's name, a NUL, Authorization.
 // Oracle: a parsed host has no port, brackets or upper case; a request the rule lets through has
-// a parseable Host; its own origin is always trusted for a parseable Host.
+// a parseable Host; its own origin is always trusted for a parseable Host; a presented token
+// matches its own hash and only that.
 #include <cassert>
 #include <cctype>
 #include <cstddef>
@@ -11,6 +13,7 @@
 #include <string_view>
 
 #include "printcast/transport/http_access.h"
+#include "printcast/transport/http_auth.h"
 
 using namespace printcast::transport;
 
@@ -25,6 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string host = next();
   const std::string origin = next();
   const std::string machine = next();
+  const std::string authorization = next();
 
   const std::string parsed = hostOfHostHeader(host);
   for (char c : parsed) {
@@ -39,5 +43,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (why.empty()) assert(!parsed.empty());
   if (!parsed.empty() && !host.empty()) assert(isTrustedOrigin(policy, "http://" + host, host));
   (void)isStateChangingMethod(origin);
+
+  const std::string token = presentedToken(authorization, origin);
+  if (!token.empty()) {
+    assert(tokenMatches(sha256Hex(token), token));
+    assert(!tokenMatches(sha256Hex(token + "x"), token));
+  }
   return 0;
 }

@@ -21,6 +21,7 @@
 #include "test_client.h"
 
 using namespace std::chrono_literals;
+using printcast::testing::CommandResult;
 using printcast::testing::connectLoopbackFrom;
 using printcast::testing::httpRequest;
 using printcast::testing::httpRequestFrom;
@@ -229,6 +230,59 @@ TEST_F(Hardening, PreflightsAreAnsweredOnlyForTrustedOrigins) {
   const auto stream =
       httpRequest(process_->streamPort(), "GET", "/status", "", {{"Origin", "http://evil.example"}});
   EXPECT_EQ(stream.headers.at("access-control-allow-origin"), "*");
+}
+
+}  // namespace
+
+namespace {
+
+using printcast::testing::runCommand;
+
+// With auth_token_sha256 set, the control port wants the token (curl and our client, each way
+// it can be given); the stream port stays open for Mainsail/Fluidd/OctoPrint URLs.
+TEST(HardeningAuth, TheControlPortWantsTheTokenTheStreamPortDoesNot) {
+  const std::string token = "6f1c2a9e0b7d4e3f";
+  const CommandResult hashed = runCommand({PRINTCAST_STREAMER_BIN, "--hash-token", token}, 10s);
+  ASSERT_EQ(hashed.exitCode, 0) << hashed.err;
+  const size_t quote = hashed.out.find(": \"");
+  ASSERT_NE(quote, std::string::npos) << hashed.out;
+  const std::string hash = hashed.out.substr(quote + 3, 64);
+  StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual", "--resolution", "320x240", "--desired-fps",
+                                             "5", "--no-display", "--auth-token-sha256", hash});
+  ASSERT_TRUE(p.ok()) << p.log();
+  const std::string control = "http://127.0.0.1:" + std::to_string(p.controlPort());
+
+  const auto none = httpRequest(p.controlPort(), "GET", "/api/settings");
+  EXPECT_EQ(none.status, 401) << none.body;
+  EXPECT_EQ(none.headers.count("www-authenticate"), 1u) << none.rawHeaders;
+  EXPECT_EQ(httpRequest(p.controlPort(), "GET", "/control").status, 401);  // the browser asks once
+  EXPECT_EQ(
+      httpRequest(p.controlPort(), "GET", "/api/settings", "", {{"Authorization", "Bearer wrong"}}).status,
+      401);
+  EXPECT_EQ(
+      httpRequest(p.controlPort(), "GET", "/api/settings", "", {{"Authorization", "Bearer " + token}}).status,
+      200);
+  EXPECT_EQ(httpRequest(p.controlPort(), "GET", "/api/settings?token=" + token).status, 200);
+  EXPECT_EQ(httpRequest(p.controlPort(), "POST", "/api/settings", R"({"mjpeg_fps":4})",
+                        {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + token}})
+                .status,
+            200);
+
+  // curl, as a user would: without, with Basic (any user name), with Bearer.
+  auto curlStatus = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runCommand(argv, 20s).out;
+  };
+  EXPECT_EQ(curlStatus({control + "/api/stats"}), "401");
+  EXPECT_EQ(curlStatus({"-u", "printer:" + token, control + "/api/stats"}), "200");
+  EXPECT_EQ(curlStatus({"-u", "printer:nope", control + "/api/stats"}), "401");
+  EXPECT_EQ(curlStatus({"-H", "Authorization: Bearer " + token, control + "/api/stats"}), "200");
+
+  // The stream port needs nothing: snapshot and status as Mainsail reads them.
+  EXPECT_EQ(httpRequest(p.streamPort(), "GET", "/snapshot").status, 200);
+  const std::string m = httpRequest(p.streamPort(), "GET", "/metrics").body;
+  EXPECT_GE(metric(m, "printcast_http_unauthorized_total{port=\"control\"}"), 5.0) << m;
 }
 
 }  // namespace

@@ -32,8 +32,9 @@ TEST(HttpAccess, HostHeaderParsing) {
   EXPECT_EQ(hostOfHostHeader("localhost.:80"), "localhost");
   EXPECT_EQ(hostOfHostHeader("[::1]:8081"), "::1");
   EXPECT_EQ(hostOfHostHeader("[fe80::1]"), "fe80::1");
-  for (const char* bad : {"", ":8081", "[::1", "[]:80", "[::1]x", "[::1]:", "a:b:c", "host:", "host:80x",
-                          "host:123456", "us@er.example", "a b", "a/b"}) {
+  for (const char* bad :
+       {"", ":8081", "[::1", "[]:80", "[::1]x", "[::1]:", "a:b:c", "host:", "host:80x", "host:123456",
+        "us@er.example", "a b", "a/b", "[::1[::1]", "[nothex]:80", "a%2fb", "a\\b"}) {
     EXPECT_EQ(hostOfHostHeader(bad), "") << "'" << bad << "'";
   }
 }

@@ -46,6 +46,8 @@ std::string hostOfHostHeader(std::string_view host) {
     const size_t close = host.find(']');
     if (close == std::string_view::npos || close == 1) return {};
     name = host.substr(1, close - 1);
+    in6_addr v6{};
+    if (inet_pton(AF_INET6, std::string(name).c_str(), &v6) != 1) return {};  // "[...]" is an IPv6 literal
     std::string_view rest = host.substr(close + 1);
     if (!rest.empty()) {
       if (rest.front() != ':') return {};
@@ -59,7 +61,11 @@ std::string hostOfHostHeader(std::string_view host) {
       port = host.substr(colon + 1);
       if (port.empty() || port.find(':') != std::string_view::npos) return {};
     }
-    if (name.empty() || name.find_first_of("[]/@ \t") != std::string_view::npos) return {};
+    // A name or an IPv4 literal: letters, digits, '-', '.', '_' (what DNS and mDNS names use).
+    const bool nameChars = std::all_of(name.begin(), name.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.' || c == '_';
+    });
+    if (name.empty() || !nameChars) return {};
   }
   if (!allDigits(port) || port.size() > 5) return {};
   std::string out = lower(name);

@@ -251,8 +251,8 @@ struct HttpServer::Impl {
   std::map<std::string, unsigned> perAddress;
   std::map<std::string, std::chrono::steady_clock::time_point> lastLogged;
   struct Counters {
-    std::atomic<uint64_t> connections{0}, addressLimitRefused{0}, crossOriginRefused{0}, streamStalls{0},
-        timeouts{0};
+    std::atomic<uint64_t> connections{0}, addressLimitRefused{0}, crossOriginRefused{0}, unauthorized{0},
+        streamStalls{0}, timeouts{0};
   } counters;
 
   // Log `message` about `address` unless something about it was logged less than a minute ago.
@@ -529,6 +529,17 @@ MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, con
     }
     return queueResponse(server, connection, std::move(answer), state, false);
   }
+  if (server->config.authorize && !server->config.authorize(state->request)) {
+    server->counters.unauthorized.fetch_add(1);
+    server->logOncePerMinute(state->request.peer,
+                             fmt::format("{} {} from {}: no valid credentials (401)", state->request.method,
+                                         state->request.path, state->request.peer));
+    HttpResponse denied = HttpResponse::error(
+        401,
+        "credentials needed: Authorization: Bearer TOKEN, HTTP Basic with the token as password, or ?token=");
+    denied.headers.emplace_back("WWW-Authenticate", "Basic realm=\"printcast\", charset=\"UTF-8\"");
+    return queueResponse(server, connection, std::move(denied), state, false);
+  }
   if (isStateChangingMethod(state->request.method)) {
     const std::string refused = checkStateChange(server->config.policy, state->request.header("host"),
                                                  state->request.header("origin"), server->machineName);
@@ -697,8 +708,8 @@ uint16_t HttpServer::port() const { return impl_->port; }
 
 HttpServerStats HttpServer::stats() const {
   const auto& c = impl_->counters;
-  return HttpServerStats{c.connections.load(), c.addressLimitRefused.load(), c.crossOriginRefused.load(),
-                         c.streamStalls.load(), c.timeouts.load()};
+  return HttpServerStats{c.connections.load(),  c.addressLimitRefused.load(), c.crossOriginRefused.load(),
+                         c.unauthorized.load(), c.streamStalls.load(),        c.timeouts.load()};
 }
 
 void HttpServer::stop() {

@@ -41,7 +41,9 @@ bool isStateChangingMethod(std::string_view method);
 
 // The host part of a Host header value, lower-case, without port or IPv6 brackets
 // ("[::1]:8081" -> "::1", "Printer.Local:80" -> "printer.local"); "" when malformed (empty, a
-// bracket without its pair, a port that is not digits, several colons outside brackets).
+// bracket without its pair or around anything but an IPv6 literal, a port that is not digits,
+// several colons outside brackets, a name with other characters than letters, digits, '-', '.'
+// and '_').
 std::string hostOfHostHeader(std::string_view host);
 
 // Whether `origin` (an Origin header value) is trusted for a request with `host` (its Host header

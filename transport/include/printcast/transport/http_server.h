@@ -178,12 +178,17 @@ std::map<std::string, std::string> parseFormUrlEncoded(const std::string& body);
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 struct HttpServerConfig {
-  std::string name = "http";                // for logs
-  std::string host;                         // numeric IPv4 address to bind; "" = all interfaces
-  uint16_t port = 8080;                     // 0 = pick a free port (see HttpServer::port())
-  std::string allowOrigin = "*";            // Access-Control-Allow-Origin on every response; "" = none
-                                            // (ignored when policy.sameOriginWrites: see OriginPolicy)
-  OriginPolicy policy;                      // who may change state (http_access.h); default: anyone
+  std::string name = "http";      // for logs
+  std::string host;               // numeric IPv4 address to bind; "" = all interfaces
+  uint16_t port = 8080;           // 0 = pick a free port (see HttpServer::port())
+  std::string allowOrigin = "*";  // Access-Control-Allow-Origin on every response; "" = none
+                                  // (ignored when policy.sameOriginWrites: see OriginPolicy)
+  OriginPolicy policy;            // who may change state (http_access.h); default: anyone
+  // Optional credentials: when set, a request (but a CORS preflight, which browsers send
+  // without credentials) it returns false for gets 401 with `WWW-Authenticate: Basic`, so a
+  // browser asks for them once (http_auth.h makes the token check). Called on the server thread:
+  // it must be quick (no I/O).
+  std::function<bool(const HttpRequest&)> authorize;
   size_t maxBodyBytes = size_t{64} * 1024;  // larger request bodies get 413
 
   // Limits (connection floods, slowloris). A connection from an address that already has
@@ -203,12 +208,13 @@ struct HttpServerConfig {
   unsigned streamStallSeconds = 20;
 };
 
-// What the limits and the origin rule refused so far (monotonic counters).
+// What the limits, the origin rule and the credentials refused so far (monotonic counters).
 struct HttpServerStats {
   uint64_t connections = 0;          // accepted connections
   uint64_t addressLimitRefused = 0;  // closed or answered 503: too many from one address
-  uint64_t crossOriginRefused =
-      0;                      // state-changing requests and CORS preflights refused by the origin rule (403)
+  // State-changing requests and CORS preflights refused by the origin rule (403).
+  uint64_t crossOriginRefused = 0;
+  uint64_t unauthorized = 0;  // requests without valid credentials (401)
   uint64_t streamStalls = 0;  // streams dropped: the client accepted nothing for streamStallSeconds
   uint64_t timeouts = 0;      // other connections closed by the head or idle timeout
 };
