@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -633,6 +634,13 @@ void onConnection(void* cls, MHD_Connection* connection, void** socketContext,
     const MHD_ConnectionInfo* ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     auto* info = new ConnectionInfo;  // NOLINT(cppcoreguidelines-owning-memory): freed at CLOSED
     info->address = addressString(ci != nullptr ? ci->client_addr : nullptr);
+    if (server->config.socketSendBufferBytes > 0) {
+      if (const MHD_ConnectionInfo* fd =
+              MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD)) {
+        const int bytes = server->config.socketSendBufferBytes;
+        ::setsockopt(fd->connect_fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+      }
+    }
     const unsigned open = ++server->perAddress[info->address];
     if (open > server->config.perAddressLimit) {
       info->overLimit = true;

@@ -206,6 +206,11 @@ struct HttpServerConfig {
   // Seconds a stream client (HttpResponse::stream) may accept no bytes while the stream has
   // bytes for it before it is dropped (counted in stats().streamStalls).
   unsigned streamStallSeconds = 20;
+  // SO_SNDBUF of every connection (the kernel doubles it), 0 = the kernel's autotuning, which
+  // grows a stalled client's socket to 4 MiB: on a 256 MB printer 48 stalled viewers would pin
+  // 200 MB, and a slow viewer would see seconds-old frames before the fan-out's per-client drop
+  // to the next keyframe starts. 256 KiB (512 KiB in effect) carries 40 Mbit/s at 100 ms RTT.
+  int socketSendBufferBytes = 256 * 1024;
 };
 
 // What the limits, the origin rule and the credentials refused so far (monotonic counters).
