@@ -558,6 +558,7 @@ hal::Status Streamer::Impl::configureEncoders(hal::Size size, int fps) {
   enc.bitrateKbps = live.bitrateKbps;
   enc.gopFrames = settings.gopFrames;
   enc.jpegQuality = live.jpegQuality;
+  enc.fullRange = cameraFormat == hal::fourcc::kMJPEG;  // decoded JPEG: full range (JFIF)
   if (auto st = jpeg->configure(enc); !st) return st;
   if (auto st = h264->configure(enc); !st) return st;
   encoderSize = size;

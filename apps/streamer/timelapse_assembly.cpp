@@ -281,6 +281,7 @@ hal::Result<AssemblyResult> assembleFrames(const fs::path& folder, const fs::pat
   enc.fps = fps;
   enc.gopFrames = std::clamp(gop, 1, 1000);
   enc.bitrateKbps = 1000;  // unused with CRF, must be in range
+  enc.fullRange = true;    // the frames are decoded JPEG snapshots (JFIF: full range)
   if (auto st = encoder->configure(enc); !st) return st.error();
 
   const uint32_t timescale = static_cast<uint32_t>(fps) * 1000u;

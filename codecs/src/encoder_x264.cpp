@@ -81,6 +81,10 @@ class X264Encoder final : public hal::Encoder {
     param.i_bframe = 0;  // Packet promises dts == pts whatever the profile
     param.b_repeat_headers = 1;
     param.b_annexb = 1;
+    if (config.fullRange) {
+      param.vui.b_fullrange = 1;
+      param.vui.i_colmatrix = 6;  // SMPTE 170M = BT.601, JFIF's matrix (H.264 Table E-5)
+    }
     if (options_.crf >= 0) {
       // Constant quality for recordings: no VBV, the size follows the picture.
       param.rc.i_rc_method = X264_RC_CRF;

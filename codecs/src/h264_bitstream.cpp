@@ -228,7 +228,8 @@ hal::Result<SpsDetails> parseSpsDetails(std::span<const uint8_t> spsNal) {
     }
     if (r.bit() != 0) r.bit();       // overscan_info_present_flag, overscan_appropriate_flag
     if (r.bit() != 0) {              // video_signal_type_present_flag
-      r.bits(4);                     // video_format, video_full_range_flag
+      r.bits(3);                     // video_format
+      sps.fullRange = r.bit() != 0;  // video_full_range_flag
       if (r.bit() != 0) r.bits(24);  // colour_primaries, transfer, matrix
     }
     if (r.bit() != 0) {  // chroma_loc_info_present_flag

@@ -98,6 +98,11 @@ TEST(TimelapseRecording, FortyLayerPrintFromMoonrakerBecomesAVideo) {
                   "stream=nb_read_frames,avg_frame_rate,width,height", "-of", "csv=p=0", video.string()},
                  30s);
   EXPECT_EQ(probe.out, "320,240,20/1,42\n") << probe.out;
+  // The frames are decoded JPEG snapshots (full range): players must be told (H.264 VUI).
+  const auto range = runCommand({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                                 "stream=color_range,color_space", "-of", "csv=p=0", video.string()},
+                                30s);
+  EXPECT_EQ(range.out, "pc,smpte170m\n") << range.out;
   const auto decode = runCommand({"ffmpeg", "-v", "error", "-i", video.string(), "-f", "null", "-"}, 30s);
   EXPECT_EQ(decode.exitCode, 0);
   EXPECT_EQ(decode.err, "") << decode.err;

@@ -135,6 +135,25 @@ TEST(X264Encoder, SpsAt1280x720IsBaselineLevel31) {
   EXPECT_EQ((*avcc)[1], 66);
 }
 
+// Frames decoded from JPEG are full range (JFIF): the SPS says so, or players stretch them.
+TEST(X264Encoder, FullRangeFramesAreSignalledInTheVui) {
+  auto limited = createX264Encoder();
+  ASSERT_TRUE(limited->configure(makeConfig({320, 240})).ok());
+  const auto limitedSps = h264::parseSps(limited->codecConfig()->sps);
+  ASSERT_TRUE(limitedSps.ok()) << limitedSps.error().describe();
+  EXPECT_FALSE(limitedSps->fullRange);
+  auto full = createX264Encoder();
+  EncoderConfig config = makeConfig({320, 240});
+  config.fullRange = true;
+  ASSERT_TRUE(full->configure(config).ok());
+  const auto fullSps = h264::parseSps(full->codecConfig()->sps);
+  ASSERT_TRUE(fullSps.ok()) << fullSps.error().describe();
+  EXPECT_TRUE(fullSps->fullRange);
+  EXPECT_EQ(fullSps->size, (Size{320, 240}));  // the VUI after the flag still parses
+  ASSERT_TRUE(fullSps->fps.has_value());
+  EXPECT_DOUBLE_EQ(*fullSps->fps, 30.0);
+}
+
 TEST(X264Encoder, SpsWithCroppingFor1080p) {
   // 1080 is not a multiple of 16: x264 codes 1088 rows and crops 8.
   auto enc = createX264Encoder();

@@ -49,6 +49,7 @@ struct Sps {
   uint32_t chromaFormatIdc = 1;
   hal::Size size;             // display size after frame cropping
   std::optional<double> fps;  // from VUI timing info when present
+  bool fullRange = false;     // VUI video_full_range_flag: samples span 0..255 (E.2.1)
 };
 
 // Parse a sequence parameter set NAL unit (with its header byte).

@@ -17,6 +17,12 @@ struct EncoderConfig {
   int bitrateKbps = 512;  // H.264 target bitrate (kbit/s)
   int gopFrames = 60;     // H.264 distance between IDRs, in frames
   int jpegQuality = 80;   // JPEG quality 1..100
+  // The frames' Y'CbCr spans the full 0..255 range with BT.601 coefficients, as JPEG (JFIF)
+  // defines it: frames decoded from JPEG (MJPEG cameras, timelapse snapshots). H.264 signals it
+  // in the SPS VUI (video_full_range_flag = 1, matrix_coefficients = 6; ITU-T H.264 E.2.1), or
+  // players take the samples as 16..235 and stretch them (crushed blacks, clipped whites).
+  // False: limited range (16..235, UVC YUYV/NV12 cameras, the test pattern).
+  bool fullRange = false;
 };
 
 struct EncoderInfo {
