@@ -126,7 +126,11 @@ Status readString(const nlohmann::json& v, const std::string& source, const std:
 }
 
 const std::vector<std::string> kModes = {"go-klipper", "vanilla-klipper"};
-const std::vector<std::string> kEncoderTypes = {"auto", "x264"};
+// h264-streamer's values (product.md) are understood: the rkmpi ones name the Rockchip MPI
+// hardware encoder, which needs the vendor SDK (not in this build: x264 stands in, with a
+// warning at start) and pick the camera format (rkmpi-yuyv: YUYV, rkmpi: MJPEG); gkcam keeps the
+// stock camera service (not implemented yet: a warning, then streaming from the camera).
+const std::vector<std::string> kEncoderTypes = {"auto", "x264", "rkmpi", "rkmpi-yuyv", "gkcam"};
 const std::vector<std::string> kHlsFormats = {"fmp4", "ts"};
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
 const std::vector<std::string> kTimelapseStorages = {"internal", "usb"};
@@ -134,7 +138,7 @@ const std::vector<std::string> kTimelapseStorages = {"internal", "usb"};
 // timelapse_storage = usb needs a board with a USB folder and no timelapse_folder override.
 Status checkTimelapseStorage(const std::string& source, const Settings& s, const bsp::Board& board) {
   if (s.timelapseStorage != "usb") return {};
-  if (board.storage.timelapseUsb.empty())
+  if (board.storage.timelapseUsb.empty() && s.timelapseUsbPath.empty())
     return invalid(source, "timelapse_storage", "\"usb\"",
                    fmt::format("board {} has no USB storage", board.id));
   if (!s.timelapseFolder.empty())
@@ -145,22 +149,59 @@ Status checkTimelapseStorage(const std::string& source, const Settings& s, const
 // --- timelapse recording keys (feat-tlrec) ---
 const std::vector<std::string> kTimelapseModes = {"layer", "hyperlapse"};
 
+}  // namespace
+
+const std::vector<std::pair<std::string, std::string>>& settingKeyAliases() {
+  static const std::vector<std::pair<std::string, std::string>> kAliases = {
+      {"timelapse_interval", "timelapse_hyperlapse_interval"},
+      {"timelapse_fps", "timelapse_output_fps"},
+      {"timelapse_min_fps", "timelapse_variable_fps_min"},
+      {"timelapse_max_fps", "timelapse_variable_fps_max"},
+      {"timelapse_duplicate_last", "timelapse_duplicate_last_frame"},
+  };
+  return kAliases;
+}
+
+namespace {
+
+// The documented name of `key` (itself, or what an alias stands for).
+const std::string& canonicalKey(const std::string& key) {
+  for (const auto& [alias, name] : settingKeyAliases()) {
+    if (key == alias) return name;
+  }
+  return key;
+}
+
 Status applyTimelapseKey(const std::string& key, const nlohmann::json& v, const std::string& source,
                          Settings& s, bool& known) {
   known = true;
-  if (key == "timelapse_enabled") return readBool(v, source, key, s.timelapseEnabled);
-  if (key == "timelapse_mode") return readChoice(v, source, key, kTimelapseModes, s.timelapseMode);
-  if (key == "timelapse_interval") return readInt(v, source, key, 5, 300, s.timelapseIntervalS);
-  if (key == "timelapse_stream_delay") return readInt(v, source, key, 0, 10000, s.timelapseStreamDelayMs);
-  if (key == "timelapse_crf") return readInt(v, source, key, 0, 51, s.timelapseCrf);
-  if (key == "timelapse_fps") return readInt(v, source, key, 1, 120, s.timelapseFps);
-  if (key == "timelapse_variable_fps") return readBool(v, source, key, s.timelapseVariableFps);
-  if (key == "timelapse_target_length") return readInt(v, source, key, 1, 3600, s.timelapseTargetLengthS);
-  if (key == "timelapse_min_fps") return readInt(v, source, key, 1, 120, s.timelapseMinFps);
-  if (key == "timelapse_max_fps") return readInt(v, source, key, 1, 120, s.timelapseMaxFps);
-  if (key == "timelapse_flip_x") return readBool(v, source, key, s.timelapseFlipX);
-  if (key == "timelapse_flip_y") return readBool(v, source, key, s.timelapseFlipY);
-  if (key == "timelapse_duplicate_last") return readInt(v, source, key, 0, 600, s.timelapseDuplicateLast);
+  const std::string& name = canonicalKey(key);  // errors name `key` as the file wrote it
+  if (name == "timelapse_enabled") return readBool(v, source, key, s.timelapseEnabled);
+  if (name == "timelapse_mode") return readChoice(v, source, key, kTimelapseModes, s.timelapseMode);
+  if (name == "timelapse_hyperlapse_interval") return readInt(v, source, key, 5, 300, s.timelapseIntervalS);
+  if (name == "timelapse_stream_delay") {
+    // Seconds, as h264-streamer writes it (0.05). A value above 10 is refused with a hint: it
+    // would be an older printcast file in milliseconds.
+    double seconds = 0;
+    if (v.is_number() && v.get<double>() > 10 && v.get<double>() <= 10000) {
+      return invalid(source, key, v.dump(),
+                     fmt::format("is in seconds (h264-streamer's unit), 0..10: {} ms is {}", v.dump(),
+                                 v.get<double>() / 1000));
+    }
+    if (auto st = readSeconds(v, source, key, 0, 10, true, seconds); !st) return st;
+    s.timelapseStreamDelayMs = static_cast<int>(std::lround(seconds * 1000));
+    return {};
+  }
+  if (name == "timelapse_crf") return readInt(v, source, key, 0, 51, s.timelapseCrf);
+  if (name == "timelapse_output_fps") return readInt(v, source, key, 1, 120, s.timelapseFps);
+  if (name == "timelapse_variable_fps") return readBool(v, source, key, s.timelapseVariableFps);
+  if (name == "timelapse_target_length") return readInt(v, source, key, 1, 3600, s.timelapseTargetLengthS);
+  if (name == "timelapse_variable_fps_min") return readInt(v, source, key, 1, 120, s.timelapseMinFps);
+  if (name == "timelapse_variable_fps_max") return readInt(v, source, key, 1, 120, s.timelapseMaxFps);
+  if (name == "timelapse_flip_x") return readBool(v, source, key, s.timelapseFlipX);
+  if (name == "timelapse_flip_y") return readBool(v, source, key, s.timelapseFlipY);
+  if (name == "timelapse_duplicate_last_frame")
+    return readInt(v, source, key, 0, 600, s.timelapseDuplicateLast);
   if (key == "moonraker_host") return readString(v, source, key, s.moonrakerHost);
   if (key == "moonraker_port") return readInt(v, source, key, 1, 65535, s.moonrakerPort);
   if (key == "moonraker_socket") return readString(v, source, key, s.moonrakerSocket);
@@ -172,9 +213,9 @@ Status applyTimelapseKey(const std::string& key, const nlohmann::json& v, const 
 // The checks across recorder keys; `errorKey` (optional) gets the key at fault.
 Status finalizeTimelapseSettings(const Settings& s, const std::string& src, std::string* errorKey = nullptr) {
   if (s.timelapseMinFps > s.timelapseMaxFps) {
-    if (errorKey != nullptr) *errorKey = "timelapse_min_fps";
-    return invalid(src, "timelapse_min_fps", std::to_string(s.timelapseMinFps),
-                   fmt::format("must not exceed timelapse_max_fps ({})", s.timelapseMaxFps));
+    if (errorKey != nullptr) *errorKey = "timelapse_variable_fps_min";
+    return invalid(src, "timelapse_variable_fps_min", std::to_string(s.timelapseMinFps),
+                   fmt::format("must not exceed timelapse_variable_fps_max ({})", s.timelapseMaxFps));
   }
   if (s.moonrakerHost.empty()) {
     if (errorKey != nullptr) *errorKey = "moonraker_host";
@@ -242,6 +283,12 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "hls_format") return readChoice(v, source, key, kHlsFormats, s.hlsFormat);
   // --- timelapse manager ---
   if (key == "timelapse_storage") return readChoice(v, source, key, kTimelapseStorages, s.timelapseStorage);
+  if (key == "timelapse_usb_path") {
+    if (auto st = readString(v, source, key, s.timelapseUsbPath); !st) return st;
+    if (!s.timelapseUsbPath.empty() && s.timelapseUsbPath.front() != '/')
+      return invalid(source, key, v.dump(), "must be an absolute folder path, or \"\" for the board's");
+    return {};
+  }
   if (key == "timelapse_folder") {
     if (auto st = readString(v, source, key, s.timelapseFolder); !st) return st;
     if (!s.timelapseFolder.empty() && s.timelapseFolder.front() != '/')
@@ -312,7 +359,7 @@ Status validateSettingsChange(const std::string& body, const bsp::Board& board, 
   Settings candidate = current;
   for (const auto& [key, v] : root.items()) {
     errorKey = key;
-    if (std::find(allowedKeys.begin(), allowedKeys.end(), key) == allowedKeys.end()) {
+    if (std::find(allowedKeys.begin(), allowedKeys.end(), canonicalKey(key)) == allowedKeys.end()) {
       bool known = true;
       Settings scratch;
       (void)applyKey(key, v, source, scratch, known);
@@ -324,7 +371,7 @@ Status validateSettingsChange(const std::string& body, const bsp::Board& board, 
     }
     bool known = true;
     if (auto st = applyKey(key, v, source, candidate, known); !st) return st;
-    changedKeys.push_back(key);
+    changedKeys.push_back(canonicalKey(key));
   }
   // The board's limits, with the same messages as at start-up.
   if (candidate.displayFps > board.display.maxFps) {
@@ -385,6 +432,10 @@ Status saveSettingsFile(const std::filesystem::path& path, const std::string& ch
     }
   }
   doc.update(delta);
+  // A documented key saved replaces its older alias (both would leave the file ambiguous).
+  for (const auto& [alias, name] : settingKeyAliases()) {
+    if (delta.contains(name)) doc.erase(alias);
+  }
   const std::string text = doc.dump(2) + "\n";
 
   const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
@@ -443,17 +494,17 @@ Status applyConfigFile(const std::filesystem::path& path, Settings& settings,
 std::string timelapseRecordingSettingsJson(const Settings& s) {
   return nlohmann::json{{"timelapse_enabled", s.timelapseEnabled},
                         {"timelapse_mode", s.timelapseMode},
-                        {"timelapse_interval", s.timelapseIntervalS},
-                        {"timelapse_stream_delay", s.timelapseStreamDelayMs},
+                        {"timelapse_hyperlapse_interval", s.timelapseIntervalS},
+                        {"timelapse_stream_delay", s.timelapseStreamDelayMs / 1000.0},
                         {"timelapse_crf", s.timelapseCrf},
-                        {"timelapse_fps", s.timelapseFps},
+                        {"timelapse_output_fps", s.timelapseFps},
                         {"timelapse_variable_fps", s.timelapseVariableFps},
                         {"timelapse_target_length", s.timelapseTargetLengthS},
-                        {"timelapse_min_fps", s.timelapseMinFps},
-                        {"timelapse_max_fps", s.timelapseMaxFps},
+                        {"timelapse_variable_fps_min", s.timelapseMinFps},
+                        {"timelapse_variable_fps_max", s.timelapseMaxFps},
                         {"timelapse_flip_x", s.timelapseFlipX},
                         {"timelapse_flip_y", s.timelapseFlipY},
-                        {"timelapse_duplicate_last", s.timelapseDuplicateLast},
+                        {"timelapse_duplicate_last_frame", s.timelapseDuplicateLast},
                         {"moonraker_host", s.moonrakerHost},
                         {"moonraker_port", s.moonrakerPort},
                         {"moonraker_socket", s.moonrakerSocket},

@@ -96,19 +96,25 @@ struct Settings {
   // --- end timelapse manager ---
 
   // --- timelapse recording (feat-tlrec; docs/timelapse.md) ---
-  bool timelapseEnabled = false;            // "timelapse_enabled": record prints watched via Moonraker
-  std::string timelapseMode = "layer";      // "timelapse_mode": layer | hyperlapse
-  int timelapseIntervalS = 30;              // "timelapse_interval": hyperlapse period, s, 5..300
-  int timelapseStreamDelayMs = 50;          // "timelapse_stream_delay": layer change -> capture, ms, 0..10000
-  int timelapseCrf = 23;                    // "timelapse_crf": x264 constant quality, 0..51
-  int timelapseFps = 30;                    // "timelapse_fps": output rate, 1..120
-  bool timelapseVariableFps = false;        // "timelapse_variable_fps": fps = frames / target length
-  int timelapseTargetLengthS = 10;          // "timelapse_target_length": s, 1..3600
-  int timelapseMinFps = 5;                  // "timelapse_min_fps": 1..120, <= max
-  int timelapseMaxFps = 60;                 // "timelapse_max_fps": 1..120
-  bool timelapseFlipX = false;              // "timelapse_flip_x": mirror left-right
-  bool timelapseFlipY = false;              // "timelapse_flip_y": upside down
-  int timelapseDuplicateLast = 0;           // "timelapse_duplicate_last": repeat the last frame, 0..600
+  // The keys are h264-streamer's app.json names and units (product.md); printcast's earlier
+  // names are read as aliases (settingKeyAliases()).
+  bool timelapseEnabled = false;        // "timelapse_enabled": record prints watched via Moonraker
+  std::string timelapseMode = "layer";  // "timelapse_mode": layer | hyperlapse
+  int timelapseIntervalS = 30;          // "timelapse_hyperlapse_interval": hyperlapse period, s, 5..300
+  // "timelapse_stream_delay": layer change -> capture, in SECONDS in the file (0.05), 0..10 s
+  int timelapseStreamDelayMs = 50;
+  int timelapseCrf = 23;              // "timelapse_crf": x264 constant quality, 0..51
+  int timelapseFps = 30;              // "timelapse_output_fps": output rate, 1..120
+  bool timelapseVariableFps = false;  // "timelapse_variable_fps": fps = frames / target length
+  int timelapseTargetLengthS = 10;    // "timelapse_target_length": s, 1..3600
+  int timelapseMinFps = 5;            // "timelapse_variable_fps_min": 1..120, <= max
+  int timelapseMaxFps = 60;           // "timelapse_variable_fps_max": 1..120
+  bool timelapseFlipX = false;        // "timelapse_flip_x": mirror left-right
+  bool timelapseFlipY = false;        // "timelapse_flip_y": upside down
+  int timelapseDuplicateLast = 0;     // "timelapse_duplicate_last_frame": repeat the last frame, 0..600
+  // "timelapse_usb_path": the USB stick's timelapse folder (absolute), "" = the board's. Config
+  // file only, like timelapse_folder.
+  std::string timelapseUsbPath;
   std::string moonrakerHost = "127.0.0.1";  // "moonraker_host": WebSocket /websocket
   int moonrakerPort = 7125;                 // "moonraker_port": 1..65535
   std::string moonrakerSocket;              // "moonraker_socket": unix socket path; set = used instead
@@ -173,6 +179,11 @@ std::string timelapseSettingsJson(const Settings& settings);
 // The keys of timelapseSettingsJson() that POST /api/timelapse/settings may change: all of them
 // but timelapse_folder (a folder path is not set over HTTP).
 const std::vector<std::string>& timelapseSettingKeys();
+
+// printcast's earlier names of h264-streamer's documented app.json keys, as {alias, documented
+// name}: a file may use either (the documented name is what printcast writes, and saving it drops
+// the alias from the file); "timelapse_interval" -> "timelapse_hyperlapse_interval", ...
+const std::vector<std::pair<std::string, std::string>>& settingKeyAliases();
 
 // Save `changes` (a JSON object text of app.json keys) into the config file at `path`: the file's
 // other keys are kept (its `//` comments are not), and the file is replaced atomically: a temp

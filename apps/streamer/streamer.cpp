@@ -477,7 +477,12 @@ hal::Status Streamer::Impl::openCamera() {
   // conversion, NV12/YUYV one libyuv pass, MJPEG is passed through to /stream and /snapshot,
   // H.264 straight to /flv.
   std::vector<hal::FourCC> candidates;
-  if (board->camera.preferredFormat.code != 0) candidates.push_back(board->camera.preferredFormat);
+  // h264-streamer's encoder_type picks the camera format: rkmpi-yuyv YUYV, rkmpi MJPEG.
+  if (settings.encoderType == "rkmpi-yuyv") candidates.push_back(hal::fourcc::kYUYV);
+  if (settings.encoderType == "rkmpi") candidates.push_back(hal::fourcc::kMJPEG);
+  if (board->camera.preferredFormat.code != 0 &&
+      std::find(candidates.begin(), candidates.end(), board->camera.preferredFormat) == candidates.end())
+    candidates.push_back(board->camera.preferredFormat);
   for (auto f : {hal::fourcc::kI420, hal::fourcc::kNV12, hal::fourcc::kYUYV, hal::fourcc::kMJPEG,
                  hal::fourcc::kH264}) {
     if (std::find(candidates.begin(), candidates.end(), f) == candidates.end()) candidates.push_back(f);
@@ -1854,6 +1859,17 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   s.timelapseSettings = settings;
   s.onTimelapseSettings = [&s](const Settings& next) { s.applyTimelapseSettings(next); };
   s.h264 = codecs::createX264Encoder();
+  // h264-streamer's encoder_type values (settings.cpp kEncoderTypes): say what stands in.
+  if (settings.encoderType == "rkmpi" || settings.encoderType == "rkmpi-yuyv") {
+    spdlog::warn(
+        "encoder_type {}: the Rockchip MPI hardware encoder needs the vendor SDK, which this build does "
+        "not have; encoding H.264 with x264 instead (camera format {} as {} asks)",
+        settings.encoderType, settings.encoderType == "rkmpi" ? "MJPEG" : "YUYV", settings.encoderType);
+  } else if (settings.encoderType == "gkcam") {
+    spdlog::warn(
+        "encoder_type gkcam: keeping the stock camera service is not implemented yet; streaming from "
+        "the camera with x264 instead");
+  }
   s.flv.setOnSubscribe([&s] { s.keyframeWanted = true; });  // every client starts on a fresh IDR
   s.h264Outputs.push_back({"flv", [&s] { return s.flv.clientCount() > 0; },
                            [&s](const hal::PacketPtr& p) { s.flv.publish(p); }, [&s] { s.flv.closeAll(); }});

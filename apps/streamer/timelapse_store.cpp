@@ -214,9 +214,14 @@ std::vector<TimelapseStorage> timelapseStorageOptions(const Settings& settings, 
     }
   }
   out.push_back({"internal", "internal storage", internal, {}});
-  if (settings.timelapseFolder.empty() && !board.storage.timelapseUsb.empty()) {
-    out.push_back(
-        {"usb", "USB stick", std::string(board.storage.timelapseUsb), std::string(board.storage.usbMount)});
+  // timelapse_usb_path replaces the board's USB folder; under the board's mount point it is
+  // available only while the stick is mounted, elsewhere always.
+  const std::string usb = !settings.timelapseUsbPath.empty() ? settings.timelapseUsbPath
+                                                             : std::string(board.storage.timelapseUsb);
+  if (settings.timelapseFolder.empty() && !usb.empty()) {
+    const std::string mount(board.storage.usbMount);
+    const bool underMount = !mount.empty() && usb.rfind(mount + "/", 0) == 0;
+    out.push_back({"usb", "USB stick", usb, underMount ? mount : std::string()});
   }
   return out;
 }

@@ -48,10 +48,10 @@ TEST(TimelapseRecording, FortyLayerPrintFromMoonrakerBecomesAVideo) {
   printcast::testing::FakeMoonraker moonraker(socketPath, false);
   {
     std::ofstream cfg(dir / "app.json");
-    cfg << nlohmann::json{{"timelapse_enabled", true},         {"timelapse_mode", "layer"},
-                          {"timelapse_stream_delay", 0},       {"timelapse_fps", 20},
-                          {"timelapse_duplicate_last", 2},     {"moonraker_socket", socketPath},
-                          {"moonraker_register_webcam", true}, {"timelapse_folder", videos.string()}}
+    cfg << nlohmann::json{{"timelapse_enabled", true},           {"timelapse_mode", "layer"},
+                          {"timelapse_stream_delay", 0},         {"timelapse_output_fps", 20},
+                          {"timelapse_duplicate_last_frame", 2}, {"moonraker_socket", socketPath},
+                          {"moonraker_register_webcam", true},   {"timelapse_folder", videos.string()}}
                .dump();
   }
   StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual", "--desired-fps", "15", "--resolution",
@@ -110,18 +110,20 @@ TEST(TimelapseRecording, FortyLayerPrintFromMoonrakerBecomesAVideo) {
   // The recorder's keys through the manager's settings API: checked across keys, applied live
   // (the client reconnects and subscribes again, the recorder runs in the new mode).
   const std::map<std::string, std::string> json{{"Content-Type", "application/json"}};
-  const auto bad = httpRequest(p.controlPort(), "POST", "/api/timelapse/settings",
-                               R"({"timelapse_min_fps": 70, "timelapse_max_fps": 60})", json);
+  const auto bad =
+      httpRequest(p.controlPort(), "POST", "/api/timelapse/settings",
+                  R"({"timelapse_variable_fps_min": 70, "timelapse_variable_fps_max": 60})", json);
   EXPECT_EQ(bad.status, 400) << bad.body;
-  EXPECT_EQ(nlohmann::json::parse(bad.body)["key"], "timelapse_min_fps") << bad.body;
-  const auto good = httpRequest(p.controlPort(), "POST", "/api/timelapse/settings",
-                                R"({"timelapse_mode": "hyperlapse", "timelapse_interval": 5})", json);
+  EXPECT_EQ(nlohmann::json::parse(bad.body)["key"], "timelapse_variable_fps_min") << bad.body;
+  const auto good =
+      httpRequest(p.controlPort(), "POST", "/api/timelapse/settings",
+                  R"({"timelapse_mode": "hyperlapse", "timelapse_hyperlapse_interval": 5})", json);
   ASSERT_EQ(good.status, 200) << good.body;
   EXPECT_TRUE(moonraker.waitForSubscribes(2, 10s));
   ASSERT_TRUE(waitFor([&] { return timelapseStatus(p)["mode"] == "hyperlapse"; }, 10s))
       << timelapseStatus(p).dump();
   const auto saved = httpRequest(p.controlPort(), "GET", "/api/timelapse/settings");
-  EXPECT_EQ(nlohmann::json::parse(saved.body)["settings"]["timelapse_interval"], 5) << saved.body;
+  EXPECT_EQ(nlohmann::json::parse(saved.body)["settings"]["timelapse_hyperlapse_interval"], 5) << saved.body;
   EXPECT_EQ(p.terminate(10s), 0);
   std::error_code ec;
   fs::remove_all(dir, ec);

@@ -275,6 +275,23 @@ TEST(SettingsApi, SaveKeepsOtherKeysReplacesAtomicallyAndLeavesNoTempFile) {
   EXPECT_EQ(s.h264FrameratePercent, 40);
 }
 
+TEST(SettingsApi, SavingADocumentedKeyDropsItsOlderAliasAndKeepsUnknownKeys) {
+  TempDir dir;
+  const auto file = dir.path / "app.json";
+  std::ofstream(file) << R"({"timelapse_fps": 20, "timelapse_min_fps": 4, "some_future_key": [1, 2]})";
+  ASSERT_TRUE(saveSettingsFile(file, R"({"timelapse_output_fps": 25})").ok());
+  const auto saved = nlohmann::json::parse(readAll(file));
+  EXPECT_EQ(saved["timelapse_output_fps"], 25);
+  EXPECT_FALSE(saved.contains("timelapse_fps")) << saved.dump();
+  EXPECT_EQ(saved["timelapse_min_fps"], 4);  // not saved: stays as written
+  EXPECT_EQ(saved["some_future_key"], nlohmann::json::array({1, 2}));
+  Settings s;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(applyConfigJson(readAll(file), "app.json", s, warnings).ok());
+  EXPECT_EQ(s.timelapseFps, 25);
+  EXPECT_EQ(s.timelapseMinFps, 4);
+}
+
 TEST(SettingsApi, SaveCreatesAMissingFile) {
   TempDir dir;
   const auto file = dir.path / "new.json";
@@ -411,11 +428,11 @@ TEST(TimelapseSettings, ReadsEveryKey) {
   Settings s;
   std::vector<std::string> warnings;
   const auto st = applyConfigJson(R"({
-    "timelapse_enabled": true, "timelapse_mode": "hyperlapse", "timelapse_interval": "60",
-    "timelapse_stream_delay": 200, "timelapse_crf": 28, "timelapse_fps": 24,
-    "timelapse_variable_fps": "true", "timelapse_target_length": 20, "timelapse_min_fps": 10,
-    "timelapse_max_fps": 50, "timelapse_flip_x": 1, "timelapse_flip_y": true,
-    "timelapse_duplicate_last": 5, "moonraker_host": "printer.local", "moonraker_port": 7126,
+    "timelapse_enabled": true, "timelapse_mode": "hyperlapse", "timelapse_hyperlapse_interval": "60",
+    "timelapse_stream_delay": 0.2, "timelapse_crf": 28, "timelapse_output_fps": 24,
+    "timelapse_variable_fps": "true", "timelapse_target_length": 20, "timelapse_variable_fps_min": 10,
+    "timelapse_variable_fps_max": 50, "timelapse_flip_x": 1, "timelapse_flip_y": true,
+    "timelapse_duplicate_last_frame": 5, "moonraker_host": "printer.local", "moonraker_port": 7126,
     "moonraker_socket": "/home/pi/printer_data/comms/moonraker.sock",
     "moonraker_register_webcam": true, "timelapse_storage": "usb" })",
                                   "app.json", s, warnings);
@@ -441,10 +458,16 @@ TEST(TimelapseSettings, ReadsEveryKey) {
 }
 
 TEST(TimelapseSettings, BadValuesNameTheKey) {
-  EXPECT_EQ(errorOf(R"({"timelapse_interval": 4})"),
-            "app.json: timelapse_interval = 4: must be an integer in 5..300");
+  EXPECT_EQ(errorOf(R"({"timelapse_hyperlapse_interval": 4})"),
+            "app.json: timelapse_hyperlapse_interval = 4: must be an integer in 5..300");
+  // An alias is named as the file wrote it.
   EXPECT_EQ(errorOf(R"({"timelapse_interval": 301})"),
             "app.json: timelapse_interval = 301: must be an integer in 5..300");
+  // Seconds, as h264-streamer writes it; milliseconds from an older printcast file get a hint.
+  EXPECT_EQ(
+      errorOf(R"({"timelapse_stream_delay": 500})"),
+      "app.json: timelapse_stream_delay = 500: is in seconds (h264-streamer's unit), 0..10: 500 ms is 0.5");
+  EXPECT_NE(errorOf(R"({"timelapse_stream_delay": -1})").find("timelapse_stream_delay"), std::string::npos);
   EXPECT_EQ(errorOf(R"({"timelapse_crf": 52})"), "app.json: timelapse_crf = 52: must be an integer in 0..51");
   EXPECT_EQ(errorOf(R"({"timelapse_fps": 0})"), "app.json: timelapse_fps = 0: must be an integer in 1..120");
   EXPECT_EQ(errorOf(R"({"timelapse_mode": "frames"})"),
@@ -453,8 +476,8 @@ TEST(TimelapseSettings, BadValuesNameTheKey) {
             "app.json: timelapse_flip_x = \"maybe\": must be true or false");
   EXPECT_EQ(errorOf(R"({"moonraker_port": 0})"),
             "app.json: moonraker_port = 0: must be an integer in 1..65535");
-  EXPECT_EQ(errorOf(R"({"timelapse_max_fps": 121})"),
-            "app.json: timelapse_max_fps = 121: must be an integer in 1..120");
+  EXPECT_EQ(errorOf(R"({"timelapse_variable_fps_max": 121})"),
+            "app.json: timelapse_variable_fps_max = 121: must be an integer in 1..120");
 
   auto board = printcast::bsp::findBoard("virtual");
   ASSERT_TRUE(board.ok());
@@ -463,12 +486,58 @@ TEST(TimelapseSettings, BadValuesNameTheKey) {
   s.timelapseMaxFps = 30;
   auto st = finalizeSettings(s, **board);
   ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.error().message, "settings: timelapse_min_fps = 40: must not exceed timelapse_max_fps (30)");
+  EXPECT_EQ(st.error().message,
+            "settings: timelapse_variable_fps_min = 40: must not exceed timelapse_variable_fps_max (30)");
   Settings rel;
   rel.timelapseFolder = "videos";
   st = finalizeSettings(rel, **board);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("timelapse_folder"), std::string::npos) << st.error().message;
+}
+
+// An app.json as h264-streamer documents and writes it (product.md) starts printcast unchanged
+// and means the same; printcast's earlier names still read.
+TEST(TimelapseSettings, H264StreamerAppJsonIsADropIn) {
+  Settings s;
+  std::vector<std::string> warnings;
+  const auto st = applyConfigJson(R"({
+    "mode": "go-klipper", "encoder_type": "rkmpi-yuyv", "autolanmode": true, "auto_skip": false,
+    "target_cpu": 60, "bitrate": 512, "mjpeg_fps": 10, "port": 8080, "logging": false,
+    "timelapse_enabled": false, "timelapse_mode": "layer", "timelapse_hyperlapse_interval": 30,
+    "timelapse_storage": "internal", "timelapse_usb_path": "/mnt/udisk/timelapse",
+    "moonraker_host": "127.0.0.1", "moonraker_port": 7125, "timelapse_output_fps": 30, "timelapse_crf": 23,
+    "timelapse_duplicate_last_frame": 0, "timelapse_variable_fps": false, "timelapse_target_length": 10,
+    "timelapse_variable_fps_min": 5, "timelapse_variable_fps_max": 60, "timelapse_stream_delay": 0.05,
+    "timelapse_flip_x": false, "timelapse_flip_y": false })",
+                                  "app.json", s, warnings);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
+  EXPECT_EQ(s.encoderType, "rkmpi-yuyv");
+  EXPECT_EQ(s.timelapseStreamDelayMs, 50);
+  EXPECT_EQ(s.timelapseUsbPath, "/mnt/udisk/timelapse");
+  for (const char* encoder : {"rkmpi", "gkcam", "x264", "auto"}) {
+    Settings e;
+    EXPECT_TRUE(
+        applyConfigJson(fmt::format(R"({{"encoder_type": "{}"}})", encoder), "app.json", e, warnings).ok())
+        << encoder;
+  }
+  // Written back under the documented names and units.
+  const auto json = nlohmann::json::parse(timelapseSettingsJson(s));
+  EXPECT_EQ(json["timelapse_stream_delay"], 0.05);
+  EXPECT_EQ(json["timelapse_output_fps"], 30);
+  EXPECT_EQ(json["timelapse_duplicate_last_frame"], 0);
+  EXPECT_FALSE(json.contains("timelapse_fps"));
+  // The earlier names.
+  Settings old;
+  ASSERT_TRUE(applyConfigJson(R"({"timelapse_interval": 45, "timelapse_fps": 25, "timelapse_min_fps": 7,
+                                  "timelapse_max_fps": 40, "timelapse_duplicate_last": 3})",
+                              "app.json", old, warnings)
+                  .ok());
+  EXPECT_EQ(old.timelapseIntervalS, 45);
+  EXPECT_EQ(old.timelapseFps, 25);
+  EXPECT_EQ(old.timelapseMinFps, 7);
+  EXPECT_EQ(old.timelapseMaxFps, 40);
+  EXPECT_EQ(old.timelapseDuplicateLast, 3);
 }
 
 TEST(TimelapseSettings, RecordingKeysRoundTripThroughTheirJson) {
