@@ -14,6 +14,7 @@
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <set>
@@ -282,10 +283,15 @@ struct ConnectionInfo {
 std::string addressString(const sockaddr* addr) {
   char text[INET6_ADDRSTRLEN] = {};
   if (addr == nullptr) return "?";
+  // Copied out, not cast: a sockaddr may be less aligned than the specific structure (ARM).
   if (addr->sa_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(addr)->sin_addr, text, sizeof text);
+    sockaddr_in v4{};
+    std::memcpy(&v4, addr, sizeof v4);
+    inet_ntop(AF_INET, &v4.sin_addr, text, sizeof text);
   } else if (addr->sa_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr, text, sizeof text);
+    sockaddr_in6 v6{};
+    std::memcpy(&v6, addr, sizeof v6);
+    inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text);
   } else {
     return "?";
   }
