@@ -163,6 +163,9 @@ class BlockingWorker {
   BlockingWorker(const BlockingWorker&) = delete;
   BlockingWorker& operator=(const BlockingWorker&) = delete;
 
+  // Takes `job` (run once, then destroyed on the worker's thread). Returns a response whose
+  // `deferred` the job's result completes (return it from an HttpHandler), or at once a 503
+  // (queue full: "N requests are already waiting", or stopped). A job that throws answers 500.
   HttpResponse defer(std::function<HttpResponse()> job);
   void stop();
 
@@ -199,7 +202,8 @@ struct HttpServerConfig {
   unsigned connectionLimit = 512;
   unsigned perAddressLimit = 48;  // a farm dashboard of 16 tiles from one browser fits, twice
   // Seconds a connection may stay silent before its request head is complete (a new connection,
-  // or a kept-alive one between requests): a client that trickles a header is closed then.
+  // or a kept-alive one between requests). An idle timeout, not a deadline: a client that sends a
+  // byte every few seconds keeps its connection; the per-address limit bounds how many it holds.
   unsigned headTimeoutSeconds = 10;
   // Seconds a connection with a response in progress may neither read nor write.
   unsigned idleTimeoutSeconds = 60;
