@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // printcast-streamer: camera and printer-screen streaming server (h264-streamer compatible).
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -40,6 +41,14 @@ void raiseFileLimit() {
   if (files.rlim_cur >= want) return;
   files.rlim_cur = want;
   if (setrlimit(RLIMIT_NOFILE, &files) != 0) spdlog::warn("cannot raise the open-file limit to {}", want);
+}
+
+// No transparent huge pages: x264 asks for them for its pictures (MADV_HUGEPAGE), and a 2 MB
+// page is resident as a whole. At 720p that made 6 MB of the streamer's 22 MB anonymous memory,
+// for no measurable encoding speed (bench/memory.sh, docs/benchmarks.md). Printers' kernels
+// mostly lack THP; this makes a PC behave like them.
+void disableHugePages() {
+  if (::prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0) spdlog::debug("prctl(PR_SET_THP_DISABLE) refused");
 }
 
 }  // namespace
@@ -224,6 +233,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   raiseFileLimit();
+  disableHugePages();
   auto streamer = streamer::Streamer::start(settings, board);
   if (!streamer) {
     spdlog::critical("{}", streamer.error().describe());

@@ -266,6 +266,14 @@ struct Streamer::Impl {
   CameraControlStore controlStore{settings.cameraControlsFile};  // after `settings`: initialised from it
   std::unique_ptr<hal::Encoder> jpeg;
   std::unique_ptr<hal::Encoder> h264;
+  // The H.264 encoder gives its working memory back (Encoder::release) once nobody has wanted
+  // H.264 for kEncoderIdleRelease; the next viewer's first frame reopens it (an IDR, the same
+  // SPS/PPS). Camera thread only.
+  static constexpr auto kEncoderIdleRelease = std::chrono::seconds(10);
+  Timestamp h264LastWanted{};
+  bool h264Open = false;
+  std::atomic<bool> h264OpenShown{false};  // h264Open, for /api/stats
+  std::atomic<uint64_t> h264Releases{0};   // idle releases so far
   transport::MjpegStream mjpeg;
   transport::FlvStream flv;
   transport::Fmp4Stream fmp4;                      // /stream.mp4
@@ -315,6 +323,24 @@ struct Streamer::Impl {
     if (!live.h264Enabled) return false;
     return std::any_of(h264Outputs.begin(), h264Outputs.end(),
                        [](const H264Output& o) { return o.wanted(); });
+  }
+  // h264Wanted(), and the encoder's memory released after kEncoderIdleRelease without demand.
+  // Camera thread.
+  bool encodeH264Now() {
+    const Timestamp now = Clock::now();
+    if (h264Wanted()) {
+      h264LastWanted = now;
+      h264Open = true;
+      h264OpenShown = true;
+      return true;
+    }
+    if (h264Open && now - h264LastWanted >= kEncoderIdleRelease) {
+      h264->release();
+      h264Open = false;
+      h264OpenShown = false;
+      ++h264Releases;
+    }
+    return false;
   }
   void publishH264(const hal::PacketPtr& packet) {
     for (const auto& o : h264Outputs) o.publish(packet);
@@ -566,6 +592,9 @@ hal::Status Streamer::Impl::configureEncoders(hal::Size size, int fps) {
   enc.fullRange = cameraFormat == hal::fourcc::kMJPEG;  // decoded JPEG: full range (JFIF)
   if (auto st = jpeg->configure(enc); !st) return st;
   if (auto st = h264->configure(enc); !st) return st;
+  h264Open = true;
+  h264OpenShown = true;
+  h264LastWanted = Clock::now();
   encoderSize = size;
   encoderFps = fps;
   return {};
@@ -603,7 +632,7 @@ void Streamer::Impl::publishNoSignal(const std::string& reason) {
       if (ringWanted) (void)jpegRing->publish(*packet);
     }
   }
-  if (h264Wanted()) {
+  if (encodeH264Now()) {
     if (keyframeWanted.exchange(false)) h264->requestKeyframe();
     if (auto packet = h264->encode(*frame)) publishH264(*packet);
   }
@@ -745,7 +774,7 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
       }
     }
   }
-  if (!h264Wanted()) return;  // no encoding while nobody watches
+  if (!encodeH264Now()) return;  // no encoding while nobody watches
   if (keyframeWanted.exchange(false)) h264->requestKeyframe();
   const int skip = std::max(skipInterval.load(), live.frameSkip.load());
   if (skip > 1 && frame.sequence() % static_cast<uint64_t>(skip) != 0) return;
@@ -1122,6 +1151,12 @@ nlohmann::json Streamer::Impl::stats() {
       {"touches", touchCount.load()},
       {"camera_state", getCameraState()},
       {"camera", cameraStatus()},
+      // open: holding its working memory; idle_releases: times it gave it back after 10 s
+      // without an H.264 viewer (the next viewer reopens it).
+      {"h264_encoder",
+       {{"backend", h264->info().name},
+        {"open", h264OpenShown.load()},
+        {"idle_releases", h264Releases.load()}}},
   };
 }
 

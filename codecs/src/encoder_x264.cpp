@@ -102,10 +102,7 @@ class X264Encoder final : public hal::Encoder {
     }
 
     X264Handle encoder(x264_encoder_open(&param));
-    if (!encoder) {
-      return {hal::Errc::Io, fmt::format("x264: x264_encoder_open failed for {} at {} kbps", size.str(),
-                                         config.bitrateKbps)};
-    }
+    if (!encoder) return openFailed(config);
     x264_nal_t* nals = nullptr;
     int nalCount = 0;
     const int headerBytes = x264_encoder_headers(encoder.get(), &nals, &nalCount);
@@ -116,6 +113,7 @@ class X264Encoder final : public hal::Encoder {
     if (!codecConfig) return {hal::Errc::Io, "x264: headers hold no SPS/PPS"};
 
     encoder_ = std::move(encoder);
+    param_ = param;
     config_ = config;
     codecConfig_ = std::make_shared<const hal::CodecConfig>(std::move(*codecConfig));
     pending_.clear();
@@ -124,7 +122,7 @@ class X264Encoder final : public hal::Encoder {
   }
 
   hal::Result<hal::PacketPtr> encode(const hal::Frame& frame) override {
-    if (!encoder_) return {hal::Errc::InvalidArgument, "x264: encode() before a successful configure()"};
+    if (!codecConfig_) return {hal::Errc::InvalidArgument, "x264: encode() before a successful configure()"};
     if (!frame.valid()) return invalid("empty frame");
     if (frame.format() != hal::fourcc::kI420) {
       return invalid(fmt::format("input format {} is not YU12 (I420)", frame.format().str()));
@@ -132,6 +130,13 @@ class X264Encoder final : public hal::Encoder {
     if (frame.size() != config_.size) {
       return invalid(fmt::format("frame size {} differs from the configured {}", frame.size().str(),
                                  config_.size.str()));
+    }
+
+    if (!encoder_) {
+      // After release(): the same parameters give the same SPS/PPS (codecConfig_ stays true),
+      // and a new encoder starts with an IDR.
+      encoder_.reset(x264_encoder_open(&param_));
+      if (!encoder_) return openFailed(config_);
     }
 
     x264_picture_t in;
@@ -182,6 +187,11 @@ class X264Encoder final : public hal::Encoder {
 
   void requestKeyframe() override { keyframeRequested_.store(true, std::memory_order_release); }
 
+  void release() override {
+    encoder_.reset();
+    pending_.clear();  // frames buffered inside the closed encoder never come out
+  }
+
   std::shared_ptr<const hal::CodecConfig> codecConfig() const override { return codecConfig_; }
 
  private:
@@ -191,8 +201,15 @@ class X264Encoder final : public hal::Encoder {
     uint64_t sequence = 0;
   };
 
+  static hal::Error openFailed(const hal::EncoderConfig& config) {
+    return {hal::Errc::Io, 0,
+            fmt::format("x264: x264_encoder_open failed for {} at {} kbps", config.size.str(),
+                        config.bitrateKbps)};
+  }
+
   X264Options options_;
-  X264Handle encoder_;
+  X264Handle encoder_;  // null before configure() and after release()
+  x264_param_t param_{};
   hal::EncoderConfig config_;
   std::shared_ptr<const hal::CodecConfig> codecConfig_;
   std::deque<Pending> pending_;

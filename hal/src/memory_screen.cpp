@@ -177,10 +177,7 @@ class Screen final : public MemoryScreen, public std::enable_shared_from_this<Sc
         toPanel_(config.orientation.inverse()),
         strideBytes_(config.panelSize.width * 4 + kRowPaddingBytes),
         layout_(uprightSize_),
-        start_(Clock::now()),
-        upright_(static_cast<size_t>(uprightSize_.width) * static_cast<size_t>(uprightSize_.height)),
-        scanOut_(static_cast<size_t>(strideBytes_ / 4) * static_cast<size_t>(panelSize_.height),
-                 rgb(0, 0, 0)) {}
+        start_(Clock::now()) {}
 
   std::unique_ptr<DisplayCapture> displayCapture() override;
   std::unique_ptr<TouchInjector> touchInjector() override;
@@ -272,6 +269,13 @@ class Screen final : public MemoryScreen, public std::enable_shared_from_this<Sc
   // Draw the UI upright, store it through the inverse orientation as the printer's UI toolkit
   // would, then put the touch marks on top in scan-out (panel) space.
   void render(long tick) {
+    // The pixel buffers (two screens' worth, 3 MB at 800x480) exist once someone looks: a
+    // streamer nobody watches does not pay for them.
+    if (scanOut_.empty()) {
+      upright_.resize(static_cast<size_t>(uprightSize_.width) * static_cast<size_t>(uprightSize_.height));
+      scanOut_.assign(static_cast<size_t>(strideBytes_ / 4) * static_cast<size_t>(panelSize_.height),
+                      rgb(0, 0, 0));
+    }
     drawUi(Canvas{upright_.data(), uprightSize_.width, uprightSize_}, tick);
     blitToPanel();
     const Canvas panel{scanOut_.data(), strideBytes_ / 4, panelSize_};
@@ -365,10 +369,10 @@ class Screen final : public MemoryScreen, public std::enable_shared_from_this<Sc
   const UiLayout layout_;
   const Timestamp start_;
 
-  std::mutex gestureMutex_;   // serialises whole gestures (taps block for their hold)
-  mutable std::mutex mutex_;  // guards everything below
-  std::vector<uint32_t> upright_;
-  std::vector<uint32_t> scanOut_;
+  std::mutex gestureMutex_;        // serialises whole gestures (taps block for their hold)
+  mutable std::mutex mutex_;       // guards everything below
+  std::vector<uint32_t> upright_;  // empty until the first render()
+  std::vector<uint32_t> scanOut_;  // empty until the first render()
   std::deque<Mark> marks_;
   std::optional<Point> lastTouchUpright_;
   int touchCount_ = 0;

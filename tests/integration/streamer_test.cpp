@@ -722,6 +722,68 @@ TEST(StreamerLifecycle, SigtermStopsCleanlyWithClientsConnected) {
   EXPECT_EQ(close->closeCode, ws::close_code::kGoingAway);
 }
 
+namespace {
+
+// The bodies of the first FLV tags of one /flv connection, until `count` arrived (bounded by
+// 10 s), copied out of the connection's buffer.
+std::vector<std::vector<uint8_t>> flvTags(uint16_t port, size_t count) {
+  StreamConnection c(port, "/flv");
+  EXPECT_TRUE(c.ok());
+  std::string bytes;
+  printcast::transport::flv::ParsedStream parsed;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (c.ok() && std::chrono::steady_clock::now() < deadline) {
+    bytes += c.read(1 << 20, 1s);
+    parsed = printcast::transport::flv::parseStream(
+        {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+    if (parsed.tags.size() >= count) break;
+  }
+  std::vector<std::vector<uint8_t>> out;
+  for (const auto& tag : parsed.tags) out.emplace_back(tag.data.begin(), tag.data.end());
+  return out;
+}
+
+}  // namespace
+
+// Nobody has wanted H.264 for 10 s: the encoder gives its memory back (/api/stats says so), and
+// the next viewer gets the same sequence header, a keyframe first, and a stream ffmpeg decodes.
+TEST(StreamerLifecycle, AnIdleH264EncoderIsReleasedAndTheNextViewerStartsOnAnIdr) {
+  StreamerProcess p(PRINTCAST_STREAMER_BIN,
+                    {"--board", "virtual", "--resolution", "320x240", "--no-display"});
+  ASSERT_TRUE(p.ok()) << p.log();
+  const auto first = flvTags(p.streamPort(), 4);
+  ASSERT_GE(first.size(), 3u);
+  ASSERT_EQ(first[1].at(1), 0x00) << "AVC sequence header";
+  auto encoder = [&] {
+    const auto stats =
+        nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/api/stats").body, nullptr, false);
+    return stats.is_discarded() ? nlohmann::json() : stats["h264_encoder"];
+  };
+  EXPECT_EQ(encoder()["backend"], "x264");
+  // The release comes 10 s after the last viewer left; poll (bounded) for it.
+  nlohmann::json state;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  do {
+    std::this_thread::sleep_for(200ms);
+    state = encoder();
+  } while (state["open"] != false && std::chrono::steady_clock::now() < deadline);
+  ASSERT_EQ(state["open"], false) << state.dump();
+  EXPECT_EQ(state["idle_releases"], 1);
+
+  const auto again = flvTags(p.streamPort(), 4);
+  ASSERT_GE(again.size(), 3u);
+  EXPECT_EQ(again[1], first[1]) << "the reopened encoder's SPS/PPS differ";
+  EXPECT_EQ(again[2].at(0), 0x17) << "first frame after the reopen is not a keyframe";
+  EXPECT_EQ(again[2].at(1), 0x01);
+  EXPECT_EQ(encoder()["open"], true);
+  const CommandResult r = runCommand(
+      {"ffmpeg", "-v", "error", "-i", "http://127.0.0.1:" + std::to_string(p.streamPort()) + "/flv", "-t",
+       "2", "-f", "null", "-"},
+      60s);
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+}
+
 // Waits (bounded) until the camera streams, so counters and health have something to say.
 bool waitStreaming(uint16_t port) {
   const auto deadline = std::chrono::steady_clock::now() + 10s;

@@ -216,6 +216,34 @@ TEST(X264Encoder, RequestKeyframeMakesTheNextPacketAnIdr) {
   EXPECT_FALSE(h264::containsIdr(after->data));
 }
 
+TEST(X264Encoder, ReleaseThenEncodeStartsWithAnIdrWithTheSameParameterSets) {
+  const Size size{320, 240};
+  auto enc = createX264Encoder();
+  enc->release();  // before configure(): nothing to free, and encode() still refuses
+  MovingPicture pictures(size);
+  EXPECT_EQ(enc->encode(pictures.next()).code(), Errc::InvalidArgument);
+  ASSERT_TRUE(enc->configure(makeConfig(size, 500, 250)).ok());
+  const auto config = enc->codecConfig();
+  ASSERT_NE(config, nullptr);
+  for (int i = 0; i < 5; ++i) ASSERT_NE(encodeOne(*enc, pictures.next()), nullptr);
+  enc->release();
+  enc->release();                         // idempotent
+  EXPECT_EQ(enc->codecConfig(), config);  // FLV/fMP4 clients keep their sequence header
+  const Frame frame = pictures.next();
+  const PacketPtr reopened = encodeOne(*enc, frame);
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_TRUE(reopened->keyframe);
+  EXPECT_TRUE(h264::containsIdr(reopened->data));
+  EXPECT_EQ(reopened->sequence, frame.sequence());
+  EXPECT_EQ(reopened->config, config);
+  const auto inBand = h264::extractCodecConfig(reopened->data);
+  ASSERT_TRUE(inBand.has_value());
+  EXPECT_EQ(*inBand, *config);
+  const PacketPtr after = encodeOne(*enc, pictures.next());
+  ASSERT_NE(after, nullptr);
+  EXPECT_FALSE(after->keyframe);
+}
+
 TEST(X264Encoder, GopSetsTheIdrDistance) {
   const Size size{320, 240};
   auto enc = createX264Encoder();

@@ -53,6 +53,13 @@ class Encoder {
 
   // The H.264 parameter sets in force (null before configure() and for JPEG).
   virtual std::shared_ptr<const CodecConfig> codecConfig() const = 0;
+
+  // Give back the working memory (reference and lookahead pictures, bitstream buffers) while
+  // nobody wants output: a streamer nobody watches should not hold an encoder's megabytes. The
+  // configuration and codecConfig() stay; the next encode() opens the encoder again with the
+  // same configuration (same SPS/PPS) and its first output is an IDR. That reopen may fail with
+  // Io like configure(). Called by the thread that drives encode(). Default: nothing to free.
+  virtual void release() {}
 };
 
 }  // namespace printcast::hal
