@@ -38,44 +38,15 @@ command -v ffmpeg >/dev/null || { echo "e2e_flv: ffmpeg is not installed" >&2; e
 X264_ARGS=(-c:v libx264 -preset ultrafast -tune zerolatency -profile:v baseline -threads 0 -bf 0
            -b:v "${BITRATE}k" -maxrate "${BITRATE}k" -bufsize "${BITRATE}k" -g "$GOP")
 
-WORK=$(mktemp -d)
-STREAMER_PID=""
-# shellcheck disable=SC2317  # run by the EXIT trap
-cleanup() {
-  if [[ -n $STREAMER_PID ]]; then
-    kill "$STREAMER_PID" 2>/dev/null || true
-    wait "$STREAMER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib/streamer.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/streamer.sh"
+bench_init e2e_flv "$STREAMER"
 
 # Start the streamer; sets STREAMER_PID, STREAM_PORT, CONTROL_PORT.
 start_streamer() {
   local size=$1
-  "$STREAMER" --board virtual --unpaced --desired-fps "$FPS" --resolution "$size" --bitrate "$BITRATE" \
-    --gop "$GOP" --no-display --flv-port -1 --port 0 --control-port 0 --log-level warn \
-    >"$WORK/streamer.out" 2>"$WORK/streamer.err" &
-  STREAMER_PID=$!
-  STREAM_PORT=""
-  for _ in $(seq 100); do
-    STREAM_PORT=$(sed -n 's|^ *status  *http://[0-9.]*:\([0-9]*\)/status.*|\1|p' "$WORK/streamer.out")
-    [[ -n $STREAM_PORT ]] && break
-    kill -0 "$STREAMER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  CONTROL_PORT=$(sed -n 's|^ *stats  *http://[0-9.]*:\([0-9]*\)/api/stats.*|\1|p' "$WORK/streamer.out")
-  if [[ -z $STREAM_PORT || -z $CONTROL_PORT ]]; then
-    echo "e2e_flv: the streamer did not start:" >&2
-    cat "$WORK/streamer.out" "$WORK/streamer.err" >&2
-    exit 1
-  fi
-}
-
-stop_streamer() {
-  kill "$STREAMER_PID"
-  wait "$STREAMER_PID" || true
-  STREAMER_PID=""
+  bench_start_streamer --board virtual --unpaced --desired-fps "$FPS" --resolution "$size" \
+    --bitrate "$BITRATE" --gop "$GOP" --no-display --flv-port -1 --log-level warn
 }
 
 # key=value output of printcast-flv-count -> value of $2 in file $1
@@ -94,7 +65,7 @@ for size in $SIZES; do
   start_streamer "$size"
   "$COUNT" --port "$STREAM_PORT" --control-port "$CONTROL_PORT" --pid "$STREAMER_PID" \
     --warmup "$WARMUP" --duration "$DURATION" --save "$WORK/printcast.flv" >"$WORK/count.out"
-  stop_streamer
+  bench_stop_streamer
   frames=$(kv "$WORK/count.out" frames)
   pc_fps=$(kv "$WORK/count.out" fps)
   pc_cpu_ms=$(kv "$WORK/count.out" cpu_ms_per_frame)

@@ -24,41 +24,13 @@ for exe in "$STREAMER" "$LOAD"; do
   [[ -x $exe ]] || { echo "fanout: $exe is not built (build $BUILD first)" >&2; exit 2; }
 done
 
-WORK=$(mktemp -d)
-STREAMER_PID=""
-# shellcheck disable=SC2317  # run by the EXIT trap
-cleanup() {
-  if [[ -n $STREAMER_PID ]]; then
-    kill "$STREAMER_PID" 2>/dev/null || true
-    wait "$STREAMER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib/streamer.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/streamer.sh"
+bench_init fanout "$STREAMER"
 
 start_streamer() {
-  "$STREAMER" --board virtual --desired-fps 30 --resolution 1280x720 --bitrate 2000 \
-    --no-display --flv-port -1 --ws-port -1 --no-ring --port 0 --control-port 0 --log-level warn \
-    >"$WORK/streamer.out" 2>"$WORK/streamer.err" &
-  STREAMER_PID=$!
-  STREAM_PORT=""
-  for _ in $(seq 100); do
-    STREAM_PORT=$(sed -n 's|^ *status  *http://[0-9.]*:\([0-9]*\)/status.*|\1|p' "$WORK/streamer.out")
-    [[ -n $STREAM_PORT ]] && break
-    kill -0 "$STREAMER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [[ -z $STREAM_PORT ]]; then
-    echo "fanout: the streamer did not start:" >&2
-    cat "$WORK/streamer.out" "$WORK/streamer.err" >&2
-    exit 1
-  fi
-}
-
-stop_streamer() {
-  kill "$STREAMER_PID"
-  wait "$STREAMER_PID" || true
-  STREAMER_PID=""
+  bench_start_streamer --board virtual --desired-fps 30 --resolution 1280x720 --bitrate 2000 \
+    --no-display --flv-port -1 --ws-port -1 --no-ring --log-level warn
 }
 
 value() { sed -n "s/^$1=//p" "$2"; }
@@ -72,7 +44,7 @@ for spec in flv:/flv fmp4:/stream.mp4 ws:/ws; do
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$STREAM_PORT$path" || true)
   if [[ $kind != ws && $code != 200 && $code != 000 ]] || [[ $kind == ws && $code == 404 ]]; then
     printf '%-12s not served by this build (HTTP %s)\n' "$path" "$code"
-    stop_streamer
+    bench_stop_streamer
     continue
   fi
   base_cpu=""
@@ -95,5 +67,5 @@ for spec in flv:/flv fmp4:/stream.mp4 ws:/ws; do
       "$(awk -v k="$(value rss_kb "$WORK/load.txt")" 'BEGIN { printf "%.1f", k / 1024 }')" \
       "$(value connected "$WORK/load.txt")"
   done
-  stop_streamer
+  bench_stop_streamer
 done

@@ -13,57 +13,33 @@
 # VmHWM (the peak) and the thread count, beside the targets: idle under 12 MB, 720p with 10
 # viewers under 24 MB. Never fails on the numbers.
 #
-#   bench/memory.sh BUILD_DIR
+#   bench/memory.sh BUILD_DIR [STREAMER]
+#
+# STREAMER (default: BUILD_DIR's printcast-streamer) may be another build's, e.g. the static image
+# of the pc-static preset (build/pc-static/apps/streamer/printcast-streamer): a static binary maps
+# only the code it links, as the printers' images do, where a PC's shared libraries bring in
+# whole pages of code the streamer never calls (GnuTLS for libmicrohttpd, among others).
 set -euo pipefail
 
-BUILD=${1:?usage: bench/memory.sh BUILD_DIR}
+BUILD=${1:?usage: bench/memory.sh BUILD_DIR [STREAMER]}
 SETTLE=${MEMORY_SETTLE:-15}
 WINDOW=${MEMORY_WINDOW:-10}
-STREAMER=$BUILD/apps/streamer/printcast-streamer
+STREAMER=${2:-$BUILD/apps/streamer/printcast-streamer}
 LOAD=$BUILD/bench/printcast-fanout-load
 for exe in "$STREAMER" "$LOAD"; do
   [[ -x $exe ]] || { echo "memory: $exe is not built (build $BUILD first)" >&2; exit 2; }
 done
 command -v curl >/dev/null || { echo "memory: curl is missing (scripts/install-deps.sh test)" >&2; exit 2; }
 
-WORK=$(mktemp -d)
-STREAMER_PID=""
-# shellcheck disable=SC2317  # run by the EXIT trap
-cleanup() {
-  jobs -p | xargs -r kill 2>/dev/null || true
-  if [[ -n $STREAMER_PID ]]; then
-    kill "$STREAMER_PID" 2>/dev/null || true
-    wait "$STREAMER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib/streamer.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/streamer.sh"
+bench_init memory "$STREAMER"
 
 start_streamer() {
   printf '{}\n' >"$WORK/app.json"
   mkdir -p "$WORK/timelapse"
-  "$STREAMER" --board virtual --port 0 --control-port 0 --flv-port -1 --ws-port -1 \
-    --ring-name "printcast-memory-$$" --config "$WORK/app.json" --timelapse-folder "$WORK/timelapse" \
-    --log-level warn "$@" >"$WORK/streamer.out" 2>"$WORK/streamer.err" &
-  STREAMER_PID=$!
-  STREAM_PORT=""
-  for _ in $(seq 100); do
-    STREAM_PORT=$(sed -n 's|^ *status  *http://[0-9.]*:\([0-9]*\)/status.*|\1|p' "$WORK/streamer.out")
-    [[ -n $STREAM_PORT ]] && break
-    kill -0 "$STREAMER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [[ -z $STREAM_PORT ]]; then
-    echo "memory: the streamer did not start:" >&2
-    cat "$WORK/streamer.out" "$WORK/streamer.err" >&2
-    exit 1
-  fi
-}
-
-stop_streamer() {
-  kill "$STREAMER_PID"
-  wait "$STREAMER_PID" || true
-  STREAMER_PID=""
+  bench_start_streamer --board virtual --flv-port -1 --ws-port -1 --ring-name "printcast-memory-$$" \
+    --config "$WORK/app.json" --timelapse-folder "$WORK/timelapse" --log-level warn "$@"
 }
 
 # sample SECONDS: one /proc sample a second; prints the sample with the largest VmRSS as
@@ -86,13 +62,14 @@ row() {  # row NAME "rss anon file hwm threads" TARGET_MB
       (r / 1024 < g) ? "met" : "not met" }'
 }
 
-echo "streamer memory on the virtual board ($(uname -m), $(nproc) cores)"
+kind=$(file -b "$STREAMER" | grep -q 'statically linked' && echo static || echo "shared libraries")
+echo "streamer memory on the virtual board: $STREAMER ($kind; $(uname -m), $(nproc) cores)"
 printf '%-34s %7s %8s %8s %8s %8s   %s\n' scenario RSS_MB anon_MB file_MB peak_MB threads target
 
 start_streamer
 sleep "$SETTLE"
 row "idle (640x480, nobody watching)" "$(sample 5)" 12
-stop_streamer
+bench_stop_streamer
 
 start_streamer --resolution 1280x720 --desired-fps 30 --bitrate 2000
 viewers=()
@@ -112,4 +89,4 @@ wait "${viewers[@]}" || true
 for f in flv fmp4; do
   grep -q '^connected=3$' "$WORK/$f.txt" || echo "memory: not every /$f viewer connected: $(tr '\n' ' ' <"$WORK/$f.txt")"
 done
-stop_streamer
+bench_stop_streamer

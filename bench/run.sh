@@ -29,6 +29,10 @@ echo "== fan-out: 1/10/100 clients of each H.264 output (bench/fanout.sh)"
 "$HERE/fanout.sh" "$BUILD"
 
 echo
+echo "== memory: idle and 720p with 10 viewers, RSS split into anonymous and file pages (bench/memory.sh)"
+"$HERE/memory.sh" "$BUILD"
+
+echo
 echo "== glass-to-browser latency per output, headless Chromium (bench/glass/latency.mjs)"
 if [[ -d $HERE/../tests/browser/node_modules/playwright-core && -x /usr/bin/chromium ]]; then
   node "$HERE/glass/latency.mjs" "$BUILD/apps/streamer/printcast-streamer" "${GLASS_SECONDS:-10}"

@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: MIT
 # Build a per-architecture sysroot from Debian packages with apt's private state (host untouched).
 #
-#   scripts/make-sysroot.sh ARCH [--static]     ARCH = armhf | aarch64 | riscv64
+#   scripts/make-sysroot.sh ARCH [--static]     ARCH = armhf | aarch64 | riscv64 | amd64
+#
+# amd64 (x86-64, bookworm) is for static PC images: bench/memory.sh measures the static
+# streamer, whose resident memory is what a printer's static image shows (pc-static preset).
 #
 # Prints the sysroot's path on its last line. armhf and aarch64 come from bookworm, riscv64 from
 # trixie (bookworm has no riscv64 port). apt runs with its own sources list, state, cache and an
@@ -33,7 +36,8 @@ case "$arch" in
   armhf)   debarch=armhf;   suite=bookworm; triplet=arm-linux-gnueabihf ;;
   aarch64) debarch=arm64;   suite=bookworm; triplet=aarch64-linux-gnu ;;
   riscv64) debarch=riscv64; suite=trixie;   triplet=riscv64-linux-gnu ;;
-  *) echo "usage: $0 armhf|aarch64|riscv64 [--static]" >&2; exit 2 ;;
+  amd64)   debarch=amd64;   suite=bookworm; triplet=x86_64-linux-gnu ;;
+  *) echo "usage: $0 armhf|aarch64|riscv64|amd64 [--static]" >&2; exit 2 ;;
 esac
 
 # The libraries the SDK finds through pkg-config (cmake/PrintcastDeps.cmake), minus libva

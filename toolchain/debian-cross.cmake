@@ -41,4 +41,7 @@ set(ENV{PKG_CONFIG_SYSROOT_DIR} "${PRINTCAST_SYSROOT}")
 set(ENV{PKG_CONFIG_PATH} "")
 
 # Tests run under qemu-user (no binfmt_misc needed): ctest and gtest_discover_tests use this.
-set(CMAKE_CROSSCOMPILING_EMULATOR "${_pc_qemu};-L;${PRINTCAST_SYSROOT}")
+# The host's own architecture (amd64) needs none.
+if(_pc_qemu)
+  set(CMAKE_CROSSCOMPILING_EMULATOR "${_pc_qemu};-L;${PRINTCAST_SYSROOT}")
+endif()

@@ -7,6 +7,11 @@
 #   tests/lab/run-lab.sh --bench BUILD_DIR    (`make bench-lab`: the MJPEG benchmark instead of
 #                                             the checks, tests/lab/bench-payload.sh; prints a
 #                                             table, BUILD_DIR/lab/bench.md; never fails on speed)
+#   tests/lab/run-lab.sh --soak BUILD_DIR     (bench/soak.sh in the VM for SOAK_MINUTES, default
+#                                             60, with vivid unplugged every SOAK_UNPLUG_EVERY
+#                                             minutes, default 10: tests/lab/soak-payload.sh;
+#                                             prints its log, BUILD_DIR/lab/soak.log; fails when
+#                                             the streamer dies or a replugged camera stays away)
 #
 # BUILD_DIR is a configured and built printcast build tree; LAB_BINARY are the lab test binaries
 # (absolute paths inside BUILD_DIR; missing ones are reported as skipped). Everything the lab
@@ -24,12 +29,12 @@
 set -euo pipefail
 
 mode="test"
-if [ "${1:-}" = --bench ]; then
-  mode=bench
+if [ "${1:-}" = --bench ] || [ "${1:-}" = --soak ]; then
+  mode=${1#--}
   shift
 fi
 if [ $# -lt 1 ]; then
-  echo "usage: $0 BUILD_DIR [LAB_BINARY...] | $0 --bench BUILD_DIR" >&2
+  echo "usage: $0 BUILD_DIR [LAB_BINARY...] | $0 --bench BUILD_DIR | $0 --soak BUILD_DIR" >&2
   exit 2
 fi
 build_dir=$(cd "$1" && pwd)
@@ -37,6 +42,7 @@ shift
 src_dir=$(cd "$(dirname "$0")/../.." && pwd)
 lab_dir="$build_dir/lab"
 timeout_s=${LAB_TIMEOUT:-600}
+if [ "$mode" = soak ]; then timeout_s=${LAB_TIMEOUT:-$((${SOAK_MINUTES:-60} * 60 + 600))}; fi
 smp=${LAB_SMP:-2}
 
 # Under CI (CI=true or PRINTCAST_STRICT_SKIPS=1) nothing may skip: a missing prerequisite, a lab
@@ -156,6 +162,8 @@ mkdir -p "$results"
   echo "RESULTS=$results"
   echo "KVER=$kver"
   echo "MODE=$mode"
+  echo "SOAK_MINUTES=${SOAK_MINUTES:-60}"
+  echo "SOAK_UNPLUG_EVERY=${SOAK_UNPLUG_EVERY:-10}"
 } >"$lab_dir/lab.env"
 : >"$lab_dir/lab.binaries"
 not_built=0
@@ -204,6 +212,14 @@ if [ $mode = bench ]; then
   cp "$results/bench.md" "$lab_dir/bench.md"
   cat "$lab_dir/bench.md"
   log "VM ${boot_s}s, total $(elapsed)s; table in $lab_dir/bench.md, runs in $results/bench.jsonl"
+  exit 0
+fi
+if [ $mode = soak ]; then
+  cp "$results/soak.log" "$lab_dir/soak.log" 2>/dev/null
+  cat "$lab_dir/soak.log" 2>/dev/null
+  rc=$(cat "$results/soak.rc" 2>/dev/null || echo 1)
+  log "VM ${boot_s}s, total $(elapsed)s; soak exit $rc; log in $lab_dir/soak.log"
+  [ "$rc" = 0 ] || exit 1
   exit 0
 fi
 failed=0

@@ -8,9 +8,9 @@ set -u
 . "$1"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8
 export PRINTCAST_LAB=1 PRINTCAST_LAB_RESULTS="$RESULTS"
-# run-lab.sh --bench: the benchmark instead of the checks.
-if [ "${MODE:-test}" = bench ]; then
-  bash "$SRC_DIR/tests/lab/bench-payload.sh" "$1"
+# run-lab.sh --bench / --soak: the benchmark or the soak instead of the checks.
+if [ "${MODE:-test}" = bench ] || [ "${MODE:-test}" = soak ]; then
+  bash "$SRC_DIR/tests/lab/$MODE-payload.sh" "$1"
   dmesg >"$RESULTS/dmesg.txt" 2>&1
   echo "payload $(cut -d' ' -f1 /proc/uptime)" >"$RESULTS/done"
   sync

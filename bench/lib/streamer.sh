@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=bash
+# Sourced by the bench scripts: start and stop one printcast-streamer and clean up on exit.
+#
+#   . "$(dirname "$0")/lib/streamer.sh"
+#   bench_init NAME STREAMER_BINARY      (makes $WORK, a temporary folder removed on exit; sets
+#                                         the EXIT trap, which also kills background jobs)
+#   bench_start_streamer ARGS...         (--port 0 --control-port 0 are added; output in
+#                                         $WORK/streamer.out/.err; sets STREAMER_PID, STREAM_PORT,
+#                                         CONTROL_PORT; exits 1 with the output if it did not start)
+#   bench_stop_streamer                  (SIGTERM, waits)
+
+bench_init() {
+  BENCH_NAME=$1
+  BENCH_STREAMER=$2
+  WORK=$(mktemp -d)
+  STREAMER_PID=""
+  trap bench_cleanup EXIT
+}
+
+# shellcheck disable=SC2317  # run by the EXIT trap
+bench_cleanup() {
+  local p
+  for p in $(jobs -p); do [[ $p == "$STREAMER_PID" ]] || kill "$p" 2>/dev/null || true; done
+  if [[ -n $STREAMER_PID ]]; then
+    kill "$STREAMER_PID" 2>/dev/null || true
+    wait "$STREAMER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+
+bench_start_streamer() {
+  "$BENCH_STREAMER" --port 0 --control-port 0 "$@" >"$WORK/streamer.out" 2>"$WORK/streamer.err" &
+  STREAMER_PID=$!
+  STREAM_PORT=""
+  CONTROL_PORT=""
+  for _ in $(seq 100); do
+    STREAM_PORT=$(sed -n 's|^ *status  *http://[0-9.]*:\([0-9]*\)/status.*|\1|p' "$WORK/streamer.out")
+    CONTROL_PORT=$(sed -n 's|^ *stats  *http://[0-9.]*:\([0-9]*\)/api/stats.*|\1|p' "$WORK/streamer.out")
+    [[ -n $STREAM_PORT && -n $CONTROL_PORT ]] && return 0
+    kill -0 "$STREAMER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$BENCH_NAME: the streamer did not start:" >&2
+  cat "$WORK/streamer.out" "$WORK/streamer.err" >&2
+  exit 1
+}
+
+bench_stop_streamer() {
+  kill "$STREAMER_PID"
+  wait "$STREAMER_PID" || true
+  STREAMER_PID=""
+}
