@@ -31,6 +31,14 @@ echo "== fan-out: 1/10/100 clients of each H.264 output (bench/fanout.sh)"
 echo
 echo "== memory: idle and 720p with 10 viewers, RSS split into anonymous and file pages (bench/memory.sh)"
 "$HERE/memory.sh" "$BUILD"
+# The static image, as printers run it (docs/benchmarks.md): when the pc-static preset was built.
+STATIC=$HERE/../build/pc-static/apps/streamer/printcast-streamer
+if [[ -x $STATIC ]]; then
+  "$HERE/memory.sh" "$BUILD" "$STATIC"
+else
+  echo "static image: not built (scripts/make-sysroot.sh amd64 --static; cmake --preset pc-static;"
+  echo "  cmake --build --preset pc-static --target printcast-streamer)"
+fi
 
 echo
 echo "== glass-to-browser latency per output, headless Chromium (bench/glass/latency.mjs)"
