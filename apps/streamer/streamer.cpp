@@ -271,9 +271,8 @@ struct Streamer::Impl {
   // SPS/PPS). Camera thread only.
   static constexpr auto kEncoderIdleRelease = std::chrono::seconds(10);
   Timestamp h264LastWanted{};
-  bool h264Open = false;
-  std::atomic<bool> h264OpenShown{false};  // h264Open, for /api/stats
-  std::atomic<uint64_t> h264Releases{0};   // idle releases so far
+  std::atomic<bool> h264Open{false};      // written by the camera thread, read by /api/stats
+  std::atomic<uint64_t> h264Releases{0};  // idle releases so far
   transport::MjpegStream mjpeg;
   transport::FlvStream flv;
   transport::Fmp4Stream fmp4;                      // /stream.mp4
@@ -331,13 +330,11 @@ struct Streamer::Impl {
     if (h264Wanted()) {
       h264LastWanted = now;
       h264Open = true;
-      h264OpenShown = true;
       return true;
     }
     if (h264Open && now - h264LastWanted >= kEncoderIdleRelease) {
       h264->release();
       h264Open = false;
-      h264OpenShown = false;
       ++h264Releases;
     }
     return false;
@@ -593,7 +590,6 @@ hal::Status Streamer::Impl::configureEncoders(hal::Size size, int fps) {
   if (auto st = jpeg->configure(enc); !st) return st;
   if (auto st = h264->configure(enc); !st) return st;
   h264Open = true;
-  h264OpenShown = true;
   h264LastWanted = Clock::now();
   encoderSize = size;
   encoderFps = fps;
@@ -1154,9 +1150,7 @@ nlohmann::json Streamer::Impl::stats() {
       // open: holding its working memory; idle_releases: times it gave it back after 10 s
       // without an H.264 viewer (the next viewer reopens it).
       {"h264_encoder",
-       {{"backend", h264->info().name},
-        {"open", h264OpenShown.load()},
-        {"idle_releases", h264Releases.load()}}},
+       {{"backend", h264->info().name}, {"open", h264Open.load()}, {"idle_releases", h264Releases.load()}}},
   };
 }
 
