@@ -58,8 +58,8 @@ int main(int argc, char** argv) {
       "printcast-streamer: camera and printer-screen streaming (MJPEG, FLV/H.264, snapshots, touch)"};
   std::string controlAllowOrigin, allowedHosts, authTokenSha256, hashToken;
   int connectionsPerAddress = 0, streamStallSeconds = 0;
-  std::string configPath, boardId, device, resolution, host, allowOrigin, logLevel, apiConfig, displayNode,
-      touchName;
+  std::string configPath, boardId, device, source, resolution, host, allowOrigin, logLevel, apiConfig,
+      displayNode, touchName;
   int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, bitrate = -1, gop = -1,
       jpegQuality = -1, mjpegFps = -1, displayFps = -1, ringSizeMb = -1;
   bool noDisplay = false, listBoards = false, unpaced = false, noRing = false;
@@ -70,7 +70,10 @@ int main(int argc, char** argv) {
   app.add_flag("--list-boards", listBoards, "List the built-in boards and exit");
   app.add_option("--api-config", apiConfig, "Anycubic api.cfg to detect the board from")
       ->default_str(std::string(bsp::kAnycubicApiConfig));
-  app.add_option("-d,--device", device, "Camera device (overrides the board's camera)");
+  app.add_option("--source", source,
+                 "Camera: test-pattern, a V4L2 device (/dev/video0, a by-id name), or an http:// MJPEG "
+                 "stream or JPEG snapshot URL (default: the board's camera; docs/sources.md)");
+  app.add_option("-d,--device", device, "Camera device (the older name of --source)");
   std::string cameraControls;
   app.add_option("--camera-controls", cameraControls,
                  "JSON file the camera's V4L2 control values are saved in, per camera (default: not saved)");
@@ -157,7 +160,8 @@ int main(int argc, char** argv) {
   settings.configFile = configPath;
   // Command-line flags override the file.
   if (!boardId.empty()) settings.board = boardId;
-  if (!device.empty()) settings.device = device;
+  if (!device.empty()) settings.source = device;
+  if (!source.empty()) settings.source = source;
   if (!cameraControls.empty()) settings.cameraControlsFile = cameraControls;
   if (!displayNode.empty()) settings.displayNode = displayNode;
   if (!touchName.empty()) settings.touchName = touchName;

@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -23,6 +22,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "printcast/transport/tcp_connect.h"
 #include "printcast/transport/websocket.h"
 
 namespace printcast::streamer {
@@ -173,46 +173,14 @@ struct MoonrakerClient::Impl {
   }
 
   bool connectWebSocket(std::string& error) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    const std::string port = std::to_string(config.port);
-    if (const int rc = ::getaddrinfo(config.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
-      error = fmt::format("resolve {}: {}", config.host, ::gai_strerror(rc));
+    // Non-blocking (every read and write below polls first): a host that never answers costs
+    // kConnectTimeout, not the kernel's minutes of SYN retries, and stop() is not held up.
+    auto connected = transport::connectTcp(config.host, config.port, kConnectTimeout, wakeFd);
+    if (!connected) {
+      error = connected.error().message;
       return false;
     }
-    error = "no address for " + config.host;
-    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-      // Non-blocking (every read and write below polls first): a host that never answers costs
-      // kConnectTimeout, not the kernel's minutes of SYN retries, and stop() is not held up.
-      fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-      if (fd < 0) continue;
-      int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
-      if (rc != 0 && errno == EINPROGRESS) {
-        pollfd p[2] = {{fd, POLLOUT, 0}, {wakeFd, POLLIN, 0}};
-        const int ready = ::poll(p, 2, static_cast<int>(kConnectTimeout.count()));
-        int soError = 0;
-        socklen_t len = sizeof soError;
-        if (ready > 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP)) &&
-            ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len) == 0) {
-          rc = soError == 0 ? 0 : -1;
-          errno = soError;
-        } else {
-          rc = -1;
-          errno = ready == 0 ? ETIMEDOUT : EINTR;
-        }
-      }
-      if (rc == 0) {
-        error.clear();
-        break;
-      }
-      error = fmt::format("connect {}:{}: {}", config.host, config.port, std::strerror(errno));
-      ::close(fd);
-      fd = -1;
-    }
-    ::freeaddrinfo(res);
-    if (fd < 0) return false;
+    fd = *connected;
     // RFC 6455 4.1 opening handshake.
     const std::string key = randomWsKey();
     const std::string request = fmt::format(

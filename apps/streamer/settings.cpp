@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "printcast/transport/http_auth.h"
+#include "printcast/transport/mjpeg_pull.h"
 
 namespace printcast::streamer {
 
@@ -245,6 +246,7 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "h264_framerate") return readInt(v, source, key, 0, 100, s.h264FrameratePercent);
   if (key == "board") return readString(v, source, key, s.board);
   if (key == "device") return readString(v, source, key, s.device);
+  if (key == "source") return readString(v, source, key, s.source);
   if (key == "display_node") return readString(v, source, key, s.displayNode);
   if (key == "touch_name") return readString(v, source, key, s.touchName);
   if (key == "resolution") {
@@ -526,6 +528,28 @@ hal::Result<hal::Size> parseResolution(const std::string& text) {
   return size;
 }
 
+namespace {
+
+// `source` (or its older name `device`): the kinds of camera this build can open.
+Status finalizeSource(Settings& s, const std::string& src) {
+  if (s.source.empty()) s.source = s.device;
+  s.device.clear();
+  const size_t scheme = s.source.find("://");
+  if (scheme == std::string::npos) return {};  // "", "test-pattern" or a V4L2 device
+  const std::string kind = s.source.substr(0, scheme);
+  if (kind == "http") {
+    if (auto url = transport::parseHttpUrl(s.source); !url) {
+      return invalid(src, "source", "\"" + s.source + "\"", url.error().message);
+    }
+    return {};
+  }
+  return invalid(src, "source", "\"" + kind + "://...\"",
+                 "must be test-pattern, a V4L2 device, or an http:// MJPEG or snapshot URL (" + kind +
+                     ":// cameras are not supported yet)");
+}
+
+}  // namespace
+
 Status finalizeSettings(Settings& s, const bsp::Board& board) {
   const std::string src = "settings";
   if (s.width == 0 || s.height == 0) {
@@ -544,8 +568,11 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
     return invalid(src, "desired-fps", std::to_string(s.fps),
                    fmt::format("must be in 1..{} on board {}", lim.maxCameraFps, board.id));
   }
-  if (s.unpaced && (board.camera.kind != bsp::CameraKind::TestPattern || !s.device.empty())) {
-    const char* camera = s.device.empty() ? "real camera" : "--device";
+  if (auto st = finalizeSource(s, src); !st) return st;
+  const bool testPattern =
+      s.source == "test-pattern" || (s.source.empty() && board.camera.kind == bsp::CameraKind::TestPattern);
+  if (s.unpaced && !testPattern) {
+    const char* camera = s.source.empty() ? "real camera" : "--source that is not the test pattern";
     return invalid(
         src, "unpaced", "true",
         fmt::format("only the test-pattern camera runs unpaced; board {} has a {}", board.id, camera));

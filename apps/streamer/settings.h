@@ -36,8 +36,13 @@ struct Settings {
   int h264FrameratePercent = 100;
 
   // --- printcast's own ---
-  std::string board;   // board id; "" = detect
-  std::string device;  // camera device override ("" = the board's camera)
+  std::string board;  // board id; "" = detect
+  // The camera ("source", --source; --device and "device" are older names for it):
+  //  "" = the board's camera; "test-pattern"; a V4L2 node, by-id/by-path name or card-name
+  //  substring (see hal/v4l2.h); "http://[user:pass@]host[:port]/path" = a network camera's
+  //  MJPEG stream or JPEG snapshot URL (transport/mjpeg_pull.h). docs/sources.md.
+  std::string source;
+  std::string device;  // camera device override ("" = the board's camera); folded into `source`
   // V4L2 control values saved per camera (keyed by its stable name) and re-applied when it is
   // opened; "" = not persisted. See camera_controls.h.
   std::string cameraControlsFile;

@@ -33,6 +33,7 @@
 #include "printcast/codecs/jpeg.h"
 #include "printcast/codecs/x264_encoder.h"
 #include "printcast/hal/no_signal.h"
+#include "printcast/hal/test_pattern.h"
 #include "printcast/hal/v4l2.h"
 #include "printcast/transport/fanout.h"
 #include "printcast/transport/hls_output.h"
@@ -40,6 +41,7 @@
 #include "printcast/transport/http_range.h"
 #include "printcast/transport/http_server.h"
 #include "printcast/transport/mjpeg.h"
+#include "printcast/transport/mjpeg_pull.h"
 #include "printcast/transport/shm_ring.h"
 #include "printcast/transport/websocket.h"
 #include "printcast/transport/websocket_hub.h"
@@ -254,8 +256,9 @@ struct Streamer::Impl {
   // The name a lost camera is reopened by (its by-id link or "bus:<bus_info>"), remembered from
   // the first open: device numbers change on replug, this does not. Guarded by stateMutex.
   std::string cameraStableName;
-  hal::FourCC cameraFormat;  // what the camera delivers (camera thread)
-  hal::Size cameraSize;      // camera thread
+  hal::Size cameraActiveSize;  // what the open camera delivers (empty before the first open); stateMutex
+  hal::FourCC cameraFormat;    // what the camera delivers (camera thread)
+  hal::Size cameraSize;        // camera thread
   std::atomic<uint64_t> cameraReconnects{0};
   std::atomic<uint64_t> noSignalFrames{0};
   std::shared_ptr<hal::FramePool> i420Pool;      // YUYV/NV12/MJPEG -> I420 for the encoders
@@ -482,16 +485,27 @@ struct Streamer::Impl {
 
 // ----------------------------------------------------------------------------- camera
 
+namespace {
+
+// The camera `source` names (Settings::source): the board's, the test pattern, a V4L2 device,
+// or an http:// network camera.
+hal::Result<std::unique_ptr<hal::Capture>> openSource(const bsp::Board& board, const std::string& source) {
+  if (source.rfind("http://", 0) == 0) return transport::createMjpegPullCapture(source);
+  if (source == "test-pattern") return hal::createTestPatternCapture();
+  return bsp::openCamera(board, source);
+}
+
+}  // namespace
+
 hal::Status Streamer::Impl::openCamera() {
   std::string stableName;
   {
     std::lock_guard lock(stateMutex);
     stableName = cameraStableName;
   }
-  // The first open follows the board (or --device); every reopen asks for the same camera by
-  // its stable name, never by index.
-  auto cam =
-      stableName.empty() ? bsp::openCamera(*board, settings.device) : hal::createV4l2Capture(stableName);
+  // The first open follows the board (or --source); every reopen of a V4L2 camera asks for the
+  // same camera by its stable name, never by index.
+  auto cam = stableName.empty() ? openSource(*board, settings.source) : hal::createV4l2Capture(stableName);
   if (!cam) return cam.error();
   hal::Capture& c = **cam;
   const std::string name = c.info().name;
@@ -562,6 +576,7 @@ hal::Status Streamer::Impl::openCamera() {
   {
     std::lock_guard lock(stateMutex);
     cameraName = name;
+    cameraActiveSize = config.size;
     if (!newStableName.empty()) cameraStableName = newStableName;
     cameraState = "streaming";
   }
@@ -1106,8 +1121,8 @@ nlohmann::json Streamer::Impl::cameraStatus() {
           {"state", cameraState},
           {"signal", cameraState == "streaming"},
           {"stable_name", cameraStableName},
-          {"width", settings.width},
-          {"height", settings.height},
+          {"width", cameraActiveSize.empty() ? settings.width : cameraActiveSize.width},
+          {"height", cameraActiveSize.empty() ? settings.height : cameraActiveSize.height},
           {"fps", cameraRate.fps()},
           {"reconnects", cameraReconnects.load()},
           {"no_signal_frames", noSignalFrames.load()}};

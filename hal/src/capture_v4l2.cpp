@@ -25,7 +25,7 @@
 
 #include <fmt/format.h>
 
-#include "mjpeg_dht.h"
+#include "printcast/hal/mjpeg_dht.h"
 #include "printcast/hal/v4l2.h"
 #include "unique_fd.h"
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The standard Huffman tables of ITU-T T.81 Annex K.3 and their insertion into DHT-less JPEGs.
-#include "mjpeg_dht.h"
+#include "printcast/hal/mjpeg_dht.h"
 
 #include <array>
 #include <cstddef>

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "mjpeg_dht.h"
+#include "printcast/hal/mjpeg_dht.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static std::vector<uint8_t> out;  // reused, as the capture path reuses it

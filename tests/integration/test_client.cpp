@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <fstream>
@@ -122,8 +123,12 @@ StreamerProcess::StreamerProcess(const std::string& binary, const std::vector<st
     log_ = "pipe failed";
     return;
   }
-  std::vector<std::string> all = {binary, "--port",    "0", "--control-port", "0", "--flv-port",
-                                  "0",    "--ws-port", "0"};
+  // Every port defaults to 0 (any free port) unless `args` sets it (a camera restarted on the
+  // port it had).
+  std::vector<std::string> all = {binary};
+  for (const char* flag : {"--port", "--control-port", "--flv-port", "--ws-port"}) {
+    if (std::find(args.begin(), args.end(), flag) == args.end()) all.insert(all.end(), {flag, "0"});
+  }
   // Shared-memory rings are host-wide names: one per streamer process of this test run, so test
   // runs (and a streamer already running on the host) never replace each other's rings.
   static int instance = 0;

@@ -13,7 +13,8 @@ namespace printcast::testing {
 // The streamer running as a child process on free ports (port 0), parsed from its banner.
 class StreamerProcess {
  public:
-  // Starts `binary` with `args` (plus --port 0 --control-port 0 --flv-port 0 --ws-port 0) and waits for the
+  // Starts `binary` with `args` (plus --port 0 --control-port 0 --flv-port 0 --ws-port 0 for those
+  // `args` does not set) and waits for the
   // banner. On failure `ok()` is false and `log()` says why.
   StreamerProcess(const std::string& binary, const std::vector<std::string>& args);
   ~StreamerProcess();

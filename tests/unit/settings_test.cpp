@@ -122,6 +122,35 @@ TEST(Settings, DeviceOverridesForABenchOrTheLab) {
   EXPECT_NE(errorOf(R"({"touch_name": 5})").find("touch_name"), std::string::npos);
 }
 
+TEST(Settings, SourceNamesTheCameraAndDeviceIsItsOlderName) {
+  auto board = printcast::bsp::findBoard("virtual");
+  ASSERT_TRUE(board);
+  auto finalized = [&](const std::string& json) {
+    Settings s;
+    std::vector<std::string> warnings;
+    auto st = applyConfigJson(json, "app.json", s, warnings);
+    if (st) st = finalizeSettings(s, **board);
+    return std::pair{s, st ? std::string() : st.error().message};
+  };
+  EXPECT_EQ(finalized(R"({"device": "/dev/video2"})").first.source, "/dev/video2");
+  EXPECT_EQ(finalized(R"({"device": "/dev/video2", "source": "test-pattern"})").first.source, "test-pattern");
+  const auto [http, ok] = finalized(R"({"source": "http://user:pw@cam.local:81/stream"})");
+  EXPECT_EQ(ok, "");
+  EXPECT_EQ(http.source, "http://user:pw@cam.local:81/stream");
+  // Refusals name the key and say what is accepted.
+  const std::string rtsp = finalized(R"({"source": "rtsp://cam/stream1"})").second;
+  EXPECT_NE(rtsp.find("source"), std::string::npos) << rtsp;
+  EXPECT_NE(rtsp.find("http://"), std::string::npos) << rtsp;
+  const std::string badPort = finalized(R"({"source": "http://cam:99999/"})").second;
+  EXPECT_NE(badPort.find("source"), std::string::npos) << badPort;
+  EXPECT_NE(badPort.find("port"), std::string::npos) << badPort;
+  // Only the test pattern runs unpaced.
+  Settings unpaced;
+  unpaced.source = "http://cam/stream";
+  unpaced.unpaced = true;
+  EXPECT_FALSE(finalizeSettings(unpaced, **board));
+}
+
 TEST(Settings, WsPortDefaultsToRecamerasAndCanBeTurnedOff) {
   Settings s;
   EXPECT_EQ(s.wsPort, 8765);

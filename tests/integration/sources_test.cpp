@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: MIT
+// Network cameras as sources (issue 10): the streamer pulling HTTP MJPEG from another printcast
+// and from ffmpeg's mpjpeg server (a third-party server from Debian), served to real clients
+// (ffprobe) and our own parsers; the camera going away and coming back under connected viewers.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <thread>
+
+#include "printcast/codecs/jpeg.h"
+#include "printcast/transport/mjpeg.h"
+#include "test_client.h"
+
+extern char** environ;
+
+using namespace std::chrono_literals;
+using printcast::testing::CommandResult;
+using printcast::testing::httpRequest;
+using printcast::testing::runCommand;
+using printcast::testing::StreamConnection;
+using printcast::testing::StreamerProcess;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A TCP port nobody listens on right now (bound and released: the kernel does not hand it out
+// again at once).
+uint16_t freePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+// A program running in the background for the length of a test (killed when destroyed).
+class Background {
+ public:
+  explicit Background(std::vector<std::string> argv) {
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    if (posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  ~Background() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool ok() const { return pid_ > 0; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+nlohmann::json cameraStatus(uint16_t controlPort) {
+  const auto r = httpRequest(controlPort, "GET", "/status");
+  if (r.status != 200) return {};
+  return nlohmann::json::parse(r.body, nullptr, false).value("camera", nlohmann::json::object());
+}
+
+// Polls /status until the camera's signal is `signal` (true: streaming); false after `timeout`.
+bool waitForSignal(uint16_t controlPort, bool signal, std::chrono::milliseconds timeout) {
+  const auto end = Clock::now() + timeout;
+  while (Clock::now() < end) {
+    const auto camera = cameraStatus(controlPort);
+    if (camera.is_object() && camera.value("signal", !signal) == signal) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+std::string url(uint16_t port, const std::string& path) {
+  return "http://127.0.0.1:" + std::to_string(port) + path;
+}
+
+CommandResult probeFlv(uint16_t port) {
+  return runCommand(
+      {"ffprobe", "-v", "error", "-analyzeduration", "1000000", "-probesize", "100000", "-select_streams",
+       "v:0", "-show_entries", "stream=codec_name,width,height", "-of", "default=nw=1", url(port, "/flv")},
+      30s);
+}
+
+// MJPEG parts a viewer of `c` receives in `duration`; -1 when the stream broke or ended.
+long partsWithin(StreamConnection& c, printcast::transport::mjpeg::Parser& parser,
+                 std::chrono::milliseconds duration, std::vector<std::vector<uint8_t>>* keep = nullptr) {
+  long parts = 0;
+  const auto end = Clock::now() + duration;
+  while (Clock::now() < end) {
+    const std::string chunk = c.read(1 << 20, 200ms);
+    if (!parser.feed({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()})) return -1;
+    for (auto& p : parser.takeParts()) {
+      ++parts;
+      if (keep != nullptr) keep->push_back(std::move(p));
+    }
+  }
+  return parts;
+}
+
+std::vector<std::string> cameraArgs(uint16_t port) {
+  return {"--board",      "virtual",       "--port", std::to_string(port), "--resolution",
+          "640x480",      "--desired-fps", "15",     "--mjpeg-fps",        "15",
+          "--no-display", "--flv-port",    "-1",     "--ws-port",          "-1",
+          "--no-ring"};
+}
+
+// The pulling streamer: another size than the camera's, to see the camera's size win.
+std::vector<std::string> pullArgs(const std::string& source) {
+  return {"--board",       "virtual", "--source",    source, "--resolution", "1280x720",
+          "--desired-fps", "30",      "--mjpeg-fps", "30",   "--no-display", "--no-ring"};
+}
+
+TEST(MjpegPullSource, ServesAnotherStreamersMjpegToEveryOutputWithoutReencoding) {
+  const uint16_t cameraPort = freePort();
+  StreamerProcess camera(PRINTCAST_STREAMER_BIN, cameraArgs(cameraPort));
+  ASSERT_TRUE(camera.ok()) << camera.log();
+  StreamerProcess puller(PRINTCAST_STREAMER_BIN, pullArgs(url(cameraPort, "/stream")));
+  ASSERT_TRUE(puller.ok()) << puller.log();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 10s)) << puller.log();
+
+  const auto status = cameraStatus(puller.controlPort());
+  EXPECT_EQ(status.value("name", ""), "http://127.0.0.1:" + std::to_string(cameraPort) + "/stream");
+  EXPECT_EQ(status.value("width", 0), 640);  // the camera's size, not --resolution
+  EXPECT_EQ(status.value("height", 0), 480);
+
+  // MJPEG viewers get the camera's JPEGs as they are: each one byte-identical to one the camera
+  // itself served (the puller inserts nothing, since printcast's JPEGs carry their tables).
+  StreamConnection upstream(cameraPort, "/stream");
+  StreamConnection viewer(puller.streamPort(), "/stream");
+  ASSERT_TRUE(upstream.ok() && viewer.ok());
+  printcast::transport::mjpeg::Parser upParser, viewParser;
+  std::vector<std::vector<uint8_t>> upParts, viewParts;
+  std::thread reader([&] { (void)partsWithin(upstream, upParser, 3s, &upParts); });
+  const long parts = partsWithin(viewer, viewParser, 3s, &viewParts);
+  reader.join();
+  EXPECT_GE(parts, 20) << "15 fps for 3 s";
+  ASSERT_GE(viewParts.size(), 10u);
+  size_t identical = 0;
+  for (const auto& v : viewParts) identical += std::find(upParts.begin(), upParts.end(), v) != upParts.end();
+  EXPECT_GE(identical, viewParts.size() / 2) << "the puller's JPEGs are the camera's";
+
+  auto snapshot = httpRequest(puller.streamPort(), "GET", "/snapshot");
+  ASSERT_EQ(snapshot.status, 200);
+  auto info = printcast::codecs::inspectJpeg(
+      {reinterpret_cast<const uint8_t*>(snapshot.body.data()), snapshot.body.size()});
+  ASSERT_TRUE(info) << info.error().describe();
+  EXPECT_EQ(info->size.width, 640);
+
+  // H.264 is encoded from the decoded JPEGs while someone watches: ffprobe reads /flv.
+  const CommandResult r = probeFlv(puller.streamPort());
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.out.find("codec_name=h264"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("width=640"), std::string::npos) << r.out;
+}
+
+// ffmpeg's own multipart server (boundary "ffmpeg", "Content-type"/"Content-length" headers):
+// the command the issue names, serving 320x240.
+TEST(MjpegPullSource, PullsFfmpegsMpjpegServer) {
+  const uint16_t port = freePort();
+  Background ffmpeg({"ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+                     "testsrc=size=320x240:rate=15", "-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg", "-listen",
+                     "1", url(port, "/")});
+  ASSERT_TRUE(ffmpeg.ok());
+  StreamerProcess puller(PRINTCAST_STREAMER_BIN, pullArgs(url(port, "/")));
+  ASSERT_TRUE(puller.ok()) << puller.log();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 20s)) << puller.log();
+  EXPECT_EQ(cameraStatus(puller.controlPort()).value("width", 0), 320);
+
+  StreamConnection viewer(puller.streamPort(), "/stream");
+  ASSERT_TRUE(viewer.ok());
+  printcast::transport::mjpeg::Parser parser;
+  std::vector<std::vector<uint8_t>> parts;
+  EXPECT_GE(partsWithin(viewer, parser, 2s, &parts), 15) << "15 fps for 2 s";
+  ASSERT_FALSE(parts.empty());
+  auto info = printcast::codecs::inspectJpeg(parts.back());
+  ASSERT_TRUE(info) << info.error().describe();
+  EXPECT_EQ(info->size.height, 240);
+
+  const CommandResult r = probeFlv(puller.streamPort());
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.out.find("width=320"), std::string::npos) << r.out;
+}
+
+// The camera goes away (killed) and comes back on the same port: the puller's viewers keep their
+// connection throughout (NO SIGNAL frames meanwhile) and get pictures again without reconnecting.
+TEST(MjpegPullSource, RecoversWhenTheCameraComesBackWhileViewersStayConnected) {
+  const uint16_t cameraPort = freePort();
+  auto camera = std::make_unique<StreamerProcess>(PRINTCAST_STREAMER_BIN, cameraArgs(cameraPort));
+  ASSERT_TRUE(camera->ok()) << camera->log();
+  StreamerProcess puller(PRINTCAST_STREAMER_BIN, pullArgs(url(cameraPort, "/stream")));
+  ASSERT_TRUE(puller.ok()) << puller.log();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 10s)) << puller.log();
+
+  StreamConnection viewer(puller.streamPort(), "/stream");
+  ASSERT_TRUE(viewer.ok());
+  printcast::transport::mjpeg::Parser parser;
+  EXPECT_GE(partsWithin(viewer, parser, 1s, nullptr), 8);
+
+  EXPECT_EQ(camera->terminate(10s), 0);
+  camera.reset();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), false, 10s)) << puller.log();
+  const auto lost = cameraStatus(puller.controlPort());
+  EXPECT_NE(lost.value("state", "").find("no-signal"), std::string::npos) << lost.dump();
+  // NO SIGNAL pictures at about 1 fps on the same connection.
+  EXPECT_GE(partsWithin(viewer, parser, 2500ms, nullptr), 1);
+
+  camera = std::make_unique<StreamerProcess>(PRINTCAST_STREAMER_BIN, cameraArgs(cameraPort));
+  ASSERT_TRUE(camera->ok()) << camera->log();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 15s)) << puller.log();
+  EXPECT_GE(cameraStatus(puller.controlPort()).value("reconnects", 0), 1);
+  EXPECT_GE(partsWithin(viewer, parser, 1s, nullptr), 8) << "the same viewer, pictures again";
+}
+
+// A snapshot URL (image/jpeg with Content-Length: printcast's own /snapshot) is polled at the
+// puller's frame rate, one request per frame.
+TEST(MjpegPullSource, PollsASnapshotUrlAtTheFrameRate) {
+  const uint16_t cameraPort = freePort();
+  StreamerProcess camera(PRINTCAST_STREAMER_BIN, cameraArgs(cameraPort));
+  ASSERT_TRUE(camera.ok()) << camera.log();
+  StreamerProcess puller(PRINTCAST_STREAMER_BIN,
+                         {"--board", "virtual", "--source", url(cameraPort, "/snapshot"), "--desired-fps",
+                          "5", "--mjpeg-fps", "5", "--no-display", "--no-ring"});
+  ASSERT_TRUE(puller.ok()) << puller.log();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 10s)) << puller.log();
+  StreamConnection viewer(puller.streamPort(), "/stream");
+  ASSERT_TRUE(viewer.ok());
+  printcast::transport::mjpeg::Parser parser;
+  const long parts = partsWithin(viewer, parser, 3s, nullptr);
+  EXPECT_GE(parts, 8) << "about 5 polls per second";
+  EXPECT_LE(parts, 25) << "polled at the frame rate, not as fast as the camera answers (15 fps)";
+}
+
+// A URL that answers something else than MJPEG: the camera state names the reason (and the
+// streamer keeps serving NO SIGNAL rather than exiting).
+TEST(MjpegPullSource, ANonMjpegUrlIsReportedWithTheReason) {
+  StreamerProcess other(PRINTCAST_STREAMER_BIN, {"--board", "virtual", "--no-display", "--no-ring"});
+  ASSERT_TRUE(other.ok()) << other.log();
+  StreamerProcess puller(PRINTCAST_STREAMER_BIN, pullArgs(url(other.streamPort(), "/no-such-page")));
+  ASSERT_TRUE(puller.ok()) << puller.log();
+  const auto end = Clock::now() + 10s;
+  std::string state;
+  while (Clock::now() < end && state.find("HTTP 404") == std::string::npos) {
+    state = cameraStatus(puller.controlPort()).value("state", "");
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(state.find("HTTP 404"), std::string::npos) << state;
+  EXPECT_EQ(httpRequest(puller.streamPort(), "GET", "/snapshot").status, 200) << "NO SIGNAL picture";
+}
+
+}  // namespace
