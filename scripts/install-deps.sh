@@ -14,6 +14,7 @@ test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-
   qemu-system-x86 linux-image-amd64 busybox-static kmod  # these four: the lab VM (docs/lab.md)
   ustreamer  # the lab benchmark (make bench-lab)
   prometheus  # promtool check metrics (integration)
+  python3-websockets  # a real WebSocket client pushing JPEGs like an ESP32-CAM (integration)
   clang-14 libclang-rt-14-dev  # libFuzzer (scripts/fuzz.sh)
   chromium nodejs)  # tests/browser: headless Chromium driven by playwright-core (npm ci below)
 # The cross stage (scripts/cross-test.sh): Debian's cross compilers, qemu-user, what

@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   std::string configPath, boardId, device, source, resolution, host, allowOrigin, logLevel, apiConfig,
       displayNode, touchName;
   int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, bitrate = -1, gop = -1,
-      jpegQuality = -1, mjpegFps = -1, displayFps = -1, ringSizeMb = -1;
+      jpegQuality = -1, mjpegFps = -1, displayFps = -1, ringSizeMb = -1, ingestMaxKb = -1;
   bool noDisplay = false, listBoards = false, unpaced = false, noRing = false;
   std::string ringName, hlsFormat;
   double hlsSegmentSeconds = -1, hlsPartSeconds = -1;
@@ -71,8 +71,9 @@ int main(int argc, char** argv) {
   app.add_option("--api-config", apiConfig, "Anycubic api.cfg to detect the board from")
       ->default_str(std::string(bsp::kAnycubicApiConfig));
   app.add_option("--source", source,
-                 "Camera: test-pattern, a V4L2 device (/dev/video0, a by-id name), or an http:// MJPEG "
-                 "stream or JPEG snapshot URL (default: the board's camera; docs/sources.md)");
+                 "Camera: test-pattern, a V4L2 device (/dev/video0, a by-id name), an http:// MJPEG "
+                 "stream or JPEG snapshot URL, or ws-push (cameras push JPEGs to ws://HOST:PORT/ingest) "
+                 "(default: the board's camera; docs/sources.md)");
   app.add_option("-d,--device", device, "Camera device (the older name of --source)");
   std::string cameraControls;
   app.add_option("--camera-controls", cameraControls,
@@ -124,6 +125,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-ring", noRing, "No shared-memory ring for local consumers");
   app.add_option("--ring-name", ringName,
                  "Shared-memory ring name prefix: /dev/shm/NAME-h264 and NAME-jpeg (default printcast)");
+  app.add_option("--ingest-max-message-kb", ingestMaxKb,
+                 "--source ws-push: the largest JPEG message a camera may push, KiB (default 4096)");
   app.add_option("--ring-size-mb", ringSizeMb, "Frame data per ring, MiB (default 8)")
       ->check(CLI::Range(1, 256));
   app.add_option("--hls-format", hlsFormat, "HLS segments: fmp4 (default) or ts")
@@ -196,6 +199,7 @@ int main(int argc, char** argv) {
   if (noRing) settings.ring = false;
   if (!ringName.empty()) settings.ringName = ringName;
   if (ringSizeMb > 0) settings.ringSizeMb = ringSizeMb;
+  if (ingestMaxKb >= 0) settings.ingestMaxMessageKb = ingestMaxKb;
   if (!logLevel.empty()) settings.logLevel = logLevel;
   if (!hlsFormat.empty()) settings.hlsFormat = hlsFormat;
   if (hlsSegmentSeconds >= 0) settings.hlsSegmentSeconds = hlsSegmentSeconds;

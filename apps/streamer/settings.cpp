@@ -267,6 +267,7 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "ring") return readBool(v, source, key, s.ring);
   if (key == "ring_name") return readString(v, source, key, s.ringName);
   if (key == "ring_size_mb") return readInt(v, source, key, 1, 256, s.ringSizeMb);
+  if (key == "ingest_max_message_kb") return readInt(v, source, key, 64, 65536, s.ingestMaxMessageKb);
   if (key == "allow_origin") return readString(v, source, key, s.allowOrigin);
   if (key == "control_allow_origin") return readString(v, source, key, s.controlAllowOrigin);
   if (key == "allowed_hosts") return readString(v, source, key, s.allowedHosts);
@@ -534,8 +535,12 @@ namespace {
 Status finalizeSource(Settings& s, const std::string& src) {
   if (s.source.empty()) s.source = s.device;
   s.device.clear();
+  if (s.ingestMaxMessageKb < 64 || s.ingestMaxMessageKb > 65536) {
+    return invalid(src, "ingest_max_message_kb", std::to_string(s.ingestMaxMessageKb),
+                   "must be an integer in 64..65536");
+  }
   const size_t scheme = s.source.find("://");
-  if (scheme == std::string::npos) return {};  // "", "test-pattern" or a V4L2 device
+  if (scheme == std::string::npos) return {};  // "", "test-pattern", "ws-push" or a V4L2 device
   const std::string kind = s.source.substr(0, scheme);
   if (kind == "http") {
     if (auto url = transport::parseHttpUrl(s.source); !url) {
@@ -544,8 +549,8 @@ Status finalizeSource(Settings& s, const std::string& src) {
     return {};
   }
   return invalid(src, "source", "\"" + kind + "://...\"",
-                 "must be test-pattern, a V4L2 device, or an http:// MJPEG or snapshot URL (" + kind +
-                     ":// cameras are not supported yet)");
+                 "must be test-pattern, ws-push, a V4L2 device, or an http:// MJPEG or snapshot URL (" +
+                     kind + ":// cameras are not supported yet)");
 }
 
 }  // namespace

@@ -42,6 +42,9 @@ struct Settings {
   //  substring (see hal/v4l2.h); "http://[user:pass@]host[:port]/path" = a network camera's
   //  MJPEG stream or JPEG snapshot URL (transport/mjpeg_pull.h). docs/sources.md.
   std::string source;
+  // "ws-push": the largest message (one JPEG) a pushing camera may send, KiB; larger ones are
+  // refused with WebSocket close code 1009 ("ingest_max_message_kb", 64..65536).
+  int ingestMaxMessageKb = 4096;
   std::string device;  // camera device override ("" = the board's camera); folded into `source`
   // V4L2 control values saved per camera (keyed by its stable name) and re-applied when it is
   // opened; "" = not persisted. See camera_controls.h.

@@ -40,6 +40,7 @@
 #include "printcast/transport/http_auth.h"
 #include "printcast/transport/http_range.h"
 #include "printcast/transport/http_server.h"
+#include "printcast/transport/jpeg_push.h"
 #include "printcast/transport/mjpeg.h"
 #include "printcast/transport/mjpeg_pull.h"
 #include "printcast/transport/shm_ring.h"
@@ -282,6 +283,8 @@ struct Streamer::Impl {
   transport::WsStream wsStream;                    // /ws and the reCamera port: one AU per message
   std::unique_ptr<transport::HlsOutput> hls;       // /hls/stream.m3u8 (segments in memory)
   std::unique_ptr<transport::WebSocketHub> wsHub;  // serves every upgraded WebSocket
+  // --source ws-push: cameras push JPEGs to /ingest on the stream port (its own WebSocket hub).
+  std::shared_ptr<transport::JpegPushIngest> ingest;
   SnapshotBoard snapshots;
   RateMeter cameraRate, mjpegRate, h264Rate;
   std::atomic<int> skipInterval{1};
@@ -488,9 +491,11 @@ struct Streamer::Impl {
 namespace {
 
 // The camera `source` names (Settings::source): the board's, the test pattern, a V4L2 device,
-// or an http:// network camera.
-hal::Result<std::unique_ptr<hal::Capture>> openSource(const bsp::Board& board, const std::string& source) {
+// an http:// network camera, or the cameras pushing to `ingest` (ws-push).
+hal::Result<std::unique_ptr<hal::Capture>> openSource(const bsp::Board& board, const std::string& source,
+                                                      transport::JpegPushIngest* ingest) {
   if (source.rfind("http://", 0) == 0) return transport::createMjpegPullCapture(source);
+  if (source == "ws-push" && ingest != nullptr) return ingest->openCapture();
   if (source == "test-pattern") return hal::createTestPatternCapture();
   return bsp::openCamera(board, source);
 }
@@ -505,7 +510,8 @@ hal::Status Streamer::Impl::openCamera() {
   }
   // The first open follows the board (or --source); every reopen of a V4L2 camera asks for the
   // same camera by its stable name, never by index.
-  auto cam = stableName.empty() ? openSource(*board, settings.source) : hal::createV4l2Capture(stableName);
+  auto cam = stableName.empty() ? openSource(*board, settings.source, ingest.get())
+                                : hal::createV4l2Capture(stableName);
   if (!cam) return cam.error();
   hal::Capture& c = **cam;
   const std::string name = c.info().name;
@@ -674,7 +680,10 @@ void Streamer::Impl::cameraLoop() {
           }
           setCameraState("no-signal: " + error);
           nextAttempt = now + backoff;
-          backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxRetry);
+          // A source that is there but has no picture yet (no camera pushing, ws-push) is asked
+          // again soon: its open already waited; a camera that starts pushing is shown at once.
+          if (st.code() != hal::Errc::NoSignal)
+            backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxRetry);
         }
       }
       if (now >= nextNoSignal) {
@@ -1074,15 +1083,7 @@ HttpResponse Streamer::Impl::fmp4Response() {
 // with the reason), then subscribe and let the hub serve the upgraded connection.
 HttpResponse Streamer::Impl::wsResponse(const HttpRequest& req, bool timestampTrailer) {
   auto accept = transport::ws::checkHandshake(req.method, req.headers);
-  if (!accept) {
-    const bool upgradeRequired = accept.code() == hal::Errc::Unsupported;
-    HttpResponse r = HttpResponse::error(upgradeRequired ? 426 : 400, accept.error().message);
-    if (upgradeRequired) {
-      r.headers.emplace_back("Upgrade", "websocket");
-      r.headers.emplace_back("Sec-WebSocket-Version", "13");
-    }
-    return r;
-  }
+  if (!accept) return transport::handshakeRefusal(accept.error());
   auto queue = wsStream.subscribe(timestampTrailer);
   return wsHub->upgradeResponse(*accept, queue, [this, queue] { wsStream.unsubscribe(queue); });
 }
@@ -1116,16 +1117,28 @@ nlohmann::json Streamer::Impl::status() {
 // "no-signal: <reason>" (the camera is away: clients get the "no signal" picture while it is
 // reopened by `stable_name`); `reconnects` counts losses since start.
 nlohmann::json Streamer::Impl::cameraStatus() {
+  nlohmann::json pushed;
+  if (ingest) {
+    const auto st = ingest->stats();
+    pushed = {{"camera_clients", st.cameraClients},
+              {"messages", st.messages},
+              {"frames", st.frames},
+              {"dropped", st.dropped},
+              {"takeovers", st.takeovers},
+              {"refused", st.refused}};
+  }
   std::lock_guard lock(stateMutex);
-  return {{"name", cameraName},
-          {"state", cameraState},
-          {"signal", cameraState == "streaming"},
-          {"stable_name", cameraStableName},
-          {"width", cameraActiveSize.empty() ? settings.width : cameraActiveSize.width},
-          {"height", cameraActiveSize.empty() ? settings.height : cameraActiveSize.height},
-          {"fps", cameraRate.fps()},
-          {"reconnects", cameraReconnects.load()},
-          {"no_signal_frames", noSignalFrames.load()}};
+  nlohmann::json out = {{"name", cameraName},
+                        {"state", cameraState},
+                        {"signal", cameraState == "streaming"},
+                        {"stable_name", cameraStableName},
+                        {"width", cameraActiveSize.empty() ? settings.width : cameraActiveSize.width},
+                        {"height", cameraActiveSize.empty() ? settings.height : cameraActiveSize.height},
+                        {"fps", cameraRate.fps()},
+                        {"reconnects", cameraReconnects.load()},
+                        {"no_signal_frames", noSignalFrames.load()}};
+  if (!pushed.is_null()) out["ingest"] = std::move(pushed);
+  return out;
 }
 
 nlohmann::json Streamer::Impl::stats() {
@@ -1566,6 +1579,10 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
   }
   const auto snapshotMaxAge = std::chrono::milliseconds(1000 / std::max(1, settings.fps) * 2);
   if (path == "/stream") return mjpegResponse(mjpeg);
+  if (path == "/ingest") {
+    if (!ingest) return HttpResponse::error(404, "no camera ingest here (it is on with --source ws-push)");
+    return ingest->accept(req);
+  }
   if (path == "/snapshot") return snapshots.request(snapshotMaxAge);
   if (path == "/flv" || path == "/ws" || path == "/stream.mp4") {
     if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
@@ -1945,6 +1962,14 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   auto hub = transport::WebSocketHub::start({});
   if (!hub) return hub.error();
   s.wsHub = std::move(*hub);
+  if (settings.source == "ws-push") {
+    transport::JpegPushConfig ingestConfig;
+    ingestConfig.name = "ws-push camera (/ingest)";
+    ingestConfig.maxMessageBytes = static_cast<size_t>(settings.ingestMaxMessageKb) * 1024;
+    auto ingest = transport::JpegPushIngest::start(ingestConfig);
+    if (!ingest) return ingest.error();
+    s.ingest = std::move(*ingest);
+  }
   if (auto st = s.controlStore.load(); !st) spdlog::warn("{}", st.error().describe());
   // What /status lists under "outputs" (pages choose their player from it). An output added to
   // the streamer adds its entry here.
@@ -2124,6 +2149,7 @@ void Streamer::stop() {
   // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
   // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
   if (s.wsHub) s.wsHub->stop();
+  if (s.ingest) s.ingest->stop();
   for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get()}) {
     if (server != nullptr) server->stop();
   }

@@ -271,4 +271,91 @@ TEST(MjpegPullSource, ANonMjpegUrlIsReportedWithTheReason) {
   EXPECT_EQ(httpRequest(puller.streamPort(), "GET", "/snapshot").status, 200) << "NO SIGNAL picture";
 }
 
+// --- ws-push: cameras that push JPEGs over a WebSocket (tools/mock-camera.py, Python websockets) --
+
+std::vector<std::string> pushArgs() {
+  return {"--board",     "virtual", "--source",     "ws-push",   "--desired-fps",           "30",
+          "--mjpeg-fps", "30",      "--no-display", "--no-ring", "--ingest-max-message-kb", "1024"};
+}
+
+std::vector<std::string> mockCamera(uint16_t port, std::vector<std::string> options) {
+  std::vector<std::string> argv = {PRINTCAST_MOCK_CAMERA,
+                                   "ws://127.0.0.1:" + std::to_string(port) + "/ingest"};
+  argv.insert(argv.end(), options.begin(), options.end());
+  return argv;
+}
+
+// What an ESP-IDF camera sends (1024-byte continuation frames, an id before each JPEG), with
+// every 5th message broken (half a JPEG, or text): viewers get only whole pictures, ffprobe reads
+// the H.264 made from them, and the broken ones are counted.
+TEST(WsPushSource, ServesAPushingCameraThroughFragmentsIdsAndBrokenMessages) {
+  StreamerProcess streamer(PRINTCAST_STREAMER_BIN, pushArgs());
+  ASSERT_TRUE(streamer.ok()) << streamer.log();
+  Background camera(mockCamera(streamer.streamPort(), {"--fps", "15", "--seconds", "30", "--fragment", "1024",
+                                                       "--prefix", "CAM2", "--bad-every", "5"}));
+  ASSERT_TRUE(camera.ok());
+  ASSERT_TRUE(waitForSignal(streamer.controlPort(), true, 15s)) << streamer.log();
+
+  StreamConnection viewer(streamer.streamPort(), "/stream");
+  ASSERT_TRUE(viewer.ok());
+  printcast::transport::mjpeg::Parser parser;
+  std::vector<std::vector<uint8_t>> parts;
+  EXPECT_GE(partsWithin(viewer, parser, 2s, &parts), 15) << "12 good pictures a second";
+  for (const auto& part : parts) {
+    auto info = printcast::codecs::inspectJpeg(part);
+    ASSERT_TRUE(info) << info.error().describe();
+    EXPECT_EQ(info->size.width, 640);
+    EXPECT_EQ(part.back(), 0xD9) << "no truncated picture reaches a viewer";
+  }
+  const CommandResult r = probeFlv(streamer.streamPort());
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.out.find("codec_name=h264"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("width=640"), std::string::npos) << r.out;
+
+  const auto ingest = cameraStatus(streamer.controlPort()).value("ingest", nlohmann::json::object());
+  EXPECT_EQ(ingest.value("camera_clients", 0), 1) << ingest.dump();
+  EXPECT_GE(ingest.value("dropped", 0), 3) << ingest.dump();
+  EXPECT_GT(ingest.value("frames", 0), ingest.value("dropped", 0)) << ingest.dump();
+}
+
+// A 50 MB message (1 MiB allowed here) is refused with close code 1009 (message too big); the
+// same camera reconnecting with sane pictures streams.
+TEST(WsPushSource, RefusesAMessageAboveTheLimitWith1009) {
+  StreamerProcess streamer(PRINTCAST_STREAMER_BIN, pushArgs());
+  ASSERT_TRUE(streamer.ok()) << streamer.log();
+  const CommandResult r = runCommand(
+      mockCamera(streamer.streamPort(), {"--big-message-mb", "50", "--fps", "15", "--seconds", "3"}), 60s);
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  const auto result = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(result.is_object()) << r.out << r.err;
+  EXPECT_EQ(result.value("big_close_code", 0), 1009) << r.out;
+  const auto ingest = cameraStatus(streamer.controlPort()).value("ingest", nlohmann::json::object());
+  EXPECT_GE(ingest.value("refused", 0), 1) << ingest.dump();
+  EXPECT_GE(ingest.value("frames", 0), 10) << ingest.dump();
+}
+
+// An Arduino-style camera reconnecting every 500 ms: each new connection takes over at once, the
+// viewer's stream never stops; when the camera stops for good, NO SIGNAL after the 10 s watchdog.
+TEST(WsPushSource, ACameraReconnectingEvery500msKeepsTheViewerStreamingAndItsLossIsReported) {
+  StreamerProcess streamer(PRINTCAST_STREAMER_BIN, pushArgs());
+  ASSERT_TRUE(streamer.ok()) << streamer.log();
+  {
+    Background camera(
+        mockCamera(streamer.streamPort(), {"--fps", "15", "--seconds", "30", "--reconnect-ms", "500"}));
+    ASSERT_TRUE(camera.ok());
+    ASSERT_TRUE(waitForSignal(streamer.controlPort(), true, 15s)) << streamer.log();
+    StreamConnection viewer(streamer.streamPort(), "/stream");
+    ASSERT_TRUE(viewer.ok());
+    printcast::transport::mjpeg::Parser parser;
+    EXPECT_GE(partsWithin(viewer, parser, 3s, nullptr), 25) << "15 fps, less the reconnections";
+    const auto status = cameraStatus(streamer.controlPort());
+    EXPECT_GE(status["ingest"].value("takeovers", 0), 3) << status.dump();
+    EXPECT_EQ(status.value("reconnects", -1), 0) << "the streamer never lost the camera: " << status.dump();
+  }
+  ASSERT_TRUE(waitForSignal(streamer.controlPort(), false, 15s)) << streamer.log();
+  EXPECT_NE(cameraStatus(streamer.controlPort()).value("state", "").find("no picture for 10 s"),
+            std::string::npos)
+      << cameraStatus(streamer.controlPort()).dump();
+}
+
 }  // namespace

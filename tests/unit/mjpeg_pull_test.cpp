@@ -77,6 +77,19 @@ TEST(HttpUrl, RefusesWhatItCannotUseWithAReason) {
   EXPECT_NE(bad.error().message.find("port"), std::string::npos);
 }
 
+TEST(FindJpeg, CutsFromTheFirstSoiToTheLastEoi) {
+  auto span = [](const std::string& s) {
+    return std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  };
+  const std::string j = fakeJpeg('z');
+  const std::string withId = "CAM2" + j + "\r\n";
+  const auto found = findJpeg(span(withId));
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(found.data()), found.size()), j);
+  EXPECT_TRUE(findJpeg(span(j.substr(0, 20))).empty());                     // no EOI
+  EXPECT_TRUE(findJpeg(span(std::string("\xFF\xD8\xFF\xD9", 4))).empty());  // SOI and EOI overlap
+  EXPECT_TRUE(findJpeg(span("hello")).empty());
+}
+
 // ustreamer / printcast: unquoted boundary, Content-Length in every part.
 TEST(MjpegResponseReader, ReadsPartsWithContentLengthAtAnySplit) {
   std::string wire = "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary=frame\r\n\r\n";

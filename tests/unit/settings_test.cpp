@@ -134,6 +134,10 @@ TEST(Settings, SourceNamesTheCameraAndDeviceIsItsOlderName) {
   };
   EXPECT_EQ(finalized(R"({"device": "/dev/video2"})").first.source, "/dev/video2");
   EXPECT_EQ(finalized(R"({"device": "/dev/video2", "source": "test-pattern"})").first.source, "test-pattern");
+  EXPECT_EQ(finalized(R"({"source": "ws-push", "ingest_max_message_kb": 512})").first.ingestMaxMessageKb,
+            512);
+  EXPECT_NE(finalized(R"({"ingest_max_message_kb": 8})").second.find("ingest_max_message_kb"),
+            std::string::npos);
   const auto [http, ok] = finalized(R"({"source": "http://user:pw@cam.local:81/stream"})");
   EXPECT_EQ(ok, "");
   EXPECT_EQ(http.source, "http://user:pw@cam.local:81/stream");

@@ -20,8 +20,7 @@
 #include <optional>
 #include <thread>
 
-#include "printcast/codecs/jpeg.h"
-#include "printcast/hal/mjpeg_dht.h"
+#include "jpeg_frame_queue.h"
 #include "printcast/transport/tcp_connect.h"
 
 namespace printcast::transport {
@@ -190,6 +189,21 @@ hal::Result<HttpUrl> parseHttpUrl(std::string_view url) {
 }
 
 // ----------------------------------------------------------------------------- response reader
+
+std::span<const uint8_t> findJpeg(std::span<const uint8_t> bytes) {
+  size_t soi = bytes.size();
+  for (size_t i = 0; i + 2 < bytes.size(); ++i) {
+    if (bytes[i] == 0xFF && bytes[i + 1] == 0xD8 && bytes[i + 2] == 0xFF) {
+      soi = i;
+      break;
+    }
+  }
+  // The EOI comes after the SOI marker and the first byte of the next marker: at least 5 bytes.
+  for (size_t end = bytes.size(); soi < bytes.size() && end >= soi + 5; --end) {
+    if (bytes[end - 2] == 0xFF && bytes[end - 1] == 0xD9) return bytes.subspan(soi, end - soi);
+  }
+  return {};
+}
 
 MjpegResponseReader::MjpegResponseReader(Limits limits) : limits_(limits) {}
 
@@ -548,28 +562,12 @@ hal::Status MjpegResponseReader::scanParts() {
 }
 
 void MjpegResponseReader::emitPart(const uint8_t* data, size_t size) {
-  const std::span<const uint8_t> part(data, size);
-  size_t soi = std::string_view::npos;
-  for (size_t i = 0; i + 2 < part.size(); ++i) {
-    if (part[i] == 0xFF && part[i + 1] == 0xD8 && part[i + 2] == 0xFF) {
-      soi = i;
-      break;
-    }
-  }
-  size_t eoi = std::string_view::npos;
-  // The EOI after the SOI marker and the first byte of the next marker (FFD8FF): at least 5 bytes.
-  for (size_t i = part.size(); soi != std::string_view::npos && i >= soi + 5; --i) {
-    if (part[i - 2] == 0xFF && part[i - 1] == 0xD9) {
-      eoi = i;
-      break;
-    }
-  }
-  if (soi == std::string_view::npos || eoi == std::string_view::npos) {
+  const auto jpeg = findJpeg({data, size});
+  if (jpeg.empty()) {
     ++droppedParts_;
     return;
   }
-  jpegs_.emplace_back(part.begin() + static_cast<std::ptrdiff_t>(soi),
-                      part.begin() + static_cast<std::ptrdiff_t>(eoi));
+  jpegs_.emplace_back(jpeg.begin(), jpeg.end());
 }
 
 hal::Status MjpegResponseReader::finish() {
@@ -607,27 +605,24 @@ class MjpegPullCapture final : public hal::Capture {
   MjpegPullCapture(HttpUrl url, MjpegPullOptions options)
       : url_(std::move(url)),
         options_(std::move(options)),
-        event_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+        frames_("http://" + url_.display(), options_.noDataTimeout),
         wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
   ~MjpegPullCapture() override {
     stopThread();
-    if (event_ >= 0) ::close(event_);
     if (wake_ >= 0) ::close(wake_);
   }
 
   hal::Status open() {
-    if (event_ < 0 || wake_ < 0) return hal::errnoError("eventfd");
+    if (auto st = frames_.ready(); !st) return st;
+    if (wake_ < 0) return hal::errnoError("eventfd");
     thread_ = std::thread([this] { run(); });
-    std::unique_lock lock(mutex_);
-    const bool settled =
-        opened_.wait_for(lock, options_.openTimeout, [this] { return !size_.empty() || !error_.ok(); });
-    if (!size_.empty()) return {};
+    const bool settled = frames_.waitForFirst(options_.openTimeout);
+    if (!frames_.size().empty()) return {};
     hal::Status result =
-        settled ? error_
+        settled ? frames_.error()
                 : hal::Status(Errc::Timeout, fmt::format("http://{}: no JPEG within {} ms", url_.display(),
                                                          options_.openTimeout.count()));
-    lock.unlock();
     stopThread();
     return result;
   }
@@ -637,16 +632,15 @@ class MjpegPullCapture final : public hal::Capture {
     i.name = "http://" + url_.display();
     i.driver = "http-mjpeg";
     i.busInfo = i.name;
-    std::lock_guard lock(mutex_);
-    i.formats.push_back(hal::CaptureFormat{hal::fourcc::kMJPEG, {size_}, {}});
+    i.formats.push_back(hal::CaptureFormat{hal::fourcc::kMJPEG, {frames_.size()}, {}});
     return i;
   }
 
   hal::Negotiation validate(hal::CaptureConfig& config) const override {
     if (config.format != hal::fourcc::kMJPEG) return hal::Negotiation::Invalid;
-    std::lock_guard lock(mutex_);
-    if (config.size == size_) return hal::Negotiation::Valid;
-    config.size = size_;
+    const hal::Size size = frames_.size();
+    if (config.size == size) return hal::Negotiation::Valid;
+    config.size = size;
     return hal::Negotiation::Adjusted;
   }
 
@@ -659,23 +653,9 @@ class MjpegPullCapture final : public hal::Capture {
   }
 
   void stop() override { stopThread(); }
-
-  int pollFd() const override { return event_; }
-
-  hal::Result<hal::Frame> dequeue() override {
-    std::lock_guard lock(mutex_);
-    if (!queue_.empty()) {
-      hal::Frame f = std::move(queue_.front());
-      queue_.pop_front();
-      if (queue_.empty() && error_.ok()) drainEvent();
-      return f;
-    }
-    if (!error_.ok()) return error_.error();
-    drainEvent();
-    return hal::Error{Errc::Again, 0, "no frame yet"};
-  }
-
-  uint64_t dropped() const { return dropped_.load(); }
+  int pollFd() const override { return frames_.pollFd(); }
+  hal::Result<hal::Frame> dequeue() override { return frames_.dequeue(); }
+  uint64_t dropped() const { return frames_.dropped(); }
 
  private:
   // RFC 9112 3.2: the Host field is the authority without credentials (the port only when not 80).
@@ -684,67 +664,11 @@ class MjpegPullCapture final : public hal::Capture {
     return url_.port == 80 ? h : fmt::format("{}:{}", h, url_.port);
   }
 
-  void drainEvent() {
-    uint64_t v = 0;
-    (void)!::read(event_, &v, sizeof v);
-  }
-  void signal() {
-    const uint64_t one = 1;
-    (void)!::write(event_, &one, sizeof one);
-  }
-
   void stopThread() {
     stopping_ = true;
     const uint64_t one = 1;
     if (wake_ >= 0) (void)!::write(wake_, &one, sizeof one);
     if (thread_.joinable()) thread_.join();
-  }
-
-  void setError(hal::Error error) {
-    std::lock_guard lock(mutex_);
-    if (error_.ok()) error_ = hal::Status(std::move(error));
-    signal();
-    opened_.notify_all();
-  }
-
-  // Hand a JPEG to dequeue(): its first picture sets the size; a later size change ends the capture.
-  bool deliver(std::vector<uint8_t> jpeg) {
-    std::vector<uint8_t> repaired;
-    if (hal::insertDefaultHuffmanTables(jpeg, repaired)) jpeg.swap(repaired);
-    auto header = codecs::inspectJpeg(jpeg);
-    if (!header) {
-      ++dropped_;
-      return true;
-    }
-    auto buffer = std::make_shared<std::vector<uint8_t>>(std::move(jpeg));
-    hal::FrameDescription d;
-    d.format = hal::fourcc::kMJPEG;
-    d.size = header->size;
-    d.planeCount = 1;
-    d.planes[0] = hal::Plane{buffer->data(), 0, buffer->size()};
-    d.bytesUsed = buffer->size();
-    d.timestamp = Clock::now();
-    d.sequence = sequence_++;
-    std::lock_guard lock(mutex_);
-    if (size_.empty()) {
-      size_ = header->size;
-      opened_.notify_all();
-    } else if (!(size_ == header->size)) {
-      if (error_.ok()) {
-        error_ =
-            hal::Status(Errc::Disconnected, fmt::format("http://{}: the picture size changed from {} to {}",
-                                                        url_.display(), size_.str(), header->size.str()));
-      }
-      signal();
-      return false;
-    }
-    if (queue_.size() >= 2) {
-      queue_.pop_front();
-      ++dropped_;
-    }
-    queue_.push_back(hal::Frame::adopt(d, [buffer] {}));
-    signal();
-    return true;
   }
 
   // One request; the connection is closed when it returns. Ok when a snapshot arrived (the
@@ -789,10 +713,11 @@ class MjpegPullCapture final : public hal::Capture {
         e.message = "http://" + url_.display() + ": " + e.message;
         return e;
       }
-      dropped_ += reader.droppedParts() - droppedBefore;
+      frames_.countDropped(reader.droppedParts() - droppedBefore);
       droppedBefore = reader.droppedParts();
+      // Stamped on arrival: cameras send no capture times.
       while (reader.pendingJpegs() > 0) {
-        if (!deliver(reader.popJpeg())) return {Errc::Disconnected, "size changed"};
+        if (!frames_.deliver(reader.popJpeg(), Clock::now())) return frames_.error();
       }
       if (reader.complete() && !reader.multipart()) return {};
       if (reader.complete() || n == 0) {
@@ -809,7 +734,7 @@ class MjpegPullCapture final : public hal::Capture {
       auto st = request();
       if (stopping_) return;
       if (!st) {
-        setError(std::move(st).error());
+        frames_.fail(std::move(st).error());
         return;
       }
       // A snapshot URL: ask again at the frame rate.
@@ -822,19 +747,11 @@ class MjpegPullCapture final : public hal::Capture {
 
   const HttpUrl url_;
   const MjpegPullOptions options_;
-  const int event_;
+  JpegFrameQueue frames_;
   const int wake_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::chrono::milliseconds> pollInterval_{std::chrono::milliseconds(1000)};
-  std::atomic<uint64_t> dropped_{0};
-  uint64_t sequence_ = 0;  // I/O thread only
-
-  mutable std::mutex mutex_;
-  std::condition_variable opened_;
-  hal::Size size_;                // the first picture's size; empty until then
-  std::deque<hal::Frame> queue_;  // at most two
-  hal::Status error_;
 };
 
 }  // namespace

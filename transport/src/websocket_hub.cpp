@@ -94,6 +94,7 @@ struct Session {
   std::unique_ptr<UpgradedConnection> connection;
   std::shared_ptr<ClientQueue> queue;
   std::function<void()> onClose;
+  WebSocketHub::MessageHandler onMessage;
   ws::FrameParser parser;
   std::vector<uint8_t> out;  // bytes being sent
   size_t outPos = 0;
@@ -108,22 +109,24 @@ struct Session {
   SteadyClock::time_point closeDeadline{};
 
   Session(std::unique_ptr<UpgradedConnection> c, std::shared_ptr<ClientQueue> q, std::function<void()> cb,
-          size_t maxMessage)
+          WebSocketHub::MessageHandler m, size_t maxMessage)
       : connection(std::move(c)),
         queue(std::move(q)),
         onClose(std::move(cb)),
+        onMessage(std::move(m)),
         parser(ws::FrameParser::Role::Server, maxMessage) {}
   int fd() const { return connection->fd(); }
 };
 
 // What upgradeResponse() hands the server: runs onClose if the upgrade never happens.
 struct PendingUpgrade {
-  PendingUpgrade(std::shared_ptr<ClientQueue> q, std::function<void()> cb)
-      : queue(std::move(q)), onClose(std::move(cb)) {}
+  PendingUpgrade(std::shared_ptr<ClientQueue> q, std::function<void()> cb, WebSocketHub::MessageHandler m)
+      : queue(std::move(q)), onClose(std::move(cb)), onMessage(std::move(m)) {}
   PendingUpgrade(const PendingUpgrade&) = delete;
   PendingUpgrade& operator=(const PendingUpgrade&) = delete;
   std::shared_ptr<ClientQueue> queue;
   std::function<void()> onClose;
+  WebSocketHub::MessageHandler onMessage;
   ~PendingUpgrade() {
     if (onClose) onClose();
   }
@@ -185,7 +188,9 @@ void WebSocketHub::Impl::processEvents(Session& s) {
   while (auto event = s.parser.next()) {
     switch (event->kind) {
       case ws::Event::Kind::Message:
-      case ws::Event::Kind::Pong: break;  // client data is not used by a video stream
+        if (s.onMessage && !s.closeQueued) s.onMessage(event->opcode, std::move(event->payload));
+        break;
+      case ws::Event::Kind::Pong: break;
       case ws::Event::Kind::Ping:
         if (!s.closeQueued) {
           ++pings;
@@ -206,10 +211,11 @@ void WebSocketHub::Impl::processEvents(Session& s) {
       case ws::Event::Kind::Error:
         ++protocolErrors;
         spdlog::debug("{}: closing a client with {}: {}", config.name, event->closeCode, event->reason);
-        // Fail the connection (RFC 6455 7.1.7): our Close, then the socket closes at once (the
-        // stopped parser could not read the peer's answer anyway).
+        // Fail the connection (RFC 6455 7.1.7): our Close, then a lingering close: what the peer
+        // still sends is read and discarded (the parser has stopped) until it closes or
+        // closeTimeout passes. Closing at once would reset a peer that is mid-message (a camera
+        // pushing a message too big) before it could read the Close and its code.
         startClose(s, event->closeCode, event->reason);
-        s.finishAfterClose = true;
         break;
     }
   }
@@ -383,25 +389,35 @@ hal::Result<std::unique_ptr<WebSocketHub>> WebSocketHub::start(WebSocketHubConfi
   return std::unique_ptr<WebSocketHub>(new WebSocketHub(std::move(impl)));
 }
 
+HttpResponse handshakeRefusal(const hal::Error& error, std::string_view context) {
+  const bool upgradeRequired = error.code == hal::Errc::Unsupported;
+  HttpResponse r = HttpResponse::error(upgradeRequired ? 426 : 400, std::string(context) + error.message);
+  if (upgradeRequired) {
+    r.headers.emplace_back("Upgrade", "websocket");
+    r.headers.emplace_back("Sec-WebSocket-Version", "13");
+  }
+  return r;
+}
+
 HttpResponse WebSocketHub::upgradeResponse(const std::string& acceptValue, std::shared_ptr<ClientQueue> queue,
-                                           std::function<void()> onClose) {
+                                           std::function<void()> onClose, MessageHandler onMessage) {
   HttpResponse r;
   r.status = 101;
   r.customCors = true;  // not a resource a page reads: no CORS header on a 101
   r.headers.emplace_back("Upgrade", "websocket");
   r.headers.emplace_back("Sec-WebSocket-Accept", acceptValue);
-  auto pending = std::make_shared<PendingUpgrade>(std::move(queue), std::move(onClose));
+  auto pending = std::make_shared<PendingUpgrade>(std::move(queue), std::move(onClose), std::move(onMessage));
   r.upgrade = [this, pending](std::unique_ptr<UpgradedConnection> connection) {
-    add(std::move(connection), pending->queue, std::move(pending->onClose));
+    add(std::move(connection), pending->queue, std::move(pending->onClose), std::move(pending->onMessage));
     pending->onClose = nullptr;
   };
   return r;
 }
 
 void WebSocketHub::add(std::unique_ptr<UpgradedConnection> connection, std::shared_ptr<ClientQueue> queue,
-                       std::function<void()> onClose) {
+                       std::function<void()> onClose, MessageHandler onMessage) {
   auto session = std::make_unique<Session>(std::move(connection), std::move(queue), std::move(onClose),
-                                           impl_->config.maxClientMessageBytes);
+                                           std::move(onMessage), impl_->config.maxClientMessageBytes);
   if (!session->connection->initialBytes().empty()) session->parser.feed(session->connection->initialBytes());
   {
     std::unique_lock lock(impl_->mutex);

@@ -39,6 +39,11 @@ struct HttpUrl {
 // host, a bad port, spaces or control characters), each naming what is wrong.
 hal::Result<HttpUrl> parseHttpUrl(std::string_view url);
 
+// The JPEG inside a message or part: from its first SOI (FFD8FF) to its last EOI (FFD9), at
+// least 5 bytes; empty when there is none (a truncated JPEG, text). Bytes before (an id) and
+// after are not part of it.
+std::span<const uint8_t> findJpeg(std::span<const uint8_t> bytes);
+
 // Incremental reader of one HTTP response that carries JPEGs: feed it the bytes as they arrive
 // from the connection (any split), pop the complete JPEGs. Lenient, for other servers' streams
 // (mjpeg::Parser in mjpeg.h is the strict parser of printcast's own output, for tests).

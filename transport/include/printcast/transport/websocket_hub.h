@@ -7,7 +7,8 @@
 //    (e.g. WsStream's binary messages); control frames (Pong, Close) go out between frames;
 //  - reads client frames with ws::FrameParser: Ping -> Pong, Close -> Close echoed then the
 //    socket closed, a protocol violation -> Close with its code (1002, 1007, 1009) then closed;
-//    client data messages are read and ignored;
+//    client data messages go to the connection's MessageHandler when it has one (a camera
+//    pushing JPEGs), else they are read and ignored;
 //  - ends when the client closes or fails, or when its queue is closed (Close 1001).
 // stop() sends Close 1001 to every client, waits for their Close (at most closeTimeout), then
 // closes every socket.
@@ -18,10 +19,13 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "printcast/hal/result.h"
 #include "printcast/transport/fanout.h"
 #include "printcast/transport/http_server.h"
+#include "printcast/transport/websocket.h"
 
 namespace printcast::transport {
 
@@ -38,6 +42,11 @@ struct WebSocketHubStats {
   uint64_t protocolErrors = 0;  // connections closed with 1002/1007/1009
 };
 
+// The answer to a request ws::checkHandshake() refused: 426 Upgrade Required (with Upgrade and
+// Sec-WebSocket-Version: 13) for a plain GET, 400 for a malformed handshake; the body says why,
+// after `context` when given.
+HttpResponse handshakeRefusal(const hal::Error& error, std::string_view context = {});
+
 class WebSocketHub {
  public:
   // Starts the I/O thread. Errors: Io (eventfd, thread creation).
@@ -51,13 +60,16 @@ class WebSocketHub {
   // connection is served with `queue`'s bytes (complete WebSocket frames) until it ends; then
   // `onClose` runs (on the I/O thread; unsubscribe there). `onClose` also runs when the client
   // goes away before the upgrade. Thread-safe.
+  // `onMessage`, when set, gets each whole client data message (fragments joined, at most
+  // maxClientMessageBytes) on the I/O thread: keep it short and never block.
+  using MessageHandler = std::function<void(ws::Opcode opcode, std::vector<uint8_t>&& payload)>;
   HttpResponse upgradeResponse(const std::string& acceptValue, std::shared_ptr<ClientQueue> queue,
-                               std::function<void()> onClose);
+                               std::function<void()> onClose, MessageHandler onMessage = {});
 
   // Serve an already upgraded connection (what upgradeResponse's handler does). Thread-safe.
   // After stop() the connection is closed at once and `onClose` runs.
   void add(std::unique_ptr<UpgradedConnection> connection, std::shared_ptr<ClientQueue> queue,
-           std::function<void()> onClose);
+           std::function<void()> onClose, MessageHandler onMessage = {});
 
   WebSocketHubStats stats() const;
 
