@@ -25,6 +25,11 @@ echo "== end to end: /flv vs ffmpeg (bench/e2e_flv.sh)"
 "$HERE/e2e_flv.sh" "$BUILD"
 
 echo
+echo "== ESP32 path: pushed JPEGs in, H.264 out, vs the ESP32 system's ffmpeg pipeline (bench/esp32_path.sh)"
+"$HERE/esp32_path.sh" "$BUILD"
+
+echo
+
 echo "== fan-out: 1/10/100 clients of each H.264 output (bench/fanout.sh)"
 "$HERE/fanout.sh" "$BUILD"
 

@@ -11,6 +11,9 @@
 #       [--bad-every N]        every Nth message is broken: a truncated JPEG, then garbage, in turn
 #       [--reconnect-ms MS]    drop the connection and reconnect this often (Arduino sketches: 500)
 #       [--big-message-mb MB]  first send one message this large and report the close code
+#       [--from FILE]          push the JPEGs of FILE (concatenated, e.g. ffmpeg -f image2pipe), in
+#                              a loop, instead of making them (benchmarks: no ffmpeg beside)
+#   --fps 0 pushes as fast as the connection takes them.
 #
 # Needs Debian's python3-websockets (10.x) and ffmpeg. Prints one JSON line when done:
 # {"messages": N, "bad": N, "connections": N, "big_close_code": CODE or null}.
@@ -48,6 +51,22 @@ def jpeg_frames(size, fps):
         ff.wait()
 
 
+def file_frames(path):
+    """The JPEGs of a concatenated file (baseline JPEGs: split at each EOI), forever."""
+    with open(path, "rb") as f:
+        data = f.read()
+    frames = []
+    start = 0
+    while True:
+        end = data.find(b"\xff\xd9", start)
+        if end < 0:
+            break
+        frames.append(data[start:end + 2])
+        start = end + 2
+    while frames:
+        yield from frames
+
+
 def fragments(data, size):
     for i in range(0, len(data), size):
         yield data[i:i + size]
@@ -71,6 +90,7 @@ async def main():
     p.add_argument("--bad-every", type=int, default=0)
     p.add_argument("--reconnect-ms", type=int, default=0)
     p.add_argument("--big-message-mb", type=float, default=0)
+    p.add_argument("--from", dest="source", default="")
     a = p.parse_args()
 
     stats = {"messages": 0, "bad": 0, "connections": 0, "big_close_code": None}
@@ -88,9 +108,9 @@ async def main():
                 pass
             stats["big_close_code"] = ws.close_code
 
-    frames = jpeg_frames(a.size, int(a.fps) if a.fps >= 1 else 1)
+    frames = file_frames(a.source) if a.source else jpeg_frames(a.size, int(a.fps) if a.fps >= 1 else 30)
     end = time.monotonic() + a.seconds if a.seconds > 0 else None
-    period = 1.0 / a.fps
+    period = 1.0 / a.fps if a.fps > 0 else 0.0
     n = 0
     while end is None or time.monotonic() < end:
         stats["connections"] += 1
@@ -109,8 +129,9 @@ async def main():
                         data = jpeg[: len(jpeg) // 2] if (n // a.bad_every) % 2 else b"garbage, not a picture"
                     await send(ws, data, a.fragment)
                     stats["messages"] += 1
-                    next_at += period
-                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                    if period > 0:
+                        next_at += period
+                        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         except (OSError, websockets.WebSocketException) as e:
             print(f"mock-camera: {e}; reconnecting", file=sys.stderr)
             await asyncio.sleep(0.5)
