@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
   int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, bitrate = -1, gop = -1,
       jpegQuality = -1, mjpegFps = -1, displayFps = -1, ringSizeMb = -1, ingestMaxKb = -1;
   bool noDisplay = false, listBoards = false, unpaced = false, noRing = false;
-  std::string ringName, hlsFormat;
+  std::string ringName, hlsFormat, profile = "printer";
+  int ingestPort = -2;
   double hlsSegmentSeconds = -1, hlsPartSeconds = -1;
   app.add_option("-c,--config", configPath, "JSON settings file (h264-streamer app.json keys)");
   app.add_option("--board", boardId, "Board id (default: detect; see --list-boards)");
@@ -125,6 +126,13 @@ int main(int argc, char** argv) {
   app.add_flag("--no-ring", noRing, "No shared-memory ring for local consumers");
   app.add_option("--ring-name", ringName,
                  "Shared-memory ring name prefix: /dev/shm/NAME-h264 and NAME-jpeg (default printcast)");
+  app.add_option("--profile", profile,
+                 "Layout of ports and pages: printer (default: h264-streamer's), or esp32-relay (cameras "
+                 "push JPEGs to ws://HOST:8765/, H.264 viewers on ws://HOST:8766/, pages on 8080)");
+  app.add_option(
+         "--ingest-port", ingestPort,
+         "--source ws-push: a port of its own where cameras push, at any path (0 = any free port, -1 = off)")
+      ->check(CLI::Range(-1, 65535));
   app.add_option("--ingest-max-message-kb", ingestMaxKb,
                  "--source ws-push: the largest JPEG message a camera may push, KiB (default 4096)");
   app.add_option("--ring-size-mb", ringSizeMb, "Frame data per ring, MiB (default 8)")
@@ -153,6 +161,11 @@ int main(int argc, char** argv) {
 
   streamer::Settings settings;
   std::vector<std::string> warnings;
+  // The profile's defaults first: the config file and the flags override them.
+  if (auto st = streamer::applyProfile(profile, settings); !st) {
+    fmt::print(stderr, "printcast-streamer: {}\n", st.error().message);
+    return 2;
+  }
   if (!configPath.empty()) {
     if (auto st = streamer::applyConfigFile(configPath, settings, warnings); !st) {
       fmt::print(stderr, "printcast-streamer: {}\n", st.error().message);
@@ -200,6 +213,7 @@ int main(int argc, char** argv) {
   if (!ringName.empty()) settings.ringName = ringName;
   if (ringSizeMb > 0) settings.ringSizeMb = ringSizeMb;
   if (ingestMaxKb >= 0) settings.ingestMaxMessageKb = ingestMaxKb;
+  if (ingestPort >= -1) settings.ingestPort = ingestPort;
   if (!logLevel.empty()) settings.logLevel = logLevel;
   if (!hlsFormat.empty()) settings.hlsFormat = hlsFormat;
   if (hlsSegmentSeconds >= 0) settings.hlsSegmentSeconds = hlsSegmentSeconds;
@@ -269,8 +283,16 @@ int main(int argc, char** argv) {
   for (const auto& ring : (*streamer)->ringNames()) fmt::print("  local ring        /dev/shm/{}\n", ring);
   if ((*streamer)->flvPort() != 0)
     fmt::print("  slicer FLV        http://{}:{}/flv\n", shownHost, (*streamer)->flvPort());
-  if ((*streamer)->wsPort() != 0)
-    fmt::print("  reCamera H.264/WS ws://{}:{}/\n", shownHost, (*streamer)->wsPort());
+  if ((*streamer)->wsPort() != 0) {
+    fmt::print("  {} ws://{}:{}/\n", settings.wsPortTimestamps ? "reCamera H.264/WS" : "viewers H.264/WS ",
+               shownHost, (*streamer)->wsPort());
+  }
+  if (settings.source == "ws-push") {
+    fmt::print("  camera ingest     ws://{}:{}/ingest   (cameras push one JPEG per message)\n", shownHost,
+               (*streamer)->streamPort());
+  }
+  if ((*streamer)->ingestPort() != 0)
+    fmt::print("  camera ingest     ws://{}:{}/\n", shownHost, (*streamer)->ingestPort());
   fmt::print("Press Ctrl+C to stop.\n");
   std::fflush(stdout);
 

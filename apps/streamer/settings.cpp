@@ -268,6 +268,8 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "ring_name") return readString(v, source, key, s.ringName);
   if (key == "ring_size_mb") return readInt(v, source, key, 1, 256, s.ringSizeMb);
   if (key == "ingest_max_message_kb") return readInt(v, source, key, 64, 65536, s.ingestMaxMessageKb);
+  if (key == "ingest_port") return readInt(v, source, key, -1, 65535, s.ingestPort);
+  if (key == "ws_port_timestamps") return readBool(v, source, key, s.wsPortTimestamps);
   if (key == "allow_origin") return readString(v, source, key, s.allowOrigin);
   if (key == "control_allow_origin") return readString(v, source, key, s.controlAllowOrigin);
   if (key == "allowed_hosts") return readString(v, source, key, s.allowedHosts);
@@ -539,6 +541,13 @@ Status finalizeSource(Settings& s, const std::string& src) {
     return invalid(src, "ingest_max_message_kb", std::to_string(s.ingestMaxMessageKb),
                    "must be an integer in 64..65536");
   }
+  if (s.ingestPort < -1 || s.ingestPort > 65535) {
+    return invalid(src, "ingest_port", std::to_string(s.ingestPort), "must be in 0..65535, or -1 for off");
+  }
+  if (s.ingestPort >= 0 && s.source != "ws-push") {
+    return invalid(src, "ingest_port", std::to_string(s.ingestPort),
+                   "needs source ws-push (cameras push to it), not \"" + s.source + "\"");
+  }
   const size_t scheme = s.source.find("://");
   if (scheme == std::string::npos) return {};  // "", "test-pattern", "ws-push" or a V4L2 device
   const std::string kind = s.source.substr(0, scheme);
@@ -554,6 +563,20 @@ Status finalizeSource(Settings& s, const std::string& src) {
 }
 
 }  // namespace
+
+Status applyProfile(const std::string& name, Settings& s) {
+  s.profile = name;
+  if (name == "printer") return {};
+  if (name == "esp32-relay") {
+    s.source = "ws-push";
+    s.ingestPort = 8765;
+    s.wsPort = 8766;
+    s.wsPortTimestamps = false;
+    s.flvPort = -1;
+    return {};
+  }
+  return {Errc::InvalidArgument, "--profile '" + name + "' is not a profile (printer, esp32-relay)"};
+}
 
 Status finalizeSettings(Settings& s, const bsp::Board& board) {
   const std::string src = "settings";

@@ -45,6 +45,15 @@ struct Settings {
   // "ws-push": the largest message (one JPEG) a pushing camera may send, KiB; larger ones are
   // refused with WebSocket close code 1009 ("ingest_max_message_kb", 64..65536).
   int ingestMaxMessageKb = 4096;
+  // "ingest_port": a port of its own where pushing cameras connect at any path (the ESP32 relay's
+  // ws://HOST:8765/), besides /ingest on `port` (0 = any free port, -1 = off). Needs ws-push.
+  int ingestPort = -1;
+  // "ws_port_timestamps": the wsPort's messages carry reCamera's 8-byte timestamp trailer (false:
+  // plain Annex-B access units, as /ws and jmuxer want them).
+  bool wsPortTimestamps = true;
+  // --profile: which product layout the defaults follow ("printer", or "esp32-relay"; see
+  // applyProfile()). The relay profile also serves its player pages at / and /mjpeg.
+  std::string profile = "printer";
   std::string device;  // camera device override ("" = the board's camera); folded into `source`
   // V4L2 control values saved per camera (keyed by its stable name) and re-applied when it is
   // opened; "" = not persisted. See camera_controls.h.
@@ -152,6 +161,16 @@ hal::Status applyConfigJson(const std::string& text, const std::string& source, 
 
 // Check every value and fill board defaults (camera size/fps, display fps cap).
 // Errors: InvalidArgument naming the key and its allowed range.
+// Set the defaults of a product layout on `s` before the config file and the flags (which
+// override them):
+//  - "printer": the defaults above (h264-streamer's ports);
+//  - "esp32-relay": the ESP32 camera relay's layout: source ws-push with cameras pushing to
+//    ws://HOST:8765/ (ingest_port 8765), viewers of H.264 over WebSocket on 8766 (ws_port, plain
+//    Annex-B messages), HTTP on 8080 with an H.264 page at / and an MJPEG page at /mjpeg; no slicer
+//    FLV port.
+// Errors: InvalidArgument naming --profile and the known profiles.
+hal::Status applyProfile(const std::string& name, Settings& s);
+
 hal::Status finalizeSettings(Settings& settings, const bsp::Board& board);
 
 // ---- the control API (GET/POST /api/settings on the control port) ----

@@ -378,7 +378,7 @@ struct Streamer::Impl {
   std::mutex stopMutex;
   std::condition_variable stopWake;
 
-  std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer, wsServer;
+  std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer, wsServer, ingestServer;
   std::vector<std::thread> threads;
 
   // --- timelapse recording (feat-tlrec; docs/timelapse.md) ---
@@ -1089,20 +1089,27 @@ HttpResponse Streamer::Impl::wsResponse(const HttpRequest& req, bool timestampTr
 }
 
 HttpResponse Streamer::Impl::handleWsPort(const HttpRequest& req) {
-  if (req.path == "/") return wsResponse(req, true);
+  if (req.path == "/") return wsResponse(req, settings.wsPortTimestamps);
   return HttpResponse::error(404, "no such endpoint: " + req.path + " (the WebSocket is at /)");
 }
 
 nlohmann::json Streamer::Impl::status() {
+  const nlohmann::json clients = clientCounts();
+  const nlohmann::json cameraJson = cameraStatus();
   return {
       {"status", "ok"},
+      // The ESP32 relay's /status fields (every profile has them): cameras pushing to the
+      // ingest, viewers of any stream, and whether the camera delivers pictures.
+      {"camera_clients", ingest ? ingest->stats().cameraClients : 0},
+      {"viewer_clients", clients["total"]},
+      {"streaming", cameraJson["signal"]},
       {"board", {{"id", std::string(board->id)}, {"name", std::string(board->name)}}},
-      {"camera", cameraStatus()},
+      {"camera", cameraJson},
       {"display",
        {{"enabled", display != nullptr}, {"error", displayError}, {"clients", displayStream.clientCount()}}},
       {"touch", {{"enabled", touch != nullptr}, {"error", touchError}}},
       {"rings", ringStats()},
-      {"clients", clientCounts()},
+      {"clients", clients},
       {"hls", hlsStats()},
       {"outputs", outputs},
       {"stream_port", streamServer ? streamServer->port() : 0},
@@ -1565,6 +1572,23 @@ nlohmann::json Streamer::Impl::hlsStats() {
           {"format", settings.hlsFormat}};
 }
 
+// A page showing one stream full width, with the /status counters under it (refreshed each second).
+HttpResponse playerPage(std::string_view what, std::string_view element) {
+  HttpResponse r;
+  r.contentType = "text/html; charset=utf-8";
+  r.body = fmt::format(
+      "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><link rel=icon "
+      "href=\"data:,\">"
+      "<title>printcast {0}</title><style>body{{margin:0;background:#111;color:#ccc;font:14px sans-serif}}"
+      "img,video{{display:block;width:100%;max-height:92vh;object-fit:contain}}p{{margin:6px}}</style>"
+      "{1}<p id=s>camera: ?</p><p><a href=/>H.264</a> · <a href=/mjpeg>MJPEG</a> · <a href=/status>status</a>"
+      "<script>setInterval(async()=>{{try{{const s=await(await fetch('/status')).json();"
+      "document.getElementById('s').textContent='camera: '+(s.streaming?'streaming':'no signal')+"
+      "' · cameras '+s.camera_clients+' · viewers '+s.viewer_clients}}catch(e){{}}}},1000)</script>",
+      what, element);
+  return r;
+}
+
 HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
   if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "only GET is served here");
   std::string path = req.path;
@@ -1615,6 +1639,11 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
     return r;
   }
   if (path == "/status") return HttpResponse::json(200, status().dump());
+  if (path == "/mjpeg") return playerPage("MJPEG", "<img src=/stream alt=\"camera MJPEG stream\">");
+  if (path == "/" && settings.profile == "esp32-relay") {
+    // The relay's H.264 page: a plain <video> of /stream.mp4 (no script library to serve).
+    return playerPage("H.264", "<video src=/stream.mp4 autoplay muted playsinline></video>");
+  }
   if (path == "/") {
     HttpResponse r;
     r.contentType = "text/html; charset=utf-8";
@@ -2090,6 +2119,13 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     if (!wsServer) return wsServer.error();
     s.wsServer = std::move(*wsServer);
   }
+  if (settings.ingestPort >= 0 && s.ingest) {
+    // Cameras only: any path upgrades (ESP32 firmwares connect to "/").
+    auto ingestServer =
+        listen("ingest", settings.ingestPort, "", [&s](const HttpRequest& r) { return s.ingest->accept(r); });
+    if (!ingestServer) return ingestServer.error();
+    s.ingestServer = std::move(*ingestServer);
+  }
 
   s.threads.emplace_back([&s] { s.cameraLoop(); });
   if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
@@ -2107,6 +2143,7 @@ uint16_t Streamer::streamPort() const { return impl_->streamServer ? impl_->stre
 uint16_t Streamer::controlPort() const { return impl_->controlServer ? impl_->controlServer->port() : 0; }
 uint16_t Streamer::flvPort() const { return impl_->flvServer ? impl_->flvServer->port() : 0; }
 uint16_t Streamer::wsPort() const { return impl_->wsServer ? impl_->wsServer->port() : 0; }
+uint16_t Streamer::ingestPort() const { return impl_->ingestServer ? impl_->ingestServer->port() : 0; }
 std::vector<std::string> Streamer::ringNames() const {
   std::vector<std::string> names;
   for (const auto* ring : {impl_->h264Ring.get(), impl_->jpegRing.get()})
@@ -2150,7 +2187,8 @@ void Streamer::stop() {
   // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
   if (s.wsHub) s.wsHub->stop();
   if (s.ingest) s.ingest->stop();
-  for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get()}) {
+  for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get(),
+                       s.ingestServer.get()}) {
     if (server != nullptr) server->stop();
   }
   s.blockingWork->stop();

@@ -16,9 +16,11 @@
 #include <memory>
 #include <thread>
 
+#include "printcast/codecs/h264.h"
 #include "printcast/codecs/jpeg.h"
 #include "printcast/transport/mjpeg.h"
 #include "test_client.h"
+#include "ws_client.h"
 
 extern char** environ;
 
@@ -28,6 +30,7 @@ using printcast::testing::httpRequest;
 using printcast::testing::runCommand;
 using printcast::testing::StreamConnection;
 using printcast::testing::StreamerProcess;
+using printcast::testing::WsClient;
 
 namespace {
 
@@ -356,6 +359,55 @@ TEST(WsPushSource, ACameraReconnectingEvery500msKeepsTheViewerStreamingAndItsLos
   EXPECT_NE(cameraStatus(streamer.controlPort()).value("state", "").find("no picture for 10 s"),
             std::string::npos)
       << cameraStatus(streamer.controlPort()).dump();
+}
+
+// The ESP32 relay's layout (--profile esp32-relay): cameras push to the ingest port at "/",
+// viewers get plain Annex-B H.264 messages on the WebSocket port, the pages and the relay's
+// /status fields are on the stream port.
+TEST(Esp32RelayProfile, CamerasPushToTheIngestPortAndViewersGetTheRelaysLayout) {
+  StreamerProcess relay(PRINTCAST_STREAMER_BIN, {"--board", "virtual", "--profile", "esp32-relay",
+                                                 "--ingest-port", "0", "--no-display", "--no-ring"});
+  ASSERT_TRUE(relay.ok()) << relay.log();
+  ASSERT_NE(relay.ingestPort(), 0) << relay.log();
+  ASSERT_NE(relay.wsPort(), 0) << relay.log();
+  Background camera({PRINTCAST_MOCK_CAMERA, "ws://127.0.0.1:" + std::to_string(relay.ingestPort()) + "/",
+                     "--fps", "15", "--seconds", "30"});
+  ASSERT_TRUE(camera.ok());
+  ASSERT_TRUE(waitForSignal(relay.controlPort(), true, 15s)) << relay.log();
+
+  WsClient viewer(relay.wsPort(), "/");
+  ASSERT_TRUE(viewer.ok()) << viewer.error();
+  for (int i = 0; i < 5; ++i) {
+    auto e = viewer.nextMessage(5s);
+    ASSERT_TRUE(e && e->kind == printcast::transport::ws::Event::Kind::Message) << "message " << i;
+    ASSERT_GT(e->payload.size(), 12u);
+    EXPECT_EQ(std::vector<uint8_t>(e->payload.begin(), e->payload.begin() + 4),
+              (std::vector<uint8_t>{0, 0, 0, 1}));
+    if (i == 0) {
+      EXPECT_TRUE(printcast::codecs::h264::containsIdr(e->payload)) << "a viewer starts on an IDR";
+    }
+    // No reCamera trailer: the last 8 bytes are slice data, not a millisecond wall-clock time.
+    uint64_t tail = 0;
+    for (int b = 0; b < 8; ++b)
+      tail |= static_cast<uint64_t>(e->payload[e->payload.size() - 8 + b]) << (8 * b);
+    const auto nowMs = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch())
+                                                 .count());
+    EXPECT_FALSE(tail > nowMs - 60000 && tail < nowMs + 60000)
+        << "message " << i << " carries a timestamp trailer";
+  }
+
+  const auto status =
+      nlohmann::json::parse(httpRequest(relay.streamPort(), "GET", "/status").body, nullptr, false);
+  EXPECT_EQ(status.value("camera_clients", -1), 1) << status.dump();
+  EXPECT_GE(status.value("viewer_clients", -1), 1) << status.dump();
+  EXPECT_EQ(status.value("streaming", false), true) << status.dump();
+  const auto page = httpRequest(relay.streamPort(), "GET", "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("<video src=/stream.mp4"), std::string::npos) << page.body;
+  const auto mjpegPage = httpRequest(relay.streamPort(), "GET", "/mjpeg");
+  EXPECT_EQ(mjpegPage.status, 200);
+  EXPECT_NE(mjpegPage.body.find("<img src=/stream"), std::string::npos) << mjpegPage.body;
 }
 
 }  // namespace

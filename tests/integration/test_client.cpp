@@ -168,8 +168,11 @@ StreamerProcess::StreamerProcess(const std::string& binary, const std::vector<st
   if (std::regex_search(log_, m, std::regex(R"(slicer FLV\s+http://[0-9.]+:(\d+)/flv)"))) {
     flvPort_ = static_cast<uint16_t>(std::stoi(m[1]));
   }
-  if (std::regex_search(log_, m, std::regex(R"(reCamera H.264/WS\s+ws://[0-9.]+:(\d+)/)"))) {
+  if (std::regex_search(log_, m, std::regex(R"((?:reCamera|viewers) H.264/WS\s+ws://[0-9.]+:(\d+)/)"))) {
     wsPort_ = static_cast<uint16_t>(std::stoi(m[1]));
+  }
+  if (std::regex_search(log_, m, std::regex(R"(camera ingest\s+ws://[0-9.]+:(\d+)/\n)"))) {
+    ingestPort_ = static_cast<uint16_t>(std::stoi(m[1]));
   }
   // Keep draining its output so the child never blocks on a full pipe.
   ::fcntl(outFd_, F_SETFL, O_NONBLOCK);

@@ -23,7 +23,8 @@ class StreamerProcess {
   uint16_t streamPort() const { return streamPort_; }
   uint16_t controlPort() const { return controlPort_; }
   uint16_t flvPort() const { return flvPort_; }
-  uint16_t wsPort() const { return wsPort_; }  // the reCamera-style WebSocket port
+  uint16_t wsPort() const { return wsPort_; }          // the reCamera-style WebSocket port
+  uint16_t ingestPort() const { return ingestPort_; }  // --ingest-port (pushing cameras); 0 when off
   const std::string& log() const { return log_; }
   // Prefix of its shared-memory rings (--ring-name, unique per process): <prefix>-h264, -jpeg.
   const std::string& ringName() const { return ringName_; }
@@ -35,7 +36,7 @@ class StreamerProcess {
  private:
   int pid_ = -1;
   int outFd_ = -1;
-  uint16_t streamPort_ = 0, controlPort_ = 0, flvPort_ = 0, wsPort_ = 0;
+  uint16_t streamPort_ = 0, controlPort_ = 0, flvPort_ = 0, wsPort_ = 0, ingestPort_ = 0;
   std::string log_;
   std::string ringName_;
 };

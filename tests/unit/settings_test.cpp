@@ -155,6 +155,37 @@ TEST(Settings, SourceNamesTheCameraAndDeviceIsItsOlderName) {
   EXPECT_FALSE(finalizeSettings(unpaced, **board));
 }
 
+TEST(Settings, TheEsp32RelayProfileSetsTheRelaysLayoutAndFlagsStillWin) {
+  Settings s;
+  ASSERT_TRUE(printcast::streamer::applyProfile("esp32-relay", s));
+  EXPECT_EQ(s.source, "ws-push");
+  EXPECT_EQ(s.ingestPort, 8765);
+  EXPECT_EQ(s.wsPort, 8766);
+  EXPECT_FALSE(s.wsPortTimestamps);
+  EXPECT_EQ(s.flvPort, -1);
+  EXPECT_EQ(s.port, 8080);
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(applyConfigJson(R"({"ingest_port": 9000})", "app.json", s, warnings));
+  EXPECT_EQ(s.ingestPort, 9000);
+  auto board = printcast::bsp::findBoard("virtual");
+  ASSERT_TRUE(board);
+  EXPECT_TRUE(finalizeSettings(s, **board));
+
+  Settings printer;
+  ASSERT_TRUE(printcast::streamer::applyProfile("printer", printer));
+  EXPECT_EQ(printer.wsPort, 8765);
+  EXPECT_TRUE(printer.wsPortTimestamps);
+  auto unknown = printcast::streamer::applyProfile("esp8266", printer);
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("--profile"), std::string::npos);
+  // An ingest port without ws-push has nothing to take: refused by name.
+  Settings lone;
+  lone.ingestPort = 8765;
+  auto st = finalizeSettings(lone, **board);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("ingest_port"), std::string::npos);
+}
+
 TEST(Settings, WsPortDefaultsToRecamerasAndCanBeTurnedOff) {
   Settings s;
   EXPECT_EQ(s.wsPort, 8765);
