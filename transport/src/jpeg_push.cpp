@@ -130,7 +130,8 @@ hal::Result<std::shared_ptr<JpegPushIngest>> JpegPushIngest::start(JpegPushConfi
 
 HttpResponse JpegPushIngest::accept(const HttpRequest& request) {
   auto acceptValue = ws::checkHandshake(request.method, request.headers);
-  if (!acceptValue) return handshakeRefusal(acceptValue.error(), "a camera pushes JPEGs here over a WebSocket: ");
+  if (!acceptValue)
+    return handshakeRefusal(acceptValue.error(), "a camera pushes JPEGs here over a WebSocket: ");
   // Nothing is sent to a camera but control frames: a small queue that is closed to end it.
   auto queue = std::make_shared<ClientQueue>(DropPolicy::Oldest, QueueLimits{2, 4096});
   uint64_t id = 0;
