@@ -4,6 +4,7 @@
 // (ffprobe) and our own parsers; the camera going away and coming back under connected viewers.
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -13,12 +14,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
 #include <memory>
 #include <thread>
 
 #include "printcast/codecs/h264.h"
 #include "printcast/codecs/jpeg.h"
 #include "printcast/transport/mjpeg.h"
+#include "printcast/transport/rtp_h264.h"
 #include "test_client.h"
 #include "ws_client.h"
 
@@ -359,6 +362,87 @@ TEST(WsPushSource, ACameraReconnectingEvery500msKeepsTheViewerStreamingAndItsLos
   EXPECT_NE(cameraStatus(streamer.controlPort()).value("state", "").find("no picture for 10 s"),
             std::string::npos)
       << cameraStatus(streamer.controlPort()).dump();
+}
+
+// --- RTP H.264 (the RTSP camera source's depacketizer) against ffmpeg's RTP muxer --------------
+
+// ffmpeg packetizes x264 into RTP (single NAL units and FU-A, RFC 6184) and writes the SDP; the
+// SDP parser and the depacketizer rebuild the stream, and ffprobe decodes every frame of it.
+TEST(RtpH264, RebuildsFfmpegsRtpStreamIntoAStreamFfprobeDecodes) {
+  const int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(sock, 0);
+  const int rcvbuf = 8 << 20;
+  (void)::setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string dir = ::testing::TempDir();
+  const std::string sdpFile = dir + "/rtp_h264_test.sdp";
+  const std::string h264File = dir + "/rtp_h264_test.h264";
+
+  std::vector<std::vector<uint8_t>> packets;
+  std::thread receiver([&] {
+    std::vector<uint8_t> buf(65536);
+    pollfd p{sock, POLLIN, 0};
+    while (::poll(&p, 1, 3000) > 0) {
+      const ssize_t n = ::recv(sock, buf.data(), buf.size(), 0);
+      if (n > 0) packets.emplace_back(buf.begin(), buf.begin() + n);
+    }
+  });
+  const CommandResult ff =
+      runCommand({"ffmpeg",    "-nostdin",    "-loglevel",
+                  "error",     "-re",         "-f",
+                  "lavfi",     "-i",          "testsrc=size=320x240:rate=15",
+                  "-t",        "3",           "-c:v",
+                  "libx264",   "-preset",     "ultrafast",
+                  "-tune",     "zerolatency", "-g",
+                  "15",        "-f",          "rtp",
+                  "-sdp_file", sdpFile,       "rtp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port))},
+                 60s);
+  receiver.join();
+  ::close(sock);
+  ASSERT_EQ(ff.exitCode, 0) << ff.err;
+
+  std::ifstream sdpIn(sdpFile);
+  const std::string sdp((std::istreambuf_iterator<char>(sdpIn)), std::istreambuf_iterator<char>());
+  auto video = printcast::transport::rtp::parseSdpH264(sdp);
+  ASSERT_TRUE(video) << video.error().describe() << "\n" << sdp;
+  EXPECT_EQ(video->clockRate, 90000u);
+  EXPECT_EQ(video->packetizationMode, 1) << sdp;
+
+  printcast::transport::rtp::H264Depacketizer depacketizer;
+  depacketizer.setParameterSets(video->sps, video->pps);
+  std::ofstream out(h264File, std::ios::binary);
+  size_t accessUnits = 0, idrs = 0;
+  for (const auto& bytes : packets) {
+    auto packet = printcast::transport::rtp::parse(bytes);
+    ASSERT_TRUE(packet) << packet.error().describe();
+    ASSERT_EQ(packet->payloadType, video->payloadType);
+    depacketizer.push(*packet);
+    printcast::transport::rtp::AccessUnit au;
+    while (depacketizer.pop(au)) {
+      ++accessUnits;
+      idrs += au.idr ? 1 : 0;
+      out.write(reinterpret_cast<const char*>(au.annexB.data()),
+                static_cast<std::streamsize>(au.annexB.size()));
+    }
+  }
+  out.close();
+  EXPECT_EQ(depacketizer.stats().lostPackets, 0u);
+  EXPECT_GE(accessUnits, 40u) << "3 s at 15 fps (the last one waits for a successor)";
+  EXPECT_GE(idrs, 3u) << "-g 15: an IDR a second";
+
+  const CommandResult probe =
+      runCommand({"ffprobe", "-v", "error", "-f", "h264", "-count_frames", "-show_entries",
+                  "stream=codec_name,width,height,nb_read_frames", "-of", "default=nw=1", h264File},
+                 30s);
+  ASSERT_EQ(probe.exitCode, 0) << probe.err;
+  EXPECT_EQ(probe.err, "") << "decoded without an error";
+  EXPECT_NE(probe.out.find("width=320"), std::string::npos) << probe.out;
+  EXPECT_NE(probe.out.find("nb_read_frames=" + std::to_string(accessUnits)), std::string::npos) << probe.out;
 }
 
 // The ESP32 relay's layout (--profile esp32-relay): cameras push to the ingest port at "/",
