@@ -760,7 +760,11 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
   if (mjpegWanted || snapshotWanted || ringWanted) {
     const auto interval = std::chrono::duration_cast<Clock::duration>(
         std::chrono::duration<double>(1.0 / std::max(1, live.mjpegFps.load())));
-    const bool due = frame.timestamp() >= nextJpegDue;
+    // A frame up to a quarter interval early still counts: network cameras are stamped on
+    // arrival, and with jitter a source at exactly mjpeg_fps would otherwise lose every frame
+    // that came a little early. The schedule still advances one interval per frame sent, so the
+    // average rate stays at most mjpeg_fps.
+    const bool due = frame.timestamp() + interval / 4 >= nextJpegDue;
     if (due || snapshotWanted) {
       if (due) {
         nextJpegDue = (frame.timestamp() - nextJpegDue > interval) ? frame.timestamp() + interval

@@ -260,6 +260,42 @@ TEST(MjpegPullSource, PollsASnapshotUrlAtTheFrameRate) {
   EXPECT_LE(parts, 25) << "polled at the frame rate, not as fast as the camera answers (15 fps)";
 }
 
+// A camera behind HTTP Digest (and one behind Basic): the URL's credentials answer its
+// challenge; wrong ones are reported, not retried forever. The camera is Python's http.server
+// checking the answers with hashlib (tests/integration/auth_mjpeg_server.py).
+TEST(MjpegPullSource, AnswersDigestAndBasicChallengesWithTheUrlsCredentials) {
+  const std::string jpeg = ::testing::TempDir() + "/auth_camera.jpg";
+  ASSERT_EQ(runCommand({"ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                        "testsrc=size=320x240", "-frames:v", "1", jpeg},
+                       30s)
+                .exitCode,
+            0);
+  for (const std::string mode : {"digest", "basic"}) {
+    const uint16_t port = freePort();
+    Background camera({PRINTCAST_AUTH_MJPEG_SERVER, std::to_string(port), "admin", "s3cret:pw", jpeg, mode});
+    ASSERT_TRUE(camera.ok());
+    // The password holds a ':' (percent-encoded in the URL's userinfo).
+    StreamerProcess puller(PRINTCAST_STREAMER_BIN,
+                           pullArgs("http://admin:s3cret%3Apw@127.0.0.1:" + std::to_string(port) + "/video"));
+    ASSERT_TRUE(puller.ok()) << puller.log();
+    ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 15s)) << mode << ": " << puller.log();
+    StreamConnection viewer(puller.streamPort(), "/stream");
+    printcast::transport::mjpeg::Parser parser;
+    EXPECT_GE(partsWithin(viewer, parser, 1s, nullptr), 8) << mode;
+
+    StreamerProcess wrong(PRINTCAST_STREAMER_BIN,
+                          pullArgs("http://admin:guess@127.0.0.1:" + std::to_string(port) + "/video"));
+    ASSERT_TRUE(wrong.ok()) << wrong.log();
+    const auto end = Clock::now() + 10s;
+    std::string state;
+    while (Clock::now() < end && state.find("refused these credentials") == std::string::npos) {
+      state = cameraStatus(wrong.controlPort()).value("state", "");
+      std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_NE(state.find("refused these credentials"), std::string::npos) << mode << ": " << state;
+  }
+}
+
 // A URL that answers something else than MJPEG: the camera state names the reason (and the
 // streamer keeps serving NO SIGNAL rather than exiting).
 TEST(MjpegPullSource, ANonMjpegUrlIsReportedWithTheReason) {

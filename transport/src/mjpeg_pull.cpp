@@ -3,7 +3,6 @@
 #include "printcast/transport/mjpeg_pull.h"
 
 #include <fmt/format.h>
-#include <nettle/base64.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -18,9 +17,11 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "jpeg_frame_queue.h"
+#include "printcast/transport/http_digest.h"
 #include "printcast/transport/tcp_connect.h"
 
 namespace printcast::transport {
@@ -271,6 +272,8 @@ hal::Status MjpegResponseReader::parseHead() {
                        chunked_ = lower(value).find("chunked") != std::string::npos;
                      } else if (iequals(name, "location")) {
                        location = std::string(value);
+                     } else if (iequals(name, "www-authenticate")) {
+                       wwwAuthenticate_.emplace_back(value);
                      }
                    });
   if (!fieldsOk) return fail(Errc::InvalidArgument, "malformed response header field");
@@ -592,12 +595,10 @@ std::vector<uint8_t> MjpegResponseReader::popJpeg() {
 
 namespace {
 
-std::string basicCredentials(const std::string& user, const std::string& password) {
-  const std::string plain = user + ":" + password;
-  std::string out(BASE64_ENCODE_RAW_LENGTH(plain.size()), '\0');
-  base64_encode_raw(reinterpret_cast<char*>(out.data()), plain.size(),
-                    reinterpret_cast<const uint8_t*>(plain.data()));
-  return out;
+// 16 random hex digits: a Digest client nonce.
+std::string randomCnonce() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{:016x}", rng());
 }
 
 class MjpegPullCapture final : public hal::Capture {
@@ -684,8 +685,15 @@ class MjpegPullCapture final : public hal::Capture {
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: multipart/x-mixed-replace, image/jpeg\r\n"
         "Connection: close\r\n",
         url_.target, hostField(), options_.userAgent);
-    if (!url_.user.empty() || !url_.password.empty()) {
-      req += "Authorization: Basic " + basicCredentials(url_.user, url_.password) + "\r\n";
+    // Credentials only in answer to a challenge (the first request goes without), then with every
+    // request in the scheme the camera asked for: a Digest camera never sees the password.
+    if (auth_ == Auth::Basic)
+      req += "Authorization: " + basicAuthorization(url_.user, url_.password) + "\r\n";
+    if (auth_ == Auth::Digest) {
+      req += "Authorization: " +
+             digestAuthorization(challenge_, url_.user, url_.password, "GET", url_.target, ++nonceCount_,
+                                 randomCnonce()) +
+             "\r\n";
     }
     req += "\r\n";
     if (auto st = sendAll(*fd, req.data(), req.size(), options_.connectTimeout); !st) return st;
@@ -708,6 +716,7 @@ class MjpegPullCapture final : public hal::Capture {
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (n < 0) return hal::errnoError("http://" + url_.display() + ": recv");
       auto st = n == 0 ? reader.finish() : reader.feed({buf.data(), static_cast<size_t>(n)});
+      if (!st && reader.status() == 401) return answerChallenge(reader);
       if (!st) {
         hal::Error e = std::move(st).error();
         e.message = "http://" + url_.display() + ": " + e.message;
@@ -728,11 +737,54 @@ class MjpegPullCapture final : public hal::Capture {
     }
   }
 
+  // A 401: answer the camera's challenge on the next request (Digest preferred over Basic), or
+  // fail when there is nothing to answer with or the same credentials were already refused.
+  hal::Status answerChallenge(const MjpegResponseReader& reader) {
+    const std::string where = "http://" + url_.display() + ": HTTP 401: ";
+    if (url_.user.empty() && url_.password.empty()) {
+      return {Errc::PermissionDenied, where + "the camera wants credentials (user:password@ in the URL)"};
+    }
+    std::optional<DigestChallenge> digest;
+    bool basic = false;
+    std::string digestError;
+    for (const auto& value : reader.wwwAuthenticate()) {
+      if (auto c = parseDigestChallenge(value); c && !digest) {
+        digest = std::move(*c);
+      } else if (!c && c.code() != Errc::InvalidArgument) {
+        digestError = c.error().message;
+      }
+      basic = basic || offersBasic(value);
+    }
+    const Auth before = auth_;
+    if (digest && (before != Auth::Digest || digest->stale)) {
+      auth_ = Auth::Digest;
+      challenge_ = std::move(*digest);
+      nonceCount_ = 0;
+      retryNow_ = true;
+      return {Errc::PermissionDenied, where + "answering the Digest challenge"};
+    }
+    if (!digest && basic && before == Auth::None) {
+      auth_ = Auth::Basic;
+      retryNow_ = true;
+      return {Errc::PermissionDenied, where + "answering the Basic challenge"};
+    }
+    if (before != Auth::None) return {Errc::PermissionDenied, where + "the camera refused these credentials"};
+    return {Errc::PermissionDenied, where + "no challenge this client can answer" +
+                                        (digestError.empty() ? "" : " (" + digestError + ")")};
+  }
+
   void run() {
+    int authRetries = 0;
     while (!stopping_) {
       const auto started = Clock::now();
       auto st = request();
       if (stopping_) return;
+      if (!st && retryNow_ && authRetries < 2) {  // answer the challenge at once
+        retryNow_ = false;
+        ++authRetries;
+        continue;
+      }
+      if (st) authRetries = 0;
       if (!st) {
         frames_.fail(std::move(st).error());
         return;
@@ -752,6 +804,12 @@ class MjpegPullCapture final : public hal::Capture {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::chrono::milliseconds> pollInterval_{std::chrono::milliseconds(1000)};
+  // Authorization (I/O thread only): none until the camera challenges.
+  enum class Auth { None, Basic, Digest };
+  Auth auth_ = Auth::None;
+  DigestChallenge challenge_;
+  uint32_t nonceCount_ = 0;
+  bool retryNow_ = false;
 };
 
 }  // namespace

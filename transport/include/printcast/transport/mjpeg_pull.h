@@ -93,6 +93,8 @@ class MjpegResponseReader {
   std::vector<uint8_t> popJpeg();
   size_t pendingJpegs() const { return jpegs_.size(); }
   uint64_t droppedParts() const { return droppedParts_; }
+  // The WWW-Authenticate values of the head (a 401's challenges), in order.
+  const std::vector<std::string>& wwwAuthenticate() const { return wwwAuthenticate_; }
 
  private:
   hal::Status parseHead();
@@ -116,6 +118,7 @@ class MjpegResponseReader {
   bool complete_ = false;
   long long contentLength_ = -1;  // snapshot body
   std::string head_;
+  std::vector<std::string> wwwAuthenticate_;
   // chunked transfer coding
   Chunk chunk_ = Chunk::Size;
   std::string chunkLine_;
@@ -141,26 +144,25 @@ struct MjpegPullOptions {
   std::string userAgent = "printcast";
 };
 
-// Open an http:// camera: connect, GET the URL (User-Agent always; Basic authorization when the
-// URL has credentials), and wait for the first JPEG. A multipart response is read as it
-// streams; an image/jpeg response is requested again every 1/fps s (CaptureConfig::fps of
-// start(); 1 s before start() or when fps is 0), each time on a new connection.
-// The Capture (info().driver "http-mjpeg", name and busInfo the URL without credentials) offers
-// one format: MJPEG at the first picture's size, any rate (the camera's; validate() keeps the
-// asked fps, used only to pace snapshot polling). validate() answers Invalid for other formats
-// and Adjusted with the real size for another size.
-// Frames: one JPEG each in plane 0 (stride 0), the standard Huffman tables inserted when the
-// camera left them out (as V4L2 MJPEG), stamped with the arrival time of their last byte
-// (cameras send no timestamps), sequence counting the frames handed out. A part that is not a
-// JPEG, or whose header does not parse, is dropped (counted in droppedFrames()). At most two
-// frames wait for dequeue(); older ones are dropped (counted) when the consumer is slow.
-// Loss: the connection closing, a read error, no byte for noDataTimeout, or a picture whose size
-// differs from the first turns every later dequeue() into an error (Disconnected; NoSignal for
-// the watchdog; the message says which): recovery is a new object, as for V4L2.
-// Threading: one I/O thread per object, started by the factory, joined by stop() or the
-// destructor; pollFd() is an eventfd, readable while a frame or the error waits. dequeue() and
-// stop() from the thread that drives the capture; info() from any thread.
-// Errors of the factory: those of parseHttpUrl(), of connectTcp() (NoDevice, Timeout, Io), of
+// Open an http:// camera: connect, GET the URL (User-Agent always), and wait for the first JPEG.
+// Credentials in the URL answer the camera's 401 challenge: Digest (RFC 7616: MD5, SHA-256,
+// -sess, qop auth or none; a stale nonce is renewed) when offered, else Basic; the first request
+// goes without, later ones reuse the scheme, and refused credentials are PermissionDenied. A multipart
+// response is read as it streams; an image/jpeg response is requested again every 1/fps s (CaptureConfig::fps
+// of start(); 1 s before start() or when fps is 0), each time on a new connection. The Capture (info().driver
+// "http-mjpeg", name and busInfo the URL without credentials) offers one format: MJPEG at the first picture's
+// size, any rate (the camera's; validate() keeps the asked fps, used only to pace snapshot polling).
+// validate() answers Invalid for other formats and Adjusted with the real size for another size. Frames: one
+// JPEG each in plane 0 (stride 0), the standard Huffman tables inserted when the camera left them out (as
+// V4L2 MJPEG), stamped with the arrival time of their last byte (cameras send no timestamps), sequence
+// counting the frames handed out. A part that is not a JPEG, or whose header does not parse, is dropped
+// (counted in droppedFrames()). At most two frames wait for dequeue(); older ones are dropped (counted) when
+// the consumer is slow. Loss: the connection closing, a read error, no byte for noDataTimeout, or a picture
+// whose size differs from the first turns every later dequeue() into an error (Disconnected; NoSignal for the
+// watchdog; the message says which): recovery is a new object, as for V4L2. Threading: one I/O thread per
+// object, started by the factory, joined by stop() or the destructor; pollFd() is an eventfd, readable while
+// a frame or the error waits. dequeue() and stop() from the thread that drives the capture; info() from any
+// thread. Errors of the factory: those of parseHttpUrl(), of connectTcp() (NoDevice, Timeout, Io), of
 // MjpegResponseReader (PermissionDenied, Unsupported, InvalidArgument), Disconnected (closed
 // before the first JPEG), Timeout (no JPEG within openTimeout).
 hal::Result<std::unique_ptr<hal::Capture>> createMjpegPullCapture(const std::string& url,
