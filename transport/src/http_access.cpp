@@ -8,15 +8,13 @@
 #include <algorithm>
 #include <cctype>
 
+#include "text.h"
+
 namespace printcast::transport {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return out;
-}
+using text::lower;
 
 bool allDigits(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });

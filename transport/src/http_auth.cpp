@@ -9,15 +9,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "text.h"
+
 namespace printcast::transport {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 // `value` starts with the auth scheme `scheme` (case-insensitive) and a space: the rest, trimmed.
 bool credentialsOf(std::string_view value, std::string_view scheme, std::string_view& rest) {

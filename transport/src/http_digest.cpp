@@ -11,18 +11,15 @@
 #include <vector>
 
 #include "printcast/transport/http_auth.h"
+#include "text.h"
 
 namespace printcast::transport {
 
 namespace {
 
-using hal::Errc;
+using text::lower;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+using hal::Errc;
 
 std::string md5Hex(std::string_view text) {
   md5_ctx ctx;

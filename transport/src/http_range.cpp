@@ -8,9 +8,13 @@
 #include <algorithm>
 #include <optional>
 
+#include "text.h"
+
 namespace printcast::transport {
 
 namespace {
+
+using text::iequals;
 
 bool isOws(char c) { return c == ' ' || c == '\t'; }
 
@@ -30,13 +34,6 @@ std::optional<uint64_t> parseDigits(std::string_view s) {
     v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
   }
   return v;
-}
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-           return lower(x) == lower(y);
-         });
 }
 
 struct Spec {
@@ -76,7 +73,7 @@ ByteRangeAnswer parseByteRange(std::string_view header, uint64_t size) {
   const ByteRangeAnswer full{};
   header = trimOws(header);
   const size_t eq = header.find('=');
-  if (eq == std::string_view::npos || !equalsIgnoreCase(header.substr(0, eq), "bytes")) return full;
+  if (eq == std::string_view::npos || !iequals(header.substr(0, eq), "bytes")) return full;
   std::string_view set = header.substr(eq + 1);
 
   std::optional<ByteRangeAnswer> chosen;

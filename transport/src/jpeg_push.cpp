@@ -17,11 +17,7 @@
 namespace printcast::transport {
 
 namespace {
-
 using Clock = hal::Clock;
-
-class PushCapture;
-
 }  // namespace
 
 struct JpegPushIngest::Impl {

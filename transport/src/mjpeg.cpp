@@ -10,20 +10,17 @@
 #include <optional>
 #include <utility>
 
+#include "text.h"
+
 namespace printcast::transport::mjpeg {
 namespace {
+
+using text::iequals;
 
 constexpr std::string_view kCrlf = "\r\n";
 // Part headers are a few short lines; anything longer is not this stream shape (and must not make
 // the parser buffer without bound while it waits for the blank line).
 constexpr size_t kMaxPartHeaderBytes = 4096;
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-    return lower(x) == lower(y);
-  });
-}
 
 std::string_view trimWhitespace(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -151,12 +148,12 @@ bool Parser::parse() {
       }
       const std::string_view value = trimWhitespace(line.substr(colon + 1));
       if (keepHeaders_) headers.emplace_back(std::string(name), std::string(value));
-      if (equalsIgnoreCase(name, "Content-Length")) {
+      if (iequals(name, "Content-Length")) {
         const std::optional<size_t> length = parseLength(value);
         if (!length) return fail(fmt::format("invalid Content-Length \"{}\"", value));
         if (contentLength && *contentLength != *length) return fail("conflicting Content-Length headers");
         contentLength = length;
-      } else if (equalsIgnoreCase(name, "Content-Type") && !equalsIgnoreCase(value, "image/jpeg")) {
+      } else if (iequals(name, "Content-Type") && !iequals(value, "image/jpeg")) {
         return fail(fmt::format("part Content-Type is \"{}\", not image/jpeg", value));
       }
     }

@@ -13,9 +13,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
@@ -23,31 +21,18 @@
 #include "jpeg_frame_queue.h"
 #include "printcast/transport/http_digest.h"
 #include "printcast/transport/tcp_connect.h"
+#include "text.h"
 
 namespace printcast::transport {
 
 namespace {
 
+using text::iequals;
+using text::lower;
+using text::trim;
+
 using hal::Errc;
 using Clock = std::chrono::steady_clock;
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
 
 // Calls f(name, value) for each "Name: value" line of a header block (lines end in LF or CRLF).
 template <typename F>

@@ -10,10 +10,14 @@
 #include <charconv>
 
 #include "printcast/codecs/h264.h"
+#include "text.h"
 
 namespace printcast::transport::rtp {
 
 namespace {
+
+using text::iequals;
+using text::trim;
 
 using hal::Errc;
 namespace h264 = codecs::h264;
@@ -33,18 +37,6 @@ bool holdsStartCode(std::span<const uint8_t> nal) {
     if (nal[i] == 0 && nal[i + 1] == 0 && nal[i + 2] == 1) return true;
   }
   return false;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 template <typename T>

@@ -9,16 +9,14 @@
 #include <cassert>
 #include <cctype>
 
+#include "text.h"
+
 namespace printcast::transport::ws {
 namespace {
 
-constexpr size_t kMaxControlPayload = 125;  // RFC 6455 5.5
+using text::lower;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return out;
-}
+constexpr size_t kMaxControlPayload = 125;  // RFC 6455 5.5
 
 // True when the comma-separated header value lists `token` (case-insensitive, RFC 7230 7).
 bool listsToken(std::string_view value, std::string_view token) {

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: MIT
+// ASCII text helpers for transport's protocol parsers (header names, tokens, parameters): one
+// copy for all of them. Protocol text is ASCII: no locale is involved.
+#pragma once
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+
+namespace printcast::transport::text {
+
+inline char lowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+inline std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), lowerAscii);
+  return out;
+}
+
+// Equal ignoring ASCII case (header names, schemes, tokens).
+inline bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return lowerAscii(x) == lowerAscii(y); });
+}
+
+// Without leading and trailing spaces, tabs, CR and LF (RFC 9110 5.6.3 optional whitespace, and
+// the line ends of a header block).
+inline std::string_view trim(std::string_view s) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace printcast::transport::text
