@@ -1293,7 +1293,8 @@ std::string Streamer::Impl::metrics() {
   std::vector<std::pair<const char*, transport::HttpServerStats>> ports;
   for (const auto& [name, server] :
        {std::pair{"stream", streamServer.get()}, std::pair{"control", controlServer.get()},
-        std::pair{"flv", flvServer.get()}, std::pair{"ws", wsServer.get()}}) {
+        std::pair{"flv", flvServer.get()}, std::pair{"ws", wsServer.get()},
+        std::pair{"ingest", ingestServer.get()}}) {
     if (server != nullptr) ports.emplace_back(name, server->stats());
   }
   using Field = uint64_t transport::HttpServerStats::*;
@@ -1316,6 +1317,24 @@ std::string Streamer::Impl::metrics() {
     family(metric, "counter", help);
     for (const auto& [port, st] : ports)
       sample(metric, fmt::format("port=\"{}\"", port), static_cast<double>(st.*field));
+  }
+  if (ingest) {  // --source ws-push (transport/jpeg_push.h JpegPushStats)
+    const auto st = ingest->stats();
+    family("printcast_ingest_cameras", "gauge", "Cameras connected to the push ingest");
+    sample("printcast_ingest_cameras", "", static_cast<double>(st.cameraClients));
+    for (const auto& [metric, help, value] :
+         {std::tuple<const char*, const char*, uint64_t>{"printcast_ingest_messages_total",
+                                                         "Messages the cameras pushed", st.messages},
+          {"printcast_ingest_frames_total", "Pushed JPEGs handed to the camera pipeline", st.frames},
+          {"printcast_ingest_dropped_total",
+           "Pushed messages without a usable JPEG, or dropped for a slow pipeline", st.dropped},
+          {"printcast_ingest_takeovers_total", "Times a newer camera connection replaced the older one",
+           st.takeovers},
+          {"printcast_ingest_refused_total",
+           "Camera connections closed for a protocol error or a message too big", st.refused}}) {
+      family(metric, "counter", help);
+      sample(metric, "", static_cast<double>(value));
+    }
   }
   family("printcast_uptime_seconds", "gauge", "Seconds since the streamer started");
   sample("printcast_uptime_seconds", "", std::chrono::duration<double>(Clock::now() - startedAt).count());

@@ -358,6 +358,18 @@ TEST(WsPushSource, ServesAPushingCameraThroughFragmentsIdsAndBrokenMessages) {
   EXPECT_EQ(ingest.value("camera_clients", 0), 1) << ingest.dump();
   EXPECT_GE(ingest.value("dropped", 0), 3) << ingest.dump();
   EXPECT_GT(ingest.value("frames", 0), ingest.value("dropped", 0)) << ingest.dump();
+
+  // The same counters for Prometheus, in a form promtool accepts (Debian's prometheus package).
+  const auto metrics = httpRequest(streamer.streamPort(), "GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("printcast_ingest_cameras 1"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("# TYPE printcast_ingest_dropped_total counter"), std::string::npos)
+      << metrics.body;
+  const std::string path = ::testing::TempDir() + "/ingest-metrics.txt";
+  std::ofstream(path) << metrics.body;
+  const CommandResult check = runCommand({"sh", "-c", "promtool check metrics < " + path}, 30s);
+  EXPECT_EQ(check.exitCode, 0) << check.out << check.err;
+  EXPECT_EQ(check.out + check.err, "") << "promtool lint findings";
 }
 
 // A 50 MB message (1 MiB allowed here) is refused with close code 1009 (message too big); the
