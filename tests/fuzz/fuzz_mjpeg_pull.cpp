@@ -4,13 +4,17 @@
 // response: head, chunked or plain body, multipart parts or a single JPEG. The first line of the
 // input is also parsed as a camera URL. Oracles: every JPEG handed out runs from SOI (FFD8FF) to
 // EOI (FFD9) and fits the part limit; a failed reader stays failed; a URL's display() is host,
-// port and target only (never its credentials).
+// port and target only (never its credentials). The response's WWW-Authenticate values (and the
+// input's first line) go through the Digest client (http_digest.h): a challenge it accepts has a
+// nonce, and its answer is a Digest Authorization value.
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "printcast/transport/http_digest.h"
 #include "printcast/transport/mjpeg_pull.h"
 
 using printcast::transport::MjpegResponseReader;
@@ -54,5 +58,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool finished = static_cast<bool>(reader.finish());
   assert(!(failed && finished));
   check();
+
+  // A 401's challenges (and the first line, as one) go through the Digest client.
+  std::vector<std::string> challenges = reader.wwwAuthenticate();
+  challenges.emplace_back(text.substr(0, text.find('\n')));
+  for (const auto& value : challenges) {
+    (void)printcast::transport::offersBasic(value);
+    auto challenge = printcast::transport::parseDigestChallenge(value);
+    if (!challenge) continue;
+    assert(!challenge->nonce.empty());
+    const std::string answer =
+        printcast::transport::digestAuthorization(*challenge, "user", "pass", "GET", "/stream", 1, "cnonce");
+    assert(answer.rfind("Digest username=\"user\"", 0) == 0);
+  }
   return 0;
 }
