@@ -38,14 +38,7 @@ std::string sha256Hex(std::string_view text) {
   sha256_update(&ctx, text.size(), reinterpret_cast<const uint8_t*>(text.data()));
   uint8_t digest[SHA256_DIGEST_SIZE];
   sha256_digest(&ctx, sizeof digest, digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * sizeof digest);
-  for (uint8_t b : digest) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
+  return text::hex(digest);
 }
 
 bool isSha256Hex(std::string_view text) {

@@ -27,13 +27,7 @@ std::string md5Hex(std::string_view text) {
   md5_update(&ctx, text.size(), reinterpret_cast<const uint8_t*>(text.data()));
   uint8_t digest[MD5_DIGEST_SIZE];
   md5_digest(&ctx, sizeof digest, digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : digest) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
+  return text::hex(digest);
 }
 
 // Quoted-string for a header parameter (RFC 9110 5.6.4).
