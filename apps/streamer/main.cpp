@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, bitrate = -1, gop = -1,
       jpegQuality = -1, mjpegFps = -1, displayFps = -1, ringSizeMb = -1, ingestMaxKb = -1;
   bool noDisplay = false, listBoards = false, unpaced = false, noRing = false;
-  std::string ringName, hlsFormat, profile = "printer";
+  std::string ringName, hlsFormat, rtspTransport, profile = "printer";
   int ingestPort = -2;
   double hlsSegmentSeconds = -1, hlsPartSeconds = -1;
   app.add_option("-c,--config", configPath, "JSON settings file (h264-streamer app.json keys)");
@@ -139,6 +139,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 256));
   app.add_option("--hls-format", hlsFormat, "HLS segments: fmp4 (default) or ts")
       ->check(CLI::IsMember({"fmp4", "ts"}));
+  app.add_option("--rtsp-transport", rtspTransport,
+                 "--source rtsp://: RTP interleaved in the RTSP connection (tcp, default) or over udp")
+      ->check(CLI::IsMember({"tcp", "udp"}));
   app.add_option("--hls-segment-seconds", hlsSegmentSeconds, "HLS segment target duration (default 1)")
       ->check(CLI::Range(0.5, 10.0));
   app.add_option("--hls-part-seconds", hlsPartSeconds,
@@ -216,6 +219,7 @@ int main(int argc, char** argv) {
   if (ingestPort >= -1) settings.ingestPort = ingestPort;
   if (!logLevel.empty()) settings.logLevel = logLevel;
   if (!hlsFormat.empty()) settings.hlsFormat = hlsFormat;
+  if (!rtspTransport.empty()) settings.rtspTransport = rtspTransport;
   if (hlsSegmentSeconds >= 0) settings.hlsSegmentSeconds = hlsSegmentSeconds;
   if (hlsPartSeconds >= 0) settings.hlsPartSeconds = hlsPartSeconds;
   if (!timelapseFolder.empty()) settings.timelapseFolder = timelapseFolder;  // timelapse manager

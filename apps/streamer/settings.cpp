@@ -133,6 +133,7 @@ const std::vector<std::string> kModes = {"go-klipper", "vanilla-klipper"};
 // stock camera service (not implemented yet: a warning, then streaming from the camera).
 const std::vector<std::string> kEncoderTypes = {"auto", "x264", "rkmpi", "rkmpi-yuyv", "gkcam"};
 const std::vector<std::string> kHlsFormats = {"fmp4", "ts"};
+const std::vector<std::string> kRtspTransports = {"tcp", "udp"};
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
 const std::vector<std::string> kTimelapseStorages = {"internal", "usb"};
 
@@ -286,6 +287,7 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "hls_segment_seconds") return readSeconds(v, source, key, 0.5, 10, false, s.hlsSegmentSeconds);
   if (key == "hls_part_seconds") return readSeconds(v, source, key, 0.1, 5, true, s.hlsPartSeconds);
   if (key == "hls_format") return readChoice(v, source, key, kHlsFormats, s.hlsFormat);
+  if (key == "rtsp_transport") return readChoice(v, source, key, kRtspTransports, s.rtspTransport);
   // --- timelapse manager ---
   if (key == "timelapse_storage") return readChoice(v, source, key, kTimelapseStorages, s.timelapseStorage);
   if (key == "timelapse_usb_path") {
@@ -557,9 +559,17 @@ Status finalizeSource(Settings& s, const std::string& src) {
     }
     return {};
   }
-  return invalid(src, "source", "\"" + kind + "://...\"",
-                 "must be test-pattern, ws-push, a V4L2 device, or an http:// MJPEG or snapshot URL (" +
-                     kind + ":// cameras are not supported yet)");
+  if (kind == "rtsp") {
+    if (auto url = transport::parseUrl(s.source, "rtsp", 554); !url) {
+      return invalid(src, "source", "\"" + s.source + "\"", url.error().message);
+    }
+    return {};
+  }
+  return invalid(
+      src, "source", "\"" + kind + "://...\"",
+      "must be test-pattern, ws-push, a V4L2 device, an http:// MJPEG or snapshot URL, or an rtsp:// "
+      "URL (" +
+          kind + ":// cameras are not supported)");
 }
 
 }  // namespace

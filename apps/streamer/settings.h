@@ -40,8 +40,12 @@ struct Settings {
   // The camera ("source", --source; --device and "device" are older names for it):
   //  "" = the board's camera; "test-pattern"; a V4L2 node, by-id/by-path name or card-name
   //  substring (see hal/v4l2.h); "http://[user:pass@]host[:port]/path" = a network camera's
-  //  MJPEG stream or JPEG snapshot URL (transport/mjpeg_pull.h). docs/sources.md.
+  //  MJPEG stream or JPEG snapshot URL (transport/mjpeg_pull.h); "rtsp://[user:pass@]host[:port]/path"
+  //  = an IP camera's H.264 over RTSP (transport/rtsp_client.h); "ws-push". docs/sources.md.
   std::string source;
+  // An rtsp:// source's RTP transport ("rtsp_transport", --rtsp-transport): "tcp" (interleaved in
+  // the RTSP connection, the default) or "udp" (RTP/AVP unicast).
+  std::string rtspTransport = "tcp";
   // "ws-push": the largest message (one JPEG) a pushing camera may send, KiB; larger ones are
   // refused with WebSocket close code 1009 ("ingest_max_message_kb", 64..65536).
   int ingestMaxMessageKb = 4096;

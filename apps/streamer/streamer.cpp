@@ -43,6 +43,7 @@
 #include "printcast/transport/jpeg_push.h"
 #include "printcast/transport/mjpeg.h"
 #include "printcast/transport/mjpeg_pull.h"
+#include "printcast/transport/rtsp_client.h"
 #include "printcast/transport/shm_ring.h"
 #include "printcast/transport/websocket.h"
 #include "printcast/transport/websocket_hub.h"
@@ -491,10 +492,16 @@ struct Streamer::Impl {
 namespace {
 
 // The camera `source` names (Settings::source): the board's, the test pattern, a V4L2 device,
-// an http:// network camera, or the cameras pushing to `ingest` (ws-push).
-hal::Result<std::unique_ptr<hal::Capture>> openSource(const bsp::Board& board, const std::string& source,
+// an http:// or rtsp:// network camera, or the cameras pushing to `ingest` (ws-push).
+hal::Result<std::unique_ptr<hal::Capture>> openSource(const bsp::Board& board, const Settings& settings,
                                                       transport::JpegPushIngest* ingest) {
+  const std::string& source = settings.source;
   if (source.rfind("http://", 0) == 0) return transport::createMjpegPullCapture(source);
+  if (source.rfind("rtsp://", 0) == 0) {
+    transport::RtspPullOptions options;
+    if (settings.rtspTransport == "udp") options.transport = transport::RtspPullOptions::Transport::Udp;
+    return transport::createRtspPullCapture(source, options);
+  }
   if (source == "ws-push" && ingest != nullptr) return ingest->openCapture();
   if (source == "test-pattern") return hal::createTestPatternCapture();
   return bsp::openCamera(board, source);
@@ -510,7 +517,7 @@ hal::Status Streamer::Impl::openCamera() {
   }
   // The first open follows the board (or --source); every reopen of a V4L2 camera asks for the
   // same camera by its stable name, never by index.
-  auto cam = stableName.empty() ? openSource(*board, settings.source, ingest.get())
+  auto cam = stableName.empty() ? openSource(*board, settings, ingest.get())
                                 : hal::createV4l2Capture(stableName);
   if (!cam) return cam.error();
   hal::Capture& c = **cam;

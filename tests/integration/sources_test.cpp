@@ -542,4 +542,120 @@ TEST(Esp32RelayProfile, CamerasPushToTheIngestPortAndViewersGetTheRelaysLayout) 
   EXPECT_NE(mjpegPage.body.find("<img src=/stream"), std::string::npos) << mjpegPage.body;
 }
 
+// ----------------------------------------------------------------------------- RTSP pull
+
+// GStreamer's gst-rtsp-server (tests/integration/rtsp_server.py: x264, rtph264pay) on `port`,
+// ready once it accepts connections.
+std::unique_ptr<Background> rtspServer(uint16_t port, std::vector<std::string> options) {
+  std::vector<std::string> argv = {PRINTCAST_RTSP_SERVER, "--port", std::to_string(port)};
+  argv.insert(argv.end(), options.begin(), options.end());
+  auto server = std::make_unique<Background>(argv);
+  for (const auto end = Clock::now() + 10s; Clock::now() < end; std::this_thread::sleep_for(50ms)) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    const bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (up) return server;
+  }
+  return nullptr;
+}
+
+std::string rtspUrl(uint16_t port, const std::string& credentials = "") {
+  return "rtsp://" + credentials + "127.0.0.1:" + std::to_string(port) + "/stream";
+}
+
+// ffmpeg decodes `seconds` of /flv: exit 0 and nothing on stderr (-v error) is a clean decode.
+CommandResult decodeFlv(uint16_t port, int seconds) {
+  return runCommand({"ffmpeg", "-nostdin", "-v", "error", "-i", url(port, "/flv"), "-t",
+                     std::to_string(seconds), "-f", "null", "-"},
+                    60s);
+}
+
+// The camera's SPS/PPS only in the SDP (config-interval=0, as many IP cameras): the access
+// units go to /flv as they are, each IDR with the parameter sets put back in front; ffmpeg
+// decodes it cleanly and the size is the camera's, not the asked one.
+TEST(RtspSource, PassesACamerasH264ThroughWithParameterSetsOnlyInTheSdp) {
+  const uint16_t port = freePort();
+  auto server = rtspServer(port, {"--size", "640x360", "--fps", "15", "--config-interval", "0"});
+  ASSERT_TRUE(server);
+  StreamerProcess puller(PRINTCAST_STREAMER_BIN, pullArgs(rtspUrl(port)));
+  ASSERT_TRUE(puller.ok()) << puller.log();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 20s)) << puller.log();
+  const auto camera = cameraStatus(puller.controlPort());
+  EXPECT_EQ(camera.value("width", 0), 640) << camera.dump();
+  EXPECT_EQ(camera.value("height", 0), 360) << camera.dump();
+  EXPECT_EQ(camera.value("name", ""), rtspUrl(port)) << camera.dump();
+
+  const CommandResult probe = probeFlv(puller.streamPort());
+  ASSERT_EQ(probe.exitCode, 0) << probe.err;
+  EXPECT_NE(probe.out.find("width=640"), std::string::npos) << probe.out;
+  const CommandResult decode = decodeFlv(puller.streamPort(), 3);
+  EXPECT_EQ(decode.exitCode, 0) << decode.err;
+  EXPECT_EQ(decode.err, "") << "3 s decoded without an error";
+}
+
+// Digest (gst-rtsp-server's GstRTSPAuth): the URL's credentials answer the challenge; wrong ones
+// are reported with the reason, and never shown in /status.
+TEST(RtspSource, AnswersADigestChallengeWithTheUrlsCredentials) {
+  const uint16_t port = freePort();
+  auto server = rtspServer(port, {"--user", "admin", "--password", "s3cret", "--auth", "digest"});
+  ASSERT_TRUE(server);
+  StreamerProcess puller(PRINTCAST_STREAMER_BIN, pullArgs(rtspUrl(port, "admin:s3cret@")));
+  ASSERT_TRUE(puller.ok()) << puller.log();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 20s)) << puller.log();
+  EXPECT_EQ(cameraStatus(puller.controlPort()).dump().find("s3cret"), std::string::npos);
+
+  StreamerProcess wrong(PRINTCAST_STREAMER_BIN, pullArgs(rtspUrl(port, "admin:wrong@")));
+  ASSERT_TRUE(wrong.ok()) << wrong.log();
+  std::string state;
+  for (const auto end = Clock::now() + 15s; Clock::now() < end; std::this_thread::sleep_for(100ms)) {
+    state = cameraStatus(wrong.controlPort()).dump();
+    if (state.find("refused these credentials") != std::string::npos) break;
+  }
+  EXPECT_NE(state.find("refused these credentials"), std::string::npos) << state;
+}
+
+// The RTSP server is killed mid-stream and started again on the same port: the puller reports
+// the loss, reconnects by itself (no restart of printcast), and the /flv viewer that stayed
+// connected throughout gets the camera's pictures again.
+TEST(RtspSource, RecoversWhenTheServerRestartsWhileViewersStayConnected) {
+  const uint16_t port = freePort();
+  auto server = rtspServer(port, {"--fps", "15"});
+  ASSERT_TRUE(server);
+  StreamerProcess puller(PRINTCAST_STREAMER_BIN, pullArgs(rtspUrl(port)));
+  ASSERT_TRUE(puller.ok()) << puller.log();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 20s)) << puller.log();
+  StreamConnection viewer(puller.streamPort(), "/flv");
+  ASSERT_TRUE(viewer.ok());
+  EXPECT_FALSE(viewer.read(1 << 20, 3s).empty());
+
+  server.reset();  // SIGKILL: no TEARDOWN, the connection just closes
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), false, 15s)) << puller.log();
+  server = rtspServer(port, {"--fps", "15"});
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 20s)) << puller.log();
+  EXPECT_GE(cameraStatus(puller.controlPort()).value("reconnects", 0), 1);
+  size_t bytes = 0;
+  for (const auto end = Clock::now() + 3s; Clock::now() < end;) bytes += viewer.read(1 << 20, 200ms).size();
+  EXPECT_GT(bytes, 10000u) << "the same viewer, pictures again";
+}
+
+// RTP over UDP unicast (--rtsp-transport udp) from a server that offers only UDP.
+TEST(RtspSource, ReceivesRtpOverUdp) {
+  const uint16_t port = freePort();
+  auto server = rtspServer(port, {"--protocols", "udp", "--size", "320x240"});
+  ASSERT_TRUE(server);
+  auto args = pullArgs(rtspUrl(port));
+  args.insert(args.end(), {"--rtsp-transport", "udp"});
+  StreamerProcess puller(PRINTCAST_STREAMER_BIN, args);
+  ASSERT_TRUE(puller.ok()) << puller.log();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 20s)) << puller.log();
+  const CommandResult decode = decodeFlv(puller.streamPort(), 2);
+  EXPECT_EQ(decode.exitCode, 0) << decode.err;
+  EXPECT_EQ(decode.err, "") << "decoded without an error";
+}
+
 }  // namespace

@@ -141,10 +141,14 @@ TEST(Settings, SourceNamesTheCameraAndDeviceIsItsOlderName) {
   const auto [http, ok] = finalized(R"({"source": "http://user:pw@cam.local:81/stream"})");
   EXPECT_EQ(ok, "");
   EXPECT_EQ(http.source, "http://user:pw@cam.local:81/stream");
+  EXPECT_EQ(finalized(R"({"source": "rtsp://admin:pw@cam/stream1", "rtsp_transport": "udp"})").second, "");
+  EXPECT_NE(finalized(R"({"rtsp_transport": "http"})").second.find("rtsp_transport"), std::string::npos);
   // Refusals name the key and say what is accepted.
-  const std::string rtsp = finalized(R"({"source": "rtsp://cam/stream1"})").second;
-  EXPECT_NE(rtsp.find("source"), std::string::npos) << rtsp;
-  EXPECT_NE(rtsp.find("http://"), std::string::npos) << rtsp;
+  const std::string rtmp = finalized(R"({"source": "rtmp://cam/live"})").second;
+  EXPECT_NE(rtmp.find("source"), std::string::npos) << rtmp;
+  EXPECT_NE(rtmp.find("rtsp://"), std::string::npos) << rtmp;
+  const std::string rtsps = finalized(R"({"source": "rtsp://cam:0/x"})").second;
+  EXPECT_NE(rtsps.find("source"), std::string::npos) << rtsps;
   const std::string badPort = finalized(R"({"source": "http://cam:99999/"})").second;
   EXPECT_NE(badPort.find("source"), std::string::npos) << badPort;
   EXPECT_NE(badPort.find("port"), std::string::npos) << badPort;

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
+#include <random>
 #include <vector>
 
 #include "printcast/transport/http_auth.h"
@@ -160,6 +162,51 @@ std::string basicAuthorization(std::string_view user, std::string_view password)
   std::string out(BASE64_ENCODE_RAW_LENGTH(plain.size()), '\0');
   base64_encode_raw(out.data(), plain.size(), reinterpret_cast<const uint8_t*>(plain.data()));
   return "Basic " + out;
+}
+
+// ----------------------------------------------------------------------------- ClientAuth
+
+std::string ClientAuth::authorization(std::string_view method, std::string_view uri) {
+  switch (scheme_) {
+    case Scheme::None: return {};
+    case Scheme::Basic: return basicAuthorization(user_, password_);
+    case Scheme::Digest: {
+      static thread_local std::mt19937_64 rng{std::random_device{}()};
+      return digestAuthorization(challenge_, user_, password_, method, uri, ++nonceCount_,
+                                 fmt::format("{:016x}", rng()));
+    }
+  }
+  return {};
+}
+
+hal::Status ClientAuth::onChallenge(const std::vector<std::string>& wwwAuthenticate) {
+  if (user_.empty() && password_.empty())
+    return {Errc::PermissionDenied, "the camera wants credentials (user:password@ in the URL)"};
+  std::optional<DigestChallenge> digest;
+  bool basic = false;
+  std::string digestError;
+  for (const auto& value : wwwAuthenticate) {
+    if (auto c = parseDigestChallenge(value); c && !digest) {
+      digest = std::move(*c);
+    } else if (!c && c.code() != Errc::InvalidArgument) {
+      digestError = c.error().message;
+    }
+    basic = basic || offersBasic(value);
+  }
+  const Scheme before = scheme_;
+  if (digest && (before != Scheme::Digest || digest->stale)) {
+    scheme_ = Scheme::Digest;
+    challenge_ = std::move(*digest);
+    nonceCount_ = 0;
+    return {};
+  }
+  if (!digest && basic && before == Scheme::None) {
+    scheme_ = Scheme::Basic;
+    return {};
+  }
+  if (before != Scheme::None) return {Errc::PermissionDenied, "the camera refused these credentials"};
+  return {Errc::PermissionDenied,
+          "no challenge this client can answer" + (digestError.empty() ? "" : " (" + digestError + ")")};
 }
 
 }  // namespace printcast::transport

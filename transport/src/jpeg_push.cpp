@@ -9,7 +9,7 @@
 #include <map>
 #include <mutex>
 
-#include "jpeg_frame_queue.h"
+#include "frame_queue.h"
 #include "printcast/transport/mjpeg_pull.h"
 #include "printcast/transport/websocket.h"
 #include "printcast/transport/websocket_hub.h"
@@ -28,7 +28,7 @@ struct JpegPushIngest::Impl {
   uint64_t nextId = 1;
   uint64_t activeId = 0;                                   // the camera's connection
   std::map<uint64_t, std::shared_ptr<ClientQueue>> links;  // every open camera connection
-  std::shared_ptr<JpegFrameQueue> sink;                    // the open capture's queue
+  std::shared_ptr<FrameQueue> sink;                        // the open capture's queue
   std::vector<uint8_t> last;                               // the newest JPEG while no capture is open
   Clock::time_point lastArrival{};
   std::condition_variable arrived;
@@ -46,7 +46,7 @@ struct JpegPushIngest::Impl {
       ++dropped;
       return;
     }
-    std::shared_ptr<JpegFrameQueue> to;
+    std::shared_ptr<FrameQueue> to;
     {
       std::lock_guard lock(mutex);
       if (id != activeId) return;  // an older connection, already being closed
@@ -59,7 +59,7 @@ struct JpegPushIngest::Impl {
       to = sink;
     }
     const uint64_t droppedBefore = to->dropped();
-    if (to->deliver(std::vector<uint8_t>(jpeg.begin(), jpeg.end()), arrival)) ++frames;
+    if (to->deliverJpeg(std::vector<uint8_t>(jpeg.begin(), jpeg.end()), arrival)) ++frames;
     dropped += to->dropped() - droppedBefore;
   }
 };
@@ -68,8 +68,8 @@ namespace {
 
 class PushCapture final : public hal::Capture {
  public:
-  PushCapture(std::shared_ptr<JpegPushIngest> ingest, std::shared_ptr<JpegFrameQueue> frames,
-              std::string name, std::function<void()> detach)
+  PushCapture(std::shared_ptr<JpegPushIngest> ingest, std::shared_ptr<FrameQueue> frames, std::string name,
+              std::function<void()> detach)
       : ingest_(std::move(ingest)),
         frames_(std::move(frames)),
         name_(std::move(name)),
@@ -101,7 +101,7 @@ class PushCapture final : public hal::Capture {
 
  private:
   std::shared_ptr<JpegPushIngest> ingest_;  // outlives this capture
-  std::shared_ptr<JpegFrameQueue> frames_;
+  std::shared_ptr<FrameQueue> frames_;
   std::string name_;
   std::function<void()> detach_;
 };
@@ -156,7 +156,7 @@ HttpResponse JpegPushIngest::accept(const HttpRequest& request) {
 }
 
 hal::Result<std::unique_ptr<hal::Capture>> JpegPushIngest::openCapture() {
-  auto frames = std::make_shared<JpegFrameQueue>(impl_->config.name, impl_->config.noPictureTimeout);
+  auto frames = std::make_shared<FrameQueue>(impl_->config.name, impl_->config.noPictureTimeout);
   if (auto st = frames->ready(); !st) return st.error();
   std::vector<uint8_t> first;
   Clock::time_point firstArrival;
@@ -175,7 +175,7 @@ hal::Result<std::unique_ptr<hal::Capture>> JpegPushIngest::openCapture() {
     firstArrival = impl_->lastArrival;
     impl_->sink = frames;
   }
-  if (!frames->deliver(std::move(first), firstArrival)) {
+  if (!frames->deliverJpeg(std::move(first), firstArrival)) {
     std::lock_guard lock(impl_->mutex);
     impl_->sink.reset();
     return frames->error().error();
@@ -188,7 +188,7 @@ hal::Result<std::unique_ptr<hal::Capture>> JpegPushIngest::openCapture() {
   }
   ++impl_->frames;
   std::weak_ptr<JpegPushIngest> self = weak_from_this();
-  std::weak_ptr<JpegFrameQueue> weakFrames = frames;
+  std::weak_ptr<FrameQueue> weakFrames = frames;
   return std::unique_ptr<hal::Capture>(
       std::make_unique<PushCapture>(shared_from_this(), frames, impl_->config.name, [self, weakFrames] {
         auto ingest = self.lock();

@@ -15,10 +15,9 @@
 #include <charconv>
 #include <cstring>
 #include <optional>
-#include <random>
 #include <thread>
 
-#include "jpeg_frame_queue.h"
+#include "frame_queue.h"
 #include "printcast/transport/http_digest.h"
 #include "printcast/transport/tcp_connect.h"
 #include "text.h"
@@ -74,105 +73,7 @@ std::string boundaryOf(std::string_view contentType) {
   return first == std::string::npos ? std::string{} : b.substr(first);
 }
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::optional<std::string> percentDecode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    const int hi = hexValue(s[i + 1]);
-    const int lo = hexValue(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
-
 }  // namespace
-
-// ----------------------------------------------------------------------------- URL
-
-std::string HttpUrl::display() const {
-  const std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  return fmt::format("{}:{}{}", h, port, target);
-}
-
-hal::Result<HttpUrl> parseHttpUrl(std::string_view url) {
-  const size_t scheme = url.find("://");
-  if (scheme == std::string_view::npos) {
-    return hal::Error{Errc::InvalidArgument, 0,
-                      fmt::format("'{}' is not a URL (http://host[:port]/path)", url)};
-  }
-  if (!iequals(url.substr(0, scheme), "http")) {
-    return hal::Error{
-        Errc::Unsupported, 0,
-        fmt::format("'{}': only http:// camera URLs are supported (no TLS)", url.substr(0, scheme + 3))};
-  }
-  for (char c : url) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
-      return hal::Error{Errc::InvalidArgument, 0,
-                        "a URL has no spaces or control characters (percent-encode them)"};
-    }
-  }
-  std::string_view rest = url.substr(scheme + 3);
-  const size_t pathAt = rest.find_first_of("/?");
-  std::string_view authority = rest.substr(0, pathAt);
-  HttpUrl out;
-  if (pathAt != std::string_view::npos) {
-    out.target = std::string(rest.substr(pathAt));
-    if (out.target.front() == '?') out.target.insert(0, "/");
-  }
-  if (const size_t fragment = out.target.find('#'); fragment != std::string::npos)
-    out.target.resize(fragment);
-  if (const size_t at = authority.rfind('@'); at != std::string_view::npos) {
-    const std::string_view userinfo = authority.substr(0, at);
-    authority = authority.substr(at + 1);
-    const size_t colon = userinfo.find(':');
-    auto user = percentDecode(userinfo.substr(0, colon));
-    auto password = colon == std::string_view::npos ? std::optional<std::string>("")
-                                                    : percentDecode(userinfo.substr(colon + 1));
-    if (!user || !password)
-      return hal::Error{Errc::InvalidArgument, 0, "bad percent-encoding in the URL's credentials"};
-    out.user = std::move(*user);
-    out.password = std::move(*password);
-  }
-  std::string_view portText;
-  if (!authority.empty() && authority.front() == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos)
-      return hal::Error{Errc::InvalidArgument, 0, "unclosed '[' in the URL's host"};
-    out.host = std::string(authority.substr(1, close - 1));
-    const std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return hal::Error{Errc::InvalidArgument, 0, "junk after the URL's [host]"};
-      portText = after.substr(1);
-    }
-  } else {
-    const size_t colon = authority.rfind(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) portText = authority.substr(colon + 1);
-  }
-  if (out.host.empty()) return hal::Error{Errc::InvalidArgument, 0, fmt::format("'{}' has no host", url)};
-  if (!portText.empty()) {
-    unsigned port = 0;
-    auto [p, ec] = std::from_chars(portText.data(), portText.data() + portText.size(), port);
-    if (ec != std::errc() || p != portText.data() + portText.size() || port == 0 || port > 65535) {
-      return hal::Error{Errc::InvalidArgument, 0, fmt::format("'{}' is not a port (1..65535)", portText)};
-    }
-    out.port = static_cast<uint16_t>(port);
-  }
-  return out;
-}
 
 // ----------------------------------------------------------------------------- response reader
 
@@ -580,19 +481,14 @@ std::vector<uint8_t> MjpegResponseReader::popJpeg() {
 
 namespace {
 
-// 16 random hex digits: a Digest client nonce.
-std::string randomCnonce() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("{:016x}", rng());
-}
-
 class MjpegPullCapture final : public hal::Capture {
  public:
   MjpegPullCapture(HttpUrl url, MjpegPullOptions options)
       : url_(std::move(url)),
         options_(std::move(options)),
         frames_("http://" + url_.display(), options_.noDataTimeout),
-        wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+        wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+        auth_(url_.user, url_.password) {}
 
   ~MjpegPullCapture() override {
     stopThread();
@@ -644,12 +540,6 @@ class MjpegPullCapture final : public hal::Capture {
   uint64_t dropped() const { return frames_.dropped(); }
 
  private:
-  // RFC 9112 3.2: the Host field is the authority without credentials (the port only when not 80).
-  std::string hostField() const {
-    const std::string h = url_.host.find(':') != std::string::npos ? "[" + url_.host + "]" : url_.host;
-    return url_.port == 80 ? h : fmt::format("{}:{}", h, url_.port);
-  }
-
   void stopThread() {
     stopping_ = true;
     const uint64_t one = 1;
@@ -669,17 +559,10 @@ class MjpegPullCapture final : public hal::Capture {
     std::string req = fmt::format(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: multipart/x-mixed-replace, image/jpeg\r\n"
         "Connection: close\r\n",
-        url_.target, hostField(), options_.userAgent);
+        url_.target, url_.hostField(80), options_.userAgent);
     // Credentials only in answer to a challenge (the first request goes without), then with every
-    // request in the scheme the camera asked for: a Digest camera never sees the password.
-    if (auth_ == Auth::Basic)
-      req += "Authorization: " + basicAuthorization(url_.user, url_.password) + "\r\n";
-    if (auth_ == Auth::Digest) {
-      req += "Authorization: " +
-             digestAuthorization(challenge_, url_.user, url_.password, "GET", url_.target, ++nonceCount_,
-                                 randomCnonce()) +
-             "\r\n";
-    }
+    // request in the scheme the camera asked for.
+    if (auto a = auth_.authorization("GET", url_.target); !a.empty()) req += "Authorization: " + a + "\r\n";
     req += "\r\n";
     if (auto st = sendAll(*fd, req.data(), req.size(), options_.connectTimeout); !st) return st;
 
@@ -711,7 +594,7 @@ class MjpegPullCapture final : public hal::Capture {
       droppedBefore = reader.droppedParts();
       // Stamped on arrival: cameras send no capture times.
       while (reader.pendingJpegs() > 0) {
-        if (!frames_.deliver(reader.popJpeg(), Clock::now())) return frames_.error();
+        if (!frames_.deliverJpeg(reader.popJpeg(), Clock::now())) return frames_.error();
       }
       if (reader.complete() && !reader.multipart()) return {};
       if (reader.complete() || n == 0) {
@@ -722,40 +605,14 @@ class MjpegPullCapture final : public hal::Capture {
     }
   }
 
-  // A 401: answer the camera's challenge on the next request (Digest preferred over Basic), or
-  // fail when there is nothing to answer with or the same credentials were already refused.
+  // A 401: answer the camera's challenge on the next request, or fail when there is nothing to
+  // answer with or the same credentials were already refused.
   hal::Status answerChallenge(const MjpegResponseReader& reader) {
     const std::string where = "http://" + url_.display() + ": HTTP 401: ";
-    if (url_.user.empty() && url_.password.empty()) {
-      return {Errc::PermissionDenied, where + "the camera wants credentials (user:password@ in the URL)"};
-    }
-    std::optional<DigestChallenge> digest;
-    bool basic = false;
-    std::string digestError;
-    for (const auto& value : reader.wwwAuthenticate()) {
-      if (auto c = parseDigestChallenge(value); c && !digest) {
-        digest = std::move(*c);
-      } else if (!c && c.code() != Errc::InvalidArgument) {
-        digestError = c.error().message;
-      }
-      basic = basic || offersBasic(value);
-    }
-    const Auth before = auth_;
-    if (digest && (before != Auth::Digest || digest->stale)) {
-      auth_ = Auth::Digest;
-      challenge_ = std::move(*digest);
-      nonceCount_ = 0;
-      retryNow_ = true;
-      return {Errc::PermissionDenied, where + "answering the Digest challenge"};
-    }
-    if (!digest && basic && before == Auth::None) {
-      auth_ = Auth::Basic;
-      retryNow_ = true;
-      return {Errc::PermissionDenied, where + "answering the Basic challenge"};
-    }
-    if (before != Auth::None) return {Errc::PermissionDenied, where + "the camera refused these credentials"};
-    return {Errc::PermissionDenied, where + "no challenge this client can answer" +
-                                        (digestError.empty() ? "" : " (" + digestError + ")")};
+    if (auto st = auth_.onChallenge(reader.wwwAuthenticate()); !st)
+      return {st.code(), where + st.error().message};
+    retryNow_ = true;
+    return {Errc::PermissionDenied, where + "answering the challenge"};
   }
 
   void run() {
@@ -784,16 +641,12 @@ class MjpegPullCapture final : public hal::Capture {
 
   const HttpUrl url_;
   const MjpegPullOptions options_;
-  JpegFrameQueue frames_;
+  FrameQueue frames_;
   const int wake_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::chrono::milliseconds> pollInterval_{std::chrono::milliseconds(1000)};
-  // Authorization (I/O thread only): none until the camera challenges.
-  enum class Auth { None, Basic, Digest };
-  Auth auth_ = Auth::None;
-  DigestChallenge challenge_;
-  uint32_t nonceCount_ = 0;
+  ClientAuth auth_;  // I/O thread only
   bool retryNow_ = false;
 };
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "printcast/hal/result.h"
 
@@ -40,5 +41,32 @@ std::string digestAuthorization(const DigestChallenge& challenge, std::string_vi
 
 // "Basic base64(user:password)" (RFC 7617).
 std::string basicAuthorization(std::string_view user, std::string_view password);
+
+// The client side of one authentication exchange, for the credentials of a camera URL (HTTP
+// MJPEG pull, RTSP pull). The first request goes without credentials; a 401's challenges are
+// answered with Digest when offered (a Digest camera never sees the password), else Basic; later
+// requests reuse the scheme. Threading: one thread at a time.
+class ClientAuth {
+ public:
+  ClientAuth(std::string user, std::string password)
+      : user_(std::move(user)), password_(std::move(password)) {}
+
+  // The Authorization header value for the next request of `method` on `uri` (the request
+  // target as sent), or "" while no challenge was answered.
+  std::string authorization(std::string_view method, std::string_view uri);
+
+  // A 401 answered the last request with these WWW-Authenticate values. Ok: retry the request
+  // (authorization() now answers the challenge; a stale nonce is renewed). PermissionDenied
+  // otherwise, saying why: no credentials in the URL ("wants credentials"), the same credentials
+  // refused ("refused these credentials"), or no challenge this client can answer.
+  hal::Status onChallenge(const std::vector<std::string>& wwwAuthenticate);
+
+ private:
+  enum class Scheme { None, Basic, Digest };
+  std::string user_, password_;
+  Scheme scheme_ = Scheme::None;
+  DigestChallenge challenge_;
+  uint32_t nonceCount_ = 0;
+};
 
 }  // namespace printcast::transport

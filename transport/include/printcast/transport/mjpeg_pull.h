@@ -19,25 +19,14 @@
 
 #include "printcast/hal/capture.h"
 #include "printcast/hal/result.h"
+#include "printcast/transport/url.h"
 
 namespace printcast::transport {
 
-// An http:// URL: http://[user[:password]@]host[:port][/path][?query]. `host` is an IPv6
-// literal without its brackets. user and password are percent-decoded; `target` (path and
-// query, "/" when empty) is sent as it is.
-struct HttpUrl {
-  std::string host;
-  uint16_t port = 80;
-  std::string target = "/";
-  std::string user;
-  std::string password;
-  // "host:port/target" without credentials: what logs and /status show.
-  std::string display() const;
-};
-
-// Errors: Unsupported (https:// and other schemes: TLS is not built in), InvalidArgument (no
-// host, a bad port, spaces or control characters), each naming what is wrong.
-hal::Result<HttpUrl> parseHttpUrl(std::string_view url);
+// An http:// camera URL (url.h): http://[user[:password]@]host[:port][/path][?query], port 80
+// when absent. Errors: those of parseUrl() (https:// and other schemes are Unsupported).
+using HttpUrl = Url;
+inline hal::Result<HttpUrl> parseHttpUrl(std::string_view url) { return parseUrl(url, "http", 80); }
 
 // The JPEG inside a message or part: from its first SOI (FFD8FF) to its last EOI (FFD9), at
 // least 5 bytes; empty when there is none (a truncated JPEG, text). Bytes before (an id) and

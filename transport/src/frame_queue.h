@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
-// JpegFrameQueue: how a network JPEG source (HTTP pull, WebSocket push) hands frames to the
+// FrameQueue: how a network JPEG source (HTTP pull, WebSocket push) hands frames to the
 // thread that drives its hal::Capture. Internal to transport.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -16,18 +18,23 @@
 
 namespace printcast::transport {
 
-// Producer: deliver() from the source's I/O thread, fail() from any thread. Consumer: dequeue()
-// and pollFd() from the thread that drives the capture. At most two frames wait; older ones are
-// dropped (counted) when the consumer is slow. The first error sticks: every later dequeue()
-// returns it once the waiting frames are taken.
-class JpegFrameQueue {
+// Producer: deliverJpeg()/deliverH264() from the source's I/O thread, fail() from any thread.
+// Consumer: dequeue() and pollFd() from the thread that drives the capture. When the consumer is
+// slow, frames are dropped (counted): JPEGs stand alone, so at most two wait and the oldest goes;
+// H.264 access units depend on the ones before, so at most kH264Backlog wait and on overflow all
+// waiting ones go and the next IDR starts again (a decoder never sees a gap in its references).
+// The first error sticks: every later dequeue() returns it once the waiting frames are taken.
+class FrameQueue {
  public:
+  static constexpr size_t kJpegBacklog = 2;
+  static constexpr size_t kH264Backlog = 60;
+
   // `label` prefixes error messages ("http://cam:81/stream"); `noPictureTimeout` is the
   // watchdog: dequeue() fails with NoSignal when no picture came for that long.
-  JpegFrameQueue(std::string label, std::chrono::milliseconds noPictureTimeout);
-  ~JpegFrameQueue();
-  JpegFrameQueue(const JpegFrameQueue&) = delete;
-  JpegFrameQueue& operator=(const JpegFrameQueue&) = delete;
+  FrameQueue(std::string label, std::chrono::milliseconds noPictureTimeout);
+  ~FrameQueue();
+  FrameQueue(const FrameQueue&) = delete;
+  FrameQueue& operator=(const FrameQueue&) = delete;
 
   // Io when the eventfd could not be made.
   hal::Status ready() const;
@@ -38,7 +45,14 @@ class JpegFrameQueue {
   // it has none; its header gives its size. The first picture sets the queue's size; one of
   // another size fails the queue (Disconnected: the consumer reopens at the new size). A JPEG
   // whose header does not parse is dropped (counted). Returns false once the queue has failed.
-  bool deliver(std::vector<uint8_t> jpeg, hal::Timestamp arrival);
+  bool deliverJpeg(std::vector<uint8_t> jpeg, hal::Timestamp arrival);
+  // One H.264 access unit (Annex-B) of a picture of `size` (from its SPS), captured at `pts`.
+  // Same size rule as deliverJpeg(). Non-IDR access units are dropped (counted) until the first
+  // IDR and after an overflow. Returns false once the queue has failed.
+  bool deliverH264(std::vector<uint8_t> annexB, bool idr, hal::Size size, hal::Timestamp pts);
+  // The picture size is known before the first frame (an RTSP camera's SDP): waitForFirst()
+  // returns now. Ignored once a size is set.
+  void announceSize(hal::Size size);
   void fail(hal::Error error);
   void countDropped(uint64_t n) { dropped_ += n; }
 
@@ -55,6 +69,9 @@ class JpegFrameQueue {
  private:
   void drainLocked();
   void signalLocked();
+  // The size rule and the backlog of both deliver functions; false once the queue has failed.
+  bool pushLocked(hal::FrameDescription& d, std::shared_ptr<std::vector<uint8_t>> buffer, bool h264,
+                  bool keyframe);
 
   const std::string label_;
   const std::chrono::milliseconds noPictureTimeout_;
@@ -67,7 +84,8 @@ class JpegFrameQueue {
   hal::Timestamp lastPicture_{};
   std::deque<hal::Frame> frames_;
   hal::Status error_;
-  std::vector<uint8_t> repaired_;  // deliver()'s scratch for the DHT repair
+  bool waitForIdr_ = true;         // H.264: drop until an IDR (start, overflow)
+  std::vector<uint8_t> repaired_;  // deliverJpeg()'s scratch for the DHT repair
 };
 
 }  // namespace printcast::transport

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// JpegFrameQueue (see jpeg_frame_queue.h).
-#include "jpeg_frame_queue.h"
+// FrameQueue (see frame_queue.h).
+#include "frame_queue.h"
 
 #include <fmt/format.h>
 #include <sys/eventfd.h>
@@ -13,31 +13,31 @@
 
 namespace printcast::transport {
 
-JpegFrameQueue::JpegFrameQueue(std::string label, std::chrono::milliseconds noPictureTimeout)
+FrameQueue::FrameQueue(std::string label, std::chrono::milliseconds noPictureTimeout)
     : label_(std::move(label)),
       noPictureTimeout_(noPictureTimeout),
       event_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
-JpegFrameQueue::~JpegFrameQueue() {
+FrameQueue::~FrameQueue() {
   if (event_ >= 0) ::close(event_);
 }
 
-hal::Status JpegFrameQueue::ready() const {
+hal::Status FrameQueue::ready() const {
   if (event_ < 0) return hal::errnoError("eventfd");
   return {};
 }
 
-void JpegFrameQueue::signalLocked() {
+void FrameQueue::signalLocked() {
   const uint64_t one = 1;
   (void)!::write(event_, &one, sizeof one);
 }
 
-void JpegFrameQueue::drainLocked() {
+void FrameQueue::drainLocked() {
   uint64_t v = 0;
   (void)!::read(event_, &v, sizeof v);
 }
 
-bool JpegFrameQueue::deliver(std::vector<uint8_t> jpeg, hal::Timestamp arrival) {
+bool FrameQueue::deliverJpeg(std::vector<uint8_t> jpeg, hal::Timestamp arrival) {
   {
     std::lock_guard lock(mutex_);
     if (!error_.ok()) return false;
@@ -52,33 +52,67 @@ bool JpegFrameQueue::deliver(std::vector<uint8_t> jpeg, hal::Timestamp arrival) 
   hal::FrameDescription d;
   d.format = hal::fourcc::kMJPEG;
   d.size = header->size;
-  d.planeCount = 1;
-  d.planes[0] = hal::Plane{buffer->data(), 0, buffer->size()};
-  d.bytesUsed = buffer->size();
   d.timestamp = arrival;
   std::lock_guard lock(mutex_);
+  return pushLocked(d, std::move(buffer), false, true);
+}
+
+bool FrameQueue::deliverH264(std::vector<uint8_t> annexB, bool idr, hal::Size size, hal::Timestamp pts) {
+  auto buffer = std::make_shared<std::vector<uint8_t>>(std::move(annexB));
+  hal::FrameDescription d;
+  d.format = hal::fourcc::kH264;
+  d.size = size;
+  d.timestamp = pts;
+  std::lock_guard lock(mutex_);
+  return pushLocked(d, std::move(buffer), true, idr);
+}
+
+bool FrameQueue::pushLocked(hal::FrameDescription& d, std::shared_ptr<std::vector<uint8_t>> buffer, bool h264,
+                            bool keyframe) {
   if (!error_.ok()) return false;
   if (size_.empty()) {
-    size_ = header->size;
+    size_ = d.size;
     first_.notify_all();
-  } else if (!(size_ == header->size)) {
+  } else if (!(size_ == d.size)) {
     error_ = hal::Status(hal::Errc::Disconnected, fmt::format("{}: the picture size changed from {} to {}",
-                                                              label_, size_.str(), header->size.str()));
+                                                              label_, size_.str(), d.size.str()));
     signalLocked();
     return false;
   }
-  d.sequence = sequence_++;
-  if (frames_.size() >= 2) {
+  lastPicture_ = hal::Clock::now();
+  if (h264) {
+    if (frames_.size() >= kH264Backlog) {  // the consumer is behind: start again at the next IDR
+      dropped_ += frames_.size();
+      frames_.clear();
+      waitForIdr_ = true;
+    }
+    if (waitForIdr_ && !keyframe) {
+      ++dropped_;
+      return true;
+    }
+    waitForIdr_ = false;
+  } else if (frames_.size() >= kJpegBacklog) {
     frames_.pop_front();
     ++dropped_;
   }
+  d.planeCount = 1;
+  d.planes[0] = hal::Plane{buffer->data(), 0, buffer->size()};
+  d.bytesUsed = buffer->size();
+  d.sequence = sequence_++;
   frames_.push_back(hal::Frame::adopt(d, [buffer] {}));
-  lastPicture_ = arrival;
   signalLocked();
   return true;
 }
 
-void JpegFrameQueue::fail(hal::Error error) {
+void FrameQueue::announceSize(hal::Size size) {
+  std::lock_guard lock(mutex_);
+  if (!size_.empty() || size.empty()) return;
+  size_ = size;
+  lastPicture_ = hal::Clock::now();  // the watchdog runs from here
+  first_.notify_all();
+}
+
+void FrameQueue::fail(hal::Error error) {
   std::lock_guard lock(mutex_);
   if (!error_.ok()) return;
   error_ = hal::Status(std::move(error));
@@ -86,22 +120,22 @@ void JpegFrameQueue::fail(hal::Error error) {
   first_.notify_all();
 }
 
-bool JpegFrameQueue::waitForFirst(std::chrono::milliseconds timeout) {
+bool FrameQueue::waitForFirst(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   return first_.wait_for(lock, timeout, [this] { return !size_.empty() || !error_.ok(); });
 }
 
-hal::Size JpegFrameQueue::size() const {
+hal::Size FrameQueue::size() const {
   std::lock_guard lock(mutex_);
   return size_;
 }
 
-hal::Status JpegFrameQueue::error() const {
+hal::Status FrameQueue::error() const {
   std::lock_guard lock(mutex_);
   return error_;
 }
 
-hal::Result<hal::Frame> JpegFrameQueue::dequeue() {
+hal::Result<hal::Frame> FrameQueue::dequeue() {
   std::lock_guard lock(mutex_);
   if (!frames_.empty()) {
     hal::Frame f = std::move(frames_.front());
