@@ -65,5 +65,39 @@ TEST(HttpDigest, ReadsCameraChallengesAndRefusesWhatItCannotAnswer) {
   EXPECT_EQ(basicAuthorization("Aladdin", "open sesame"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
 }
 
+// The exchange a camera client goes through: nothing before a challenge, Digest preferred over
+// Basic, a stale nonce renewed, the same credentials refused once, a reason for each refusal.
+TEST(ClientAuth, AnswersTheBestChallengeOnceAndSaysWhyItStops) {
+  ClientAuth auth("u", "p");
+  EXPECT_EQ(auth.authorization("DESCRIBE", "rtsp://cam/x"), "");
+  ASSERT_TRUE(auth.onChallenge({"Basic realm=\"cam\"", "Digest realm=\"cam\", nonce=\"n1\""}).ok());
+  const std::string first = auth.authorization("DESCRIBE", "rtsp://cam/x");
+  EXPECT_EQ(first.rfind("Digest ", 0), 0u) << first;
+  EXPECT_NE(first.find("nonce=\"n1\""), std::string::npos) << first;
+  EXPECT_EQ(first.find("qop"), std::string::npos) << "RFC 2069 form when no qop is offered: " << first;
+  // A stale nonce: answered again with the new one.
+  ASSERT_TRUE(auth.onChallenge({"Digest realm=\"cam\", nonce=\"n2\", stale=true"}).ok());
+  EXPECT_NE(auth.authorization("PLAY", "rtsp://cam/x").find("nonce=\"n2\""), std::string::npos);
+  // Not stale: these credentials are wrong.
+  auto refused = auth.onChallenge({"Digest realm=\"cam\", nonce=\"n3\""});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.code(), hal::Errc::PermissionDenied);
+  EXPECT_NE(refused.error().message.find("refused these credentials"), std::string::npos);
+
+  ClientAuth basic("Aladdin", "open sesame");
+  ASSERT_TRUE(basic.onChallenge({"Basic realm=\"cam\""}).ok());
+  EXPECT_EQ(basic.authorization("GET", "/"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+  EXPECT_FALSE(basic.onChallenge({"Basic realm=\"cam\""}).ok());
+
+  ClientAuth none("", "");
+  auto wants = none.onChallenge({"Basic realm=\"cam\""});
+  ASSERT_FALSE(wants.ok());
+  EXPECT_NE(wants.error().message.find("wants credentials"), std::string::npos);
+  ClientAuth odd("u", "p");
+  auto unknown = odd.onChallenge({"Negotiate abc"});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("no challenge this client can answer"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace printcast::transport
