@@ -351,8 +351,10 @@ class RtspPullCapture final : public hal::Capture {
   hal::Negotiation validate(hal::CaptureConfig& config) const override {
     if (config.format != hal::fourcc::kH264) return hal::Negotiation::Invalid;
     const hal::Size size = frames_.size();
-    if (config.size == size) return hal::Negotiation::Valid;
+    const int fps = spsFps_.load();  // the SPS's VUI timing, when it has one
+    if (config.size == size && (fps == 0 || config.fps == fps)) return hal::Negotiation::Valid;
     config.size = size;
+    if (fps > 0) config.fps = fps;
     return hal::Negotiation::Adjusted;
   }
 
@@ -487,12 +489,19 @@ class RtspPullCapture final : public hal::Capture {
     while (depacketizer_.pop(au)) deliver(au);
   }
 
+  void noteFps(const codecs::h264::Sps& sps) {
+    if (sps.fps && *sps.fps >= 1 && *sps.fps <= 240) spsFps_ = static_cast<int>(*sps.fps + 0.5);
+  }
+
   void deliver(rtp::AccessUnit& au) {
     const Clock::time_point arrival = Clock::now();
     // The picture size follows the newest SPS (the depacketizer keeps it).
     if (depacketizer_.sps() != sizeSps_) {
       sizeSps_ = depacketizer_.sps();
-      if (auto sps = codecs::h264::parseSps(sizeSps_)) size_ = sps->size;
+      if (auto sps = codecs::h264::parseSps(sizeSps_)) {
+        size_ = sps->size;
+        noteFps(*sps);
+      }
     }
     if (size_.empty()) return;  // no SPS yet: nothing can decode it
     // RTP time (32-bit, wrapping) unwrapped, then mapped onto the capture clock.
@@ -546,7 +555,10 @@ class RtspPullCapture final : public hal::Capture {
     hal::Size sdpSize;  // known before the first frame when the SDP carries the SPS
     if (!sdp_.sps.empty() && !sdp_.pps.empty()) {
       depacketizer_.setParameterSets(sdp_.sps, sdp_.pps);
-      if (auto sps = codecs::h264::parseSps(sdp_.sps)) sdpSize = sps->size;
+      if (auto sps = codecs::h264::parseSps(sdp_.sps)) {
+        sdpSize = sps->size;
+        noteFps(*sps);
+      }
     }
     std::string base = requestUrl_;
     if (const std::string* cb = describe->field("Content-Base")) {
@@ -640,6 +652,7 @@ class RtspPullCapture final : public hal::Capture {
   const int wake_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> spsFps_{0};  // the frame rate the SPS's VUI says; 0 = none
   // I/O thread only
   ClientAuth auth_;
   int fd_ = -1;

@@ -124,8 +124,8 @@ struct RtspPullOptions {
 // at half the session timeout. TEARDOWN on stop() (best effort, not awaited).
 //
 // The Capture (info().driver "rtsp", name and busInfo the URL without credentials) offers one
-// format, H264 at the SPS's size (cropped: 1920x1080 for a 1088-line stream), any rate
-// (validate() keeps the asked fps: the camera's own rate is what comes). Frames: one Annex-B
+// format, H264 at the SPS's size (cropped: 1920x1080 for a 1088-line stream) and the rate its VUI
+// timing gives (else validate() keeps the asked fps: the camera's own rate is what comes). Frames: one Annex-B
 // access unit each in plane 0 (stride 0), rebuilt by rtp::H264Depacketizer (SPS/PPS in front of
 // every IDR that lacks them, from the SDP or in band; a loss drops everything to the next IDR);
 // the first frame is an IDR. Timestamps: the capture clock at the first access unit's arrival
