@@ -29,6 +29,10 @@ echo "== ESP32 path: pushed JPEGs in, H.264 out, vs the ESP32 system's ffmpeg pi
 "$HERE/esp32_path.sh" "$BUILD"
 
 echo
+echo "== RTSP passthrough: a 1080p30 camera to 1 and 10 /flv viewers, vs one ffmpeg -c copy per viewer (bench/rtsp_passthrough.sh)"
+"$HERE/rtsp_passthrough.sh" "$BUILD"
+
+echo
 
 echo "== fan-out: 1/10/100 clients of each H.264 output (bench/fanout.sh)"
 "$HERE/fanout.sh" "$BUILD"

@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
       ->default_str(std::string(bsp::kAnycubicApiConfig));
   app.add_option("--source", source,
                  "Camera: test-pattern, a V4L2 device (/dev/video0, a by-id name), an http:// MJPEG "
-                 "stream or JPEG snapshot URL, or ws-push (cameras push JPEGs to ws://HOST:PORT/ingest) "
+                 "stream or JPEG snapshot URL, an rtsp:// H.264 camera URL, or ws-push (cameras push JPEGs to "
+                 "ws://HOST:PORT/ingest) "
                  "(default: the board's camera; docs/sources.md)");
   app.add_option("-d,--device", device, "Camera device (the older name of --source)");
   std::string cameraControls;

@@ -5,11 +5,13 @@
 // depacketizer (bound 64 KiB). Oracles: a parsed SDP has a payload type and is not packetization
 // mode 2, and any SPS/PPS it returns are of those NAL types; every access unit is Annex-B that
 // starts with a start code, fits the bound plus the parameter sets put in front, and is marked
-// IDR exactly when it holds an IDR slice.
+// IDR exactly when it holds an IDR slice; packetized again (200-byte payloads), each packet
+// parses, fits and only the last carries the marker.
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "printcast/codecs/h264.h"
 #include "printcast/transport/rtp_h264.h"
@@ -33,6 +35,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   constexpr size_t kBound = 64 * 1024;
   rtp::H264Depacketizer d(kBound);
+  constexpr size_t kMaxPayload = 200;
+  rtp::H264Packetizer packetizer(96, 1, 0, kMaxPayload);
+  std::vector<std::vector<uint8_t>> packets;
   size_t at = 0;
   while (at + 2 <= size) {
     const size_t n = static_cast<size_t>(data[at] << 8 | data[at + 1]);
@@ -48,6 +53,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       assert(au.annexB[0] == 0 && au.annexB[1] == 0 && au.annexB[2] == 0 && au.annexB[3] == 1);
       assert(au.annexB.size() <= kBound + d.sps().size() + d.pps().size() + 8);
       assert(au.idr == printcast::codecs::h264::containsIdr(au.annexB));
+      // The access unit back into packets (the RTSP server's path): each parses, fits, and only
+      // the last has the marker bit.
+      packets.clear();
+      packetizer.packetize(au.annexB, au.rtpTimestamp, packets);
+      for (size_t i = 0; i < packets.size(); ++i) {
+        auto p = rtp::parse(packets[i]);
+        assert(p && p->payload.size() <= kMaxPayload && p->timestamp == au.rtpTimestamp);
+        assert(p->marker == (i + 1 == packets.size()));
+      }
     }
   }
   return 0;

@@ -243,5 +243,59 @@ TEST(Sdp, ReadsTheH264MediaOfACameraDescription) {
   EXPECT_TRUE(noSprop->sps.empty());
 }
 
+// The packetizer against the depacketizer (RFC 6184 both ways): an IDR access unit with SPS and
+// PPS (one STAP-A), a slice too big for one packet (FU-A), a small P slice (single NAL unit).
+TEST(H264Packetizer, MakesStapAFuAAndSingleNalPacketsTheDepacketizerRebuilds) {
+  auto annexB = [](std::initializer_list<Bytes> nals) {
+    Bytes out;
+    for (const auto& n : nals) {
+      out.insert(out.end(), {0, 0, 0, 1});
+      out.insert(out.end(), n.begin(), n.end());
+    }
+    return out;
+  };
+  H264Packetizer packetizer(96, 0x11223344, 65530, 500);
+  std::vector<Bytes> packets;
+  const Bytes aud = {0x09, 0xf0};
+  const Bytes sps = {0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x80};  // ends in its stop bit, as a real one
+  const Bytes key = annexB({aud, sps, kPps, idr(1800)});
+  packetizer.packetize(key, 3000, packets);
+  // STAP-A (SPS+PPS), then 1799 bytes of IDR after its header in 498-byte FU-A pieces: 4 packets.
+  ASSERT_EQ(packets.size(), 5u);
+  auto first = parse(packets[0]);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->payload[0] & 0x1f, 24);
+  EXPECT_EQ(first->sequence, 65530);
+  EXPECT_EQ(first->ssrc, 0x11223344u);
+  EXPECT_FALSE(first->marker);
+  for (size_t i = 1; i < packets.size(); ++i) {
+    auto p = parse(packets[i]);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->payload[0] & 0x1f, 28) << i;
+    EXPECT_LE(p->payload.size(), 500u);
+    EXPECT_EQ(p->marker, i + 1 == packets.size()) << i;
+    EXPECT_EQ(p->timestamp, 3000u);
+  }
+  const Bytes delta = annexB({slice(300)});
+  packetizer.packetize(delta, 6000, packets);
+  ASSERT_EQ(packets.size(), 6u);
+  EXPECT_EQ(packetizer.nextSequence(), 0u);  // 65530 + 6, wrapped
+
+  H264Depacketizer depacketizer;
+  for (const auto& b : packets) {
+    auto p = parse(b);
+    ASSERT_TRUE(p);
+    depacketizer.push(*p);
+  }
+  AccessUnit au;
+  ASSERT_TRUE(depacketizer.pop(au));
+  EXPECT_TRUE(au.idr);
+  EXPECT_EQ(au.annexB, annexB({sps, kPps, idr(1800)})) << "the same NAL units, without the AUD";
+  EXPECT_EQ(au.rtpTimestamp, 3000u);
+  ASSERT_TRUE(depacketizer.pop(au));
+  EXPECT_EQ(au.annexB, delta);
+  EXPECT_EQ(depacketizer.stats().lostPackets, 0u);
+}
+
 }  // namespace
 }  // namespace printcast::transport::rtp

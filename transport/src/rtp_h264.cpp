@@ -268,6 +268,78 @@ bool H264Depacketizer::pop(AccessUnit& out) {
 
 // ----------------------------------------------------------------------------- SDP
 
+// ----------------------------------------------------------------------------- packetizer
+
+H264Packetizer::H264Packetizer(uint8_t payloadType, uint32_t ssrc, uint16_t firstSequence, size_t maxPayload)
+    : payloadType_(static_cast<uint8_t>(payloadType & 0x7f)),
+      ssrc_(ssrc),
+      sequence_(firstSequence),
+      maxPayload_(std::clamp<size_t>(maxPayload, 64, 65000)) {}
+
+void H264Packetizer::emit(std::vector<std::vector<uint8_t>>& out, uint32_t timestamp, bool marker,
+                          std::span<const uint8_t> prefix, std::span<const uint8_t> payload) {
+  std::vector<uint8_t> p;
+  p.reserve(12 + prefix.size() + payload.size());
+  p.push_back(0x80);  // version 2, no padding, no extension, no CSRC
+  p.push_back(static_cast<uint8_t>((marker ? 0x80 : 0) | payloadType_));
+  p.push_back(static_cast<uint8_t>(sequence_ >> 8));
+  p.push_back(static_cast<uint8_t>(sequence_));
+  for (int shift = 24; shift >= 0; shift -= 8) p.push_back(static_cast<uint8_t>(timestamp >> shift));
+  for (int shift = 24; shift >= 0; shift -= 8) p.push_back(static_cast<uint8_t>(ssrc_ >> shift));
+  p.insert(p.end(), prefix.begin(), prefix.end());
+  p.insert(p.end(), payload.begin(), payload.end());
+  out.push_back(std::move(p));
+  ++sequence_;
+}
+
+void H264Packetizer::packetize(std::span<const uint8_t> annexB, uint32_t rtpTimestamp,
+                               std::vector<std::vector<uint8_t>>& out) {
+  std::vector<std::span<const uint8_t>> nals;
+  for (const auto& n : h264::splitAnnexB(annexB)) {
+    if (n.bytes.empty() || n.type() == h264::kAud) continue;
+    nals.push_back(n.bytes);
+  }
+  size_t i = 0;
+  // Leading non-slice NAL units (SPS, PPS, SEI) that fit together: one STAP-A (when 2 or more).
+  std::vector<uint8_t> stap;
+  size_t grouped = 0;
+  uint8_t nri = 0;
+  for (size_t j = 0; j < nals.size() && !isSlice(nalType(nals[j])); ++j) {
+    const size_t add = 2 + nals[j].size();
+    if (1 + stap.size() + add > maxPayload_) break;
+    stap.push_back(static_cast<uint8_t>(nals[j].size() >> 8));
+    stap.push_back(static_cast<uint8_t>(nals[j].size()));
+    stap.insert(stap.end(), nals[j].begin(), nals[j].end());
+    nri = std::max<uint8_t>(nri, nals[j][0] & 0x60);
+    ++grouped;
+  }
+  if (grouped >= 2) {
+    const uint8_t header = static_cast<uint8_t>(nri | kStapA);  // F=0, NRI = the highest (5.7.1)
+    emit(out, rtpTimestamp, grouped == nals.size(), {&header, 1}, stap);
+    i = grouped;
+  }
+  for (; i < nals.size(); ++i) {
+    const auto nal = nals[i];
+    const bool last = i + 1 == nals.size();
+    if (nal.size() <= maxPayload_) {
+      emit(out, rtpTimestamp, last, {}, nal);
+      continue;
+    }
+    // FU-A: the NAL header's F and NRI in the FU indicator, its type in the FU header (5.8).
+    const uint8_t indicator = static_cast<uint8_t>((nal[0] & 0xe0) | kFuA);
+    const uint8_t type = static_cast<uint8_t>(nal[0] & 0x1f);
+    const size_t chunk = maxPayload_ - 2;
+    for (size_t at = 1; at < nal.size(); at += chunk) {
+      const size_t n = std::min(chunk, nal.size() - at);
+      const bool start = at == 1;
+      const bool end = at + n == nal.size();
+      const uint8_t prefix[2] = {indicator,
+                                 static_cast<uint8_t>((start ? 0x80 : 0) | (end ? 0x40 : 0) | type)};
+      emit(out, rtpTimestamp, last && end, prefix, nal.subspan(at, n));
+    }
+  }
+}
+
 hal::Result<SdpH264> parseSdpH264(std::string_view sdp) {
   SdpH264 found;
   bool inVideo = false;   // inside an m=video section that is a candidate

@@ -100,6 +100,36 @@ class H264Depacketizer {
   DepacketizerStats stats_;
 };
 
+// RFC 6184 packetizer, packetization mode 1 (non-interleaved), for the RTSP server and publisher.
+// Each access unit (Annex-B) becomes RTP packets of at most maxPayload payload bytes (plus the
+// 12-byte header): SPS and PPS (and any other NAL units before the first slice that fit together)
+// aggregated into one STAP-A (5.7.1), every other NAL unit a single NAL unit packet (5.6) when it
+// fits, else FU-A fragments (5.8). Access unit delimiters are left out (RFC 6184 allows them; no
+// receiver needs them). All packets of an access unit carry its timestamp; the last has the marker
+// bit (5.1). The sequence number counts on from `firstSequence` across access units.
+// Threading: one thread at a time.
+class H264Packetizer {
+ public:
+  // maxPayload is clamped to 64..65000 bytes (1400 suits a 1500-byte Ethernet MTU with IP, UDP
+  // and RTP headers; over TCP interleaved it only bounds packet size).
+  H264Packetizer(uint8_t payloadType, uint32_t ssrc, uint16_t firstSequence, size_t maxPayload = 1400);
+
+  // Appends the access unit's packets to `out` (each a whole RTP packet). An input without start
+  // codes or NAL units appends nothing.
+  void packetize(std::span<const uint8_t> annexB, uint32_t rtpTimestamp,
+                 std::vector<std::vector<uint8_t>>& out);
+  uint16_t nextSequence() const { return sequence_; }
+
+ private:
+  void emit(std::vector<std::vector<uint8_t>>& out, uint32_t timestamp, bool marker,
+            std::span<const uint8_t> prefix, std::span<const uint8_t> payload);
+
+  uint8_t payloadType_;
+  uint32_t ssrc_;
+  uint16_t sequence_;
+  size_t maxPayload_;
+};
+
 // The H.264 video of an SDP session description (RFC 4566), as a camera's DESCRIBE answers it.
 struct SdpH264 {
   int payloadType = -1;                 // from m=video ... RTP/AVP <pt>
