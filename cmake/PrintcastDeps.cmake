@@ -30,6 +30,11 @@ macro(printcast_dependency)
         set_property(TARGET PkgConfig::PC_${_d_NAME} APPEND PROPERTY INTERFACE_LINK_LIBRARIES ${PC_${_d_NAME}_STATIC_LDFLAGS})
       endif()
       set(_detail "${PC_${_d_NAME}_VERSION}")
+      if(NOT _detail)
+        # Several modules: pkg-config gives each its own version; show the first one's.
+        list(GET _d_PKG 0 _first)
+        set(_detail "${PC_${_d_NAME}_${_first}_VERSION}")
+      endif()
     elseif(PRINTCAST_WITH_${_d_NAME} STREQUAL "ON")
       message(FATAL_ERROR "PRINTCAST_WITH_${_d_NAME}=ON but pkg-config found no '${_d_PKG}' (${_d_PURPOSE})")
     else()
@@ -49,6 +54,8 @@ printcast_dependency(NAME DRM TARGET drm PKG libdrm PURPOSE "DRM/KMS display cap
 printcast_dependency(NAME EVDEV TARGET evdev PKG libevdev PURPOSE "evdev touch injection (libevdev)")
 printcast_dependency(NAME VA TARGET va PKG libva libva-drm PURPOSE "VA-API H.264 encode (libva)")
 printcast_dependency(NAME NETTLE TARGET nettle PKG nettle PURPOSE "SHA-1/base64 for the WebSocket handshake (nettle)")
+printcast_dependency(NAME AVCODEC TARGET avcodec PKG libavcodec libavutil
+  PURPOSE "H.264 decode for JPEGs from H.264 cameras (libavcodec)")
 if(PRINTCAST_STATIC AND PRINTCAST_HAVE_MICROHTTPD AND "${PC_MICROHTTPD_STATIC_LIBRARIES}" MATCHES "gnutls")
   message(FATAL_ERROR "PRINTCAST_STATIC=ON: this libmicrohttpd pulls GnuTLS (no static p11-kit in Debian). "
     "Build one without HTTPS: scripts/make-sysroot.sh <arch> --static")

@@ -9,6 +9,7 @@ what=${1:-build}
 build_pkgs=(build-essential cmake ninja-build pkg-config
   libturbojpeg0-dev libx264-dev libmicrohttpd-dev libyuv-dev
   libv4l-dev libdrm-dev libevdev-dev libva-dev nettle-dev
+  libavcodec-dev  # H.264 decode for snapshots from H.264 cameras; brings libavutil-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev)
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-format
   qemu-system-x86 linux-image-amd64 busybox-static kmod  # these four: the lab VM (docs/lab.md)

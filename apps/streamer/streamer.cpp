@@ -26,10 +26,12 @@
 #include "auto_skip.h"
 #include "camera_controls.h"
 #include "cpu_meter.h"
+#include "h264_on_demand_decoder.h"
 #include "moonraker_client.h"
 #include "printcast/bsp/devices.h"
 #include "printcast/codecs/convert.h"
 #include "printcast/codecs/h264.h"
+#include "printcast/codecs/h264_decoder.h"
 #include "printcast/codecs/jpeg.h"
 #include "printcast/codecs/x264_encoder.h"
 #include "printcast/hal/no_signal.h"
@@ -258,16 +260,27 @@ struct Streamer::Impl {
   // The name a lost camera is reopened by (its by-id link or "bus:<bus_info>"), remembered from
   // the first open: device numbers change on replug, this does not. Guarded by stateMutex.
   std::string cameraStableName;
-  hal::Size cameraActiveSize;  // what the open camera delivers (empty before the first open); stateMutex
-  hal::FourCC cameraFormat;    // what the camera delivers (camera thread)
-  hal::Size cameraSize;        // camera thread
+  hal::Size cameraActiveSize;      // what the open camera delivers (empty before the first open); stateMutex
+  hal::FourCC cameraActiveFormat;  // and in which format; stateMutex
+  // H.264 cameras: the camera's own IDR interval, measured (its GOP is what viewers wait for).
+  std::atomic<int64_t> cameraGopMs{0};
+  Timestamp lastCameraIdr{};  // camera thread
+  hal::FourCC cameraFormat;   // what the camera delivers (camera thread)
+  hal::Size cameraSize;       // camera thread
   std::atomic<uint64_t> cameraReconnects{0};
   std::atomic<uint64_t> noSignalFrames{0};
   std::shared_ptr<hal::FramePool> i420Pool;      // YUYV/NV12/MJPEG -> I420 for the encoders
   std::shared_ptr<hal::FramePool> noSignalPool;  // the "no signal" picture
   hal::Size encoderSize;                         // what jpeg/h264 are configured for (camera thread)
   int encoderFps = 0;
-  std::shared_ptr<const hal::CodecConfig> cameraH264Config;      // H.264 cameras: SPS/PPS seen last
+  std::shared_ptr<const hal::CodecConfig> cameraH264Config;  // H.264 cameras: SPS/PPS seen last
+  // H.264 cameras: pictures for the JPEG outputs, decoded only while one wants them (camera
+  // thread; stats() from any). Per camera open: decode errors are logged once, then once a
+  // minute with a count; "no JPEG possible" (no decoder, a 10-bit stream) once.
+  H264OnDemandDecoder h264Pictures;
+  Timestamp h264DecodeErrorLoggedAt{};
+  uint64_t h264DecodeErrorsUnlogged = 0;
+  bool h264NoJpegLogged = false;
   CameraControlStore controlStore{settings.cameraControlsFile};  // after `settings`: initialised from it
   std::unique_ptr<hal::Encoder> jpeg;
   std::unique_ptr<hal::Encoder> h264;
@@ -433,7 +446,15 @@ struct Streamer::Impl {
   hal::Status configureEncoders(hal::Size size, int fps);
   void cameraLoop();
   void onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue);
-  void onH264CameraFrame(const hal::Frame& frame);
+  void onH264CameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue);
+  // Whether a JPEG output wants camera pictures now: MJPEG clients, snapshot waiters (the
+  // timelapse too), readers of the JPEG ring.
+  bool jpegWanted() const { return mjpeg.clientCount() > 0 || snapshots.hasWaiters() || jpegRingWanted(); }
+  // Serve the JPEG outputs a camera picture stamped `timestamp`: when one wants it (MJPEG and
+  // the ring at mjpeg_fps, on the schedule kept in nextJpegDue; a snapshot waiter at once),
+  // `makeJpeg` is called once and its JPEG published to those that want it. Camera thread.
+  void serveJpegOutputs(Timestamp timestamp, Timestamp& nextJpegDue,
+                        const std::function<hal::Result<hal::PacketPtr>()>& makeJpeg);
   void publishNoSignal(const std::string& reason);
   void loseCamera(const hal::Error& error);
   HttpResponse cameraControls(const HttpRequest& req);
@@ -480,6 +501,12 @@ struct Streamer::Impl {
   // Filled in start(); every new output adds its entry there.
   std::vector<nlohmann::json> outputs;
   nlohmann::json ringStats();
+  nlohmann::json h264DecoderStats() const;
+  // The H.264 decoder's name ("libavcodec 59.37.100"), or "not-built".
+  const std::string h264DecoderBackend = [] {
+    auto decoder = codecs::createH264Decoder();
+    return decoder ? (*decoder)->name() : std::string("not-built");
+  }();
   nlohmann::json hlsStats();
   // The control port's file work (see handleControl). Declared last: destroyed first, while
   // everything its jobs use is still there; stop() stops it after the servers.
@@ -517,8 +544,8 @@ hal::Status Streamer::Impl::openCamera() {
   }
   // The first open follows the board (or --source); every reopen of a V4L2 camera asks for the
   // same camera by its stable name, never by index.
-  auto cam = stableName.empty() ? openSource(*board, settings, ingest.get())
-                                : hal::createV4l2Capture(stableName);
+  auto cam =
+      stableName.empty() ? openSource(*board, settings, ingest.get()) : hal::createV4l2Capture(stableName);
   if (!cam) return cam.error();
   hal::Capture& c = **cam;
   const std::string name = c.info().name;
@@ -580,6 +607,11 @@ hal::Status Streamer::Impl::openCamera() {
   cameraFormat = config.format;
   cameraSize = config.size;
   cameraH264Config.reset();
+  h264Pictures.reset();  // a new stream: its first IDR starts the next kept GOP
+  h264NoJpegLogged = false;
+  lastCameraIdr = {};
+  h264DecodeErrorLoggedAt = {};
+  h264DecodeErrorsUnlogged = 0;
   if (auto st = configureEncoders(config.size, settings.unpaced ? settings.fps : std::max(1, fps)); !st)
     return st;
   {
@@ -590,6 +622,7 @@ hal::Status Streamer::Impl::openCamera() {
     std::lock_guard lock(stateMutex);
     cameraName = name;
     cameraActiveSize = config.size;
+    cameraActiveFormat = config.format;
     if (!newStableName.empty()) cameraStableName = newStableName;
     cameraState = "streaming";
   }
@@ -739,7 +772,7 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
     keyframeWanted = true;
   }
   if (frame.format() == hal::fourcc::kH264) {
-    onH264CameraFrame(frame);
+    onH264CameraFrame(frame, nextJpegDue);
     return;
   }
   // The encoders take I420: convert (YUYV/NV12) or decode (MJPEG) once per frame, only when an
@@ -761,50 +794,21 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
     return &i420;
   };
 
-  const bool mjpegWanted = mjpeg.clientCount() > 0;
-  const bool snapshotWanted = snapshots.hasWaiters();
-  const bool ringWanted = jpegRingWanted();  // JPEGs for the ring at the MJPEG rate
-  if (mjpegWanted || snapshotWanted || ringWanted) {
-    const auto interval = std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(1.0 / std::max(1, live.mjpegFps.load())));
-    // A frame up to a quarter interval early still counts: network cameras are stamped on
-    // arrival, and with jitter a source at exactly mjpeg_fps would otherwise lose every frame
-    // that came a little early. The schedule still advances one interval per frame sent, so the
-    // average rate stays at most mjpeg_fps.
-    const bool due = frame.timestamp() + interval / 4 >= nextJpegDue;
-    if (due || snapshotWanted) {
-      if (due) {
-        nextJpegDue = (frame.timestamp() - nextJpegDue > interval) ? frame.timestamp() + interval
-                                                                   : nextJpegDue + interval;
-      }
-      hal::Result<hal::PacketPtr> packet(hal::Errc::Io, "no picture");
-      if (frame.format() == hal::fourcc::kMJPEG) {
-        // The camera's JPEG as it is (hal inserted Huffman tables if it had none): no re-encode.
-        auto p = std::make_shared<hal::Packet>();
-        p->codec = hal::fourcc::kMJPEG;
-        p->data.assign(frame.plane(0).data, frame.plane(0).data + frame.bytesUsed());
-        p->keyframe = true;
-        p->pts = frame.timestamp();
-        p->sequence = frame.sequence();
-        p->size = frame.size();
-        packet = hal::PacketPtr(std::move(p));
-      } else if (const hal::Frame* src = toI420()) {
-        packet = jpeg->encode(*src);
-      }
-      if (packet) {
-        if (due && mjpegWanted) {
-          mjpeg.publish(*packet);
-          mjpegRate.tick();
-        }
-        if (due && ringWanted) {
-          if (auto st = jpegRing->publish(*packet); !st) spdlog::warn("{}", st.error().describe());
-        }
-        snapshots.publish(*packet);
-      } else {
-        spdlog::warn("jpeg: {}", packet.error().describe());
-      }
+  serveJpegOutputs(frame.timestamp(), nextJpegDue, [&]() -> hal::Result<hal::PacketPtr> {
+    if (frame.format() == hal::fourcc::kMJPEG) {
+      // The camera's JPEG as it is (hal inserted Huffman tables if it had none): no re-encode.
+      auto p = std::make_shared<hal::Packet>();
+      p->codec = hal::fourcc::kMJPEG;
+      p->data.assign(frame.plane(0).data, frame.plane(0).data + frame.bytesUsed());
+      p->keyframe = true;
+      p->pts = frame.timestamp();
+      p->sequence = frame.sequence();
+      p->size = frame.size();
+      return hal::PacketPtr(std::move(p));
     }
-  }
+    if (const hal::Frame* src = toI420()) return jpeg->encode(*src);
+    return {hal::Errc::Io, "no picture"};
+  });
   if (!encodeH264Now()) return;  // no encoding while nobody watches
   if (keyframeWanted.exchange(false)) h264->requestKeyframe();
   const int skip = std::max(skipInterval.load(), live.frameSkip.load());
@@ -819,22 +823,49 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
   publishH264(*packet);
 }
 
-// An H.264 camera's access units go to the FLV clients as they are: no decode, no re-encode.
-// (/stream and /snapshot need a JPEG, which would need an H.264 decoder: they get none and
-// snapshot requests time out with the camera state.)
-void Streamer::Impl::onH264CameraFrame(const hal::Frame& frame) {
+void Streamer::Impl::serveJpegOutputs(Timestamp timestamp, Timestamp& nextJpegDue,
+                                      const std::function<hal::Result<hal::PacketPtr>()>& makeJpeg) {
+  const bool mjpegWanted = mjpeg.clientCount() > 0;
+  const bool snapshotWanted = snapshots.hasWaiters();
+  const bool ringWanted = jpegRingWanted();  // JPEGs for the ring at the MJPEG rate
+  if (!mjpegWanted && !snapshotWanted && !ringWanted) return;
+  const auto interval = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(1.0 / std::max(1, live.mjpegFps.load())));
+  // A frame up to a quarter interval early still counts: network cameras are stamped on
+  // arrival, and with jitter a source at exactly mjpeg_fps would otherwise lose every frame
+  // that came a little early. The schedule still advances one interval per frame sent, so the
+  // average rate stays at most mjpeg_fps.
+  const bool due = timestamp + interval / 4 >= nextJpegDue;
+  if (!due && !snapshotWanted) return;
+  if (due) {
+    nextJpegDue = (timestamp - nextJpegDue > interval) ? timestamp + interval : nextJpegDue + interval;
+  }
+  auto packet = makeJpeg();
+  if (!packet) {
+    spdlog::warn("jpeg: {}", packet.error().describe());
+    return;
+  }
+  if (due && mjpegWanted) {
+    mjpeg.publish(*packet);
+    mjpegRate.tick();
+  }
+  if (due && ringWanted) {
+    if (auto st = jpegRing->publish(*packet); !st) spdlog::warn("{}", st.error().describe());
+  }
+  snapshots.publish(*packet);
+}
+
+// An H.264 camera's access units go to the H.264 outputs as they are: no decode, no re-encode.
+// The JPEG outputs get pictures decoded from them (H264OnDemandDecoder), only while one of them
+// wants pictures, and JPEG-encoded at the MJPEG rate as a raw camera's frames are.
+void Streamer::Impl::onH264CameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue) {
   const std::span<const uint8_t> au(frame.plane(0).data, frame.bytesUsed());
   if (auto config = codecs::h264::extractCodecConfig(au)) {
     if (!cameraH264Config || !(*cameraH264Config == *config)) {
       cameraH264Config = std::make_shared<const hal::CodecConfig>(std::move(*config));
     }
   }
-  if (!h264Wanted()) return;
-  if (keyframeWanted.exchange(false)) {
-    if (auto st = camera->requestKeyframe(); !st && st.code() != hal::Errc::Unsupported) {
-      spdlog::warn("camera: keyframe request: {}", st.error().describe());
-    }
-  }
+  // Built for every access unit, wanted or not: the on-demand decoder keeps the GOP.
   auto p = std::make_shared<hal::Packet>();
   p->codec = hal::fourcc::kH264;
   p->data.assign(au.begin(), au.end());
@@ -843,7 +874,53 @@ void Streamer::Impl::onH264CameraFrame(const hal::Frame& frame) {
   p->sequence = frame.sequence();
   p->size = frame.size();
   p->config = cameraH264Config;
-  publishH264(p);
+  const hal::PacketPtr packet = std::move(p);
+  if (packet->keyframe) {
+    if (lastCameraIdr != Timestamp{} && packet->pts > lastCameraIdr) {
+      cameraGopMs =
+          std::chrono::duration_cast<std::chrono::milliseconds>(packet->pts - lastCameraIdr).count();
+    }
+    lastCameraIdr = packet->pts;
+  }
+  if (h264Wanted()) {
+    if (keyframeWanted.exchange(false)) {
+      if (auto st = camera->requestKeyframe(); !st && st.code() != hal::Errc::Unsupported) {
+        spdlog::warn("camera: keyframe request: {}", st.error().describe());
+      }
+    }
+    publishH264(packet);
+  }
+
+  auto picture = h264Pictures.push(packet, jpegWanted());
+  if (picture) {
+    serveJpegOutputs(frame.timestamp(), nextJpegDue, [&] { return jpeg->encode(*picture); });
+    return;
+  }
+  const hal::Error& error = picture.error();
+  if (error.code == hal::Errc::Again) return;  // not wanted, or waiting for the camera's next IDR
+  if (error.code == hal::Errc::Unsupported) {
+    // No decoder in this build (or a stream it cannot carry): snapshot requests get the reason
+    // now instead of a 3 s timeout.
+    const std::string reason = "no JPEG from this H.264 camera: " + error.message;
+    if (!h264NoJpegLogged) {
+      spdlog::warn("camera {}: {}; /stream and /snapshot stay without pictures", getCameraName(), reason);
+      h264NoJpegLogged = true;
+    }
+    snapshots.expire(0ms, reason);
+    return;
+  }
+  // Corrupt data (a camera glitch, lost packets): logged once, then once a minute with a count.
+  const Timestamp now = Clock::now();
+  if (h264DecodeErrorLoggedAt == Timestamp{} || now - h264DecodeErrorLoggedAt >= 60s) {
+    spdlog::warn("camera {}: {}{}", getCameraName(), error.describe(),
+                 h264DecodeErrorsUnlogged > 0
+                     ? fmt::format(" ({} more since the last report)", h264DecodeErrorsUnlogged)
+                     : std::string());
+    h264DecodeErrorLoggedAt = now;
+    h264DecodeErrorsUnlogged = 0;
+  } else {
+    ++h264DecodeErrorsUnlogged;
+  }
 }
 
 // ----------------------------------------------------------------------------- display
@@ -1133,7 +1210,9 @@ nlohmann::json Streamer::Impl::status() {
 
 // The camera's state for /status and /api/stats. `state` is "starting", "streaming" or
 // "no-signal: <reason>" (the camera is away: clients get the "no signal" picture while it is
-// reopened by `stable_name`); `reconnects` counts losses since start.
+// reopened by `stable_name`); `reconnects` counts losses since start; `format` the FourCC the
+// camera delivers; for an H.264 camera `h264` says its access units are passed through and its
+// measured IDR interval (`gop_ms`), which is what a joining viewer waits at most.
 nlohmann::json Streamer::Impl::cameraStatus() {
   nlohmann::json pushed;
   if (ingest) {
@@ -1156,6 +1235,11 @@ nlohmann::json Streamer::Impl::cameraStatus() {
                         {"reconnects", cameraReconnects.load()},
                         {"no_signal_frames", noSignalFrames.load()}};
   if (!pushed.is_null()) out["ingest"] = std::move(pushed);
+  out["format"] = cameraActiveFormat.code == 0 ? std::string() : cameraActiveFormat.str();
+  if (cameraActiveFormat == hal::fourcc::kH264) {
+    // The camera's H.264 is passed through: a viewer who joins waits for the camera's next IDR.
+    out["h264"] = {{"passthrough", true}, {"gop", "camera"}, {"gop_ms", cameraGopMs.load()}};
+  }
   return out;
 }
 
@@ -1197,7 +1281,23 @@ nlohmann::json Streamer::Impl::stats() {
       // without an H.264 viewer (the next viewer reopens it).
       {"h264_encoder",
        {{"backend", h264->info().name}, {"open", h264Open.load()}, {"idle_releases", h264Releases.load()}}},
+      // H.264 cameras: pictures decoded for /stream, /snapshot and the JPEG ring (on demand).
+      {"h264_decoder", h264DecoderStats()},
   };
+}
+
+nlohmann::json Streamer::Impl::h264DecoderStats() const {
+  const auto st = h264Pictures.stats();
+  return {{"backend", h264DecoderBackend},
+          {"decoding", st.decoding},
+          {"pictures", st.pictures},
+          {"catch_ups", st.catchUps},
+          {"catch_up_access_units", st.catchUpAccessUnits},
+          {"errors", st.errors},
+          {"kept_access_units", st.keptAccessUnits},
+          {"kept_bytes", st.keptBytes},
+          {"gop_overflows", st.gopOverflows},
+          {"idle_releases", st.idleReleases}};
 }
 
 // ustreamer's /state shape (pikvm/ustreamer src/ustreamer/http/server.c, used by PiKVM and by

@@ -588,6 +588,18 @@ TEST(RtspSource, PassesACamerasH264ThroughWithParameterSetsOnlyInTheSdp) {
   EXPECT_EQ(camera.value("width", 0), 640) << camera.dump();
   EXPECT_EQ(camera.value("height", 0), 360) << camera.dump();
   EXPECT_EQ(camera.value("name", ""), rtspUrl(port)) << camera.dump();
+  EXPECT_EQ(camera.value("format", ""), "H264") << camera.dump();
+  // The GOP is the camera's (the server's x264: an IDR a second), measured and shown.
+  const auto h264 = camera.value("h264", nlohmann::json::object());
+  EXPECT_EQ(h264.value("passthrough", false), true) << camera.dump();
+  int64_t gopMs = 0;
+  for (const auto end = Clock::now() + 5s; Clock::now() < end && gopMs == 0;
+       std::this_thread::sleep_for(100ms)) {
+    gopMs = cameraStatus(puller.controlPort())
+                .value("h264", nlohmann::json::object())
+                .value("gop_ms", int64_t{0});
+  }
+  EXPECT_NEAR(static_cast<double>(gopMs), 1000.0, 150.0);
 
   const CommandResult probe = probeFlv(puller.streamPort());
   ASSERT_EQ(probe.exitCode, 0) << probe.err;
@@ -656,6 +668,76 @@ TEST(RtspSource, ReceivesRtpOverUdp) {
   const CommandResult decode = decodeFlv(puller.streamPort(), 2);
   EXPECT_EQ(decode.exitCode, 0) << decode.err;
   EXPECT_EQ(decode.err, "") << "decoded without an error";
+}
+
+// ----------------------------------------------------------------------------- H.264 cameras: JPEGs
+
+nlohmann::json decoderStats(uint16_t controlPort) {
+  const auto r = httpRequest(controlPort, "GET", "/api/stats");
+  if (r.status != 200) return nlohmann::json::object();
+  return nlohmann::json::parse(r.body, nullptr, false).value("h264_decoder", nlohmann::json::object());
+}
+
+// An H.264-only camera (RTSP) still serves /snapshot and /stream: its pictures are decoded
+// (libavcodec) only while a JPEG client asks. Nothing is decoded before the first request; a
+// snapshot in the middle of the camera's 10 s GOP is answered at once from the kept access
+// units (waiting for the next IDR would take seconds); the MJPEG client gets 640x360 JPEGs; when
+// it leaves, decoding stops. In a build without libavcodec the snapshot fails at once, saying so.
+TEST(RtspSource, SnapshotsAndMjpegFromAnH264OnlyCameraAreDecodedOnDemand) {
+  const uint16_t port = freePort();
+  auto server = rtspServer(port, {"--size", "640x360", "--fps", "15", "--gop", "150"});
+  ASSERT_TRUE(server);
+  StreamerProcess puller(PRINTCAST_STREAMER_BIN, pullArgs(rtspUrl(port)));
+  ASSERT_TRUE(puller.ok()) << puller.log();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 20s)) << puller.log();
+  std::this_thread::sleep_for(3s);  // ~45 access units into the camera's first GOP
+
+  const auto idle = decoderStats(puller.controlPort());
+  const auto start = Clock::now();
+  const auto snapshot = httpRequest(puller.streamPort(), "GET", "/snapshot");
+  const auto took = Clock::now() - start;
+  if (idle.value("backend", "") == "not-built") {
+    EXPECT_EQ(snapshot.status, 503) << snapshot.body;
+    EXPECT_NE(snapshot.body.find("libavcodec"), std::string::npos) << snapshot.body;
+    EXPECT_LT(took, 2s) << "the reason at once, not after the 3 s snapshot timeout";
+    return;
+  }
+  EXPECT_EQ(idle.value("pictures", -1), 0) << idle.dump();
+  EXPECT_FALSE(idle.value("decoding", true)) << idle.dump();
+  EXPECT_GE(idle.value("kept_access_units", 0), 20) << idle.dump();
+
+  ASSERT_EQ(snapshot.status, 200) << snapshot.body;
+  EXPECT_EQ(snapshot.headers.at("content-type"), "image/jpeg");
+  auto info = printcast::codecs::inspectJpeg(
+      {reinterpret_cast<const uint8_t*>(snapshot.body.data()), snapshot.body.size()});
+  ASSERT_TRUE(info.ok()) << info.error().describe();
+  EXPECT_EQ(info->size, (printcast::hal::Size{640, 360}));
+  EXPECT_LT(took, 2s) << "answered from the kept GOP, not at the camera's next IDR";
+  const auto caughtUp = decoderStats(puller.controlPort());
+  EXPECT_GE(caughtUp.value("catch_ups", 0), 1) << caughtUp.dump();
+  EXPECT_GE(caughtUp.value("catch_up_access_units", 0), 20) << caughtUp.dump();
+  EXPECT_EQ(caughtUp.value("errors", -1), 0) << caughtUp.dump();
+
+  {
+    StreamConnection viewer(puller.streamPort(), "/stream");
+    ASSERT_TRUE(viewer.ok());
+    printcast::transport::mjpeg::Parser parser;
+    std::vector<std::vector<uint8_t>> parts;
+    const long count = partsWithin(viewer, parser, 3s, &parts);
+    EXPECT_GE(count, 15) << "the camera's 15 fps, decoded and JPEG-encoded: " << count << " in 3 s";
+    ASSERT_FALSE(parts.empty());
+    auto part = printcast::codecs::inspectJpeg(parts.back());
+    ASSERT_TRUE(part.ok()) << part.error().describe();
+    EXPECT_EQ(part->size, (printcast::hal::Size{640, 360}));
+  }
+  // Nobody asks any more: the decoder goes idle and decodes nothing (the GOP is still kept).
+  std::this_thread::sleep_for(1500ms);
+  const auto after = decoderStats(puller.controlPort());
+  std::this_thread::sleep_for(1s);
+  const auto later = decoderStats(puller.controlPort());
+  EXPECT_FALSE(later.value("decoding", true)) << later.dump();
+  EXPECT_EQ(later.value("pictures", -1), after.value("pictures", -2)) << later.dump();
+  EXPECT_GE(later.value("kept_access_units", 0), 1) << later.dump();
 }
 
 }  // namespace

@@ -319,9 +319,14 @@ TEST(RtspPull, PlaysKeepsAliveAndStopsWithTeardown) {
       EXPECT_NE(r.find("Session: 1234ABCD"), std::string::npos) << r;
     }
   }
-  (*cam)->stop();
+  (*cam)->stop();  // sends TEARDOWN without waiting: the server thread records it a little later
+  for (auto end = std::chrono::steady_clock::now() + 3s;
+       !server.sawRequest("TEARDOWN") && std::chrono::steady_clock::now() < end;) {
+    std::this_thread::sleep_for(10ms);
+  }
   const auto last = server.requests().back();
   EXPECT_EQ(last.rfind("TEARDOWN rtsp://127.0.0.1/live/ RTSP/1.0", 0), 0u) << last;
+  EXPECT_NE(last.find("Session: 1234ABCD"), std::string::npos) << last;
 }
 
 TEST(RtspPull, ALostSessionOrSilenceIsReportedNotHung) {
