@@ -71,11 +71,12 @@ int main(int argc, char** argv) {
   app.add_flag("--list-boards", listBoards, "List the built-in boards and exit");
   app.add_option("--api-config", apiConfig, "Anycubic api.cfg to detect the board from")
       ->default_str(std::string(bsp::kAnycubicApiConfig));
-  app.add_option("--source", source,
-                 "Camera: test-pattern, a V4L2 device (/dev/video0, a by-id name), an http:// MJPEG "
-                 "stream or JPEG snapshot URL, an rtsp:// H.264 camera URL, or ws-push (cameras push JPEGs to "
-                 "ws://HOST:PORT/ingest) "
-                 "(default: the board's camera; docs/sources.md)");
+  app.add_option(
+      "--source", source,
+      "Camera: test-pattern, a V4L2 device (/dev/video0, a by-id name), an http:// MJPEG "
+      "stream or JPEG snapshot URL, an rtsp:// H.264 camera URL, or ws-push (cameras push JPEGs to "
+      "ws://HOST:PORT/ingest) "
+      "(default: the board's camera; docs/sources.md)");
   app.add_option("-d,--device", device, "Camera device (the older name of --source)");
   std::string cameraControls;
   app.add_option("--camera-controls", cameraControls,
