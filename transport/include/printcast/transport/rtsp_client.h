@@ -124,26 +124,34 @@ struct RtspPullOptions {
 // at half the session timeout. TEARDOWN on stop() (best effort, not awaited).
 //
 // The Capture (info().driver "rtsp", name and busInfo the URL without credentials) offers one
-// format, H264 at the SPS's size (cropped: 1920x1080 for a 1088-line stream) and the rate its VUI
-// timing gives (else validate() keeps the asked fps: the camera's own rate is what comes). Frames: one
-// Annex-B access unit each in plane 0 (stride 0), rebuilt by rtp::H264Depacketizer (SPS/PPS in front of every
-// IDR that lacks them, from the SDP or in band; a loss drops everything to the next IDR); the first frame is
-// an IDR. Timestamps: the capture clock at the first access unit's arrival plus the RTP timestamp's progress
-// (90 kHz), rebased to the arrival time when the two drift more than 1 s apart (a camera clock jump); cameras
-// with B-frames give non-monotonic times. Up to FrameQueue::kH264Backlog (60) access units wait for
-// dequeue(); beyond, they are dropped to the next IDR (counted). requestKeyframe() is Unsupported (RTSP has
-// no such request): the GOP is the camera's. Loss: the connection closing, a read error, an error answer to a
-// keepalive (454 Session Not Found), no RTP for noDataTimeout, or an SPS of another size turns every later
-// dequeue() into an error (Disconnected; NoSignal for the watchdog; the message says which): recovery is a
-// new object, as for V4L2. Threading: one I/O thread per object, started by the factory, joined by stop() or
-// the destructor; pollFd() is an eventfd, readable while a frame or the error waits. dequeue() and stop()
-// from the thread that drives the capture; info() from any thread. Errors of the factory: parseUrl()'s
-// (InvalidArgument, Unsupported for rtsps://), connectTcp()'s (NoDevice, Timeout, Io), PermissionDenied (401:
-// no credentials, refused ones, or no challenge this client answers), NoDevice (404: no such stream),
-// Unsupported (another error status, an SDP without H.264 video, packetization-mode 2, UDP refused by the
-// camera: 461), InvalidArgument (a malformed response or SDP), Disconnected (closed during the exchange),
-// Timeout (no response within responseTimeout; no size within openTimeout). Each message names the URL and
-// step.
+// format, H264 at the SPS's size (cropped: 1920x1080 for a 1088-line stream) and the rate its
+// VUI timing gives (else validate() keeps the asked fps: the camera's own rate is what comes).
+//
+// Frames: one Annex-B access unit each in plane 0 (stride 0), rebuilt by rtp::H264Depacketizer
+// (SPS/PPS in front of every IDR that lacks them, from the SDP or in band; a loss drops
+// everything to the next IDR); the first frame is an IDR. Timestamps: the capture clock at the
+// first access unit's arrival plus the RTP timestamp's progress (90 kHz), rebased to the arrival
+// time when the two drift more than 1 s apart (a camera clock jump); cameras with B-frames give
+// non-monotonic times. Up to FrameQueue::kH264Backlog (60) access units wait for dequeue();
+// beyond, they are dropped to the next IDR (counted). requestKeyframe() is Unsupported (RTSP has
+// no such request): the GOP is the camera's.
+//
+// Loss: the connection closing, a read error, an error answer to a keepalive (454 Session Not
+// Found), no RTP for noDataTimeout, or an SPS of another size turns every later dequeue() into
+// an error (Disconnected; NoSignal for the watchdog; the message says which): recovery is a new
+// object, as for V4L2.
+//
+// Threading: one I/O thread per object, started by the factory, joined by stop() or the
+// destructor; pollFd() is an eventfd, readable while a frame or the error waits. dequeue() and
+// stop() from the thread that drives the capture; info() from any thread.
+//
+// Errors of the factory: parseUrl()'s (InvalidArgument, Unsupported for rtsps://),
+// connectTcp()'s (NoDevice, Timeout, Io), PermissionDenied (401: no credentials, refused ones,
+// or no challenge this client answers), NoDevice (404: no such stream), Unsupported (another
+// error status, an SDP without H.264 video, packetization-mode 2, UDP refused by the camera:
+// 461), InvalidArgument (a malformed response or SDP), Disconnected (closed during the
+// exchange), Timeout (no response within responseTimeout; no size within openTimeout). Each
+// message names the URL and step.
 hal::Result<std::unique_ptr<hal::Capture>> createRtspPullCapture(const std::string& url,
                                                                  RtspPullOptions options = {});
 
