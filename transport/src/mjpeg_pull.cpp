@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,9 +14,8 @@
 #include <charconv>
 #include <cstring>
 #include <optional>
-#include <thread>
 
-#include "frame_queue.h"
+#include "network_capture.h"
 #include "printcast/transport/http_digest.h"
 #include "printcast/transport/tcp_connect.h"
 #include "text.h"
@@ -481,50 +479,17 @@ std::vector<uint8_t> MjpegResponseReader::popJpeg() {
 
 namespace {
 
-class MjpegPullCapture final : public hal::Capture {
+class MjpegPullCapture final : public NetworkCapture {
  public:
   MjpegPullCapture(HttpUrl url, MjpegPullOptions options)
-      : url_(std::move(url)),
+      : NetworkCapture("http://" + url.display(), "http-mjpeg", hal::fourcc::kMJPEG, options.noDataTimeout),
+        url_(std::move(url)),
         options_(std::move(options)),
-        frames_("http://" + url_.display(), options_.noDataTimeout),
-        wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
         auth_(url_.user, url_.password) {}
 
-  ~MjpegPullCapture() override {
-    stopThread();
-    if (wake_ >= 0) ::close(wake_);
-  }
+  ~MjpegPullCapture() override { stopThread(); }
 
-  hal::Status open() {
-    if (auto st = frames_.ready(); !st) return st;
-    if (wake_ < 0) return hal::errnoError("eventfd");
-    thread_ = std::thread([this] { run(); });
-    const bool settled = frames_.waitForFirst(options_.openTimeout);
-    if (!frames_.size().empty()) return {};
-    hal::Status result =
-        settled ? frames_.error()
-                : hal::Status(Errc::Timeout, fmt::format("http://{}: no JPEG within {} ms", url_.display(),
-                                                         options_.openTimeout.count()));
-    stopThread();
-    return result;
-  }
-
-  hal::CaptureInfo info() const override {
-    hal::CaptureInfo i;
-    i.name = "http://" + url_.display();
-    i.driver = "http-mjpeg";
-    i.busInfo = i.name;
-    i.formats.push_back(hal::CaptureFormat{hal::fourcc::kMJPEG, {frames_.size()}, {}});
-    return i;
-  }
-
-  hal::Negotiation validate(hal::CaptureConfig& config) const override {
-    if (config.format != hal::fourcc::kMJPEG) return hal::Negotiation::Invalid;
-    const hal::Size size = frames_.size();
-    if (config.size == size) return hal::Negotiation::Valid;
-    config.size = size;
-    return hal::Negotiation::Adjusted;
-  }
+  hal::Status open() { return NetworkCapture::open(options_.openTimeout, "no JPEG"); }
 
   hal::Status start(const hal::CaptureConfig& config) override {
     if (config.format != hal::fourcc::kMJPEG)
@@ -534,19 +499,7 @@ class MjpegPullCapture final : public hal::Capture {
     return {};
   }
 
-  void stop() override { stopThread(); }
-  int pollFd() const override { return frames_.pollFd(); }
-  hal::Result<hal::Frame> dequeue() override { return frames_.dequeue(); }
-  uint64_t dropped() const { return frames_.dropped(); }
-
  private:
-  void stopThread() {
-    stopping_ = true;
-    const uint64_t one = 1;
-    if (wake_ >= 0) (void)!::write(wake_, &one, sizeof one);
-    if (thread_.joinable()) thread_.join();
-  }
-
   // One request; the connection is closed when it returns. Ok when a snapshot arrived (the
   // caller polls again); an error otherwise (a stream only ends by an error).
   hal::Status request() {
@@ -615,7 +568,7 @@ class MjpegPullCapture final : public hal::Capture {
     return {Errc::PermissionDenied, where + "answering the challenge"};
   }
 
-  void run() {
+  void run() override {
     int authRetries = 0;
     while (!stopping_) {
       const auto started = Clock::now();
@@ -641,10 +594,6 @@ class MjpegPullCapture final : public hal::Capture {
 
   const HttpUrl url_;
   const MjpegPullOptions options_;
-  FrameQueue frames_;
-  const int wake_;
-  std::thread thread_;
-  std::atomic<bool> stopping_{false};
   std::atomic<std::chrono::milliseconds> pollInterval_{std::chrono::milliseconds(1000)};
   ClientAuth auth_;  // I/O thread only
   bool retryNow_ = false;
@@ -662,7 +611,7 @@ hal::Result<std::unique_ptr<hal::Capture>> createMjpegPullCapture(const std::str
 }
 
 uint64_t droppedFrames(const hal::Capture& capture) {
-  const auto* pull = dynamic_cast<const MjpegPullCapture*>(&capture);
+  const auto* pull = dynamic_cast<const NetworkCapture*>(&capture);
   return pull == nullptr ? 0 : pull->dropped();
 }
 

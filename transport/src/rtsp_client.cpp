@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,9 +14,8 @@
 #include <charconv>
 #include <cstring>
 #include <optional>
-#include <thread>
 
-#include "frame_queue.h"
+#include "network_capture.h"
 #include "printcast/codecs/h264.h"
 #include "printcast/transport/http_digest.h"
 #include "printcast/transport/rtp_h264.h"
@@ -309,53 +307,26 @@ hal::Status bindUdpPair(UdpPair& pair) {
   return {Errc::Io, "RTSP: no free pair of UDP ports"};
 }
 
-class RtspPullCapture final : public hal::Capture {
+class RtspPullCapture final : public NetworkCapture {
  public:
   RtspPullCapture(Url url, RtspPullOptions options)
-      : url_(std::move(url)),
-        requestUrl_(url_.withoutCredentials()),
+      : NetworkCapture(url.withoutCredentials(), "rtsp", hal::fourcc::kH264, options.noDataTimeout),
+        url_(std::move(url)),
+        requestUrl_(label_),
         options_(std::move(options)),
-        frames_(requestUrl_, options_.noDataTimeout),
-        wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
         auth_(url_.user, url_.password),
         depacketizer_(options_.maxAccessUnitBytes) {}
 
-  ~RtspPullCapture() override {
-    stopThread();
-    if (wake_ >= 0) ::close(wake_);
-  }
+  ~RtspPullCapture() override { stopThread(); }
 
-  hal::Status open() {
-    if (auto st = frames_.ready(); !st) return st;
-    if (wake_ < 0) return hal::errnoError("eventfd");
-    thread_ = std::thread([this] { run(); });
-    const bool settled = frames_.waitForFirst(options_.openTimeout);
-    if (!frames_.size().empty()) return {};
-    hal::Status result =
-        settled ? frames_.error()
-                : hal::Status(Errc::Timeout, fmt::format("{}: no picture size (SPS) within {} ms",
-                                                         requestUrl_, options_.openTimeout.count()));
-    stopThread();
-    return result;
-  }
-
-  hal::CaptureInfo info() const override {
-    hal::CaptureInfo i;
-    i.name = requestUrl_;
-    i.driver = "rtsp";
-    i.busInfo = i.name;
-    i.formats.push_back(hal::CaptureFormat{hal::fourcc::kH264, {frames_.size()}, {}});
-    return i;
-  }
+  hal::Status open() { return NetworkCapture::open(options_.openTimeout, "no picture size (SPS)"); }
 
   hal::Negotiation validate(hal::CaptureConfig& config) const override {
-    if (config.format != hal::fourcc::kH264) return hal::Negotiation::Invalid;
-    const hal::Size size = frames_.size();
+    hal::Negotiation n = NetworkCapture::validate(config);
     const int fps = spsFps_.load();  // the SPS's VUI timing, when it has one
-    if (config.size == size && (fps == 0 || config.fps == fps)) return hal::Negotiation::Valid;
-    config.size = size;
-    if (fps > 0) config.fps = fps;
-    return hal::Negotiation::Adjusted;
+    if (n == hal::Negotiation::Valid && fps > 0 && config.fps != fps) n = hal::Negotiation::Adjusted;
+    if (n != hal::Negotiation::Invalid && fps > 0) config.fps = fps;
+    return n;
   }
 
   hal::Status start(const hal::CaptureConfig& config) override {
@@ -364,18 +335,7 @@ class RtspPullCapture final : public hal::Capture {
     return {};
   }
 
-  void stop() override { stopThread(); }
-  int pollFd() const override { return frames_.pollFd(); }
-  hal::Result<hal::Frame> dequeue() override { return frames_.dequeue(); }
-
  private:
-  void stopThread() {
-    stopping_ = true;
-    const uint64_t one = 1;
-    if (wake_ >= 0) (void)!::write(wake_, &one, sizeof one);
-    if (thread_.joinable()) thread_.join();
-  }
-
   hal::Error error(Errc code, std::string_view step, std::string message) const {
     return hal::Error{code, 0, fmt::format("{}: {}: {}", requestUrl_, step, message)};
   }
@@ -640,7 +600,7 @@ class RtspPullCapture final : public hal::Capture {
     return {Errc::Timeout, "stopped"};
   }
 
-  void run() {
+  void run() override {
     auto st = session();
     if (!stopping_) frames_.fail(std::move(st).error());
   }
@@ -648,10 +608,6 @@ class RtspPullCapture final : public hal::Capture {
   const Url url_;
   const std::string requestUrl_;  // the URL without credentials: request lines, logs
   const RtspPullOptions options_;
-  FrameQueue frames_;
-  const int wake_;
-  std::thread thread_;
-  std::atomic<bool> stopping_{false};
   std::atomic<int> spsFps_{0};  // the frame rate the SPS's VUI says; 0 = none
   // I/O thread only
   ClientAuth auth_;

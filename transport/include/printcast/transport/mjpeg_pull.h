@@ -157,8 +157,8 @@ struct MjpegPullOptions {
 hal::Result<std::unique_ptr<hal::Capture>> createMjpegPullCapture(const std::string& url,
                                                                   MjpegPullOptions options = {});
 
-// Frames a pull capture dropped (not a JPEG, or the consumer was slow), for /status and tests;
-// 0 for a Capture that is not a pull capture.
+// Frames a pull capture (HTTP MJPEG or RTSP) dropped (not a JPEG, or the consumer was slow), for
+// /status and tests; 0 for a Capture that is not a pull capture.
 uint64_t droppedFrames(const hal::Capture& capture);
 
 }  // namespace printcast::transport

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+// NetworkCapture: what every network camera capture with a connection of its own (HTTP MJPEG
+// pull, RTSP pull) shares: the I/O thread running the protocol, the FrameQueue it fills, a wake
+// eventfd that stop() signals, and the open() that waits for the picture size. Internal to
+// transport.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "frame_queue.h"
+#include "printcast/hal/capture.h"
+
+namespace printcast::transport {
+
+// The derived class implements run() (the I/O thread: connect, read, deliver to frames_, and on
+// its end frames_.fail() unless stopping_) and start(). Its destructor must call stopThread()
+// first: run() uses the derived object. info() and validate() answer for the one format, at the
+// size of the first picture.
+class NetworkCapture : public hal::Capture {
+ public:
+  ~NetworkCapture() override;
+  NetworkCapture(const NetworkCapture&) = delete;
+  NetworkCapture& operator=(const NetworkCapture&) = delete;
+
+  hal::CaptureInfo info() const override;
+  // Invalid for another format; Adjusted with the camera's size for another size.
+  hal::Negotiation validate(hal::CaptureConfig& config) const override;
+  void stop() override { stopThread(); }
+  int pollFd() const override { return frames_.pollFd(); }
+  hal::Result<hal::Frame> dequeue() override { return frames_.dequeue(); }
+  uint64_t dropped() const { return frames_.dropped(); }
+
+ protected:
+  // `label` names the camera in info() and messages (the URL without credentials); `driver` is
+  // info().driver; `noPictureTimeout` the FrameQueue's watchdog.
+  NetworkCapture(std::string label, std::string driver, hal::FourCC format,
+                 std::chrono::milliseconds noPictureTimeout);
+
+  // Start run() and wait up to `timeout` for the picture size. Errors: the I/O thread's first
+  // error, or Timeout ("<label>: <missing> within N ms"); the thread is stopped then.
+  hal::Status open(std::chrono::milliseconds timeout, std::string_view missing);
+  // Signal wake_, set stopping_, join the I/O thread. Idempotent.
+  void stopThread();
+  virtual void run() = 0;
+
+  const std::string label_;
+  FrameQueue frames_;
+  const int wake_;  // eventfd: readable once stopping (poll it with the sockets)
+  std::atomic<bool> stopping_{false};
+
+ private:
+  const std::string driver_;
+  const hal::FourCC format_;
+  std::thread thread_;
+};
+
+}  // namespace printcast::transport
