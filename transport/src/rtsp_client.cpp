@@ -61,6 +61,7 @@ bool parseStartLine(std::string_view line, RtspMessage& m) {
     if (!((c >= 'A' && c <= 'Z') || c == '_' || c == '-')) return false;
   }
   m.method = std::string(line.substr(0, sp));
+  m.url = std::string(trim(line.substr(sp + 1, line.rfind(' ') - sp - 1)));
   return true;
 }
 

@@ -27,11 +27,13 @@
 namespace printcast::transport {
 
 // One RTSP message header block and body: a response (RFC 2326 7.1: "RTSP/1.0 200 OK") or a
-// request the server sends to the client (6.1: "OPTIONS * RTSP/1.0", as some servers ping).
+// request (6.1: "DESCRIBE rtsp://cam/live RTSP/1.0"; a server may send one too, as some ping
+// with "OPTIONS * RTSP/1.0"). RtspReader reads both: the client and the server share it.
 struct RtspMessage {
-  int status = 0;                                           // a response's status code; 0 for a request
-  std::string reason;                                       // a response's reason phrase
-  std::string method;                                       // a request's method; empty for a response
+  int status = 0;      // a response's status code; 0 for a request
+  std::string reason;  // a response's reason phrase
+  std::string method;  // a request's method; empty for a response
+  std::string url;     // a request's URL, as sent ("rtsp://host/path", "*")
   std::vector<std::pair<std::string, std::string>> fields;  // in order, names as sent
   std::string body;                                         // Content-Length bytes (an SDP)
 

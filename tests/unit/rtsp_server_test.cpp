@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+// RTSP server: its SDP, its answers to each request (raw requests over a socket, as a client
+// sends them), and printcast's own RTSP client playing it (each side checked by the other; ffmpeg
+// and GStreamer read it in the integration tests). Limits: per-address connections, UDP refused
+// with 461, a silent connection closed.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "printcast/transport/rtsp_client.h"
+#include "printcast/transport/rtsp_server.h"
+
+namespace printcast::transport {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+using namespace std::chrono_literals;
+
+// A 320x240 constrained-baseline SPS and its PPS (x264).
+const Bytes kSps = {0x67, 0x42, 0xc0, 0x0b, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00,
+                    0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x01, 0x40, 0xf1, 0x42, 0xa4, 0x80};
+const Bytes kPps = {0x68, 0xcb, 0x83, 0xcb, 0x20};
+
+hal::PacketPtr accessUnit(bool idr, uint64_t sequence, size_t sliceBytes = 3000) {
+  auto p = std::make_shared<hal::Packet>();
+  p->codec = hal::fourcc::kH264;
+  auto add = [&](const Bytes& nal) {
+    p->data.insert(p->data.end(), {0, 0, 0, 1});
+    p->data.insert(p->data.end(), nal.begin(), nal.end());
+  };
+  Bytes slice(sliceBytes, static_cast<uint8_t>(sequence));
+  slice[0] = idr ? 0x65 : 0x41;
+  if (idr) {
+    add(kSps);
+    add(kPps);
+    p->config = std::make_shared<const hal::CodecConfig>(hal::CodecConfig{kSps, kPps});
+  }
+  add(slice);
+  p->keyframe = idr;
+  p->sequence = sequence;
+  p->size = {320, 240};
+  p->pts = hal::Clock::now();
+  return p;
+}
+
+// Publishes a 30 fps stream with an IDR every 10 access units until destroyed.
+class Producer {
+ public:
+  explicit Producer(RtspStream& stream)
+      : thread_([this, &stream] {
+          for (uint64_t i = 0; !stop_; ++i) {
+            stream.publish(accessUnit(i % 10 == 0, i));
+            std::this_thread::sleep_for(33ms);
+          }
+        }) {}
+  ~Producer() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+int connectTo(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends `request` and returns what came back within `wait` (up to the first response's end).
+std::string converse(int fd, const std::string& request, std::chrono::milliseconds wait = 2000ms) {
+  (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string in;
+  const auto end = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    in.append(buf, static_cast<size_t>(n));
+    const size_t head = in.find("\r\n\r\n");
+    if (head == std::string::npos) continue;
+    const size_t cl = in.find("Content-Length: ");
+    const size_t body = cl == std::string::npos ? 0 : std::stoul(in.substr(cl + 16));
+    if (in.size() >= head + 4 + body) break;
+  }
+  return in;
+}
+
+TEST(RtspServer, AnswersEachRequestAsAClientExpects) {
+  RtspStream stream;
+  stream.publish(accessUnit(true, 0));  // the SDP gets the parameter sets
+  RtspServerConfig config;
+  config.port = 0;
+  config.bindAddress = "127.0.0.1";
+  auto server = RtspServer::start(config, {{"/stream", &stream}});
+  ASSERT_TRUE(server) << server.error().describe();
+  const int fd = connectTo((*server)->port());
+  ASSERT_GE(fd, 0);
+  const std::string base = "rtsp://127.0.0.1:" + std::to_string((*server)->port()) + "/stream";
+
+  auto r = converse(fd, "OPTIONS " + base + " RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 200 OK\r\nCSeq: 1\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("GET_PARAMETER"), std::string::npos) << r;
+
+  r = converse(fd, "DESCRIBE " + base + " RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\n\r\n");
+  EXPECT_NE(r.find("Content-Base: " + base + "/\r\n"), std::string::npos) << r;
+  auto sdp = rtp::parseSdpH264(r.substr(r.find("\r\n\r\n") + 4));
+  ASSERT_TRUE(sdp) << sdp.error().describe() << r;
+  EXPECT_EQ(sdp->payloadType, 96);
+  EXPECT_EQ(sdp->packetizationMode, 1);
+  EXPECT_EQ(sdp->profileLevelId, "42c00b");
+  EXPECT_EQ(sdp->sps, kSps);
+  EXPECT_EQ(sdp->pps, kPps);
+  EXPECT_EQ(sdp->control, "trackID=0");
+  EXPECT_NE(r.find("a=range:npt=now-"), std::string::npos);
+
+  r = converse(fd, "DESCRIBE rtsp://127.0.0.1/nope RTSP/1.0\r\nCSeq: 3\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 404", 0), 0u) << r;
+  r = converse(
+      fd, "SETUP " + base +
+              "/trackID=0 RTSP/1.0\r\nCSeq: 4\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 461", 0), 0u) << "UDP is not offered yet: " << r;
+  r = converse(fd, "PLAY " + base + " RTSP/1.0\r\nCSeq: 5\r\nSession: nope\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 454", 0), 0u) << r;
+  r = converse(
+      fd, "SETUP " + base +
+              "/trackID=0 RTSP/1.0\r\nCSeq: 6\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 200", 0), 0u) << r;
+  EXPECT_NE(r.find("Transport: RTP/AVP/TCP;unicast;interleaved=0-1"), std::string::npos) << r;
+  const size_t at = r.find("Session: ");
+  ASSERT_NE(at, std::string::npos) << r;
+  auto session = parseRtspSession(r.substr(at + 9, r.find("\r\n", at) - at - 9));
+  ASSERT_TRUE(session);
+  EXPECT_EQ(session->timeoutSeconds, 60);
+  r = converse(fd, "GET_PARAMETER " + base + " RTSP/1.0\r\nCSeq: 7\r\nSession: " + session->id + "\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 200 OK\r\nCSeq: 7", 0), 0u) << r;
+  r = converse(fd, "RECORD " + base + " RTSP/1.0\r\nCSeq: 8\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 405", 0), 0u) << r;
+  r = converse(fd, "TEARDOWN " + base + " RTSP/1.0\r\nCSeq: 9\r\nSession: " + session->id + "\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 200", 0), 0u) << r;
+  ::close(fd);
+}
+
+// printcast's RTSP client plays printcast's RTSP server: an IDR first with the SPS/PPS, the size
+// from the SPS, every access unit whole, in order.
+TEST(RtspServer, OurClientPlaysIt) {
+  RtspStream stream;
+  RtspServerConfig config;
+  config.port = 0;
+  auto server = RtspServer::start(config, {{"/stream", &stream}});
+  ASSERT_TRUE(server) << server.error().describe();
+  Producer producer(stream);
+  auto cam = createRtspPullCapture("rtsp://127.0.0.1:" + std::to_string((*server)->port()) + "/stream");
+  ASSERT_TRUE(cam) << cam.error().describe();
+  hal::CaptureConfig c;
+  c.format = hal::fourcc::kH264;
+  (*cam)->validate(c);
+  EXPECT_EQ(c.size, (hal::Size{320, 240}));
+  ASSERT_TRUE((*cam)->start(c).ok());
+  std::vector<hal::Frame> got;
+  for (auto end = std::chrono::steady_clock::now() + 5s;
+       got.size() < 25 && std::chrono::steady_clock::now() < end;) {
+    pollfd p{(*cam)->pollFd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    auto f = (*cam)->dequeue();
+    if (f) {
+      got.push_back(std::move(*f));
+    } else {
+      ASSERT_EQ(f.code(), hal::Errc::Again) << f.error().describe();
+    }
+  }
+  ASSERT_GE(got.size(), 25u);
+  const Bytes first(got[0].plane(0).data, got[0].plane(0).data + got[0].bytesUsed());
+  ASSERT_GT(first.size(), 4 + kSps.size());
+  EXPECT_EQ(Bytes(first.begin() + 4, first.begin() + 4 + static_cast<long>(kSps.size())), kSps)
+      << "an IDR first";
+  for (size_t i = 1; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].sequence(), got[i - 1].sequence() + 1) << "no access unit lost";
+    EXPECT_GT(got[i].timestamp(), got[i - 1].timestamp());
+    EXPECT_GE(got[i].bytesUsed(), 3000u + 4) << "whole (FU-A reassembled)";
+  }
+  EXPECT_EQ((*server)->stats().playing, 1u);
+  (*cam)->stop();
+}
+
+TEST(RtspServer, LimitsConnectionsPerAddressAndClosesSilentOnes) {
+  RtspStream stream;
+  RtspServerConfig config;
+  config.port = 0;
+  config.maxPerAddress = 2;
+  config.headTimeout = 1s;
+  auto server = RtspServer::start(config, {{"/stream", &stream}});
+  ASSERT_TRUE(server) << server.error().describe();
+  const int a = connectTo((*server)->port());
+  const int b = connectTo((*server)->port());
+  const int c = connectTo((*server)->port());
+  ASSERT_TRUE(a >= 0 && b >= 0 && c >= 0);
+  // The third from the same address is closed at once; the first two are closed after 1 s
+  // without a request (a slowloris holds nothing).
+  auto closedWithin = [](int fd, std::chrono::milliseconds wait) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) return false;
+    char byte;
+    return ::recv(fd, &byte, 1, 0) == 0;
+  };
+  EXPECT_TRUE(closedWithin(c, 1000ms));
+  EXPECT_TRUE(closedWithin(a, 4000ms));
+  EXPECT_TRUE(closedWithin(b, 1000ms));
+  EXPECT_GE((*server)->stats().refused, 1u);
+  EXPECT_GE((*server)->stats().timedOut, 2u);
+  ::close(a);
+  ::close(b);
+  ::close(c);
+}
+
+}  // namespace
+}  // namespace printcast::transport

@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: MIT
+// RTSP server (see rtsp_server.h): the stream's packetizing fan-out and the server's poll loop.
+#include "printcast/transport/rtsp_server.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nettle/base64.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "printcast/transport/rtsp_client.h"
+#include "text.h"
+
+namespace printcast::transport {
+
+using hal::Errc;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr uint8_t kPayloadType = 96;
+
+std::string base64(const std::vector<uint8_t>& bytes) {
+  std::string out(BASE64_ENCODE_RAW_LENGTH(bytes.size()), '\0');
+  base64_encode_raw(reinterpret_cast<char*>(out.data()), bytes.size(), bytes.data());
+  return out;
+}
+
+uint32_t randomU32() {
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  return rng();
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------- stream
+
+RtspStream::RtspStream(size_t maxPayload)
+    : packetizer_(kPayloadType, randomU32(), static_cast<uint16_t>(randomU32()), maxPayload),
+      timestampOffset_(randomU32()) {}
+
+std::shared_ptr<ClientQueue> RtspStream::subscribe(QueueLimits limits) {
+  return addClient(DropPolicy::UntilKeyframe, limits);
+}
+
+void RtspStream::publish(const hal::PacketPtr& accessUnit) {
+  const auto ticks =
+      std::chrono::duration_cast<std::chrono::microseconds>(accessUnit->pts.time_since_epoch()).count();
+  const auto timestamp = static_cast<uint32_t>(static_cast<uint64_t>(ticks) * 9 / 100) + timestampOffset_;
+  std::vector<std::vector<uint8_t>> packets;
+  packetizer_.packetize(accessUnit->data, timestamp, packets);
+  if (packets.empty()) return;
+  // Interleaved framing (RFC 2326 10.12): '$', channel 0, length, the RTP packet. Built once.
+  size_t total = 0;
+  for (const auto& p : packets) total += 4 + p.size();
+  auto wire = std::make_shared<std::vector<uint8_t>>();
+  wire->reserve(total);
+  for (const auto& p : packets) {
+    wire->insert(wire->end(), {'$', 0, static_cast<uint8_t>(p.size() >> 8), static_cast<uint8_t>(p.size())});
+    wire->insert(wire->end(), p.begin(), p.end());
+  }
+  const WireChunk chunk{wire, {wire->data(), wire->size()}};
+
+  std::lock_guard lock(mutex_);
+  if (accessUnit->keyframe && accessUnit->config) config_ = accessUnit->config;
+  for (auto& c : clients_) {
+    if (!c.started) {
+      if (!accessUnit->keyframe) continue;  // every client starts at an IDR
+      c.started = true;
+    }
+    WireUnit unit;
+    unit.keyframe = accessUnit->keyframe;
+    unit.chunks.push_back(chunk);
+    c.queue->push(std::move(unit));
+  }
+}
+
+std::string RtspStream::describe(const std::string& serverAddress) const {
+  std::shared_ptr<const hal::CodecConfig> config;
+  {
+    std::lock_guard lock(mutex_);
+    config = config_;
+  }
+  const bool v6 = serverAddress.find(':') != std::string::npos;
+  std::string sdp = fmt::format(
+      "v=0\r\no=- {} 1 IN {} {}\r\ns=printcast\r\nc=IN {} {}\r\nt=0 0\r\na=tool:printcast\r\n"
+      "a=range:npt=now-\r\na=control:*\r\nm=video 0 RTP/AVP {}\r\na=rtpmap:{} H264/90000\r\n",
+      randomU32(), v6 ? "IP6" : "IP4", serverAddress, v6 ? "IP6" : "IP4", v6 ? "::" : "0.0.0.0", kPayloadType,
+      kPayloadType);
+  std::string fmtp = fmt::format("a=fmtp:{} packetization-mode=1", kPayloadType);
+  if (config && config->sps.size() >= 4 && !config->pps.empty()) {
+    fmtp += fmt::format(";profile-level-id={:02x}{:02x}{:02x};sprop-parameter-sets={},{}", config->sps[1],
+                        config->sps[2], config->sps[3], base64(config->sps), base64(config->pps));
+  }
+  return sdp + fmtp + "\r\na=control:trackID=0\r\n";
+}
+
+// ----------------------------------------------------------------------------- server
+
+struct RtspServer::Impl {
+  struct Connection {
+    int fd = -1;
+    std::string peer;  // the address, for the per-address limit
+    RtspReader reader;
+    std::string out;           // responses not yet sent
+    std::vector<uint8_t> rtp;  // RTP bytes taken from the queue, not yet sent
+    size_t rtpSent = 0;
+    RtspStream* stream = nullptr;
+    std::string session;
+    std::shared_ptr<ClientQueue> queue;
+    Clock::time_point lastSeen;
+    bool hadRequest = false;
+    bool closeAfterFlush = false;
+  };
+
+  RtspServerConfig config;
+  std::vector<std::pair<std::string, RtspStream*>> streams;
+  int listenFd = -1;
+  int wake = -1;
+  uint16_t port = 0;
+  std::atomic<bool> stopping{false};
+  std::thread thread;
+  std::map<int, std::unique_ptr<Connection>> connections;  // server thread
+  mutable std::mutex statsMutex;
+  RtspServerStats stats;
+
+  ~Impl() {
+    stopping = true;
+    const uint64_t one = 1;
+    if (wake >= 0) (void)!::write(wake, &one, sizeof one);
+    if (thread.joinable()) thread.join();
+    for (auto& [fd, c] : connections) closeConnection(*c, false);
+    connections.clear();
+    if (listenFd >= 0) ::close(listenFd);
+    if (wake >= 0) ::close(wake);
+  }
+
+  hal::Status listen() {
+    wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake < 0) return hal::errnoError("RTSP server: eventfd");
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+    addrinfo* res = nullptr;
+    const std::string service = std::to_string(config.port);
+    const char* node = config.bindAddress.empty() ? nullptr : config.bindAddress.c_str();
+    if (int rc = ::getaddrinfo(node, service.c_str(), &hints, &res); rc != 0) {
+      return {Errc::InvalidArgument,
+              fmt::format("RTSP server: address '{}': {}", config.bindAddress, gai_strerror(rc))};
+    }
+    // Every interface: prefer the IPv6 wildcard (dual-stack), else what resolved first.
+    addrinfo* pick = res;
+    for (addrinfo* a = res; a != nullptr && node == nullptr; a = a->ai_next) {
+      if (a->ai_family == AF_INET6) pick = a;
+    }
+    listenFd = ::socket(pick->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int on = 1;
+    int off = 0;
+    if (listenFd >= 0) {
+      (void)::setsockopt(listenFd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+      if (pick->ai_family == AF_INET6)
+        (void)::setsockopt(listenFd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    }
+    const bool ok = listenFd >= 0 && ::bind(listenFd, pick->ai_addr, pick->ai_addrlen) == 0 &&
+                    ::listen(listenFd, 64) == 0;
+    ::freeaddrinfo(res);
+    if (!ok) {
+      return hal::errnoError(fmt::format("RTSP server: listen on {}:{}",
+                                         config.bindAddress.empty() ? "*" : config.bindAddress, config.port));
+    }
+    sockaddr_storage bound{};
+    socklen_t len = sizeof bound;
+    ::getsockname(listenFd, reinterpret_cast<sockaddr*>(&bound), &len);
+    port = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    return {};
+  }
+
+  void count(uint64_t RtspServerStats::*field) {
+    std::lock_guard lock(statsMutex);
+    ++(stats.*field);
+  }
+
+  static std::string addressOf(const sockaddr_storage& a) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (a.ss_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a);
+      if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+        ::inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], text, sizeof text);
+      } else {
+        ::inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+      }
+    } else {
+      ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&a)->sin_addr, text, sizeof text);
+    }
+    return text;
+  }
+
+  void accept() {
+    for (;;) {
+      sockaddr_storage a{};
+      socklen_t len = sizeof a;
+      const int fd = ::accept4(listenFd, reinterpret_cast<sockaddr*>(&a), &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) return;
+      const std::string peer = addressOf(a);
+      const size_t fromPeer = static_cast<size_t>(std::count_if(
+          connections.begin(), connections.end(), [&](const auto& c) { return c.second->peer == peer; }));
+      if (connections.size() >= config.maxConnections || fromPeer >= config.maxPerAddress) {
+        ::close(fd);
+        count(&RtspServerStats::refused);
+        continue;
+      }
+      int on = 1;
+      (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+      auto c = std::make_unique<Connection>();
+      c->fd = fd;
+      c->peer = peer;
+      c->lastSeen = Clock::now();
+      connections.emplace(fd, std::move(c));
+      count(&RtspServerStats::accepted);
+    }
+  }
+
+  void closeConnection(Connection& c, bool timedOut) {
+    if (c.queue && c.stream != nullptr) c.stream->unsubscribe(c.queue);
+    c.queue.reset();
+    if (c.fd >= 0) ::close(c.fd);
+    c.fd = -1;
+    if (timedOut) count(&RtspServerStats::timedOut);
+  }
+
+  RtspStream* streamFor(std::string_view url, std::string& path) const {
+    // rtsp://host[:port]/path -> /path; "*" has none.
+    if (const size_t scheme = url.find("://"); scheme != std::string_view::npos) {
+      const size_t slash = url.find('/', scheme + 3);
+      url = slash == std::string_view::npos ? std::string_view("/") : url.substr(slash);
+    }
+    if (const size_t q = url.find('?'); q != std::string_view::npos) url = url.substr(0, q);
+    std::string p(url);
+    if (p.size() > 10 && p.compare(p.size() - 10, 10, "/trackID=0") == 0) p.resize(p.size() - 10);
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    path = p;
+    for (const auto& [name, stream] : streams) {
+      if (name == p) return stream;
+    }
+    return nullptr;
+  }
+
+  void respond(Connection& c, const RtspMessage& req, int status, std::string_view reason,
+               std::string fields = {}, const std::string& body = {}) {
+    c.out += fmt::format("RTSP/1.0 {} {}\r\nCSeq: {}\r\nServer: printcast\r\n", status, reason,
+                         std::max(0L, req.cseq()));
+    c.out += fields;
+    if (!body.empty()) c.out += fmt::format("Content-Length: {}\r\n", body.size());
+    c.out += "\r\n";
+    c.out += body;
+  }
+
+  std::string localAddress(int fd) const {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) return "0.0.0.0";
+    return addressOf(a);
+  }
+
+  void handle(Connection& c, const RtspMessage& req) {
+    c.hadRequest = true;
+    const std::string url = req.url;
+    std::string path;
+    RtspStream* stream = streamFor(url, path);
+    const std::string sessionField = fmt::format("Session: {};timeout={}\r\n", c.session,
+                                                 static_cast<long>(config.sessionTimeout.count()));
+    if (req.method == "OPTIONS") {
+      respond(c, req, 200, "OK",
+              "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER\r\n");
+      return;
+    }
+    if (req.method == "GET_PARAMETER" || req.method == "SET_PARAMETER") {
+      respond(c, req, 200, "OK", c.session.empty() ? std::string() : sessionField);
+      return;
+    }
+    if (req.method == "DESCRIBE") {
+      if (stream == nullptr) return respond(c, req, 404, "Not Found");
+      std::string base = url;
+      while (!base.empty() && base.back() == '/') base.pop_back();
+      respond(c, req, 200, "OK", fmt::format("Content-Base: {}/\r\nContent-Type: application/sdp\r\n", base),
+              stream->describe(localAddress(c.fd)));
+      return;
+    }
+    if (req.method == "SETUP") {
+      if (stream == nullptr) return respond(c, req, 404, "Not Found");
+      const std::string* transport = req.field("Transport");
+      if (transport == nullptr || transport->find("RTP/AVP/TCP") == std::string::npos) {
+        // One offer may list several transports; TCP anywhere in it is taken.
+        return respond(c, req, 461, "Unsupported Transport");
+      }
+      if (c.stream != nullptr && c.stream != stream)
+        return respond(c, req, 459, "Aggregate Operation Not Allowed");
+      c.stream = stream;
+      if (c.session.empty()) c.session = fmt::format("{:08X}{:08X}", randomU32(), randomU32());
+      respond(c, req, 200, "OK",
+              fmt::format("Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: {};timeout={}\r\n",
+                          c.session, static_cast<long>(config.sessionTimeout.count())));
+      return;
+    }
+    if (req.method == "PLAY" || req.method == "TEARDOWN") {
+      const std::string* session = req.field("Session");
+      if (c.session.empty() || session == nullptr ||
+          text::trim(session->substr(0, session->find(';'))) != c.session) {
+        return respond(c, req, 454, "Session Not Found");
+      }
+      if (req.method == "TEARDOWN") {
+        respond(c, req, 200, "OK", sessionField);
+        if (c.queue) c.stream->unsubscribe(c.queue);
+        c.queue.reset();
+        c.session.clear();
+        c.stream = nullptr;
+        c.closeAfterFlush = true;
+        return;
+      }
+      respond(c, req, 200, "OK", sessionField + "Range: npt=now-\r\n");
+      if (!c.queue) {
+        c.queue = c.stream->subscribe();
+        const int wakeFd = wake;
+        c.queue->setWakeup([wakeFd] {
+          const uint64_t one = 1;
+          (void)!::write(wakeFd, &one, sizeof one);
+        });
+      }
+      return;
+    }
+    respond(c, req, 405, "Method Not Allowed",
+            "Allow: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER\r\n");
+  }
+
+  // Read what came; false when the connection is to be closed.
+  bool readFrom(Connection& c) {
+    uint8_t buf[16384];
+    for (;;) {
+      const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+      if (n == 0) return false;
+      if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+      c.lastSeen = Clock::now();
+      if (auto st = c.reader.feed({buf, static_cast<size_t>(n)}); !st) {
+        count(&RtspServerStats::badRequests);
+        return false;
+      }
+      RtspReader::Item item;
+      while (c.reader.pop(item)) {
+        if (item.kind == RtspReader::Item::Kind::Data) continue;  // RTCP receiver reports: alive
+        if (item.message.method.empty()) continue;                // a response: nothing asked it
+        handle(c, item.message);
+      }
+      if (static_cast<size_t>(n) < sizeof buf) return true;
+    }
+  }
+
+  // Send responses, then RTP; false when the connection is to be closed.
+  bool flush(Connection& c) {
+    while (!c.out.empty()) {
+      const ssize_t n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+      if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+      c.out.erase(0, static_cast<size_t>(n));
+    }
+    if (c.closeAfterFlush) return false;
+    while (c.queue) {
+      if (c.rtpSent == c.rtp.size()) {
+        c.rtp.resize(size_t{64} * 1024);
+        const size_t got = c.queue->read(c.rtp.data(), c.rtp.size(), [] {});
+        if (got == ClientQueue::kEnd) return false;
+        c.rtp.resize(got == ClientQueue::kEnd ? 0 : got);
+        c.rtpSent = 0;
+        if (got == 0) return true;  // parked: the next push wakes the loop
+      }
+      const ssize_t n = ::send(c.fd, c.rtp.data() + c.rtpSent, c.rtp.size() - c.rtpSent, MSG_NOSIGNAL);
+      if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+      c.rtpSent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  void run() {
+    std::vector<pollfd> fds;
+    std::vector<int> order;
+    while (!stopping) {
+      fds.clear();
+      order.clear();
+      fds.push_back({listenFd, POLLIN, 0});
+      fds.push_back({wake, POLLIN, 0});
+      for (auto& [fd, c] : connections) {
+        short events = POLLIN;
+        if (!c->out.empty() || c->rtpSent < c->rtp.size()) events |= POLLOUT;
+        fds.push_back({fd, events, 0});
+        order.push_back(fd);
+      }
+      (void)::poll(fds.data(), fds.size(), 1000);
+      if (stopping) break;
+      if ((fds[1].revents & POLLIN) != 0) {
+        uint64_t v = 0;
+        (void)!::read(wake, &v, sizeof v);
+      }
+      std::vector<int> dead;
+      const auto now = Clock::now();
+      for (size_t i = 0; i < order.size(); ++i) {
+        Connection& c = *connections.at(order[i]);
+        bool alive = true;
+        if ((fds[i + 2].revents & (POLLIN | POLLHUP | POLLERR)) != 0) alive = readFrom(c);
+        if (alive) alive = flush(c);  // responses, and RTP the queue has (woken or writable)
+        bool timedOut = false;
+        if (alive && !c.session.empty() && now - c.lastSeen > config.sessionTimeout) timedOut = true;
+        if (alive && !c.hadRequest && now - c.lastSeen > config.headTimeout) timedOut = true;
+        if (!alive || timedOut) {
+          closeConnection(c, timedOut);
+          dead.push_back(order[i]);
+        }
+      }
+      for (int fd : dead) connections.erase(fd);
+      if ((fds[0].revents & POLLIN) != 0) accept();
+      {
+        std::lock_guard lock(statsMutex);
+        stats.connections = connections.size();
+        stats.playing =
+            static_cast<uint64_t>(std::count_if(connections.begin(), connections.end(),
+                                                [](const auto& c) { return c.second->queue != nullptr; }));
+      }
+    }
+  }
+};
+
+RtspServer::RtspServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RtspServer::~RtspServer() = default;
+
+hal::Result<std::unique_ptr<RtspServer>> RtspServer::start(
+    RtspServerConfig config, std::vector<std::pair<std::string, RtspStream*>> streams) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = std::move(config);
+  impl->streams = std::move(streams);
+  if (auto st = impl->listen(); !st) return st.error();
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->run(); });
+  return std::unique_ptr<RtspServer>(new RtspServer(std::move(impl)));
+}
+
+uint16_t RtspServer::port() const { return impl_->port; }
+
+RtspServerStats RtspServer::stats() const {
+  std::lock_guard lock(impl_->statsMutex);
+  return impl_->stats;
+}
+
+}  // namespace printcast::transport
