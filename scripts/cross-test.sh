@@ -102,7 +102,7 @@ smoke_test() {
   file_info=$(readelf -lh "$bin")
   grep -q 'Machine:.*ARM' <<<"$file_info" || { echo "FAIL: $bin is not ARM"; return 1; }
   if grep -q INTERP <<<"$file_info"; then echo "FAIL: $bin is not static"; return 1; fi
-  qemu-arm-static "$bin" --board virtual --port 0 --control-port 0 --flv-port -1 >"$log" 2>&1 &
+  qemu-arm-static "$bin" --board virtual --port 0 --control-port 0 --flv-port -1 --rtsp-port -1 >"$log" 2>&1 &
   local pid=$! port="" i
   for i in $(seq 1 600); do
     port=$(sed -n 's|^ *status *http://127\.0\.0\.1:\([0-9]*\)/status.*|\1|p' "$log")

@@ -16,6 +16,7 @@ test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-
   ustreamer  # the lab benchmark (make bench-lab)
   prometheus  # promtool check metrics (integration)
   python3-websockets  # a real WebSocket client pushing JPEGs like an ESP32-CAM (integration)
+  gstreamer1.0-tools gstreamer1.0-libav  # gst-launch-1.0 rtspsrc ! avdec_h264: a real RTSP player (integration)
   gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-ugly  # gst-rtsp-server: a real RTSP camera for the RTSP pull tests (integration)
   clang-14 libclang-rt-14-dev  # libFuzzer (scripts/fuzz.sh)
   chromium nodejs)  # tests/browser: headless Chromium driven by playwright-core (npm ci below)

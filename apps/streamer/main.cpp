@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   int connectionsPerAddress = 0, streamStallSeconds = 0;
   std::string configPath, boardId, device, source, resolution, host, allowOrigin, logLevel, apiConfig,
       displayNode, touchName;
-  int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, bitrate = -1, gop = -1,
+  int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, rtspPort = -2, bitrate = -1, gop = -1,
       jpegQuality = -1, mjpegFps = -1, displayFps = -1, ringSizeMb = -1, ingestMaxKb = -1;
   bool noDisplay = false, listBoards = false, unpaced = false, noRing = false;
   std::string ringName, hlsFormat, rtspTransport, profile = "printer";
@@ -99,6 +99,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(-1, 65535));
   app.add_option("--ws-port", wsPort,
                  "reCamera-style H.264 WebSocket port, path / with timestamps (default 8765; -1 = off)")
+      ->check(CLI::Range(-1, 65535));
+  app.add_option("--rtsp-port", rtspPort,
+                 "RTSP server port: rtsp://HOST:PORT/stream (default 8554; -1 = off)")
       ->check(CLI::Range(-1, 65535));
   app.add_option("--allow-origin", allowOrigin,
                  "Access-Control-Allow-Origin of the stream ports (default *)");
@@ -202,6 +205,7 @@ int main(int argc, char** argv) {
   if (controlPort >= 0) settings.controlPort = controlPort;
   if (flvPort >= -1) settings.flvPort = flvPort;
   if (wsPort >= -1) settings.wsPort = wsPort;
+  if (rtspPort >= -1) settings.rtspPort = rtspPort;
   if (!allowOrigin.empty()) settings.allowOrigin = allowOrigin;
   if (!controlAllowOrigin.empty()) settings.controlAllowOrigin = controlAllowOrigin;
   if (!allowedHosts.empty()) settings.allowedHosts = allowedHosts;
@@ -293,6 +297,8 @@ int main(int argc, char** argv) {
     fmt::print("  {} ws://{}:{}/\n", settings.wsPortTimestamps ? "reCamera H.264/WS" : "viewers H.264/WS ",
                shownHost, (*streamer)->wsPort());
   }
+  if ((*streamer)->rtspPort() != 0)
+    fmt::print("  camera RTSP       rtsp://{}:{}/stream\n", shownHost, (*streamer)->rtspPort());
   if (settings.source == "ws-push") {
     fmt::print("  camera ingest     ws://{}:{}/ingest   (cameras push one JPEG per message)\n", shownHost,
                (*streamer)->streamPort());

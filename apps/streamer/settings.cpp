@@ -265,6 +265,7 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "control_port") return readInt(v, source, key, 0, 65535, s.controlPort);
   if (key == "flv_port") return readInt(v, source, key, -1, 65535, s.flvPort);
   if (key == "ws_port") return readInt(v, source, key, -1, 65535, s.wsPort);
+  if (key == "rtsp_port") return readInt(v, source, key, -1, 65535, s.rtspPort);
   if (key == "ring") return readBool(v, source, key, s.ring);
   if (key == "ring_name") return readString(v, source, key, s.ringName);
   if (key == "ring_size_mb") return readInt(v, source, key, 1, 256, s.ringSizeMb);

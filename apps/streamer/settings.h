@@ -77,6 +77,9 @@ struct Settings {
   // reCamera-compatible H.264 over WebSocket on path "/", every message with the 8-byte
   // timestamp trailer (0 = any free port, -1 = off). /ws on `port` serves the same without it.
   int wsPort = 8765;
+  // RTSP server (transport/rtsp_server.h): rtsp://HOST:8554/stream, the camera's H.264 over RTP
+  // (0 = any free port, -1 = off).
+  int rtspPort = 8554;
   std::string allowOrigin = "*";  // Access-Control-Allow-Origin of the stream ports
   // The control port's same-origin rule (transport/http_access.h): origins trusted to change
   // state and read the API besides the port's own ("http://mainsail.local, https://farm:8443",

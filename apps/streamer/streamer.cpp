@@ -46,6 +46,7 @@
 #include "printcast/transport/mjpeg.h"
 #include "printcast/transport/mjpeg_pull.h"
 #include "printcast/transport/rtsp_client.h"
+#include "printcast/transport/rtsp_server.h"
 #include "printcast/transport/shm_ring.h"
 #include "printcast/transport/websocket.h"
 #include "printcast/transport/websocket_hub.h"
@@ -294,6 +295,7 @@ struct Streamer::Impl {
   transport::MjpegStream mjpeg;
   transport::FlvStream flv;
   transport::Fmp4Stream fmp4;                      // /stream.mp4
+  transport::RtspStream rtspStream;                // rtsp://HOST:8554/stream
   transport::WsStream wsStream;                    // /ws and the reCamera port: one AU per message
   std::unique_ptr<transport::HlsOutput> hls;       // /hls/stream.m3u8 (segments in memory)
   std::unique_ptr<transport::WebSocketHub> wsHub;  // serves every upgraded WebSocket
@@ -393,6 +395,7 @@ struct Streamer::Impl {
   std::condition_variable stopWake;
 
   std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer, wsServer, ingestServer;
+  std::unique_ptr<transport::RtspServer> rtspServer;  // after rtspStream: stopped before it goes
   std::vector<std::thread> threads;
 
   // --- timelapse recording (feat-tlrec; docs/timelapse.md) ---
@@ -2101,6 +2104,10 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   s.h264Outputs.push_back({"ws", [&s] { return s.wsStream.clientCount() > 0; },
                            [&s](const hal::PacketPtr& p) { s.wsStream.publish(p); },
                            [&s] { s.wsStream.closeAll(); }});
+  s.rtspStream.setOnSubscribe([&s] { s.keyframeWanted = true; });
+  s.h264Outputs.push_back({"rtsp", [&s] { return s.rtspStream.clientCount() > 0; },
+                           [&s](const hal::PacketPtr& p) { s.rtspStream.publish(p); },
+                           [&s] { s.rtspStream.closeAll(); }});
   {
     transport::hls::Config hc;
     hc.format = settings.hlsFormat == "ts" ? transport::hls::Format::MpegTs : transport::hls::Format::Fmp4;
@@ -2249,6 +2256,17 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     if (!wsServer) return wsServer.error();
     s.wsServer = std::move(*wsServer);
   }
+  if (settings.rtspPort >= 0) {
+    transport::RtspServerConfig rc;
+    rc.bindAddress = settings.host;
+    rc.port = static_cast<uint16_t>(settings.rtspPort);
+    auto rtsp = transport::RtspServer::start(rc, {{"/stream", &s.rtspStream}});
+    if (!rtsp) return rtsp.error();
+    s.rtspServer = std::move(*rtsp);
+    // Not an HTTP path: a page builds rtsp://<its host>:<port><path> from it.
+    s.outputs.push_back(
+        {{"name", "rtsp"}, {"path", "/stream"}, {"type", "rtsp"}, {"port", s.rtspServer->port()}});
+  }
   if (settings.ingestPort >= 0 && s.ingest) {
     // Cameras only: any path upgrades (ESP32 firmwares connect to "/").
     auto ingestServer =
@@ -2273,6 +2291,7 @@ uint16_t Streamer::streamPort() const { return impl_->streamServer ? impl_->stre
 uint16_t Streamer::controlPort() const { return impl_->controlServer ? impl_->controlServer->port() : 0; }
 uint16_t Streamer::flvPort() const { return impl_->flvServer ? impl_->flvServer->port() : 0; }
 uint16_t Streamer::wsPort() const { return impl_->wsServer ? impl_->wsServer->port() : 0; }
+uint16_t Streamer::rtspPort() const { return impl_->rtspServer ? impl_->rtspServer->port() : 0; }
 uint16_t Streamer::ingestPort() const { return impl_->ingestServer ? impl_->ingestServer->port() : 0; }
 std::vector<std::string> Streamer::ringNames() const {
   std::vector<std::string> names;
@@ -2312,6 +2331,8 @@ void Streamer::stop() {
   s.fmp4.closeAll();
   s.displayStream.closeAll();
   s.wsStream.closeAll();
+  s.rtspServer.reset();  // its connections close; then nothing reads rtspStream's queues
+  s.rtspStream.closeAll();
   s.hls->closeAll("streamer is stopping");
   // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
   // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).

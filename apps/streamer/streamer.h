@@ -30,6 +30,7 @@ class Streamer {
   uint16_t controlPort() const;
   uint16_t flvPort() const;     // 0 when off
   uint16_t wsPort() const;      // reCamera-style WebSocket port; 0 when off
+  uint16_t rtspPort() const;    // the RTSP server's port; 0 when off
   uint16_t ingestPort() const;  // where pushing cameras connect (Settings::ingestPort); 0 when off
   // The shared-memory rings' object names ("printcast-h264", "printcast-jpeg"); empty when off.
   std::vector<std::string> ringNames() const;

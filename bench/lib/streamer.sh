@@ -30,7 +30,10 @@ bench_cleanup() {
 }
 
 bench_start_streamer() {
-  "$BENCH_STREAMER" --port 0 --control-port 0 "$@" >"$WORK/streamer.out" 2>"$WORK/streamer.err" &
+  # The RTSP server on any free port unless the bench says: runs never clash on 8554.
+  local rtsp=(--rtsp-port 0)
+  [[ " $* " != *" --rtsp-port "* ]] || rtsp=()
+  "$BENCH_STREAMER" --port 0 --control-port 0 "${rtsp[@]}" "$@" >"$WORK/streamer.out" 2>"$WORK/streamer.err" &
   STREAMER_PID=$!
   STREAM_PORT=""
   CONTROL_PORT=""

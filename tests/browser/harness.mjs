@@ -59,7 +59,7 @@ export class Streamer {
   }
   async start() {
     const args = ['--board', 'virtual', '--resolution', '640x480', '--desired-fps', '15', '--display-fps', '5',
-      '--port', '0', '--control-port', '0', '--flv-port', '0', '--ws-port', '0',
+      '--port', '0', '--control-port', '0', '--flv-port', '0', '--ws-port', '0', '--rtsp-port', '0',
       // Shared-memory ring names are host-wide: one per streamer of this run.
       '--ring-name', `printcast-browser-${process.pid}`, '--config', this.configFile,
       '--timelapse-folder', this.timelapseDir, ...this.extraArgs];

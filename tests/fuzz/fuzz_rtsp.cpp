@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target: what an RTSP server sends on its TCP connection (transport/rtsp_client.h).
+// libFuzzer target: what comes in on an RTSP TCP connection, a server's responses to our client
+// and a client's requests to our server, both read by RtspReader (transport/rtsp_client.h).
 // Input: the first byte splits the rest into two feeds at (byte * rest / 256), as bytes arrive in
 // any pieces; the rest goes through RtspReader (small limits: 512-byte heads, 1 KiB bodies), and
 // every message's Session field through parseRtspSession, its Content-Base through

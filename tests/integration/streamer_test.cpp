@@ -1070,4 +1070,64 @@ TEST_F(Streamer, HlsSegmentsThatLeftTheWindowAre404) {
   EXPECT_EQ(httpRequest(port, "GET", "/hls/../status").status, 404);
 }
 
+// ----------------------------------------------------------------------------- RTSP out
+
+std::string rtspUrl(uint16_t port) { return "rtsp://127.0.0.1:" + std::to_string(port) + "/stream"; }
+
+// ffprobe over RTSP/TCP: H.264 at the configured size, a keyframe first, increasing timestamps.
+// (ffprobe's first packet may carry no pts: its H.264 parser joins the first RTP packets.)
+TEST_F(Streamer, RtspOverTcpStartsOnAKeyframeWithIncreasingTimestamps) {
+  ASSERT_NE(process_->rtspPort(), 0) << process_->log();
+  const CommandResult r =
+      runCommand({"ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0",
+                  "-show_entries", "stream=codec_name,width,height:packet=pts_time,flags", "-read_intervals",
+                  "%+#30", "-of", "csv=p=0", rtspUrl(process_->rtspPort())},
+                 30s);
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::vector<std::string> packets;
+  std::string line, stream;
+  while (std::getline(lines, line)) {
+    if (line.rfind("h264", 0) == 0)
+      stream = line;
+    else if (!line.empty())
+      packets.push_back(line);
+  }
+  EXPECT_EQ(stream, "h264,640,480") << r.out;
+  ASSERT_GE(packets.size(), 30u) << r.out;
+  EXPECT_NE(packets[0].find('K'), std::string::npos) << "first packet not a keyframe: " << r.out;
+  double previous = -1;
+  for (const auto& p : packets) {
+    if (p.rfind("N/A", 0) == 0) continue;
+    const double t = std::stod(p);
+    EXPECT_GT(t, previous) << r.out;
+    previous = t;
+  }
+}
+
+TEST_F(Streamer, FfmpegDecodesThreeSecondsOfRtspWithoutErrors) {
+  const CommandResult r = runCommand({"ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i",
+                                      rtspUrl(process_->rtspPort()), "-t", "3", "-f", "null", "-"},
+                                     60s);
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+}
+
+// GStreamer (Debian's gst-launch-1.0, rtspsrc with its default transports: it tries UDP, gets
+// 461 and goes on over TCP) decodes 45 pictures (3 s) and ends cleanly.
+TEST_F(Streamer, GstreamerRtspsrcDecodesIt) {
+  const CommandResult r =
+      runCommand({"gst-launch-1.0", "-q", "rtspsrc", "location=" + rtspUrl(process_->rtspPort()), "!",
+                  "rtph264depay", "!", "avdec_h264", "!", "identity", "eos-after=45", "!", "fakesink"},
+                 60s);
+  EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
+  const auto status =
+      nlohmann::json::parse(httpRequest(process_->streamPort(), "GET", "/status").body, nullptr, false);
+  bool listed = false;
+  for (const auto& o : status["outputs"]) {
+    listed = listed || (o.value("type", "") == "rtsp" && o.value("port", 0) == process_->rtspPort());
+  }
+  EXPECT_TRUE(listed) << status["outputs"].dump();
+}
+
 }  // namespace

@@ -126,7 +126,7 @@ StreamerProcess::StreamerProcess(const std::string& binary, const std::vector<st
   // Every port defaults to 0 (any free port) unless `args` sets it (a camera restarted on the
   // port it had).
   std::vector<std::string> all = {binary};
-  for (const char* flag : {"--port", "--control-port", "--flv-port", "--ws-port"}) {
+  for (const char* flag : {"--port", "--control-port", "--flv-port", "--ws-port", "--rtsp-port"}) {
     if (std::find(args.begin(), args.end(), flag) == args.end()) all.insert(all.end(), {flag, "0"});
   }
   // Shared-memory rings are host-wide names: one per streamer process of this test run, so test
@@ -170,6 +170,9 @@ StreamerProcess::StreamerProcess(const std::string& binary, const std::vector<st
   }
   if (std::regex_search(log_, m, std::regex(R"((?:reCamera|viewers) H.264/WS\s+ws://[0-9.]+:(\d+)/)"))) {
     wsPort_ = static_cast<uint16_t>(std::stoi(m[1]));
+  }
+  if (std::regex_search(log_, m, std::regex(R"(camera RTSP\s+rtsp://[0-9.]+:(\d+)/stream)"))) {
+    rtspPort_ = static_cast<uint16_t>(std::stoi(m[1]));
   }
   if (std::regex_search(log_, m, std::regex(R"(camera ingest\s+ws://[0-9.]+:(\d+)/\n)"))) {
     ingestPort_ = static_cast<uint16_t>(std::stoi(m[1]));

@@ -13,9 +13,8 @@ namespace printcast::testing {
 // The streamer running as a child process on free ports (port 0), parsed from its banner.
 class StreamerProcess {
  public:
-  // Starts `binary` with `args` (plus --port 0 --control-port 0 --flv-port 0 --ws-port 0 for those
-  // `args` does not set) and waits for the
-  // banner. On failure `ok()` is false and `log()` says why.
+  // Starts `binary` with `args` (plus --port 0 --control-port 0 --flv-port 0 --ws-port 0 --rtsp-port 0 for
+  // those `args` does not set) and waits for the banner. On failure `ok()` is false and `log()` says why.
   StreamerProcess(const std::string& binary, const std::vector<std::string>& args);
   ~StreamerProcess();
   bool ok() const { return pid_ > 0 && streamPort_ != 0; }
@@ -25,6 +24,7 @@ class StreamerProcess {
   uint16_t flvPort() const { return flvPort_; }
   uint16_t wsPort() const { return wsPort_; }          // the reCamera-style WebSocket port
   uint16_t ingestPort() const { return ingestPort_; }  // --ingest-port (pushing cameras); 0 when off
+  uint16_t rtspPort() const { return rtspPort_; }      // the RTSP server; 0 when off
   const std::string& log() const { return log_; }
   // Prefix of its shared-memory rings (--ring-name, unique per process): <prefix>-h264, -jpeg.
   const std::string& ringName() const { return ringName_; }
@@ -36,7 +36,7 @@ class StreamerProcess {
  private:
   int pid_ = -1;
   int outFd_ = -1;
-  uint16_t streamPort_ = 0, controlPort_ = 0, flvPort_ = 0, wsPort_ = 0, ingestPort_ = 0;
+  uint16_t streamPort_ = 0, controlPort_ = 0, flvPort_ = 0, wsPort_ = 0, ingestPort_ = 0, rtspPort_ = 0;
   std::string log_;
   std::string ringName_;
 };

@@ -19,6 +19,7 @@ export function startStreamer(streamerBin, extraArgs = []) {
   // Optional listeners this build may have: keep them off so runs never clash on fixed ports.
   const help = spawnSync(streamerBin, ['--help'], { encoding: 'utf8' }).stdout || '';
   if (help.includes('--ws-port')) args.push('--ws-port', '-1');
+  if (help.includes('--rtsp-port')) args.push('--rtsp-port', '-1');
   if (help.includes('--no-ring')) args.push('--no-ring');
   return new Promise((resolve, reject) => {
     const child = spawn(streamerBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
