@@ -324,10 +324,10 @@ struct Streamer::Impl {
   // Published from the camera thread; their readers are counted from any thread.
   std::unique_ptr<transport::ShmRing> h264Ring, jpegRing;
   std::string ringError;
-  // Every stream with HTTP/WebSocket clients, by the name /status, /api/stats and /metrics use.
+  // Every stream with HTTP/WebSocket/RTSP clients, by the name /status, /api/stats and /metrics use.
   std::vector<std::pair<const char*, const transport::Fanout*>> clientStreams() const {
-    return {
-        {"mjpeg", &mjpeg}, {"flv", &flv}, {"fmp4", &fmp4}, {"ws", &wsStream}, {"display", &displayStream}};
+    return {{"mjpeg", &mjpeg}, {"flv", &flv},         {"fmp4", &fmp4},
+            {"ws", &wsStream}, {"rtsp", &rtspStream}, {"display", &displayStream}};
   }
   nlohmann::json clientCounts() const {
     nlohmann::json counts = nlohmann::json::object();

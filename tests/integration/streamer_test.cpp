@@ -1074,16 +1074,17 @@ TEST_F(Streamer, HlsSegmentsThatLeftTheWindowAre404) {
 
 std::string rtspUrl(uint16_t port) { return "rtsp://127.0.0.1:" + std::to_string(port) + "/stream"; }
 
-// ffprobe over RTSP/TCP: H.264 at the configured size, a keyframe first, increasing timestamps.
-// (ffprobe's first packet may carry no pts: its H.264 parser joins the first RTP packets.)
-TEST_F(Streamer, RtspOverTcpStartsOnAKeyframeWithIncreasingTimestamps) {
-  ASSERT_NE(process_->rtspPort(), 0) << process_->log();
+// ffprobe over RTSP, TCP interleaved and UDP: H.264 at the configured size, a keyframe first,
+// increasing timestamps. (ffprobe's first packet may carry no pts: its H.264 parser joins the
+// first RTP packets.)
+void probeRtsp(uint16_t port, const std::string& transport) {
+  ASSERT_NE(port, 0);
   const CommandResult r =
-      runCommand({"ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0",
+      runCommand({"ffprobe", "-v", "error", "-rtsp_transport", transport, "-select_streams", "v:0",
                   "-show_entries", "stream=codec_name,width,height:packet=pts_time,flags", "-read_intervals",
-                  "%+#30", "-of", "csv=p=0", rtspUrl(process_->rtspPort())},
+                  "%+#30", "-of", "csv=p=0", rtspUrl(port)},
                  30s);
-  ASSERT_EQ(r.exitCode, 0) << r.err;
+  ASSERT_EQ(r.exitCode, 0) << transport << ": " << r.err;
   std::istringstream lines(r.out);
   std::vector<std::string> packets;
   std::string line, stream;
@@ -1105,16 +1106,25 @@ TEST_F(Streamer, RtspOverTcpStartsOnAKeyframeWithIncreasingTimestamps) {
   }
 }
 
-TEST_F(Streamer, FfmpegDecodesThreeSecondsOfRtspWithoutErrors) {
-  const CommandResult r = runCommand({"ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i",
-                                      rtspUrl(process_->rtspPort()), "-t", "3", "-f", "null", "-"},
-                                     60s);
-  EXPECT_EQ(r.exitCode, 0) << r.err;
-  EXPECT_EQ(r.err, "");
+TEST_F(Streamer, RtspOverTcpStartsOnAKeyframeWithIncreasingTimestamps) {
+  probeRtsp(process_->rtspPort(), "tcp");
+}
+TEST_F(Streamer, RtspOverUdpStartsOnAKeyframeWithIncreasingTimestamps) {
+  probeRtsp(process_->rtspPort(), "udp");
 }
 
-// GStreamer (Debian's gst-launch-1.0, rtspsrc with its default transports: it tries UDP, gets
-// 461 and goes on over TCP) decodes 45 pictures (3 s) and ends cleanly.
+TEST_F(Streamer, FfmpegDecodesThreeSecondsOfRtspWithoutErrors) {
+  for (const char* transport : {"tcp", "udp"}) {
+    const CommandResult r = runCommand({"ffmpeg", "-v", "error", "-rtsp_transport", transport, "-i",
+                                        rtspUrl(process_->rtspPort()), "-t", "3", "-f", "null", "-"},
+                                       60s);
+    EXPECT_EQ(r.exitCode, 0) << transport << ": " << r.err;
+    EXPECT_EQ(r.err, "") << transport;
+  }
+}
+
+// GStreamer (Debian's gst-launch-1.0, rtspsrc with its default transports: UDP first) decodes
+// 45 pictures (3 s) and ends cleanly.
 TEST_F(Streamer, GstreamerRtspsrcDecodesIt) {
   const CommandResult r =
       runCommand({"gst-launch-1.0", "-q", "rtspsrc", "location=" + rtspUrl(process_->rtspPort()), "!",

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // RTSP server: its SDP, its answers to each request (raw requests over a socket, as a client
 // sends them), and printcast's own RTSP client playing it (each side checked by the other; ffmpeg
-// and GStreamer read it in the integration tests). Limits: per-address connections, UDP refused
-// with 461, a silent connection closed.
+// and GStreamer read it in the integration tests). Limits: per-address connections, multicast
+// refused with 461, a silent connection closed.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -135,10 +135,9 @@ TEST(RtspServer, AnswersEachRequestAsAClientExpects) {
 
   r = converse(fd, "DESCRIBE rtsp://127.0.0.1/nope RTSP/1.0\r\nCSeq: 3\r\n\r\n");
   EXPECT_EQ(r.rfind("RTSP/1.0 404", 0), 0u) << r;
-  r = converse(
-      fd, "SETUP " + base +
-              "/trackID=0 RTSP/1.0\r\nCSeq: 4\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n");
-  EXPECT_EQ(r.rfind("RTSP/1.0 461", 0), 0u) << "UDP is not offered yet: " << r;
+  r = converse(fd,
+               "SETUP " + base + "/trackID=0 RTSP/1.0\r\nCSeq: 4\r\nTransport: RTP/AVP;multicast\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 461", 0), 0u) << "no multicast: " << r;
   r = converse(fd, "PLAY " + base + " RTSP/1.0\r\nCSeq: 5\r\nSession: nope\r\n\r\n");
   EXPECT_EQ(r.rfind("RTSP/1.0 454", 0), 0u) << r;
   r = converse(
@@ -160,16 +159,21 @@ TEST(RtspServer, AnswersEachRequestAsAClientExpects) {
   ::close(fd);
 }
 
-// printcast's RTSP client plays printcast's RTSP server: an IDR first with the SPS/PPS, the size
-// from the SPS, every access unit whole, in order.
-TEST(RtspServer, OurClientPlaysIt) {
+// printcast's RTSP client plays printcast's RTSP server, over TCP interleaved and over UDP: an
+// IDR first with the SPS/PPS, the size from the SPS, every access unit whole, in order.
+class RtspServerPlay : public ::testing::TestWithParam<RtspPullOptions::Transport> {};
+
+TEST_P(RtspServerPlay, OurClientPlaysIt) {
   RtspStream stream;
   RtspServerConfig config;
   config.port = 0;
   auto server = RtspServer::start(config, {{"/stream", &stream}});
   ASSERT_TRUE(server) << server.error().describe();
   Producer producer(stream);
-  auto cam = createRtspPullCapture("rtsp://127.0.0.1:" + std::to_string((*server)->port()) + "/stream");
+  RtspPullOptions options;
+  options.transport = GetParam();
+  auto cam =
+      createRtspPullCapture("rtsp://127.0.0.1:" + std::to_string((*server)->port()) + "/stream", options);
   ASSERT_TRUE(cam) << cam.error().describe();
   hal::CaptureConfig c;
   c.format = hal::fourcc::kH264;
@@ -199,8 +203,16 @@ TEST(RtspServer, OurClientPlaysIt) {
     EXPECT_GE(got[i].bytesUsed(), 3000u + 4) << "whole (FU-A reassembled)";
   }
   EXPECT_EQ((*server)->stats().playing, 1u);
+  EXPECT_EQ((*server)->stats().udpDropped, 0u);
   (*cam)->stop();
 }
+
+INSTANTIATE_TEST_SUITE_P(Transports, RtspServerPlay,
+                         ::testing::Values(RtspPullOptions::Transport::Tcp, RtspPullOptions::Transport::Udp),
+                         [](const auto& param) {
+                           return param.param == RtspPullOptions::Transport::Tcp ? std::string("Tcp")
+                                                                                 : std::string("Udp");
+                         });
 
 TEST(RtspServer, LimitsConnectionsPerAddressAndClosesSilentOnes) {
   RtspStream stream;

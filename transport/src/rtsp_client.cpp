@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "network_capture.h"
+#include "udp_pair.h"
 #include "printcast/codecs/h264.h"
 #include "printcast/transport/http_digest.h"
 #include "printcast/transport/rtp_h264.h"
@@ -253,59 +254,6 @@ TransportReply parseTransportReply(std::string_view value, TransportReply fallba
     }
   }
   return out;
-}
-
-// A bound pair of UDP sockets on consecutive ports, RTP on the even one (RFC 3550 11).
-struct UdpPair {
-  int rtp = -1;
-  int rtcp = -1;
-  uint16_t port = 0;
-  ~UdpPair() {
-    if (rtp >= 0) ::close(rtp);
-    if (rtcp >= 0) ::close(rtcp);
-  }
-};
-
-hal::Status bindUdpPair(UdpPair& pair) {
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    const int a = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (a < 0) return hal::errnoError("RTSP: UDP socket");
-    int off = 0;
-    (void)::setsockopt(a, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-    int big = 1 << 20;  // a 1080p IDR arrives as a burst of packets
-    (void)::setsockopt(a, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    sockaddr_in6 addr{};
-    addr.sin6_family = AF_INET6;
-    addr.sin6_addr = in6addr_any;
-    socklen_t len = sizeof addr;
-    if (::bind(a, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(a, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ::close(a);
-      return hal::errnoError("RTSP: bind a UDP port");
-    }
-    const uint16_t port = ntohs(addr.sin6_port);
-    if (port % 2 != 0 || port == 65534) {
-      ::close(a);
-      continue;
-    }
-    const int b = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (b < 0) {
-      ::close(a);
-      return hal::errnoError("RTSP: UDP socket");
-    }
-    (void)::setsockopt(b, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-    addr.sin6_port = htons(static_cast<uint16_t>(port + 1));
-    if (::bind(b, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(a);
-      ::close(b);
-      continue;
-    }
-    pair.rtp = a;
-    pair.rtcp = b;
-    pair.port = port;
-    return {};
-  }
-  return {Errc::Io, "RTSP: no free pair of UDP ports"};
 }
 
 class RtspPullCapture final : public NetworkCapture {

@@ -16,13 +16,17 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
+#include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
 #include "printcast/transport/rtsp_client.h"
 #include "text.h"
+#include "udp_pair.h"
 
 namespace printcast::transport {
 
@@ -110,6 +114,49 @@ std::string RtspStream::describe(const std::string& serverAddress) const {
 
 // ----------------------------------------------------------------------------- server
 
+namespace {
+
+struct TransportChoice {
+  bool udp = false;
+  uint16_t clientPort = 0;  // udp: the client's RTP port
+};
+
+// The first offer of a SETUP's Transport field (RFC 2326 12.39: offers separated by ',') that
+// the server takes: RTP/AVP/TCP (interleaved), or RTP/AVP[/UDP] unicast with a client_port.
+std::optional<TransportChoice> chooseTransport(std::string_view field) {
+  while (!field.empty()) {
+    const size_t comma = field.find(',');
+    const std::string offer = text::lower(text::trim(field.substr(0, comma)));
+    field = comma == std::string_view::npos ? std::string_view{} : field.substr(comma + 1);
+    if (offer.rfind("rtp/avp/tcp", 0) == 0) return TransportChoice{};
+    if (offer.rfind("rtp/avp", 0) != 0 || offer.find("multicast") != std::string::npos) continue;
+    const size_t at = offer.find("client_port=");
+    if (at == std::string::npos) continue;
+    unsigned port = 0;
+    const char* begin = offer.data() + at + 12;
+    auto [end, ec] = std::from_chars(begin, offer.data() + offer.size(), port);
+    if (ec != std::errc() || port == 0 || port > 65534) continue;
+    return TransportChoice{true, static_cast<uint16_t>(port)};
+  }
+  return std::nullopt;
+}
+
+// An address as the dual-stack UDP socket wants it: IPv4 as v4-mapped IPv6.
+sockaddr_in6 asIpv6(const sockaddr_storage& a) {
+  sockaddr_in6 out{};
+  out.sin6_family = AF_INET6;
+  if (a.ss_family == AF_INET6) {
+    out.sin6_addr = reinterpret_cast<const sockaddr_in6*>(&a)->sin6_addr;
+  } else {
+    out.sin6_addr.s6_addr[10] = 0xff;
+    out.sin6_addr.s6_addr[11] = 0xff;
+    std::memcpy(&out.sin6_addr.s6_addr[12], &reinterpret_cast<const sockaddr_in*>(&a)->sin_addr, 4);
+  }
+  return out;
+}
+
+}  // namespace
+
 struct RtspServer::Impl {
   struct Connection {
     int fd = -1;
@@ -124,12 +171,18 @@ struct RtspServer::Impl {
     Clock::time_point lastSeen;
     bool hadRequest = false;
     bool closeAfterFlush = false;
+    // RTP/AVP over UDP: datagrams to the client's RTP port from the server's pair; `pending`
+    // holds queue bytes (interleaved framing, as for TCP) not yet cut into datagrams.
+    bool udp = false;
+    sockaddr_in6 rtpTo{};
+    std::vector<uint8_t> pending;
   };
 
   RtspServerConfig config;
   std::vector<std::pair<std::string, RtspStream*>> streams;
   int listenFd = -1;
   int wake = -1;
+  UdpPair udp;  // the server's RTP/RTCP ports for every UDP client
   uint16_t port = 0;
   std::atomic<bool> stopping{false};
   std::thread thread;
@@ -182,6 +235,9 @@ struct RtspServer::Impl {
       return hal::errnoError(fmt::format("RTSP server: listen on {}:{}",
                                          config.bindAddress.empty() ? "*" : config.bindAddress, config.port));
     }
+    if (auto st = bindUdpPair(udp); !st) return st;
+    int big = 1 << 20;  // a 1080p IDR leaves as a burst of datagrams
+    (void)::setsockopt(udp.rtp, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
     sockaddr_storage bound{};
     socklen_t len = sizeof bound;
     ::getsockname(listenFd, reinterpret_cast<sockaddr*>(&bound), &len);
@@ -220,8 +276,8 @@ struct RtspServer::Impl {
       const size_t fromPeer = static_cast<size_t>(std::count_if(
           connections.begin(), connections.end(), [&](const auto& c) { return c.second->peer == peer; }));
       if (connections.size() >= config.maxConnections || fromPeer >= config.maxPerAddress) {
+        count(&RtspServerStats::refused);  // before the peer can see the close
         ::close(fd);
-        count(&RtspServerStats::refused);
         continue;
       }
       int on = 1;
@@ -238,9 +294,9 @@ struct RtspServer::Impl {
   void closeConnection(Connection& c, bool timedOut) {
     if (c.queue && c.stream != nullptr) c.stream->unsubscribe(c.queue);
     c.queue.reset();
+    if (timedOut) count(&RtspServerStats::timedOut);  // before the peer can see the close
     if (c.fd >= 0) ::close(c.fd);
     c.fd = -1;
-    if (timedOut) count(&RtspServerStats::timedOut);
   }
 
   RtspStream* streamFor(std::string_view url, std::string& path) const {
@@ -304,17 +360,31 @@ struct RtspServer::Impl {
     if (req.method == "SETUP") {
       if (stream == nullptr) return respond(c, req, 404, "Not Found");
       const std::string* transport = req.field("Transport");
-      if (transport == nullptr || transport->find("RTP/AVP/TCP") == std::string::npos) {
-        // One offer may list several transports; TCP anywhere in it is taken.
-        return respond(c, req, 461, "Unsupported Transport");
-      }
+      const auto choice =
+          transport == nullptr ? std::optional<TransportChoice>() : chooseTransport(*transport);
+      if (!choice) return respond(c, req, 461, "Unsupported Transport");
       if (c.stream != nullptr && c.stream != stream)
         return respond(c, req, 459, "Aggregate Operation Not Allowed");
+      if (c.queue) return respond(c, req, 455, "Method Not Valid in This State");  // already playing
       c.stream = stream;
       if (c.session.empty()) c.session = fmt::format("{:08X}{:08X}", randomU32(), randomU32());
+      std::string reply;
+      c.udp = choice->udp;
+      if (c.udp) {
+        // To the address the RTSP connection comes from: a client cannot send our RTP elsewhere.
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        ::getpeername(c.fd, reinterpret_cast<sockaddr*>(&peer), &len);
+        c.rtpTo = asIpv6(peer);
+        c.rtpTo.sin6_port = htons(choice->clientPort);
+        reply = fmt::format("RTP/AVP;unicast;client_port={}-{};server_port={}-{}", choice->clientPort,
+                            choice->clientPort + 1, udp.port, udp.port + 1);
+      } else {
+        reply = "RTP/AVP/TCP;unicast;interleaved=0-1";
+      }
       respond(c, req, 200, "OK",
-              fmt::format("Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: {};timeout={}\r\n",
-                          c.session, static_cast<long>(config.sessionTimeout.count())));
+              fmt::format("Transport: {}\r\nSession: {};timeout={}\r\n", reply, c.session,
+                          static_cast<long>(config.sessionTimeout.count())));
       return;
     }
     if (req.method == "PLAY" || req.method == "TEARDOWN") {
@@ -377,6 +447,7 @@ struct RtspServer::Impl {
       c.out.erase(0, static_cast<size_t>(n));
     }
     if (c.closeAfterFlush) return false;
+    if (c.udp) return flushUdp(c);
     while (c.queue) {
       if (c.rtpSent == c.rtp.size()) {
         c.rtp.resize(size_t{64} * 1024);
@@ -393,6 +464,49 @@ struct RtspServer::Impl {
     return true;
   }
 
+  // RTP to a UDP client: the queue's interleaved frames cut into datagrams. A datagram the socket
+  // cannot take now is dropped (counted): UDP clients never hold anything up.
+  bool flushUdp(Connection& c) {
+    uint8_t buf[65536];
+    while (c.queue) {
+      const size_t got = c.queue->read(buf, sizeof buf, [] {});
+      if (got == ClientQueue::kEnd) return false;
+      if (got == 0) return true;  // parked: the next push wakes the loop
+      c.pending.insert(c.pending.end(), buf, buf + got);
+      size_t at = 0;
+      while (c.pending.size() - at >= 4) {
+        const size_t length = (size_t{c.pending[at + 2]} << 8) | c.pending[at + 3];
+        if (c.pending.size() - at < 4 + length) break;
+        if (c.pending[at + 1] == 0 &&
+            ::sendto(udp.rtp, c.pending.data() + at + 4, length, MSG_DONTWAIT | MSG_NOSIGNAL,
+                     reinterpret_cast<const sockaddr*>(&c.rtpTo), sizeof c.rtpTo) < 0) {
+          count(&RtspServerStats::udpDropped);
+        }
+        at += 4 + length;
+      }
+      c.pending.erase(c.pending.begin(), c.pending.begin() + static_cast<std::ptrdiff_t>(at));
+    }
+    return true;
+  }
+
+  // RTCP receiver reports (and anything else) from UDP clients: their session is alive.
+  void readRtcp(int fd) {
+    uint8_t buf[2048];
+    for (int i = 0; i < 64; ++i) {
+      sockaddr_storage from{};
+      socklen_t len = sizeof from;
+      if (::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len) < 0) return;
+      const sockaddr_in6 a = asIpv6(from);
+      for (auto& [cfd, c] : connections) {
+        if (c->udp && std::memcmp(&c->rtpTo.sin6_addr, &a.sin6_addr, sizeof a.sin6_addr) == 0) {
+          c->lastSeen = Clock::now();
+        }
+      }
+    }
+  }
+
+  static constexpr size_t kFixedFds = 4;  // listen, wake, UDP RTP, UDP RTCP; then connections
+
   void run() {
     std::vector<pollfd> fds;
     std::vector<int> order;
@@ -401,6 +515,8 @@ struct RtspServer::Impl {
       order.clear();
       fds.push_back({listenFd, POLLIN, 0});
       fds.push_back({wake, POLLIN, 0});
+      fds.push_back({udp.rtp, POLLIN, 0});
+      fds.push_back({udp.rtcp, POLLIN, 0});
       for (auto& [fd, c] : connections) {
         short events = POLLIN;
         if (!c->out.empty() || c->rtpSent < c->rtp.size()) events |= POLLOUT;
@@ -413,12 +529,14 @@ struct RtspServer::Impl {
         uint64_t v = 0;
         (void)!::read(wake, &v, sizeof v);
       }
+      if ((fds[2].revents & POLLIN) != 0) readRtcp(udp.rtp);  // NAT keepalives to the RTP port
+      if ((fds[3].revents & POLLIN) != 0) readRtcp(udp.rtcp);
       std::vector<int> dead;
       const auto now = Clock::now();
       for (size_t i = 0; i < order.size(); ++i) {
         Connection& c = *connections.at(order[i]);
         bool alive = true;
-        if ((fds[i + 2].revents & (POLLIN | POLLHUP | POLLERR)) != 0) alive = readFrom(c);
+        if ((fds[i + kFixedFds].revents & (POLLIN | POLLHUP | POLLERR)) != 0) alive = readFrom(c);
         if (alive) alive = flush(c);  // responses, and RTP the queue has (woken or writable)
         bool timedOut = false;
         if (alive && !c.session.empty() && now - c.lastSeen > config.sessionTimeout) timedOut = true;

@@ -7,9 +7,8 @@
 // (RFC 6184) through rtp::H264Packetizer. Models read: MediaMTX's gortsplib server, live555's
 // RTSPServer, gst-rtsp-server (session timeout, keepalive by GET_PARAMETER/OPTIONS/RTCP).
 //
-// This slice: RTP/AVP/TCP interleaved (channels 0-1), the transport every client offers and
-// MediaMTX/go2rtc prefer; a SETUP for UDP gets 461 Unsupported Transport (ffmpeg, VLC and
-// GStreamer then retry over TCP). No RTCP sender reports, no authentication yet.
+// Transports: RTP/AVP/TCP interleaved (channels 0-1) and RTP/AVP unicast UDP (to the RTSP
+// client's address only); multicast gets 461. Not yet: RTCP sender reports, authentication.
 #pragma once
 
 #include <chrono>
@@ -76,11 +75,12 @@ struct RtspServerStats {
   uint64_t refused = 0;      // over a connection limit
   uint64_t timedOut = 0;     // sessions and silent connections closed by the timeouts
   uint64_t badRequests = 0;  // 400s and unparsable input
+  uint64_t udpDropped = 0;   // RTP datagrams a UDP client's socket buffer could not take
 };
 
 // The server: one thread polls the listening socket and every connection (never blocking: reads
 // and writes are non-blocking, and a client's RTP waits in its bounded queue). Requests: OPTIONS,
-// DESCRIBE (404 for an unknown path), SETUP (TCP interleaved; 461 for UDP), PLAY (starts the
+// DESCRIBE (404 for an unknown path), SETUP (TCP interleaved or UDP; 461 otherwise), PLAY (starts the
 // client at the next IDR), GET_PARAMETER / SET_PARAMETER (keepalive), TEARDOWN; anything else 405.
 // Paths: the request URL's path, with a trailing "/" or "/trackID=0" (the media's control) taken
 // off. Threading: start() from any thread; the server runs on its own thread until destroyed.
