@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "printcast/transport/rtp_h264.h"
 #include "printcast/transport/rtsp_client.h"
 #include "printcast/transport/rtsp_server.h"
 
@@ -213,6 +214,63 @@ INSTANTIATE_TEST_SUITE_P(Transports, RtspServerPlay,
                            return param.param == RtspPullOptions::Transport::Tcp ? std::string("Tcp")
                                                                                  : std::string("Udp");
                          });
+
+// RTCP over the interleaved channel 1: a sender report (RFC 3550 6.4.1) with the stream's SSRC,
+// the capture time as NTP time and counts, then an SDES with a CNAME; RTP on channel 0.
+TEST(RtspServer, SendsSenderReportsWithTheCaptureTimeAsNtp) {
+  RtspStream stream;
+  RtspServerConfig config;
+  config.port = 0;
+  auto server = RtspServer::start(config, {{"/stream", &stream}});
+  ASSERT_TRUE(server) << server.error().describe();
+  Producer producer(stream);
+  const int fd = connectTo((*server)->port());
+  ASSERT_GE(fd, 0);
+  const std::string base = "rtsp://127.0.0.1:" + std::to_string((*server)->port()) + "/stream";
+  auto r =
+      converse(fd, "SETUP " + base +
+                       "/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n\r\n");
+  const size_t at = r.find("Session: ");
+  ASSERT_NE(at, std::string::npos) << r;
+  const std::string session = r.substr(at + 9, r.find(';', at) - at - 9);
+  r = converse(fd, "PLAY " + base + " RTSP/1.0\r\nCSeq: 2\r\nSession: " + session + "\r\n\r\n", 200ms);
+  ASSERT_EQ(r.rfind("RTSP/1.0 200", 0), 0u) << r;
+  std::string in = r.substr(r.find("\r\n\r\n") + 4);
+  RtspReader reader;
+  ASSERT_TRUE(reader.feed({reinterpret_cast<const uint8_t*>(in.data()), in.size()}).ok());
+  std::vector<uint8_t> report;
+  uint32_t rtpSsrc = 0;
+  for (auto end = std::chrono::steady_clock::now() + 3s; report.empty() || rtpSsrc == 0;) {
+    ASSERT_LT(std::chrono::steady_clock::now(), end) << "no sender report";
+    RtspReader::Item item;
+    while (reader.pop(item)) {
+      ASSERT_EQ(item.kind, RtspReader::Item::Kind::Data);
+      if (item.channel == 1 && report.empty()) report = item.data;
+      if (item.channel == 0) rtpSsrc = rtp::parse(item.data)->ssrc;
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    uint8_t buf[65536];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    ASSERT_TRUE(reader.feed({buf, static_cast<size_t>(n)}).ok());
+  }
+  ASSERT_EQ(report.size(), 48u);  // SR 28 + SDES 20
+  auto u32 = [&report](size_t i) {
+    return uint32_t{report[i]} << 24 | uint32_t{report[i + 1]} << 16 | uint32_t{report[i + 2]} << 8 |
+           report[i + 3];
+  };
+  EXPECT_EQ(report[0], 0x80);
+  EXPECT_EQ(report[1], 200);
+  EXPECT_EQ(u32(4), rtpSsrc);
+  const auto unixNow =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  EXPECT_NEAR(static_cast<double>(u32(8)) - 2208988800.0, static_cast<double>(unixNow), 3.0) << "NTP seconds";
+  EXPECT_EQ(report[29], 202) << "SDES";
+  EXPECT_EQ(std::string(report.begin() + 38, report.begin() + 47), "printcast") << "CNAME";
+  ::close(fd);
+}
 
 TEST(RtspServer, LimitsConnectionsPerAddressAndClosesSilentOnes) {
   RtspStream stream;

@@ -67,11 +67,23 @@ void RtspStream::publish(const hal::PacketPtr& accessUnit) {
   std::vector<std::vector<uint8_t>> packets;
   packetizer_.packetize(accessUnit->data, timestamp, packets);
   if (packets.empty()) return;
-  // Interleaved framing (RFC 2326 10.12): '$', channel 0, length, the RTP packet. Built once.
+  // Interleaved framing (RFC 2326 10.12): '$', channel, length, the packet. Built once. An RTCP
+  // sender report (channel 1) goes in front about every second.
   size_t total = 0;
-  for (const auto& p : packets) total += 4 + p.size();
+  for (const auto& p : packets) {
+    total += 4 + p.size();
+    ++packetCount_;
+    octetCount_ += static_cast<uint32_t>(p.size() - 12);
+  }
   auto wire = std::make_shared<std::vector<uint8_t>>();
-  wire->reserve(total);
+  wire->reserve(total + 64);
+  if (lastReport_ == hal::Timestamp{} || accessUnit->pts - lastReport_ >= std::chrono::seconds(1)) {
+    lastReport_ = accessUnit->pts;
+    const auto report = senderReport(accessUnit->pts, timestamp);
+    wire->insert(wire->end(),
+                 {'$', 1, static_cast<uint8_t>(report.size() >> 8), static_cast<uint8_t>(report.size())});
+    wire->insert(wire->end(), report.begin(), report.end());
+  }
   for (const auto& p : packets) {
     wire->insert(wire->end(), {'$', 0, static_cast<uint8_t>(p.size() >> 8), static_cast<uint8_t>(p.size())});
     wire->insert(wire->end(), p.begin(), p.end());
@@ -90,6 +102,37 @@ void RtspStream::publish(const hal::PacketPtr& accessUnit) {
     unit.chunks.push_back(chunk);
     c.queue->push(std::move(unit));
   }
+}
+
+std::vector<uint8_t> RtspStream::senderReport(hal::Timestamp pts, uint32_t rtpTimestamp) const {
+  // The capture time on the wall clock (NTP: seconds since 1900, RFC 3550 4), so a receiver can
+  // line the stream up with real time.
+  const auto wall = std::chrono::system_clock::now() -
+                    std::chrono::duration_cast<std::chrono::system_clock::duration>(hal::Clock::now() - pts);
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(wall.time_since_epoch()).count();
+  const uint64_t seconds = static_cast<uint64_t>(micros / 1000000) + 2208988800ULL;
+  const uint64_t fraction = (static_cast<uint64_t>(micros % 1000000) << 32) / 1000000;
+  std::vector<uint8_t> out;
+  auto u32 = [&out](uint64_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
+  };
+  const uint32_t ssrc = packetizer_.ssrc();
+  // SR (RFC 3550 6.4.1): V=2, no report blocks, PT 200, length 6 (32-bit words minus one).
+  out.insert(out.end(), {0x80, 200, 0, 6});
+  u32(ssrc);
+  u32(seconds);
+  u32(fraction);
+  u32(rtpTimestamp);
+  u32(packetCount_);
+  u32(octetCount_);
+  // SDES with the CNAME every compound RTCP packet carries (6.5): "printcast", END, padding.
+  constexpr std::string_view kCname = "printcast";
+  out.insert(out.end(), {0x81, 202, 0, 4});
+  u32(ssrc);
+  out.insert(out.end(), {1, static_cast<uint8_t>(kCname.size())});
+  out.insert(out.end(), kCname.begin(), kCname.end());
+  out.push_back(0);  // END: the chunk is 4 + 2 + 9 + 1 = 16 bytes, already 32-bit aligned
+  return out;
 }
 
 std::string RtspStream::describe(const std::string& serverAddress) const {
@@ -477,9 +520,12 @@ struct RtspServer::Impl {
       while (c.pending.size() - at >= 4) {
         const size_t length = (size_t{c.pending[at + 2]} << 8) | c.pending[at + 3];
         if (c.pending.size() - at < 4 + length) break;
-        if (c.pending[at + 1] == 0 &&
-            ::sendto(udp.rtp, c.pending.data() + at + 4, length, MSG_DONTWAIT | MSG_NOSIGNAL,
-                     reinterpret_cast<const sockaddr*>(&c.rtpTo), sizeof c.rtpTo) < 0) {
+        // Channel 0 RTP to the client's RTP port, channel 1 RTCP to the next one.
+        sockaddr_in6 to = c.rtpTo;
+        const bool rtcp = c.pending[at + 1] == 1;
+        if (rtcp) to.sin6_port = htons(static_cast<uint16_t>(ntohs(to.sin6_port) + 1));
+        if (::sendto(rtcp ? udp.rtcp : udp.rtp, c.pending.data() + at + 4, length,
+                     MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0) {
           count(&RtspServerStats::udpDropped);
         }
         at += 4 + length;

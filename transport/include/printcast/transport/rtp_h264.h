@@ -119,6 +119,7 @@ class H264Packetizer {
   void packetize(std::span<const uint8_t> annexB, uint32_t rtpTimestamp,
                  std::vector<std::vector<uint8_t>>& out);
   uint16_t nextSequence() const { return sequence_; }
+  uint32_t ssrc() const { return ssrc_; }
 
  private:
   void emit(std::vector<std::vector<uint8_t>>& out, uint32_t timestamp, bool marker,

@@ -8,7 +8,8 @@
 // RTSPServer, gst-rtsp-server (session timeout, keepalive by GET_PARAMETER/OPTIONS/RTCP).
 //
 // Transports: RTP/AVP/TCP interleaved (channels 0-1) and RTP/AVP unicast UDP (to the RTSP
-// client's address only); multicast gets 461. Not yet: RTCP sender reports, authentication.
+// client's address only); multicast gets 461. RTCP: a sender report with the capture time as NTP
+// time about every second. Not yet: authentication.
 #pragma once
 
 #include <chrono>
@@ -32,7 +33,8 @@ namespace printcast::transport {
 // others or the producer). Each client starts at an IDR. RTP timestamps are the access unit's
 // capture time at 90 kHz (plus a random offset, RFC 3550 5.1); one SSRC and sequence for all
 // clients (a client's first sequence number is whatever its first packet has, as when joining a
-// multicast group).
+// multicast group). About every second an RTCP sender report (the capture time on the wall clock
+// as NTP time, the RTP timestamp, packet and octet counts) goes on channel 1.
 // Threading: publish() from one producer thread; subscribe(), describe() and the Fanout calls
 // from any thread.
 class RtspStream : public Fanout {
@@ -49,7 +51,13 @@ class RtspStream : public Fanout {
   std::string describe(const std::string& serverAddress) const;
 
  private:
+  // An RTCP sender report + SDES CNAME (RFC 3550 6.4.1, 6.5) for the access unit at `pts`.
+  std::vector<uint8_t> senderReport(hal::Timestamp pts, uint32_t rtpTimestamp) const;
+
   rtp::H264Packetizer packetizer_;                  // producer thread
+  uint32_t packetCount_ = 0;                        // RTP packets sent (producer thread)
+  uint32_t octetCount_ = 0;                         // their payload bytes (wrapping, as RFC 3550 says)
+  hal::Timestamp lastReport_{};                     // producer thread
   uint32_t timestampOffset_;                        // random (RFC 3550 5.1)
   std::shared_ptr<const hal::CodecConfig> config_;  // the newest SPS/PPS; Fanout::mutex_
 };
