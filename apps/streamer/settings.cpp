@@ -266,6 +266,7 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "flv_port") return readInt(v, source, key, -1, 65535, s.flvPort);
   if (key == "ws_port") return readInt(v, source, key, -1, 65535, s.wsPort);
   if (key == "rtsp_port") return readInt(v, source, key, -1, 65535, s.rtspPort);
+  if (key == "publish") return readString(v, source, key, s.publish);
   if (key == "ring") return readBool(v, source, key, s.ring);
   if (key == "ring_name") return readString(v, source, key, s.ringName);
   if (key == "ring_size_mb") return readInt(v, source, key, 1, 256, s.ringSizeMb);
@@ -550,6 +551,13 @@ Status finalizeSource(Settings& s, const std::string& src) {
   if (s.ingestPort >= 0 && s.source != "ws-push") {
     return invalid(src, "ingest_port", std::to_string(s.ingestPort),
                    "needs source ws-push (cameras push to it), not \"" + s.source + "\"");
+  }
+  if (!s.publish.empty()) {
+    if (auto url = transport::parseUrl(s.publish, "rtsp", 554); !url) {
+      return invalid(
+          src, "publish", "\"" + s.publish + "\"",
+          url.error().message + " (an rtsp:// URL of a server that accepts RECORD, e.g. MediaMTX)");
+    }
   }
   const size_t scheme = s.source.find("://");
   if (scheme == std::string::npos) return {};  // "", "test-pattern", "ws-push" or a V4L2 device

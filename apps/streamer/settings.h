@@ -80,6 +80,10 @@ struct Settings {
   // RTSP server (transport/rtsp_server.h): rtsp://HOST:8554/stream, the camera's H.264 over RTP
   // (0 = any free port, -1 = off).
   int rtspPort = 8554;
+  // Publish the camera's H.264 into a media server ("publish", --publish): an rtsp:// URL that
+  // accepts ANNOUNCE/RECORD (MediaMTX: rtsp://mediamtx:8554/printer1), credentials in the URL;
+  // "" = off (transport/rtsp_publish.h).
+  std::string publish;
   std::string allowOrigin = "*";  // Access-Control-Allow-Origin of the stream ports
   // The control port's same-origin rule (transport/http_access.h): origins trusted to change
   // state and read the API besides the port's own ("http://mainsail.local, https://farm:8443",

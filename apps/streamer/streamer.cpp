@@ -46,6 +46,7 @@
 #include "printcast/transport/mjpeg.h"
 #include "printcast/transport/mjpeg_pull.h"
 #include "printcast/transport/rtsp_client.h"
+#include "printcast/transport/rtsp_publish.h"
 #include "printcast/transport/rtsp_server.h"
 #include "printcast/transport/shm_ring.h"
 #include "printcast/transport/websocket.h"
@@ -395,7 +396,8 @@ struct Streamer::Impl {
   std::condition_variable stopWake;
 
   std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer, wsServer, ingestServer;
-  std::unique_ptr<transport::RtspServer> rtspServer;  // after rtspStream: stopped before it goes
+  std::unique_ptr<transport::RtspServer> rtspServer;    // after rtspStream: stopped before it goes
+  std::unique_ptr<transport::RtspPublisher> publisher;  // --publish; after rtspStream too
   std::vector<std::thread> threads;
 
   // --- timelapse recording (feat-tlrec; docs/timelapse.md) ---
@@ -505,6 +507,8 @@ struct Streamer::Impl {
   std::vector<nlohmann::json> outputs;
   nlohmann::json ringStats();
   nlohmann::json h264DecoderStats() const;
+  nlohmann::json rtspStats() const;
+  nlohmann::json publishStatus() const;
   // The H.264 decoder's name ("libavcodec 59.37.100"), or "not-built".
   const std::string h264DecoderBackend = [] {
     auto decoder = codecs::createH264Decoder();
@@ -1206,9 +1210,30 @@ nlohmann::json Streamer::Impl::status() {
       {"stream_port", streamServer ? streamServer->port() : 0},
       {"control_port", controlServer ? controlServer->port() : 0},
       {"flv_port", flvServer ? flvServer->port() : 0},
+      {"rtsp_port", rtspServer ? rtspServer->port() : 0},
+      {"rtsp", rtspStats()},
+      {"publish", publishStatus()},
       {"h264_enabled", live.h264Enabled.load()},
       {"uptime_s", std::chrono::duration<double>(Clock::now() - startedAt).count()},
   };
+}
+
+// The RTSP server's connections and sessions; null when it is off.
+nlohmann::json Streamer::Impl::rtspStats() const {
+  if (!rtspServer) return nullptr;
+  const auto st = rtspServer->stats();
+  return {{"port", rtspServer->port()},     {"connections", st.connections}, {"playing", st.playing},
+          {"accepted", st.accepted},        {"refused", st.refused},         {"timed_out", st.timedOut},
+          {"bad_requests", st.badRequests}, {"udp_dropped", st.udpDropped}};
+}
+
+// --publish: where to (no credentials), the state ("publishing", "retrying in N s: why"),
+// sessions, failures, bytes sent, the last error; null when not publishing.
+nlohmann::json Streamer::Impl::publishStatus() const {
+  if (!publisher) return nullptr;
+  const auto st = publisher->status();
+  return {{"url", st.url},           {"state", st.state},          {"sessions", st.sessions},
+          {"failures", st.failures}, {"bytes_sent", st.bytesSent}, {"last_error", st.lastError}};
 }
 
 // The camera's state for /status and /api/stats. `state` is "starting", "streaming" or
@@ -2267,6 +2292,11 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     s.outputs.push_back(
         {{"name", "rtsp"}, {"path", "/stream"}, {"type", "rtsp"}, {"port", s.rtspServer->port()}});
   }
+  if (!settings.publish.empty()) {
+    auto publisher = transport::RtspPublisher::start(settings.publish, s.rtspStream);
+    if (!publisher) return publisher.error();
+    s.publisher = std::move(*publisher);
+  }
   if (settings.ingestPort >= 0 && s.ingest) {
     // Cameras only: any path upgrades (ESP32 firmwares connect to "/").
     auto ingestServer =
@@ -2331,6 +2361,7 @@ void Streamer::stop() {
   s.fmp4.closeAll();
   s.displayStream.closeAll();
   s.wsStream.closeAll();
+  s.publisher.reset();   // TEARDOWN sent, its thread joined
   s.rtspServer.reset();  // its connections close; then nothing reads rtspStream's queues
   s.rtspStream.closeAll();
   s.hls->closeAll("streamer is stopping");

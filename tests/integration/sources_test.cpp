@@ -39,22 +39,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A TCP port nobody listens on right now (bound and released: the kernel does not hand it out
-// again at once).
-uint16_t freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
+uint16_t freePort() { return printcast::testing::freeTcpPort(); }
 
 // A program running in the background for the length of a test (killed when destroyed).
 class Background {

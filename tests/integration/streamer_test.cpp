@@ -1113,11 +1113,15 @@ TEST_F(Streamer, RtspOverUdpStartsOnAKeyframeWithIncreasingTimestamps) {
   probeRtsp(process_->rtspPort(), "udp");
 }
 
+// -fps_mode passthrough -enc_time_base -1: the SPS's VUI says 15 fps, and ffmpeg's CLI would put
+// the capture-time timestamps, with their real jitter under load, on a 1/15 s grid where two can
+// collide ("non monotonically increasing dts" from its own muxer, not from the stream).
 TEST_F(Streamer, FfmpegDecodesThreeSecondsOfRtspWithoutErrors) {
   for (const char* transport : {"tcp", "udp"}) {
-    const CommandResult r = runCommand({"ffmpeg", "-v", "error", "-rtsp_transport", transport, "-i",
-                                        rtspUrl(process_->rtspPort()), "-t", "3", "-f", "null", "-"},
-                                       60s);
+    const CommandResult r = runCommand(
+        {"ffmpeg", "-v", "error", "-rtsp_transport", transport, "-i", rtspUrl(process_->rtspPort()), "-t",
+         "3", "-fps_mode", "passthrough", "-enc_time_base", "-1", "-f", "null", "-"},
+        60s);
     EXPECT_EQ(r.exitCode, 0) << transport << ": " << r.err;
     EXPECT_EQ(r.err, "") << transport;
   }
@@ -1138,6 +1142,43 @@ TEST_F(Streamer, GstreamerRtspsrcDecodesIt) {
     listed = listed || (o.value("type", "") == "rtsp" && o.value("port", 0) == process_->rtspPort());
   }
   EXPECT_TRUE(listed) << status["outputs"].dump();
+}
+
+// ----------------------------------------------------------------------------- RTSP publish
+
+// --publish into a receiving server: ffmpeg's RTSP listen mode takes our ANNOUNCE/SETUP
+// (mode=record)/RECORD over TCP and decodes 3 s without an error; it then goes away, and a new
+// receiver on the same URL gets the stream again from the publisher's retry, without a restart.
+// (-fps_mode passthrough: in listen mode ffmpeg knows no frame rate, and its CLI would put the
+// capture-time timestamps, with their real jitter, on a 1/fps grid where two can collide.)
+TEST(RtspPublish, FfmpegReceivesItAndAReceiverThatComesBackGetsItAgain) {
+  const uint16_t port = printcast::testing::freeTcpPort();
+  const std::string target = "rtsp://127.0.0.1:" + std::to_string(port) + "/live/printer1";
+  auto receive = [&target] {
+    return runCommand(
+        {"ffmpeg", "-nostdin", "-v", "error", "-rtsp_flags", "listen", "-timeout", "30", "-i", target, "-t",
+         "3", "-fps_mode", "passthrough", "-enc_time_base", "-1", "-f", "null", "-"},
+        60s);
+  };
+  CommandResult first;
+  std::thread receiver([&] { first = receive(); });
+  StreamerProcess publisher(PRINTCAST_STREAMER_BIN,
+                            {"--board", "virtual", "--resolution", "320x240", "--desired-fps", "15",
+                             "--no-display", "--no-ring", "--publish", target});
+  receiver.join();
+  ASSERT_TRUE(publisher.ok()) << publisher.log();
+  EXPECT_EQ(first.exitCode, 0) << first.err << publisher.log();
+  EXPECT_EQ(first.err, "") << "3 s decoded without an error";
+
+  const CommandResult second = receive();
+  EXPECT_EQ(second.exitCode, 0) << second.err << publisher.log();
+  EXPECT_EQ(second.err, "");
+  const auto status =
+      nlohmann::json::parse(httpRequest(publisher.streamPort(), "GET", "/status").body, nullptr, false);
+  const auto publish = status.value("publish", nlohmann::json::object());
+  EXPECT_EQ(publish.value("url", ""), target) << status.dump();
+  EXPECT_GE(publish.value("sessions", 0), 2) << status.dump();
+  EXPECT_GT(publish.value("bytes_sent", 0), 10000) << status.dump();
 }
 
 }  // namespace

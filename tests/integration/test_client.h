@@ -100,4 +100,8 @@ struct CommandResult {
 // Run argv (no shell) with a time limit; kills it when the limit passes (exitCode -1).
 CommandResult runCommand(const std::vector<std::string>& argv, std::chrono::seconds limit);
 
+// A TCP port on 127.0.0.1 nobody listens on right now (bound and released: the kernel does not
+// hand it out again at once).
+uint16_t freeTcpPort();
+
 }  // namespace printcast::testing

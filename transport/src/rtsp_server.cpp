@@ -135,6 +135,11 @@ std::vector<uint8_t> RtspStream::senderReport(hal::Timestamp pts, uint32_t rtpTi
   return out;
 }
 
+bool RtspStream::hasParameterSets() const {
+  std::lock_guard lock(mutex_);
+  return config_ != nullptr;
+}
+
 std::string RtspStream::describe(const std::string& serverAddress) const {
   std::shared_ptr<const hal::CodecConfig> config;
   {

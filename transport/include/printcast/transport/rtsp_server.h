@@ -49,6 +49,8 @@ class RtspStream : public Fanout {
   // "trackID=0", profile-level-id and sprop-parameter-sets from the newest SPS/PPS (without them
   // before the first keyframe: the parameter sets come in band before every IDR anyway).
   std::string describe(const std::string& serverAddress) const;
+  // Whether an IDR with its SPS/PPS went through (describe() then carries them).
+  bool hasParameterSets() const;
 
  private:
   // An RTCP sender report + SDES CNAME (RFC 3550 6.4.1, 6.5) for the access unit at `pts`.

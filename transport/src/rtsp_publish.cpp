@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: MIT
+// RTSP publish (see rtsp_publish.h).
+#include "printcast/transport/rtsp_publish.h"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "printcast/transport/http_digest.h"
+#include "printcast/transport/rtsp_client.h"
+#include "printcast/transport/tcp_connect.h"
+#include "printcast/transport/url.h"
+
+namespace printcast::transport {
+
+using hal::Errc;
+using Clock = std::chrono::steady_clock;
+
+struct RtspPublisher::Impl {
+  Url url;
+  std::string requestUrl;  // without credentials
+  RtspStream* stream = nullptr;
+  RtspPublishOptions options;
+  int wake = -1;  // stop
+  int data = -1;  // the queue has bytes (ClientQueue wakeup)
+  std::atomic<bool> stopping{false};
+  std::thread thread;
+  mutable std::mutex statusMutex;
+  RtspPublishStatus status;
+
+  // One session (I/O thread)
+  int fd = -1;
+  RtspReader reader;
+  long cseq = 0;
+  std::string session;
+  std::optional<ClientAuth> auth;
+  bool recorded = false;  // this session got to RECORD
+
+  ~Impl() {
+    stopping = true;
+    const uint64_t one = 1;
+    if (wake >= 0) (void)!::write(wake, &one, sizeof one);
+    if (thread.joinable()) thread.join();
+    if (wake >= 0) ::close(wake);
+    if (data >= 0) ::close(data);
+  }
+
+  void setState(std::string state, std::string error = {}) {
+    std::lock_guard lock(statusMutex);
+    status.state = std::move(state);
+    if (!error.empty()) status.lastError = std::move(error);
+  }
+
+  hal::Error fail(Errc code, std::string_view step, std::string message) const {
+    return hal::Error{code, 0, fmt::format("{}: {}: {}", requestUrl, step, message)};
+  }
+
+  // Read what the server sent (non-blocking); errors end the session.
+  hal::Status readIncoming() {
+    uint8_t buf[8192];
+    for (;;) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n == 0) return fail(Errc::Disconnected, "connection", "the server closed the connection");
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return {};
+        return hal::errnoError(requestUrl + ": recv");
+      }
+      if (auto st = reader.feed({buf, static_cast<size_t>(n)}); !st)
+        return fail(st.code(), "connection", st.error().message);
+      if (static_cast<size_t>(n) < sizeof buf) return {};
+    }
+  }
+
+  // A request and its response (CSeq); a 401 is answered (twice at most: a stale nonce).
+  hal::Result<RtspMessage> request(std::string_view method, const std::string& target, std::string extra = {},
+                                   const std::string& body = {}) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      const long n = ++cseq;
+      std::string req = fmt::format("{} {} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: {}\r\n", method, target, n,
+                                    options.userAgent);
+      if (!session.empty()) req += "Session: " + session + "\r\n";
+      if (auto a = auth->authorization(method, target); !a.empty()) req += "Authorization: " + a + "\r\n";
+      req += extra;
+      if (!body.empty()) req += fmt::format("Content-Length: {}\r\n", body.size());
+      req += "\r\n" + body;
+      if (auto st = sendAll(fd, req.data(), req.size(), options.responseTimeout); !st)
+        return fail(st.code(), method, st.error().message);
+      const auto deadline = Clock::now() + options.responseTimeout;
+      std::optional<RtspMessage> response;
+      while (!response) {
+        RtspReader::Item item;
+        while (!response && reader.pop(item)) {
+          if (item.kind == RtspReader::Item::Kind::Message && item.message.status != 0 &&
+              item.message.cseq() == n)
+            response = std::move(item.message);
+        }
+        if (response) break;
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0)
+          return fail(Errc::Timeout, method,
+                      fmt::format("no response within {} ms", options.responseTimeout.count()));
+        pollfd p[2] = {{fd, POLLIN, 0}, {wake, POLLIN, 0}};
+        (void)::poll(p, 2, static_cast<int>(left));
+        if (stopping) return fail(Errc::Timeout, method, "stopped");
+        if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+          if (auto st = readIncoming(); !st) return st.error();
+        }
+      }
+      if (response->status != 401) return std::move(*response);
+      if (auto st = auth->onChallenge(response->fieldValues("WWW-Authenticate")); !st)
+        return fail(Errc::PermissionDenied, method, "401: " + st.error().message);
+    }
+    return fail(Errc::PermissionDenied, method, "401: the server refused these credentials");
+  }
+
+  hal::Error refused(std::string_view step, const RtspMessage& m) const {
+    const Errc code = m.status == 401 || m.status == 403 ? Errc::PermissionDenied
+                      : m.status == 404                  ? Errc::NoDevice
+                                                         : Errc::Unsupported;
+    return fail(code, step, fmt::format("{} {}", m.status, m.reason));
+  }
+
+  // One session: connect, ANNOUNCE, SETUP, RECORD, stream until an error. Always an error back.
+  hal::Status session1() {
+    setState("connecting");
+    auto connected = connectTcp(url.host, url.port, options.connectTimeout, wake);
+    if (!connected) return hal::Error{connected.code(), 0, requestUrl + ": " + connected.error().message};
+    fd = *connected;
+    reader = RtspReader{};
+    cseq = 0;  // CSeq counts per connection (ffmpeg's listener wants 1 first)
+    session.clear();
+    auth.emplace(url.user, url.password);
+    struct Closer {
+      Impl& self;
+      std::shared_ptr<ClientQueue> queue;
+      ~Closer() {
+        if (queue) self.stream->unsubscribe(queue);
+        ::close(self.fd);
+        self.fd = -1;
+      }
+    } closer{*this, nullptr};
+
+    // Subscribe first: the stream is watched from now on (an H.264 encoder starts, an IDR comes),
+    // so the SDP can carry the parameter sets and RTP starts at an IDR.
+    closer.queue = stream->subscribe();
+    const int dataFd = data;
+    closer.queue->setWakeup([dataFd] {
+      const uint64_t one = 1;
+      (void)!::write(dataFd, &one, sizeof one);
+    });
+    for (auto until = Clock::now() + options.parameterSetWait;
+         !stream->hasParameterSets() && Clock::now() < until;) {
+      pollfd p{wake, POLLIN, 0};
+      (void)::poll(&p, 1, 50);
+      if (stopping) return {Errc::Timeout, "stopped"};
+    }
+
+    const std::string sdp = stream->describe("0.0.0.0");
+    auto announce = request("ANNOUNCE", requestUrl, "Content-Type: application/sdp\r\n", sdp);
+    if (!announce) return announce.error();
+    if (announce->status / 100 != 2) return refused("ANNOUNCE", *announce);
+    auto setup = request("SETUP", requestUrl + "/trackID=0",
+                         "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n");
+    if (!setup) return setup.error();
+    if (setup->status / 100 != 2) return refused("SETUP", *setup);
+    if (const std::string* s = setup->field("Session")) {
+      if (auto parsed = parseRtspSession(*s)) session = parsed->id;
+    }
+    auto record = request("RECORD", requestUrl, "Range: npt=0.000-\r\n");
+    if (!record) return record.error();
+    if (record->status / 100 != 2) return refused("RECORD", *record);
+    recorded = true;
+    {
+      std::lock_guard lock(statusMutex);
+      ++status.sessions;
+      status.state = "publishing";
+    }
+
+    // Streaming: the queue's interleaved RTP/RTCP to the socket; what the server sends is read.
+    std::vector<uint8_t> out;
+    size_t sent = 0;
+    Clock::time_point blockedSince{};
+    for (;;) {
+      RtspReader::Item item;
+      while (reader.pop(item)) {
+        if (item.kind == RtspReader::Item::Kind::Message && !item.message.method.empty()) {
+          const std::string reply = fmt::format("RTSP/1.0 501 Not Implemented\r\nCSeq: {}\r\n\r\n",
+                                                std::max(0L, item.message.cseq()));
+          (void)sendAll(fd, reply.data(), reply.size(), options.responseTimeout);
+        }
+      }
+      if (sent == out.size()) {
+        out.resize(size_t{64} * 1024);
+        const size_t got = closer.queue->read(out.data(), out.size(), [] {});
+        if (got == ClientQueue::kEnd) return fail(Errc::Disconnected, "stream", "the stream ended");
+        out.resize(got);
+        sent = 0;
+      }
+      if (sent < out.size()) {
+        const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+          sent += static_cast<size_t>(n);
+          blockedSince = {};
+          std::lock_guard lock(statusMutex);
+          status.bytesSent += static_cast<uint64_t>(n);
+          continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+          return hal::errnoError(requestUrl + ": send");
+        if (blockedSince == Clock::time_point{}) blockedSince = Clock::now();
+        if (Clock::now() - blockedSince > options.responseTimeout)
+          return fail(Errc::Timeout, "stream", "the server takes no data");
+      }
+      pollfd p[3] = {{fd, static_cast<short>(POLLIN | (sent < out.size() ? POLLOUT : 0)), 0},
+                     {wake, POLLIN, 0},
+                     {data, POLLIN, 0}};
+      (void)::poll(p, 3, 1000);
+      if (stopping) break;
+      if ((p[2].revents & POLLIN) != 0) {
+        uint64_t v = 0;
+        (void)!::read(data, &v, sizeof v);
+      }
+      if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+        if (auto st = readIncoming(); !st) return st;
+      }
+    }
+    // Stopping: TEARDOWN, not awaited.
+    const std::string bye =
+        fmt::format("TEARDOWN {} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: {}\r\nSession: {}\r\n\r\n", requestUrl,
+                    ++cseq, options.userAgent, session);
+    (void)sendAll(fd, bye.data(), bye.size(), std::chrono::milliseconds(200));
+    return {Errc::Timeout, "stopped"};
+  }
+
+  void run() {
+    auto backoff = options.firstRetry;
+    while (!stopping) {
+      recorded = false;
+      auto st = session1();
+      if (stopping) return;
+      {
+        std::lock_guard lock(statusMutex);
+        ++status.failures;
+      }
+      // A session that got to RECORD starts the backoff again: the server was there.
+      if (recorded) backoff = options.firstRetry;
+      const std::string reason = st.ok() ? std::string("ended") : st.error().describe();
+      setState(fmt::format("retrying in {} s: {}", std::max<long long>(1, backoff.count() / 1000), reason),
+               reason);
+      pollfd p{wake, POLLIN, 0};
+      (void)::poll(&p, 1, static_cast<int>(backoff.count()));
+      backoff = std::min(backoff * 2, options.maxRetry);
+    }
+  }
+};
+
+RtspPublisher::RtspPublisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RtspPublisher::~RtspPublisher() = default;
+
+hal::Result<std::unique_ptr<RtspPublisher>> RtspPublisher::start(const std::string& url, RtspStream& stream,
+                                                                 RtspPublishOptions options) {
+  auto parsed = parseUrl(url, "rtsp", 554);
+  if (!parsed) return parsed.error();
+  auto impl = std::make_unique<Impl>();
+  impl->url = std::move(*parsed);
+  impl->requestUrl = impl->url.withoutCredentials();
+  impl->stream = &stream;
+  impl->options = std::move(options);
+  impl->status.url = impl->requestUrl;
+  impl->status.state = "connecting";
+  impl->wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  impl->data = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (impl->wake < 0 || impl->data < 0) return hal::errnoError("RTSP publish: eventfd");
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->run(); });
+  return std::unique_ptr<RtspPublisher>(new RtspPublisher(std::move(impl)));
+}
+
+RtspPublishStatus RtspPublisher::status() const {
+  std::lock_guard lock(impl_->statusMutex);
+  return impl_->status;
+}
+
+}  // namespace printcast::transport
