@@ -219,7 +219,9 @@ function showUrls() {
     (output('fmp4') ? '<dt>Browser &lt;video&gt; (Mainsail “HTML5 video”)</dt><dd>' + code(base + output('fmp4').path) + '</dd>' : '') +
     (output('hls') ? '<dt>HLS (Mainsail “HLS stream”, Home Assistant)</dt><dd>' + code(base + output('hls').path) + '</dd>' : '') +
     (output('h264-annexb-websocket') ? '<dt>H.264 over WebSocket (Mainsail “jmuxer-stream”)</dt><dd>' +
-      code(base.replace(/^http/, 'ws') + output('h264-annexb-websocket').path) + '</dd>' : '');
+      code(base.replace(/^http/, 'ws') + output('h264-annexb-websocket').path) + '</dd>' : '') +
+    (output('rtsp') ? '<dt>RTSP (VLC, NVRs, Home Assistant, Frigate, MediaMTX / go2rtc)</dt><dd>' +
+      code('rtsp://' + host + ':' + output('rtsp').port + output('rtsp').path) + '</dd>' : '');
 }
 
 async function loadStatus() {

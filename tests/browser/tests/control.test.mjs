@@ -76,6 +76,7 @@ export const tests = [
       }), { what: 'a camera fps above 1 in the stats table' });
       const urls = await page.textContent('#urls');
       ctx.assert(urls.includes('/webcam/?action=stream') && urls.includes('?action=snapshot'), 'Mainsail/OctoPrint URLs shown');
+      ctx.assert(/rtsp:\/\/[^ ]+:\d+\/stream/.test(urls), 'the RTSP URL is offered: ' + urls);
       await page.waitForTimeout(2000);  // a few stats polls
       await ctx.screenshot(page, 'control-page');
       ctx.assert(ctx.consoleErrors.length === 0, 'console errors: ' + ctx.consoleErrors.join('\n'));
