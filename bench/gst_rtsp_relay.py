@@ -37,7 +37,7 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description="gst-rtsp-server relay of an RTSP H.264 camera (shared media)")
+    p = argparse.ArgumentParser(description="gst-rtsp-server relay of an RTSP H.264 camera")
     p.add_argument("--upstream", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--address", default="::")
@@ -79,7 +79,8 @@ def main():
     try:
         source = server.create_source(None)  # binds and listens; raises GLib.Error on failure
     except GLib.Error as e:
-        print(f"gst_rtsp_relay.py: cannot listen on {a.address} port {a.port}: {e.message}", file=sys.stderr)
+        print(f"gst_rtsp_relay.py: cannot listen on {a.address} port {a.port}: {e.message}",
+              file=sys.stderr)
         return 1
     source.attach(None)
 

@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
       displayNode, touchName;
   int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, rtspPort = -2, bitrate = -1, gop = -1,
       jpegQuality = -1, mjpegFps = -1, displayFps = -1, ringSizeMb = -1, ingestMaxKb = -1;
-  bool noDisplay = false, listBoards = false, unpaced = false, noRing = false;
+  bool noDisplay = false, listBoards = false, unpaced = false, noRing = false, rtspAuth = false;
   std::string ringName, hlsFormat, rtspTransport, publish, profile = "printer";
   int ingestPort = -2;
   double hlsSegmentSeconds = -1, hlsPartSeconds = -1;
@@ -103,6 +103,8 @@ int main(int argc, char** argv) {
   app.add_option("--rtsp-port", rtspPort,
                  "RTSP server port: rtsp://HOST:PORT/stream (default 8554; -1 = off)")
       ->check(CLI::Range(-1, 65535));
+  app.add_flag("--rtsp-auth", rtspAuth,
+               "RTSP clients must present the control port's token (Basic password or ?token=)");
   app.add_option(
       "--publish", publish,
       "Publish the camera's H.264 to a media server: rtsp://[user:pass@]host[:port]/path (MediaMTX, "
@@ -211,6 +213,7 @@ int main(int argc, char** argv) {
   if (wsPort >= -1) settings.wsPort = wsPort;
   if (rtspPort >= -1) settings.rtspPort = rtspPort;
   if (!publish.empty()) settings.publish = publish;
+  if (rtspAuth) settings.rtspAuth = true;
   if (!allowOrigin.empty()) settings.allowOrigin = allowOrigin;
   if (!controlAllowOrigin.empty()) settings.controlAllowOrigin = controlAllowOrigin;
   if (!allowedHosts.empty()) settings.allowedHosts = allowedHosts;

@@ -267,6 +267,7 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "ws_port") return readInt(v, source, key, -1, 65535, s.wsPort);
   if (key == "rtsp_port") return readInt(v, source, key, -1, 65535, s.rtspPort);
   if (key == "publish") return readString(v, source, key, s.publish);
+  if (key == "rtsp_auth") return readBool(v, source, key, s.rtspAuth);
   if (key == "ring") return readBool(v, source, key, s.ring);
   if (key == "ring_name") return readString(v, source, key, s.ringName);
   if (key == "ring_size_mb") return readInt(v, source, key, 1, 256, s.ringSizeMb);
@@ -551,6 +552,9 @@ Status finalizeSource(Settings& s, const std::string& src) {
   if (s.ingestPort >= 0 && s.source != "ws-push") {
     return invalid(src, "ingest_port", std::to_string(s.ingestPort),
                    "needs source ws-push (cameras push to it), not \"" + s.source + "\"");
+  }
+  if (s.rtspAuth && s.authTokenSha256.empty()) {
+    return invalid(src, "rtsp_auth", "true", "needs auth_token_sha256 (the token RTSP clients present)");
   }
   if (!s.publish.empty()) {
     if (auto url = transport::parseUrl(s.publish, "rtsp", 554); !url) {

@@ -84,6 +84,9 @@ struct Settings {
   // accepts ANNOUNCE/RECORD (MediaMTX: rtsp://mediamtx:8554/printer1), credentials in the URL;
   // "" = off (transport/rtsp_publish.h).
   std::string publish;
+  // The RTSP server asks for the control port's token ("rtsp_auth"): Basic with the token as the
+  // password (any user), or rtsp://HOST:8554/stream?token=TOKEN. Needs auth_token_sha256.
+  bool rtspAuth = false;
   std::string allowOrigin = "*";  // Access-Control-Allow-Origin of the stream ports
   // The control port's same-origin rule (transport/http_access.h): origins trusted to change
   // state and read the API besides the port's own ("http://mainsail.local, https://farm:8443",

@@ -1222,9 +1222,11 @@ nlohmann::json Streamer::Impl::status() {
 nlohmann::json Streamer::Impl::rtspStats() const {
   if (!rtspServer) return nullptr;
   const auto st = rtspServer->stats();
-  return {{"port", rtspServer->port()},     {"connections", st.connections}, {"playing", st.playing},
-          {"accepted", st.accepted},        {"refused", st.refused},         {"timed_out", st.timedOut},
-          {"bad_requests", st.badRequests}, {"udp_dropped", st.udpDropped}};
+  return {{"port", rtspServer->port()},      {"connections", st.connections},
+          {"playing", st.playing},           {"accepted", st.accepted},
+          {"refused", st.refused},           {"timed_out", st.timedOut},
+          {"bad_requests", st.badRequests},  {"udp_dropped", st.udpDropped},
+          {"unauthorized", st.unauthorized}, {"auth", settings.rtspAuth}};
 }
 
 // --publish: where to (no credentials), the state ("publishing", "retrying in N s: why"),
@@ -2285,6 +2287,12 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     transport::RtspServerConfig rc;
     rc.bindAddress = settings.host;
     rc.port = static_cast<uint16_t>(settings.rtspPort);
+    if (settings.rtspAuth) {
+      rc.authorize = [hash = settings.authTokenSha256](std::string_view authorization,
+                                                       std::string_view token) {
+        return transport::tokenMatches(hash, transport::presentedToken(authorization, token));
+      };
+    }
     auto rtsp = transport::RtspServer::start(rc, {{"/stream", &s.rtspStream}});
     if (!rtsp) return rtsp.error();
     s.rtspServer = std::move(*rtsp);

@@ -272,6 +272,38 @@ TEST(RtspServer, SendsSenderReportsWithTheCaptureTimeAsNtp) {
   ::close(fd);
 }
 
+// Optional credentials (the control port's token): OPTIONS stays open, everything else gets 401
+// with a Basic challenge until the token comes as the Basic password or as ?token=.
+TEST(RtspServer, AsksForTheTokenWhenConfigured) {
+  RtspStream stream;
+  RtspServerConfig config;
+  config.port = 0;
+  config.authorize = [](std::string_view authorization, std::string_view token) {
+    return authorization == "Basic dTpzM2NyZXQ=" || token == "s3cret";  // u:s3cret
+  };
+  auto server = RtspServer::start(config, {{"/stream", &stream}});
+  ASSERT_TRUE(server) << server.error().describe();
+  Producer producer(stream);
+  const std::string base = "127.0.0.1:" + std::to_string((*server)->port()) + "/stream";
+  const int fd = connectTo((*server)->port());
+  ASSERT_GE(fd, 0);
+  auto r = converse(fd, "OPTIONS rtsp://" + base + " RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 200", 0), 0u) << r;
+  r = converse(fd, "DESCRIBE rtsp://" + base + " RTSP/1.0\r\nCSeq: 2\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 401", 0), 0u) << r;
+  EXPECT_NE(r.find("WWW-Authenticate: Basic realm=\"printcast\""), std::string::npos) << r;
+  r = converse(fd, "DESCRIBE rtsp://" + base + "?token=s3cret RTSP/1.0\r\nCSeq: 3\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 200", 0), 0u) << r;
+  ::close(fd);
+
+  auto refused = createRtspPullCapture("rtsp://" + base);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.code(), hal::Errc::PermissionDenied) << refused.error().describe();
+  auto cam = createRtspPullCapture("rtsp://u:s3cret@" + base);
+  ASSERT_TRUE(cam) << cam.error().describe();
+  EXPECT_GE((*server)->stats().unauthorized, 2u);
+}
+
 TEST(RtspServer, LimitsConnectionsPerAddressAndClosesSilentOnes) {
   RtspStream stream;
   RtspServerConfig config;

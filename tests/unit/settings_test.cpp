@@ -143,6 +143,10 @@ TEST(Settings, SourceNamesTheCameraAndDeviceIsItsOlderName) {
   EXPECT_EQ(http.source, "http://user:pw@cam.local:81/stream");
   EXPECT_EQ(finalized(R"({"source": "rtsp://admin:pw@cam/stream1", "rtsp_transport": "udp"})").second, "");
   EXPECT_NE(finalized(R"({"rtsp_transport": "http"})").second.find("rtsp_transport"), std::string::npos);
+  EXPECT_NE(finalized(R"({"rtsp_auth": true})").second.find("rtsp_auth"), std::string::npos)
+      << "needs a token";
+  EXPECT_NE(finalized(R"({"publish": "rtmp://x/live"})").second.find("publish"), std::string::npos);
+  EXPECT_EQ(finalized(R"({"publish": "rtsp://u:p@mediamtx:8554/printer1"})").second, "");
   // Refusals name the key and say what is accepted.
   const std::string rtmp = finalized(R"({"source": "rtmp://cam/live"})").second;
   EXPECT_NE(rtmp.find("source"), std::string::npos) << rtmp;

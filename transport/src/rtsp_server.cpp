@@ -388,6 +388,19 @@ struct RtspServer::Impl {
     RtspStream* stream = streamFor(url, path);
     const std::string sessionField = fmt::format("Session: {};timeout={}\r\n", c.session,
                                                  static_cast<long>(config.sessionTimeout.count()));
+    if (config.authorize && req.method != "OPTIONS") {
+      const std::string* authorization = req.field("Authorization");
+      std::string token;
+      if (const size_t q = url.find("?token="); q != std::string::npos) {
+        token = url.substr(
+            q + 7, url.find('&', q) == std::string::npos ? std::string::npos : url.find('&', q) - q - 7);
+      }
+      if (!config.authorize(authorization == nullptr ? std::string_view{} : std::string_view(*authorization),
+                            token)) {
+        count(&RtspServerStats::unauthorized);
+        return respond(c, req, 401, "Unauthorized", "WWW-Authenticate: Basic realm=\"printcast\"\r\n");
+      }
+    }
     if (req.method == "OPTIONS") {
       respond(c, req, 200, "OK",
               "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER\r\n");

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -76,16 +77,21 @@ struct RtspServerConfig {
   // session yet) is closed too.
   std::chrono::seconds sessionTimeout{60};
   std::chrono::seconds headTimeout{10};
+  // Optional credentials: when set, every request but OPTIONS must be authorized (its
+  // Authorization field and the URL's ?token=) or gets 401 with a Basic challenge. Called on
+  // the server thread; must not block.
+  std::function<bool(std::string_view authorization, std::string_view queryToken)> authorize;
 };
 
 struct RtspServerStats {
-  uint64_t connections = 0;  // open now
-  uint64_t playing = 0;      // sessions sending RTP now
-  uint64_t accepted = 0;     // since start
-  uint64_t refused = 0;      // over a connection limit
-  uint64_t timedOut = 0;     // sessions and silent connections closed by the timeouts
-  uint64_t badRequests = 0;  // 400s and unparsable input
-  uint64_t udpDropped = 0;   // RTP datagrams a UDP client's socket buffer could not take
+  uint64_t connections = 0;   // open now
+  uint64_t playing = 0;       // sessions sending RTP now
+  uint64_t accepted = 0;      // since start
+  uint64_t refused = 0;       // over a connection limit
+  uint64_t timedOut = 0;      // sessions and silent connections closed by the timeouts
+  uint64_t badRequests = 0;   // 400s and unparsable input
+  uint64_t udpDropped = 0;    // RTP datagrams a UDP client's socket buffer could not take
+  uint64_t unauthorized = 0;  // 401s (RtspServerConfig::authorize)
 };
 
 // The server: one thread polls the listening socket and every connection (never blocking: reads
