@@ -2287,6 +2287,8 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     transport::RtspServerConfig rc;
     rc.bindAddress = settings.host;
     rc.port = static_cast<uint16_t>(settings.rtspPort);
+    rc.maxPerAddress = static_cast<size_t>(settings.connectionsPerAddress);  // as on the HTTP ports
+    rc.maxConnections = std::max(rc.maxConnections, rc.maxPerAddress);
     if (settings.rtspAuth) {
       rc.authorize = [hash = settings.authTokenSha256](std::string_view authorization,
                                                        std::string_view token) {

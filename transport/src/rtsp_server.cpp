@@ -206,12 +206,17 @@ sockaddr_in6 asIpv6(const sockaddr_storage& a) {
 }  // namespace
 
 struct RtspServer::Impl {
+  static constexpr size_t kRtpBuffer = size_t{64} * 1024;
+
   struct Connection {
     int fd = -1;
     std::string peer;  // the address, for the per-address limit
     RtspReader reader;
-    std::string out;           // responses not yet sent
-    std::vector<uint8_t> rtp;  // RTP bytes taken from the queue, not yet sent
+    std::string out;  // responses not yet sent
+    // RTP bytes taken from the queue: rtp[rtpSent, rtpLength) are not sent yet. Allocated once
+    // (a resize per read would zero-fill 64 KiB per access unit and client).
+    std::unique_ptr<uint8_t[]> rtp = std::make_unique<uint8_t[]>(kRtpBuffer);
+    size_t rtpLength = 0;
     size_t rtpSent = 0;
     RtspStream* stream = nullptr;
     std::string session;
@@ -510,15 +515,14 @@ struct RtspServer::Impl {
     if (c.closeAfterFlush) return false;
     if (c.udp) return flushUdp(c);
     while (c.queue) {
-      if (c.rtpSent == c.rtp.size()) {
-        c.rtp.resize(size_t{64} * 1024);
-        const size_t got = c.queue->read(c.rtp.data(), c.rtp.size(), [] {});
+      if (c.rtpSent == c.rtpLength) {
+        const size_t got = c.queue->read(c.rtp.get(), kRtpBuffer, [] {});
         if (got == ClientQueue::kEnd) return false;
-        c.rtp.resize(got == ClientQueue::kEnd ? 0 : got);
+        c.rtpLength = got;
         c.rtpSent = 0;
         if (got == 0) return true;  // parked: the next push wakes the loop
       }
-      const ssize_t n = ::send(c.fd, c.rtp.data() + c.rtpSent, c.rtp.size() - c.rtpSent, MSG_NOSIGNAL);
+      const ssize_t n = ::send(c.fd, c.rtp.get() + c.rtpSent, c.rtpLength - c.rtpSent, MSG_NOSIGNAL);
       if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
       c.rtpSent += static_cast<size_t>(n);
     }
@@ -583,7 +587,7 @@ struct RtspServer::Impl {
       fds.push_back({udp.rtcp, POLLIN, 0});
       for (auto& [fd, c] : connections) {
         short events = POLLIN;
-        if (!c->out.empty() || c->rtpSent < c->rtp.size()) events |= POLLOUT;
+        if (!c->out.empty() || c->rtpSent < c->rtpLength) events |= POLLOUT;
         fds.push_back({fd, events, 0});
         order.push_back(fd);
       }

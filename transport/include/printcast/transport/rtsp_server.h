@@ -70,8 +70,8 @@ struct RtspServerConfig {
   uint16_t port = 8554;     // 0 = any free port (port() tells)
   // Connections at once, in all and from one address (a slowloris or a runaway NVR cannot take
   // the port away from the others). Beyond, a connection is closed at once (counted).
-  size_t maxConnections = 64;
-  size_t maxPerAddress = 16;
+  size_t maxConnections = 128;
+  size_t maxPerAddress = 16;  // the streamer sets connections_per_address (48)
   // A session with no request and no interleaved RTCP for this long is closed (announced in the
   // Session field). A connection that has not completed a request head within headTimeout (no
   // session yet) is closed too.
