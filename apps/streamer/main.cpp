@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
   app.add_option(
       "--publish", publish,
       "Publish the camera's H.264 to a media server: rtsp://[user:pass@]host[:port]/path (MediaMTX, "
-      "go2rtc; ANNOUNCE/RECORD over TCP)");
+      "go2rtc; ANNOUNCE/RECORD over TCP) or rtmp://host[:port]/app/streamkey");
   app.add_option("--allow-origin", allowOrigin,
                  "Access-Control-Allow-Origin of the stream ports (default *)");
   app.add_option("--control-allow-origin", controlAllowOrigin,

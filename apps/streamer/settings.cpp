@@ -557,10 +557,12 @@ Status finalizeSource(Settings& s, const std::string& src) {
     return invalid(src, "rtsp_auth", "true", "needs auth_token_sha256 (the token RTSP clients present)");
   }
   if (!s.publish.empty()) {
-    if (auto url = transport::parseUrl(s.publish, "rtsp", 554); !url) {
-      return invalid(
-          src, "publish", "\"" + s.publish + "\"",
-          url.error().message + " (an rtsp:// URL of a server that accepts RECORD, e.g. MediaMTX)");
+    const bool rtmp = s.publish.rfind("rtmp://", 0) == 0;
+    if (auto url = transport::parseUrl(s.publish, rtmp ? "rtmp" : "rtsp", rtmp ? 1935 : 554); !url) {
+      return invalid(src, "publish", "\"" + s.publish + "\"",
+                     url.error().message +
+                         " (an rtsp:// URL of a server that accepts RECORD, e.g. MediaMTX, or an "
+                         "rtmp://host/app/key ingest)");
     }
   }
   const size_t scheme = s.source.find("://");

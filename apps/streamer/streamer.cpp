@@ -45,6 +45,7 @@
 #include "printcast/transport/jpeg_push.h"
 #include "printcast/transport/mjpeg.h"
 #include "printcast/transport/mjpeg_pull.h"
+#include "printcast/transport/rtmp_publish.h"
 #include "printcast/transport/rtsp_client.h"
 #include "printcast/transport/rtsp_publish.h"
 #include "printcast/transport/rtsp_server.h"
@@ -396,8 +397,9 @@ struct Streamer::Impl {
   std::condition_variable stopWake;
 
   std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer, wsServer, ingestServer;
-  std::unique_ptr<transport::RtspServer> rtspServer;    // after rtspStream: stopped before it goes
-  std::unique_ptr<transport::RtspPublisher> publisher;  // --publish; after rtspStream too
+  std::unique_ptr<transport::RtspServer> rtspServer;        // after rtspStream: stopped before it goes
+  std::unique_ptr<transport::RtspPublisher> publisher;      // --publish rtsp://; after rtspStream too
+  std::unique_ptr<transport::RtmpPublisher> rtmpPublisher;  // --publish rtmp://; after flv
   std::vector<std::thread> threads;
 
   // --- timelapse recording (feat-tlrec; docs/timelapse.md) ---
@@ -1232,10 +1234,15 @@ nlohmann::json Streamer::Impl::rtspStats() const {
 // --publish: where to (no credentials), the state ("publishing", "retrying in N s: why"),
 // sessions, failures, bytes sent, the last error; null when not publishing.
 nlohmann::json Streamer::Impl::publishStatus() const {
-  if (!publisher) return nullptr;
-  const auto st = publisher->status();
-  return {{"url", st.url},           {"state", st.state},          {"sessions", st.sessions},
-          {"failures", st.failures}, {"bytes_sent", st.bytesSent}, {"last_error", st.lastError}};
+  auto json = [](const auto& st, const char* protocol) {
+    return nlohmann::json{{"protocol", protocol},      {"url", st.url},
+                          {"state", st.state},         {"sessions", st.sessions},
+                          {"failures", st.failures},   {"bytes_sent", st.bytesSent},
+                          {"last_error", st.lastError}};
+  };
+  if (publisher) return json(publisher->status(), "rtsp");
+  if (rtmpPublisher) return json(rtmpPublisher->status(), "rtmp");
+  return nullptr;
 }
 
 // The camera's state for /status and /api/stats. `state` is "starting", "streaming" or
@@ -2302,7 +2309,11 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     s.outputs.push_back(
         {{"name", "rtsp"}, {"path", "/stream"}, {"type", "rtsp"}, {"port", s.rtspServer->port()}});
   }
-  if (!settings.publish.empty()) {
+  if (settings.publish.rfind("rtmp://", 0) == 0) {
+    auto publisher = transport::RtmpPublisher::start(settings.publish, s.flv);
+    if (!publisher) return publisher.error();
+    s.rtmpPublisher = std::move(*publisher);
+  } else if (!settings.publish.empty()) {
     auto publisher = transport::RtspPublisher::start(settings.publish, s.rtspStream);
     if (!publisher) return publisher.error();
     s.publisher = std::move(*publisher);
@@ -2371,7 +2382,8 @@ void Streamer::stop() {
   s.fmp4.closeAll();
   s.displayStream.closeAll();
   s.wsStream.closeAll();
-  s.publisher.reset();   // TEARDOWN sent, its thread joined
+  s.publisher.reset();  // TEARDOWN sent, its thread joined
+  s.rtmpPublisher.reset();
   s.rtspServer.reset();  // its connections close; then nothing reads rtspStream's queues
   s.rtspStream.closeAll();
   s.hls->closeAll("streamer is stopping");

@@ -1181,4 +1181,35 @@ TEST(RtspPublish, FfmpegReceivesItAndAReceiverThatComesBackGetsItAgain) {
   EXPECT_GT(publish.value("bytes_sent", 0), 10000) << status.dump();
 }
 
+// --publish rtmp://: ffmpeg's RTMP server (-listen 1) takes our handshake, connect, createStream
+// and publish and decodes 3 s of the FLV video messages without an error; a second receiver on
+// the same URL gets the stream again from the publisher's retry. The key never shows in /status.
+TEST(RtmpPublish, FfmpegReceivesItAndAReceiverThatComesBackGetsItAgain) {
+  const uint16_t port = printcast::testing::freeTcpPort();
+  const std::string target = "rtmp://127.0.0.1:" + std::to_string(port) + "/live/s3cretkey";
+  auto receive = [&target] {
+    return runCommand({"ffmpeg", "-nostdin", "-v", "error", "-listen", "1", "-timeout", "30", "-i", target,
+                       "-t", "3", "-fps_mode", "passthrough", "-enc_time_base", "-1", "-f", "null", "-"},
+                      60s);
+  };
+  CommandResult first;
+  std::thread receiver([&] { first = receive(); });
+  StreamerProcess publisher(PRINTCAST_STREAMER_BIN,
+                            {"--board", "virtual", "--resolution", "320x240", "--desired-fps", "15",
+                             "--no-display", "--no-ring", "--publish", target});
+  receiver.join();
+  ASSERT_TRUE(publisher.ok()) << publisher.log();
+  EXPECT_EQ(first.exitCode, 0) << first.err << publisher.log();
+  EXPECT_EQ(first.err, "") << "3 s decoded without an error";
+
+  const CommandResult second = receive();
+  EXPECT_EQ(second.exitCode, 0) << second.err << publisher.log();
+  EXPECT_EQ(second.err, "");
+  const std::string body = httpRequest(publisher.streamPort(), "GET", "/status").body;
+  EXPECT_EQ(body.find("s3cretkey"), std::string::npos) << "the stream key stays secret";
+  const auto publish = nlohmann::json::parse(body, nullptr, false).value("publish", nlohmann::json::object());
+  EXPECT_EQ(publish.value("protocol", ""), "rtmp") << body;
+  EXPECT_GE(publish.value("sessions", 0), 2) << body;
+}
+
 }  // namespace
