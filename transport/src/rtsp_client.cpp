@@ -16,13 +16,13 @@
 #include <optional>
 
 #include "network_capture.h"
-#include "udp_pair.h"
 #include "printcast/codecs/h264.h"
 #include "printcast/transport/http_digest.h"
 #include "printcast/transport/rtp_h264.h"
 #include "printcast/transport/tcp_connect.h"
 #include "printcast/transport/url.h"
 #include "text.h"
+#include "udp_pair.h"
 
 namespace printcast::transport {
 
