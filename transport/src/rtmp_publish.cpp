@@ -19,6 +19,7 @@
 
 #include "printcast/transport/tcp_connect.h"
 #include "printcast/transport/url.h"
+#include "publisher_loop.h"
 
 namespace printcast::transport {
 
@@ -259,39 +260,33 @@ struct Amf0Writer {
 
 // ----------------------------------------------------------------------------- publisher
 
-struct RtmpPublisher::Impl {
-  Url url;
-  std::string app, key, tcUrl, shownUrl;
-  FlvStream* stream = nullptr;
-  RtmpPublishOptions options;
-  int wake = -1;
-  int data = -1;
-  std::atomic<bool> stopping{false};
-  std::thread thread;
-  mutable std::mutex statusMutex;
-  RtmpPublishStatus status;
+struct RtmpPublisher::Impl final : PublisherLoop {
+  Impl(Url u, std::string appName, std::string streamKey, std::string tc, std::string shown, FlvStream& s,
+       RtmpPublishOptions o)
+      : PublisherLoop(std::move(shown), o.firstRetry, o.maxRetry),
+        url(std::move(u)),
+        app(std::move(appName)),
+        key(std::move(streamKey)),
+        tcUrl(std::move(tc)),
+        stream(&s),
+        options(o) {}
+  ~Impl() override { stopThread(); }
+
+  const Url url;
+  const std::string app, key, tcUrl;
+  FlvStream* const stream;
+  const RtmpPublishOptions options;
   // I/O thread
   int fd = -1;
   rtmp::ChunkReader reader;
-  bool published = false;
-
-  ~Impl() {
-    stopping = true;
-    const uint64_t one = 1;
-    if (wake >= 0) (void)!::write(wake, &one, sizeof one);
-    if (thread.joinable()) thread.join();
-    if (wake >= 0) ::close(wake);
-    if (data >= 0) ::close(data);
-  }
 
   hal::Error fail(Errc code, std::string_view step, std::string message) const {
-    return hal::Error{code, 0, fmt::format("{}: {}: {}", shownUrl, step, message)};
+    return hal::Error{code, 0, fmt::format("{}: {}: {}", shownUrl_, step, message)};
   }
 
   hal::Status send(const std::vector<uint8_t>& bytes) {
     if (auto st = sendAll(fd, bytes.data(), bytes.size(), options.responseTimeout); !st) return st;
-    std::lock_guard lock(statusMutex);
-    status.bytesSent += bytes.size();
+    sent(bytes.size());
     return {};
   }
 
@@ -362,13 +357,13 @@ struct RtmpPublisher::Impl {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) return fail(Errc::Timeout, step, "no answer");
-      pollfd p[2] = {{fd, POLLIN, 0}, {wake, POLLIN, 0}};
+      pollfd p[2] = {{fd, POLLIN, 0}, {wake_, POLLIN, 0}};
       (void)::poll(p, 2, static_cast<int>(left));
-      if (stopping) return fail(Errc::Timeout, step, "stopped");
+      if (stopping_) return fail(Errc::Timeout, step, "stopped");
       if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
       const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
       if (n == 0) return fail(Errc::Disconnected, step, "the server closed the connection");
-      if (n < 0 && errno != EAGAIN && errno != EINTR) return hal::errnoError(shownUrl + ": recv");
+      if (n < 0 && errno != EAGAIN && errno != EINTR) return hal::errnoError(shownUrl_ + ": recv");
       if (n > 0) {
         if (auto st = reader.feed({buf, static_cast<size_t>(n)}); !st)
           return fail(st.code(), step, st.error().message);
@@ -383,24 +378,20 @@ struct RtmpPublisher::Impl {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) return fail(Errc::Timeout, "handshake", "no answer");
-      pollfd p[2] = {{fd, POLLIN, 0}, {wake, POLLIN, 0}};
+      pollfd p[2] = {{fd, POLLIN, 0}, {wake_, POLLIN, 0}};
       (void)::poll(p, 2, static_cast<int>(left));
-      if (stopping) return fail(Errc::Timeout, "handshake", "stopped");
+      if (stopping_) return fail(Errc::Timeout, "handshake", "stopped");
       const ssize_t r = ::recv(fd, dst + got, n - got, 0);
       if (r == 0) return fail(Errc::Disconnected, "handshake", "the server closed the connection");
-      if (r < 0 && errno != EAGAIN && errno != EINTR) return hal::errnoError(shownUrl + ": recv");
+      if (r < 0 && errno != EAGAIN && errno != EINTR) return hal::errnoError(shownUrl_ + ": recv");
       if (r > 0) got += static_cast<size_t>(r);
     }
     return {};
   }
 
-  hal::Status session() {
-    {
-      std::lock_guard lock(statusMutex);
-      status.state = "connecting";
-    }
-    auto connected = connectTcp(url.host, url.port, options.connectTimeout, wake);
-    if (!connected) return hal::Error{connected.code(), 0, shownUrl + ": " + connected.error().message};
+  hal::Status session() override {
+    auto connected = connectTcp(url.host, url.port, options.connectTimeout, wake_);
+    if (!connected) return hal::Error{connected.code(), 0, shownUrl_ + ": " + connected.error().message};
     fd = *connected;
     reader = rtmp::ChunkReader{};
     struct Closer {
@@ -474,24 +465,15 @@ struct RtmpPublisher::Impl {
         return fail(Errc::PermissionDenied, "publish", d != nullptr ? d->string : "refused");
       }
     }
-    published = true;
-    {
-      std::lock_guard lock(statusMutex);
-      ++status.sessions;
-      status.state = "publishing";
-    }
+    publishing();
 
     // Streaming: our FLV subscription's tags as RTMP messages on the created stream.
     closer.queue = stream->subscribe();
-    const int dataFd = data;
-    closer.queue->setWakeup([dataFd] {
-      const uint64_t one = 1;
-      (void)!::write(dataFd, &one, sizeof one);
-    });
+    wakeOnData(*closer.queue);
     std::vector<uint8_t> flv;
     bool headerSkipped = false;
     uint8_t buf[65536];
-    while (!stopping) {
+    while (!stopping_) {
       const size_t got = closer.queue->read(buf, sizeof buf, [] {});
       if (got == ClientQueue::kEnd) return fail(Errc::Disconnected, "stream", "the stream ended");
       flv.insert(flv.end(), buf, buf + got);
@@ -517,16 +499,13 @@ struct RtmpPublisher::Impl {
       }
       flv.erase(flv.begin(), flv.begin() + static_cast<std::ptrdiff_t>(at));
       if (got > 0) continue;
-      pollfd p[3] = {{fd, POLLIN, 0}, {wake, POLLIN, 0}, {data, POLLIN, 0}};
+      pollfd p[3] = {{fd, POLLIN, 0}, {wake_, POLLIN, 0}, {data_, POLLIN, 0}};
       (void)::poll(p, 3, 1000);
-      if ((p[2].revents & POLLIN) != 0) {
-        uint64_t v = 0;
-        (void)!::read(data, &v, sizeof v);
-      }
+      if ((p[2].revents & POLLIN) != 0) drainData();
       if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
         const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
         if (n == 0) return fail(Errc::Disconnected, "stream", "the server closed the connection");
-        if (n < 0 && errno != EAGAIN && errno != EINTR) return hal::errnoError(shownUrl + ": recv");
+        if (n < 0 && errno != EAGAIN && errno != EINTR) return hal::errnoError(shownUrl_ + ": recv");
         if (n > 0) {
           if (auto st = reader.feed({buf, static_cast<size_t>(n)}); !st)
             return fail(st.code(), "stream", st.error().message);
@@ -537,27 +516,6 @@ struct RtmpPublisher::Impl {
       }
     }
     return {Errc::Timeout, "stopped"};
-  }
-
-  void run() {
-    auto backoff = options.firstRetry;
-    while (!stopping) {
-      published = false;
-      auto st = session();
-      if (stopping) return;
-      if (published) backoff = options.firstRetry;
-      const std::string reason = st.ok() ? std::string("ended") : st.error().describe();
-      {
-        std::lock_guard lock(statusMutex);
-        ++status.failures;
-        status.lastError = reason;
-        status.state =
-            fmt::format("retrying in {} s: {}", std::max<long long>(1, backoff.count() / 1000), reason);
-      }
-      pollfd p{wake, POLLIN, 0};
-      (void)::poll(&p, 1, static_cast<int>(backoff.count()));
-      backoff = std::min(backoff * 2, options.maxRetry);
-    }
   }
 };
 
@@ -576,28 +534,15 @@ hal::Result<std::unique_ptr<RtmpPublisher>> RtmpPublisher::start(const std::stri
         Errc::InvalidArgument, 0,
         fmt::format("'{}': an RTMP URL is rtmp://host[:port]/app/streamkey", parsed->withoutCredentials())};
   }
-  auto impl = std::make_unique<Impl>();
-  impl->app = path.substr(0, slash);
-  impl->key = path.substr(slash + 1);
-  impl->tcUrl = fmt::format("rtmp://{}/{}", parsed->hostField(1935), impl->app);
-  impl->shownUrl = impl->tcUrl + "/***";
-  impl->url = std::move(*parsed);
-  impl->stream = &stream;
-  impl->options = options;
-  impl->options.chunkSize = std::clamp<uint32_t>(impl->options.chunkSize, 128, 65536);
-  impl->status.url = impl->shownUrl;
-  impl->status.state = "connecting";
-  impl->wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  impl->data = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (impl->wake < 0 || impl->data < 0) return hal::errnoError("RTMP publish: eventfd");
-  Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->run(); });
+  const std::string app = path.substr(0, slash);
+  const std::string tcUrl = fmt::format("rtmp://{}/{}", parsed->hostField(1935), app);
+  options.chunkSize = std::clamp<uint32_t>(options.chunkSize, 128, 65536);
+  auto impl =
+      std::make_unique<Impl>(*parsed, app, path.substr(slash + 1), tcUrl, tcUrl + "/***", stream, options);
+  if (auto st = impl->startThread(); !st) return st.error();
   return std::unique_ptr<RtmpPublisher>(new RtmpPublisher(std::move(impl)));
 }
 
-RtmpPublishStatus RtmpPublisher::status() const {
-  std::lock_guard lock(impl_->statusMutex);
-  return impl_->status;
-}
+PublishStatus RtmpPublisher::status() const { return impl_->status(); }
 
 }  // namespace printcast::transport

@@ -19,46 +19,33 @@
 #include "printcast/transport/rtsp_client.h"
 #include "printcast/transport/tcp_connect.h"
 #include "printcast/transport/url.h"
+#include "publisher_loop.h"
 
 namespace printcast::transport {
 
 using hal::Errc;
 using Clock = std::chrono::steady_clock;
 
-struct RtspPublisher::Impl {
-  Url url;
-  std::string requestUrl;  // without credentials
-  RtspStream* stream = nullptr;
-  RtspPublishOptions options;
-  int wake = -1;  // stop
-  int data = -1;  // the queue has bytes (ClientQueue wakeup)
-  std::atomic<bool> stopping{false};
-  std::thread thread;
-  mutable std::mutex statusMutex;
-  RtspPublishStatus status;
+struct RtspPublisher::Impl final : PublisherLoop {
+  Impl(Url u, RtspStream& s, RtspPublishOptions o)
+      : PublisherLoop(u.withoutCredentials(), o.firstRetry, o.maxRetry),
+        url(std::move(u)),
+        requestUrl(shownUrl_),
+        stream(&s),
+        options(std::move(o)) {}
+  ~Impl() override { stopThread(); }
+
+  const Url url;
+  const std::string requestUrl;  // without credentials
+  RtspStream* const stream;
+  const RtspPublishOptions options;
 
   // One session (I/O thread)
   int fd = -1;
   RtspReader reader;
   long cseq = 0;
-  std::string session;
+  std::string sessionId;
   std::optional<ClientAuth> auth;
-  bool recorded = false;  // this session got to RECORD
-
-  ~Impl() {
-    stopping = true;
-    const uint64_t one = 1;
-    if (wake >= 0) (void)!::write(wake, &one, sizeof one);
-    if (thread.joinable()) thread.join();
-    if (wake >= 0) ::close(wake);
-    if (data >= 0) ::close(data);
-  }
-
-  void setState(std::string state, std::string error = {}) {
-    std::lock_guard lock(statusMutex);
-    status.state = std::move(state);
-    if (!error.empty()) status.lastError = std::move(error);
-  }
 
   hal::Error fail(Errc code, std::string_view step, std::string message) const {
     return hal::Error{code, 0, fmt::format("{}: {}: {}", requestUrl, step, message)};
@@ -87,7 +74,7 @@ struct RtspPublisher::Impl {
       const long n = ++cseq;
       std::string req = fmt::format("{} {} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: {}\r\n", method, target, n,
                                     options.userAgent);
-      if (!session.empty()) req += "Session: " + session + "\r\n";
+      if (!sessionId.empty()) req += "Session: " + sessionId + "\r\n";
       if (auto a = auth->authorization(method, target); !a.empty()) req += "Authorization: " + a + "\r\n";
       req += extra;
       if (!body.empty()) req += fmt::format("Content-Length: {}\r\n", body.size());
@@ -109,9 +96,9 @@ struct RtspPublisher::Impl {
         if (left <= 0)
           return fail(Errc::Timeout, method,
                       fmt::format("no response within {} ms", options.responseTimeout.count()));
-        pollfd p[2] = {{fd, POLLIN, 0}, {wake, POLLIN, 0}};
+        pollfd p[2] = {{fd, POLLIN, 0}, {wake_, POLLIN, 0}};
         (void)::poll(p, 2, static_cast<int>(left));
-        if (stopping) return fail(Errc::Timeout, method, "stopped");
+        if (stopping_) return fail(Errc::Timeout, method, "stopped");
         if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
           if (auto st = readIncoming(); !st) return st.error();
         }
@@ -131,14 +118,13 @@ struct RtspPublisher::Impl {
   }
 
   // One session: connect, ANNOUNCE, SETUP, RECORD, stream until an error. Always an error back.
-  hal::Status session1() {
-    setState("connecting");
-    auto connected = connectTcp(url.host, url.port, options.connectTimeout, wake);
+  hal::Status session() override {
+    auto connected = connectTcp(url.host, url.port, options.connectTimeout, wake_);
     if (!connected) return hal::Error{connected.code(), 0, requestUrl + ": " + connected.error().message};
     fd = *connected;
     reader = RtspReader{};
     cseq = 0;  // CSeq counts per connection (ffmpeg's listener wants 1 first)
-    session.clear();
+    sessionId.clear();
     auth.emplace(url.user, url.password);
     struct Closer {
       Impl& self;
@@ -153,16 +139,12 @@ struct RtspPublisher::Impl {
     // Subscribe first: the stream is watched from now on (an H.264 encoder starts, an IDR comes),
     // so the SDP can carry the parameter sets and RTP starts at an IDR.
     closer.queue = stream->subscribe();
-    const int dataFd = data;
-    closer.queue->setWakeup([dataFd] {
-      const uint64_t one = 1;
-      (void)!::write(dataFd, &one, sizeof one);
-    });
+    wakeOnData(*closer.queue);
     for (auto until = Clock::now() + options.parameterSetWait;
          !stream->hasParameterSets() && Clock::now() < until;) {
-      pollfd p{wake, POLLIN, 0};
+      pollfd p{wake_, POLLIN, 0};
       (void)::poll(&p, 1, 50);
-      if (stopping) return {Errc::Timeout, "stopped"};
+      if (stopping_) return {Errc::Timeout, "stopped"};
     }
 
     const std::string sdp = stream->describe("0.0.0.0");
@@ -174,21 +156,16 @@ struct RtspPublisher::Impl {
     if (!setup) return setup.error();
     if (setup->status / 100 != 2) return refused("SETUP", *setup);
     if (const std::string* s = setup->field("Session")) {
-      if (auto parsed = parseRtspSession(*s)) session = parsed->id;
+      if (auto parsed = parseRtspSession(*s)) sessionId = parsed->id;
     }
     auto record = request("RECORD", requestUrl, "Range: npt=0.000-\r\n");
     if (!record) return record.error();
     if (record->status / 100 != 2) return refused("RECORD", *record);
-    recorded = true;
-    {
-      std::lock_guard lock(statusMutex);
-      ++status.sessions;
-      status.state = "publishing";
-    }
+    publishing();
 
     // Streaming: the queue's interleaved RTP/RTCP to the socket; what the server sends is read.
     std::vector<uint8_t> out;
-    size_t sent = 0;
+    size_t done = 0;  // bytes of `out` already sent
     Clock::time_point blockedSince{};
     for (;;) {
       RtspReader::Item item;
@@ -199,20 +176,19 @@ struct RtspPublisher::Impl {
           (void)sendAll(fd, reply.data(), reply.size(), options.responseTimeout);
         }
       }
-      if (sent == out.size()) {
+      if (done == out.size()) {
         out.resize(size_t{64} * 1024);
         const size_t got = closer.queue->read(out.data(), out.size(), [] {});
         if (got == ClientQueue::kEnd) return fail(Errc::Disconnected, "stream", "the stream ended");
         out.resize(got);
-        sent = 0;
+        done = 0;
       }
-      if (sent < out.size()) {
-        const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (done < out.size()) {
+        const ssize_t n = ::send(fd, out.data() + done, out.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
-          sent += static_cast<size_t>(n);
+          done += static_cast<size_t>(n);
           blockedSince = {};
-          std::lock_guard lock(statusMutex);
-          status.bytesSent += static_cast<uint64_t>(n);
+          sent(static_cast<size_t>(n));
           continue;
         }
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -221,15 +197,12 @@ struct RtspPublisher::Impl {
         if (Clock::now() - blockedSince > options.responseTimeout)
           return fail(Errc::Timeout, "stream", "the server takes no data");
       }
-      pollfd p[3] = {{fd, static_cast<short>(POLLIN | (sent < out.size() ? POLLOUT : 0)), 0},
-                     {wake, POLLIN, 0},
-                     {data, POLLIN, 0}};
+      pollfd p[3] = {{fd, static_cast<short>(POLLIN | (done < out.size() ? POLLOUT : 0)), 0},
+                     {wake_, POLLIN, 0},
+                     {data_, POLLIN, 0}};
       (void)::poll(p, 3, 1000);
-      if (stopping) break;
-      if ((p[2].revents & POLLIN) != 0) {
-        uint64_t v = 0;
-        (void)!::read(data, &v, sizeof v);
-      }
+      if (stopping_) break;
+      if ((p[2].revents & POLLIN) != 0) drainData();
       if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
         if (auto st = readIncoming(); !st) return st;
       }
@@ -237,30 +210,9 @@ struct RtspPublisher::Impl {
     // Stopping: TEARDOWN, not awaited.
     const std::string bye =
         fmt::format("TEARDOWN {} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: {}\r\nSession: {}\r\n\r\n", requestUrl,
-                    ++cseq, options.userAgent, session);
+                    ++cseq, options.userAgent, sessionId);
     (void)sendAll(fd, bye.data(), bye.size(), std::chrono::milliseconds(200));
     return {Errc::Timeout, "stopped"};
-  }
-
-  void run() {
-    auto backoff = options.firstRetry;
-    while (!stopping) {
-      recorded = false;
-      auto st = session1();
-      if (stopping) return;
-      {
-        std::lock_guard lock(statusMutex);
-        ++status.failures;
-      }
-      // A session that got to RECORD starts the backoff again: the server was there.
-      if (recorded) backoff = options.firstRetry;
-      const std::string reason = st.ok() ? std::string("ended") : st.error().describe();
-      setState(fmt::format("retrying in {} s: {}", std::max<long long>(1, backoff.count() / 1000), reason),
-               reason);
-      pollfd p{wake, POLLIN, 0};
-      (void)::poll(&p, 1, static_cast<int>(backoff.count()));
-      backoff = std::min(backoff * 2, options.maxRetry);
-    }
   }
 };
 
@@ -271,24 +223,11 @@ hal::Result<std::unique_ptr<RtspPublisher>> RtspPublisher::start(const std::stri
                                                                  RtspPublishOptions options) {
   auto parsed = parseUrl(url, "rtsp", 554);
   if (!parsed) return parsed.error();
-  auto impl = std::make_unique<Impl>();
-  impl->url = std::move(*parsed);
-  impl->requestUrl = impl->url.withoutCredentials();
-  impl->stream = &stream;
-  impl->options = std::move(options);
-  impl->status.url = impl->requestUrl;
-  impl->status.state = "connecting";
-  impl->wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  impl->data = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (impl->wake < 0 || impl->data < 0) return hal::errnoError("RTSP publish: eventfd");
-  Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->run(); });
+  auto impl = std::make_unique<Impl>(std::move(*parsed), stream, std::move(options));
+  if (auto st = impl->startThread(); !st) return st.error();
   return std::unique_ptr<RtspPublisher>(new RtspPublisher(std::move(impl)));
 }
 
-RtspPublishStatus RtspPublisher::status() const {
-  std::lock_guard lock(impl_->statusMutex);
-  return impl_->status;
-}
+PublishStatus RtspPublisher::status() const { return impl_->status(); }
 
 }  // namespace printcast::transport

@@ -24,6 +24,7 @@
 
 #include "printcast/hal/result.h"
 #include "printcast/transport/fanout.h"
+#include "printcast/transport/publish_status.h"
 
 namespace printcast::transport {
 
@@ -98,14 +99,7 @@ struct RtmpPublishOptions {
   uint32_t chunkSize = 4096;                   // what we announce and send with
 };
 
-struct RtmpPublishStatus {
-  std::string url;    // the stream key (a secret) shown as "***"
-  std::string state;  // "connecting", "publishing", "retrying in N s: <reason>"
-  uint64_t sessions = 0;
-  uint64_t failures = 0;
-  uint64_t bytesSent = 0;
-  std::string lastError;
-};
+using RtmpPublishStatus = PublishStatus;
 
 // rtmp://host[:1935]/app[/more]/streamkey: connects, does the plain handshake (C0 C1 / S0 S1 S2
 // / C2), announces its chunk size, sends connect (app, tcUrl, flashVer, type nonprivate),
@@ -123,7 +117,7 @@ class RtmpPublisher {
   ~RtmpPublisher();
   RtmpPublisher(const RtmpPublisher&) = delete;
   RtmpPublisher& operator=(const RtmpPublisher&) = delete;
-  RtmpPublishStatus status() const;
+  PublishStatus status() const;
 
  private:
   struct Impl;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "printcast/hal/result.h"
+#include "printcast/transport/publish_status.h"
 #include "printcast/transport/rtsp_server.h"
 
 namespace printcast::transport {
@@ -31,14 +32,7 @@ struct RtspPublishOptions {
   std::string userAgent = "printcast";
 };
 
-struct RtspPublishStatus {
-  std::string url;         // without credentials
-  std::string state;       // "connecting", "publishing", "retrying in N s: <reason>"
-  uint64_t sessions = 0;   // RECORD sessions started
-  uint64_t failures = 0;   // sessions that failed or were lost
-  uint64_t bytesSent = 0;  // RTP/RTCP bytes, all sessions
-  std::string lastError;
-};
+using RtspPublishStatus = PublishStatus;
 
 // One publisher: its own thread connects, subscribes a client queue to `stream` (so the stream is
 // watched and starts at an IDR), ANNOUNCEs the SDP, SETUPs its one media with
@@ -58,7 +52,7 @@ class RtspPublisher {
   RtspPublisher(const RtspPublisher&) = delete;
   RtspPublisher& operator=(const RtspPublisher&) = delete;
 
-  RtspPublishStatus status() const;
+  PublishStatus status() const;
 
  private:
   struct Impl;
