@@ -17,6 +17,7 @@
 
 #include "printcast/transport/http_auth.h"
 #include "printcast/transport/mjpeg_pull.h"
+#include "printcast/transport/rtmp_publish.h"
 
 namespace printcast::streamer {
 
@@ -558,9 +559,15 @@ Status finalizeSource(Settings& s, const std::string& src) {
   }
   if (!s.publish.empty()) {
     const bool rtmp = s.publish.rfind("rtmp://", 0) == 0;
-    if (auto url = transport::parseUrl(s.publish, rtmp ? "rtmp" : "rtsp", rtmp ? 1935 : 554); !url) {
+    std::string problem;
+    if (rtmp) {
+      if (auto target = transport::parseRtmpUrl(s.publish); !target) problem = target.error().message;
+    } else if (auto url = transport::parseUrl(s.publish, "rtsp", 554); !url) {
+      problem = url.error().message;
+    }
+    if (!problem.empty()) {
       return invalid(src, "publish", "\"" + s.publish + "\"",
-                     url.error().message +
+                     problem +
                          " (an rtsp:// URL of a server that accepts RECORD, e.g. MediaMTX, or an "
                          "rtmp://host/app/key ingest)");
     }

@@ -126,6 +126,14 @@ TEST(RtmpPublisher, RefusesUrlsItCannotPublishTo) {
   EXPECT_EQ(RtmpPublisher::start("rtmps://x/live/key", flv).code(), hal::Errc::Unsupported);
   EXPECT_EQ(RtmpPublisher::start("rtmp://x/keyonly", flv).code(), hal::Errc::InvalidArgument);
   EXPECT_EQ(RtmpPublisher::start("rtmp://x/", flv).code(), hal::Errc::InvalidArgument);
+  auto keyOnly = parseRtmpUrl("rtmp://x/supersecretkey");
+  ASSERT_FALSE(keyOnly);
+  EXPECT_EQ(keyOnly.error().message.find("supersecretkey"), std::string::npos) << "a key is never echoed";
+  auto target = parseRtmpUrl("rtmp://ingest.example:1936/live2/app/key?pw=1");
+  ASSERT_TRUE(target) << target.error().describe();
+  EXPECT_EQ(target->app, "live2/app");
+  EXPECT_EQ(target->key, "key?pw=1");
+  EXPECT_EQ(target->tcUrl, "rtmp://ingest.example:1936/live2/app");
   auto ok = RtmpPublisher::start("rtmp://127.0.0.1:1/live/secret", flv);
   ASSERT_TRUE(ok) << ok.error().describe();
   EXPECT_EQ((*ok)->status().url, "rtmp://127.0.0.1:1/live/***") << "the key is a secret";

@@ -522,23 +522,33 @@ struct RtmpPublisher::Impl final : PublisherLoop {
 RtmpPublisher::RtmpPublisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 RtmpPublisher::~RtmpPublisher() = default;
 
-hal::Result<std::unique_ptr<RtmpPublisher>> RtmpPublisher::start(const std::string& url, FlvStream& stream,
-                                                                 RtmpPublishOptions options) {
+hal::Result<RtmpTarget> parseRtmpUrl(std::string_view url) {
   auto parsed = parseUrl(url, "rtmp", 1935);
   if (!parsed) return parsed.error();
   // /app[/instance]/key: the key is the last segment (a query belongs to it: ?secret=...).
   const std::string path = parsed->target.substr(1);
   const size_t slash = path.rfind('/', path.find('?'));
   if (slash == std::string::npos || slash == 0 || slash + 1 >= path.size()) {
-    return hal::Error{
-        Errc::InvalidArgument, 0,
-        fmt::format("'{}': an RTMP URL is rtmp://host[:port]/app/streamkey", parsed->withoutCredentials())};
+    // Not the path itself in the message: it may be a stream key.
+    return hal::Error{Errc::InvalidArgument, 0,
+                      fmt::format("rtmp://{}/...: an RTMP URL is rtmp://host[:port]/app/streamkey",
+                                  parsed->hostField(1935))};
   }
-  const std::string app = path.substr(0, slash);
-  const std::string tcUrl = fmt::format("rtmp://{}/{}", parsed->hostField(1935), app);
+  RtmpTarget t;
+  t.app = path.substr(0, slash);
+  t.key = path.substr(slash + 1);
+  t.tcUrl = fmt::format("rtmp://{}/{}", parsed->hostField(1935), t.app);
+  t.url = std::move(*parsed);
+  return t;
+}
+
+hal::Result<std::unique_ptr<RtmpPublisher>> RtmpPublisher::start(const std::string& url, FlvStream& stream,
+                                                                 RtmpPublishOptions options) {
+  auto target = parseRtmpUrl(url);
+  if (!target) return target.error();
   options.chunkSize = std::clamp<uint32_t>(options.chunkSize, 128, 65536);
-  auto impl =
-      std::make_unique<Impl>(*parsed, app, path.substr(slash + 1), tcUrl, tcUrl + "/***", stream, options);
+  auto impl = std::make_unique<Impl>(target->url, target->app, target->key, target->tcUrl, target->shown(),
+                                     stream, options);
   if (auto st = impl->startThread(); !st) return st.error();
   return std::unique_ptr<RtmpPublisher>(new RtmpPublisher(std::move(impl)));
 }

@@ -25,6 +25,7 @@
 #include "printcast/hal/result.h"
 #include "printcast/transport/fanout.h"
 #include "printcast/transport/publish_status.h"
+#include "printcast/transport/url.h"
 
 namespace printcast::transport {
 
@@ -90,6 +91,17 @@ struct Amf0Property {
 hal::Result<std::vector<Amf0Value>> decodeAmf0(std::span<const uint8_t> bytes);
 
 }  // namespace rtmp
+
+// Where an rtmp:// URL publishes: rtmp://host[:1935]/app[/more]/streamkey. The key (a secret)
+// is the last path segment with its query; tcUrl is what connect announces.
+struct RtmpTarget {
+  Url url;
+  std::string app, key, tcUrl;
+  std::string shown() const { return tcUrl + "/***"; }  // for status and logs
+};
+// Errors: parseUrl()'s (Unsupported for rtmps://), InvalidArgument (no app or no key; the message
+// does not repeat the path, which may be the key).
+hal::Result<RtmpTarget> parseRtmpUrl(std::string_view url);
 
 struct RtmpPublishOptions {
   std::chrono::milliseconds connectTimeout{3000};
