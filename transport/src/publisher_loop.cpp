@@ -9,13 +9,19 @@
 
 #include <algorithm>
 
+#include "printcast/transport/tcp_connect.h"
+
 namespace printcast::transport {
 
-PublisherLoop::PublisherLoop(std::string shownUrl, std::chrono::milliseconds firstRetry,
+PublisherLoop::PublisherLoop(std::string shownUrl, std::string host, uint16_t port,
+                             std::chrono::milliseconds connectTimeout, std::chrono::milliseconds firstRetry,
                              std::chrono::milliseconds maxRetry)
     : shownUrl_(std::move(shownUrl)),
       wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       data_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      host_(std::move(host)),
+      port_(port),
+      connectTimeout_(connectTimeout),
       firstRetry_(firstRetry),
       maxRetry_(std::max(firstRetry, maxRetry)) {
   status_.url = shownUrl_;
@@ -63,12 +69,15 @@ void PublisherLoop::sent(size_t bytes) {
   status_.bytesSent += bytes;
 }
 
-void PublisherLoop::wakeOnData(ClientQueue& queue) const {
+std::shared_ptr<ClientQueue> PublisherLoop::watch(Fanout& stream, std::shared_ptr<ClientQueue> queue) {
   const int fd = data_;
-  queue.setWakeup([fd] {
+  queue->setWakeup([fd] {
     const uint64_t one = 1;
     (void)!::write(fd, &one, sizeof one);
   });
+  watched_ = &stream;
+  queue_ = queue;
+  return queue;
 }
 
 void PublisherLoop::drainData() const {
@@ -81,7 +90,15 @@ void PublisherLoop::run() {
   while (!stopping_) {
     published_ = false;
     setState("connecting");
-    auto st = session();
+    hal::Status st;
+    if (auto fd = connectTcp(host_, port_, connectTimeout_, wake_); !fd) {
+      st = hal::Error{fd.code(), 0, shownUrl_ + ": " + fd.error().message};
+    } else {
+      st = session(*fd);
+      if (queue_) watched_->unsubscribe(queue_);
+      queue_.reset();
+      ::close(*fd);
+    }
     if (stopping_) return;
     if (published_) backoff = firstRetry_;  // the server was there: try again soon
     const std::string reason = st.ok() ? std::string("ended") : st.error().describe();

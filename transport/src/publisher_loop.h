@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -17,8 +18,10 @@
 
 namespace printcast::transport {
 
-// The derived class implements session(): connect, set up, call publishing() once the server
-// takes the stream, send until an error, and return it (or anything when stopping_). The
+// Each round the loop connects to the server (connectTcp, abandoned when stopping) and calls
+// session() with the connected socket; the derived class sets up, calls publishing() once the
+// server takes the stream, sends until an error, and returns it (or anything when stopping_).
+// After session() the loop unsubscribes the queue watch() registered and closes the socket. The
 // derived destructor must call stopThread() first: session() uses the derived object.
 class PublisherLoop {
  public:
@@ -32,17 +35,20 @@ class PublisherLoop {
  protected:
   // `shownUrl`: the URL without secrets, for status and messages. After a failed session the
   // loop waits firstRetry, doubling up to maxRetry; after one that was publishing, firstRetry.
-  PublisherLoop(std::string shownUrl, std::chrono::milliseconds firstRetry,
+  // `host`:`port` is the server; `connectTimeout` bounds each connect.
+  PublisherLoop(std::string shownUrl, std::string host, uint16_t port,
+                std::chrono::milliseconds connectTimeout, std::chrono::milliseconds firstRetry,
                 std::chrono::milliseconds maxRetry);
   void stopThread();
-  virtual hal::Status session() = 0;
+  // One session on `fd` (non-blocking, connected; the loop closes it afterwards).
+  virtual hal::Status session(int fd) = 0;
 
   void setState(std::string state);
   void publishing();  // counts the session, state "publishing"
   void sent(size_t bytes);
-  // Subscribe `queue` (made by the caller's stream) to wake the loop: its pushes make data_
-  // readable. Drain with drainData() after a poll.
-  void wakeOnData(ClientQueue& queue) const;
+  // `queue`, just subscribed to `stream`, wakes the loop (its pushes make data_ readable; drain
+  // with drainData() after a poll) and is unsubscribed when the session ends. Returns it.
+  std::shared_ptr<ClientQueue> watch(Fanout& stream, std::shared_ptr<ClientQueue> queue);
   void drainData() const;
 
   const std::string shownUrl_;
@@ -53,7 +59,11 @@ class PublisherLoop {
  private:
   void run();
 
-  const std::chrono::milliseconds firstRetry_, maxRetry_;
+  const std::string host_;
+  const uint16_t port_;
+  const std::chrono::milliseconds connectTimeout_, firstRetry_, maxRetry_;
+  Fanout* watched_ = nullptr;  // I/O thread: the session's subscription
+  std::shared_ptr<ClientQueue> queue_;
   bool published_ = false;  // I/O thread: this session got to publishing()
   std::thread thread_;
   mutable std::mutex statusMutex_;

@@ -263,7 +263,7 @@ struct Amf0Writer {
 struct RtmpPublisher::Impl final : PublisherLoop {
   Impl(Url u, std::string appName, std::string streamKey, std::string tc, std::string shown, FlvStream& s,
        RtmpPublishOptions o)
-      : PublisherLoop(std::move(shown), o.firstRetry, o.maxRetry),
+      : PublisherLoop(std::move(shown), u.host, u.port, o.connectTimeout, o.firstRetry, o.maxRetry),
         url(std::move(u)),
         app(std::move(appName)),
         key(std::move(streamKey)),
@@ -389,20 +389,9 @@ struct RtmpPublisher::Impl final : PublisherLoop {
     return {};
   }
 
-  hal::Status session() override {
-    auto connected = connectTcp(url.host, url.port, options.connectTimeout, wake_);
-    if (!connected) return hal::Error{connected.code(), 0, shownUrl_ + ": " + connected.error().message};
-    fd = *connected;
+  hal::Status session(int connection) override {
+    fd = connection;
     reader = rtmp::ChunkReader{};
-    struct Closer {
-      Impl& self;
-      std::shared_ptr<ClientQueue> queue;
-      ~Closer() {
-        if (queue) self.stream->unsubscribe(queue);
-        ::close(self.fd);
-        self.fd = -1;
-      }
-    } closer{*this, nullptr};
 
     // Handshake (5.2): C0 (version 3) + C1 (time, zero, 1528 random bytes); S0 S1 S2; C2 = S1.
     std::vector<uint8_t> c01(1 + 1536, 0);
@@ -468,13 +457,12 @@ struct RtmpPublisher::Impl final : PublisherLoop {
     publishing();
 
     // Streaming: our FLV subscription's tags as RTMP messages on the created stream.
-    closer.queue = stream->subscribe();
-    wakeOnData(*closer.queue);
+    const auto queue = watch(*stream, stream->subscribe());
     std::vector<uint8_t> flv;
     bool headerSkipped = false;
     uint8_t buf[65536];
     while (!stopping_) {
-      const size_t got = closer.queue->read(buf, sizeof buf, [] {});
+      const size_t got = queue->read(buf, sizeof buf, [] {});
       if (got == ClientQueue::kEnd) return fail(Errc::Disconnected, "stream", "the stream ended");
       flv.insert(flv.end(), buf, buf + got);
       size_t at = 0;

@@ -28,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 
 struct RtspPublisher::Impl final : PublisherLoop {
   Impl(Url u, RtspStream& s, RtspPublishOptions o)
-      : PublisherLoop(u.withoutCredentials(), o.firstRetry, o.maxRetry),
+      : PublisherLoop(u.withoutCredentials(), u.host, u.port, o.connectTimeout, o.firstRetry, o.maxRetry),
         url(std::move(u)),
         requestUrl(shownUrl_),
         stream(&s),
@@ -118,28 +118,16 @@ struct RtspPublisher::Impl final : PublisherLoop {
   }
 
   // One session: connect, ANNOUNCE, SETUP, RECORD, stream until an error. Always an error back.
-  hal::Status session() override {
-    auto connected = connectTcp(url.host, url.port, options.connectTimeout, wake_);
-    if (!connected) return hal::Error{connected.code(), 0, requestUrl + ": " + connected.error().message};
-    fd = *connected;
+  hal::Status session(int connection) override {
+    fd = connection;
     reader = RtspReader{};
     cseq = 0;  // CSeq counts per connection (ffmpeg's listener wants 1 first)
     sessionId.clear();
     auth.emplace(url.user, url.password);
-    struct Closer {
-      Impl& self;
-      std::shared_ptr<ClientQueue> queue;
-      ~Closer() {
-        if (queue) self.stream->unsubscribe(queue);
-        ::close(self.fd);
-        self.fd = -1;
-      }
-    } closer{*this, nullptr};
 
     // Subscribe first: the stream is watched from now on (an H.264 encoder starts, an IDR comes),
     // so the SDP can carry the parameter sets and RTP starts at an IDR.
-    closer.queue = stream->subscribe();
-    wakeOnData(*closer.queue);
+    const auto queue = watch(*stream, stream->subscribe());
     for (auto until = Clock::now() + options.parameterSetWait;
          !stream->hasParameterSets() && Clock::now() < until;) {
       pollfd p{wake_, POLLIN, 0};
@@ -178,7 +166,7 @@ struct RtspPublisher::Impl final : PublisherLoop {
       }
       if (done == out.size()) {
         out.resize(size_t{64} * 1024);
-        const size_t got = closer.queue->read(out.data(), out.size(), [] {});
+        const size_t got = queue->read(out.data(), out.size(), [] {});
         if (got == ClientQueue::kEnd) return fail(Errc::Disconnected, "stream", "the stream ended");
         out.resize(got);
         done = 0;

@@ -352,7 +352,7 @@ struct RtspServer::Impl {
     c.fd = -1;
   }
 
-  RtspStream* streamFor(std::string_view url, std::string& path) const {
+  RtspStream* streamFor(std::string_view url) const {
     // rtsp://host[:port]/path -> /path; "*" has none.
     if (const size_t scheme = url.find("://"); scheme != std::string_view::npos) {
       const size_t slash = url.find('/', scheme + 3);
@@ -362,7 +362,6 @@ struct RtspServer::Impl {
     std::string p(url);
     if (p.size() > 10 && p.compare(p.size() - 10, 10, "/trackID=0") == 0) p.resize(p.size() - 10);
     while (p.size() > 1 && p.back() == '/') p.pop_back();
-    path = p;
     for (const auto& [name, stream] : streams) {
       if (name == p) return stream;
     }
@@ -389,8 +388,7 @@ struct RtspServer::Impl {
   void handle(Connection& c, const RtspMessage& req) {
     c.hadRequest = true;
     const std::string url = req.url;
-    std::string path;
-    RtspStream* stream = streamFor(url, path);
+    RtspStream* stream = streamFor(url);
     const std::string sessionField = fmt::format("Session: {};timeout={}\r\n", c.session,
                                                  static_cast<long>(config.sessionTimeout.count()));
     if (config.authorize && req.method != "OPTIONS") {
