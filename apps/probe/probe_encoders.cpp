@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "printcast/codecs/h264_decoder.h"
+#include "printcast/codecs/h264_encoders.h"
 #include "printcast/codecs/jpeg.h"
 #include "printcast/codecs/x264_encoder.h"
 #include "printcast/hal/display_open.h"
@@ -90,11 +91,28 @@ Report probeEncoders(const Options& /*options*/) {
   auto jpeg = codecs::createJpegEncoder();
   report.details["jpeg"] = tryEncoder(*jpeg, error);
   if (!error.empty()) report.fail("encoder turbojpeg: " + error);
-  // Hardware encoders have no backend yet: say so, and what the machine offers for them.
-  report.details["vaapi"] = {{"status", "not-built"},
-                             {"renderNodes", hal::listNumberedNodes("/dev/dri", "renderD")}};
-  report.details["v4l2m2m"] = {{"status", "not-built"},
-                               {"videoNodes", hal::listNumberedNodes("/dev", "video")}};
+  // The hardware H.264 backends: whether each opens here and encodes a frame, or why not (a
+  // machine without the hardware is not a failure of the probe; an encoder that opens and then
+  // fails is). What the machine offers for them is listed beside.
+  const std::pair<hal::EncoderBackend, nlohmann::json> hardware[] = {
+      {hal::EncoderBackend::VaApi, {{"renderNodes", hal::listNumberedNodes("/dev/dri", "renderD")}}},
+      {hal::EncoderBackend::V4L2M2M, {{"videoNodes", hal::listNumberedNodes("/dev", "video")}}}};
+  for (const auto& [backend, nodes] : hardware) {
+    const std::string name(codecs::h264BackendName(backend));
+    nlohmann::json entry;
+    if (auto encoder = codecs::openH264Backend(backend); !encoder) {
+      entry = {{"status", encoder.code() == hal::Errc::Unsupported ? "not-available" : "fail"},
+               {"reason", encoder.error().describe()}};
+      if (encoder.code() != hal::Errc::Unsupported)
+        report.fail("encoder " + name + ": " + encoder.error().describe());
+    } else {
+      error.clear();
+      entry = tryEncoder(**encoder, error);
+      if (!error.empty()) report.fail("encoder " + name + ": " + error);
+    }
+    entry.update(nodes);
+    report.details[name] = entry;
+  }
   return report;
 }
 

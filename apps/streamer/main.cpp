@@ -9,10 +9,12 @@
 #include <iostream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include "printcast/bsp/registry.h"
+#include "printcast/codecs/h264_encoders.h"
 #include "printcast/transport/http_auth.h"
 #include "settings.h"
 #include "streamer.h"
@@ -63,7 +65,7 @@ int main(int argc, char** argv) {
   int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, rtspPort = -2, bitrate = -1, gop = -1,
       jpegQuality = -1, mjpegFps = -1, displayFps = -1, ringSizeMb = -1, ingestMaxKb = -1;
   bool noDisplay = false, listBoards = false, unpaced = false, noRing = false, rtspAuth = false;
-  std::string ringName, hlsFormat, rtspTransport, publish, profile = "printer";
+  std::string ringName, hlsFormat, rtspTransport, publish, encoder, profile = "printer";
   int ingestPort = -2;
   double hlsSegmentSeconds = -1, hlsPartSeconds = -1;
   app.add_option("-c,--config", configPath, "JSON settings file (h264-streamer app.json keys)");
@@ -128,6 +130,10 @@ int main(int argc, char** argv) {
   app.add_option("--stream-stall-seconds", streamStallSeconds,
                  "Drop a stream client that accepts no bytes this long (default 20)")
       ->check(CLI::Range(1, 3600));
+  app.add_option("--encoder", encoder,
+                 "H.264 encoder: auto (the board's list: see --list-boards), x264, v4l2m2m, vaapi; a named "
+                 "one is tried first, then the board's others (config key encoder_type)")
+      ->check(CLI::IsMember({"auto", "x264", "v4l2m2m", "vaapi"}));
   app.add_option("--bitrate", bitrate, "H.264 bitrate, kbit/s")->check(CLI::Range(100, 20000));
   app.add_option("--gop", gop, "H.264 frames between IDRs (default 2 s)")->check(CLI::Range(1, 1000));
   app.add_option("--jpeg-quality", jpegQuality, "JPEG quality")->check(CLI::Range(1, 100));
@@ -165,7 +171,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (listBoards) {
-    for (const auto* b : bsp::allBoards()) fmt::print("{:<16} {}\n", b->id, b->name);
+    for (const auto* b : bsp::allBoards()) {
+      std::vector<std::string_view> encoders;
+      for (auto e : b->encoders.h264) encoders.push_back(codecs::h264BackendName(e));
+      fmt::print("{:<16} {} (H.264: {})\n", b->id, b->name, fmt::join(encoders, ", "));
+    }
     return 0;
   }
   if (!hashToken.empty()) {
@@ -234,6 +244,7 @@ int main(int argc, char** argv) {
   if (!logLevel.empty()) settings.logLevel = logLevel;
   if (!hlsFormat.empty()) settings.hlsFormat = hlsFormat;
   if (!rtspTransport.empty()) settings.rtspTransport = rtspTransport;
+  if (!encoder.empty()) settings.encoderType = encoder;
   if (hlsSegmentSeconds >= 0) settings.hlsSegmentSeconds = hlsSegmentSeconds;
   if (hlsPartSeconds >= 0) settings.hlsPartSeconds = hlsPartSeconds;
   if (!timelapseFolder.empty()) settings.timelapseFolder = timelapseFolder;  // timelapse manager

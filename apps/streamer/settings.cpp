@@ -132,7 +132,8 @@ const std::vector<std::string> kModes = {"go-klipper", "vanilla-klipper"};
 // hardware encoder, which needs the vendor SDK (not in this build: x264 stands in, with a
 // warning at start) and pick the camera format (rkmpi-yuyv: YUYV, rkmpi: MJPEG); gkcam keeps the
 // stock camera service (not implemented yet: a warning, then streaming from the camera).
-const std::vector<std::string> kEncoderTypes = {"auto", "x264", "rkmpi", "rkmpi-yuyv", "gkcam"};
+const std::vector<std::string> kEncoderTypes = {"auto",  "x264",       "v4l2m2m", "vaapi",
+                                                "rkmpi", "rkmpi-yuyv", "gkcam"};
 const std::vector<std::string> kHlsFormats = {"fmp4", "ts"};
 const std::vector<std::string> kRtspTransports = {"tcp", "udp"};
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};

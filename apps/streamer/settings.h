@@ -15,7 +15,9 @@ namespace printcast::streamer {
 struct Settings {
   // --- keys shared with h264-streamer's app.json (see product.md) ---
   std::string mode = "vanilla-klipper";  // "go-klipper" | "vanilla-klipper"
-  std::string encoderType = "auto";      // "auto" | "x264"
+  // H.264 encoder: "auto" (the board's list), "x264", "v4l2m2m", "vaapi" (that one first, the
+  // board's others after it); h264-streamer's "rkmpi"/"rkmpi-yuyv" (the vendor encoder) and "gkcam".
+  std::string encoderType = "auto";
   bool autolanmode = false;
   bool autoSkip = false;
   int targetCpu = 60;     // %, 20..95: auto frame skipping aims for this system CPU load

@@ -32,6 +32,7 @@
 #include "printcast/codecs/convert.h"
 #include "printcast/codecs/h264.h"
 #include "printcast/codecs/h264_decoder.h"
+#include "printcast/codecs/h264_encoders.h"
 #include "printcast/codecs/jpeg.h"
 #include "printcast/codecs/x264_encoder.h"
 #include "printcast/hal/no_signal.h"
@@ -286,7 +287,9 @@ struct Streamer::Impl {
   bool h264NoJpegLogged = false;
   CameraControlStore controlStore{settings.cameraControlsFile};  // after `settings`: initialised from it
   std::unique_ptr<hal::Encoder> jpeg;
-  std::unique_ptr<hal::Encoder> h264;
+  // H.264: the first of the board's backends (or --encoder's) that works here; see encoderStatus().
+  std::unique_ptr<codecs::SelectingEncoder> h264;
+  std::vector<std::string> h264Order;  // backend names in the order tried
   // The H.264 encoder gives its working memory back (Encoder::release) once nobody has wanted
   // H.264 for kEncoderIdleRelease; the next viewer's first frame reopens it (an IDR, the same
   // SPS/PPS). Camera thread only.
@@ -510,6 +513,7 @@ struct Streamer::Impl {
   nlohmann::json ringStats();
   nlohmann::json h264DecoderStats() const;
   nlohmann::json rtspStats() const;
+  nlohmann::json encoderStatus() const;
   nlohmann::json publishStatus() const;
   // The H.264 decoder's name ("libavcodec 59.37.100"), or "not-built".
   const std::string h264DecoderBackend = [] {
@@ -1202,6 +1206,7 @@ nlohmann::json Streamer::Impl::status() {
       {"streaming", cameraJson["signal"]},
       {"board", {{"id", std::string(board->id)}, {"name", std::string(board->name)}}},
       {"camera", cameraJson},
+      {"encoder", encoderStatus()},
       {"display",
        {{"enabled", display != nullptr}, {"error", displayError}, {"clients", displayStream.clientCount()}}},
       {"touch", {{"enabled", touch != nullptr}, {"error", touchError}}},
@@ -1218,6 +1223,20 @@ nlohmann::json Streamer::Impl::status() {
       {"h264_enabled", live.h264Enabled.load()},
       {"uptime_s", std::chrono::duration<double>(Clock::now() - startedAt).count()},
   };
+}
+
+// The H.264 encoder backend in use ("none" until the camera's first configuration; an H.264
+// camera's access units pass through it untouched), each backend not used and why, and how
+// many backends failed while encoding (the next took over on an IDR).
+nlohmann::json Streamer::Impl::encoderStatus() const {
+  nlohmann::json refused = nlohmann::json::array();
+  for (const auto& r : h264->refusals()) {
+    refused.push_back({{"backend", r.backend}, {"reason", r.reason}, {"while_encoding", r.runtime}});
+  }
+  return {{"h264", h264->activeName()},
+          {"order", h264Order},
+          {"refused", refused},
+          {"fallbacks", h264->fallbacks()}};
 }
 
 // The RTSP server's connections and sessions; null when it is off.
@@ -1317,7 +1336,11 @@ nlohmann::json Streamer::Impl::stats() {
       // open: holding its working memory; idle_releases: times it gave it back after 10 s
       // without an H.264 viewer (the next viewer reopens it).
       {"h264_encoder",
-       {{"backend", h264->info().name}, {"open", h264Open.load()}, {"idle_releases", h264Releases.load()}}},
+       {{"backend", h264->activeName()},
+        {"open", h264Open.load()},
+        {"idle_releases", h264Releases.load()},
+        {"fallbacks", h264->fallbacks()}}},
+      {"encoder", encoderStatus()},
       // H.264 cameras: pictures decoded for /stream, /snapshot and the JPEG ring (on demand).
       {"h264_decoder", h264DecoderStats()},
   };
@@ -1377,6 +1400,11 @@ std::string Streamer::Impl::metrics() {
   sample("printcast_camera_up", "", streaming ? 1 : 0);
   family("printcast_camera_frames_total", "counter", "Camera frames captured");
   sample("printcast_camera_frames_total", "", static_cast<double>(cameraRate.total()));
+  family("printcast_h264_encoder_info", "gauge", "The H.264 encoder backend in use (value 1)");
+  sample("printcast_h264_encoder_info", fmt::format("backend=\"{}\"", h264->activeName()), 1);
+  family("printcast_h264_encoder_fallbacks_total", "counter",
+         "H.264 encoder backends given up while encoding (the next one took over)");
+  sample("printcast_h264_encoder_fallbacks_total", "", static_cast<double>(h264->fallbacks()));
   family("printcast_camera_reconnects_total", "counter", "Times the camera was lost and reopened");
   sample("printcast_camera_reconnects_total", "", static_cast<double>(cameraReconnects.load()));
   family("printcast_no_signal_frames_total", "counter",
@@ -2115,18 +2143,26 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   // Timelapse recording (feat-tlrec): POST /api/timelapse/settings applies the recorder's keys live.
   s.timelapseSettings = settings;
   s.onTimelapseSettings = [&s](const Settings& next) { s.applyTimelapseSettings(next); };
-  s.h264 = codecs::createX264Encoder();
-  // h264-streamer's encoder_type values (settings.cpp kEncoderTypes): say what stands in.
+  // The H.264 backends to try: the board's list, encoder_type's choice first.
+  std::string_view choice = settings.encoderType;
   if (settings.encoderType == "rkmpi" || settings.encoderType == "rkmpi-yuyv") {
+    // h264-streamer's values (settings.cpp kEncoderTypes): the Rockchip MPI encoder is a vendor
+    // SDK backend; without one the board's next backend stands in.
+    choice = "vendor";
     spdlog::warn(
         "encoder_type {}: the Rockchip MPI hardware encoder needs the vendor SDK, which this build does "
-        "not have; encoding H.264 with x264 instead (camera format {} as {} asks)",
+        "not have; using the board's next H.264 encoder (camera format {} as {} asks)",
         settings.encoderType, settings.encoderType == "rkmpi" ? "MJPEG" : "YUYV", settings.encoderType);
   } else if (settings.encoderType == "gkcam") {
+    choice = "auto";
     spdlog::warn(
         "encoder_type gkcam: keeping the stock camera service is not implemented yet; streaming from "
-        "the camera with x264 instead");
+        "the camera with the board's H.264 encoder instead");
   }
+  auto order = codecs::h264BackendOrder(board.encoders.h264, choice);
+  if (!order) return hal::Error{order.code(), 0, "encoder_type: " + order.error().message};
+  for (auto backend : *order) s.h264Order.emplace_back(codecs::h264BackendName(backend));
+  s.h264 = codecs::createH264Encoder(*order);
   s.flv.setOnSubscribe([&s] { s.keyframeWanted = true; });  // every client starts on a fresh IDR
   s.h264Outputs.push_back({"flv", [&s] { return s.flv.clientCount() > 0; },
                            [&s](const hal::PacketPtr& p) { s.flv.publish(p); }, [&s] { s.flv.closeAll(); }});

@@ -784,6 +784,32 @@ TEST(StreamerLifecycle, AnIdleH264EncoderIsReleasedAndTheNextViewerStartsOnAnIdr
   EXPECT_EQ(r.err, "");
 }
 
+// --encoder v4l2m2m on a machine without an M2M encoder: the backend is refused with its
+// reason, the board's others follow (virtual: x264), and /status, /api/stats and /metrics say
+// which encodes. The stream plays.
+TEST(StreamerLifecycle, ARequestedEncoderThatCannotOpenIsRefusedWithItsReasonAndX264Encodes) {
+  StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual", "--resolution", "320x240", "--no-display",
+                                             "--encoder", "v4l2m2m"});
+  ASSERT_TRUE(p.ok()) << p.log();
+  const auto tags = flvTags(p.streamPort(), 3);
+  ASSERT_GE(tags.size(), 3u);
+  const auto status = nlohmann::json::parse(httpRequest(p.streamPort(), "GET", "/status").body);
+  const auto& encoder = status["encoder"];
+  EXPECT_EQ(encoder["h264"], "x264") << encoder.dump();
+  EXPECT_EQ(encoder["order"], nlohmann::json::array({"v4l2m2m", "x264"})) << encoder.dump();
+  ASSERT_EQ(encoder["refused"].size(), 1u) << encoder.dump();
+  EXPECT_EQ(encoder["refused"][0]["backend"], "v4l2m2m");
+  EXPECT_NE(encoder["refused"][0]["reason"].get<std::string>().find("no H264 encoder"), std::string::npos)
+      << encoder.dump();
+  EXPECT_EQ(encoder["fallbacks"], 0);
+  const auto stats = nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/api/stats").body);
+  EXPECT_EQ(stats["h264_encoder"]["backend"], "x264");
+  EXPECT_EQ(stats["encoder"], encoder);
+  const auto metrics = httpRequest(p.streamPort(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("printcast_h264_encoder_info{backend=\"x264\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("printcast_h264_encoder_fallbacks_total 0"), std::string::npos) << metrics;
+}
+
 // Waits (bounded) until the camera streams, so counters and health have something to say.
 bool waitStreaming(uint16_t port) {
   const auto deadline = std::chrono::steady_clock::now() + 10s;

@@ -7,6 +7,7 @@
 #include <span>
 #include <string_view>
 
+#include "printcast/hal/encoder.h"
 #include "printcast/hal/geometry.h"
 #include "printcast/hal/pixel_format.h"
 #include "printcast/hal/transform.h"
@@ -76,7 +77,7 @@ struct CameraSpec {
 };
 
 // Encoders in order of preference; the first that can be opened is used.
-enum class EncoderBackend { X264, VaApi, V4L2M2M, Vendor };
+using EncoderBackend = hal::EncoderBackend;
 struct EncoderSpec {
   std::span<const EncoderBackend> h264;
 };

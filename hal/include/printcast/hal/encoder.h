@@ -25,6 +25,11 @@ struct EncoderConfig {
   bool fullRange = false;
 };
 
+// The H.264 encoder backends a board can list (bsp::EncoderSpec::h264, in order of preference)
+// and codecs::openH264Backend() opens: libx264 (software), VA-API (Intel/AMD GPUs), a V4L2
+// memory-to-memory stateful encoder (Raspberry Pi, many SoCs), a vendor SDK's encoder.
+enum class EncoderBackend { X264, VaApi, V4L2M2M, Vendor };
+
 struct EncoderInfo {
   std::string name;                  // "x264", "turbojpeg", ...
   FourCC codec;                      // kH264 or kMJPEG
