@@ -87,6 +87,16 @@ int main(int argc, char** argv) {
                  "Display node (overrides the board's: /dev/fb0, /dev/dri/card0)");
   app.add_option("--touch-name", touchName, "Touch panel evdev name (overrides the board's)");
   app.add_option("-r,--resolution", resolution, "Camera resolution WIDTHxHEIGHT (e.g. 1280x720)");
+  int rotate = -1;
+  std::string flip;
+  app.add_option("--rotate", rotate,
+                 "Turn the camera picture clockwise by 0, 90, 180 or 270 degrees before encoding (config "
+                 "camera_rotation; 90/270 swap width and height)")
+      ->check(CLI::IsMember({0, 90, 180, 270}));
+  app.add_option("--flip", flip,
+                 "Mirror the camera picture after --rotate: x (left-right), y (upside down), xy or none "
+                 "(config camera_flip_x, camera_flip_y)")
+      ->check(CLI::IsMember({"x", "y", "xy", "none"}));
   app.add_option("-f,--desired-fps", fps, "Camera frame rate")->check(CLI::Range(1, 120));
   app.add_flag(
       "--unpaced", unpaced,
@@ -245,6 +255,11 @@ int main(int argc, char** argv) {
   if (!hlsFormat.empty()) settings.hlsFormat = hlsFormat;
   if (!rtspTransport.empty()) settings.rtspTransport = rtspTransport;
   if (!encoder.empty()) settings.encoderType = encoder;
+  if (rotate >= 0) settings.cameraRotation = rotate;
+  if (!flip.empty()) {
+    settings.cameraFlipX = flip.find('x') != std::string::npos;
+    settings.cameraFlipY = flip.find('y') != std::string::npos;
+  }
   if (hlsSegmentSeconds >= 0) settings.hlsSegmentSeconds = hlsSegmentSeconds;
   if (hlsPartSeconds >= 0) settings.hlsPartSeconds = hlsPartSeconds;
   if (!timelapseFolder.empty()) settings.timelapseFolder = timelapseFolder;  // timelapse manager

@@ -262,6 +262,16 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
     return {};
   }
   if (key == "fps") return readInt(v, source, key, 0, 120, s.fps);
+  if (key == "camera_rotation") {
+    int degrees = 0;
+    if (auto st = readInt(v, source, key, 0, 270, degrees); !st) return st;
+    if (degrees % 90 != 0)
+      return invalid(source, key, v.dump(), "must be 0, 90, 180 or 270 (degrees clockwise)");
+    s.cameraRotation = degrees;
+    return {};
+  }
+  if (key == "camera_flip_x") return readBool(v, source, key, s.cameraFlipX);
+  if (key == "camera_flip_y") return readBool(v, source, key, s.cameraFlipY);
   if (key == "h264_gop") return readInt(v, source, key, 0, 1000, s.gopFrames);
   if (key == "host") return readString(v, source, key, s.host);
   if (key == "control_port") return readInt(v, source, key, 0, 65535, s.controlPort);
@@ -522,6 +532,13 @@ std::string timelapseRecordingSettingsJson(const Settings& s) {
                         {"moonraker_socket", s.moonrakerSocket},
                         {"moonraker_register_webcam", s.moonrakerRegisterWebcam}}
       .dump();
+}
+
+hal::Transform cameraTransform(const Settings& s) {
+  hal::Transform t = hal::Transform::fromDegrees(s.cameraRotation).value_or(hal::Transform::identity());
+  if (s.cameraFlipX) t = t.then(hal::Transform::hflip());
+  if (s.cameraFlipY) t = t.then(hal::Transform::vflip());
+  return t;
 }
 
 hal::Result<hal::Size> parseResolution(const std::string& text) {

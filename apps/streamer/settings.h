@@ -9,6 +9,7 @@
 
 #include "printcast/bsp/board.h"
 #include "printcast/hal/result.h"
+#include "printcast/hal/transform.h"
 
 namespace printcast::streamer {
 
@@ -17,6 +18,12 @@ struct Settings {
   std::string mode = "vanilla-klipper";  // "go-klipper" | "vanilla-klipper"
   // H.264 encoder: "auto" (the board's list), "x264", "v4l2m2m", "vaapi" (that one first, the
   // board's others after it); h264-streamer's "rkmpi"/"rkmpi-yuyv" (the vendor encoder) and "gkcam".
+  // The camera picture turned upright before anything is encoded: "camera_rotation" 0/90/180/270
+  // degrees clockwise, then "camera_flip_x" (mirror left-right) and "camera_flip_y" (upside
+  // down). 90 and 270 swap the output's width and height. See cameraTransform().
+  int cameraRotation = 0;
+  bool cameraFlipX = false;
+  bool cameraFlipY = false;
   std::string encoderType = "auto";
   bool autolanmode = false;
   bool autoSkip = false;
@@ -243,5 +250,8 @@ std::string timelapseRecordingSettingsJson(const Settings& settings);
 
 // Parse "1280x720". Errors: InvalidArgument.
 hal::Result<hal::Size> parseResolution(const std::string& text);
+
+// camera_rotation, then camera_flip_x and camera_flip_y, as one transform of the camera picture.
+hal::Transform cameraTransform(const Settings& s);
 
 }  // namespace printcast::streamer

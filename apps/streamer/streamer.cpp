@@ -273,7 +273,13 @@ struct Streamer::Impl {
   hal::Size cameraSize;       // camera thread
   std::atomic<uint64_t> cameraReconnects{0};
   std::atomic<uint64_t> noSignalFrames{0};
-  std::shared_ptr<hal::FramePool> i420Pool;      // YUYV/NV12/MJPEG -> I420 for the encoders
+  std::shared_ptr<hal::FramePool> i420Pool;  // YUYV/NV12/MJPEG -> I420 for the encoders
+  // camera_rotation / camera_flip_*: applied once per frame while converting to I420 (libyuv).
+  // An MJPEG camera's JPEGs are then decoded into decodePool first, and re-encoded for /stream
+  // and /snapshot instead of passed through.
+  hal::Transform pictureTransform;
+  std::shared_ptr<hal::FramePool> decodePool;
+  hal::Size pictureSize;  // what the encoders get: pictureTransform applied (camera thread)
   std::shared_ptr<hal::FramePool> noSignalPool;  // the "no signal" picture
   hal::Size encoderSize;                         // what jpeg/h264 are configured for (camera thread)
   int encoderFps = 0;
@@ -610,12 +616,29 @@ hal::Status Streamer::Impl::openCamera() {
       spdlog::warn("camera {}: saved control not applied: {}", name, refused);
     }
   }
-  if (config.format != hal::fourcc::kI420 && config.format != hal::fourcc::kH264) {
-    auto pool = hal::FramePool::create(hal::fourcc::kI420, config.size, 3);
-    if (!pool) return pool.error();
-    i420Pool = std::move(*pool);
+  const bool turned = pictureTransform != hal::Transform::identity();
+  i420Pool.reset();
+  decodePool.reset();
+  pictureSize = config.size;
+  if (config.format == hal::fourcc::kH264) {
+    if (turned) {
+      spdlog::warn(
+          "camera {}: its H.264 is passed through as it comes: camera_rotation and camera_flip_* "
+          "are not applied to an H.264 camera",
+          name);
+    }
   } else {
-    i420Pool.reset();
+    pictureSize = pictureTransform.apply(config.size);
+    if (config.format != hal::fourcc::kI420 || turned) {
+      auto pool = hal::FramePool::create(hal::fourcc::kI420, pictureSize, 3);
+      if (!pool) return pool.error();
+      i420Pool = std::move(*pool);
+    }
+    if (config.format == hal::fourcc::kMJPEG && turned) {
+      auto pool = hal::FramePool::create(hal::fourcc::kI420, config.size, 2);
+      if (!pool) return pool.error();
+      decodePool = std::move(*pool);
+    }
   }
   cameraFormat = config.format;
   cameraSize = config.size;
@@ -625,7 +648,7 @@ hal::Status Streamer::Impl::openCamera() {
   lastCameraIdr = {};
   h264DecodeErrorLoggedAt = {};
   h264DecodeErrorsUnlogged = 0;
-  if (auto st = configureEncoders(config.size, settings.unpaced ? settings.fps : std::max(1, fps)); !st)
+  if (auto st = configureEncoders(pictureSize, settings.unpaced ? settings.fps : std::max(1, fps)); !st)
     return st;
   {
     std::lock_guard lock(cameraMutex);
@@ -682,7 +705,8 @@ void Streamer::Impl::loseCamera(const hal::Error& error) {
 // The grey "NO SIGNAL" picture, to every kind of client, while there is no camera: players keep
 // their connection and show why, and snapshot consumers (timelapse) get an answer.
 void Streamer::Impl::publishNoSignal(const std::string& reason) {
-  const hal::Size size = cameraSize.empty() ? hal::Size{settings.width, settings.height} : cameraSize;
+  const hal::Size size =
+      pictureSize.empty() ? pictureTransform.apply(hal::Size{settings.width, settings.height}) : pictureSize;
   if (!noSignalPool || !(noSignalPool->size() == size)) {
     auto pool = hal::FramePool::create(hal::fourcc::kI420, size, 2);
     if (!pool) return;
@@ -791,14 +815,22 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
   // The encoders take I420: convert (YUYV/NV12) or decode (MJPEG) once per frame, only when an
   // encoder needs it.
   hal::Frame i420;
+  const bool turned = pictureTransform != hal::Transform::identity();
   auto toI420 = [&]() -> const hal::Frame* {
-    if (frame.format() == hal::fourcc::kI420) return &frame;
+    if (frame.format() == hal::fourcc::kI420 && !turned) return &frame;
     if (i420.valid()) return &i420;
     if (!i420Pool) return nullptr;
-    auto converted = frame.format() == hal::fourcc::kMJPEG
-                         ? codecs::decodeJpegToI420({frame.plane(0).data, frame.bytesUsed()}, *i420Pool,
-                                                    frame.timestamp(), frame.sequence())
-                         : codecs::convertToI420(frame, hal::Transform::identity(), *i420Pool);
+    hal::Result<hal::Frame> converted = hal::Error{hal::Errc::Io, 0, "no pool"};
+    if (frame.format() != hal::fourcc::kMJPEG) {
+      converted = codecs::convertToI420(frame, pictureTransform, *i420Pool);
+    } else if (!turned) {
+      converted = codecs::decodeJpegToI420({frame.plane(0).data, frame.bytesUsed()}, *i420Pool,
+                                           frame.timestamp(), frame.sequence());
+    } else if (decodePool) {
+      converted = codecs::decodeJpegToI420({frame.plane(0).data, frame.bytesUsed()}, *decodePool,
+                                           frame.timestamp(), frame.sequence());
+      if (converted) converted = codecs::convertToI420(*converted, pictureTransform, *i420Pool);
+    }
     if (!converted) {
       spdlog::warn("camera {}: to I420: {}", frame.format().str(), converted.error().describe());
       return nullptr;
@@ -808,7 +840,7 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
   };
 
   serveJpegOutputs(frame.timestamp(), nextJpegDue, [&]() -> hal::Result<hal::PacketPtr> {
-    if (frame.format() == hal::fourcc::kMJPEG) {
+    if (frame.format() == hal::fourcc::kMJPEG && !turned) {
       // The camera's JPEG as it is (hal inserted Huffman tables if it had none): no re-encode.
       auto p = std::make_shared<hal::Packet>();
       p->codec = hal::fourcc::kMJPEG;
@@ -1289,7 +1321,10 @@ nlohmann::json Streamer::Impl::cameraStatus() {
                         {"height", cameraActiveSize.empty() ? settings.height : cameraActiveSize.height},
                         {"fps", cameraRate.fps()},
                         {"reconnects", cameraReconnects.load()},
-                        {"no_signal_frames", noSignalFrames.load()}};
+                        {"no_signal_frames", noSignalFrames.load()},
+                        {"rotation", settings.cameraRotation},
+                        {"flip_x", settings.cameraFlipX},
+                        {"flip_y", settings.cameraFlipY}};
   if (!pushed.is_null()) out["ingest"] = std::move(pushed);
   out["format"] = cameraActiveFormat.code == 0 ? std::string() : cameraActiveFormat.str();
   if (cameraActiveFormat == hal::fourcc::kH264) {
@@ -2139,6 +2174,7 @@ Streamer::~Streamer() { stop(); }
 hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings, const bsp::Board& board) {
   auto impl = std::make_unique<Impl>(settings, board);
   Impl& s = *impl;
+  s.pictureTransform = cameraTransform(settings);
   s.jpeg = codecs::createJpegEncoder();
   // Timelapse recording (feat-tlrec): POST /api/timelapse/settings applies the recorder's keys live.
   s.timelapseSettings = settings;

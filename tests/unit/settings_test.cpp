@@ -76,6 +76,32 @@ TEST(Settings, BadValuesNameTheKeyAndTheAllowedRange) {
   EXPECT_EQ(errorOf("{\"port\": "), "app.json: not valid JSON");
 }
 
+TEST(Settings, CameraRotationAndFlipsMakeOneTransform) {
+  EXPECT_EQ(errorOf(R"({"camera_rotation": 45})"),
+            "app.json: camera_rotation = 45: must be 0, 90, 180 or 270 (degrees clockwise)");
+  EXPECT_EQ(errorOf(R"({"camera_rotation": 360})"),
+            "app.json: camera_rotation = 360: must be an integer in 0..270");
+  EXPECT_EQ(errorOf(R"({"camera_flip_x": "left"})"),
+            "app.json: camera_flip_x = \"left\": must be true or false");
+  EXPECT_EQ(errorOf(R"({"encoder_type": "nvenc"})")
+                .find("app.json: encoder_type = \"nvenc\": must be one of auto, x264, "
+                      "v4l2m2m, vaapi"),
+            0u);
+  using printcast::hal::Transform;
+  Settings s;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(
+      applyConfigJson(R"({"camera_rotation": 90, "camera_flip_x": true})", "app.json", s, warnings).ok());
+  EXPECT_EQ(printcast::streamer::cameraTransform(s), Transform::rot90().then(Transform::hflip()));
+  EXPECT_EQ(printcast::streamer::cameraTransform(s), Transform::transpose());
+  s = Settings{};
+  EXPECT_EQ(printcast::streamer::cameraTransform(s), Transform::identity());
+  s.cameraRotation = 180;
+  s.cameraFlipY = true;
+  EXPECT_EQ(printcast::streamer::cameraTransform(s), Transform::hflip())
+      << "upside down, then upside down again";
+}
+
 TEST(Settings, FinalizeFillsBoardDefaultsAndChecksLimits) {
   auto board = printcast::bsp::findBoard("virtual");
   ASSERT_TRUE(board.ok());
