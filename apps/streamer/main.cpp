@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -87,6 +88,13 @@ int main(int argc, char** argv) {
                  "Display node (overrides the board's: /dev/fb0, /dev/dri/card0)");
   app.add_option("--touch-name", touchName, "Touch panel evdev name (overrides the board's)");
   app.add_option("-r,--resolution", resolution, "Camera resolution WIDTHxHEIGHT (e.g. 1280x720)");
+  std::string streamResolution, snapshotResolution;
+  app.add_option(
+      "--stream-resolution", streamResolution,
+      "MJPEG and H.264 outputs scaled to WIDTHxHEIGHT (default: the camera's; config stream_resolution)");
+  app.add_option(
+      "--snapshot-resolution", snapshotResolution,
+      "/snapshot and timelapse stills at WIDTHxHEIGHT (default: the camera's; config snapshot_resolution)");
   int rotate = -1;
   std::string flip;
   app.add_option("--rotate", rotate,
@@ -223,6 +231,17 @@ int main(int argc, char** argv) {
     }
     settings.width = size->width;
     settings.height = size->height;
+  }
+  for (const auto& [flag, text, out] :
+       {std::tuple{"--stream-resolution", &streamResolution, &settings.streamSize},
+        {"--snapshot-resolution", &snapshotResolution, &settings.snapshotSize}}) {
+    if (text->empty()) continue;
+    auto size = streamer::parseResolution(*text);
+    if (!size) {
+      fmt::print(stderr, "printcast-streamer: {}: {}\n", flag, size.error().message);
+      return 2;
+    }
+    *out = *size;
   }
   if (fps > 0) settings.fps = fps;
   if (unpaced) settings.unpaced = true;

@@ -270,6 +270,19 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
     s.cameraRotation = degrees;
     return {};
   }
+  if (key == "stream_resolution" || key == "snapshot_resolution") {
+    std::string r;
+    if (auto st = readString(v, source, key, r); !st) return st;
+    hal::Size& out = key == "stream_resolution" ? s.streamSize : s.snapshotSize;
+    if (r.empty() || r == "camera") {
+      out = {};
+      return {};
+    }
+    auto size = parseResolution(r);
+    if (!size) return invalid(source, key, v.dump(), "must be WIDTHxHEIGHT, e.g. 640x360, or \"camera\"");
+    out = *size;
+    return {};
+  }
   if (key == "camera_flip_x") return readBool(v, source, key, s.cameraFlipX);
   if (key == "camera_flip_y") return readBool(v, source, key, s.cameraFlipY);
   if (key == "h264_gop") return readInt(v, source, key, 0, 1000, s.gopFrames);
@@ -641,6 +654,16 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
     return invalid(
         src, "resolution", fmt::format("{}x{}", s.width, s.height),
         fmt::format("must be even, from 16x16 up to {} on board {}", lim.maxCameraSize.str(), board.id));
+  }
+  for (const auto& [key, size] :
+       {std::pair{"stream_resolution", s.streamSize}, {"snapshot_resolution", s.snapshotSize}}) {
+    if (size.empty()) continue;
+    if (size.width < 16 || size.height < 16 || size.width > lim.maxCameraSize.width ||
+        size.height > lim.maxCameraSize.height || size.width % 2 != 0 || size.height % 2 != 0) {
+      return invalid(
+          src, key, size.str(),
+          fmt::format("must be even, from 16x16 up to {} on board {}", lim.maxCameraSize.str(), board.id));
+    }
   }
   if (s.fps < 1 || s.fps > lim.maxCameraFps) {
     return invalid(src, "desired-fps", std::to_string(s.fps),

@@ -22,6 +22,12 @@ struct Settings {
   // degrees clockwise, then "camera_flip_x" (mirror left-right) and "camera_flip_y" (upside
   // down). 90 and 270 swap the output's width and height. See cameraTransform().
   int cameraRotation = 0;
+  // "stream_resolution": the MJPEG stream and every H.264 output scaled to this size (empty: the
+  // camera's); "snapshot_resolution": /snapshot and the timelapse's stills (empty: the camera's),
+  // so a failure detector or a timelapse gets full-size pictures while viewers get a small
+  // stream. Both in the camera's orientation, like "resolution" (camera_rotation applies).
+  hal::Size streamSize;
+  hal::Size snapshotSize;
   bool cameraFlipX = false;
   bool cameraFlipY = false;
   std::string encoderType = "auto";

@@ -264,8 +264,9 @@ struct Streamer::Impl {
   // The name a lost camera is reopened by (its by-id link or "bus:<bus_info>"), remembered from
   // the first open: device numbers change on replug, this does not. Guarded by stateMutex.
   std::string cameraStableName;
-  hal::Size cameraActiveSize;      // what the open camera delivers (empty before the first open); stateMutex
-  hal::FourCC cameraActiveFormat;  // and in which format; stateMutex
+  hal::Size cameraActiveSize;  // what the open camera delivers (empty before the first open); stateMutex
+  std::string streamSizeShown, snapshotSizeShown;  // streamSize, snapshotSize for /status; stateMutex
+  hal::FourCC cameraActiveFormat;                  // and in which format; stateMutex
   // H.264 cameras: the camera's own IDR interval, measured (its GOP is what viewers wait for).
   std::atomic<int64_t> cameraGopMs{0};
   Timestamp lastCameraIdr{};  // camera thread
@@ -279,7 +280,16 @@ struct Streamer::Impl {
   // and /snapshot instead of passed through.
   hal::Transform pictureTransform;
   std::shared_ptr<hal::FramePool> decodePool;
-  hal::Size pictureSize;  // what the encoders get: pictureTransform applied (camera thread)
+  hal::Size pictureSize;  // the camera's picture with pictureTransform applied (camera thread)
+  // stream_resolution / snapshot_resolution (pictureTransform applied): what the MJPEG stream and
+  // the H.264 encoder get, and what /snapshot and the timelapse get. A size other than
+  // pictureSize is scaled into its pool (libyuv); snapshots at their own size get their own JPEG
+  // encoder, used only while someone waits for a snapshot. Camera thread.
+  hal::Size streamSize;
+  hal::Size snapshotSize;
+  std::shared_ptr<hal::FramePool> streamPool;
+  std::shared_ptr<hal::FramePool> snapshotPool;
+  std::unique_ptr<hal::Encoder> snapshotJpeg;
   std::shared_ptr<hal::FramePool> noSignalPool;  // the "no signal" picture
   hal::Size encoderSize;                         // what jpeg/h264 are configured for (camera thread)
   int encoderFps = 0;
@@ -468,9 +478,12 @@ struct Streamer::Impl {
   bool jpegWanted() const { return mjpeg.clientCount() > 0 || snapshots.hasWaiters() || jpegRingWanted(); }
   // Serve the JPEG outputs a camera picture stamped `timestamp`: when one wants it (MJPEG and
   // the ring at mjpeg_fps, on the schedule kept in nextJpegDue; a snapshot waiter at once),
-  // `makeJpeg` is called once and its JPEG published to those that want it. Camera thread.
-  void serveJpegOutputs(Timestamp timestamp, Timestamp& nextJpegDue,
-                        const std::function<hal::Result<hal::PacketPtr>()>& makeJpeg);
+  // `makeJpeg` is called once and its JPEG published to those that want it. With
+  // `makeSnapshot` (snapshot_resolution differs from the stream's), snapshot waiters get its
+  // JPEG instead. Camera thread.
+  using JpegMaker = std::function<hal::Result<hal::PacketPtr>()>;
+  void serveJpegOutputs(Timestamp timestamp, Timestamp& nextJpegDue, const JpegMaker& makeJpeg,
+                        const JpegMaker& makeSnapshot = {});
   void publishNoSignal(const std::string& reason);
   void loseCamera(const hal::Error& error);
   HttpResponse cameraControls(const HttpRequest& req);
@@ -619,16 +632,32 @@ hal::Status Streamer::Impl::openCamera() {
   const bool turned = pictureTransform != hal::Transform::identity();
   i420Pool.reset();
   decodePool.reset();
+  streamPool.reset();
+  snapshotPool.reset();
   pictureSize = config.size;
+  streamSize = snapshotSize = config.size;
   if (config.format == hal::fourcc::kH264) {
-    if (turned) {
+    if (turned || !settings.streamSize.empty() || !settings.snapshotSize.empty()) {
       spdlog::warn(
-          "camera {}: its H.264 is passed through as it comes: camera_rotation and camera_flip_* "
-          "are not applied to an H.264 camera",
+          "camera {}: its H.264 is passed through as it comes: camera_rotation, camera_flip_*, "
+          "stream_resolution and snapshot_resolution are not applied to an H.264 camera",
           name);
     }
   } else {
     pictureSize = pictureTransform.apply(config.size);
+    streamSize = pictureTransform.apply(settings.streamSize.empty() ? config.size : settings.streamSize);
+    snapshotSize =
+        pictureTransform.apply(settings.snapshotSize.empty() ? config.size : settings.snapshotSize);
+    if (streamSize != pictureSize) {
+      auto pool = hal::FramePool::create(hal::fourcc::kI420, streamSize, 3);
+      if (!pool) return pool.error();
+      streamPool = std::move(*pool);
+    }
+    if (snapshotSize != streamSize && snapshotSize != pictureSize) {
+      auto pool = hal::FramePool::create(hal::fourcc::kI420, snapshotSize, 2);
+      if (!pool) return pool.error();
+      snapshotPool = std::move(*pool);
+    }
     if (config.format != hal::fourcc::kI420 || turned) {
       auto pool = hal::FramePool::create(hal::fourcc::kI420, pictureSize, 3);
       if (!pool) return pool.error();
@@ -648,7 +677,7 @@ hal::Status Streamer::Impl::openCamera() {
   lastCameraIdr = {};
   h264DecodeErrorLoggedAt = {};
   h264DecodeErrorsUnlogged = 0;
-  if (auto st = configureEncoders(pictureSize, settings.unpaced ? settings.fps : std::max(1, fps)); !st)
+  if (auto st = configureEncoders(streamSize, settings.unpaced ? settings.fps : std::max(1, fps)); !st)
     return st;
   {
     std::lock_guard lock(cameraMutex);
@@ -659,6 +688,8 @@ hal::Status Streamer::Impl::openCamera() {
     cameraName = name;
     cameraActiveSize = config.size;
     cameraActiveFormat = config.format;
+    streamSizeShown = streamSize.str();
+    snapshotSizeShown = snapshotSize.str();
     if (!newStableName.empty()) cameraStableName = newStableName;
     cameraState = "streaming";
   }
@@ -685,6 +716,12 @@ hal::Status Streamer::Impl::configureEncoders(hal::Size size, int fps) {
   enc.jpegQuality = live.jpegQuality;
   enc.fullRange = cameraFormat == hal::fourcc::kMJPEG;  // decoded JPEG: full range (JFIF)
   if (auto st = jpeg->configure(enc); !st) return st;
+  if (!snapshotSize.empty() && snapshotSize != size) {
+    hal::EncoderConfig still = enc;
+    still.size = snapshotSize;
+    if (!snapshotJpeg) snapshotJpeg = codecs::createJpegEncoder();
+    if (auto st = snapshotJpeg->configure(still); !st) return st;
+  }
   if (auto st = h264->configure(enc); !st) return st;
   h264Open = true;
   h264LastWanted = Clock::now();
@@ -705,8 +742,11 @@ void Streamer::Impl::loseCamera(const hal::Error& error) {
 // The grey "NO SIGNAL" picture, to every kind of client, while there is no camera: players keep
 // their connection and show why, and snapshot consumers (timelapse) get an answer.
 void Streamer::Impl::publishNoSignal(const std::string& reason) {
-  const hal::Size size =
-      pictureSize.empty() ? pictureTransform.apply(hal::Size{settings.width, settings.height}) : pictureSize;
+  hal::Size size = streamSize;
+  if (size.empty()) {
+    size = pictureTransform.apply(settings.streamSize.empty() ? hal::Size{settings.width, settings.height}
+                                                              : settings.streamSize);
+  }
   if (!noSignalPool || !(noSignalPool->size() == size)) {
     auto pool = hal::FramePool::create(hal::fourcc::kI420, size, 2);
     if (!pool) return;
@@ -839,26 +879,59 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
     return &i420;
   };
 
-  serveJpegOutputs(frame.timestamp(), nextJpegDue, [&]() -> hal::Result<hal::PacketPtr> {
-    if (frame.format() == hal::fourcc::kMJPEG && !turned) {
-      // The camera's JPEG as it is (hal inserted Huffman tables if it had none): no re-encode.
-      auto p = std::make_shared<hal::Packet>();
-      p->codec = hal::fourcc::kMJPEG;
-      p->data.assign(frame.plane(0).data, frame.plane(0).data + frame.bytesUsed());
-      p->keyframe = true;
-      p->pts = frame.timestamp();
-      p->sequence = frame.sequence();
-      p->size = frame.size();
-      return hal::PacketPtr(std::move(p));
+  // The picture at stream_resolution and at snapshot_resolution: the full picture, or scaled
+  // from it once per frame when first asked for.
+  hal::Frame scaledStream;
+  hal::Frame scaledSnapshot;
+  auto scaled = [&](hal::FramePool* pool, hal::Frame& out) -> const hal::Frame* {
+    const hal::Frame* full = toI420();
+    if (full == nullptr || pool == nullptr) return full;
+    if (out.valid()) return &out;
+    auto r = codecs::scaleI420(*full, *pool);
+    if (!r) {
+      spdlog::warn("camera: scaling to {}: {}", pool->size().str(), r.error().describe());
+      return nullptr;
     }
-    if (const hal::Frame* src = toI420()) return jpeg->encode(*src);
-    return {hal::Errc::Io, "no picture"};
-  });
+    out = std::move(*r);
+    return &out;
+  };
+  auto toStream = [&] { return scaled(streamPool.get(), scaledStream); };
+  // The camera's JPEG as it is (hal inserted Huffman tables if it had none), when it is the
+  // picture asked for: no re-encode.
+  auto cameraJpeg = [&](hal::Size wanted) -> std::optional<hal::PacketPtr> {
+    if (frame.format() != hal::fourcc::kMJPEG || turned || wanted != frame.size()) return std::nullopt;
+    auto p = std::make_shared<hal::Packet>();
+    p->codec = hal::fourcc::kMJPEG;
+    p->data.assign(frame.plane(0).data, frame.plane(0).data + frame.bytesUsed());
+    p->keyframe = true;
+    p->pts = frame.timestamp();
+    p->sequence = frame.sequence();
+    p->size = frame.size();
+    return hal::PacketPtr(std::move(p));
+  };
+  JpegMaker snapshotJpegMaker;
+  if (snapshotSize != streamSize) {
+    snapshotJpegMaker = [&]() -> hal::Result<hal::PacketPtr> {
+      if (auto p = cameraJpeg(snapshotSize)) return *p;
+      const hal::Frame* src =
+          snapshotSize == pictureSize ? toI420() : scaled(snapshotPool.get(), scaledSnapshot);
+      if (src == nullptr || !snapshotJpeg) return {hal::Errc::Io, "no picture"};
+      return snapshotJpeg->encode(*src);
+    };
+  }
+  serveJpegOutputs(
+      frame.timestamp(), nextJpegDue,
+      [&]() -> hal::Result<hal::PacketPtr> {
+        if (auto p = cameraJpeg(streamSize)) return *p;
+        if (const hal::Frame* src = toStream()) return jpeg->encode(*src);
+        return {hal::Errc::Io, "no picture"};
+      },
+      snapshotJpegMaker);
   if (!encodeH264Now()) return;  // no encoding while nobody watches
   if (keyframeWanted.exchange(false)) h264->requestKeyframe();
   const int skip = std::max(skipInterval.load(), live.frameSkip.load());
   if (skip > 1 && frame.sequence() % static_cast<uint64_t>(skip) != 0) return;
-  const hal::Frame* src = toI420();
+  const hal::Frame* src = toStream();
   if (src == nullptr) return;
   auto packet = h264->encode(*src);
   if (!packet) {
@@ -868,8 +941,8 @@ void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
   publishH264(*packet);
 }
 
-void Streamer::Impl::serveJpegOutputs(Timestamp timestamp, Timestamp& nextJpegDue,
-                                      const std::function<hal::Result<hal::PacketPtr>()>& makeJpeg) {
+void Streamer::Impl::serveJpegOutputs(Timestamp timestamp, Timestamp& nextJpegDue, const JpegMaker& makeJpeg,
+                                      const JpegMaker& makeSnapshot) {
   const bool mjpegWanted = mjpeg.clientCount() > 0;
   const bool snapshotWanted = snapshots.hasWaiters();
   const bool ringWanted = jpegRingWanted();  // JPEGs for the ring at the MJPEG rate
@@ -881,7 +954,16 @@ void Streamer::Impl::serveJpegOutputs(Timestamp timestamp, Timestamp& nextJpegDu
   // that came a little early. The schedule still advances one interval per frame sent, so the
   // average rate stays at most mjpeg_fps.
   const bool due = timestamp + interval / 4 >= nextJpegDue;
-  if (!due && !snapshotWanted) return;
+  if (makeSnapshot && snapshotWanted) {
+    // Snapshots at their own size: a JPEG of their own, made only for a waiter.
+    if (auto still = makeSnapshot()) {
+      snapshots.publish(*still);
+    } else {
+      spdlog::warn("snapshot jpeg: {}", still.error().describe());
+    }
+  }
+  if (!due && (!snapshotWanted || makeSnapshot)) return;
+  if (makeSnapshot && !mjpegWanted && !ringWanted) return;
   if (due) {
     nextJpegDue = (timestamp - nextJpegDue > interval) ? timestamp + interval : nextJpegDue + interval;
   }
@@ -897,7 +979,7 @@ void Streamer::Impl::serveJpegOutputs(Timestamp timestamp, Timestamp& nextJpegDu
   if (due && ringWanted) {
     if (auto st = jpegRing->publish(*packet); !st) spdlog::warn("{}", st.error().describe());
   }
-  snapshots.publish(*packet);
+  if (!makeSnapshot) snapshots.publish(*packet);
 }
 
 // An H.264 camera's access units go to the H.264 outputs as they are: no decode, no re-encode.
@@ -1324,7 +1406,9 @@ nlohmann::json Streamer::Impl::cameraStatus() {
                         {"no_signal_frames", noSignalFrames.load()},
                         {"rotation", settings.cameraRotation},
                         {"flip_x", settings.cameraFlipX},
-                        {"flip_y", settings.cameraFlipY}};
+                        {"flip_y", settings.cameraFlipY},
+                        {"stream_size", streamSizeShown},
+                        {"snapshot_size", snapshotSizeShown}};
   if (!pushed.is_null()) out["ingest"] = std::move(pushed);
   out["format"] = cameraActiveFormat.code == 0 ? std::string() : cameraActiveFormat.str();
   if (cameraActiveFormat == hal::fourcc::kH264) {

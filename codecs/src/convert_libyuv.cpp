@@ -97,4 +97,25 @@ hal::Result<hal::Frame> convertToI420(const hal::Frame& src, hal::Transform tran
   return std::move(dst).publish(src.timestamp(), src.sequence());
 }
 
+hal::Result<hal::Frame> scaleI420(const hal::Frame& src, hal::FramePool& pool) {
+  if (!src.valid() || src.format() != hal::fourcc::kI420 || pool.format() != hal::fourcc::kI420) {
+    return {hal::Errc::InvalidArgument, fmt::format("scaleI420: needs YU12 (I420) in and out, got {} to {}",
+                                                    src.format().str(), pool.format().str())};
+  }
+  auto writable = pool.acquire();
+  if (!writable) return std::move(writable).error();
+  hal::FramePool::Writable& dst = *writable;
+  const hal::Size from = src.size();
+  const hal::Size to = pool.size();
+  const int rc = libyuv::I420Scale(src.plane(0).data, src.plane(0).stride, src.plane(1).data,
+                                   src.plane(1).stride, src.plane(2).data, src.plane(2).stride, from.width,
+                                   from.height, dst.data(0), dst.stride(0), dst.data(1), dst.stride(1),
+                                   dst.data(2), dst.stride(2), to.width, to.height, libyuv::kFilterBox);
+  if (rc != 0) {
+    return {hal::Errc::InvalidArgument,
+            fmt::format("scaleI420: libyuv failed ({}) on {} to {}", rc, from.str(), to.str())};
+  }
+  return std::move(dst).publish(src.timestamp(), src.sequence());
+}
+
 }  // namespace printcast::codecs

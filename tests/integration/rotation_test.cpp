@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// camera_rotation / camera_flip_* (--rotate, --flip): every output carries the turned picture.
+// camera_rotation / camera_flip_* (--rotate, --flip): every output carries the turned picture;
+// stream_resolution / snapshot_resolution: the stream outputs scaled, snapshots at their own size.
 // Each check undoes the transform on a decoded picture and reads the test pattern's wall-clock
 // timecode strip back (hal/test_pattern.h): only the right transform puts the strip back along
 // the bottom edge, left to right, so this checks orientation and mirroring, not only the size.
@@ -201,6 +202,52 @@ TEST(CameraRotation, AnMjpegCamerasPicturesAreDecodedTurnedAndEncodedAgain) {
   luma = ffmpegLuma(url(p.streamPort(), "/flv"), camera);
   ASSERT_TRUE(luma.has_value());
   expectRecent(timecodeUpright(*luma, t, camera), "/flv of a pulled MJPEG camera");
+}
+
+// A full-size camera, a small stream, full-size snapshots, all turned: /snapshot is the camera's
+// picture at 480x640, /stream and the H.264 outputs are 240x320, each upright once turned back.
+TEST(StreamAndSnapshotResolution, SnapshotsKeepTheCamerasSizeWhileTheStreamIsScaledDown) {
+  const Size camera{640, 480};
+  const Transform t = Transform::rot90();
+  StreamerProcess p(PRINTCAST_STREAMER_BIN,
+                    {"--board", "virtual", "--resolution", camera.str(), "--stream-resolution", "320x240",
+                     "--snapshot-resolution", "640x480", "--rotate", "90", "--no-display", "--no-ring"});
+  ASSERT_TRUE(p.ok()) << p.log();
+  const auto snapshot = httpRequest(p.streamPort(), "GET", "/snapshot");
+  ASSERT_EQ(snapshot.status, 200);
+  // A snapshot is answered once the camera streams: /status has its sizes by then.
+  const auto status = nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/status").body);
+  EXPECT_EQ(status["camera"]["stream_size"], "240x320") << status["camera"].dump();
+  EXPECT_EQ(status["camera"]["snapshot_size"], "480x640") << status["camera"].dump();
+  auto luma = decodeJpegLuma(snapshot.body);
+  ASSERT_TRUE(luma.has_value());
+  expectRecent(timecodeUpright(*luma, t, camera), "/snapshot at the camera's size");
+
+  const Size stream{320, 240};
+  StreamConnection viewer(p.streamPort(), "/stream");
+  ASSERT_TRUE(viewer.ok());
+  printcast::transport::mjpeg::Parser parser;
+  std::vector<std::vector<uint8_t>> parts;
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (parts.empty() && std::chrono::steady_clock::now() < end) {
+    const std::string chunk = viewer.read(1 << 20, 200ms);
+    ASSERT_TRUE(parser.feed({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()}));
+    for (auto& part : parser.takeParts()) parts.push_back(std::move(part));
+  }
+  ASSERT_FALSE(parts.empty());
+  luma = decodeJpegLuma(std::string(parts[0].begin(), parts[0].end()));
+  ASSERT_TRUE(luma.has_value());
+  expectRecent(timecodeUpright(*luma, t, stream), "/stream scaled down");
+  // A snapshot asked for while /stream plays is still full size.
+  const auto again = httpRequest(p.streamPort(), "GET", "/snapshot");
+  ASSERT_EQ(again.status, 200);
+  luma = decodeJpegLuma(again.body);
+  ASSERT_TRUE(luma.has_value());
+  EXPECT_EQ(luma->size, t.apply(camera));
+
+  luma = ffmpegLuma(url(p.streamPort(), "/flv"), t.apply(stream));
+  ASSERT_TRUE(luma.has_value());
+  expectRecent(timecodeUpright(*luma, t, stream), "/flv scaled down");
 }
 
 }  // namespace

@@ -221,3 +221,27 @@ TEST(ConvertToI420, CompressedSourceIsRejected) {
   EXPECT_NE(r.error().message.find("MJPG"), std::string::npos) << r.error().message;
   EXPECT_EQ(convertToI420(Frame(), Transform::identity(), **pool).code(), Errc::InvalidArgument);
 }
+
+// scaleI420: the quadrants land where they should at half and double size, and the frame keeps
+// its timestamp and sequence.
+TEST(ScaleI420, HalfAndDoubleSizeKeepTheQuadrantsAndTheTimestamp) {
+  const Frame src = makeSource(fourcc::kI420);
+  for (const Size to : {Size{6, 4}, Size{24, 16}}) {
+    auto pool = FramePool::create(fourcc::kI420, to, 1);
+    ASSERT_TRUE(pool.ok());
+    auto out = printcast::codecs::scaleI420(src, **pool);
+    ASSERT_TRUE(out.ok()) << out.error().describe();
+    EXPECT_EQ(out->size(), to);
+    EXPECT_EQ(out->timestamp(), src.timestamp());
+    EXPECT_EQ(out->sequence(), src.sequence());
+    // The centre of each quadrant keeps its colour (luma within the source's +-5 texture).
+    for (int q = 0; q < 4; ++q) {
+      const Point centre{(q % 2) * to.width / 2 + to.width / 4, (q / 2) * to.height / 2 + to.height / 4};
+      EXPECT_NEAR(at(*out, 0, centre), kQuadrantYuv[static_cast<size_t>(q)][0], 6)
+          << to.str() << " quadrant " << q;
+    }
+  }
+  auto nv12 = FramePool::create(fourcc::kNV12, Size{6, 4}, 1);
+  ASSERT_TRUE(nv12.ok());
+  EXPECT_EQ(printcast::codecs::scaleI420(src, **nv12).code(), Errc::InvalidArgument);
+}

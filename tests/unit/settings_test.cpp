@@ -76,7 +76,7 @@ TEST(Settings, BadValuesNameTheKeyAndTheAllowedRange) {
   EXPECT_EQ(errorOf("{\"port\": "), "app.json: not valid JSON");
 }
 
-TEST(Settings, CameraRotationAndFlipsMakeOneTransform) {
+TEST(Settings, CameraRotationFlipsAndOutputSizes) {
   EXPECT_EQ(errorOf(R"({"camera_rotation": 45})"),
             "app.json: camera_rotation = 45: must be 0, 90, 180 or 270 (degrees clockwise)");
   EXPECT_EQ(errorOf(R"({"camera_rotation": 360})"),
@@ -87,6 +87,24 @@ TEST(Settings, CameraRotationAndFlipsMakeOneTransform) {
                 .find("app.json: encoder_type = \"nvenc\": must be one of auto, x264, "
                       "v4l2m2m, vaapi"),
             0u);
+  EXPECT_EQ(errorOf(R"({"stream_resolution": "small"})"),
+            "app.json: stream_resolution = \"small\": must be WIDTHxHEIGHT, e.g. 640x360, or \"camera\"");
+  {
+    Settings sized;
+    std::vector<std::string> w;
+    ASSERT_TRUE(applyConfigJson(R"({"stream_resolution": "640x360", "snapshot_resolution": "camera"})",
+                                "app.json", sized, w)
+                    .ok());
+    EXPECT_EQ(sized.streamSize, (printcast::hal::Size{640, 360}));
+    EXPECT_TRUE(sized.snapshotSize.empty());
+    sized.snapshotSize = {641, 360};
+    const auto board = printcast::bsp::findBoard("virtual");
+    ASSERT_TRUE(board.ok());
+    const auto st = finalizeSettings(sized, **board);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message.find("snapshot_resolution = 641x360: must be even"), std::string::npos)
+        << st.error().message;
+  }
   using printcast::hal::Transform;
   Settings s;
   std::vector<std::string> warnings;

@@ -17,4 +17,10 @@ namespace printcast::codecs {
 // Again (pool exhausted). Threading: any thread; the pool serialises buffer hand-out.
 hal::Result<hal::Frame> convertToI420(const hal::Frame& src, hal::Transform transform, hal::FramePool& pool);
 
+// Scale an I420 frame to the size of `pool` (an I420 pool) with libyuv's box filter (bilinear
+// when enlarging): a stream at --stream-resolution, a snapshot at --snapshot-resolution, from the
+// camera's picture. Timestamp and sequence are kept. Errors: InvalidArgument (src not I420, pool
+// not I420), Again (pool exhausted). Threading: any thread.
+hal::Result<hal::Frame> scaleI420(const hal::Frame& src, hal::FramePool& pool);
+
 }  // namespace printcast::codecs
