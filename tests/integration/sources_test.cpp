@@ -29,6 +29,7 @@ extern char** environ;
 
 using namespace std::chrono_literals;
 using printcast::testing::CommandResult;
+using printcast::testing::ffmpegDecode;
 using printcast::testing::httpRequest;
 using printcast::testing::runCommand;
 using printcast::testing::StreamConnection;
@@ -553,11 +554,7 @@ std::string rtspUrl(uint16_t port, const std::string& credentials = "") {
 }
 
 // ffmpeg decodes `seconds` of /flv: exit 0 and nothing on stderr (-v error) is a clean decode.
-CommandResult decodeFlv(uint16_t port, int seconds) {
-  return runCommand({"ffmpeg", "-nostdin", "-v", "error", "-i", url(port, "/flv"), "-t",
-                     std::to_string(seconds), "-f", "null", "-"},
-                    60s);
-}
+CommandResult decodeFlv(uint16_t port, int seconds) { return ffmpegDecode(url(port, "/flv"), seconds); }
 
 // The camera's SPS/PPS only in the SDP (config-interval=0, as many IP cameras): the access
 // units go to /flv as they are, each IDR with the parameter sets put back in front; ffmpeg

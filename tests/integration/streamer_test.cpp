@@ -21,6 +21,7 @@
 
 using namespace std::chrono_literals;
 using printcast::testing::CommandResult;
+using printcast::testing::ffmpegDecode;
 using printcast::testing::httpRequest;
 using printcast::testing::runCommand;
 using printcast::testing::StreamConnection;
@@ -141,9 +142,7 @@ TEST_F(Streamer, FlvFirstPacketIsAKeyframeAndTimestampsStartNearZero) {
 }
 
 TEST_F(Streamer, FfmpegDecodesThreeSecondsOfFlvWithoutErrors) {
-  const CommandResult r = runCommand(
-      {"ffmpeg", "-v", "error", "-i", url(process_->streamPort(), "/flv"), "-t", "3", "-f", "null", "-"},
-      60s);
+  const CommandResult r = ffmpegDecode(url(process_->streamPort(), "/flv"), 3);
   EXPECT_EQ(r.exitCode, 0) << r.err;
   EXPECT_EQ(r.err, "");
 }
@@ -207,10 +206,7 @@ TEST_F(Streamer, Fmp4FirstPacketIsAKeyframeAndTimestampsIncrease) {
 }
 
 TEST_F(Streamer, FfmpegDecodesThreeSecondsOfFmp4WithoutErrors) {
-  const CommandResult r =
-      runCommand({"ffmpeg", "-v", "error", "-i", url(process_->streamPort(), "/stream.mp4"), "-t", "3", "-f",
-                  "null", "-"},
-                 60s);
+  const CommandResult r = ffmpegDecode(url(process_->streamPort(), "/stream.mp4"), 3);
   EXPECT_EQ(r.exitCode, 0) << r.err;
   EXPECT_EQ(r.err, "");
 }
@@ -776,10 +772,7 @@ TEST(StreamerLifecycle, AnIdleH264EncoderIsReleasedAndTheNextViewerStartsOnAnIdr
   EXPECT_EQ(again[2].at(0), 0x17) << "first frame after the reopen is not a keyframe";
   EXPECT_EQ(again[2].at(1), 0x01);
   EXPECT_EQ(encoder()["open"], true);
-  const CommandResult r = runCommand(
-      {"ffmpeg", "-v", "error", "-i", "http://127.0.0.1:" + std::to_string(p.streamPort()) + "/flv", "-t",
-       "2", "-f", "null", "-"},
-      60s);
+  const CommandResult r = ffmpegDecode("http://127.0.0.1:" + std::to_string(p.streamPort()) + "/flv", 2);
   EXPECT_EQ(r.exitCode, 0) << r.err;
   EXPECT_EQ(r.err, "");
 }
@@ -963,8 +956,7 @@ std::string tagValue(const std::string& playlist, const std::string& tag) {
 // and the timestamps of the first 30 packets increase.
 void expectHlsPlaysInFfmpeg(uint16_t port) {
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/hls/stream.m3u8";
-  const CommandResult decode =
-      runCommand({"ffmpeg", "-v", "error", "-i", url, "-t", "3", "-f", "null", "-"}, 60s);
+  const CommandResult decode = ffmpegDecode(url, 3);
   EXPECT_EQ(decode.exitCode, 0) << decode.err;
   EXPECT_EQ(decode.err, "");
   const CommandResult probe =
@@ -1139,15 +1131,9 @@ TEST_F(Streamer, RtspOverUdpStartsOnAKeyframeWithIncreasingTimestamps) {
   probeRtsp(process_->rtspPort(), "udp");
 }
 
-// -fps_mode passthrough -enc_time_base -1: the SPS's VUI says 15 fps, and ffmpeg's CLI would put
-// the capture-time timestamps, with their real jitter under load, on a 1/15 s grid where two can
-// collide ("non monotonically increasing dts" from its own muxer, not from the stream).
 TEST_F(Streamer, FfmpegDecodesThreeSecondsOfRtspWithoutErrors) {
   for (const char* transport : {"tcp", "udp"}) {
-    const CommandResult r = runCommand(
-        {"ffmpeg", "-v", "error", "-rtsp_transport", transport, "-i", rtspUrl(process_->rtspPort()), "-t",
-         "3", "-fps_mode", "passthrough", "-enc_time_base", "-1", "-f", "null", "-"},
-        60s);
+    const CommandResult r = ffmpegDecode(rtspUrl(process_->rtspPort()), 3, {"-rtsp_transport", transport});
     EXPECT_EQ(r.exitCode, 0) << transport << ": " << r.err;
     EXPECT_EQ(r.err, "") << transport;
   }
@@ -1175,15 +1161,11 @@ TEST_F(Streamer, GstreamerRtspsrcDecodesIt) {
 // A streamer publishing to `target`, received by ffmpeg run as the server (`listenFlags` before
 // -i): the first receiver and then a second one on the same URL must each decode 3 s without an
 // error (the second gets the stream from the publisher's retry, no restart). Returns /status.
-// (-fps_mode passthrough -enc_time_base -1: in listen mode ffmpeg's CLI would put the capture-time
-// timestamps, with their real jitter, on a 1/fps grid where two can collide.)
 std::string publishToTwoReceivers(const std::string& target, const std::vector<std::string>& listenFlags) {
   auto receive = [&] {
-    std::vector<std::string> argv = {"ffmpeg", "-nostdin", "-v", "error"};
-    argv.insert(argv.end(), listenFlags.begin(), listenFlags.end());
-    argv.insert(argv.end(), {"-timeout", "30", "-i", target, "-t", "3", "-fps_mode", "passthrough",
-                             "-enc_time_base", "-1", "-f", "null", "-"});
-    return runCommand(argv, 60s);
+    std::vector<std::string> options = listenFlags;
+    options.insert(options.end(), {"-timeout", "30"});
+    return ffmpegDecode(target, 3, options);
   };
   CommandResult first;
   std::thread receiver([&] { first = receive(); });

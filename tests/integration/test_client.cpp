@@ -413,6 +413,15 @@ CommandResult runCommand(const std::vector<std::string>& args, std::chrono::seco
   return result;
 }
 
+CommandResult ffmpegDecode(const std::string& input, int seconds,
+                           const std::vector<std::string>& inputOptions) {
+  std::vector<std::string> argv{"ffmpeg", "-nostdin", "-v", "error"};
+  argv.insert(argv.end(), inputOptions.begin(), inputOptions.end());
+  argv.insert(argv.end(), {"-i", input, "-t", std::to_string(seconds), "-fps_mode", "passthrough",
+                           "-enc_time_base", "-1", "-f", "null", "-"});
+  return runCommand(argv, std::chrono::seconds(60));
+}
+
 // A TCP port nobody listens on right now (bound and released: the kernel does not hand it out
 // again at once).
 uint16_t freeTcpPort() {

@@ -100,6 +100,14 @@ struct CommandResult {
 // Run argv (no shell) with a time limit; kills it when the limit passes (exitCode -1).
 CommandResult runCommand(const std::vector<std::string>& argv, std::chrono::seconds limit);
 
+// ffmpeg decodes `seconds` of `input` (after `inputOptions`, e.g. -rtsp_transport tcp): exit 0
+// and nothing on stderr (-v error) is a clean decode. With -fps_mode passthrough -enc_time_base
+// -1: when the SPS's VUI gives a rate, ffmpeg's CLI would put the capture-time timestamps, with
+// their real jitter under load, on a 1/fps grid where two can collide ("non monotonically
+// increasing dts" from its own null muxer, not from the stream).
+CommandResult ffmpegDecode(const std::string& input, int seconds,
+                           const std::vector<std::string>& inputOptions = {});
+
 // A TCP port on 127.0.0.1 nobody listens on right now (bound and released: the kernel does not
 // hand it out again at once).
 uint16_t freeTcpPort();
