@@ -13,6 +13,8 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev)
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-format
   qemu-system-x86 linux-image-amd64 busybox-static kmod  # these four: the lab VM (docs/lab.md)
+  linux-source-6.1  # the lab's vicodec, built out of tree (+ linux-headers-<booted version>, below)
+  v4l-utils  # v4l2-ctl: the lab compares its M2M encode rate with ours (lab_m2m)
   ustreamer  # the lab benchmark (make bench-lab)
   prometheus  # promtool check metrics (integration)
   python3-websockets  # a real WebSocket client pushing JPEGs like an ESP32-CAM (integration)
@@ -44,6 +46,23 @@ else
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The lab builds vicodec against the headers of exactly the kernel it boots: the newest
+# /boot/vmlinuz-<ver> whose /lib/modules/<ver> exists (tests/lab/run-lab.sh), which need not be
+# what linux-headers-amd64 points at today. A version no longer in the archive is reported by the lab.
+if [ "$what" = test ]; then
+  lab_kver=""
+  for k in $(find /boot -maxdepth 1 -name 'vmlinuz-*' 2>/dev/null | sed 's|/boot/vmlinuz-||' | sort -V -r); do
+    if [ -d "/lib/modules/$k/kernel" ]; then lab_kver=$k; break; fi
+  done
+  if [ -n "$lab_kver" ] && ! dpkg-query -W -f='${Status}' "linux-headers-$lab_kver" 2>/dev/null | grep -q "install ok installed"; then
+    echo "install-deps: installing linux-headers-$lab_kver (the lab's kernel)"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "linux-headers-$lab_kver" ||
+      echo "install-deps: linux-headers-$lab_kver is not installable: the lab will skip vicodec (lab_m2m)" >&2
+  fi
 fi
 
 # tests/browser: playwright-core and the players, pinned by package-lock.json (never

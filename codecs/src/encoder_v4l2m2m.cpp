@@ -960,6 +960,17 @@ class V4l2M2mEncoder final : public hal::Encoder {
         bytes.insert(bytes.begin(), prefix.begin(), prefix.end());
       }
       packet->config = std::move(current);
+    } else if (options_.codedFormat == hal::FourCC{V4L2_PIX_FMT_FWHT}) {
+      // vicodec flags no CAPTURE buffer as a keyframe: an I-frame says so in its FWHT header
+      // (struct fwht_cframe_hdr: magic1, magic2, version, width, height, flags, all 32-bit
+      // big-endian; flags bit V4L2_FWHT_FL_I_FRAME).
+      constexpr size_t kFlagsOffset = 20;
+      if (bytes.size() >= kFlagsOffset + 4) {
+        const uint32_t fwhtFlags =
+            (uint32_t{bytes[kFlagsOffset]} << 24) | (uint32_t{bytes[kFlagsOffset + 1]} << 16) |
+            (uint32_t{bytes[kFlagsOffset + 2]} << 8) | uint32_t{bytes[kFlagsOffset + 3]};
+        packet->keyframe = packet->keyframe || (fwhtFlags & V4L2_FWHT_FL_I_FRAME) != 0;
+      }
     }
     packet->data = std::move(bytes);
     if (auto source = takePending(key)) {

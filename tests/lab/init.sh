@@ -14,6 +14,7 @@ while read -r ko; do
   params=""
   case $name in
     vivid) params="n_devs=1 node_types=0x1" ;;
+    vicodec) params="multiplanar=1" ;;  # the multiplanar API, as the Raspberry Pi's encoder
   esac
   # shellcheck disable=SC2086
   insmod "$ko" $params || echo "lab-init: insmod $ko failed"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The hardware lab runner: boots Debian's own kernel in QEMU (TCG) with vivid, bochs and uinput,
-# runs the lab_* test binaries, the streamer check and the bring-up probe inside it, and reports.
+# The hardware lab runner: boots Debian's own kernel in QEMU (TCG) with vivid, bochs, uinput and
+# vicodec (built out of tree here: linux-headers-<ver>, linux-source-6.1), runs the lab_* test binaries, the streamer check and the bring-up probe inside it, and reports.
 #
 #   tests/lab/run-lab.sh BUILD_DIR [LAB_BINARY...]
 #   tests/lab/run-lab.sh --bench BUILD_DIR    (`make bench-lab`: the MJPEG benchmark instead of
@@ -24,7 +24,9 @@
 # dynamically linked binaries and their libraries therefore run unchanged in the VM.
 #
 # Exit: 0 all passed; 1 a failure; 77 skipped (QEMU, busybox-static, kmod or the Debian kernel and
-# its modules are not installed: the message names the package).
+# its modules are not installed: the message names the package). vicodec that cannot be built
+# (headers or source missing) does not stop the lab: it is reported as "SKIP vicodec: <reason>"
+# and lab_m2m's tests skip, which under CI counts as a failure.
 # Environment: LAB_TIMEOUT (seconds for the VM, default 600), LAB_SMP (default 2).
 set -euo pipefail
 
@@ -109,11 +111,61 @@ if [ ! -s "$vmlinux" ] || [ "$vmlinux" -ot "$vmlinuz" ]; then
     { echo "lab: FAIL: found no XZ/gzip/zstd/LZ4 payload in $vmlinuz that decompresses to an ELF vmlinux" >&2; exit 1; }
 fi
 
+# --- (a2) vicodec, a V4L2 memory-to-memory encoder (FWHT), for lab_m2m: built out of tree, cached --
+# Debian's kernel builds neither vicodec nor the M2M core (CONFIG_V4L2_MEM2MEM_DEV unset), but both
+# build from linux-source-<series> against linux-headers-<kver> (exactly the booted image's) in
+# seconds and load unsigned. Cached as BUILD_DIR/lab/vicodec-<kver>/{v4l2-mem2mem,vicodec}.ko.
+# Without them the lab still runs; lab_m2m skips with the reason (VICODEC_SKIP), and under CI that
+# is a failure like any other missing prerequisite.
+vicodec_dir="$lab_dir/vicodec-$kver"
+vicodec_skip=""
+vicodec_headers=/usr/src/linux-headers-$kver
+vicodec_series=$(echo "$kver" | cut -d. -f1,2)
+vicodec_tar=/usr/src/linux-source-$vicodec_series.tar.xz
+if [ ! -s "$vicodec_dir/vicodec.ko" ] || [ ! -s "$vicodec_dir/v4l2-mem2mem.ko" ] ||
+  [ "$vicodec_headers/Makefile" -nt "$vicodec_dir/vicodec.ko" ] || [ "$vicodec_tar" -nt "$vicodec_dir/vicodec.ko" ]; then
+  if [ ! -f "$vicodec_headers/Makefile" ]; then
+    vicodec_skip="vicodec not built: linux-headers-$kver is not installed (it must match the booted linux-image exactly; scripts/install-deps.sh test)"
+  elif [ ! -f "$vicodec_tar" ]; then
+    vicodec_skip="vicodec not built: $vicodec_tar is missing (package linux-source-$vicodec_series; scripts/install-deps.sh test)"
+  elif ! command -v make >/dev/null; then
+    vicodec_skip="vicodec not built: make is not installed (build-essential)"
+  else
+    log "building vicodec and v4l2-mem2mem for $kver out of tree"
+    vbuild="$lab_dir/vicodec-build"
+    rm -rf "$vbuild" "$vicodec_dir"
+    mkdir -p "$vbuild/src"
+    src_prefix="linux-source-$vicodec_series/drivers/media"
+    if tar -xJf "$vicodec_tar" -C "$vbuild/src" "$src_prefix/v4l2-core/v4l2-mem2mem.c" \
+      "$src_prefix/test-drivers/vicodec" >"$vbuild/build.log" 2>&1; then
+      cp "$vbuild/src/$src_prefix/v4l2-core/v4l2-mem2mem.c" "$vbuild/src/$src_prefix"/test-drivers/vicodec/*.[ch] "$vbuild/"
+      # vicodec-objs as in drivers/media/test-drivers/vicodec/Makefile.
+      sed -n 's/^vicodec-objs[[:space:]]*:=/vicodec-objs :=/p' "$vbuild/src/$src_prefix/test-drivers/vicodec/Makefile" >"$vbuild/Kbuild"
+      echo "obj-m += v4l2-mem2mem.o vicodec.o" >>"$vbuild/Kbuild"
+      if make -C "$vicodec_headers" M="$vbuild" -j"$(nproc)" modules >>"$vbuild/build.log" 2>&1 &&
+        [ -s "$vbuild/vicodec.ko" ] && [ -s "$vbuild/v4l2-mem2mem.ko" ]; then
+        mkdir -p "$vicodec_dir"
+        cp "$vbuild/vicodec.ko" "$vbuild/v4l2-mem2mem.ko" "$vicodec_dir/"
+        rm -rf "$vbuild"
+      else
+        vicodec_skip="vicodec not built: make -C $vicodec_headers M=... modules failed (log $vbuild/build.log): $(tail -n 1 "$vbuild/build.log")"
+      fi
+    else
+      vicodec_skip="vicodec not built: cannot extract drivers/media from $vicodec_tar: $(tail -n 1 "$vbuild/build.log")"
+    fi
+  fi
+fi
+if [ -n "$vicodec_skip" ]; then
+  log "SKIP vicodec: $vicodec_skip"
+fi
+
 # --- (b) the initramfs: busybox, the modules (with dependencies) and /init, cached ----------------
-# Top-level modules in load order (lab.md): bochs first so it is fb0.
+# Top-level modules in load order (lab.md): bochs first so it is fb0; then vicodec (extra/, out of
+# tree) after vivid, so vivid stays /dev/video0.
 top_modules=(bochs evdev uinput vivid virtio_pci 9pnet_virtio 9p)
 initramfs="$lab_dir/initramfs-$kver.cpio.gz"
 stamp_src=("$src_dir/tests/lab/run-lab.sh" "$src_dir/tests/lab/init.sh" "$busybox")
+[ -z "$vicodec_skip" ] && stamp_src+=("$vicodec_dir/vicodec.ko" "$vicodec_dir/v4l2-mem2mem.ko")
 rebuild=0
 [ -s "$initramfs" ] || rebuild=1
 for f in "${stamp_src[@]}"; do [ "$f" -nt "$initramfs" ] && rebuild=1; done
@@ -129,7 +181,8 @@ if [ $rebuild = 1 ]; then
   done
   : >"$root/etc/modules.order"
   declare -A seen=()
-  for m in "${top_modules[@]}"; do
+  add_module() {  # $1 = a module of the installed kernel; it and its dependencies, in load order
+    local verb path rel
     # "insmod /lib/modules/<ver>/kernel/....ko [params]" lines, dependencies first; builtin ones say "builtin".
     while read -r verb path _; do
       [ "$verb" = insmod ] || continue
@@ -140,8 +193,21 @@ if [ $rebuild = 1 ]; then
         cp "$path" "$root/lib/modules/$kver/$rel"
         echo "/lib/modules/$kver/$rel" >>"$root/etc/modules.order"
       fi
-    done < <(modprobe -S "$kver" --show-depends "$m")
-  done
+    done < <(modprobe -S "$kver" --show-depends "$1")
+  }
+  for m in "${top_modules[@]}"; do add_module "$m"; done
+  if [ -z "$vicodec_skip" ]; then
+    # The out-of-tree pair: the installed kernel's modules they need first (modinfo depends:
+    # videodev, videobuf2-vmalloc, ...), then v4l2-mem2mem, then vicodec, under extra/.
+    mkdir -p "$root/lib/modules/$kver/extra"
+    for dep in $(modinfo -F depends "$vicodec_dir/v4l2-mem2mem.ko" "$vicodec_dir/vicodec.ko" | tr ',' ' '); do
+      [ "$dep" = v4l2-mem2mem ] || add_module "$dep"
+    done
+    for ko in v4l2-mem2mem vicodec; do
+      cp "$vicodec_dir/$ko.ko" "$root/lib/modules/$kver/extra/"
+      echo "/lib/modules/$kver/extra/$ko.ko" >>"$root/etc/modules.order"
+    done
+  fi
   cp "$moddir"/modules.order "$moddir"/modules.builtin* "$root/lib/modules/$kver/" 2>/dev/null || true
   depmod -b "$root" "$kver"
   cp "$src_dir/tests/lab/init.sh" "$root/init"
@@ -164,6 +230,9 @@ mkdir -p "$results"
   echo "MODE=$mode"
   echo "SOAK_MINUTES=${SOAK_MINUTES:-60}"
   echo "SOAK_UNPLUG_EVERY=${SOAK_UNPLUG_EVERY:-10}"
+  # Sourced by /init (busybox sh) and vm-payload.sh: the reason in single quotes, without any.
+  echo "VICODEC_SKIP='$(echo "$vicodec_skip" | tr -d "'")'"
+  if [ -z "$vicodec_skip" ]; then echo "VICODEC_KO=$vicodec_dir/vicodec.ko"; else echo "VICODEC_KO="; fi
 } >"$lab_dir/lab.env"
 : >"$lab_dir/lab.binaries"
 not_built=0
@@ -288,6 +357,14 @@ while read -r name rc secs; do
   fi
 done <"$results/summary"
 [ -f "$results/probe-report.json" ] && cp "$results/probe-report.json" "$lab_dir/probe-report.json"
+if [ -n "$vicodec_skip" ]; then
+  if [ "$strict" = 1 ]; then
+    failed=$((failed + 1))
+    log "FAIL vicodec (lab_m2m has no encoder to test; a skip is a failure under CI): $vicodec_skip"
+  else
+    log "SKIP vicodec (lab_m2m's tests skip): $vicodec_skip"
+  fi
+fi
 if [ "$strict" = 1 ] && [ "$not_built" -gt 0 ]; then
   failed=$((failed + not_built))
   log "FAIL: $not_built lab binaries were not built (a skip is a failure under CI)"

@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: MIT
 # The lab payload, run by the VM's /init inside the host's tree (chroot): runs each lab binary,
 # the bring-up probe and writes results/ (summary, per-check logs, gtest XML) to the build share.
-#   vm-payload.sh LAB_ENV   (written by run-lab.sh: SRC_DIR, BUILD_DIR, RESULTS, KVER)
+#   vm-payload.sh LAB_ENV   (written by run-lab.sh: SRC_DIR, BUILD_DIR, RESULTS, KVER, VICODEC_*)
 set -u
 # shellcheck disable=SC1090
 . "$1"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8
 export PRINTCAST_LAB=1 PRINTCAST_LAB_RESULTS="$RESULTS"
+# lab_m2m: why vicodec is absent (run-lab.sh could not build it), or its .ko for a reload.
+export PRINTCAST_LAB_VICODEC_SKIP="${VICODEC_SKIP:-}" PRINTCAST_LAB_VICODEC_KO="${VICODEC_KO:-}"
 # run-lab.sh --bench / --soak: the benchmark or the soak instead of the checks.
 if [ "${MODE:-test}" = bench ] || [ "${MODE:-test}" = soak ]; then
   bash "$SRC_DIR/tests/lab/$MODE-payload.sh" "$1"

@@ -68,8 +68,16 @@ class FakeM2mKernel final : public hal::Syscalls {
   static std::vector<uint8_t> pps() { return {0x68, 0xce, 0x3c, 0x80}; }
   static std::vector<uint8_t> idr() { return {0x65, 0x88, 0x84, 0x00, 0x33, 0xff, 0x21}; }
   static std::vector<uint8_t> slice() { return {0x41, 0x9a, 0x21, 0x6c, 0x42}; }
-  static std::vector<uint8_t> fwht(int n) {
-    return {'O', 'O', 'O', 'O', 'F', 'W', 'H', 'T', static_cast<uint8_t>(n)};
+  // A vicodec FWHT frame: its header (struct fwht_cframe_hdr: magic1 0x4f4f4f4f, magic2
+  // 0xffffffff, version 3, width, height, flags; 32-bit big-endian), an I-frame saying so in its
+  // flags (V4L2_FWHT_FL_I_FRAME), then one byte standing for the picture.
+  static std::vector<uint8_t> fwht(int n, bool iFrame) {
+    std::vector<uint8_t> out = {'O', 'O', 'O', 'O', 0xff, 0xff, 0xff, 0xff, 0, 0,
+                                0,   3,   0,   0,   0,    64,   0,    0,    0, 48};
+    const uint32_t flags = iFrame ? V4L2_FWHT_FL_I_FRAME : 0;
+    for (int shift : {24, 16, 8, 0}) out.push_back(static_cast<uint8_t>(flags >> shift));
+    out.push_back(static_cast<uint8_t>(n));
+    return out;
   }
   static std::vector<uint8_t> annexB(std::initializer_list<std::vector<uint8_t>> nals) {
     std::vector<uint8_t> out;
@@ -472,12 +480,14 @@ class FakeM2mKernel final : public hal::Syscalls {
           payload = annexB({key ? idr() : slice()});
         }
       } else {
-        payload = fwht(framesEncoded);
+        payload = fwht(framesEncoded, key);
       }
       auto& mem = capBuffers_.at(out.index);
       std::memcpy(mem.data(), payload.data(), std::min(payload.size(), mem.size()));
       out.bytesused = static_cast<uint32_t>(payload.size());
-      out.flags = key && keyframeFlag ? V4L2_BUF_FLAG_KEYFRAME : V4L2_BUF_FLAG_PFRAME;
+      // vicodec flags no FWHT buffer as a keyframe: only its header says so.
+      const bool flagged = key && keyframeFlag && codedFormats.front() == hal::fourcc::kH264;
+      out.flags = flagged ? V4L2_BUF_FLAG_KEYFRAME : V4L2_BUF_FLAG_PFRAME;
       out.timestamp = in.timestamp;
       readyCap_.push_back(out);
       doneOut_.push_back(in);

@@ -542,14 +542,14 @@ TEST_F(V4l2M2mEncoderTest, FwhtOnASinglePlanarNodeLikeVicodec) {
   auto first = encodeOk(*enc, size, 10, 7);
   ASSERT_TRUE(first);
   EXPECT_EQ(first->codec, fwht);
-  EXPECT_EQ(first->data, Kernel::fwht(0));
-  EXPECT_TRUE(first->keyframe);
+  EXPECT_EQ(first->data, Kernel::fwht(0, true));
+  EXPECT_TRUE(first->keyframe) << "the I-frame flag of its FWHT header (vicodec flags no buffer)";
   EXPECT_EQ(first->config, nullptr);
   EXPECT_EQ(first->sequence, 7u);
   enc->requestKeyframe();  // refused by the driver: noted, encoding goes on
   auto second = encodeOk(*enc, size, 20, 8);
   ASSERT_TRUE(second);
-  EXPECT_EQ(second->data, Kernel::fwht(1));
+  EXPECT_EQ(second->data, Kernel::fwht(1, false));
   EXPECT_FALSE(second->keyframe);
   EXPECT_EQ(enc->codecConfig(), nullptr);
 }
