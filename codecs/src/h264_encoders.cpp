@@ -44,9 +44,7 @@ hal::Result<std::unique_ptr<hal::Encoder>> openH264Backend(EncoderBackend backen
       m2m.codedFormat = hal::fourcc::kH264;
       return createV4l2M2mEncoder(m2m);
     }
-    case EncoderBackend::VaApi:
-      return hal::Error{hal::Errc::Unsupported, 0,
-                        "this build has no VA-API encoder backend (docs/porting-guide.md, \"Encoders\")"};
+    case EncoderBackend::VaApi: return createVaapiEncoder(options.vaapi);
     case EncoderBackend::Vendor:
       return hal::Error{hal::Errc::Unsupported, 0,
                         "a vendor SDK encoder is not built in (docs/porting-guide.md, \"Encoders\")"};

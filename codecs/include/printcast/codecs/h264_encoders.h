@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "printcast/codecs/v4l2m2m_encoder.h"
+#include "printcast/codecs/vaapi_encoder.h"
 #include "printcast/codecs/x264_encoder.h"
 #include "printcast/hal/encoder.h"
 
@@ -31,11 +32,13 @@ std::optional<hal::EncoderBackend> parseH264Backend(std::string_view name) noexc
 struct H264BackendOptions {
   X264Options x264;
   V4l2M2mOptions v4l2m2m;  // its codedFormat is forced to H.264 here
+  VaapiOptions vaapi;
 };
 
-// Open one backend, not yet configured. Errors: Unsupported (not built into this binary: VA-API
-// and vendor encoders have no backend here, see docs/porting-guide.md "Encoders"; no device of
-// the kind), and what the backend's own factory returns (NoDevice, PermissionDenied, Busy, Io).
+// Open one backend, not yet configured. Errors: Unsupported (not built into this binary: vendor
+// encoders have no backend here, VA-API only with libva, see docs/porting-guide.md "Encoders"; no
+// device or driver of the kind), and what the backend's own factory returns (NoDevice,
+// PermissionDenied, Busy, Io).
 hal::Result<std::unique_ptr<hal::Encoder>> openH264Backend(hal::EncoderBackend backend,
                                                            const H264BackendOptions& options = {});
 
