@@ -53,6 +53,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "encoder_limits.h"
 #include "printcast/codecs/h264.h"
 #include "printcast/codecs/v4l2m2m_encoder.h"
 
@@ -73,12 +74,6 @@ constexpr uint32_t kMaxEnumeration = 256;  // bound every ENUM_FMT loop against 
 constexpr uint32_t kOutputBuffers = 4;
 constexpr uint32_t kCaptureBuffers = 4;
 constexpr size_t kMinCodedBufferBytes = 64 * 1024;
-// Limits as encoder_x264.cpp, so the backends accept the same configurations.
-constexpr int kMinBitrateKbps = 64;
-constexpr int kMaxBitrateKbps = 50000;
-constexpr int kMaxGopFrames = 1000;
-constexpr int kMaxFps = 120;
-constexpr int kMaxDimension = 16384;
 // QP range: picamera2 and ffmpeg let the driver pick inside a range; 45 keeps a starved stream
 // recognisable (blocky rather than smeared) and 10 stops static scenes eating the whole budget.
 constexpr int kMinQp = 10;
@@ -426,27 +421,7 @@ class V4l2M2mEncoder final : public hal::Encoder {
     uint64_t sequence = 0;
   };
 
-  static Status validate(const hal::EncoderConfig& config) {
-    const auto invalid = [](std::string m) {
-      return Status(Errc::InvalidArgument, "v4l2m2m: " + std::move(m));
-    };
-    const Size s = config.size;
-    if (s.empty() || s.width % 2 != 0 || s.height % 2 != 0 || s.width > kMaxDimension ||
-        s.height > kMaxDimension) {
-      return invalid(
-          fmt::format("size {} must be even and within 2x2..{}x{}", s.str(), kMaxDimension, kMaxDimension));
-    }
-    if (config.fps < 1 || config.fps > kMaxFps)
-      return invalid(fmt::format("fps {} outside 1..{}", config.fps, kMaxFps));
-    if (config.bitrateKbps < kMinBitrateKbps || config.bitrateKbps > kMaxBitrateKbps) {
-      return invalid(
-          fmt::format("bitrateKbps {} outside {}..{}", config.bitrateKbps, kMinBitrateKbps, kMaxBitrateKbps));
-    }
-    if (config.gopFrames < 1 || config.gopFrames > kMaxGopFrames) {
-      return invalid(fmt::format("gopFrames {} outside 1..{}", config.gopFrames, kMaxGopFrames));
-    }
-    return {};
-  }
+  static Status validate(const hal::EncoderConfig& config) { return checkEncoderConfig(config, "v4l2m2m"); }
 
   bool isH264() const { return options_.codedFormat == hal::fourcc::kH264; }
 

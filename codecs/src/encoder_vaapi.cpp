@@ -44,6 +44,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "encoder_limits.h"
 #include "h264_parameter_sets.h"
 #include "printcast/codecs/h264.h"
 #include "printcast/codecs/vaapi_encoder.h"
@@ -57,12 +58,6 @@ using hal::Errc;
 using hal::Error;
 using hal::Status;
 
-// Limits as encoder_x264.cpp, so the backends accept the same configurations.
-constexpr int kMinBitrateKbps = 64;
-constexpr int kMaxBitrateKbps = 50000;
-constexpr int kMaxGopFrames = 1000;
-constexpr int kMaxFps = 120;
-constexpr int kMaxDimension = 16384;
 constexpr int kLog2MaxFrameNum = 16;
 constexpr int kLog2MaxPocLsb = 12;  // 2 x 1000 frames of a GOP fit without wrapping
 constexpr int kInitialQp = 26;
@@ -272,21 +267,8 @@ class VaapiEncoder final : public hal::Encoder {
   hal::EncoderInfo info() const override { return {"vaapi", hal::fourcc::kH264, {hal::fourcc::kI420}}; }
 
   Status configure(const hal::EncoderConfig& config) override {
+    if (auto st = checkEncoderConfig(config, "vaapi"); !st) return st;
     const hal::Size size = config.size;
-    if (size.empty() || size.width % 2 != 0 || size.height % 2 != 0 || size.width > kMaxDimension ||
-        size.height > kMaxDimension) {
-      return invalid(fmt::format("size {} must be even and within 2x2..{}x{}", size.str(), kMaxDimension,
-                                 kMaxDimension));
-    }
-    if (config.bitrateKbps < kMinBitrateKbps || config.bitrateKbps > kMaxBitrateKbps) {
-      return invalid(
-          fmt::format("bitrateKbps {} outside {}..{}", config.bitrateKbps, kMinBitrateKbps, kMaxBitrateKbps));
-    }
-    if (config.gopFrames < 1 || config.gopFrames > kMaxGopFrames) {
-      return invalid(fmt::format("gopFrames {} outside 1..{}", config.gopFrames, kMaxGopFrames));
-    }
-    if (config.fps < 1 || config.fps > kMaxFps)
-      return invalid(fmt::format("fps {} outside 1..{}", config.fps, kMaxFps));
     if ((choice_.maxWidth != 0 && static_cast<uint32_t>(size.width) > choice_.maxWidth) ||
         (choice_.maxHeight != 0 && static_cast<uint32_t>(size.height) > choice_.maxHeight)) {
       return Error{Errc::Unsupported, 0,

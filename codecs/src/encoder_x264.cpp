@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "encoder_limits.h"
 #include "printcast/codecs/h264.h"
 #include "printcast/codecs/x264_encoder.h"
 
@@ -22,13 +23,6 @@ struct X264Closer {
   void operator()(x264_t* encoder) const { x264_encoder_close(encoder); }
 };
 using X264Handle = std::unique_ptr<x264_t, X264Closer>;
-
-// Limits documented in x264_encoder.h.
-constexpr int kMinBitrateKbps = 64;
-constexpr int kMaxBitrateKbps = 50000;
-constexpr int kMaxGopFrames = 1000;
-constexpr int kMaxFps = 120;
-constexpr int kMaxDimension = 16384;  // beyond every H.264 level's frame size
 
 hal::Error invalid(std::string message) {
   return hal::Error{hal::Errc::InvalidArgument, 0, "x264: " + std::move(message)};
@@ -43,22 +37,8 @@ class X264Encoder final : public hal::Encoder {
   }
 
   hal::Status configure(const hal::EncoderConfig& config) override {
+    if (auto st = checkEncoderConfig(config, "x264"); !st) return st;
     const hal::Size size = config.size;
-    if (size.empty() || size.width % 2 != 0 || size.height % 2 != 0 || size.width > kMaxDimension ||
-        size.height > kMaxDimension) {
-      return invalid(fmt::format("size {} must be even and within 2x2..{}x{}", size.str(), kMaxDimension,
-                                 kMaxDimension));
-    }
-    if (config.bitrateKbps < kMinBitrateKbps || config.bitrateKbps > kMaxBitrateKbps) {
-      return invalid(
-          fmt::format("bitrateKbps {} outside {}..{}", config.bitrateKbps, kMinBitrateKbps, kMaxBitrateKbps));
-    }
-    if (config.gopFrames < 1 || config.gopFrames > kMaxGopFrames) {
-      return invalid(fmt::format("gopFrames {} outside 1..{}", config.gopFrames, kMaxGopFrames));
-    }
-    if (config.fps < 1 || config.fps > kMaxFps) {
-      return invalid(fmt::format("fps {} outside 1..{}", config.fps, kMaxFps));
-    }
 
     if (options_.crf > 51) return invalid(fmt::format("crf {} outside 0..51", options_.crf));
 
