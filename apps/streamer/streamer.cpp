@@ -317,6 +317,7 @@ struct Streamer::Impl {
   transport::FlvStream flv;
   transport::Fmp4Stream fmp4;                      // /stream.mp4
   transport::RtspStream rtspStream;                // rtsp://HOST:8554/stream
+  transport::RtspStream displayRtspStream;         // rtsp://HOST:8554/display (the printer's screen)
   transport::WsStream wsStream;                    // /ws and the reCamera port: one AU per message
   std::unique_ptr<transport::HlsOutput> hls;       // /hls/stream.m3u8 (segments in memory)
   std::unique_ptr<transport::WebSocketHub> wsHub;  // serves every upgraded WebSocket
@@ -393,6 +394,16 @@ struct Streamer::Impl {
   std::string displayError, touchError;
   std::unique_ptr<hal::Encoder> displayJpeg;
   std::shared_ptr<hal::FramePool> uprightPool;
+  // rtsp://HOST:8554/display: the screen as H.264 (x264: a small picture at a low rate, and the
+  // board's hardware encoder stays the camera's), encoded only while an RTSP client plays it, at
+  // most at display_fps and at least once a second when the screen does not change (MediaMTX
+  // drops a source after 10 s without packets, go2rtc after 5 s). Display thread.
+  std::unique_ptr<hal::Encoder> displayH264;
+  bool displayH264Open = false;
+  Timestamp displayH264LastFrame{};
+  Timestamp displayH264LastWanted{};
+  uint64_t displayH264Frames = 0;
+  std::atomic<bool> displayKeyframeWanted{false};
   transport::MjpegStream displayStream;
   SnapshotBoard displaySnapshots;
   RateMeter displayRate;
@@ -492,6 +503,13 @@ struct Streamer::Impl {
     return cameraName;
   }
   void displayLoop();
+  bool displayWatched() const {
+    return displayStream.clientCount() > 0 || displaySnapshots.hasWaiters() ||
+           displayRtspStream.clientCount() > 0;
+  }
+  void encodeDisplayH264(bool changed, Timestamp now,
+                         const std::function<hal::Result<hal::Frame>()>& upright);
+  void releaseIdleDisplayH264();
   void touchLoop();
   void housekeepingLoop();
   HttpResponse handleStream(const HttpRequest& req);
@@ -1059,12 +1077,11 @@ void Streamer::Impl::displayLoop() {
   while (running) {
     {
       std::unique_lock lock(displayMutex);
-      displayWake.wait_for(lock, 500ms, [this] {
-        return !running || displayStream.clientCount() > 0 || displaySnapshots.hasWaiters();
-      });
+      displayWake.wait_for(lock, 500ms, [this] { return !running || displayWatched(); });
     }
     if (!running) break;
-    if (displayStream.clientCount() == 0 && !displaySnapshots.hasWaiters()) continue;  // nobody watches
+    releaseIdleDisplayH264();
+    if (!displayWatched()) continue;  // nobody watches
     if (!live.displayEnabled) {
       displaySnapshots.failAll("display capture is disabled (display_enabled = false)");
       continue;
@@ -1092,10 +1109,16 @@ void Streamer::Impl::displayLoop() {
       const bool changed = grab->sequence() != lastSequence || !cached;
       const bool joined = displayNewClient.exchange(false);
       const bool keepAlive = tickStart - lastPublish >= 2s;
+      hal::Frame uprightFrame;  // converted at most once per tick, when an encoder needs it
+      auto upright = [&]() -> hal::Result<hal::Frame> {
+        if (uprightFrame.valid()) return uprightFrame;
+        auto r = codecs::convertToI420(*grab, board->display.orientation, *uprightPool);
+        if (r) uprightFrame = *r;
+        return r;
+      };
       if (changed) {
-        auto upright = codecs::convertToI420(*grab, board->display.orientation, *uprightPool);
-        if (upright) {
-          auto packet = displayJpeg->encode(*upright);
+        if (auto picture = upright()) {
+          auto packet = displayJpeg->encode(*picture);
           if (packet) {
             cached = *packet;
             lastSequence = grab->sequence();
@@ -1103,9 +1126,10 @@ void Streamer::Impl::displayLoop() {
             spdlog::warn("display jpeg: {}", packet.error().describe());
           }
         } else {
-          spdlog::warn("display convert: {}", upright.error().describe());
+          spdlog::warn("display convert: {}", picture.error().describe());
         }
       }
+      if (displayRtspStream.clientCount() > 0) encodeDisplayH264(changed, tickStart, upright);
       if (cached) {
         displaySnapshots.publish(cached);
         // Unchanged pixels are not encoded again; the stream only re-sends the last JPEG for
@@ -1121,6 +1145,50 @@ void Streamer::Impl::displayLoop() {
     displayWake.wait_until(lock, tickStart + interval,
                            [this] { return !running || displaySnapshots.hasWaiters(); });
   }
+}
+
+// One display picture for rtsp://.../display: when the screen changed, a client asked for a
+// keyframe, or a second passed (keep-alive for a static screen). Display thread.
+void Streamer::Impl::encodeDisplayH264(bool changed, Timestamp now,
+                                       const std::function<hal::Result<hal::Frame>()>& upright) {
+  displayH264LastWanted = now;
+  const bool keyframe = displayKeyframeWanted.exchange(false);
+  if (!changed && !keyframe && now - displayH264LastFrame < 1s) return;
+  if (!displayH264Open) {
+    hal::EncoderConfig enc;
+    enc.size = uprightDisplaySize();
+    enc.fps = std::max(1, live.displayFps.load());
+    enc.bitrateKbps = std::min(live.bitrateKbps.load(), 2000);
+    enc.gopFrames = 2 * enc.fps;  // an IDR every ~2 s at display_fps (a joining client asks for one anyway)
+    enc.fullRange = false;
+    if (auto st = displayH264->configure(enc); !st) {
+      spdlog::warn("display h264: {}", st.error().describe());
+      return;
+    }
+    displayH264Open = true;
+  }
+  auto picture = upright();
+  if (!picture) return;
+  if (keyframe) displayH264->requestKeyframe();
+  auto packet = displayH264->encode(*picture);
+  if (!packet) {
+    if (packet.code() != hal::Errc::Again) spdlog::warn("display h264: {}", packet.error().describe());
+    return;
+  }
+  // The grab's timestamp may repeat for an unchanged screen; the RTP clock wants the send time.
+  auto stamped = std::make_shared<hal::Packet>(**packet);
+  stamped->pts = now;
+  stamped->sequence = displayH264Frames++;
+  displayRtspStream.publish(stamped);
+  displayH264LastFrame = now;
+}
+
+// The display's H.264 encoder gives its memory back 10 s after the last RTSP display client.
+void Streamer::Impl::releaseIdleDisplayH264() {
+  if (!displayH264Open || displayRtspStream.clientCount() > 0) return;
+  if (Clock::now() - displayH264LastWanted < kEncoderIdleRelease) return;
+  displayH264->release();
+  displayH264Open = false;
 }
 
 // ----------------------------------------------------------------------------- touch
@@ -2395,6 +2463,11 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     if (!pool) return pool.error();
     s.uprightPool = *pool;
     s.displayStream.setOnSubscribe([&s] { s.displayWake.notify_all(); });
+    s.displayH264 = codecs::createX264Encoder();
+    s.displayRtspStream.setOnSubscribe([&s] {
+      s.displayKeyframeWanted = true;  // every RTSP client starts on a fresh IDR
+      s.displayWake.notify_all();
+    });
   } else {
     spdlog::warn("display: {}", s.displayError);
   }
@@ -2458,12 +2531,18 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
         return transport::tokenMatches(hash, transport::presentedToken(authorization, token));
       };
     }
-    auto rtsp = transport::RtspServer::start(rc, {{"/stream", &s.rtspStream}});
+    std::vector<std::pair<std::string, transport::RtspStream*>> paths{{"/stream", &s.rtspStream}};
+    if (s.display) paths.emplace_back("/display", &s.displayRtspStream);
+    auto rtsp = transport::RtspServer::start(rc, paths);
     if (!rtsp) return rtsp.error();
     s.rtspServer = std::move(*rtsp);
     // Not an HTTP path: a page builds rtsp://<its host>:<port><path> from it.
     s.outputs.push_back(
         {{"name", "rtsp"}, {"path", "/stream"}, {"type", "rtsp"}, {"port", s.rtspServer->port()}});
+    if (s.display) {
+      s.outputs.push_back(
+          {{"name", "display-rtsp"}, {"path", "/display"}, {"type", "rtsp"}, {"port", s.rtspServer->port()}});
+    }
   }
   if (settings.publish.rfind("rtmp://", 0) == 0) {
     auto publisher = transport::RtmpPublisher::start(settings.publish, s.flv);
@@ -2542,6 +2621,7 @@ void Streamer::stop() {
   s.rtmpPublisher.reset();
   s.rtspServer.reset();  // its connections close; then nothing reads rtspStream's queues
   s.rtspStream.closeAll();
+  s.displayRtspStream.closeAll();
   s.hls->closeAll("streamer is stopping");
   // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
   // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).

@@ -1131,6 +1131,50 @@ TEST_F(Streamer, RtspOverUdpStartsOnAKeyframeWithIncreasingTimestamps) {
   probeRtsp(process_->rtspPort(), "udp");
 }
 
+// The printer's screen at rtsp://HOST:PORT/display (the virtual board's 800x480 panel): H.264,
+// a keyframe first, increasing timestamps, and at least a picture a second whether or not the
+// screen changes (MediaMTX drops a source after 10 s without packets, go2rtc after 5 s); ffmpeg
+// decodes 3 s of it without an error. /status lists it.
+TEST(StreamerLifecycle, ThePrinterScreenIsAnRtspStreamThatKeepsSending) {
+  StreamerProcess p(PRINTCAST_STREAMER_BIN,
+                    {"--board", "virtual", "--resolution", "320x240", "--display-fps", "5", "--no-ring"});
+  ASSERT_TRUE(p.ok()) << p.log();
+  const std::string url = "rtsp://127.0.0.1:" + std::to_string(p.rtspPort()) + "/display";
+  // A screen sends a few pictures a second: ffprobe and ffmpeg would spend 10 s guessing its
+  // frame rate (-fpsprobesize 0, -analyzeduration 0.5 s: they need not).
+  const std::vector<std::string> fewPictures{"-rtsp_transport", "tcp",           "-analyzeduration",
+                                             "500000",          "-fpsprobesize", "0"};
+  std::vector<std::string> probe{"ffprobe", "-v", "error"};
+  probe.insert(probe.end(), fewPictures.begin(), fewPictures.end());
+  probe.insert(probe.end(), {"-select_streams", "v:0", "-show_entries",
+                             "stream=codec_name,width,height:packet=pts_time,flags", "-read_intervals", "%+4",
+                             "-of", "csv=p=0", url});
+  const CommandResult r = runCommand(probe, 30s);
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::vector<double> pts;
+  std::string line, stream, first;
+  while (std::getline(lines, line)) {
+    if (line.rfind("h264", 0) == 0) {
+      stream = line;
+    } else if (!line.empty()) {
+      if (first.empty()) first = line;
+      if (line.rfind("N/A", 0) != 0) pts.push_back(std::stod(line));
+    }
+  }
+  EXPECT_EQ(stream, "h264,800,480") << r.out;
+  EXPECT_NE(first.find('K'), std::string::npos) << "first packet not a keyframe: " << r.out;
+  ASSERT_GE(pts.size(), 4u) << "fewer than one picture a second over 4 s: " << r.out;
+  for (size_t i = 1; i < pts.size(); ++i) EXPECT_GT(pts[i], pts[i - 1]) << r.out;
+  EXPECT_LE(pts.back() - pts.front(), 5.0) << r.out;
+
+  const CommandResult decode = ffmpegDecode(url, 3, fewPictures);
+  EXPECT_EQ(decode.exitCode, 0) << decode.err;
+  EXPECT_EQ(decode.err, "");
+  const auto status = nlohmann::json::parse(httpRequest(p.streamPort(), "GET", "/status").body);
+  EXPECT_NE(status["outputs"].dump().find("\"name\":\"display-rtsp\""), std::string::npos) << status.dump();
+}
+
 TEST_F(Streamer, FfmpegDecodesThreeSecondsOfRtspWithoutErrors) {
   for (const char* transport : {"tcp", "udp"}) {
     const CommandResult r = ffmpegDecode(rtspUrl(process_->rtspPort()), 3, {"-rtsp_transport", transport});
