@@ -116,6 +116,21 @@ void expectRecent(std::optional<uint32_t> timecode, const std::string& what) {
   EXPECT_LT(age, 60000U) << what << ": timecode " << *timecode << " is not a recent capture";
 }
 
+// The first JPEG a viewer of /stream receives (empty when none came within 10 s).
+std::string firstMjpegPart(uint16_t port) {
+  StreamConnection viewer(port, "/stream");
+  printcast::transport::mjpeg::Parser parser;
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (viewer.ok() && std::chrono::steady_clock::now() < end) {
+    const std::string chunk = viewer.read(1 << 20, 200ms);
+    if (!parser.feed({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()})) break;
+    auto parts = parser.takeParts();
+    if (!parts.empty()) return {parts[0].begin(), parts[0].end()};
+  }
+  ADD_FAILURE() << "no MJPEG part from /stream within 10 s";
+  return {};
+}
+
 std::string url(uint16_t port, const std::string& path) {
   return "http://127.0.0.1:" + std::to_string(port) + path;
 }
@@ -149,22 +164,9 @@ TEST(CameraRotation, EveryOutputCarriesThePictureTurnedAndMirrored) {
   auto luma = decodeJpegLuma(snapshot.body);
   ASSERT_TRUE(luma.has_value());
   expectRecent(timecodeUpright(*luma, t, camera), "/snapshot");
-  {
-    StreamConnection viewer(p.streamPort(), "/stream");
-    ASSERT_TRUE(viewer.ok());
-    printcast::transport::mjpeg::Parser parser;
-    std::vector<std::vector<uint8_t>> parts;
-    const auto end = std::chrono::steady_clock::now() + 10s;
-    while (parts.empty() && std::chrono::steady_clock::now() < end) {
-      const std::string chunk = viewer.read(1 << 20, 200ms);
-      ASSERT_TRUE(parser.feed({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()}));
-      for (auto& part : parser.takeParts()) parts.push_back(std::move(part));
-    }
-    ASSERT_FALSE(parts.empty());
-    luma = decodeJpegLuma(std::string(parts[0].begin(), parts[0].end()));
-    ASSERT_TRUE(luma.has_value());
-    expectRecent(timecodeUpright(*luma, t, camera), "/stream");
-  }
+  luma = decodeJpegLuma(firstMjpegPart(p.streamPort()));
+  ASSERT_TRUE(luma.has_value());
+  expectRecent(timecodeUpright(*luma, t, camera), "/stream");
 
   // H.264: decoded from /flv; /stream.mp4, HLS and RTSP carry the same encoder's pictures.
   luma = ffmpegLuma(url(p.streamPort(), "/flv"), t.apply(camera));
@@ -224,18 +226,7 @@ TEST(StreamAndSnapshotResolution, SnapshotsKeepTheCamerasSizeWhileTheStreamIsSca
   expectRecent(timecodeUpright(*luma, t, camera), "/snapshot at the camera's size");
 
   const Size stream{320, 240};
-  StreamConnection viewer(p.streamPort(), "/stream");
-  ASSERT_TRUE(viewer.ok());
-  printcast::transport::mjpeg::Parser parser;
-  std::vector<std::vector<uint8_t>> parts;
-  const auto end = std::chrono::steady_clock::now() + 10s;
-  while (parts.empty() && std::chrono::steady_clock::now() < end) {
-    const std::string chunk = viewer.read(1 << 20, 200ms);
-    ASSERT_TRUE(parser.feed({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()}));
-    for (auto& part : parser.takeParts()) parts.push_back(std::move(part));
-  }
-  ASSERT_FALSE(parts.empty());
-  luma = decodeJpegLuma(std::string(parts[0].begin(), parts[0].end()));
+  luma = decodeJpegLuma(firstMjpegPart(p.streamPort()));
   ASSERT_TRUE(luma.has_value());
   expectRecent(timecodeUpright(*luma, t, stream), "/stream scaled down");
   // A snapshot asked for while /stream plays is still full size.
