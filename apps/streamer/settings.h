@@ -32,6 +32,8 @@ struct Settings {
   bool cameraFlipY = false;
   std::string encoderType = "auto";
   bool autolanmode = false;
+  // go-klipper: the firmware's LAN mode service on 127.0.0.1 ("lan_mode_port"; tests move it).
+  int lanModePort = 18086;
   bool autoSkip = false;
   int targetCpu = 60;     // %, 20..95: auto frame skipping aims for this system CPU load
   int bitrateKbps = 512;  // "bitrate", kbit/s, 100..20000

@@ -27,6 +27,7 @@
 #include "camera_controls.h"
 #include "cpu_meter.h"
 #include "h264_on_demand_decoder.h"
+#include "lan_mode.h"
 #include "moonraker_client.h"
 #include "printcast/bsp/devices.h"
 #include "printcast/codecs/convert.h"
@@ -551,6 +552,17 @@ struct Streamer::Impl {
   nlohmann::json h264DecoderStats() const;
   nlohmann::json rtspStats() const;
   nlohmann::json encoderStatus() const;
+  // go-klipper mode: Anycubic's LAN printing (lan_mode.h), asked at start (opened when
+  // autolanmode) and switched by POST /api/lan_mode; null client in vanilla-klipper. The state is
+  // "unknown" until the first answer, then "open", "closed" or "unavailable: <why>". The calls
+  // block: they run on the blocking worker, never on a server thread.
+  std::unique_ptr<LanModeClient> lanMode;
+  mutable std::mutex lanModeMutex;
+  std::string lanModeState = "unknown";
+  std::string lanModeError;
+  void setLanModeState(const hal::Result<bool>& state);
+  nlohmann::json lanModeStatus() const;
+  HttpResponse lanModeRequest(const HttpRequest& req);
   nlohmann::json publishStatus() const;
   // The H.264 decoder's name ("libavcodec 59.37.100"), or "not-built".
   const std::string h264DecoderBackend = [] {
@@ -1389,6 +1401,7 @@ nlohmann::json Streamer::Impl::status() {
       {"board", {{"id", std::string(board->id)}, {"name", std::string(board->name)}}},
       {"camera", cameraJson},
       {"encoder", encoderStatus()},
+      {"lan_mode", lanModeStatus()},
       {"display",
        {{"enabled", display != nullptr}, {"error", displayError}, {"clients", displayStream.clientCount()}}},
       {"touch", {{"enabled", touch != nullptr}, {"error", touchError}}},
@@ -1419,6 +1432,59 @@ nlohmann::json Streamer::Impl::encoderStatus() const {
           {"order", h264Order},
           {"refused", refused},
           {"fallbacks", h264->fallbacks()}};
+}
+
+void Streamer::Impl::setLanModeState(const hal::Result<bool>& state) {
+  std::lock_guard lock(lanModeMutex);
+  if (state) {
+    lanModeState = *state ? "open" : "closed";
+    lanModeError.clear();
+  } else {
+    lanModeState = "unavailable";
+    lanModeError = state.error().describe();
+  }
+}
+
+// {"enabled", "state": "unknown" | "open" | "closed" | "unavailable" | "off", "auto", "error"}
+nlohmann::json Streamer::Impl::lanModeStatus() const {
+  if (!lanMode) {
+    return {{"enabled", false},
+            {"state", "off"},
+            {"auto", settings.autolanmode},
+            {"error", ""},
+            {"why", "LAN mode belongs to the go-klipper firmware (mode = " + settings.mode + ")"}};
+  }
+  std::lock_guard lock(lanModeMutex);
+  return {
+      {"enabled", true}, {"state", lanModeState}, {"auto", settings.autolanmode}, {"error", lanModeError}};
+}
+
+// GET: ask the firmware now. POST {"open": true|false}: open or close LAN printing. Both answer
+// lanModeStatus(); 502 when the firmware's service did not answer, 409 in vanilla-klipper.
+// Blocking worker.
+HttpResponse Streamer::Impl::lanModeRequest(const HttpRequest& req) {
+  if (!lanMode) {
+    return HttpResponse::json(
+        409, nlohmann::json{{"status", "error"}, {"error", "LAN mode needs mode = go-klipper"}}.dump());
+  }
+  if (req.method == "GET" || req.method == "HEAD") {
+    setLanModeState(lanMode->query());
+  } else if (req.method == "POST") {
+    if (!req.hasMediaType("application/json")) return unsupportedMediaType(req, "application/json");
+    const auto body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("open") || !body["open"].is_boolean()) {
+      return HttpResponse::error(400, "POST {\"open\": true} or {\"open\": false}");
+    }
+    const bool open = body["open"].get<bool>();
+    auto state = lanMode->setOpen(open);
+    setLanModeState(state);
+    if (state) spdlog::info("LAN mode: {} from the control API", *state ? "open" : "closed");
+  } else {
+    return HttpResponse::error(405, "use GET, or POST {\"open\": true|false}");
+  }
+  auto out = lanModeStatus();
+  const bool answered = out["state"] == "open" || out["state"] == "closed";
+  return HttpResponse::json(answered ? 200 : 502, out.dump());
 }
 
 // The RTSP server's connections and sessions; null when it is off.
@@ -2070,6 +2136,7 @@ HttpResponse Streamer::Impl::handleControl(const HttpRequest& req) {
     return touchRequest(req);
   }
   if (req.path == "/api/stats") return HttpResponse::json(200, stats().dump());
+  if (req.path == "/api/lan_mode") return onWorker(&Impl::lanModeRequest);
   if (req.path == "/api/camera/controls") return onWorker(&Impl::cameraControls);
   if (req.path == "/api/timelapse/moonraker" || req.path == "/api/timelapse/status")
     return timelapseStatusRequest(req);
@@ -2563,6 +2630,21 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
 
   s.threads.emplace_back([&s] { s.cameraLoop(); });
   if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
+  if (settings.mode == "go-klipper") {
+    s.lanMode =
+        std::make_unique<LanModeClient>(LanModeConfig{.port = static_cast<uint16_t>(settings.lanModePort)});
+    // At start, as h264-streamer: ask, and open it when autolanmode says so (a few seconds at
+    // most, on a thread of its own: the firmware may still be starting).
+    s.threads.emplace_back([&s, autoOpen = settings.autolanmode] {
+      auto state = s.lanMode->query();
+      if (state && !*state && autoOpen) {
+        spdlog::info("LAN mode: closed; opening it (autolanmode)");
+        state = s.lanMode->setOpen(true);
+      }
+      if (!state) spdlog::warn("LAN mode: {}", state.error().describe());
+      s.setLanModeState(state);
+    });
+  }
   if (s.touch) s.threads.emplace_back([&s] { s.touchLoop(); });
   s.threads.emplace_back([&s] { s.housekeepingLoop(); });
   {

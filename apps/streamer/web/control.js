@@ -224,12 +224,46 @@ function showUrls() {
       code('rtsp://' + host + ':' + output('rtsp').port + output('rtsp').path) + '</dd>' : '');
 }
 
+// ---- LAN printing (go-klipper firmware only: /status lan_mode.enabled) ----
+function showLanMode(lan) {
+  const section = $('#lan-mode');
+  section.hidden = !lan || !lan.enabled;
+  if (section.hidden) return;
+  const open = lan.state === 'open';
+  $('#lan-mode-state').textContent = 'Now: ' + lan.state + (lan.error ? ' (' + lan.error + ')' : '') +
+    (lan.auto ? '; opened at start (autolanmode)' : '');
+  const button = $('#lan-mode-toggle');
+  button.textContent = open ? 'Close LAN printing' : 'Open LAN printing';
+  button.dataset.open = open ? 'false' : 'true';
+  button.disabled = lan.state !== 'open' && lan.state !== 'closed';
+}
+
+async function toggleLanMode() {
+  const button = $('#lan-mode-toggle');
+  const msg = $('#lan-mode-msg');
+  button.disabled = true;
+  try {
+    const r = await getJson('/api/lan_mode', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ open: button.dataset.open === 'true' }),
+    });
+    showLanMode(r.body);
+    msg.className = r.ok ? 'msg' : 'msg err';
+    msg.textContent = r.ok ? '' : (r.body.error || 'HTTP ' + r.status);
+  } catch (e) {
+    msg.className = 'msg err';
+    msg.textContent = String(e);
+    button.disabled = false;
+  }
+}
+
 async function loadStatus() {
   const r = await getJson('/status');
   if (!r.ok) throw new Error('HTTP ' + r.status);
   state.status = r.body;
   state.streamBase = location.protocol + '//' + location.hostname + ':' + r.body.stream_port;
   $('#board').textContent = r.body.board ? r.body.board.name : '';
+  showLanMode(r.body.lan_mode);
   showUrls();
   const wanted = state.tab || location.hash.slice(1);
   showTab(['snapshot', 'mjpeg', 'h264', 'display'].includes(wanted) ? wanted : 'mjpeg');
@@ -239,6 +273,7 @@ async function init() {
   for (const b of document.querySelectorAll('.tabs button')) b.addEventListener('click', () => showTab(b.dataset.tab));
   const form = $('#settings');
   form.addEventListener('submit', saveSettings);
+  $('#lan-mode-toggle').addEventListener('click', toggleLanMode);
   form.elements.h264_framerate.addEventListener('input', () => {
     $('#h264_framerate_out').textContent = form.elements.h264_framerate.value + ' %';
   });

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The control page (port 8081) in headless Chromium: loads cleanly, every tab shows live
 // pictures, a click on the printer screen taps the right place, settings persist and bad values
-// are refused by name.
-import { readFileSync } from 'node:fs';
+// are refused by name, and in go-klipper mode the LAN printing toggle switches the firmware's state.
+import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { Streamer } from '../harness.mjs';
 
 async function openControl(ctx, tab) {
   const page = await ctx.newPage();
@@ -62,6 +64,30 @@ async function regionDiffs(page, beforeUrl, afterJpegBase64, points, r) {
       return sum / n;
     });
   }, { beforeUrl, after: afterJpegBase64, points, r });
+}
+
+// The Anycubic firmware's LAN mode service (protocols.md): 0x03-terminated JSON, one request
+// per connection, keeping the open state as the firmware does.
+function fakeLanService() {
+  const service = { open: false, methods: [] };
+  service.server = net.createServer((socket) => {
+    let input = '';
+    socket.on('data', (d) => {
+      input += d.toString('latin1');
+      const end = input.indexOf('\x03');
+      if (end < 0) return;
+      const request = JSON.parse(input.slice(0, end));
+      service.methods.push(request.method);
+      if (request.method === 'Printer/OpenLanPrint') service.open = true;
+      if (request.method === 'Printer/CloseLanPrint') service.open = false;
+      const result = request.method === 'Printer/QueryLanPrintStatus' ? { open: service.open ? 1 : 0 } : 'ok';
+      socket.end(JSON.stringify({ id: request.id, result }) + '\x03');
+    });
+  });
+  return new Promise((resolve) => service.server.listen(0, '127.0.0.1', () => {
+    service.port = service.server.address().port;
+    resolve(service);
+  }));
 }
 
 export const tests = [
@@ -187,6 +213,42 @@ export const tests = [
       await ctx.screenshot(page, 'settings-after-restart');
       // The bad value showed a console error for the 400 response; only the reloaded page counts.
       ctx.consoleErrors.splice(0);
+    },
+  },
+  {
+    name: 'go-klipper: the control page shows LAN printing and its button switches it',
+    async run(ctx) {
+      const firmware = await fakeLanService();
+      const streamer = new Streamer(ctx.streamer.binary, ['--no-display']);
+      try {
+        writeFileSync(streamer.configFile, JSON.stringify({ mode: 'go-klipper', lan_mode_port: firmware.port }));
+        await streamer.start();
+        const page = await ctx.newPage();
+        await page.goto(`${streamer.controlBase}/control`);
+        await ctx.waitFor(() => page.evaluate(() => !document.getElementById('lan-mode').hidden &&
+          document.getElementById('lan-mode-toggle').textContent === 'Open LAN printing'),
+          { what: 'the LAN printing section, closed' });
+        await page.click('#lan-mode-toggle');
+        await ctx.waitFor(() => page.evaluate(() =>
+          document.getElementById('lan-mode-toggle').textContent === 'Close LAN printing'),
+          { what: 'the button to offer closing once it is open' });
+        ctx.assert(firmware.open, 'the firmware was told to open LAN printing: ' + firmware.methods.join(', '));
+        ctx.assert(firmware.methods.includes('Printer/OpenLanPrint'), 'methods: ' + firmware.methods.join(', '));
+        await ctx.screenshot(page, 'lan-mode-open');
+        await page.click('#lan-mode-toggle');
+        await ctx.waitFor(() => page.evaluate(() =>
+          document.getElementById('lan-mode-toggle').textContent === 'Open LAN printing'),
+          { what: 'the button to offer opening again' });
+        ctx.assert(!firmware.open, 'closed again');
+        ctx.assert(ctx.consoleErrors.length === 0, 'console errors: ' + ctx.consoleErrors.join('\n'));
+        // The shared streamer (vanilla-klipper) hides the section.
+        const vanilla = await openControl(ctx);
+        ctx.assert(await vanilla.evaluate(() => document.getElementById('lan-mode').hidden),
+          'vanilla-klipper shows no LAN printing');
+      } finally {
+        await streamer.stop();
+        firmware.server.close();
+      }
     },
   },
 ];
