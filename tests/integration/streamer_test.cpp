@@ -1241,6 +1241,28 @@ TEST(RtspPublish, FfmpegReceivesItAndAReceiverThatComesBackGetsItAgain) {
   EXPECT_GT(publish.value("bytes_sent", 0), 10000) << body;
 }
 
+// --publish rtsp:// into GStreamer's gst-rtsp-server in RECORD mode (tests/integration/
+// rtsp_record_server.py, the way media servers take a pushed stream): it depayloads and decodes
+// 45 pictures (3 s at 15 fps) of what we ANNOUNCE and RECORD. The publisher retries until the
+// receiver listens.
+TEST(RtspPublish, GstRtspServerInRecordModeDecodesIt) {
+  const uint16_t port = printcast::testing::freeTcpPort();
+  CommandResult received;
+  std::thread receiver([&] {
+    received = runCommand({"/usr/bin/python3", PRINTCAST_RTSP_RECORD_SERVER, "--port", std::to_string(port),
+                           "--path", "/push", "--exit-after", "45"},
+                          60s);
+  });
+  StreamerProcess publisher(
+      PRINTCAST_STREAMER_BIN,
+      {"--board", "virtual", "--resolution", "320x240", "--desired-fps", "15", "--no-display", "--no-ring",
+       "--publish", "rtsp://127.0.0.1:" + std::to_string(port) + "/push"});
+  receiver.join();
+  ASSERT_TRUE(publisher.ok()) << publisher.log();
+  EXPECT_EQ(received.exitCode, 0) << received.err << publisher.log();
+  EXPECT_NE(received.out.find("DECODED 45"), std::string::npos) << received.out << received.err;
+}
+
 // --publish rtmp://: ffmpeg's RTMP server (-listen 1) takes our handshake, connect, createStream
 // and publish, and decodes the FLV video messages. The key never shows in /status.
 TEST(RtmpPublish, FfmpegReceivesItAndAReceiverThatComesBackGetsItAgain) {
