@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
   int fps = -1, port = -1, controlPort = -1, flvPort = -2, wsPort = -2, rtspPort = -2, bitrate = -1, gop = -1,
       jpegQuality = -1, mjpegFps = -1, displayFps = -1, ringSizeMb = -1, ingestMaxKb = -1;
   bool noDisplay = false, listBoards = false, unpaced = false, noRing = false, rtspAuth = false;
-  std::string ringName, hlsFormat, rtspTransport, publish, encoder, profile = "printer";
+  std::string ringName, hlsFormat, rtspTransport, encoder, profile = "printer";
+  std::vector<std::string> publish;
   int ingestPort = -2;
   double hlsSegmentSeconds = -1, hlsPartSeconds = -1;
   app.add_option("-c,--config", configPath, "JSON settings file (h264-streamer app.json keys)");
@@ -126,9 +127,12 @@ int main(int argc, char** argv) {
   app.add_flag("--rtsp-auth", rtspAuth,
                "RTSP clients must present the control port's token (Basic password or ?token=)");
   app.add_option(
-      "--publish", publish,
-      "Publish the camera's H.264 to a media server: rtsp://[user:pass@]host[:port]/path (MediaMTX, "
-      "go2rtc; ANNOUNCE/RECORD over TCP) or rtmp://host[:port]/app/streamkey");
+         "--publish", publish,
+         "Publish the camera's H.264 to a media server: rtsp://[user:pass@]host[:port]/path (MediaMTX, "
+         "go2rtc; ANNOUNCE/RECORD over TCP) or rtmp://host[:port]/app/streamkey; repeat it for several "
+         "servers")
+      ->take_all()
+      ->allow_extra_args(false);
   app.add_option("--allow-origin", allowOrigin,
                  "Access-Control-Allow-Origin of the stream ports (default *)");
   app.add_option("--control-allow-origin", controlAllowOrigin,
@@ -251,7 +255,7 @@ int main(int argc, char** argv) {
   if (flvPort >= -1) settings.flvPort = flvPort;
   if (wsPort >= -1) settings.wsPort = wsPort;
   if (rtspPort >= -1) settings.rtspPort = rtspPort;
-  if (!publish.empty()) settings.publish = publish;
+  if (!publish.empty()) settings.publish = publish;  // --publish given again: one more target
   if (rtspAuth) settings.rtspAuth = true;
   if (!allowOrigin.empty()) settings.allowOrigin = allowOrigin;
   if (!controlAllowOrigin.empty()) settings.controlAllowOrigin = controlAllowOrigin;

@@ -292,7 +292,20 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "flv_port") return readInt(v, source, key, -1, 65535, s.flvPort);
   if (key == "ws_port") return readInt(v, source, key, -1, 65535, s.wsPort);
   if (key == "rtsp_port") return readInt(v, source, key, -1, 65535, s.rtspPort);
-  if (key == "publish") return readString(v, source, key, s.publish);
+  if (key == "publish") {
+    // One URL, or a list of them ("" and [] = off).
+    s.publish.clear();
+    if (v.is_string()) {
+      if (!v.get<std::string>().empty()) s.publish.push_back(v.get<std::string>());
+      return {};
+    }
+    if (!v.is_array()) return invalid(source, key, v.dump(), "must be a URL or a list of URLs");
+    for (const auto& item : v) {
+      if (!item.is_string()) return invalid(source, key, item.dump(), "must be a URL or a list of URLs");
+      s.publish.push_back(item.get<std::string>());
+    }
+    return {};
+  }
   if (key == "rtsp_auth") return readBool(v, source, key, s.rtspAuth);
   if (key == "ring") return readBool(v, source, key, s.ring);
   if (key == "ring_name") return readString(v, source, key, s.ringName);
@@ -589,16 +602,21 @@ Status finalizeSource(Settings& s, const std::string& src) {
   if (s.rtspAuth && s.authTokenSha256.empty()) {
     return invalid(src, "rtsp_auth", "true", "needs auth_token_sha256 (the token RTSP clients present)");
   }
-  if (!s.publish.empty()) {
-    const bool rtmp = s.publish.rfind("rtmp://", 0) == 0;
+  constexpr size_t kMaxPublishTargets = 8;  // each is a connection and a thread
+  if (s.publish.size() > kMaxPublishTargets) {
+    return invalid(src, "publish", std::to_string(s.publish.size()) + " URLs",
+                   fmt::format("at most {} media servers", kMaxPublishTargets));
+  }
+  for (const auto& target : s.publish) {
+    const bool rtmp = target.rfind("rtmp://", 0) == 0;
     std::string problem;
     if (rtmp) {
-      if (auto target = transport::parseRtmpUrl(s.publish); !target) problem = target.error().message;
-    } else if (auto url = transport::parseUrl(s.publish, "rtsp", 554); !url) {
+      if (auto parsed = transport::parseRtmpUrl(target); !parsed) problem = parsed.error().message;
+    } else if (auto url = transport::parseUrl(target, "rtsp", 554); !url) {
       problem = url.error().message;
     }
     if (!problem.empty()) {
-      return invalid(src, "publish", "\"" + s.publish + "\"",
+      return invalid(src, "publish", "\"" + target + "\"",
                      problem +
                          " (an rtsp:// URL of a server that accepts RECORD, e.g. MediaMTX, or an "
                          "rtmp://host/app/key ingest)");

@@ -100,8 +100,9 @@ struct Settings {
   // Publish the camera's H.264 into a media server ("publish", --publish): an rtsp:// URL that
   // accepts ANNOUNCE/RECORD (MediaMTX: rtsp://mediamtx:8554/printer1), credentials in the URL
   // (transport/rtsp_publish.h), or an RTMP ingest rtmp://host[:1935]/app/streamkey
-  // (transport/rtmp_publish.h); "" = off.
-  std::string publish;
+  // (transport/rtmp_publish.h). Several targets: a list ("publish": [...], --publish repeated),
+  // each published to on its own; empty = off.
+  std::vector<std::string> publish;
   // The RTSP server asks for the control port's token ("rtsp_auth"): Basic with the token as the
   // password (any user), or rtsp://HOST:8554/stream?token=TOKEN. Needs auth_token_sha256.
   bool rtspAuth = false;

@@ -428,9 +428,14 @@ struct Streamer::Impl {
   std::condition_variable stopWake;
 
   std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer, wsServer, ingestServer;
-  std::unique_ptr<transport::RtspServer> rtspServer;        // after rtspStream: stopped before it goes
-  std::unique_ptr<transport::RtspPublisher> publisher;      // --publish rtsp://; after rtspStream too
-  std::unique_ptr<transport::RtmpPublisher> rtmpPublisher;  // --publish rtmp://; after flv
+  std::unique_ptr<transport::RtspServer> rtspServer;  // after rtspStream: stopped before it goes
+  // --publish, one per target in the order given: rtsp:// (a client of rtspStream) or rtmp:// (of
+  // flv). After both streams: stopped before they go.
+  struct PublishTarget {
+    std::unique_ptr<transport::RtspPublisher> rtsp;
+    std::unique_ptr<transport::RtmpPublisher> rtmp;
+  };
+  std::vector<PublishTarget> publishers;
   std::vector<std::thread> threads;
 
   // --- timelapse recording (feat-tlrec; docs/timelapse.md) ---
@@ -1498,8 +1503,9 @@ nlohmann::json Streamer::Impl::rtspStats() const {
           {"unauthorized", st.unauthorized}, {"auth", settings.rtspAuth}};
 }
 
-// --publish: where to (no credentials), the state ("publishing", "retrying in N s: why"),
-// sessions, failures, bytes sent, the last error; null when not publishing.
+// --publish: one object per target, in the order given: where to (no credentials), the state
+// ("publishing", "retrying in N s: why"), sessions, failures, bytes sent, the last error; [] when
+// not publishing.
 nlohmann::json Streamer::Impl::publishStatus() const {
   auto json = [](const auto& st, const char* protocol) {
     return nlohmann::json{{"protocol", protocol},      {"url", st.url},
@@ -1507,9 +1513,11 @@ nlohmann::json Streamer::Impl::publishStatus() const {
                           {"failures", st.failures},   {"bytes_sent", st.bytesSent},
                           {"last_error", st.lastError}};
   };
-  if (publisher) return json(publisher->status(), "rtsp");
-  if (rtmpPublisher) return json(rtmpPublisher->status(), "rtmp");
-  return nullptr;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& target : publishers) {
+    out.push_back(target.rtsp ? json(target.rtsp->status(), "rtsp") : json(target.rtmp->status(), "rtmp"));
+  }
+  return out;
 }
 
 // The camera's state for /status and /api/stats. `state` is "starting", "streaming" or
@@ -2611,14 +2619,18 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
           {{"name", "display-rtsp"}, {"path", "/display"}, {"type", "rtsp"}, {"port", s.rtspServer->port()}});
     }
   }
-  if (settings.publish.rfind("rtmp://", 0) == 0) {
-    auto publisher = transport::RtmpPublisher::start(settings.publish, s.flv);
-    if (!publisher) return publisher.error();
-    s.rtmpPublisher = std::move(*publisher);
-  } else if (!settings.publish.empty()) {
-    auto publisher = transport::RtspPublisher::start(settings.publish, s.rtspStream);
-    if (!publisher) return publisher.error();
-    s.publisher = std::move(*publisher);
+  for (const auto& target : settings.publish) {
+    Impl::PublishTarget publisher;
+    if (target.rfind("rtmp://", 0) == 0) {
+      auto started = transport::RtmpPublisher::start(target, s.flv);
+      if (!started) return started.error();
+      publisher.rtmp = std::move(*started);
+    } else {
+      auto started = transport::RtspPublisher::start(target, s.rtspStream);
+      if (!started) return started.error();
+      publisher.rtsp = std::move(*started);
+    }
+    s.publishers.push_back(std::move(publisher));
   }
   if (settings.ingestPort >= 0 && s.ingest) {
     // Cameras only: any path upgrades (ESP32 firmwares connect to "/").
@@ -2699,8 +2711,7 @@ void Streamer::stop() {
   s.fmp4.closeAll();
   s.displayStream.closeAll();
   s.wsStream.closeAll();
-  s.publisher.reset();  // TEARDOWN sent, its thread joined
-  s.rtmpPublisher.reset();
+  s.publishers.clear();  // TEARDOWN sent, their threads joined
   s.rtspServer.reset();  // its connections close; then nothing reads rtspStream's queues
   s.rtspStream.closeAll();
   s.displayRtspStream.closeAll();

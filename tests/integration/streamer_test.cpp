@@ -1235,32 +1235,44 @@ TEST(RtspPublish, FfmpegReceivesItAndAReceiverThatComesBackGetsItAgain) {
       "rtsp://127.0.0.1:" + std::to_string(printcast::testing::freeTcpPort()) + "/live/printer1";
   const std::string body = publishToTwoReceivers(target, {"-rtsp_flags", "listen"});
   const auto status = nlohmann::json::parse(body, nullptr, false);
-  const auto publish = status.value("publish", nlohmann::json::object());
+  ASSERT_TRUE(status["publish"].is_array() && status["publish"].size() == 1) << body;
+  const auto publish = status["publish"][0];
   EXPECT_EQ(publish.value("url", ""), target) << body;
   EXPECT_GE(publish.value("sessions", 0), 2) << body;
   EXPECT_GT(publish.value("bytes_sent", 0), 10000) << body;
 }
 
 // --publish rtsp:// into GStreamer's gst-rtsp-server in RECORD mode (tests/integration/
-// rtsp_record_server.py, the way media servers take a pushed stream): it depayloads and decodes
-// 45 pictures (3 s at 15 fps) of what we ANNOUNCE and RECORD. The publisher retries until the
-// receiver listens.
-TEST(RtspPublish, GstRtspServerInRecordModeDecodesIt) {
-  const uint16_t port = printcast::testing::freeTcpPort();
-  CommandResult received;
-  std::thread receiver([&] {
-    received = runCommand({"/usr/bin/python3", PRINTCAST_RTSP_RECORD_SERVER, "--port", std::to_string(port),
-                           "--path", "/push", "--exit-after", "45"},
-                          60s);
-  });
-  StreamerProcess publisher(
-      PRINTCAST_STREAMER_BIN,
-      {"--board", "virtual", "--resolution", "320x240", "--desired-fps", "15", "--no-display", "--no-ring",
-       "--publish", "rtsp://127.0.0.1:" + std::to_string(port) + "/push"});
-  receiver.join();
+// rtsp_record_server.py, the way media servers take a pushed stream), twice: two targets (two
+// servers, --publish given twice) each depayload and decode 45 pictures (3 s at 15 fps) of what
+// we ANNOUNCE and RECORD, and /status lists both. The publishers retry until the receivers listen.
+TEST(RtspPublish, TwoGstRtspServersInRecordModeEachDecodeIt) {
+  const std::vector<uint16_t> ports{printcast::testing::freeTcpPort(), printcast::testing::freeTcpPort()};
+  std::vector<CommandResult> received(ports.size());
+  std::vector<std::thread> receivers;
+  std::vector<std::string> args{"--board",       "virtual", "--resolution", "320x240",
+                                "--desired-fps", "15",      "--no-display", "--no-ring"};
+  for (size_t i = 0; i < ports.size(); ++i) {
+    receivers.emplace_back([&, i] {
+      received[i] = runCommand({"/usr/bin/python3", PRINTCAST_RTSP_RECORD_SERVER, "--port",
+                                std::to_string(ports[i]), "--path", "/push", "--exit-after", "45"},
+                               60s);
+    });
+    args.insert(args.end(), {"--publish", "rtsp://127.0.0.1:" + std::to_string(ports[i]) + "/push"});
+  }
+  StreamerProcess publisher(PRINTCAST_STREAMER_BIN, args);
+  for (auto& t : receivers) t.join();
   ASSERT_TRUE(publisher.ok()) << publisher.log();
-  EXPECT_EQ(received.exitCode, 0) << received.err << publisher.log();
-  EXPECT_NE(received.out.find("DECODED 45"), std::string::npos) << received.out << received.err;
+  for (size_t i = 0; i < ports.size(); ++i) {
+    EXPECT_EQ(received[i].exitCode, 0) << i << ": " << received[i].err << publisher.log();
+    EXPECT_NE(received[i].out.find("DECODED 45"), std::string::npos) << i << ": " << received[i].out;
+  }
+  const auto status = nlohmann::json::parse(httpRequest(publisher.controlPort(), "GET", "/status").body);
+  ASSERT_EQ(status["publish"].size(), 2u) << status.dump();
+  for (size_t i = 0; i < ports.size(); ++i) {
+    EXPECT_EQ(status["publish"][i]["url"], "rtsp://127.0.0.1:" + std::to_string(ports[i]) + "/push");
+    EXPECT_GE(status["publish"][i]["sessions"], 1);
+  }
 }
 
 // --publish rtmp://: ffmpeg's RTMP server (-listen 1) takes our handshake, connect, createStream
@@ -1270,7 +1282,9 @@ TEST(RtmpPublish, FfmpegReceivesItAndAReceiverThatComesBackGetsItAgain) {
       "rtmp://127.0.0.1:" + std::to_string(printcast::testing::freeTcpPort()) + "/live/s3cretkey";
   const std::string body = publishToTwoReceivers(target, {"-listen", "1"});
   EXPECT_EQ(body.find("s3cretkey"), std::string::npos) << "the stream key stays secret";
-  const auto publish = nlohmann::json::parse(body, nullptr, false).value("publish", nlohmann::json::object());
+  const auto status = nlohmann::json::parse(body, nullptr, false);
+  ASSERT_TRUE(status["publish"].is_array() && status["publish"].size() == 1) << body;
+  const auto publish = status["publish"][0];
   EXPECT_EQ(publish.value("protocol", ""), "rtmp") << body;
   EXPECT_GE(publish.value("sessions", 0), 2) << body;
 }

@@ -191,6 +191,16 @@ TEST(Settings, SourceNamesTheCameraAndDeviceIsItsOlderName) {
       << "needs a token";
   EXPECT_NE(finalized(R"({"publish": "rtmp://x/live"})").second.find("publish"), std::string::npos);
   EXPECT_EQ(finalized(R"({"publish": "rtsp://u:p@mediamtx:8554/printer1"})").second, "");
+  // Several targets: a list; each is checked and a bad one is named.
+  const auto [two, twoOk] =
+      finalized(R"({"publish": ["rtsp://mediamtx:8554/printer1", "rtmp://go2rtc/live/key"]})");
+  EXPECT_EQ(twoOk, "");
+  EXPECT_EQ(two.publish.size(), 2u);
+  const std::string badSecond =
+      finalized(R"({"publish": ["rtsp://mediamtx:8554/p1", "rtmp://x/live"]})").second;
+  EXPECT_NE(badSecond.find("publish = \"rtmp://x/live\""), std::string::npos) << badSecond;
+  EXPECT_NE(finalized(R"({"publish": [1]})").second.find("a list of URLs"), std::string::npos);
+  EXPECT_TRUE(finalized(R"({"publish": ""})").first.publish.empty());
   // Refusals name the key and say what is accepted.
   const std::string rtmp = finalized(R"({"source": "rtmp://cam/live"})").second;
   EXPECT_NE(rtmp.find("source"), std::string::npos) << rtmp;
