@@ -40,11 +40,19 @@ struct AnycubicKobra {
 
 inline constexpr std::array kAnycubicKobraH264Encoders{EncoderBackend::X264};
 
+// The firmware's api.cfg (DetectionInput::anycubicApiConfig, by default
+// /userdata/app/gk/config/api.cfg; JSON, "cloud": {"modelId": "20025"} as the firmware writes it,
+// or a top-level "modelId"; a string or an integer; // comments allowed): its modelId is the key.
+// No file is not an Anycubic printer (no problem); an unreadable file, bad JSON, no or a malformed
+// modelId are problems naming the path and the value (anycubic_detect.cpp).
+Detector::Probe probeAnycubicApiConfig(const DetectionInput& input);
+inline constexpr Detector kAnycubicDetector{"Anycubic api.cfg", &probeAnycubicApiConfig};
+
 constexpr Board anycubicKobraBoard(const AnycubicKobra& k) {
   return Board{
       .id = k.id,
       .name = k.name,
-      .detection = {.anycubicModelId = k.modelId},
+      .detection = {.detector = &kAnycubicDetector, .key = k.modelId},
       .display =
           {
               .kind = DisplayKind::Fbdev,

@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../../bsp/platforms/anycubic_kobra.h"
 #include "printcast/bsp/board.h"
 #include "printcast/bsp/devices.h"
 #include "printcast/bsp/registry.h"
@@ -219,7 +220,8 @@ TEST(BoardData, RecordsAreComplete) {
 TEST(BoardData, AnycubicModelIdsAreUniqueAndOnlyOnAnycubicBoards) {
   std::set<int> modelIds;
   for (const Board* board : allBoards()) {
-    const int modelId = board->detection.anycubicModelId;
+    const bool anycubic = board->detection.detector == &printcast::bsp::platforms::kAnycubicDetector;
+    const int modelId = anycubic ? board->detection.key : 0;
     if (board->id.starts_with("anycubic-")) {
       EXPECT_GT(modelId, 0) << board->id;
       EXPECT_TRUE(modelIds.insert(modelId).second) << board->id << " reuses modelId " << modelId;
@@ -261,7 +263,8 @@ TEST(BoardData, ModelIdsMatchProductTable) {
   for (const auto& [id, modelId] : table) {
     auto board = findBoard(id);
     if (!board) continue;  // left out of this build by PRINTCAST_BOARDS
-    EXPECT_EQ((*board)->detection.anycubicModelId, modelId) << id;
+    EXPECT_EQ((*board)->detection.detector, &printcast::bsp::platforms::kAnycubicDetector) << id;
+    EXPECT_EQ((*board)->detection.key, modelId) << id;
   }
 }
 
@@ -439,8 +442,8 @@ TEST_F(DetectBoard, CommentsAreAllowed) {
 
 TEST_F(DetectBoard, EveryAnycubicBoardIsFoundByItsModelIdInBothForms) {
   for (const Board* board : allBoards()) {
-    const int modelId = board->detection.anycubicModelId;
-    if (modelId == 0) continue;
+    if (board->detection.detector != &printcast::bsp::platforms::kAnycubicDetector) continue;
+    const int modelId = board->detection.key;
     EXPECT_EQ(detect(R"({"cloud": {"modelId": ")" + std::to_string(modelId) + "\"}}").board, board);
     EXPECT_EQ(detect(R"({"modelId": )" + std::to_string(modelId) + "}").board, board);
   }

@@ -3,8 +3,10 @@
 // encoders). Boards are data (designated initializers in bsp/<vendor>-<model>/board.cpp).
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "printcast/hal/encoder.h"
@@ -14,10 +16,27 @@
 
 namespace printcast::bsp {
 
-// How to recognise the board on the machine it runs on.
+// What detectors read: the files of the machine (tests point them at their own).
+struct DetectionInput {
+  std::filesystem::path anycubicApiConfig;  // the Anycubic firmware's api.cfg
+};
+
+// How a family of boards recognises the machine it runs on, brought by the boards that need it
+// (the Anycubic Kobras: bsp/platforms/anycubic_kobra.h reads the firmware's modelId). Boards
+// without a detector are chosen by --board, or are the fallback (generic-linux).
+struct Detector {
+  struct Probe {
+    int key = 0;           // the machine's key (Anycubic: its modelId); 0 = not this family
+    std::string reason;    // what was found ("modelId 20025 in /userdata/.../api.cfg") or why not
+    bool problem = false;  // the family's files are there but unusable: worth a warning
+  };
+  std::string_view name;                        // "Anycubic api.cfg"
+  Probe (*probe)(const DetectionInput& input);  // reads the machine; any thread
+};
+
 struct Detection {
-  // Anycubic printers: the `modelId` in /userdata/app/gk/config/api.cfg (0 = not an Anycubic).
-  int anycubicModelId = 0;
+  const Detector* detector = nullptr;  // nullptr: never detected, only chosen
+  int key = 0;                         // the Probe::key that means this board
 };
 
 enum class DisplayKind {
