@@ -40,6 +40,7 @@
 #include "printcast/hal/test_pattern.h"
 #include "printcast/hal/v4l2.h"
 #include "printcast/transport/fanout.h"
+#include "printcast/transport/flv_pull.h"
 #include "printcast/transport/hls_output.h"
 #include "printcast/transport/http_auth.h"
 #include "printcast/transport/http_range.h"
@@ -590,6 +591,7 @@ namespace {
 hal::Result<std::unique_ptr<hal::Capture>> openSource(const bsp::Board& board, const Settings& settings,
                                                       transport::JpegPushIngest* ingest) {
   const std::string& source = settings.source;
+  if (transport::isHttpFlvUrl(source)) return transport::createFlvPullCapture(source);
   if (source.rfind("http://", 0) == 0) return transport::createMjpegPullCapture(source);
   if (source.rfind("rtsp://", 0) == 0) {
     transport::RtspPullOptions options;

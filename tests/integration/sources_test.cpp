@@ -652,6 +652,84 @@ TEST(RtspSource, ReceivesRtpOverUdp) {
   EXPECT_EQ(decode.err, "") << "decoded without an error";
 }
 
+// ----------------------------------------------------------------------------- HTTP-FLV pull
+
+// The snapshot a puller of an H.264 camera serves: a JPEG of `size` (decoded on demand), or, in a
+// build without libavcodec, a 503 naming it.
+void expectSnapshotOf(uint16_t streamPort, printcast::hal::Size size) {
+  const auto snapshot = httpRequest(streamPort, "GET", "/snapshot");
+  if (snapshot.status == 503 && snapshot.body.find("libavcodec") != std::string::npos) return;
+  ASSERT_EQ(snapshot.status, 200) << snapshot.body;
+  EXPECT_EQ(snapshot.headers.at("content-type"), "image/jpeg");
+  auto info = printcast::codecs::inspectJpeg(
+      {reinterpret_cast<const uint8_t*>(snapshot.body.data()), snapshot.body.size()});
+  ASSERT_TRUE(info.ok()) << info.error().describe();
+  EXPECT_EQ(info->size, size);
+}
+
+// Another printcast's /flv as the camera (what gkcam's :18088/flv is to a Kobra): its H.264
+// goes to the puller's H.264 outputs as it comes (passthrough, the camera's size, not the asked
+// 1280x720), ffmpeg decodes the puller's /flv cleanly, and /snapshot is decoded from it.
+TEST(FlvPullSource, PassesAnotherStreamersFlvThrough) {
+  const uint16_t cameraPort = freePort();
+  StreamerProcess camera(PRINTCAST_STREAMER_BIN, cameraArgs(cameraPort));
+  ASSERT_TRUE(camera.ok()) << camera.log();
+  StreamerProcess puller(PRINTCAST_STREAMER_BIN, pullArgs(url(cameraPort, "/flv")));
+  ASSERT_TRUE(puller.ok()) << puller.log();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 20s)) << puller.log();
+  const auto status = cameraStatus(puller.controlPort());
+  EXPECT_EQ(status.value("name", ""), url(cameraPort, "/flv")) << status.dump();
+  EXPECT_EQ(status.value("format", ""), "H264") << status.dump();
+  EXPECT_EQ(status.value("width", 0), 640) << status.dump();
+  EXPECT_EQ(status.value("height", 0), 480) << status.dump();
+  EXPECT_EQ(status.value("h264", nlohmann::json::object()).value("passthrough", false), true)
+      << status.dump();
+
+  const CommandResult decode = decodeFlv(puller.streamPort(), 3);
+  EXPECT_EQ(decode.exitCode, 0) << decode.err;
+  EXPECT_EQ(decode.err, "") << "3 s decoded without an error";
+  expectSnapshotOf(puller.streamPort(), {640, 480});
+}
+
+// ffmpeg's own HTTP server (-f flv -listen 1: application/octet-stream, an FLV with audio and
+// video flags and an onMetaData of its own) at a path ending in ".flv".
+TEST(FlvPullSource, PullsFfmpegsFlvServer) {
+  const uint16_t port = freePort();
+  Background ffmpeg({"ffmpeg",
+                     "-nostdin",
+                     "-loglevel",
+                     "error",
+                     "-re",
+                     "-f",
+                     "lavfi",
+                     "-i",
+                     "testsrc2=size=320x240:rate=15",
+                     "-c:v",
+                     "libx264",
+                     "-g",
+                     "15",
+                     "-bf",
+                     "0",
+                     "-pix_fmt",
+                     "yuv420p",
+                     "-f",
+                     "flv",
+                     "-listen",
+                     "1",
+                     url(port, "/live.flv")});
+  ASSERT_TRUE(ffmpeg.ok());
+  StreamerProcess puller(PRINTCAST_STREAMER_BIN, pullArgs(url(port, "/live.flv")));
+  ASSERT_TRUE(puller.ok()) << puller.log();
+  ASSERT_TRUE(waitForSignal(puller.controlPort(), true, 20s)) << puller.log();
+  const auto status = cameraStatus(puller.controlPort());
+  EXPECT_EQ(status.value("format", ""), "H264") << status.dump();
+  EXPECT_EQ(status.value("width", 0), 320) << status.dump();
+  const CommandResult decode = decodeFlv(puller.streamPort(), 2);
+  EXPECT_EQ(decode.exitCode, 0) << decode.err;
+  EXPECT_EQ(decode.err, "") << "decoded without an error";
+  expectSnapshotOf(puller.streamPort(), {320, 240});
+}
+
 // ----------------------------------------------------------------------------- H.264 cameras: JPEGs
 
 nlohmann::json decoderStats(uint16_t controlPort) {

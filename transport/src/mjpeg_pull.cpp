@@ -3,56 +3,25 @@
 #include "printcast/transport/mjpeg_pull.h"
 
 #include <fmt/format.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cctype>
-#include <cerrno>
-#include <charconv>
 #include <cstring>
-#include <optional>
 
-#include "network_capture.h"
-#include "printcast/transport/http_digest.h"
-#include "printcast/transport/tcp_connect.h"
+#include "http_pull.h"
 #include "text.h"
 
 namespace printcast::transport {
 
 namespace {
 
+using text::forEachField;
 using text::iequals;
 using text::lower;
+using text::parseLength;
 using text::trim;
 
 using hal::Errc;
 using Clock = std::chrono::steady_clock;
-
-// Calls f(name, value) for each "Name: value" line of a header block (lines end in LF or CRLF).
-template <typename F>
-bool forEachField(std::string_view block, F&& f) {
-  while (!block.empty()) {
-    const size_t eol = block.find('\n');
-    std::string_view line = block.substr(0, eol);
-    block = eol == std::string_view::npos ? std::string_view{} : block.substr(eol + 1);
-    line = trim(line);
-    if (line.empty()) continue;
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) return false;
-    f(trim(line.substr(0, colon)), trim(line.substr(colon + 1)));
-  }
-  return true;
-}
-
-std::optional<long long> parseLength(std::string_view v) {
-  long long n = 0;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (ec != std::errc() || p != v.data() + v.size() || n < 0) return std::nullopt;
-  return n;
-}
 
 // The boundary parameter of a multipart Content-Type, unquoted and without leading '-'.
 std::string boundaryOf(std::string_view contentType) {
@@ -90,177 +59,34 @@ std::span<const uint8_t> findJpeg(std::span<const uint8_t> bytes) {
   return {};
 }
 
-MjpegResponseReader::MjpegResponseReader(Limits limits) : limits_(limits) {}
+MjpegResponseReader::MjpegResponseReader(Limits limits)
+    : HttpResponseReader(limits.maxHeadBytes, limits.maxPartBytes), limits_(limits) {}
 
-hal::Status MjpegResponseReader::fail(Errc code, std::string message) {
-  failed_ = hal::Status(code, std::move(message));
-  return failed_;
-}
-
-hal::Status MjpegResponseReader::feed(std::span<const uint8_t> bytes) {
-  if (!failed_) return failed_;
-  const uint8_t* p = bytes.data();
-  size_t n = bytes.size();
-  if (!headDone_) {
-    // Append up to the end of the head; the rest is body.
-    const size_t before = head_.size();
-    head_.append(reinterpret_cast<const char*>(p), n);
-    size_t end = head_.find("\r\n\r\n");
-    size_t sep = 4;
-    if (const size_t lf = head_.find("\n\n");
-        lf != std::string::npos && (end == std::string::npos || lf < end)) {
-      end = lf;
-      sep = 2;
-    }
-    if (end == std::string::npos) {
-      if (head_.size() > limits_.maxHeadBytes) {
-        return fail(Errc::InvalidArgument, fmt::format("response head above {} bytes", limits_.maxHeadBytes));
-      }
-      return {};
-    }
-    const size_t used = end + sep - before;  // bytes of this call that belong to the head
-    head_.resize(end);
-    if (auto st = parseHead(); !st) return st;
-    p += used;
-    n -= used;
-  }
-  if (n == 0 || complete_) return {};
-  return chunked_ ? decodeChunked(p, n) : onBody(p, n);
-}
-
-hal::Status MjpegResponseReader::parseHead() {
-  headDone_ = true;
-  if (head_.size() > limits_.maxHeadBytes) {
-    return fail(Errc::InvalidArgument, fmt::format("response head above {} bytes", limits_.maxHeadBytes));
-  }
-  const std::string_view head(head_);
-  const size_t eol = head.find('\n');
-  const std::string_view statusLine = trim(head.substr(0, eol));
-  if (statusLine.substr(0, 7) != "HTTP/1." || statusLine.size() < 12 || statusLine[8] != ' ') {
-    return fail(Errc::InvalidArgument,
-                fmt::format("not an HTTP/1.x response: '{}'", statusLine.substr(0, 40)));
-  }
-  auto [sp, ec] = std::from_chars(statusLine.data() + 9, statusLine.data() + 12, status_);
-  if (ec != std::errc() || sp != statusLine.data() + 12) {
-    return fail(Errc::InvalidArgument, fmt::format("bad status line '{}'", statusLine.substr(0, 40)));
-  }
-  std::string location;
-  const bool fieldsOk =
-      forEachField(eol == std::string_view::npos ? std::string_view{} : head.substr(eol + 1),
-                   [&](std::string_view name, std::string_view value) {
-                     if (iequals(name, "content-type")) {
-                       contentType_ = std::string(value);
-                     } else if (iequals(name, "content-length")) {
-                       if (auto v = parseLength(value)) contentLength_ = *v;
-                     } else if (iequals(name, "transfer-encoding")) {
-                       chunked_ = lower(value).find("chunked") != std::string::npos;
-                     } else if (iequals(name, "location")) {
-                       location = std::string(value);
-                     } else if (iequals(name, "www-authenticate")) {
-                       wwwAuthenticate_.emplace_back(value);
-                     }
-                   });
-  if (!fieldsOk) return fail(Errc::InvalidArgument, "malformed response header field");
-  if (status_ == 401 || status_ == 403) {
-    return fail(Errc::PermissionDenied,
-                fmt::format("HTTP {}: {}", status_,
-                            status_ == 401 ? "the camera wants credentials (user:password@ in the URL)"
-                                           : "the camera refused these credentials"));
-  }
-  if (status_ != 200) {
-    std::string reason(trim(statusLine.substr(12)));
-    if (!location.empty()) reason += " (Location: " + location + "; use that URL)";
-    return fail(Errc::Unsupported, fmt::format("HTTP {} {}", status_, reason));
-  }
-  const std::string type = lower(contentType_.substr(0, contentType_.find(';')));
+hal::Status MjpegResponseReader::onHead() {
+  const std::string type = lower(contentType().substr(0, contentType().find(';')));
   if (type.rfind("multipart/", 0) == 0) {
     multipart_ = true;
-    boundary_ = boundaryOf(contentType_);
+    boundary_ = boundaryOf(contentType());
   } else if (trim(type).empty() || trim(type) == "application/octet-stream") {
     sniff_ = true;  // ffmpeg's -listen server says octet-stream: the body's first bytes decide
   } else if (trim(type) != "image/jpeg" && trim(type) != "image/jpg") {
     return fail(Errc::Unsupported,
                 fmt::format("Content-Type '{}' is neither a multipart MJPEG stream nor image/jpeg",
-                            contentType_.substr(0, 80)));
+                            contentType().substr(0, 80)));
   }
-  if (!multipart_ && contentLength_ > static_cast<long long>(limits_.maxPartBytes)) {
+  if (!multipart_ && contentLength() > static_cast<long long>(limits_.maxPartBytes)) {
     return fail(Errc::InvalidArgument, fmt::format("a JPEG of {} bytes is above the {} byte limit",
-                                                   contentLength_, limits_.maxPartBytes));
+                                                   contentLength(), limits_.maxPartBytes));
   }
-  if (!multipart_ && contentLength_ == 0) {
-    complete_ = true;
+  if (!multipart_ && contentLength() == 0) {
+    setComplete();
     ++droppedParts_;
   }
-  head_.clear();
-  head_.shrink_to_fit();
   return {};
 }
 
-// RFC 9112 7.1: chunk-size [; ext] CRLF data CRLF ... 0 CRLF trailer CRLF.
-hal::Status MjpegResponseReader::decodeChunked(const uint8_t* data, size_t size) {
-  while (size > 0 && !complete_) {
-    switch (chunk_) {
-      case Chunk::Size:
-      case Chunk::Trailer: {
-        const auto* nl = static_cast<const uint8_t*>(std::memchr(data, '\n', size));
-        const size_t take = nl == nullptr ? size : static_cast<size_t>(nl - data) + 1;
-        chunkLine_.append(reinterpret_cast<const char*>(data), take);
-        data += take;
-        size -= take;
-        if (chunkLine_.size() > 1024) return fail(Errc::InvalidArgument, "chunk-size line above 1024 bytes");
-        if (nl == nullptr) break;
-        const std::string_view line = trim(std::string_view(chunkLine_).substr(0, chunkLine_.size() - 1));
-        if (chunk_ == Chunk::Trailer) {
-          if (line.empty()) {
-            chunk_ = Chunk::Done;
-            complete_ = true;
-          }
-          chunkLine_.clear();
-          break;
-        }
-        const std::string_view hex = trim(line.substr(0, line.find(';')));
-        size_t value = 0;
-        auto [p, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), value, 16);
-        if (hex.empty() || ec != std::errc() || p != hex.data() + hex.size()) {
-          return fail(Errc::InvalidArgument, fmt::format("bad chunk size '{}'", hex.substr(0, 20)));
-        }
-        chunkLine_.clear();
-        if (value == 0) {
-          chunk_ = Chunk::Trailer;
-          if (!multipart_ && !sniff_) {
-            if (auto st = onBody(nullptr, 0); !st) return st;
-          }
-        } else {
-          if (value > limits_.maxPartBytes) return fail(Errc::InvalidArgument, "chunk above the part limit");
-          chunkLeft_ = value;
-          chunk_ = Chunk::Data;
-        }
-        break;
-      }
-      case Chunk::Data: {
-        const size_t take = std::min(size, chunkLeft_);
-        if (auto st = onBody(data, take); !st) return st;
-        data += take;
-        size -= take;
-        chunkLeft_ -= take;
-        if (chunkLeft_ == 0) chunk_ = Chunk::DataEnd;
-        break;
-      }
-      case Chunk::DataEnd: {
-        // The CRLF after the data (a bare LF is tolerated).
-        const uint8_t c = *data;
-        ++data;
-        --size;
-        if (c == '\n')
-          chunk_ = Chunk::Size;
-        else if (c != '\r')
-          return fail(Errc::InvalidArgument, "chunk data not followed by CRLF");
-        break;
-      }
-      case Chunk::Done: return {};
-    }
-  }
-  if (chunk_ == Chunk::Done && !multipart_) complete_ = true;
+hal::Status MjpegResponseReader::onLastChunk() {
+  if (!multipart_ && !sniff_) return onBody(nullptr, 0);  // a chunked snapshot is complete
   return {};
 }
 
@@ -278,7 +104,7 @@ hal::Status MjpegResponseReader::onBody(const uint8_t* data, size_t size) {
     } else if (!(body_[first] == 0xFF && body_[first + 1] == 0xD8)) {
       return fail(
           Errc::Unsupported,
-          fmt::format("Content-Type '{}' with a body that is neither multipart nor a JPEG", contentType_));
+          fmt::format("Content-Type '{}' with a body that is neither multipart nor a JPEG", contentType()));
     }
     sniff_ = false;
   }
@@ -286,13 +112,13 @@ hal::Status MjpegResponseReader::onBody(const uint8_t* data, size_t size) {
   if (body_.size() > limits_.maxPartBytes) {
     return fail(Errc::InvalidArgument, fmt::format("a JPEG above the {} byte limit", limits_.maxPartBytes));
   }
-  const bool lengthDone = contentLength_ >= 0 && body_.size() >= static_cast<size_t>(contentLength_);
-  const bool chunksDone = chunked_ && chunk_ == Chunk::Trailer;
+  const bool lengthDone = contentLength() >= 0 && body_.size() >= static_cast<size_t>(contentLength());
+  const bool chunksDone = chunked() && lastChunkSeen();
   if (lengthDone || chunksDone) {
-    if (lengthDone) body_.resize(static_cast<size_t>(contentLength_));
+    if (lengthDone) body_.resize(static_cast<size_t>(contentLength()));
     emitPart(body_.data(), body_.size());
     body_.clear();
-    complete_ = true;
+    setComplete();
   }
   return {};
 }
@@ -341,7 +167,7 @@ hal::Status MjpegResponseReader::scanParts() {
           return {};
         }
         if (close) {
-          complete_ = true;
+          setComplete();
           body_.clear();
           return {};
         }
@@ -457,13 +283,12 @@ void MjpegResponseReader::emitPart(const uint8_t* data, size_t size) {
   jpegs_.emplace_back(jpeg.begin(), jpeg.end());
 }
 
-hal::Status MjpegResponseReader::finish() {
-  if (!failed_) return failed_;
-  if (headDone_ && !multipart_ && !complete_ && contentLength_ < 0 && !chunked_) {
+hal::Status MjpegResponseReader::onClose() {
+  if (!multipart_ && !complete() && contentLength() < 0 && !chunked()) {
     sniff_ = false;
     emitPart(body_.data(), body_.size());
     body_.clear();
-    complete_ = true;
+    setComplete();
   }
   return {};
 }
@@ -479,13 +304,13 @@ std::vector<uint8_t> MjpegResponseReader::popJpeg() {
 
 namespace {
 
-class MjpegPullCapture final : public NetworkCapture {
+class MjpegPullCapture final : public HttpPullCapture {
  public:
   MjpegPullCapture(HttpUrl url, MjpegPullOptions options)
-      : NetworkCapture("http://" + url.display(), "http-mjpeg", hal::fourcc::kMJPEG, options.noDataTimeout),
-        url_(std::move(url)),
-        options_(std::move(options)),
-        auth_(url_.user, url_.password) {}
+      : HttpPullCapture(std::move(url), "http-mjpeg", hal::fourcc::kMJPEG,
+                        {options.connectTimeout, options.noDataTimeout, options.userAgent,
+                         "multipart/x-mixed-replace, image/jpeg"}),
+        options_(std::move(options)) {}
 
   ~MjpegPullCapture() override { stopThread(); }
 
@@ -500,103 +325,28 @@ class MjpegPullCapture final : public NetworkCapture {
   }
 
  private:
-  // One request; the connection is closed when it returns. Ok when a snapshot arrived (the
-  // caller polls again); an error otherwise (a stream only ends by an error).
-  hal::Status request() {
-    auto fd = connectTcp(url_.host, url_.port, options_.connectTimeout, wake_);
-    if (!fd) return fd.error();
-    struct Closer {
-      int fd;
-      ~Closer() { ::close(fd); }
-    } closer{*fd};
-    std::string req = fmt::format(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: multipart/x-mixed-replace, image/jpeg\r\n"
-        "Connection: close\r\n",
-        url_.target, url_.hostField(80), options_.userAgent);
-    // Credentials only in answer to a challenge (the first request goes without), then with every
-    // request in the scheme the camera asked for.
-    if (auto a = auth_.authorization("GET", url_.target); !a.empty()) req += "Authorization: " + a + "\r\n";
-    req += "\r\n";
-    if (auto st = sendAll(*fd, req.data(), req.size(), options_.connectTimeout); !st) return st;
+  HttpResponseReader& newResponse() override {
+    reader_ = std::make_unique<MjpegResponseReader>(options_.limits);
+    droppedBefore_ = 0;
+    return *reader_;
+  }
 
-    MjpegResponseReader reader(options_.limits);
-    uint64_t droppedBefore = 0;
-    std::vector<uint8_t> buf(size_t{64} * 1024);
-    for (;;) {
-      pollfd p[2] = {{*fd, POLLIN, 0}, {wake_, POLLIN, 0}};
-      const int ready = ::poll(p, 2, static_cast<int>(options_.noDataTimeout.count()));
-      if (stopping_) return {Errc::Timeout, "stopped"};
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready == 0) {
-        return {
-            Errc::NoSignal,
-            fmt::format("http://{}: no data for {} s", url_.display(),
-                        std::chrono::duration_cast<std::chrono::seconds>(options_.noDataTimeout).count())};
-      }
-      const ssize_t n = ::recv(*fd, buf.data(), buf.size(), 0);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-      if (n < 0) return hal::errnoError("http://" + url_.display() + ": recv");
-      auto st = n == 0 ? reader.finish() : reader.feed({buf.data(), static_cast<size_t>(n)});
-      if (!st && reader.status() == 401) return answerChallenge(reader);
-      if (!st) {
-        hal::Error e = std::move(st).error();
-        e.message = "http://" + url_.display() + ": " + e.message;
-        return e;
-      }
-      frames_.countDropped(reader.droppedParts() - droppedBefore);
-      droppedBefore = reader.droppedParts();
-      // Stamped on arrival: cameras send no capture times.
-      while (reader.pendingJpegs() > 0) {
-        if (!frames_.deliverJpeg(reader.popJpeg(), Clock::now())) return frames_.error();
-      }
-      if (reader.complete() && !reader.multipart()) return {};
-      if (reader.complete() || n == 0) {
-        return {Errc::Disconnected,
-                fmt::format("http://{}: the camera ended the {}", url_.display(),
-                            reader.headComplete() ? "stream" : "connection before answering")};
-      }
+  hal::Status deliver() override {
+    frames_.countDropped(reader_->droppedParts() - droppedBefore_);
+    droppedBefore_ = reader_->droppedParts();
+    // Stamped on arrival: cameras send no capture times.
+    while (reader_->pendingJpegs() > 0) {
+      if (!frames_.deliverJpeg(reader_->popJpeg(), Clock::now())) return frames_.error();
     }
+    return {};
   }
 
-  // A 401: answer the camera's challenge on the next request, or fail when there is nothing to
-  // answer with or the same credentials were already refused.
-  hal::Status answerChallenge(const MjpegResponseReader& reader) {
-    const std::string where = "http://" + url_.display() + ": HTTP 401: ";
-    if (auto st = auth_.onChallenge(reader.wwwAuthenticate()); !st)
-      return {st.code(), where + st.error().message};
-    retryNow_ = true;
-    return {Errc::PermissionDenied, where + "answering the challenge"};
-  }
+  bool answered() const override { return !reader_->multipart(); }
 
-  void run() override {
-    int authRetries = 0;
-    while (!stopping_) {
-      const auto started = Clock::now();
-      auto st = request();
-      if (stopping_) return;
-      if (!st && retryNow_ && authRetries < 2) {  // answer the challenge at once
-        retryNow_ = false;
-        ++authRetries;
-        continue;
-      }
-      if (st) authRetries = 0;
-      if (!st) {
-        frames_.fail(std::move(st).error());
-        return;
-      }
-      // A snapshot URL: ask again at the frame rate.
-      pollfd p{wake_, POLLIN, 0};
-      const auto next = started + pollInterval_.load();
-      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now()).count();
-      if (wait > 0) (void)::poll(&p, 1, static_cast<int>(wait));
-    }
-  }
-
-  const HttpUrl url_;
   const MjpegPullOptions options_;
-  std::atomic<std::chrono::milliseconds> pollInterval_{std::chrono::milliseconds(1000)};
-  ClientAuth auth_;  // I/O thread only
-  bool retryNow_ = false;
+  // I/O thread only
+  std::unique_ptr<MjpegResponseReader> reader_;
+  uint64_t droppedBefore_ = 0;
 };
 
 }  // namespace

@@ -12,9 +12,22 @@
 #include <thread>
 
 #include "frame_queue.h"
+#include "printcast/codecs/h264.h"
 #include "printcast/hal/capture.h"
 
 namespace printcast::transport {
+
+// Maps a camera's media time (unwrapped, in ticks of 1/rate s: RTP's 90 kHz, FLV's ms) onto the
+// capture clock: the first access unit's arrival plus the media time's progress, rebased to the
+// arrival when the two drift more than 1 s apart (a camera clock jump, a reconnect upstream).
+class MediaClock {
+ public:
+  hal::Timestamp map(int64_t ticks, int64_t rate, hal::Timestamp arrival);
+
+ private:
+  bool haveBase_ = false;
+  hal::Timestamp base_{};
+};
 
 // The derived class implements run() (the I/O thread: connect, read, deliver to frames_, and on
 // its end frames_.fail() unless stopping_) and start(). Its destructor must call stopThread()
@@ -27,7 +40,8 @@ class NetworkCapture : public hal::Capture {
   NetworkCapture& operator=(const NetworkCapture&) = delete;
 
   hal::CaptureInfo info() const override;
-  // Invalid for another format; Adjusted with the camera's size for another size.
+  // Invalid for another format; Adjusted with the camera's size for another size, and with the
+  // rate of the SPS's VUI timing when an H.264 camera's SPS gives one (noteSpsFps()).
   hal::Negotiation validate(hal::CaptureConfig& config) const override;
   void stop() override { stopThread(); }
   int pollFd() const override { return frames_.pollFd(); }
@@ -46,6 +60,8 @@ class NetworkCapture : public hal::Capture {
   // Signal wake_, set stopping_, join the I/O thread. Idempotent.
   void stopThread();
   virtual void run() = 0;
+  // An H.264 camera's SPS: its VUI frame rate (1..240) is the one validate() answers.
+  void noteSpsFps(const codecs::h264::Sps& sps);
 
   const std::string label_;
   FrameQueue frames_;
@@ -53,6 +69,7 @@ class NetworkCapture : public hal::Capture {
   std::atomic<bool> stopping_{false};
 
  private:
+  std::atomic<int> spsFps_{0};  // the frame rate the SPS's VUI says; 0 = none
   const std::string driver_;
   const hal::FourCC format_;
   std::thread thread_;

@@ -270,14 +270,6 @@ class RtspPullCapture final : public NetworkCapture {
 
   hal::Status open() { return NetworkCapture::open(options_.openTimeout, "no picture size (SPS)"); }
 
-  hal::Negotiation validate(hal::CaptureConfig& config) const override {
-    hal::Negotiation n = NetworkCapture::validate(config);
-    const int fps = spsFps_.load();  // the SPS's VUI timing, when it has one
-    if (n == hal::Negotiation::Valid && fps > 0 && config.fps != fps) n = hal::Negotiation::Adjusted;
-    if (n != hal::Negotiation::Invalid && fps > 0) config.fps = fps;
-    return n;
-  }
-
   hal::Status start(const hal::CaptureConfig& config) override {
     if (config.format != hal::fourcc::kH264)
       return {Errc::InvalidArgument, "an RTSP camera delivers H264 only"};
@@ -398,10 +390,6 @@ class RtspPullCapture final : public NetworkCapture {
     while (depacketizer_.pop(au)) deliver(au);
   }
 
-  void noteFps(const codecs::h264::Sps& sps) {
-    if (sps.fps && *sps.fps >= 1 && *sps.fps <= 240) spsFps_ = static_cast<int>(*sps.fps + 0.5);
-  }
-
   void deliver(rtp::AccessUnit& au) {
     const Clock::time_point arrival = Clock::now();
     // The picture size follows the newest SPS (the depacketizer keeps it).
@@ -409,7 +397,7 @@ class RtspPullCapture final : public NetworkCapture {
       sizeSps_ = depacketizer_.sps();
       if (auto sps = codecs::h264::parseSps(sizeSps_)) {
         size_ = sps->size;
-        noteFps(*sps);
+        noteSpsFps(*sps);
       }
     }
     if (size_.empty()) return;  // no SPS yet: nothing can decode it
@@ -418,18 +406,11 @@ class RtspPullCapture final : public NetworkCapture {
       haveRtpBase_ = true;
       lastRtp_ = au.rtpTimestamp;
       rtpTime_ = 0;
-      baseTime_ = arrival;
     } else {
       rtpTime_ += static_cast<int32_t>(au.rtpTimestamp - lastRtp_);
       lastRtp_ = au.rtpTimestamp;
     }
-    auto pts = baseTime_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                               static_cast<double>(rtpTime_) / static_cast<double>(sdp_.clockRate)));
-    if (pts - arrival > std::chrono::seconds(1) || arrival - pts > std::chrono::seconds(1)) {
-      baseTime_ = arrival - std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                                static_cast<double>(rtpTime_) / static_cast<double>(sdp_.clockRate)));
-      pts = arrival;
-    }
+    const auto pts = mediaClock_.map(rtpTime_, sdp_.clockRate, arrival);
     frames_.deliverH264(std::move(au.annexB), au.idr, size_, pts);
   }
 
@@ -466,7 +447,7 @@ class RtspPullCapture final : public NetworkCapture {
       depacketizer_.setParameterSets(sdp_.sps, sdp_.pps);
       if (auto sps = codecs::h264::parseSps(sdp_.sps)) {
         sdpSize = sps->size;
-        noteFps(*sps);
+        noteSpsFps(*sps);
       }
     }
     std::string base = requestUrl_;
@@ -557,7 +538,6 @@ class RtspPullCapture final : public NetworkCapture {
   const Url url_;
   const std::string requestUrl_;  // the URL without credentials: request lines, logs
   const RtspPullOptions options_;
-  std::atomic<int> spsFps_{0};  // the frame rate the SPS's VUI says; 0 = none
   // I/O thread only
   ClientAuth auth_;
   int fd_ = -1;
@@ -576,7 +556,7 @@ class RtspPullCapture final : public NetworkCapture {
   bool haveRtpBase_ = false;
   uint32_t lastRtp_ = 0;
   int64_t rtpTime_ = 0;
-  Clock::time_point baseTime_{};
+  MediaClock mediaClock_;
 };
 
 }  // namespace

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,6 +34,31 @@ inline std::string_view trim(std::string_view s) {
   while (!s.empty() && space(s.front())) s.remove_prefix(1);
   while (!s.empty() && space(s.back())) s.remove_suffix(1);
   return s;
+}
+
+// Calls f(name, value) for each "Name: value" line of a header block (lines end in LF or CRLF;
+// empty lines are skipped). False at a line without a name and colon.
+template <typename F>
+bool forEachField(std::string_view block, F&& f) {
+  while (!block.empty()) {
+    const size_t eol = block.find('\n');
+    std::string_view line = block.substr(0, eol);
+    block = eol == std::string_view::npos ? std::string_view{} : block.substr(eol + 1);
+    line = trim(line);
+    if (line.empty()) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    f(trim(line.substr(0, colon)), trim(line.substr(colon + 1)));
+  }
+  return true;
+}
+
+// A Content-Length value: decimal digits only; nullopt otherwise.
+inline std::optional<long long> parseLength(std::string_view v) {
+  long long n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || p != v.data() + v.size() || n < 0) return std::nullopt;
+  return n;
 }
 
 // Lower-case hex of `bytes` (digests in headers and config files).

@@ -19,6 +19,7 @@
 
 #include "printcast/hal/capture.h"
 #include "printcast/hal/result.h"
+#include "printcast/transport/http_response.h"
 #include "printcast/transport/url.h"
 
 namespace printcast::transport {
@@ -33,8 +34,9 @@ inline hal::Result<HttpUrl> parseHttpUrl(std::string_view url) { return parseUrl
 // after are not part of it.
 std::span<const uint8_t> findJpeg(std::span<const uint8_t> bytes);
 
-// Incremental reader of one HTTP response that carries JPEGs: feed it the bytes as they arrive
-// from the connection (any split), pop the complete JPEGs. Lenient, for other servers' streams
+// Incremental reader of one HTTP response that carries JPEGs (the head and chunked transfer coding:
+// HttpResponseReader): feed it the bytes as they arrive from the connection (any split), pop the
+// complete JPEGs. Lenient, for other servers' streams
 // (mjpeg::Parser in mjpeg.h is the strict parser of printcast's own output, for tests).
 //  - Head: "HTTP/1.x 200" only; header names are case-insensitive; a head above
 //    Limits::maxHeadBytes is an error. Transfer-Encoding: chunked is decoded.
@@ -53,7 +55,7 @@ std::span<const uint8_t> findJpeg(std::span<const uint8_t> bytes);
 //    to its last EOI (FFD9). A part without both is dropped and counted (droppedParts()).
 // Threading: one thread at a time. Memory: the buffered bytes never exceed
 // maxPartBytes + maxHeadBytes, plus the JPEGs not yet popped.
-class MjpegResponseReader {
+class MjpegResponseReader final : public HttpResponseReader {
  public:
   struct Limits {
     size_t maxHeadBytes = size_t{16} * 1024;        // response head, and each part's header block
@@ -62,56 +64,34 @@ class MjpegResponseReader {
   MjpegResponseReader() : MjpegResponseReader(Limits{}) {}
   explicit MjpegResponseReader(Limits limits);
 
-  // Errors (the reader stays failed; a new response needs a new reader):
+  // feed() errors (the reader stays failed; a new response needs a new reader):
   //  PermissionDenied (401/403: credentials needed or refused), Unsupported (another status, or
   //  a Content-Type that is neither multipart nor image/jpeg), InvalidArgument (a malformed head,
   //  chunk size or part header block; a head or part above its limit).
-  hal::Status feed(std::span<const uint8_t> bytes);
-  // The connection closed: a snapshot body without Content-Length is complete now.
-  // Errors: what feed() returned before.
-  hal::Status finish();
+  // finish(): the connection closed: a snapshot body without Content-Length is complete now.
+  // complete(): the body is over: the snapshot is complete, the close delimiter or the last
+  // chunk came.
 
-  bool headComplete() const { return headDone_; }
-  int status() const { return status_; }
-  const std::string& contentType() const { return contentType_; }
   bool multipart() const { return multipart_; }
-  // The body is over: the snapshot is complete, the close delimiter or the last chunk came.
-  bool complete() const { return complete_; }
 
   // The oldest complete JPEG not yet popped, moved out; empty when there is none.
   std::vector<uint8_t> popJpeg();
   size_t pendingJpegs() const { return jpegs_.size(); }
   uint64_t droppedParts() const { return droppedParts_; }
-  // The WWW-Authenticate values of the head (a 401's challenges), in order.
-  const std::vector<std::string>& wwwAuthenticate() const { return wwwAuthenticate_; }
 
  private:
-  hal::Status parseHead();
-  hal::Status onBody(const uint8_t* data, size_t size);
-  hal::Status decodeChunked(const uint8_t* data, size_t size);
+  hal::Status onHead() override;
+  hal::Status onBody(const uint8_t* data, size_t size) override;
+  hal::Status onLastChunk() override;
+  hal::Status onClose() override;
   hal::Status scanParts();
   void emitPart(const uint8_t* data, size_t size);
-  hal::Status fail(hal::Errc code, std::string message);
 
-  enum class Chunk { Size, Data, DataEnd, Trailer, Done };
   enum class Part { Delimiter, Headers, Body };
 
   Limits limits_;
-  hal::Status failed_;
-  bool headDone_ = false;
-  int status_ = 0;
-  std::string contentType_;
   bool multipart_ = false;
-  bool chunked_ = false;
   bool sniff_ = false;  // no or an octet-stream Content-Type: decided by the body
-  bool complete_ = false;
-  long long contentLength_ = -1;  // snapshot body
-  std::string head_;
-  std::vector<std::string> wwwAuthenticate_;
-  // chunked transfer coding
-  Chunk chunk_ = Chunk::Size;
-  std::string chunkLine_;
-  size_t chunkLeft_ = 0;
   // multipart
   std::string boundary_;  // without leading '-'; empty until known
   Part part_ = Part::Delimiter;
