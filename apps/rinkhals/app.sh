@@ -4,7 +4,8 @@
 #
 # start: writes the app's properties (the user's values from Rinkhals, else app.json's defaults)
 #        to a settings JSON, stops the stock camera service gkcam in go-klipper mode (it holds the
-#        camera and port 18088), and starts the static binary with --config pointing at it.
+#        camera and port 18088) unless encoder_type is gkcam (then gkcam keeps the camera and
+#        printcast reads its FLV at :18088/flv), and starts the static binary with --config.
 # stop:  SIGTERM (the streamer exits cleanly), SIGKILL after 3 s; restarts gkcam in go-klipper mode.
 # Starting and stopping return at once (Rinkhals gives an app 5 s).
 
@@ -51,6 +52,8 @@ property() {
 }
 
 MODE=$(property mode)
+# encoder_type gkcam: the stock camera service keeps the camera; printcast reads its FLV.
+ENCODER=$(property encoder_type)
 
 write_settings() {
     mkdir -p "$RUN_DIR"
@@ -77,7 +80,7 @@ streamer_pid() {
 }
 
 stop_gkcam() {
-    if [ "$MODE" = "go-klipper" ]; then
+    if [ "$MODE" = "go-klipper" ] && [ "$ENCODER" != "gkcam" ]; then
         for pid in $(ps | grep '[g]kcam' | awk '{print $1}'); do
             kill -9 "$pid" 2>/dev/null
         done

@@ -688,6 +688,12 @@ Status finalizeSettings(Settings& s, const bsp::Board& board) {
     return invalid(src, "desired-fps", std::to_string(s.fps),
                    fmt::format("must be in 1..{} on board {}", lim.maxCameraFps, board.id));
   }
+  // encoder_type gkcam (h264-streamer's gkcam mode): Anycubic's camera service keeps the camera
+  // and its encoder; its FLV (:18088/flv) is the camera, and it serves the slicer on 18088 itself.
+  if (s.encoderType == "gkcam") {
+    if (s.source.empty()) s.source = std::string(kGkcamFlvUrl);
+    if (s.flvPort == kDefaultFlvPort) s.flvPort = -1;
+  }
   if (auto st = finalizeSource(s, src); !st) return st;
   const bool testPattern =
       s.source == "test-pattern" || (s.source.empty() && board.camera.kind == bsp::CameraKind::TestPattern);

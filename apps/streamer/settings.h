@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "printcast/bsp/board.h"
@@ -12,6 +13,10 @@
 #include "printcast/hal/transform.h"
 
 namespace printcast::streamer {
+
+// The slicer's FLV port (h264-streamer's and the stock gkcam's), and gkcam's own stream there.
+inline constexpr int kDefaultFlvPort = 18088;
+inline constexpr std::string_view kGkcamFlvUrl = "http://127.0.0.1:18088/flv";
 
 struct Settings {
   // --- keys shared with h264-streamer's app.json (see product.md) ---
@@ -87,10 +92,10 @@ struct Settings {
   // Test pattern / benchmarks only: the camera delivers frames as fast as the consumers take
   // them (CaptureConfig.fps = 0) instead of at `fps`, which stays the encoder's nominal rate.
   bool unpaced = false;
-  int gopFrames = 0;       // "h264_gop": frames between IDRs, 0 = 2 seconds' worth
-  std::string host;        // numeric IPv4 address to listen on, "" = all
-  int controlPort = 8081;  // control API port (0 = any free port)
-  int flvPort = 18088;     // slicer FLV port (0 = any free port, -1 = off)
+  int gopFrames = 0;              // "h264_gop": frames between IDRs, 0 = 2 seconds' worth
+  std::string host;               // numeric IPv4 address to listen on, "" = all
+  int controlPort = 8081;         // control API port (0 = any free port)
+  int flvPort = kDefaultFlvPort;  // slicer FLV port (0 = any free port, -1 = off)
   // reCamera-compatible H.264 over WebSocket on path "/", every message with the 8-byte
   // timestamp trailer (0 = any free port, -1 = off). /ws on `port` serves the same without it.
   int wsPort = 8765;

@@ -2420,9 +2420,10 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
         settings.encoderType, settings.encoderType == "rkmpi" ? "MJPEG" : "YUYV", settings.encoderType);
   } else if (settings.encoderType == "gkcam") {
     choice = "auto";
-    spdlog::warn(
-        "encoder_type gkcam: keeping the stock camera service is not implemented yet; streaming from "
-        "the camera with the board's H.264 encoder instead");
+    spdlog::info(
+        "encoder_type gkcam: the camera is the stock camera service's H.264 ({}), passed through; its FLV "
+        "port stays gkcam's{}",
+        settings.source, settings.flvPort < 0 ? " (printcast's own FLV port is off)" : "");
   }
   auto order = codecs::h264BackendOrder(board.encoders.h264, choice);
   if (!order) return hal::Error{order.code(), 0, "encoder_type: " + order.error().message};

@@ -641,6 +641,16 @@ TEST(TimelapseSettings, H264StreamerAppJsonIsADropIn) {
   EXPECT_EQ(s.encoderType, "rkmpi-yuyv");
   EXPECT_EQ(s.timelapseStreamDelayMs, 50);
   EXPECT_EQ(s.timelapseUsbPath, "/mnt/udisk/timelapse");
+  // gkcam: the stock camera service's FLV is the camera, and its port 18088 stays gkcam's.
+  {
+    Settings g;
+    ASSERT_TRUE(applyConfigJson(R"({"encoder_type": "gkcam"})", "app.json", g, warnings).ok());
+    const auto board = printcast::bsp::findBoard("virtual");
+    ASSERT_TRUE(board.ok());
+    ASSERT_TRUE(finalizeSettings(g, **board).ok());
+    EXPECT_EQ(g.source, "http://127.0.0.1:18088/flv");
+    EXPECT_EQ(g.flvPort, -1);
+  }
   for (const char* encoder : {"rkmpi", "gkcam", "x264", "auto"}) {
     Settings e;
     EXPECT_TRUE(
