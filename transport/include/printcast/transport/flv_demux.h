@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// FLV demuxer for H.264 video: an FLV byte stream (a file, or an HTTP-FLV live stream such as
-// Anycubic's gkcam at :18088/flv or another printcast's /flv) read incrementally into Annex-B
+// FLV demuxer for H.264 video: an FLV byte stream (a file, or an HTTP-FLV live stream such as a
+// printer's stock camera service or another printcast's /flv) read incrementally into Annex-B
 // access units. The mirror of the muxer in flv.h.
 // Specs: Adobe Flash Video File Format Specification v10.1, annex E (E.2 header, E.3 body,
 // E.4.1 tags, E.4.3.1 VIDEOTAGHEADER: FrameType, CodecID 7 = AVC, AVCPacketType,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// HTTP-FLV pull: an H.264 camera served as an FLV stream over HTTP (Anycubic's gkcam at
-// http://127.0.0.1:18088/flv, another printcast's /flv, ffmpeg's `-f flv -listen 1`) as a
+// HTTP-FLV pull: an H.264 camera served as an FLV stream over HTTP (a printer's stock camera
+// service, another printcast's /flv, ffmpeg's `-f flv -listen 1`; docs/sources.md) as a
 // hal::Capture of H.264 access units, passed through as the camera made them (no decode, no
 // re-encode), as the RTSP pull does.
 // Formats: HTTP/1.1 through HttpResponseReader (http_response.h); FLV through FlvDemuxer
