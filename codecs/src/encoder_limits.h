@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "printcast/hal/encoder.h"
+#include "printcast/hal/frame.h"
 #include "printcast/hal/result.h"
 
 namespace printcast::codecs {
@@ -41,6 +42,24 @@ inline hal::Status checkEncoderConfig(const hal::EncoderConfig& config, std::str
   }
   if (config.fps < 1 || config.fps > kMaxFps)
     return invalid(fmt::format("fps {} outside 1..{}", config.fps, kMaxFps));
+  return {};
+}
+
+// InvalidArgument "<backend>: ..." unless `frame` is a valid I420 frame of `configured`'s size:
+// the input every live H.264 backend takes.
+inline hal::Status checkEncoderInput(const hal::Frame& frame, hal::Size configured,
+                                     std::string_view backend) {
+  const auto invalid = [&](const std::string& what) {
+    return hal::Status(hal::Errc::InvalidArgument, fmt::format("{}: {}", backend, what));
+  };
+  if (!frame.valid()) return invalid("empty frame");
+  if (frame.format() != hal::fourcc::kI420) {
+    return invalid(fmt::format("input format {} is not YU12 (I420)", frame.format().str()));
+  }
+  if (frame.size() != configured) {
+    return invalid(
+        fmt::format("frame size {} differs from the configured {}", frame.size().str(), configured.str()));
+  }
   return {};
 }
 

@@ -335,15 +335,7 @@ class V4l2M2mEncoder final : public hal::Encoder {
     if (failed_) return *failed_;
     if (!configured_)
       return {Errc::InvalidArgument, "v4l2m2m: not configured (encode() before a successful configure())"};
-    if (!frame.valid()) return {Errc::InvalidArgument, "v4l2m2m: empty frame"};
-    if (frame.format() != hal::fourcc::kI420) {
-      return {Errc::InvalidArgument,
-              fmt::format("v4l2m2m: input format {} is not YU12 (I420)", frame.format().str())};
-    }
-    if (frame.size() != config_.size) {
-      return {Errc::InvalidArgument, fmt::format("v4l2m2m: frame size {} differs from the configured {}",
-                                                 frame.size().str(), config_.size.str())};
-    }
+    if (auto st = checkEncoderInput(frame, config_.size, "v4l2m2m"); !st) return st.error();
     if (needsReset_ || !streaming_) {
       // After release() or an encoder hang: a fresh session, whose first picture is an IDR.
       stopSession(false);

@@ -324,14 +324,7 @@ class VaapiEncoder final : public hal::Encoder {
 
   hal::Result<hal::PacketPtr> encode(const hal::Frame& frame) override {
     if (!configured_) return invalid("encode() before a successful configure()");
-    if (!frame.valid()) return invalid("empty frame");
-    if (frame.format() != hal::fourcc::kI420) {
-      return invalid(fmt::format("input format {} is not YU12 (I420)", frame.format().str()));
-    }
-    if (frame.size() != config_.size) {
-      return invalid(fmt::format("frame size {} differs from the configured {}", frame.size().str(),
-                                 config_.size.str()));
-    }
+    if (auto st = checkEncoderInput(frame, config_.size, "vaapi"); !st) return st.error();
     if (context_ == VA_INVALID_ID) {
       if (auto st = createSession(); !st) return st.error();
     }

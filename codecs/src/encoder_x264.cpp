@@ -103,14 +103,7 @@ class X264Encoder final : public hal::Encoder {
 
   hal::Result<hal::PacketPtr> encode(const hal::Frame& frame) override {
     if (!codecConfig_) return {hal::Errc::InvalidArgument, "x264: encode() before a successful configure()"};
-    if (!frame.valid()) return invalid("empty frame");
-    if (frame.format() != hal::fourcc::kI420) {
-      return invalid(fmt::format("input format {} is not YU12 (I420)", frame.format().str()));
-    }
-    if (frame.size() != config_.size) {
-      return invalid(fmt::format("frame size {} differs from the configured {}", frame.size().str(),
-                                 config_.size.str()));
-    }
+    if (auto st = checkEncoderInput(frame, config_.size, "x264"); !st) return st.error();
 
     if (!encoder_) {
       // After release(): the same parameters give the same SPS/PPS (codecConfig_ stays true),
