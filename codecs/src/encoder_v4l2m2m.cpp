@@ -27,6 +27,24 @@
 //    without SPS/PPS when REPEAT_SEQ_HEADER is not honoured (the last ones are prepended).
 //  - vicodec (the lab's stand-in, FWHT) has no S_PARM and refuses bitrate, profile, level and
 //    FORCE_KEY_FRAME: every control is best effort and logged when refused.
+//
+// Zero-copy input (DMA-BUF import). A frame in the OUTPUT format that carries its buffer as a
+// DMA-BUF (hal::Frame::dmabufFd(), a V4L2 camera's VIDIOC_EXPBUF) in exactly the driver's layout
+// is queued with V4L2_MEMORY_DMABUF instead of being copied. How others do it, and what was taken:
+//  - ustreamer (m2m.c) decides MMAP or DMABUF per "preparation" (it re-creates the whole encoder
+//    when a frame's dma-ness, format or stride changes), always imports into OUTPUT buffer 0 and
+//    dequeues that OUTPUT buffer before it lets the camera buffer go.
+//  - camera-streamer links the camera's buffer list to the encoder's: each camera buffer has its
+//    own OUTPUT slot, so vb2 keeps the import attached (videobuf2-core __prepare_dmabuf skips the
+//    re-attach when the same dma-buf comes back to the same index).
+// Here: the OUTPUT queue alone switches memory type (STREAMOFF OUTPUT, REQBUFS 0, REQBUFS n with
+// the other type, STREAMON OUTPUT: dev-encoder.rst's Encoding -> Stopped -> Encoding, which keeps
+// the CAPTURE side and the encoder state), only once no OUTPUT buffer is in flight, so no picture
+// is lost; a DMA-BUF goes back to the slot it used before (camera-streamer's point); the frame's
+// lease is kept until its OUTPUT buffer is dequeued (ustreamer's point: the camera must not
+// refill the buffer while the encoder reads it). A driver that refuses the import (REQBUFS or
+// QBUF with EINVAL and the like) is not asked again by this object: frames are copied into MMAP
+// buffers from then on, and the reason is kept for inputPath().
 // Every device call goes through the Syscalls seam (no libv4l2, as capture_v4l2.cpp), so the
 // unit test runs this file against a scripted fake kernel.
 #include <fcntl.h>
@@ -72,6 +90,9 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr uint32_t kMaxEnumeration = 256;  // bound every ENUM_FMT loop against a looping driver
 constexpr uint32_t kOutputBuffers = 4;
+// DMABUF OUTPUT slots: one per camera buffer (cameras run 2..32; 8 covers the usual 3..6), so that
+// each camera buffer keeps its import attached to its own slot.
+constexpr uint32_t kDmabufOutputBuffers = 8;
 constexpr uint32_t kCaptureBuffers = 4;
 constexpr size_t kMinCodedBufferBytes = 64 * 1024;
 // QP range: picamera2 and ffmpeg let the driver pick inside a range; 45 keeps a starved stream
@@ -116,9 +137,9 @@ class DeviceFd {
 // A v4l2_buffer with room for the plane array the multiplanar API needs. Not copyable: the
 // buffer points into the object itself.
 struct BufferArg {
-  BufferArg(uint32_t type, bool mplane, uint32_t index = 0) {
+  BufferArg(uint32_t type, bool mplane, uint32_t index = 0, uint32_t memory = V4L2_MEMORY_MMAP) {
     buffer.type = type;
-    buffer.memory = V4L2_MEMORY_MMAP;
+    buffer.memory = memory;
     buffer.index = index;
     if (mplane) {
       buffer.m.planes = planes.data();
@@ -176,8 +197,10 @@ struct NodeInfo {
 };
 
 // Check that the open node is a stateful encoder of `coded`. Errors: Unsupported naming why not,
-// Disconnected/Io for a failing device.
-hal::Result<NodeInfo> probeNode(Syscalls& sys, int fd, const std::string& path, FourCC coded) {
+// Disconnected/Io for a failing device. `preferred` (one of kRawPreference, or empty) is tried
+// first as the OUTPUT format.
+hal::Result<NodeInfo> probeNode(Syscalls& sys, int fd, const std::string& path, FourCC coded,
+                                FourCC preferred) {
   v4l2_capability cap{};
   if (sys.ioctl(fd, VIDIOC_QUERYCAP, &cap) != 0)
     return hal::errnoError(fmt::format("{}: VIDIOC_QUERYCAP", path));
@@ -202,6 +225,11 @@ hal::Result<NodeInfo> probeNode(Syscalls& sys, int fd, const std::string& path, 
   }
   const auto output =
       enumerateFormats(sys, fd, node.mplane ? V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE : V4L2_BUF_TYPE_VIDEO_OUTPUT);
+  if (std::find(kRawPreference.begin(), kRawPreference.end(), preferred) != kRawPreference.end() &&
+      std::find(output.begin(), output.end(), preferred) != output.end()) {
+    node.raw = preferred;
+    return node;
+  }
   for (const auto& f : kRawPreference) {
     if (std::find(output.begin(), output.end(), f) != output.end()) {
       node.raw = f;
@@ -310,7 +338,16 @@ class V4l2M2mEncoder final : public hal::Encoder {
   V4l2M2mEncoder& operator=(const V4l2M2mEncoder&) = delete;
 
   hal::EncoderInfo info() const override {
-    return hal::EncoderInfo{"v4l2m2m", options_.codedFormat, {hal::fourcc::kI420}};
+    // I420 (converted while copied) first, then the OUTPUT format frames may come in as they are.
+    const FourCC native = configured_ ? raw_ : node_.raw;
+    std::vector<FourCC> inputs = {hal::fourcc::kI420};
+    if (native.code != 0 && native != hal::fourcc::kI420) inputs.push_back(native);
+    return hal::EncoderInfo{"v4l2m2m", options_.codedFormat, std::move(inputs)};
+  }
+
+  hal::EncoderInputPath inputPath() const override {
+    std::lock_guard lock(statsMutex_);
+    return stats_;
   }
 
   Status configure(const hal::EncoderConfig& config) override {
@@ -335,7 +372,19 @@ class V4l2M2mEncoder final : public hal::Encoder {
     if (failed_) return *failed_;
     if (!configured_)
       return {Errc::InvalidArgument, "v4l2m2m: not configured (encode() before a successful configure())"};
-    if (auto st = checkEncoderInput(frame, config_.size, "v4l2m2m"); !st) return st.error();
+    if (frame.valid() && frame.format() != hal::fourcc::kI420 && frame.format() == raw_) {
+      if (frame.size() != config_.size) {
+        return {Errc::InvalidArgument, fmt::format("v4l2m2m: frame size {} differs from the configured {}",
+                                                   frame.size().str(), config_.size.str())};
+      }
+    } else if (auto st = checkEncoderInput(frame, config_.size, "v4l2m2m"); !st) {
+      if (frame.valid() && frame.format() != hal::fourcc::kI420) {
+        return {Errc::InvalidArgument,
+                fmt::format("v4l2m2m: input format {} is neither YU12 (I420) nor the OUTPUT format {}",
+                            frame.format().str(), raw_.str())};
+      }
+      return st.error();
+    }
     if (needsReset_ || !streaming_) {
       // After release() or an encoder hang: a fresh session, whose first picture is an IDR.
       stopSession(false);
@@ -349,10 +398,18 @@ class V4l2M2mEncoder final : public hal::Encoder {
     }
     const auto deadline = SteadyClock::now() + std::chrono::milliseconds(std::max(options_.pollTimeoutMs, 0));
 
-    auto slot = freeOutputBuffer(deadline);
-    if (!slot) return std::move(slot).error();
-    const uint32_t index = *slot;
-    copyFrame(frame, static_cast<uint8_t*>(out_.buffers[index].address));
+    // DMABUF import when the frame allows it and the driver has not refused; else MMAP (a copy).
+    std::string whyCopy;
+    bool import = importable(frame, whyCopy);
+    const uint32_t wanted = import ? V4L2_MEMORY_DMABUF : V4L2_MEMORY_MMAP;
+    if (out_.memory != wanted) {
+      auto switched = switchOutputMemory(wanted, deadline);
+      if (!switched) return std::move(switched).error();
+      if (!*switched) {
+        import = false;  // DMABUF refused: MMAP again
+        whyCopy = *dmabufRefused_;
+      }
+    }
 
     if (keyframeRequested_.exchange(false, std::memory_order_acq_rel)) {
       if (auto st = forceKeyFrame(); !st) return std::move(st).error();
@@ -361,28 +418,37 @@ class V4l2M2mEncoder final : public hal::Encoder {
     uint64_t key = timestampKey(frame.timestamp());
     if (key <= lastKey_) key = lastKey_ + 1;  // keep the keys unique, so output matches input
     lastKey_ = key;
-    BufferArg arg(out_.type, node_.mplane, index);
-    arg.buffer.field = V4L2_FIELD_NONE;
-    arg.buffer.timestamp.tv_sec = static_cast<time_t>(key / 1000000u);
-    arg.buffer.timestamp.tv_usec = static_cast<suseconds_t>(key % 1000000u);
-    if (node_.mplane) {
-      arg.buffer.length = 1;
-      arg.planes[0].bytesused = static_cast<uint32_t>(rawBytes_);
-      arg.planes[0].length = static_cast<uint32_t>(out_.buffers[index].length);
-    } else {
-      arg.buffer.bytesused = static_cast<uint32_t>(rawBytes_);
+    if (import) {
+      auto queued = queueImported(frame, key, deadline);
+      if (!queued) return std::move(queued).error();
+      if (!*queued) {
+        // QBUF refused the import: the rest of this object's life copies.
+        import = false;
+        whyCopy = *dmabufRefused_;
+        auto switched = switchOutputMemory(V4L2_MEMORY_MMAP, deadline);
+        if (!switched) return std::move(switched).error();
+      }
     }
-    if (sys_.ioctl(fd_.get(), VIDIOC_QBUF, &arg.buffer) != 0) return failure("VIDIOC_QBUF OUTPUT");
-    out_.buffers[index].queued = true;
+    if (!import) {
+      if (auto st = queueCopied(frame, key, deadline); !st) return st.error();
+    }
+    noteInput(import, std::move(whyCopy));
     pending_.push_back(Pending{key, frame.timestamp(), frame.sequence()});
     while (pending_.size() > out_.buffers.size() + cap_.buffers.size()) pending_.pop_front();
 
+    hal::Result<hal::PacketPtr> packet = hal::PacketPtr{};
     if (!ready_.empty()) {
-      auto packet = std::move(ready_.front());
+      packet = std::move(ready_.front());
       ready_.pop_front();
-      return packet;
+    } else {
+      packet = awaitPacket(deadline);
     }
-    return awaitPacket(deadline);
+    // Hand the frames the encoder has finished reading back to their source now (their leases),
+    // rather than at the next encode(): a camera with few buffers needs them.
+    if (packet) {
+      if (auto st = reclaimOutput(); !st) return std::move(st).error();
+    }
+    return packet;
   }
 
   void requestKeyframe() override { keyframeRequested_.store(true, std::memory_order_release); }
@@ -399,12 +465,17 @@ class V4l2M2mEncoder final : public hal::Encoder {
 
  private:
   struct Buffer {
-    void* address = nullptr;
+    void* address = nullptr;  // MMAP: the mapping; DMABUF: null
     size_t length = 0;
     bool queued = false;
+    // DMABUF OUTPUT slots: the dma-buf last queued here (so the same one comes back to the same
+    // slot) and the lease on its frame, held while the buffer is queued.
+    int dmabufFd = -1;
+    hal::Frame frame;
   };
   struct Queue {
     uint32_t type = 0;
+    uint32_t memory = V4L2_MEMORY_MMAP;
     std::vector<Buffer> buffers;
   };
   struct Pending {
@@ -435,7 +506,7 @@ class V4l2M2mEncoder final : public hal::Encoder {
   Status reopen() {
     auto fd = openNode(sys_, node_.path);
     if (!fd) return std::move(fd).error();
-    auto node = probeNode(sys_, fd->get(), node_.path, options_.codedFormat);
+    auto node = probeNode(sys_, fd->get(), node_.path, options_.codedFormat, options_.preferredInput);
     if (!node) {
       Error err = std::move(node).error();
       if (err.code == Errc::Unsupported) err.code = Errc::NoDevice;  // another device took the node
@@ -521,11 +592,13 @@ class V4l2M2mEncoder final : public hal::Encoder {
       allocW = of.fmt.pix_mp.width;
       allocH = of.fmt.pix_mp.height;
       bytesPerLine = of.fmt.pix_mp.plane_fmt[0].bytesperline;
+      outSizeImage_ = of.fmt.pix_mp.plane_fmt[0].sizeimage;
     } else {
       raw = FourCC{of.fmt.pix.pixelformat};
       allocW = of.fmt.pix.width;
       allocH = of.fmt.pix.height;
       bytesPerLine = of.fmt.pix.bytesperline;
+      outSizeImage_ = of.fmt.pix.sizeimage;
     }
     if (std::find(kRawPreference.begin(), kRawPreference.end(), raw) == kRawPreference.end()) {
       return {Errc::Unsupported, fmt::format("v4l2m2m {}: the driver set OUTPUT format {} for {}", node_.path,
@@ -547,6 +620,7 @@ class V4l2M2mEncoder final : public hal::Encoder {
                 : raw == hal::fourcc::kNV12 ? luma + size_t{bytesPerLine} * chromaRows
                                             : luma + 2 * (size_t{bytesPerLine} / 2) * chromaRows;
     const bool padded = allocW != w || allocH != h;
+    padded_ = padded;
     if (padded) {
       // The visible rectangle (dev-encoder.rst "Initialization" step 5). Drivers without the
       // selection API (EINVAL, ENOTTY) code the padding too; it is black (below).
@@ -574,15 +648,11 @@ class V4l2M2mEncoder final : public hal::Encoder {
 
     if (auto st = applyControls(config); !st) return st;
 
-    if (auto st = allocate(out_, kOutputBuffers); !st) return st;
-    if (auto st = allocate(cap_, kCaptureBuffers); !st) return st;
-    for (const auto& b : out_.buffers) {
-      if (b.length < rawBytes_) {
-        return {Errc::Io, fmt::format("v4l2m2m {}: OUTPUT buffer of {} bytes for a {} byte {} picture",
-                                      node_.path, b.length, rawBytes_, raw.str())};
-      }
-      if (padded) fillBlack(static_cast<uint8_t*>(b.address));
-    }
+    // The OUTPUT memory type of the last session (DMABUF once frames were imported), so a
+    // reconfigure does not switch back and forth.
+    const bool importing = out_.memory == V4L2_MEMORY_DMABUF && !dmabufRefused_ && !padded;
+    if (auto r = allocateOutput(importing ? V4L2_MEMORY_DMABUF : V4L2_MEMORY_MMAP); !r) return r.error();
+    if (auto st = allocate(cap_, kCaptureBuffers, V4L2_MEMORY_MMAP); !st) return st;
     for (uint32_t i = 0; i < cap_.buffers.size(); ++i) {
       if (auto st = queueCapture(i); !st) return st;
     }
@@ -674,14 +744,21 @@ class V4l2M2mEncoder final : public hal::Encoder {
     return {};
   }
 
-  Status allocate(Queue& q, uint32_t count) {
+  // REQBUFS `count` buffers of `memory` on `q`; MMAP ones are queried and mapped, DMABUF ones are
+  // empty slots.
+  Status allocate(Queue& q, uint32_t count, uint32_t memory) {
     v4l2_requestbuffers req{};
     req.count = count;
     req.type = q.type;
-    req.memory = V4L2_MEMORY_MMAP;
+    req.memory = memory;
     if (sys_.ioctl(fd_.get(), VIDIOC_REQBUFS, &req) != 0) return failure("VIDIOC_REQBUFS");
+    q.memory = memory;
     if (req.count == 0)
       return {Errc::Io, fmt::format("v4l2m2m {}: VIDIOC_REQBUFS granted no buffers", node_.path)};
+    if (memory == V4L2_MEMORY_DMABUF) {
+      q.buffers.resize(req.count);
+      return {};
+    }
     for (uint32_t i = 0; i < req.count; ++i) {
       BufferArg arg(q.type, node_.mplane, i);
       if (sys_.ioctl(fd_.get(), VIDIOC_QUERYBUF, &arg.buffer) != 0) return failure("VIDIOC_QUERYBUF");
@@ -697,21 +774,220 @@ class V4l2M2mEncoder final : public hal::Encoder {
       }
       void* address = sys_.mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), offset);
       if (address == MAP_FAILED) return failure("mmap");
-      q.buffers.push_back(Buffer{address, length, false});
+      Buffer b;
+      b.address = address;
+      b.length = length;
+      q.buffers.push_back(std::move(b));
     }
     return {};
   }
 
+  // Unmap and free `q`'s buffers (the queue must be stopped: leases of imported frames drop here).
   void freeBuffers(Queue& q) {
-    for (const auto& b : q.buffers) sys_.munmap(b.address, b.length);
+    for (const auto& b : q.buffers) {
+      if (b.address != nullptr) sys_.munmap(b.address, b.length);
+    }
     const bool had = !q.buffers.empty();
     q.buffers.clear();
     if (!had || !fd_.valid()) return;
     v4l2_requestbuffers req{};
     req.count = 0;
     req.type = q.type;
-    req.memory = V4L2_MEMORY_MMAP;
+    req.memory = q.memory;
     (void)sys_.ioctl(fd_.get(), VIDIOC_REQBUFS, &req);  // a gone device frees them itself
+  }
+
+  // REQBUFS the OUTPUT queue with `memory` (MMAP buffers are checked and, when the driver padded
+  // the picture, blacked). True: done; false: the driver refused DMABUF (dmabufRefused_ says why)
+  // and the queue has MMAP buffers instead.
+  hal::Result<bool> allocateOutput(uint32_t memory) {
+    if (memory == V4L2_MEMORY_DMABUF) {
+      auto st = allocate(out_, kDmabufOutputBuffers, V4L2_MEMORY_DMABUF);
+      if (st) return true;
+      if (failed_) return st.error();  // ENODEV, EIO: the device, not the import
+      refuseDmabuf(st.error().describe());
+      out_.buffers.clear();
+    }
+    if (auto st = allocate(out_, kOutputBuffers, V4L2_MEMORY_MMAP); !st) return st.error();
+    for (const auto& b : out_.buffers) {
+      if (b.length < rawBytes_) {
+        return Error{Errc::Io, 0,
+                     fmt::format("v4l2m2m {}: OUTPUT buffer of {} bytes for a {} byte {} picture", node_.path,
+                                 b.length, rawBytes_, raw_.str())};
+      }
+      if (padded_) fillBlack(static_cast<uint8_t*>(b.address));
+    }
+    return memory == V4L2_MEMORY_MMAP;
+  }
+
+  // The driver will not import: remembered for this object's life, logged once.
+  void refuseDmabuf(std::string why) {
+    if (dmabufRefused_) return;
+    spdlog::info("v4l2m2m {} ({}): DMA-BUF import refused ({}); frames are copied into MMAP buffers",
+                 node_.path, node_.card, why);
+    dmabufRefused_ = "the driver refused DMABUF import: " + std::move(why);
+  }
+
+  // Switch the OUTPUT queue to `memory` once nothing is in flight on it (dev-encoder.rst: Encoding
+  // -> Stopped by STREAMOFF(OUTPUT), -> Encoding by STREAMON(OUTPUT); the CAPTURE queue and the
+  // encoder's state stay). True: switched; false: DMABUF was refused and the queue is MMAP again.
+  hal::Result<bool> switchOutputMemory(uint32_t memory, SteadyClock::time_point deadline) {
+    for (;;) {
+      if (auto st = reclaimOutput(); !st) return st.error();
+      if (std::none_of(out_.buffers.begin(), out_.buffers.end(), [](const Buffer& b) { return b.queued; }))
+        break;
+      short revents = 0;
+      auto woke = waitFor(POLLIN | POLLOUT, deadline, revents);
+      if (!woke) return std::move(woke).error();
+      if (!*woke) return hung();
+      if ((revents & POLLIN) != 0) {
+        auto packet = dequeuePacket();
+        if (!packet && packet.code() != Errc::Again) return std::move(packet).error();
+        if (packet && *packet) ready_.push_back(std::move(*packet));
+      }
+    }
+    int type = static_cast<int>(out_.type);
+    if (sys_.ioctl(fd_.get(), VIDIOC_STREAMOFF, &type) != 0) return failure("VIDIOC_STREAMOFF OUTPUT");
+    freeBuffers(out_);
+    auto allocated = allocateOutput(memory);
+    if (!allocated) {
+      needsReset_ = true;
+      return std::move(allocated).error();
+    }
+    if (sys_.ioctl(fd_.get(), VIDIOC_STREAMON, &type) != 0) {
+      needsReset_ = true;
+      return failure("VIDIOC_STREAMON OUTPUT");
+    }
+    spdlog::debug("v4l2m2m {}: OUTPUT queue now {}", node_.path,
+                  out_.memory == V4L2_MEMORY_DMABUF ? "DMABUF" : "MMAP");
+    return *allocated;
+  }
+
+  // Whether `frame` can be queued by DMA-BUF import as it is; else `why` not.
+  bool importable(const hal::Frame& frame, std::string& why) const {
+    if (dmabufRefused_) {
+      why = *dmabufRefused_;
+      return false;
+    }
+    if (frame.dmabufFd() < 0) {
+      why = "frame carries no DMA-BUF";
+      return false;
+    }
+    if (frame.format() != raw_) {
+      why = fmt::format("frame format {} is not the OUTPUT format {}", frame.format().str(), raw_.str());
+      return false;
+    }
+    if (padded_) {
+      why = fmt::format("the driver pads {} to {} bytes x {} rows", config_.size.str(), bytesPerLine_,
+                        allocHeight_);
+      return false;
+    }
+    // The driver's single-buffer layout (V4L2 "V4L2_PIX_FMT_YUV420", "NV12", "YUYV"): plane p at
+    // its offset from plane 0 with the driver's bytesperline (halved for YU12's chroma).
+    const size_t bpl = bytesPerLine_;
+    const size_t luma = bpl * allocHeight_;
+    const size_t chroma = (bpl / 2) * ((allocHeight_ + 1) / 2);
+    struct Expected {
+      size_t offset;
+      size_t stride;
+    };
+    std::vector<Expected> layout = {{0, bpl}};
+    if (raw_ == hal::fourcc::kNV12) layout.push_back({luma, bpl});
+    if (raw_ == hal::fourcc::kI420) {
+      layout.push_back({luma, bpl / 2});
+      layout.push_back({luma + chroma, bpl / 2});
+    }
+    if (frame.planeCount() != static_cast<int>(layout.size())) {
+      why = fmt::format("frame has {} planes, {} has {}", frame.planeCount(), raw_.str(), layout.size());
+      return false;
+    }
+    const uint8_t* base = frame.plane(0).data;
+    for (size_t p = 0; p < layout.size(); ++p) {
+      const auto& plane = frame.plane(static_cast<int>(p));
+      const auto offset = static_cast<size_t>(plane.data - base);
+      if (static_cast<size_t>(plane.stride) != layout[p].stride || offset != layout[p].offset) {
+        why = fmt::format(
+            "frame plane {} (stride {}, offset {}) differs from the driver's (stride {}, offset {})", p,
+            plane.stride, offset, layout[p].stride, layout[p].offset);
+        return false;
+      }
+    }
+    const size_t needed = std::max<size_t>(rawBytes_, outSizeImage_);
+    if (frame.dmabufLength() < needed) {
+      why = fmt::format("DMA-BUF of {} bytes, the driver wants {}", frame.dmabufLength(), needed);
+      return false;
+    }
+    why.clear();
+    return true;
+  }
+
+  // Queue `frame` by DMA-BUF import into the slot its dma-buf used before (else a free one),
+  // keeping its lease until the buffer is dequeued. False: QBUF refused the import (remembered).
+  hal::Result<bool> queueImported(const hal::Frame& frame, uint64_t key, SteadyClock::time_point deadline) {
+    auto slot = freeOutputBuffer(deadline, frame.dmabufFd());
+    if (!slot) return std::move(slot).error();
+    const uint32_t index = *slot;
+    BufferArg arg(out_.type, node_.mplane, index, V4L2_MEMORY_DMABUF);
+    arg.buffer.field = V4L2_FIELD_NONE;
+    arg.buffer.timestamp.tv_sec = static_cast<time_t>(key / 1000000u);
+    arg.buffer.timestamp.tv_usec = static_cast<suseconds_t>(key % 1000000u);
+    const auto length = static_cast<uint32_t>(frame.dmabufLength());
+    if (node_.mplane) {
+      arg.buffer.length = 1;
+      arg.planes[0].m.fd = frame.dmabufFd();
+      arg.planes[0].length = length;
+      arg.planes[0].bytesused = static_cast<uint32_t>(rawBytes_);
+    } else {
+      arg.buffer.m.fd = frame.dmabufFd();
+      arg.buffer.length = length;
+      arg.buffer.bytesused = static_cast<uint32_t>(rawBytes_);
+    }
+    if (sys_.ioctl(fd_.get(), VIDIOC_QBUF, &arg.buffer) != 0) {
+      const int e = errno;
+      if (fatalErrno(e)) return failure("VIDIOC_QBUF OUTPUT (DMABUF)", e);
+      refuseDmabuf(hal::errnoError("VIDIOC_QBUF (DMABUF)", e).describe());
+      out_.buffers[index].dmabufFd = -1;
+      return false;
+    }
+    Buffer& b = out_.buffers[index];
+    b.queued = true;
+    b.dmabufFd = frame.dmabufFd();
+    b.frame = frame;
+    return true;
+  }
+
+  // Copy (or convert) `frame` into a free MMAP OUTPUT buffer and queue it.
+  Status queueCopied(const hal::Frame& frame, uint64_t key, SteadyClock::time_point deadline) {
+    auto slot = freeOutputBuffer(deadline, -1);
+    if (!slot) return std::move(slot).error();
+    const uint32_t index = *slot;
+    auto* dst = static_cast<uint8_t*>(out_.buffers[index].address);
+    if (frame.format() == hal::fourcc::kI420) {
+      copyFrame(frame, dst);
+    } else {
+      copyNative(frame, dst);
+    }
+    BufferArg arg(out_.type, node_.mplane, index);
+    arg.buffer.field = V4L2_FIELD_NONE;
+    arg.buffer.timestamp.tv_sec = static_cast<time_t>(key / 1000000u);
+    arg.buffer.timestamp.tv_usec = static_cast<suseconds_t>(key % 1000000u);
+    if (node_.mplane) {
+      arg.buffer.length = 1;
+      arg.planes[0].bytesused = static_cast<uint32_t>(rawBytes_);
+      arg.planes[0].length = static_cast<uint32_t>(out_.buffers[index].length);
+    } else {
+      arg.buffer.bytesused = static_cast<uint32_t>(rawBytes_);
+    }
+    if (sys_.ioctl(fd_.get(), VIDIOC_QBUF, &arg.buffer) != 0) return failure("VIDIOC_QBUF OUTPUT");
+    out_.buffers[index].queued = true;
+    return {};
+  }
+
+  void noteInput(bool imported, std::string why) {
+    std::lock_guard lock(statsMutex_);
+    stats_.path = imported ? "dmabuf" : "mmap";
+    if (stats_.reason != why) stats_.reason = std::move(why);
+    ++(imported ? stats_.importedFrames : stats_.copiedFrames);
   }
 
   Status queueCapture(uint32_t index) {
@@ -780,15 +1056,21 @@ class V4l2M2mEncoder final : public hal::Encoder {
   }
 
   // Take back the OUTPUT buffers the encoder is done with (non-blocking).
+  // An imported frame's lease drops here: the encoder is done reading its buffer.
   Status reclaimOutput() {
+    if (!streaming_) return {};
     for (;;) {
-      BufferArg arg(out_.type, node_.mplane);
+      BufferArg arg(out_.type, node_.mplane, 0, out_.memory);
       if (sys_.ioctl(fd_.get(), VIDIOC_DQBUF, &arg.buffer) != 0) {
         const int e = errno;
         if (fatalErrno(e)) return failure("VIDIOC_DQBUF OUTPUT", e);
         return {};  // EAGAIN: none done yet
       }
-      if (arg.buffer.index < out_.buffers.size()) out_.buffers[arg.buffer.index].queued = false;
+      if (arg.buffer.index < out_.buffers.size()) {
+        Buffer& b = out_.buffers[arg.buffer.index];
+        b.queued = false;
+        b.frame = hal::Frame();
+      }
     }
   }
 
@@ -819,12 +1101,21 @@ class V4l2M2mEncoder final : public hal::Encoder {
   }
 
   // An OUTPUT buffer to fill: a free one, or the first the encoder gives back before `deadline`.
-  hal::Result<uint32_t> freeOutputBuffer(SteadyClock::time_point deadline) {
+  // DMABUF: the free slot `dmabufFd` was queued in before, else one never used, else any.
+  hal::Result<uint32_t> freeOutputBuffer(SteadyClock::time_point deadline, int dmabufFd) {
     for (;;) {
       if (auto st = reclaimOutput(); !st) return std::move(st).error();
+      std::optional<uint32_t> pick;
       for (uint32_t i = 0; i < out_.buffers.size(); ++i) {
-        if (!out_.buffers[i].queued) return i;
+        const Buffer& b = out_.buffers[i];
+        if (b.queued) continue;
+        if (dmabufFd < 0 || b.dmabufFd == dmabufFd) {
+          pick = i;
+          break;
+        }
+        if (!pick || (b.dmabufFd < 0 && out_.buffers[*pick].dmabufFd >= 0)) pick = i;
       }
+      if (pick) return *pick;
       short revents = 0;
       auto woke = waitFor(POLLIN | POLLOUT, deadline, revents);
       if (!woke) return std::move(woke).error();
@@ -1022,6 +1313,24 @@ class V4l2M2mEncoder final : public hal::Encoder {
     }
   }
 
+  // Copy a frame already in the OUTPUT format (NV12 or YUYV; YU12 goes through copyFrame) row by
+  // row into the driver's layout: only strides may differ.
+  void copyNative(const hal::Frame& frame, uint8_t* dst) const {
+    const size_t w = static_cast<size_t>(config_.size.width);
+    const size_t h = static_cast<size_t>(config_.size.height);
+    const size_t bpl = bytesPerLine_;
+    const auto copyRows = [&](const hal::Plane& p, uint8_t* out, size_t rows, size_t bytes) {
+      for (size_t r = 0; r < rows; ++r)
+        std::memcpy(out + r * bpl, p.data + r * static_cast<size_t>(p.stride), bytes);
+    };
+    if (raw_ == hal::fourcc::kYUYV) {
+      copyRows(frame.plane(0), dst, h, 2 * w);
+      return;
+    }
+    copyRows(frame.plane(0), dst, h, w);  // NV12: luma, then the interleaved CbCr rows
+    copyRows(frame.plane(1), dst + bpl * allocHeight_, (h + 1) / 2, w);
+  }
+
   // Black in the negotiated layout, so the padding the driver added codes as a black border.
   void fillBlack(uint8_t* dst) const {
     const size_t luma = size_t{bytesPerLine_} * allocHeight_;
@@ -1051,6 +1360,11 @@ class V4l2M2mEncoder final : public hal::Encoder {
   uint32_t bytesPerLine_ = 0;
   uint32_t allocHeight_ = 0;
   size_t rawBytes_ = 0;
+  uint32_t outSizeImage_ = 0;  // the driver's OUTPUT sizeimage (a DMA-BUF must be at least this)
+  bool padded_ = false;        // the driver's buffer is larger than the picture (never imported)
+  std::optional<std::string> dmabufRefused_;  // why the driver will not import, for good
+  mutable std::mutex statsMutex_;
+  hal::EncoderInputPath stats_;  // guarded by statsMutex_
   std::string refusedControls_;
   bool forceKeySupported_ = true;
   std::deque<Pending> pending_;
@@ -1074,7 +1388,7 @@ hal::Result<std::unique_ptr<hal::Encoder>> createV4l2M2mEncoder(const V4l2M2mOpt
   if (!options.device.empty()) {
     auto fd = openNode(sys, options.device);
     if (!fd) return std::move(fd).error();
-    auto node = probeNode(sys, fd->get(), options.device, options.codedFormat);
+    auto node = probeNode(sys, fd->get(), options.device, options.codedFormat, options.preferredInput);
     if (!node) {
       Error err = std::move(node).error();
       if (err.code == Errc::Unsupported || err.code == Errc::Disconnected) err.code = Errc::NoDevice;
@@ -1097,7 +1411,7 @@ hal::Result<std::unique_ptr<hal::Encoder>> createV4l2M2mEncoder(const V4l2M2mOpt
       reasons.push_back(fd.error().describe());
       continue;
     }
-    auto node = probeNode(sys, fd->get(), path, options.codedFormat);
+    auto node = probeNode(sys, fd->get(), path, options.codedFormat, options.preferredInput);
     if (node) return make(std::move(*fd), std::move(*node));
     reasons.push_back(node.error().message);
   }

@@ -90,12 +90,14 @@ void SelectingEncoder::refuse(size_t index, std::string reason, bool runtime) {
 }
 
 hal::Status SelectingEncoder::activateFrom(size_t first) {
-  active_.reset();
+  std::unique_ptr<hal::Encoder> previous;
   {
     std::lock_guard lock(mutex_);
+    previous = std::move(active_);
     activeName_ = "none";
     codecConfig_.reset();
   }
+  previous.reset();  // may drain for a while: not under the lock status readers take
   std::string why;
   hal::Errc lastCode = hal::Errc::Unsupported;
   for (size_t i = first; i < candidates_.size(); ++i) {
@@ -117,9 +119,9 @@ hal::Status SelectingEncoder::activateFrom(size_t first) {
              false);
       continue;
     }
+    std::lock_guard lock(mutex_);
     active_ = std::move(encoder);
     activeIndex_ = i;
-    std::lock_guard lock(mutex_);
     activeName_ = candidates_[i].name;
     codecConfig_ = active_->codecConfig();
     return {};
@@ -181,6 +183,12 @@ std::shared_ptr<const hal::CodecConfig> SelectingEncoder::codecConfig() const {
 
 void SelectingEncoder::release() {
   if (active_) active_->release();
+}
+
+hal::EncoderInputPath SelectingEncoder::inputPath() const {
+  std::lock_guard lock(mutex_);
+  if (!active_) return hal::EncoderInputPath{"", "no encoder configured", 0, 0};
+  return active_->inputPath();
 }
 
 std::string SelectingEncoder::activeName() const {

@@ -226,6 +226,7 @@ struct Session {
   Session(Syscalls& s, int f) : sys(&s), fd(f) {}
   ~Session() {
     for (const auto& m : mappings) sys->munmap(m.address, m.length);
+    exported.clear();  // the DMA-BUF fds, closed through the seam
   }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -248,6 +249,9 @@ struct Session {
   std::mutex mutex;
   bool live = true;  // guarded by mutex
   std::vector<Mapping> mappings;
+  // VIDIOC_EXPBUF fds, one per buffer (same index as mappings), or none at all: frames hand them
+  // out as Frame::dmabufFd(), so they live exactly as long as the mappings.
+  std::vector<UniqueFd> exported;
 };
 
 // Byte buffers for MJPEG frames that needed Huffman tables (the copy outlives the V4L2 buffer).
@@ -387,6 +391,7 @@ class V4l2Capture final : public Capture, public V4l2Camera {
       if (address == MAP_FAILED) return abortStart(session, "mmap");
       session->mappings.push_back(Session::Mapping{address, b.length});
     }
+    exportBuffers(*session, format);
     for (uint32_t i = 0; i < req.count; ++i) {
       v4l2_buffer b{};
       b.type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
@@ -515,6 +520,11 @@ class V4l2Capture final : public Capture, public V4l2Camera {
       return {Errc::Again, fmt::format("v4l2 {}: short frame {} ({} of {} bytes) dropped", device_.path,
                                        b.sequence, std::min(used, length), d.bytesUsed)};
     }
+    if (index < session->exported.size()) {
+      // The whole buffer: plane 0 at offset 0, the chroma planes behind it (single-planar API).
+      d.dmabufFd = session->exported[index].get();
+      d.dmabufLength = length;
+    }
     return Frame::adopt(d, [session, index] { session->requeue(index); });
   }
 
@@ -527,6 +537,10 @@ class V4l2Capture final : public Capture, public V4l2Camera {
 
   const V4l2DeviceInfo& device() const override { return device_; }
   CaptureConfig activeConfig() const override { return active_; }
+  std::string dmabufRefusal() const override {
+    std::lock_guard lock(dmabufMutex_);
+    return dmabufRefusal_;
+  }
 
   Result<std::vector<V4l2Control>> listControls() override {
     if (dead_) return disconnected("listControls()");
@@ -697,6 +711,34 @@ class V4l2Capture final : public Capture, public V4l2Camera {
     return r > 0 ? std::max(1, static_cast<int>(std::lround(r))) : fps;
   }
 
+  // VIDIOC_EXPBUF every mapped buffer of a raw format (plane 0, read-only, close-on-exec), so frames
+  // can be imported by another device. All or nothing: a driver that refuses (ENOTTY: no
+  // vb2/export support, EINVAL: memory that cannot be exported) gives frames without fd, and the
+  // reason is kept for dmabufRefusal() (this layer does not log; the app reports it).
+  void exportBuffers(Session& session, FourCC format) {
+    std::string refusal;
+    if (isCompressed(format)) {
+      refusal = fmt::format("{} is compressed: its frames carry no DMA-BUF", format.str());
+    } else {
+      for (uint32_t i = 0; i < session.mappings.size(); ++i) {
+        v4l2_exportbuffer e{};
+        e.type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
+        e.index = i;
+        e.plane = 0;
+        e.flags = O_RDONLY | O_CLOEXEC;
+        if (sys_.ioctl(fd_.get(), VIDIOC_EXPBUF, &e) != 0) {
+          refusal =
+              errnoError(fmt::format("v4l2 {}: VIDIOC_EXPBUF of buffer {}", device_.path, i)).describe();
+          session.exported.clear();
+          break;
+        }
+        session.exported.emplace_back(e.fd, sys_);
+      }
+    }
+    std::lock_guard lock(dmabufMutex_);
+    dmabufRefusal_ = std::move(refusal);
+  }
+
   void freeBuffers() {
     v4l2_requestbuffers req{};
     req.count = 0;
@@ -751,6 +793,8 @@ class V4l2Capture final : public Capture, public V4l2Camera {
   std::shared_ptr<Session> session_;
   std::shared_ptr<ByteBufferPool> jpegBuffers_;
   uint64_t droppedFrames_ = 0;
+  mutable std::mutex dmabufMutex_;
+  std::string dmabufRefusal_ = "not started";  // guarded by dmabufMutex_
 };
 
 bool hasControl(Syscalls& sys, int fd, uint32_t id) {

@@ -137,6 +137,15 @@ class FakeV4l2Kernel final : public Syscalls {
     std::lock_guard lock(mutex_);
     return static_cast<int>(fds_.size());
   }
+  // DMA-BUF fds handed out by VIDIOC_EXPBUF and not closed yet.
+  int exportedFds() const {
+    std::lock_guard lock(mutex_);
+    return static_cast<int>(exported_.size());
+  }
+  std::vector<uint32_t> expbufFlags() const {
+    std::lock_guard lock(mutex_);
+    return expbufFlags_;
+  }
   size_t liveMappings() const {
     std::lock_guard lock(mutex_);
     return mappings_;
@@ -169,7 +178,7 @@ class FakeV4l2Kernel final : public Syscalls {
   int close(int fd) override {
     std::lock_guard lock(mutex_);
     calls_.emplace_back("close");
-    if (fds_.erase(fd) == 0) {
+    if (fds_.erase(fd) == 0 && exported_.erase(fd) == 0) {
       ADD_FAILURE() << "close of an fd the fake never handed out: " << fd;
       errno = EBADF;
       return -1;
@@ -323,6 +332,16 @@ class FakeV4l2Kernel final : public Syscalls {
         b->timestamp.tv_usec = kTimestampUsec;
         return 0;
       }
+      case VIDIOC_EXPBUF: {
+        // Like vb2_core_expbuf: MMAP buffers only, an fd of its own per call.
+        auto* e = static_cast<v4l2_exportbuffer*>(arg);
+        if (e->type != V4L2_BUF_TYPE_VIDEO_CAPTURE || e->index >= buffers_.size() || e->plane != 0)
+          return fail(EINVAL);
+        e->fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        exported_.insert(e->fd);
+        expbufFlags_.push_back(e->flags);
+        return 0;
+      }
       case VIDIOC_STREAMON: streaming_ = true; return 0;
       case VIDIOC_STREAMOFF:
         streaming_ = false;
@@ -397,6 +416,7 @@ class FakeV4l2Kernel final : public Syscalls {
         {VIDIOC_DQBUF, "DQBUF"},
         {VIDIOC_STREAMON, "STREAMON"},
         {VIDIOC_STREAMOFF, "STREAMOFF"},
+        {VIDIOC_EXPBUF, "EXPBUF"},
         {VIDIOC_QUERYCTRL, "QUERYCTRL"},
         {VIDIOC_QUERY_EXT_CTRL, "QUERY_EXT_CTRL"},
         {VIDIOC_QUERYMENU, "QUERYMENU"},
@@ -445,6 +465,8 @@ class FakeV4l2Kernel final : public Syscalls {
   mutable std::mutex mutex_;
   std::vector<std::string> calls_;
   std::set<int> fds_;
+  std::set<int> exported_;
+  std::vector<uint32_t> expbufFlags_;
   std::vector<std::vector<uint8_t>> buffers_;
   std::vector<std::vector<uint8_t>> graveyard_;
   std::deque<uint32_t> queued_;
@@ -579,8 +601,9 @@ TEST_F(CaptureV4l2Test, NegotiationReportsTheDriversSizeAndRate) {
   for (const auto& call : calls) {
     if (call != "TRY_FMT" && call != "ENUM_FRAMEINTERVALS") setup.push_back(call);
   }
-  EXPECT_EQ(setup, (std::vector<std::string>{"S_FMT", "S_PARM", "G_PARM", "REQBUFS", "QUERYBUF", "mmap",
-                                             "QUERYBUF", "mmap", "QBUF", "QBUF", "STREAMON"}));
+  EXPECT_EQ(setup,
+            (std::vector<std::string>{"S_FMT", "S_PARM", "G_PARM", "REQBUFS", "QUERYBUF", "mmap", "QUERYBUF",
+                                      "mmap", "EXPBUF", "EXPBUF", "QBUF", "QBUF", "STREAMON"}));
   EXPECT_EQ(std::count(calls.begin(), calls.end(), "S_PARM"), 1);
   EXPECT_EQ(std::count(calls.begin(), calls.end(), "QBUF"), 2);
   EXPECT_EQ(calls.back(), "STREAMON");
@@ -897,6 +920,82 @@ TEST_F(CaptureV4l2Test, MjpegWithoutHuffmanTablesGetsTheStandardOnes) {
   ASSERT_EQ(whole->bytesUsed(), j.full.size());
   EXPECT_TRUE(std::equal(j.full.begin(), j.full.end(), whole->plane(0).data));
   EXPECT_EQ(kernel_.queuedCount(), 1u);
+}
+
+TEST_F(CaptureV4l2Test, RawFramesCarryTheirBufferAsAnExportedDmabufClosedWithTheLastLease) {
+  auto cam = started(fourcc::kYUYV, 2);
+  ASSERT_TRUE(cam);
+  auto* v4l2 = printcast::hal::v4l2CameraOf(*cam);
+  EXPECT_EQ(v4l2->dmabufRefusal(), "");
+  EXPECT_EQ(kernel_.count("EXPBUF"), 2u);
+  EXPECT_EQ(kernel_.exportedFds(), 2);
+  for (uint32_t flags : kernel_.expbufFlags()) EXPECT_EQ(flags, static_cast<uint32_t>(O_RDONLY | O_CLOEXEC));
+
+  std::vector<Frame> frames;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(kernel_.produce(std::vector<uint8_t>(640 * 2 * 480, static_cast<uint8_t>(i))));
+    auto f = cam->dequeue();
+    ASSERT_TRUE(f.ok()) << f.error().describe();
+    EXPECT_GE(f->dmabufFd(), 0);
+    EXPECT_EQ(f->dmabufLength(), 640u * 2u * 480u) << "the whole V4L2 buffer";
+    frames.push_back(*f);
+  }
+  EXPECT_NE(frames[0].dmabufFd(), frames[1].dmabufFd()) << "one DMA-BUF per buffer";
+  Frame held = frames[1];
+  frames.clear();  // buffer 0 goes back to the driver; its fd stays open with the run
+  EXPECT_EQ(kernel_.exportedFds(), 2);
+  ASSERT_TRUE(kernel_.produce(std::vector<uint8_t>(640 * 2 * 480, 9)));
+  auto again = cam->dequeue();
+  ASSERT_TRUE(again.ok());
+  EXPECT_GE(again->dmabufFd(), 0);
+  *again = Frame();
+
+  cam.reset();  // stop + close while a frame is still leased: its fd must stay valid
+  EXPECT_EQ(kernel_.openFds(), 0);
+  EXPECT_EQ(kernel_.exportedFds(), 2);
+  held = Frame();
+  EXPECT_EQ(kernel_.exportedFds(), 0) << "closed (through the seam) with the run's last lease";
+  EXPECT_EQ(kernel_.liveMappings(), 0u);
+}
+
+TEST_F(CaptureV4l2Test, StopWithoutLeasesClosesTheExportedFds) {
+  auto cam = started(fourcc::kNV12, 3);
+  ASSERT_TRUE(cam);
+  EXPECT_EQ(kernel_.exportedFds(), 3);
+  cam->stop();
+  EXPECT_EQ(kernel_.exportedFds(), 0);
+  EXPECT_EQ(kernel_.liveMappings(), 0u);
+}
+
+TEST_F(CaptureV4l2Test, ExpbufRefusedGivesFramesWithoutFdAndSaysWhy) {
+  kernel_.ioctlErrno["EXPBUF"] = ENOTTY;  // a driver without export support
+  auto cam = started(fourcc::kYUYV, 2);
+  ASSERT_TRUE(cam) << "the export is optional: streaming starts anyway";
+  EXPECT_EQ(kernel_.exportedFds(), 0);
+  const std::string why = printcast::hal::v4l2CameraOf(*cam)->dmabufRefusal();
+  EXPECT_NE(why.find("VIDIOC_EXPBUF"), std::string::npos) << why;
+  EXPECT_NE(why.find("errno 25"), std::string::npos) << why;
+  ASSERT_TRUE(kernel_.produce(std::vector<uint8_t>(640 * 2 * 480, 1)));
+  auto f = cam->dequeue();
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->dmabufFd(), -1);
+  EXPECT_EQ(f->dmabufLength(), 0u);
+}
+
+TEST_F(CaptureV4l2Test, CompressedFramesCarryNoDmabuf) {
+  auto cam = started(fourcc::kMJPEG, 2);
+  ASSERT_TRUE(cam);
+  EXPECT_EQ(kernel_.count("EXPBUF"), 0u);
+  EXPECT_NE(printcast::hal::v4l2CameraOf(*cam)->dmabufRefusal().find("compressed"), std::string::npos);
+  const TestJpegs j = makeJpegs(64, 48);
+  ASSERT_TRUE(kernel_.produce(j.withoutDht));  // the copy with tables inserted
+  auto copied = cam->dequeue();
+  ASSERT_TRUE(copied.ok());
+  EXPECT_EQ(copied->dmabufFd(), -1);
+  ASSERT_TRUE(kernel_.produce(j.full));  // straight from the V4L2 buffer
+  auto direct = cam->dequeue();
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ(direct->dmabufFd(), -1);
 }
 
 TEST_F(CaptureV4l2Test, ControlsListGetAndSet) {

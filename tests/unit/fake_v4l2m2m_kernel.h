@@ -32,6 +32,9 @@ namespace printcast::testing {
 // after STREAMON, and after FORCE_KEY_FRAME). ENCODER_CMD STOP produces an empty LAST buffer.
 // fds are real eventfds, so close() is checked and poll() waits for real when nothing is ready.
 // Calls are recorded by name and queue ("S_FMT OUTPUT", "QBUF CAPTURE", "ctrl 0x009909cb=1").
+// DMABUF on the OUTPUT queue works like vb2: REQBUFS with V4L2_MEMORY_DMABUF (unless
+// `dmabufImport` is false: EINVAL), then QBUF with the fd, whose length must be at least the
+// OUTPUT sizeimage; the fake maps the fd for real (tests pass memfds) to read the picture.
 // Not thread-safe: the tests drive it from one thread.
 class FakeM2mKernel final : public hal::Syscalls {
  public:
@@ -52,6 +55,9 @@ class FakeM2mKernel final : public hal::Syscalls {
   std::set<std::pair<uint32_t, int32_t>> rejectedValues;  // a menu item the driver lacks
   std::map<std::string, int> ioctlErrno;  // "S_PARM", "QBUF OUTPUT", ...: fail with this errno
   bool disconnected = false;
+  bool dmabufImport = true;  // false: REQBUFS OUTPUT with V4L2_MEMORY_DMABUF answers EINVAL
+  int dmabufQbufErrno = 0;   // QBUF OUTPUT of a DMA-BUF fails with this (an import vb2 refuses)
+  bool holdOutput = false;   // encoded OUTPUT buffers stay with the driver until releaseOutputs()
 
   // --- what the tests inspect ---
   std::vector<std::string> calls;
@@ -62,6 +68,22 @@ class FakeM2mKernel final : public hal::Syscalls {
   bool lastDequeued = false;  // the drain's LAST buffer was handed out (until the next STREAMON)
   int lastBuffers = 0;        // LAST buffers handed out in all
   int framesEncoded = 0;
+  std::vector<uint32_t> outputMemory;  // the memory type of each REQBUFS OUTPUT with count > 0
+  struct Imported {
+    uint32_t index;
+    int fd;
+    uint32_t length;
+    uint32_t bytesused;
+  };
+  std::vector<Imported> imported;  // every DMA-BUF queued on OUTPUT
+
+  // Hand the OUTPUT buffers held back by holdOutput to the client (DQBUF OUTPUT finds them).
+  void releaseOutputs() {
+    for (const auto& d : heldOut_) doneOut_.push_back(d);
+    heldOut_.clear();
+  }
+  // OUTPUT buffers queued and not dequeued by the client yet.
+  size_t outputsWithDriver() const { return queuedOut_.size() + doneOut_.size() + heldOut_.size(); }
 
   // Canned H.264 NAL units (header byte first; contents are filler, never decoded).
   static std::vector<uint8_t> sps() { return {0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xf6, 0x84, 0x40}; }
@@ -350,16 +372,21 @@ class FakeM2mKernel final : public hal::Syscalls {
       }
       case VIDIOC_REQBUFS: {
         auto* r = static_cast<v4l2_requestbuffers*>(arg);
-        if (r->memory != V4L2_MEMORY_MMAP) return fail(EINVAL);
         const bool output = isOutput(r->type);
+        const bool dmabuf = r->memory == V4L2_MEMORY_DMABUF && output && dmabufImport;
+        if (r->memory != V4L2_MEMORY_MMAP && !dmabuf) return fail(EINVAL);
         if (output ? outStreaming_ : capStreaming_) return fail(EBUSY);
         auto& buffers = output ? outBuffers_ : capBuffers_;
         for (auto& b : buffers) graveyard_.push_back(std::move(b));
         buffers.clear();
-        const uint32_t size = (output ? out_ : cap_).plane_fmt[0].sizeimage;
+        const uint32_t size = dmabuf ? 0 : (output ? out_ : cap_).plane_fmt[0].sizeimage;
         const uint32_t n = std::min<uint32_t>(r->count, 8);
         for (uint32_t i = 0; i < n; ++i) buffers.emplace_back(size, 0);
         r->count = n;
+        if (output) {
+          outMemory_ = r->memory;
+          if (n > 0) outputMemory.push_back(r->memory);
+        }
         return 0;
       }
       case VIDIOC_QUERYBUF: {
@@ -383,10 +410,25 @@ class FakeM2mKernel final : public hal::Syscalls {
         auto* b = static_cast<v4l2_buffer*>(arg);
         if (b->type != outType() && b->type != capType()) return fail(EINVAL);
         if (isOutput(b->type)) {
-          if (b->index >= outBuffers_.size() || contains(queuedOut_, b->index)) return fail(EINVAL);
+          if (b->index >= outBuffers_.size() || contains(queuedOut_, b->index) ||
+              contains(doneOut_, b->index) || contains(heldOut_, b->index) || b->memory != outMemory_)
+            return fail(EINVAL);
           const uint32_t used = mplane ? b->m.planes[0].bytesused : b->bytesused;
-          const auto& mem = outBuffers_[b->index];
-          lastInput.assign(mem.begin(), mem.begin() + std::min<size_t>(used, mem.size()));
+          if (outMemory_ == V4L2_MEMORY_DMABUF) {
+            if (dmabufQbufErrno != 0) return fail(dmabufQbufErrno);
+            const int fd = mplane ? b->m.planes[0].m.fd : b->m.fd;
+            const uint32_t length = mplane ? b->m.planes[0].length : b->length;
+            if (length < out_.plane_fmt[0].sizeimage || used > length) return fail(EINVAL);
+            void* mem = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, 0);
+            if (mem == MAP_FAILED) return fail(EINVAL);  // vb2: the dma-buf cannot be attached
+            const auto* bytes = static_cast<const uint8_t*>(mem);
+            lastInput.assign(bytes, bytes + used);
+            ::munmap(mem, length);
+            imported.push_back(Imported{b->index, fd, length, used});
+          } else {
+            const auto& mem = outBuffers_[b->index];
+            lastInput.assign(mem.begin(), mem.begin() + std::min<size_t>(used, mem.size()));
+          }
           queuedOut_.push_back(Done{b->index, used, 0, b->timestamp});
         } else {
           if (b->index >= capBuffers_.size() || contains(queuedCap_, b->index)) return fail(EINVAL);
@@ -405,6 +447,7 @@ class FakeM2mKernel final : public hal::Syscalls {
         const Done d = done.front();
         done.pop_front();
         b->index = d.index;
+        if (isOutput(b->type)) b->memory = outMemory_;
         b->flags = d.flags | V4L2_BUF_FLAG_TIMESTAMP_COPY;
         b->timestamp = d.timestamp;
         if (mplane) {
@@ -428,6 +471,7 @@ class FakeM2mKernel final : public hal::Syscalls {
           if (!on) {
             queuedOut_.clear();
             doneOut_.clear();
+            heldOut_.clear();
           }
         } else {
           capStreaming_ = on;
@@ -490,7 +534,7 @@ class FakeM2mKernel final : public hal::Syscalls {
       out.flags = flagged ? V4L2_BUF_FLAG_KEYFRAME : V4L2_BUF_FLAG_PFRAME;
       out.timestamp = in.timestamp;
       readyCap_.push_back(out);
-      doneOut_.push_back(in);
+      (holdOutput ? heldOut_ : doneOut_).push_back(in);
       ++sinceStart_;
       ++framesEncoded;
     }
@@ -511,7 +555,9 @@ class FakeM2mKernel final : public hal::Syscalls {
   std::deque<Done> queuedOut_;
   std::deque<Done> queuedCap_;
   std::deque<Done> doneOut_;
+  std::deque<Done> heldOut_;  // encoded but not yet given back (holdOutput)
   std::deque<Done> readyCap_;
+  uint32_t outMemory_ = V4L2_MEMORY_MMAP;
   v4l2_pix_format_mplane out_{};
   v4l2_pix_format_mplane cap_{};
   bool outStreaming_ = false;

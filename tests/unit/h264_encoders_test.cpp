@@ -203,6 +203,59 @@ TEST(SelectingEncoder, ABackendThatFailsWhileEncodingHandsOverOnAnIdrWithItsOwnP
   EXPECT_EQ(encoder.refusals().size(), 1U);
 }
 
+// A hardware-like backend that takes NV12 as it is and reports a DMA-BUF input path; it fails
+// (device lost) from its `failAfter`-th encode on.
+class NativeNv12Encoder final : public hal::Encoder {
+ public:
+  explicit NativeNv12Encoder(int failAfter) : failAfter_(failAfter) {}
+  hal::EncoderInfo info() const override {
+    return {.name = "native",
+            .codec = hal::fourcc::kH264,
+            .inputFormats = {hal::fourcc::kI420, hal::fourcc::kNV12}};
+  }
+  hal::Status configure(const hal::EncoderConfig&) override { return {}; }
+  hal::Result<hal::PacketPtr> encode(const hal::Frame&) override {
+    if (encodes_++ >= failAfter_) return hal::Error{Errc::Disconnected, 0, "device lost"};
+    auto p = std::make_shared<hal::Packet>();
+    p->codec = hal::fourcc::kH264;
+    return hal::PacketPtr(std::move(p));
+  }
+  void requestKeyframe() override {}
+  std::shared_ptr<const hal::CodecConfig> codecConfig() const override { return nullptr; }
+  hal::EncoderInputPath inputPath() const override {
+    return {"dmabuf", "", static_cast<uint64_t>(encodes_), 0};
+  }
+
+ private:
+  int encodes_ = 0;
+  int failAfter_;
+};
+
+TEST(SelectingEncoder, InfoAndInputPathAreTheActiveBackendsAndFollowAFallback) {
+  std::vector<codecs::SelectingEncoder::Candidate> candidates;
+  candidates.push_back(
+      {"native",
+       [] { return hal::Result<std::unique_ptr<hal::Encoder>>(std::make_unique<NativeNv12Encoder>(2)); }});
+  candidates.push_back(
+      {"x264", [] { return hal::Result<std::unique_ptr<hal::Encoder>>(codecs::createX264Encoder()); }});
+  codecs::SelectingEncoder encoder(std::move(candidates));
+  EXPECT_EQ(encoder.inputPath().path, "");
+  EXPECT_EQ(encoder.inputPath().reason, "no encoder configured");
+  ASSERT_TRUE(encoder.configure({.size = {320, 240}, .fps = 10}).ok());
+  EXPECT_EQ(encoder.info().inputFormats, (std::vector<hal::FourCC>{hal::fourcc::kI420, hal::fourcc::kNV12}))
+      << "the caller may hand NV12 camera frames to this backend as they are";
+  auto frames = pool({320, 240});
+  ASSERT_TRUE(encoder.encode(greyFrame(*frames, 0)).ok());
+  EXPECT_EQ(encoder.inputPath().path, "dmabuf");
+  EXPECT_EQ(encoder.inputPath().importedFrames, 1U);
+  ASSERT_TRUE(encoder.encode(greyFrame(*frames, 1)).ok());
+  // The third encode fails: x264 takes over, and with it I420 only and a copying input path.
+  ASSERT_TRUE(encoder.encode(greyFrame(*frames, 2)).ok());
+  EXPECT_EQ(encoder.activeName(), "x264");
+  EXPECT_EQ(encoder.info().inputFormats, std::vector<hal::FourCC>{hal::fourcc::kI420});
+  EXPECT_EQ(encoder.inputPath().path, "copy");
+}
+
 TEST(SelectingEncoder, WhenTheLastBackendFailsTheErrorIsReturned) {
   std::vector<codecs::SelectingEncoder::Candidate> candidates;
   candidates.push_back({"only", [] {

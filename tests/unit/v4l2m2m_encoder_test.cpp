@@ -3,10 +3,12 @@
 #include "printcast/codecs/v4l2m2m_encoder.h"
 
 #include <linux/videodev2.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -552,6 +554,294 @@ TEST_F(V4l2M2mEncoderTest, FwhtOnASinglePlanarNodeLikeVicodec) {
   EXPECT_EQ(second->data, Kernel::fwht(1, false));
   EXPECT_FALSE(second->keyframe);
   EXPECT_EQ(enc->codecConfig(), nullptr);
+}
+
+// --- DMA-BUF import (a camera frame straight from its V4L2 buffer) ---------------------------------
+
+// A frame whose buffer is a memfd standing for a camera's exported DMA-BUF: `format` (YU12 or
+// NV12) of `size` in the single-buffer layout with `stride` bytes per luma row, holding the test
+// picture. `released` counts dropped last leases.
+Frame dmabufFrame(FourCC format, Size size, int stride, int64_t ms, uint64_t sequence,
+                  std::atomic<int>* released) {
+  const auto w = static_cast<size_t>(size.width);
+  const auto h = static_cast<size_t>(size.height);
+  const auto bpl = static_cast<size_t>(stride);
+  const size_t luma = bpl * h;
+  const size_t chroma = format == fourcc::kNV12 ? bpl * (h / 2) : (bpl / 2) * (h / 2);
+  const size_t length = format == fourcc::kNV12 ? luma + chroma : luma + 2 * chroma;
+  const int fd = ::memfd_create("printcast-test-dmabuf", MFD_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(::ftruncate(fd, static_cast<off_t>(length)), 0);
+  auto* mem = static_cast<uint8_t*>(::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  EXPECT_NE(mem, MAP_FAILED);
+  for (size_t y = 0; y < h; ++y) {
+    for (size_t x = 0; x < w; ++x) mem[y * bpl + x] = lumaAt(static_cast<int>(x), static_cast<int>(y));
+  }
+  for (size_t y = 0; y < h / 2; ++y) {
+    for (size_t x = 0; x < w / 2; ++x) {
+      const auto cx = static_cast<int>(x);
+      const auto cy = static_cast<int>(y);
+      if (format == fourcc::kNV12) {
+        mem[luma + y * bpl + 2 * x] = cbAt(cx, cy);
+        mem[luma + y * bpl + 2 * x + 1] = crAt(cx, cy);
+      } else {
+        mem[luma + y * (bpl / 2) + x] = cbAt(cx, cy);
+        mem[luma + chroma + y * (bpl / 2) + x] = crAt(cx, cy);
+      }
+    }
+  }
+  printcast::hal::FrameDescription d;
+  d.format = format;
+  d.size = size;
+  d.timestamp = Timestamp(std::chrono::milliseconds(ms));
+  d.sequence = sequence;
+  d.planes[0] = {mem, stride, luma};
+  if (format == fourcc::kNV12) {
+    d.planeCount = 2;
+    d.planes[1] = {mem + luma, stride, chroma};
+  } else {
+    d.planeCount = 3;
+    d.planes[1] = {mem + luma, stride / 2, chroma};
+    d.planes[2] = {mem + luma + chroma, stride / 2, chroma};
+  }
+  d.bytesUsed = length;
+  d.dmabufFd = fd;
+  d.dmabufLength = length;
+  return Frame::adopt(d, [mem, length, fd, released] {
+    ::munmap(mem, length);
+    ::close(fd);
+    if (released != nullptr) ++*released;
+  });
+}
+
+class V4l2M2mDmabufTest : public V4l2M2mEncoderTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(V4l2M2mDmabufTest, ImportsTheFramesDmabufAndHoldsItsLeaseUntilTheOutputBufferIsDequeued) {
+  kernel_.mplane = GetParam();
+  kernel_.rawFormats = {fourcc::kI420};
+  const Size size{64, 32};
+  auto enc = configured(size);
+  ASSERT_TRUE(enc);
+  EXPECT_EQ(enc->info().inputFormats, std::vector<FourCC>{fourcc::kI420}) << "YU12 is the native format";
+  std::atomic<int> released{0};
+  Frame first = dmabufFrame(fourcc::kI420, size, 64, 10, 1, &released);
+  Frame second = dmabufFrame(fourcc::kI420, size, 64, 20, 2, &released);
+
+  kernel_.holdOutput = true;  // the driver is still reading the first frame when encode() returns
+  auto p = enc->encode(first);
+  ASSERT_TRUE(p.ok()) << p.error().describe();
+  EXPECT_EQ((*p)->sequence, 1u);
+  EXPECT_EQ(kernel_.outputMemory, (std::vector<uint32_t>{V4L2_MEMORY_MMAP, V4L2_MEMORY_DMABUF}))
+      << "the OUTPUT queue switched to DMABUF for the first importable frame";
+  ASSERT_EQ(kernel_.imported.size(), 1u);
+  EXPECT_EQ(kernel_.imported[0].fd, first.dmabufFd());
+  EXPECT_EQ(kernel_.imported[0].length, first.dmabufLength());
+  EXPECT_EQ(kernel_.imported[0].bytesused, 64u * 32u * 3u / 2u);
+  ASSERT_EQ(kernel_.lastInput.size(), 64u * 32u * 3u / 2u);
+  EXPECT_EQ(kernel_.lastInput[5 * 64 + 9], lumaAt(9, 5)) << "the driver read the frame's own memory";
+  EXPECT_EQ(kernel_.lastInput[64 * 32 + 3 * 32 + 7], cbAt(7, 3));
+  EXPECT_EQ(first.leaseCount(), 2) << "the encoder holds a lease while the buffer is queued";
+  auto path = enc->inputPath();
+  EXPECT_EQ(path.path, "dmabuf");
+  EXPECT_EQ(path.reason, "");
+  EXPECT_EQ(path.importedFrames, 1u);
+  EXPECT_EQ(path.copiedFrames, 0u);
+
+  // The driver gives the buffer back: the next encode() dequeues it and drops the lease.
+  kernel_.holdOutput = false;
+  kernel_.releaseOutputs();
+  ASSERT_TRUE(enc->encode(second).ok());
+  EXPECT_EQ(first.leaseCount(), 1) << "released once its OUTPUT buffer was dequeued";
+  EXPECT_EQ(second.leaseCount(), 1) << "dequeued before encode() returned";
+  EXPECT_EQ(kernel_.outputsWithDriver(), 0u);
+  ASSERT_EQ(kernel_.imported.size(), 2u);
+  EXPECT_NE(kernel_.imported[1].index, kernel_.imported[0].index) << "another dma-buf, another slot";
+
+  // The same dma-buf comes back to the same slot (vb2 keeps the import attached).
+  ASSERT_TRUE(enc->encode(first).ok());
+  ASSERT_TRUE(enc->encode(second).ok());
+  ASSERT_EQ(kernel_.imported.size(), 4u);
+  EXPECT_EQ(kernel_.imported[2].index, kernel_.imported[0].index);
+  EXPECT_EQ(kernel_.imported[3].index, kernel_.imported[1].index);
+  EXPECT_EQ(kernel_.outputMemory.size(), 2u) << "no further switch";
+  EXPECT_EQ(enc->inputPath().importedFrames, 4u);
+
+  // Destruction with a frame still queued: STREAMOFF, then the lease drops.
+  kernel_.holdOutput = true;
+  ASSERT_TRUE(enc->encode(first).ok());
+  EXPECT_EQ(first.leaseCount(), 2);
+  enc.reset();
+  EXPECT_EQ(first.leaseCount(), 1);
+  EXPECT_FALSE(kernel_.streaming());
+  EXPECT_EQ(kernel_.openFds(), 0);
+  first = Frame();
+  second = Frame();
+  EXPECT_EQ(released.load(), 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(MplaneAndSinglePlanar, V4l2M2mDmabufTest, ::testing::Bool());
+
+TEST_F(V4l2M2mEncoderTest, DmabufRefusedByReqbufsFallsBackToMmapForGoodWithTheReason) {
+  kernel_.rawFormats = {fourcc::kI420};
+  kernel_.dmabufImport = false;
+  const Size size{64, 32};
+  auto enc = configured(size);
+  ASSERT_TRUE(enc);
+  Frame f = dmabufFrame(fourcc::kI420, size, 64, 10, 1, nullptr);
+  auto p = enc->encode(f);
+  ASSERT_TRUE(p.ok()) << p.error().describe();
+  EXPECT_EQ((*p)->sequence, 1u);
+  EXPECT_TRUE(kernel_.imported.empty());
+  EXPECT_EQ(kernel_.outputMemory, (std::vector<uint32_t>{V4L2_MEMORY_MMAP, V4L2_MEMORY_MMAP}))
+      << "REQBUFS DMABUF refused, MMAP buffers again";
+  EXPECT_EQ(kernel_.lastInput[5 * 64 + 9], lumaAt(9, 5)) << "the frame was copied instead";
+  EXPECT_EQ(f.leaseCount(), 1) << "a copied frame is not held";
+  auto path = enc->inputPath();
+  EXPECT_EQ(path.path, "mmap");
+  EXPECT_NE(path.reason.find("the driver refused DMABUF import"), std::string::npos) << path.reason;
+  EXPECT_NE(path.reason.find("VIDIOC_REQBUFS"), std::string::npos) << path.reason;
+  EXPECT_EQ(path.copiedFrames, 1u);
+  // Not asked again, also after a reconfigure.
+  ASSERT_TRUE(enc->encode(f).ok());
+  EncoderConfig c;
+  c.size = size;
+  ASSERT_TRUE(enc->configure(c).ok());
+  ASSERT_TRUE(enc->encode(f).ok());
+  EXPECT_EQ(kernel_.outputMemory.size(), 3u) << "only the reconfigure's own MMAP REQBUFS";
+  EXPECT_EQ(kernel_.outputMemory.back(), static_cast<uint32_t>(V4L2_MEMORY_MMAP));
+  EXPECT_EQ(enc->inputPath().reason, path.reason);
+}
+
+TEST_F(V4l2M2mEncoderTest, DmabufRefusedByQbufFallsBackToMmapWithTheReason) {
+  kernel_.rawFormats = {fourcc::kI420};
+  kernel_.dmabufQbufErrno = EINVAL;  // vb2 could not attach this dma-buf
+  const Size size{64, 32};
+  auto enc = configured(size);
+  ASSERT_TRUE(enc);
+  Frame f = dmabufFrame(fourcc::kI420, size, 64, 10, 1, nullptr);
+  auto p = enc->encode(f);
+  ASSERT_TRUE(p.ok()) << p.error().describe();
+  EXPECT_EQ(kernel_.outputMemory,
+            (std::vector<uint32_t>{V4L2_MEMORY_MMAP, V4L2_MEMORY_DMABUF, V4L2_MEMORY_MMAP}));
+  EXPECT_EQ(kernel_.lastInput[5 * 64 + 9], lumaAt(9, 5));
+  EXPECT_EQ(f.leaseCount(), 1);
+  const auto path = enc->inputPath();
+  EXPECT_EQ(path.path, "mmap");
+  EXPECT_NE(path.reason.find("VIDIOC_QBUF"), std::string::npos) << path.reason;
+  EXPECT_NE(path.reason.find("Invalid argument"), std::string::npos) << path.reason;
+  ASSERT_TRUE(enc->encode(f).ok());
+  EXPECT_EQ(kernel_.outputMemory.size(), 3u);
+}
+
+TEST_F(V4l2M2mEncoderTest, AStrideOtherThanTheDriversIsCopiedRowByRow) {
+  kernel_.rawFormats = {fourcc::kI420};
+  const Size size{64, 32};
+  auto enc = configured(size);
+  ASSERT_TRUE(enc);
+  Frame f = dmabufFrame(fourcc::kI420, size, 128, 10, 1, nullptr);  // a camera padding its rows
+  ASSERT_TRUE(enc->encode(f).ok());
+  EXPECT_TRUE(kernel_.imported.empty());
+  EXPECT_EQ(kernel_.outputMemory, std::vector<uint32_t>{V4L2_MEMORY_MMAP});
+  ASSERT_EQ(kernel_.lastInput.size(), 64u * 32u * 3u / 2u);
+  EXPECT_EQ(kernel_.lastInput[31 * 64 + 63], lumaAt(63, 31));
+  EXPECT_EQ(kernel_.lastInput[64 * 32 + 15 * 32 + 31], cbAt(31, 15));
+  const auto path = enc->inputPath();
+  EXPECT_EQ(path.path, "mmap");
+  EXPECT_NE(path.reason.find("differs from the driver's"), std::string::npos) << path.reason;
+}
+
+TEST_F(V4l2M2mEncoderTest, NativeNv12IsAcceptedCopiedAsItIsOrImported) {
+  kernel_.rawFormats = {fourcc::kNV12};
+  const Size size{64, 32};
+  auto enc = configured(size);
+  ASSERT_TRUE(enc);
+  EXPECT_EQ(enc->info().inputFormats, (std::vector<FourCC>{fourcc::kI420, fourcc::kNV12}));
+
+  // From a heap pool (no DMA-BUF, stride padded to 64): copied without conversion.
+  auto pool = FramePool::create(fourcc::kNV12, size, 1);
+  ASSERT_TRUE(pool.ok());
+  {
+    auto w = (*pool)->acquire();
+    ASSERT_TRUE(w.ok());
+    for (int y = 0; y < 32; ++y) {
+      for (int x = 0; x < 64; ++x) w->data(0)[y * w->stride(0) + x] = lumaAt(x, y);
+    }
+    for (int y = 0; y < 16; ++y) {
+      for (int x = 0; x < 32; ++x) {
+        w->data(1)[y * w->stride(1) + 2 * x] = cbAt(x, y);
+        w->data(1)[y * w->stride(1) + 2 * x + 1] = crAt(x, y);
+      }
+    }
+    Frame heap = std::move(*w).publish(Timestamp(std::chrono::milliseconds(10)), 1);
+    ASSERT_TRUE(enc->encode(heap).ok());
+  }
+  ASSERT_EQ(kernel_.lastInput.size(), 64u * 32u * 3u / 2u);
+  EXPECT_EQ(kernel_.lastInput[7 * 64 + 9], lumaAt(9, 7));
+  EXPECT_EQ(kernel_.lastInput[64 * 32 + 5 * 64 + 2 * 11], cbAt(11, 5));
+  EXPECT_EQ(kernel_.lastInput[64 * 32 + 5 * 64 + 2 * 11 + 1], crAt(11, 5));
+  EXPECT_EQ(enc->inputPath().reason, "frame carries no DMA-BUF");
+  EXPECT_TRUE(kernel_.imported.empty());
+
+  // From a camera buffer: imported.
+  Frame camera = dmabufFrame(fourcc::kNV12, size, 64, 20, 2, nullptr);
+  ASSERT_TRUE(enc->encode(camera).ok());
+  ASSERT_EQ(kernel_.imported.size(), 1u);
+  EXPECT_EQ(kernel_.lastInput[64 * 32 + 5 * 64 + 2 * 11 + 1], crAt(11, 5));
+  EXPECT_EQ(enc->inputPath().path, "dmabuf");
+
+  // I420 still goes in (converted into the NV12 buffer), the queue back on MMAP.
+  ASSERT_TRUE(encodeOk(*enc, size, 30, 3));
+  EXPECT_EQ(kernel_.outputMemory,
+            (std::vector<uint32_t>{V4L2_MEMORY_MMAP, V4L2_MEMORY_DMABUF, V4L2_MEMORY_MMAP}));
+  EXPECT_EQ(kernel_.lastInput[64 * 32 + 5 * 64 + 2 * 11], cbAt(11, 5));
+  const auto path = enc->inputPath();
+  EXPECT_EQ(path.path, "mmap");
+  EXPECT_EQ(path.reason, "frame carries no DMA-BUF");
+  EXPECT_EQ(path.importedFrames, 1u);
+  EXPECT_EQ(path.copiedFrames, 2u);
+
+  // Neither I420 nor native: refused, naming both.
+  auto yuyv = FramePool::create(fourcc::kYUYV, size, 1);
+  ASSERT_TRUE(yuyv.ok());
+  auto w = (*yuyv)->acquire();
+  ASSERT_TRUE(w.ok());
+  auto refused = enc->encode(std::move(*w).publish(Timestamp(std::chrono::milliseconds(40)), 4));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.code(), Errc::InvalidArgument);
+  EXPECT_NE(refused.error().message.find("neither YU12 (I420) nor the OUTPUT format NV12"), std::string::npos)
+      << refused.error().message;
+}
+
+TEST_F(V4l2M2mEncoderTest, PreferredInputIsNegotiatedFirstWhenTheNodeTakesIt) {
+  kernel_.rawFormats = {fourcc::kI420, fourcc::kNV12, fourcc::kYUYV};
+  auto o = options();
+  o.preferredInput = fourcc::kYUYV;  // the camera's
+  auto enc = open(o);
+  ASSERT_TRUE(enc);
+  EXPECT_EQ(enc->info().inputFormats, (std::vector<FourCC>{fourcc::kI420, fourcc::kYUYV}));
+  EncoderConfig c;
+  c.size = {64, 32};
+  ASSERT_TRUE(enc->configure(c).ok());
+  EXPECT_EQ(kernel_.outputFormat().pixelformat, fourcc::kYUYV.code);
+
+  kernel_.rawFormats = {fourcc::kNV12, fourcc::kI420};
+  auto other = open(o);  // a node without YUYV: the default order
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->info().inputFormats, std::vector<FourCC>{fourcc::kI420});
+}
+
+TEST_F(V4l2M2mEncoderTest, PaddedDriverBufferIsNeverImported) {
+  kernel_.rawFormats = {fourcc::kI420};
+  kernel_.heightAlign = 16;  // 40 -> 48 rows
+  const Size size{64, 40};
+  auto enc = configured(size);
+  ASSERT_TRUE(enc);
+  Frame f = dmabufFrame(fourcc::kI420, size, 64, 10, 1, nullptr);
+  ASSERT_TRUE(enc->encode(f).ok());
+  EXPECT_TRUE(kernel_.imported.empty());
+  EXPECT_NE(enc->inputPath().reason.find("pads"), std::string::npos) << enc->inputPath().reason;
+  EXPECT_EQ(kernel_.lastInput[39 * 64 + 5], lumaAt(5, 39));
+  EXPECT_EQ(kernel_.lastInput[40 * 64], 16) << "the padding rows stay black";
 }
 
 }  // namespace

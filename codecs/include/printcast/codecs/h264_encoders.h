@@ -69,9 +69,17 @@ struct EncoderRefusal {
 //    carry its own CodecConfig: the outputs see new SPS/PPS on that IDR (FLV clients get a new
 //    sequence header, fMP4 clients are closed and reconnect to a new init segment, HLS starts a
 //    discontinuity with a new init segment, /ws and RTSP carry the parameter sets in band).
-//  - info(): the active backend's (name "none" while none is configured; codec H.264).
-// Threading: as hal::Encoder; requestKeyframe(), activeName(), refusals() and fallbacks() may
-// be called from any thread.
+//  - info(): the active backend's (name "none" while none is configured; codec H.264), so
+//    info().inputFormats is what the active backend takes as it is: a V4L2 M2M encoder adds its
+//    native OUTPUT format (NV12, YUYV) to I420, and imports a camera frame of that format by
+//    DMA-BUF (v4l2m2m_encoder.h). It changes with the active backend: after a fallback a frame in
+//    a format the new backend does not take is refused with InvalidArgument, so a caller that
+//    hands over native frames checks info().inputFormats for each frame and converts to I420
+//    otherwise.
+//  - inputPath(): the active backend's (how frames reach it: "dmabuf", "mmap", "copy", and why
+//    not dmabuf; path "" and reason "no encoder configured" while none is). For /status.
+// Threading: as hal::Encoder; requestKeyframe(), inputPath(), activeName(), refusals() and
+// fallbacks() may be called from any thread.
 class SelectingEncoder final : public hal::Encoder {
  public:
   struct Candidate {
@@ -86,6 +94,7 @@ class SelectingEncoder final : public hal::Encoder {
   void requestKeyframe() override;
   std::shared_ptr<const hal::CodecConfig> codecConfig() const override;
   void release() override;
+  hal::EncoderInputPath inputPath() const override;
 
   std::string activeName() const;
   std::vector<EncoderRefusal> refusals() const;
@@ -99,7 +108,7 @@ class SelectingEncoder final : public hal::Encoder {
   std::vector<Candidate> candidates_;
   std::vector<bool> failed_;  // failed while encoding: never tried again
   std::optional<hal::EncoderConfig> config_;
-  std::unique_ptr<hal::Encoder> active_;
+  std::unique_ptr<hal::Encoder> active_;  // written under mutex_ (inputPath() reads it from any thread)
   size_t activeIndex_ = 0;
   std::atomic<bool> keyframeWanted_{false};
   mutable std::mutex mutex_;  // guards the fields below (read by status pages)

@@ -31,9 +31,29 @@ struct EncoderConfig {
 enum class EncoderBackend { X264, VaApi, V4L2M2M, Vendor };
 
 struct EncoderInfo {
-  std::string name;                  // "x264", "turbojpeg", ...
-  FourCC codec;                      // kH264 or kMJPEG
-  std::vector<FourCC> inputFormats;  // raw formats encode() accepts without conversion
+  std::string name;  // "x264", "turbojpeg", ...
+  FourCC codec;      // kH264 or kMJPEG
+  // Raw formats encode() accepts without conversion, the preferred first. A source frame of one
+  // of these formats (and config.size) can be handed to encode() as it is, e.g. a camera's frame
+  // straight from its buffer, which a hardware encoder may then read without a copy (see
+  // inputPath()). Backends whose input depends on the configured device (V4L2 M2M) report the
+  // formats of the current configuration.
+  std::vector<FourCC> inputFormats;
+};
+
+// How frames reach an encoder, for /status and logs (Encoder::inputPath()).
+struct EncoderInputPath {
+  // "dmabuf": the last frame was imported by the device without a copy (V4L2 V4L2_MEMORY_DMABUF);
+  // "mmap": frames are copied (converted where their format differs) into the device's own
+  // buffers (V4L2 V4L2_MEMORY_MMAP); "copy": the encoder reads or uploads the frame itself
+  // (software encoders, VA-API surfaces). "" before the first frame.
+  std::string path;
+  // Why the path is not "dmabuf" where the backend could import: "" on the dmabuf path and for
+  // backends that never import; else the last reason ("frame carries no DMA-BUF", "frame format
+  // YUYV is not the OUTPUT format YU12", "the driver refused DMABUF import: ...").
+  std::string reason;
+  uint64_t importedFrames = 0;  // frames queued by DMA-BUF import since the encoder was created
+  uint64_t copiedFrames = 0;    // frames copied into device buffers since then
 };
 
 // Threading: one thread drives configure()/encode(); requestKeyframe() may be called from any
@@ -65,6 +85,10 @@ class Encoder {
   // same configuration (same SPS/PPS) and its first output is an IDR. That reopen may fail with
   // Io like configure(). Called by the thread that drives encode(). Default: nothing to free.
   virtual void release() {}
+
+  // How frames reach the encoder (EncoderInputPath). Threading: any thread (status pages).
+  // Default: path "copy", for encoders that take the frame's memory themselves.
+  virtual EncoderInputPath inputPath() const { return EncoderInputPath{"copy", "", 0, 0}; }
 };
 
 }  // namespace printcast::hal

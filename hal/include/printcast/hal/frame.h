@@ -38,6 +38,18 @@ struct FrameDescription {
   size_t bytesUsed = 0;   // compressed: payload bytes in plane 0; raw: sum of plane sizes
   Timestamp timestamp{};  // monotonic capture time of the first pixel/byte
   uint64_t sequence = 0;  // per-source counter; a gap means the source dropped frames
+  // The whole buffer as a DMA-BUF (Linux dma-buf, exported e.g. with VIDIOC_EXPBUF), so that a
+  // device can read the pixels without a copy (a V4L2 M2M encoder importing it with
+  // V4L2_MEMORY_DMABUF); -1 when the buffer has none (heap buffers, copies, drivers that cannot
+  // export). Layout: plane 0 starts at byte 0 of the DMA-BUF and every other plane at its offset
+  // from plane 0 (planes[p].data - planes[0].data); `dmabufLength` is the DMA-BUF's size in bytes
+  // (>= the end of the last plane), 0 when there is no fd.
+  // Ownership: the backend owns the fd and keeps it open while any lease of the frame exists;
+  // consumers must not close it, and must dup() it (or have the kernel take its own reference, as
+  // VIDIOC_QBUF does) to use it after their lease drops. The pixels may change as soon as the last
+  // lease drops, so a device reading the DMA-BUF must finish before its user drops the lease.
+  int dmabufFd = -1;
+  size_t dmabufLength = 0;
 };
 
 // A read-only lease on one buffer. Copying a Frame adds a lease (cheap: a shared_ptr copy);
@@ -61,6 +73,10 @@ class Frame {
   size_t bytesUsed() const { return desc().bytesUsed; }
   Timestamp timestamp() const { return desc().timestamp; }
   uint64_t sequence() const { return desc().sequence; }
+  // The buffer's DMA-BUF (FrameDescription::dmabufFd: owned by the backend, valid while this lease
+  // exists, never to be closed by the caller) and its size in bytes; -1 and 0 when it has none.
+  int dmabufFd() const { return desc().dmabufFd; }
+  size_t dmabufLength() const { return desc().dmabufLength; }
   // Number of live leases on this buffer (for tests and pool accounting).
   long leaseCount() const { return state_.use_count(); }
 

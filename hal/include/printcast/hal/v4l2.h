@@ -3,7 +3,8 @@
 // Spec: the Linux Media Infrastructure userspace API, part I "Video for Linux API"
 // (https://docs.kernel.org/userspace-api/media/v4l/v4l2.html): VIDIOC_QUERYCAP, VIDIOC_ENUM_FMT,
 // VIDIOC_ENUM_FRAMESIZES, VIDIOC_ENUM_FRAMEINTERVALS, VIDIOC_TRY_FMT/S_FMT, VIDIOC_S_PARM,
-// "Streaming I/O (Memory Mapping)", VIDIOC_QUERY_EXT_CTRL/QUERYCTRL/QUERYMENU, VIDIOC_G_CTRL/S_CTRL.
+// "Streaming I/O (Memory Mapping)", VIDIOC_EXPBUF, VIDIOC_QUERY_EXT_CTRL/QUERYCTRL/QUERYMENU,
+// VIDIOC_G_CTRL/S_CTRL.
 #pragma once
 
 #include <cstdint>
@@ -91,11 +92,19 @@ Result<std::vector<V4l2DeviceInfo>> enumerateV4l2Devices(Syscalls& sys = realSys
 // NV12 and YU12 planes follow each other in one buffer. MJPEG and H264 carry bytesused bytes in
 // plane 0 (stride 0). MJPEG frames without a DHT segment get the standard tables of ITU-T T.81
 // Annex K.3 inserted (a copy into a backend-owned buffer; the V4L2 buffer is re-queued at once).
+// DMA-BUF: for raw formats each mmap buffer is also exported with VIDIOC_EXPBUF (plane 0,
+// O_RDONLY | O_CLOEXEC) right after it is mapped, and frames carry it as Frame::dmabufFd() (the
+// whole V4L2 buffer, dmabufLength() = its length) so that an encoder can import it without a copy.
+// A driver that refuses the export (ENOTTY, EINVAL, ...) gives frames without fd (-1) and the
+// reason is in V4l2Camera::dmabufRefusal(); MJPEG and H264 frames never carry one. The fds belong
+// to the run's buffers: closed (through `sys`) when those are unmapped, i.e. at stop() or when the
+// last lease of a frame of that run drops, whichever is later.
 // Timestamps: the buffer's CLOCK_MONOTONIC timestamp (V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC); drivers
 // without it get the dequeue time. Sequence: v4l2_buffer.sequence.
 // Leases: each frame holds its V4L2 buffer until the last lease drops, then VIDIOC_QBUF re-queues
 // it (from whichever thread drops the lease). After stop(), restart or destruction a late release
-// only unmaps: it never queues into a stopped queue or a closed fd. bufferCount leased frames stall
+// only unmaps (and closes the exported DMA-BUF fds with the last lease of the run): it never
+// queues into a stopped queue or a closed fd. bufferCount leased frames stall
 // the stream (dequeue() returns Again): consumers must drop frames promptly.
 // dequeue(): non-blocking VIDIOC_DQBUF; Again when no buffer is ready (poll pollFd(), the device
 // fd, for POLLIN). ENODEV (the device was unplugged or its driver unbound) -> Disconnected, and
@@ -145,6 +154,14 @@ class V4l2Camera {
   // the driver reports none), and the buffer count VIDIOC_REQBUFS granted. Before start(): the
   // config of the last start(), or a default CaptureConfig.
   virtual CaptureConfig activeConfig() const = 0;
+
+  // Why the frames of the current (or last) run carry no DMA-BUF: empty when they do (every
+  // buffer was exported with VIDIOC_EXPBUF); "not started" before the first start(); "<FourCC> is
+  // compressed: ..." for MJPEG/H264; else the refused call with its errno, as Error::describe()
+  // words it ("Unsupported: v4l2 /dev/video0: VIDIOC_EXPBUF of buffer 0: Inappropriate ioctl for
+  // device (errno 25)"). For /status and logs.
+  // Default (cameras that are not the V4L2 backend, e.g. test doubles): they export nothing.
+  virtual std::string dmabufRefusal() const { return "this camera exports no DMA-BUF"; }
 
   // User controls (not the class headings). Errors: Disconnected, Io.
   virtual Result<std::vector<V4l2Control>> listControls() = 0;
