@@ -56,6 +56,8 @@ printcast_dependency(NAME VA TARGET va PKG libva libva-drm PURPOSE "VA-API H.264
 printcast_dependency(NAME NETTLE TARGET nettle PKG nettle PURPOSE "SHA-1/base64 for the WebSocket handshake (nettle)")
 printcast_dependency(NAME AVCODEC TARGET avcodec PKG libavcodec libavutil
   PURPOSE "H.264 decode for JPEGs from H.264 cameras (libavcodec)")
+printcast_dependency(NAME MOSQUITTO TARGET mosquitto PKG libmosquitto
+  PURPOSE "MQTT responder for Anycubic's go-klipper firmware (libmosquitto)")
 if(PRINTCAST_STATIC AND PRINTCAST_HAVE_MICROHTTPD AND "${PC_MICROHTTPD_STATIC_LIBRARIES}" MATCHES "gnutls")
   message(FATAL_ERROR "PRINTCAST_STATIC=ON: this libmicrohttpd pulls GnuTLS (no static p11-kit in Debian). "
     "Build one without HTTPS: scripts/make-sysroot.sh <arch> --static")

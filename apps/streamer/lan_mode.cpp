@@ -81,7 +81,14 @@ hal::Result<std::string> LanModeClient::call(std::string_view method) const {
                                     config_.host, config_.port, method)};
     }
     reply.append(buffer, static_cast<size_t>(n));
-    if (const auto end = reply.find(kEtx); end != std::string::npos) {
+    // The service also broadcasts its own traffic (process_status_update...) to every client: a
+    // message with a "method" is not our reply.
+    for (auto end = reply.find(kEtx); end != std::string::npos; end = reply.find(kEtx)) {
+      const auto json = nlohmann::json::parse(std::string_view(reply).substr(0, end), nullptr, false);
+      if (json.is_object() && json.contains("method")) {
+        reply.erase(0, end + 1);
+        continue;
+      }
       reply.resize(end);
       return reply;
     }

@@ -89,6 +89,10 @@ std::string gcodeBaseName(const std::string& filename) {
   if (const auto slash = base.find_last_of('/'); slash != std::string::npos) base = base.substr(slash + 1);
   if (const auto dot = base.find_last_of('.'); dot != std::string::npos && dot > 0)
     base = base.substr(0, dot);
+  return safeBaseName(std::move(base));
+}
+
+std::string safeBaseName(std::string base) {
   for (auto& c : base) {
     const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
                     c == '_' || c == '-';
@@ -221,7 +225,9 @@ hal::Result<AssemblyResult> assembleFrames(const fs::path& folder, const fs::pat
   if (!meta)
     return hal::Error{Errc::InvalidArgument, 0, folder.string() + ": no print.json: not a timelapse folder"};
   const auto metaJson = nlohmann::json::parse(meta->begin(), meta->end(), nullptr, false);
-  const std::string gcodeName = gcodeBaseName(
+  // print.json's gcode_name is already a base name: sanitised again (the folder may come from a
+  // USB stick), never cut at its last dot a second time ("Benchy_0.2" stays).
+  const std::string gcodeName = safeBaseName(
       metaJson.is_object() ? metaJson.value("gcode_name", std::string("timelapse")) : "timelapse");
 
   const std::vector<fs::path> frames = listFrames(folder);

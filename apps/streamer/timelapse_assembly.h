@@ -52,6 +52,10 @@ int outputFps(size_t frames, const AssemblyOptions& options);
 // component without its extension, with every character outside [A-Za-z0-9._-] replaced by '_'
 // (the name travels in URLs and must stay inside its folder), "timelapse" when nothing is left.
 std::string gcodeBaseName(const std::string& filename);
+// The sanitising half of gcodeBaseName() alone, for a name that already is a base name (a
+// working folder's print.json): characters outside [A-Za-z0-9._-] become '_', leading dots go,
+// "timelapse" when nothing is left. The name keeps its dots ("Benchy_0.2" stays).
+std::string safeBaseName(std::string name);
 
 // 1 + the highest sequence of "{name}_{N}.mp4" or "{name}_{N}_{frames}.jpg" in `dir` (1 when none).
 int nextSequence(const std::filesystem::path& dir, const std::string& name);

@@ -169,6 +169,15 @@ void TimelapseRecorder::onStatus(const PrintStatus& status) {
   wake_.notify_all();
 }
 
+void TimelapseRecorder::submit(TriggerEvent event) {
+  if (event.at == SteadyClock::time_point{}) event.at = SteadyClock::now();
+  {
+    std::lock_guard lock(mutex_);
+    events_.push_back(std::move(event));
+  }
+  wake_.notify_all();
+}
+
 void TimelapseRecorder::setError(const std::string& error) {
   spdlog::error("timelapse: {}", error);
   std::lock_guard lock(mutex_);

@@ -111,6 +111,10 @@ class TimelapseRecorder {
   void stop();
 
   void onStatus(const PrintStatus& status);
+  // An event from another print follower than Moonraker (Anycubic's native timelapse requests,
+  // anycubic_timelapse.h): queued for the capture thread like the ones onStatus() derives; a
+  // Capture with `at` unset is taken at once. Thread-safe; never blocks on I/O.
+  void submit(TriggerEvent event);
 
   // {"state","mode","output_dir","recording":{...},"assembly":{...},"last_error"}: see
   // docs/timelapse.md.

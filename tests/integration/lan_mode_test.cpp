@@ -28,24 +28,20 @@ using namespace std::chrono_literals;
 using printcast::testing::httpRequest;
 using printcast::testing::StreamerProcess;
 
-// The firmware's LAN service: one request per connection, answered and closed.
+// The firmware's LAN service: one request per connection, answered and closed. Like the firmware's,
+// it serves several connections at once: in go-klipper mode the streamer also keeps a connection
+// open for the firmware's timelapse requests (anycubic_rpc.h), which sends nothing.
 class FakeLanService {
  public:
   explicit FakeLanService(bool open) : open_(open) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    EXPECT_EQ(::listen(fd_, 8), 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    fd_ = printcast::testing::listenLoopback(port_, 8);
+    EXPECT_GE(fd_, 0);
     thread_ = std::thread([this] { serve(); });
   }
   ~FakeLanService() {
     stop_ = true;
     thread_.join();
+    for (auto& t : connections_) t.join();
     ::close(fd_);
   }
   FakeLanService(const FakeLanService&) = delete;
@@ -65,12 +61,23 @@ class FakeLanService {
       if (::poll(&p, 1, 100) <= 0) continue;
       const int c = ::accept(fd_, nullptr, nullptr);
       if (c < 0) continue;
+      connections_.emplace_back([this, c] { answer(c); });
+    }
+  }
+  void answer(int c) {
+    {
       std::string in;
       char buf[512];
-      while (in.find('\x03') == std::string::npos) {
+      while (in.find('\x03') == std::string::npos && !stop_) {
+        pollfd p{c, POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
         const ssize_t n = ::read(c, buf, sizeof buf);
         if (n <= 0) break;
         in.append(buf, static_cast<size_t>(n));
+      }
+      if (in.find('\x03') == std::string::npos) {  // a listener that sent no request
+        ::close(c);
+        return;
       }
       const auto request = nlohmann::json::parse(in.substr(0, in.find('\x03')), nullptr, false);
       const std::string method = request.is_object() ? request.value("method", "") : "";
@@ -86,7 +93,10 @@ class FakeLanService {
       } else {
         reply["result"] = "ok";
       }
-      std::string out = reply.dump();
+      // The firmware broadcasts its own traffic to every client: a status update before the reply.
+      std::string out = R"({"id":0,"method":"process_status_update","params":{"status":{}}})";
+      out.push_back('\x03');
+      out += reply.dump();
       out.push_back('\x03');
       (void)::write(c, out.data(), out.size());
       ::close(c);
@@ -100,6 +110,7 @@ class FakeLanService {
   mutable std::mutex mutex_;
   std::vector<std::string> methods_;
   std::thread thread_;
+  std::vector<std::thread> connections_;  // accept thread only
 };
 
 std::string writeConfig(const std::string& json) {

@@ -112,4 +112,8 @@ CommandResult ffmpegDecode(const std::string& input, int seconds,
 // hand it out again at once).
 uint16_t freeTcpPort();
 
+// A TCP socket listening on 127.0.0.1 at a port the kernel chose (`port` gets it), with `backlog`;
+// -1 when that fails. For the tests' stand-ins of outside services. The caller closes it.
+int listenLoopback(uint16_t& port, int backlog = 8);
+
 }  // namespace printcast::testing

@@ -267,6 +267,11 @@ TEST(TimelapseAssembly, NamesAndSequenceNumbers) {
   EXPECT_EQ(gcodeBaseName(".hidden.gcode"), "hidden");
   EXPECT_EQ(gcodeBaseName(""), "timelapse");
   EXPECT_EQ(gcodeBaseName("a;rm -rf.gcode"), "a_rm_-rf");
+  EXPECT_EQ(gcodeBaseName("Benchy_PLA_0.2.gcode"), "Benchy_PLA_0.2");
+  // A base name sanitised again (print.json of a working folder) keeps its dots.
+  EXPECT_EQ(safeBaseName("Benchy_PLA_0.2"), "Benchy_PLA_0.2");
+  EXPECT_EQ(safeBaseName("../x y"), "_x_y");
+  EXPECT_EQ(safeBaseName(""), "timelapse");
   EXPECT_EQ(frameFileName(42), "frame000042.jpg");
 
   TempDir dir;
