@@ -23,11 +23,16 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "anycubic_mqtt.h"
+#include "anycubic_rpc.h"
+#include "anycubic_timelapse.h"
 #include "auto_skip.h"
 #include "camera_controls.h"
+#include "camera_pipeline.h"
 #include "cpu_meter.h"
 #include "h264_on_demand_decoder.h"
 #include "lan_mode.h"
+#include "live_settings.h"
 #include "moonraker_client.h"
 #include "printcast/bsp/devices.h"
 #include "printcast/codecs/convert.h"
@@ -56,6 +61,9 @@
 #include "printcast/transport/websocket.h"
 #include "printcast/transport/websocket_hub.h"
 #include "printcast/transport/ws_stream.h"
+#include "printer_screen.h"
+#include "rate_meter.h"
+#include "snapshot_board.h"
 #include "timelapse_recorder.h"
 #include "timelapse_store.h"
 #include "web_assets.h"
@@ -80,160 +88,45 @@ HttpResponse unsupportedMediaType(const HttpRequest& req, const char* expected) 
                                               got.empty() ? "none" : "'" + got + "'"));
 }
 
-// Frames per second over the last two seconds.
-class RateMeter {
- public:
-  void tick(Timestamp now = Clock::now()) {
-    std::lock_guard lock(mutex_);
-    times_.push_back(now);
-    trim(now);
-    ++total_;
-  }
-  double fps() const {
-    std::lock_guard lock(mutex_);
-    const Timestamp now = Clock::now();
-    size_t n = 0;
-    for (auto t : times_) n += (now - t <= kWindow) ? 1 : 0;
-    return static_cast<double>(n) / std::chrono::duration<double>(kWindow).count();
-  }
-  uint64_t total() const {
-    std::lock_guard lock(mutex_);
-    return total_;
-  }
-
- private:
-  static constexpr auto kWindow = 2s;
-  void trim(Timestamp now) {
-    while (!times_.empty() && now - times_.front() > kWindow) times_.pop_front();
-  }
-  mutable std::mutex mutex_;
-  std::deque<Timestamp> times_;
-  uint64_t total_ = 0;
-};
-
-HttpResponse jpegResponse(const hal::PacketPtr& jpeg) {
-  HttpResponse r;
-  r.contentType = "image/jpeg";
-  r.body.assign(reinterpret_cast<const char*>(jpeg->data.data()), jpeg->data.size());
-  r.headers.emplace_back("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0");
-  r.headers.emplace_back(
-      "X-Timestamp",
-      fmt::format("{:.6f}", std::chrono::duration<double>(jpeg->pts.time_since_epoch()).count()));
-  return r;
-}
-
 void addNoCache(HttpResponse& r) {
   r.headers.emplace_back("Cache-Control", "no-store, no-cache, must-revalidate, proxy-revalidate, max-age=0");
   r.headers.emplace_back("Pragma", "no-cache");
   r.headers.emplace_back("Expires", "Mon, 3 Jan 2000 12:34:56 GMT");
 }
 
-// The newest JPEG of a source and the requests waiting for the next one.
-class SnapshotBoard {
+// Anycubic's native timelapse requests (anycubic_timelapse.h) as TriggerEvents of the recorder that
+// takes them (Streamer::Impl::nativeRecorder, null while there is none). Called on the gkapi
+// client's thread; each call only queues.
+class NativeTimelapseSink final : public AnycubicTimelapseSink {
  public:
-  // A fresh-enough JPEG answers at once; otherwise the request waits for the next one.
-  HttpResponse request(std::chrono::milliseconds maxAge) {
-    std::lock_guard lock(mutex_);
-    if (latest_ && Clock::now() - publishedAt_ <= maxAge) return jpegResponse(latest_);
-    HttpResponse r;
-    r.deferred = std::make_shared<DeferredResponse>();
-    waiters_.push_back(Waiter{r.deferred, Clock::now()});
-    return r;
+  NativeTimelapseSink(std::mutex& mutex, TimelapseRecorder*& recorder, std::function<bool()> cameraUp)
+      : mutex_(mutex), recorder_(recorder), cameraUp_(std::move(cameraUp)) {}
+  bool cameraConnected() const override { return cameraUp_(); }
+  hal::Status openRecording(const std::string& filepath) override {
+    return submit({TriggerEvent::Kind::Start, filepath, "", {}, -1});
   }
-  bool hasWaiters() const {
-    std::lock_guard lock(mutex_);
-    return !waiters_.empty() || !packetWaiters_.empty();
+  hal::Status captureFrame() override { return submit({TriggerEvent::Kind::Capture, "", "", {}, -1}); }
+  void finishRecording(const std::string& reason) override {
+    (void)submit({TriggerEvent::Kind::Finish, "", reason, {}, -1});
   }
-  // The next JPEG published (never one from before the call), for in-process consumers such as
-  // the timelapse. Blocks up to `timeout`. Errors: Timeout (with `why()` of the source).
-  hal::Result<hal::PacketPtr> next(std::chrono::milliseconds timeout) {
-    auto promise = std::make_shared<std::promise<hal::PacketPtr>>();
-    auto future = promise->get_future();
-    {
-      std::lock_guard lock(mutex_);
-      packetWaiters_.push_back(promise);
-    }
-    if (future.wait_for(timeout) == std::future_status::ready) {
-      auto packet = future.get();
-      if (packet) return packet;
-      return hal::Result<hal::PacketPtr>(hal::Errc::Timeout, "no JPEG: the source is stopping");
-    }
-    std::lock_guard lock(mutex_);
-    std::erase(packetWaiters_, promise);
-    return hal::Result<hal::PacketPtr>(hal::Errc::Timeout,
-                                       fmt::format("no JPEG within {} ms", timeout.count()));
-  }
-  void publish(const hal::PacketPtr& jpeg) {
-    std::vector<Waiter> waiters;
-    std::vector<std::shared_ptr<std::promise<hal::PacketPtr>>> packetWaiters;
-    {
-      std::lock_guard lock(mutex_);
-      latest_ = jpeg;
-      publishedAt_ = Clock::now();
-      waiters.swap(waiters_);
-      packetWaiters.swap(packetWaiters_);
-    }
-    for (auto& w : waiters) w.response->complete(jpegResponse(jpeg));
-    for (auto& p : packetWaiters) p->set_value(jpeg);
-  }
-  // Answer requests waiting longer than `timeout` with 503 and `reason`.
-  void expire(std::chrono::milliseconds timeout, const std::string& reason) {
-    std::vector<Waiter> expired;
-    {
-      std::lock_guard lock(mutex_);
-      const auto now = Clock::now();
-      std::erase_if(waiters_, [&](const Waiter& w) {
-        if (now - w.since < timeout) return false;
-        expired.push_back(w);
-        return true;
-      });
-    }
-    for (auto& w : expired) w.response->complete(HttpResponse::error(503, reason));
-  }
-  void failAll(const std::string& reason) {
-    expire(0ms, reason);
-    std::vector<std::shared_ptr<std::promise<hal::PacketPtr>>> packetWaiters;
-    {
-      std::lock_guard lock(mutex_);
-      packetWaiters.swap(packetWaiters_);
-    }
-    for (auto& p : packetWaiters) p->set_value(nullptr);
-  }
+  void setLed(bool) override {}  // the firmware drives the light itself
 
  private:
-  struct Waiter {
-    std::shared_ptr<DeferredResponse> response;
-    Timestamp since;
-  };
-  mutable std::mutex mutex_;
-  hal::PacketPtr latest_;
-  Timestamp publishedAt_{};
-  std::vector<Waiter> waiters_;
-  std::vector<std::shared_ptr<std::promise<hal::PacketPtr>>> packetWaiters_;
-};
-
-struct TouchJob {
-  hal::Point panelPos;
-  std::chrono::milliseconds hold{100};
-  double viewX = 0;
-  double viewY = 0;
-  std::shared_ptr<DeferredResponse> response;
+  hal::Status submit(TriggerEvent event) {
+    std::lock_guard lock(mutex_);
+    if (recorder_ == nullptr) return hal::Status(hal::Errc::Unsupported, "no timelapse recorder is running");
+    recorder_->submit(std::move(event));
+    return {};
+  }
+  std::mutex& mutex_;
+  TimelapseRecorder*& recorder_;
+  std::function<bool()> cameraUp_;
 };
 
 }  // namespace
 
 struct Streamer::Impl {
-  Impl(const Settings& s, const bsp::Board& b) : settings(s), board(&b), applied(s), flv(s.fps), fmp4(s.fps) {
-    live.h264Enabled = s.h264Enabled;
-    live.bitrateKbps = s.bitrateKbps;
-    live.frameSkip = skipIntervalForPercent(s.h264FrameratePercent);
-    live.autoSkip = s.autoSkip;
-    live.targetCpu = s.targetCpu;
-    live.jpegQuality = s.jpegQuality;
-    live.mjpegFps = s.mjpegFps;
-    live.displayEnabled = s.displayEnabled;
-    live.displayFps = s.displayFps;
-  }
+  Impl(const Settings& s, const bsp::Board& b) : settings(s), board(&b), applied(s), live(s) {}
   // The settings at start; never changed afterwards (threads read them without a lock).
   Settings settings;
   const bsp::Board* board = nullptr;
@@ -241,117 +134,21 @@ struct Streamer::Impl {
   // settingsMutex; the threads read the runtime ones from `live`.
   Settings applied;
   std::mutex settingsMutex;
-  struct Live {
-    std::atomic<bool> h264Enabled{true};
-    std::atomic<int> bitrateKbps{512};
-    std::atomic<int> frameSkip{1};  // the frame-rate slider's skip interval
-    std::atomic<bool> autoSkip{false};
-    std::atomic<int> targetCpu{60};
-    std::atomic<int> jpegQuality{80};
-    std::atomic<int> mjpegFps{10};
-    std::atomic<bool> displayEnabled{true};
-    std::atomic<int> displayFps{5};
-    std::atomic<bool> reconfigureCamera{false};   // camera thread: re-apply bitrate/JPEG quality
-    std::atomic<bool> reconfigureDisplay{false};  // display thread: re-apply JPEG quality
-  } live;
+  LiveSettings live;
   std::atomic<bool> running{true};
   Timestamp startedAt = Clock::now();
 
-  // Camera side. `camera` is replaced only by the camera thread, under cameraMutex; the camera
-  // thread reads it without the lock, other threads (the control API) only under it.
-  std::unique_ptr<hal::Capture> camera;
-  std::mutex cameraMutex;
-  std::string cameraName;                // guarded by stateMutex
-  std::string cameraState = "starting";  // guarded by stateMutex
-  // The name a lost camera is reopened by (its by-id link or "bus:<bus_info>"), remembered from
-  // the first open: device numbers change on replug, this does not. Guarded by stateMutex.
-  std::string cameraStableName;
-  hal::Size cameraActiveSize;  // what the open camera delivers (empty before the first open); stateMutex
-  std::string streamSizeShown, snapshotSizeShown;  // streamSize, snapshotSize for /status; stateMutex
-  hal::FourCC cameraActiveFormat;                  // and in which format; stateMutex
-  // H.264 cameras: the camera's own IDR interval, measured (its GOP is what viewers wait for).
-  std::atomic<int64_t> cameraGopMs{0};
-  Timestamp lastCameraIdr{};  // camera thread
-  hal::FourCC cameraFormat;   // what the camera delivers (camera thread)
-  hal::Size cameraSize;       // camera thread
-  std::atomic<uint64_t> cameraReconnects{0};
-  std::atomic<uint64_t> noSignalFrames{0};
-  std::shared_ptr<hal::FramePool> i420Pool;  // YUYV/NV12/MJPEG -> I420 for the encoders
-  // camera_rotation / camera_flip_*: applied once per frame while converting to I420 (libyuv).
-  // An MJPEG camera's JPEGs are then decoded into decodePool first, and re-encoded for /stream
-  // and /snapshot instead of passed through.
-  hal::Transform pictureTransform;
-  std::shared_ptr<hal::FramePool> decodePool;
-  hal::Size pictureSize;  // the camera's picture with pictureTransform applied (camera thread)
-  // stream_resolution / snapshot_resolution (pictureTransform applied): what the MJPEG stream and
-  // the H.264 encoder get, and what /snapshot and the timelapse get. A size other than
-  // pictureSize is scaled into its pool (libyuv); snapshots at their own size get their own JPEG
-  // encoder, used only while someone waits for a snapshot. Camera thread.
-  hal::Size streamSize;
-  hal::Size snapshotSize;
-  std::shared_ptr<hal::FramePool> streamPool;
-  std::shared_ptr<hal::FramePool> snapshotPool;
-  std::unique_ptr<hal::Encoder> snapshotJpeg;
-  std::shared_ptr<hal::FramePool> noSignalPool;  // the "no signal" picture
-  hal::Size encoderSize;                         // what jpeg/h264 are configured for (camera thread)
-  int encoderFps = 0;
-  std::shared_ptr<const hal::CodecConfig> cameraH264Config;  // H.264 cameras: SPS/PPS seen last
-  // H.264 cameras: pictures for the JPEG outputs, decoded only while one wants them (camera
-  // thread; stats() from any). Per camera open: decode errors are logged once, then once a
-  // minute with a count; "no JPEG possible" (no decoder, a 10-bit stream) once.
-  H264OnDemandDecoder h264Pictures;
-  Timestamp h264DecodeErrorLoggedAt{};
-  uint64_t h264DecodeErrorsUnlogged = 0;
-  bool h264NoJpegLogged = false;
-  CameraControlStore controlStore{settings.cameraControlsFile};  // after `settings`: initialised from it
-  std::unique_ptr<hal::Encoder> jpeg;
-  // H.264: the first of the board's backends (or --encoder's) that works here; see encoderStatus().
-  std::unique_ptr<codecs::SelectingEncoder> h264;
-  std::vector<std::string> h264Order;  // backend names in the order tried
-  // The H.264 encoder gives its working memory back (Encoder::release) once nobody has wanted
-  // H.264 for kEncoderIdleRelease; the next viewer's first frame reopens it (an IDR, the same
-  // SPS/PPS). Camera thread only.
-  static constexpr auto kEncoderIdleRelease = std::chrono::seconds(10);
-  Timestamp h264LastWanted{};
-  std::atomic<bool> h264Open{false};      // written by the camera thread, read by /api/stats
-  std::atomic<uint64_t> h264Releases{0};  // idle releases so far
-  transport::MjpegStream mjpeg;
-  transport::FlvStream flv;
-  transport::Fmp4Stream fmp4;                      // /stream.mp4
-  transport::RtspStream rtspStream;                // rtsp://HOST:8554/stream
-  transport::RtspStream displayRtspStream;         // rtsp://HOST:8554/display (the printer's screen)
-  transport::WsStream wsStream;                    // /ws and the reCamera port: one AU per message
-  std::unique_ptr<transport::HlsOutput> hls;       // /hls/stream.m3u8 (segments in memory)
-  std::unique_ptr<transport::WebSocketHub> wsHub;  // serves every upgraded WebSocket
   // --source ws-push: cameras push JPEGs to /ingest on the stream port (its own WebSocket hub).
   std::shared_ptr<transport::JpegPushIngest> ingest;
-  SnapshotBoard snapshots;
-  RateMeter cameraRate, mjpegRate, h264Rate;
-  std::atomic<int> skipInterval{1};
-  std::atomic<bool> keyframeWanted{false};
-
-  // Every consumer of the camera's H.264 access units (/flv, and each output added later: fMP4,
-  // HLS, WebSocket, the shared-memory ring). The list is fixed in start(), before the threads
-  // run. H.264 is encoded only while at least one output wants it; a new client of any output
-  // sets keyframeWanted so it starts on a fresh IDR instead of waiting a whole GOP.
-  struct H264Output {
-    std::string name;
-    std::function<bool()> wanted;                        // has clients/readers now
-    std::function<void(const hal::PacketPtr&)> publish;  // camera thread
-    // End every client's stream (H.264 switched off in the settings): players see the end at
-    // once instead of a stall. Empty for outputs without connections (the ring).
-    std::function<void()> endClients = {};
-  };
-  std::vector<H264Output> h264Outputs;
-
-  // Shared-memory rings for local consumers (docs/ring.md); null when off or not creatable.
-  // Published from the camera thread; their readers are counted from any thread.
-  std::unique_ptr<transport::ShmRing> h264Ring, jpegRing;
-  std::string ringError;
+  std::unique_ptr<transport::WebSocketHub> wsHub;  // serves every upgraded WebSocket
+  // The camera (camera_pipeline.h): its source, encoders and output streams. Before the servers:
+  // they read its streams and stop first.
+  std::unique_ptr<CameraPipeline> cam;
   // Every stream with HTTP/WebSocket/RTSP clients, by the name /status, /api/stats and /metrics use.
   std::vector<std::pair<const char*, const transport::Fanout*>> clientStreams() const {
-    return {{"mjpeg", &mjpeg}, {"flv", &flv},         {"fmp4", &fmp4},
-            {"ws", &wsStream}, {"rtsp", &rtspStream}, {"display", &displayStream}};
+    auto streams = cam->clientStreams();
+    streams.emplace_back("display", &screen->stream());
+    return streams;
   }
   nlohmann::json clientCounts() const {
     nlohmann::json counts = nlohmann::json::object();
@@ -363,68 +160,15 @@ struct Streamer::Impl {
     counts["total"] = total;
     return counts;
   }
-  bool jpegRingWanted() const { return jpegRing && jpegRing->liveReaders() > 0; }
-  bool h264Wanted() const {
-    if (!live.h264Enabled) return false;
-    return std::any_of(h264Outputs.begin(), h264Outputs.end(),
-                       [](const H264Output& o) { return o.wanted(); });
-  }
-  // h264Wanted(), and the encoder's memory released after kEncoderIdleRelease without demand.
-  // Camera thread.
-  bool encodeH264Now() {
-    const Timestamp now = Clock::now();
-    if (h264Wanted()) {
-      h264LastWanted = now;
-      h264Open = true;
-      return true;
-    }
-    if (h264Open && now - h264LastWanted >= kEncoderIdleRelease) {
-      h264->release();
-      h264Open = false;
-      ++h264Releases;
-    }
-    return false;
-  }
-  void publishH264(const hal::PacketPtr& packet) {
-    for (const auto& o : h264Outputs) o.publish(packet);
-    h264Rate.tick();
-  }
 
-  // Display side.
-  std::unique_ptr<hal::DisplayCapture> display;
-  std::unique_ptr<hal::TouchInjector> touch;
-  std::string displayError, touchError;
-  std::unique_ptr<hal::Encoder> displayJpeg;
-  std::shared_ptr<hal::FramePool> uprightPool;
-  // rtsp://HOST:8554/display: the screen as H.264 (x264: a small picture at a low rate, and the
-  // board's hardware encoder stays the camera's), encoded only while an RTSP client plays it, at
-  // most at display_fps and at least once a second when the screen does not change (MediaMTX
-  // drops a source after 10 s without packets, go2rtc after 5 s). Display thread.
-  std::unique_ptr<hal::Encoder> displayH264;
-  bool displayH264Open = false;
-  Timestamp displayH264LastFrame{};
-  Timestamp displayH264LastWanted{};
-  uint64_t displayH264Frames = 0;
-  std::atomic<bool> displayKeyframeWanted{false};
-  transport::MjpegStream displayStream;
-  SnapshotBoard displaySnapshots;
-  RateMeter displayRate;
-  std::atomic<bool> displayNewClient{false};
-  std::mutex displayMutex;
-  std::condition_variable displayWake;
-
-  // Touch worker.
-  std::mutex touchMutex;
-  std::condition_variable touchWake;
-  std::deque<TouchJob> touchJobs;
-  std::atomic<uint64_t> touchCount{0};
+  // The printer's screen and touch panel (printer_screen.h). Before rtspServer: it reads the
+  // screen's RTSP stream and stops first.
+  std::unique_ptr<PrinterScreen> screen;
   std::atomic<uint64_t> settingsChanges{0};
-  static constexpr size_t kMaxTouchJobs = 8;
 
   // Housekeeping.
   std::atomic<double> systemCpu{0};
   std::atomic<double> processCpu{0};
-  std::mutex stateMutex;
   std::mutex stopMutex;
   std::condition_variable stopWake;
 
@@ -467,18 +211,6 @@ struct Streamer::Impl {
   // --- end of timelapse recording ---
 
   // --- helpers ---
-  // The opened display's own size: a generic board (DisplayKind::Auto) knows it only from the device.
-  hal::Size uprightDisplaySize() const {
-    return board->display.orientation.apply(display ? display->info().size : board->display.nativeSize);
-  }
-  void setCameraState(std::string s) {
-    std::lock_guard lock(stateMutex);
-    cameraState = std::move(s);
-  }
-  std::string getCameraState() {
-    std::lock_guard lock(stateMutex);
-    return cameraState;
-  }
   // Wait up to `d` unless stopping; returns false when stopping.
   bool pause(std::chrono::milliseconds d) {
     std::unique_lock lock(stopMutex);
@@ -486,38 +218,7 @@ struct Streamer::Impl {
     return running.load();
   }
 
-  hal::Status openCamera();
-  hal::Status configureEncoders(hal::Size size, int fps);
-  void cameraLoop();
-  void onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue);
-  void onH264CameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue);
-  // Whether a JPEG output wants camera pictures now: MJPEG clients, snapshot waiters (the
-  // timelapse too), readers of the JPEG ring.
-  bool jpegWanted() const { return mjpeg.clientCount() > 0 || snapshots.hasWaiters() || jpegRingWanted(); }
-  // Serve the JPEG outputs a camera picture stamped `timestamp`: when one wants it (MJPEG and
-  // the ring at mjpeg_fps, on the schedule kept in nextJpegDue; a snapshot waiter at once),
-  // `makeJpeg` is called once and its JPEG published to those that want it. With
-  // `makeSnapshot` (snapshot_resolution differs from the stream's), snapshot waiters get its
-  // JPEG instead. Camera thread.
-  using JpegMaker = std::function<hal::Result<hal::PacketPtr>()>;
-  void serveJpegOutputs(Timestamp timestamp, Timestamp& nextJpegDue, const JpegMaker& makeJpeg,
-                        const JpegMaker& makeSnapshot = {});
-  void publishNoSignal(const std::string& reason);
-  void loseCamera(const hal::Error& error);
   HttpResponse cameraControls(const HttpRequest& req);
-  std::string getCameraName() {
-    std::lock_guard lock(stateMutex);
-    return cameraName;
-  }
-  void displayLoop();
-  bool displayWatched() const {
-    return displayStream.clientCount() > 0 || displaySnapshots.hasWaiters() ||
-           displayRtspStream.clientCount() > 0;
-  }
-  void encodeDisplayH264(bool changed, Timestamp now,
-                         const std::function<hal::Result<hal::Frame>()>& upright);
-  void releaseIdleDisplayH264();
-  void touchLoop();
   void housekeepingLoop();
   HttpResponse handleStream(const HttpRequest& req);
   HttpResponse handleControl(const HttpRequest& req);
@@ -529,7 +230,6 @@ struct Streamer::Impl {
   HttpResponse handleWsPort(const HttpRequest& req);
   HttpResponse touchRequest(const HttpRequest& req);
   nlohmann::json status();
-  nlohmann::json cameraStatus();
   nlohmann::json stats();
   nlohmann::json ustreamerState();
   std::string metrics();
@@ -554,10 +254,7 @@ struct Streamer::Impl {
   // {"name","path","type"}; type is "mjpeg", "jpeg", "flv", "fmp4", "hls" or "ws-h264".
   // Filled in start(); every new output adds its entry there.
   std::vector<nlohmann::json> outputs;
-  nlohmann::json ringStats();
-  nlohmann::json h264DecoderStats() const;
   nlohmann::json rtspStats() const;
-  nlohmann::json encoderStatus() const;
   // go-klipper mode: Anycubic's LAN printing (lan_mode.h), asked at start (opened when
   // autolanmode) and switched by POST /api/lan_mode; null client in vanilla-klipper. The state is
   // "unknown" until the first answer, then "open", "closed" or "unavailable: <why>". The calls
@@ -570,678 +267,32 @@ struct Streamer::Impl {
   nlohmann::json lanModeStatus() const;
   HttpResponse lanModeRequest(const HttpRequest& req);
   nlohmann::json publishStatus() const;
-  // The H.264 decoder's name ("libavcodec 59.37.100"), or "not-built".
-  const std::string h264DecoderBackend = [] {
-    auto decoder = codecs::createH264Decoder();
-    return decoder ? (*decoder)->name() : std::string("not-built");
-  }();
-  nlohmann::json hlsStats();
+  // go-klipper mode (not with encoder_type gkcam: gkcam answers these itself): Anycubic's native
+  // timelapse and the slicer's live view. The firmware's video_stream_requests (its local service
+  // on lan_mode_port, anycubic_rpc.h) drive the timelapse recorder while timelapse_enabled is
+  // false; with it true the Moonraker-followed recording makes the video and the requests are only
+  // acknowledged (no second video of one print). The slicer's live-view requests come over the
+  // printer's MQTT broker (anycubic_mqtt.h) and are answered as gkcam does.
+  bool nativeTimelapse() const { return settings.mode == "go-klipper" && settings.encoderType != "gkcam"; }
+  std::mutex nativeMutex;                       // guards nativeRecorder
+  TimelapseRecorder* nativeRecorder = nullptr;  // `timelapse` while it takes native requests
+  std::atomic<bool> moonrakerTimelapseOn{false};
+  std::unique_ptr<NativeTimelapseSink> nativeSink;
+  std::unique_ptr<AnycubicTimelapseHandler> nativeHandler;
+  std::unique_ptr<GkapiVideoClient> gkapi;
+  std::unique_ptr<AnycubicMqttResponder> mqtt;
+  std::string mqttError;  // why the MQTT responder is not running ("" when it is)
+  nlohmann::json anycubicStatus() const;
   // The control port's file work (see handleControl). Declared last: destroyed first, while
   // everything its jobs use is still there; stop() stops it after the servers.
   std::unique_ptr<transport::BlockingWorker> blockingWork =
       std::make_unique<transport::BlockingWorker>("control worker");
 };
 
-// ----------------------------------------------------------------------------- camera
-
-namespace {
-
-// The camera `source` names (Settings::source): the board's, the test pattern, a V4L2 device,
-// an http:// or rtsp:// network camera, or the cameras pushing to `ingest` (ws-push).
-hal::Result<std::unique_ptr<hal::Capture>> openSource(const bsp::Board& board, const Settings& settings,
-                                                      transport::JpegPushIngest* ingest) {
-  const std::string& source = settings.source;
-  if (transport::isHttpFlvUrl(source)) return transport::createFlvPullCapture(source);
-  if (source.rfind("http://", 0) == 0) return transport::createMjpegPullCapture(source);
-  if (source.rfind("rtsp://", 0) == 0) {
-    transport::RtspPullOptions options;
-    if (settings.rtspTransport == "udp") options.transport = transport::RtspPullOptions::Transport::Udp;
-    return transport::createRtspPullCapture(source, options);
-  }
-  if (source == "ws-push" && ingest != nullptr) return ingest->openCapture();
-  if (source == "test-pattern") return hal::createTestPatternCapture();
-  return bsp::openCamera(board, source);
-}
-
-}  // namespace
-
-hal::Status Streamer::Impl::openCamera() {
-  std::string stableName;
-  {
-    std::lock_guard lock(stateMutex);
-    stableName = cameraStableName;
-  }
-  // The first open follows the board (or --source); every reopen of a V4L2 camera asks for the
-  // same camera by its stable name, never by index.
-  auto cam =
-      stableName.empty() ? openSource(*board, settings, ingest.get()) : hal::createV4l2Capture(stableName);
-  if (!cam) return cam.error();
-  hal::Capture& c = **cam;
-  const std::string name = c.info().name;
-
-  // The board's preferred format first, then what costs least to serve: raw I420 needs no
-  // conversion, NV12/YUYV one libyuv pass, MJPEG is passed through to /stream and /snapshot,
-  // H.264 straight to /flv.
-  std::vector<hal::FourCC> candidates;
-  // h264-streamer's encoder_type picks the camera format: rkmpi-yuyv YUYV, rkmpi MJPEG.
-  if (settings.encoderType == "rkmpi-yuyv") candidates.push_back(hal::fourcc::kYUYV);
-  if (settings.encoderType == "rkmpi") candidates.push_back(hal::fourcc::kMJPEG);
-  if (board->camera.preferredFormat.code != 0 &&
-      std::find(candidates.begin(), candidates.end(), board->camera.preferredFormat) == candidates.end())
-    candidates.push_back(board->camera.preferredFormat);
-  for (auto f : {hal::fourcc::kI420, hal::fourcc::kNV12, hal::fourcc::kYUYV, hal::fourcc::kMJPEG,
-                 hal::fourcc::kH264}) {
-    if (std::find(candidates.begin(), candidates.end(), f) == candidates.end()) candidates.push_back(f);
-  }
-  hal::CaptureConfig config;
-  hal::Negotiation n = hal::Negotiation::Invalid;
-  for (auto f : candidates) {
-    config = hal::CaptureConfig{};
-    config.format = f;
-    config.size = hal::Size{settings.width, settings.height};
-    config.fps = settings.unpaced ? 0 : settings.fps;
-    n = c.validate(config);
-    if (n != hal::Negotiation::Invalid && config.format == f) break;
-    n = hal::Negotiation::Invalid;
-  }
-  if (n == hal::Negotiation::Invalid) {
-    return hal::Status(
-        hal::Errc::Unsupported,
-        fmt::format("camera {}: offers none of I420, NV12, YUYV, MJPEG, H264 near {} at {} fps", name,
-                    hal::Size{settings.width, settings.height}.str(), settings.fps));
-  }
-  if (n == hal::Negotiation::Adjusted) {
-    spdlog::warn("camera {}: adjusted to {} {} at {} fps", name, config.format.str(), config.size.str(),
-                 config.fps);
-  }
-  if (auto st = c.start(config); !st) return st;
-
-  int fps = config.fps;
-  std::string newStableName;
-  if (auto* v4l2 = hal::v4l2CameraOf(c)) {
-    newStableName = v4l2->device().stableName;
-    const hal::CaptureConfig active = v4l2->activeConfig();
-    if (active.fps > 0) fps = active.fps;
-    for (const auto& refused : controlStore.apply(newStableName, *v4l2)) {
-      spdlog::warn("camera {}: saved control not applied: {}", name, refused);
-    }
-  }
-  const bool turned = pictureTransform != hal::Transform::identity();
-  i420Pool.reset();
-  decodePool.reset();
-  streamPool.reset();
-  snapshotPool.reset();
-  pictureSize = config.size;
-  streamSize = snapshotSize = config.size;
-  if (config.format == hal::fourcc::kH264) {
-    if (turned || !settings.streamSize.empty() || !settings.snapshotSize.empty()) {
-      spdlog::warn(
-          "camera {}: its H.264 is passed through as it comes: camera_rotation, camera_flip_*, "
-          "stream_resolution and snapshot_resolution are not applied to an H.264 camera",
-          name);
-    }
-  } else {
-    pictureSize = pictureTransform.apply(config.size);
-    streamSize = pictureTransform.apply(settings.streamSize.empty() ? config.size : settings.streamSize);
-    snapshotSize =
-        pictureTransform.apply(settings.snapshotSize.empty() ? config.size : settings.snapshotSize);
-    if (streamSize != pictureSize) {
-      auto pool = hal::FramePool::create(hal::fourcc::kI420, streamSize, 3);
-      if (!pool) return pool.error();
-      streamPool = std::move(*pool);
-    }
-    if (snapshotSize != streamSize && snapshotSize != pictureSize) {
-      auto pool = hal::FramePool::create(hal::fourcc::kI420, snapshotSize, 2);
-      if (!pool) return pool.error();
-      snapshotPool = std::move(*pool);
-    }
-    if (config.format != hal::fourcc::kI420 || turned) {
-      auto pool = hal::FramePool::create(hal::fourcc::kI420, pictureSize, 3);
-      if (!pool) return pool.error();
-      i420Pool = std::move(*pool);
-    }
-    if (config.format == hal::fourcc::kMJPEG && turned) {
-      auto pool = hal::FramePool::create(hal::fourcc::kI420, config.size, 2);
-      if (!pool) return pool.error();
-      decodePool = std::move(*pool);
-    }
-  }
-  cameraFormat = config.format;
-  cameraSize = config.size;
-  cameraH264Config.reset();
-  h264Pictures.reset();  // a new stream: its first IDR starts the next kept GOP
-  h264NoJpegLogged = false;
-  lastCameraIdr = {};
-  h264DecodeErrorLoggedAt = {};
-  h264DecodeErrorsUnlogged = 0;
-  if (auto st = configureEncoders(streamSize, settings.unpaced ? settings.fps : std::max(1, fps)); !st)
-    return st;
-  {
-    std::lock_guard lock(cameraMutex);
-    camera = std::move(*cam);
-  }
-  {
-    std::lock_guard lock(stateMutex);
-    cameraName = name;
-    cameraActiveSize = config.size;
-    cameraActiveFormat = config.format;
-    streamSizeShown = streamSize.str();
-    snapshotSizeShown = snapshotSize.str();
-    if (!newStableName.empty()) cameraStableName = newStableName;
-    cameraState = "streaming";
-  }
-  keyframeWanted = true;
-  if (settings.unpaced) {
-    spdlog::info("camera {}: {} {} unpaced (encoder nominal {} fps)", name, config.format.str(),
-                 config.size.str(), settings.fps);
-  } else {
-    spdlog::info("camera {}: {} {} at {} fps{}", name, config.format.str(), config.size.str(), fps,
-                 newStableName.empty() ? "" : " (" + newStableName + ")");
-  }
-  return {};
-}
-
-hal::Status Streamer::Impl::configureEncoders(hal::Size size, int fps) {
-  fps = std::max(1, fps);
-  const bool reconfigure = live.reconfigureCamera.exchange(false);
-  if (size == encoderSize && fps == encoderFps && !reconfigure) return {};
-  hal::EncoderConfig enc;
-  enc.size = size;
-  enc.fps = fps;
-  enc.bitrateKbps = live.bitrateKbps;
-  enc.gopFrames = settings.gopFrames;
-  enc.jpegQuality = live.jpegQuality;
-  enc.fullRange = cameraFormat == hal::fourcc::kMJPEG;  // decoded JPEG: full range (JFIF)
-  if (auto st = jpeg->configure(enc); !st) return st;
-  if (!snapshotSize.empty() && snapshotSize != size) {
-    hal::EncoderConfig still = enc;
-    still.size = snapshotSize;
-    if (!snapshotJpeg) snapshotJpeg = codecs::createJpegEncoder();
-    if (auto st = snapshotJpeg->configure(still); !st) return st;
-  }
-  if (auto st = h264->configure(enc); !st) return st;
-  h264Open = true;
-  h264LastWanted = Clock::now();
-  encoderSize = size;
-  encoderFps = fps;
-  return {};
-}
-
-void Streamer::Impl::loseCamera(const hal::Error& error) {
-  {
-    std::lock_guard lock(cameraMutex);
-    camera.reset();  // a disconnected device stays dead: recovery is a new object
-  }
-  ++cameraReconnects;
-  setCameraState("no-signal: " + error.describe());
-}
-
-// The grey "NO SIGNAL" picture, to every kind of client, while there is no camera: players keep
-// their connection and show why, and snapshot consumers (timelapse) get an answer.
-void Streamer::Impl::publishNoSignal(const std::string& reason) {
-  hal::Size size = streamSize;
-  if (size.empty()) {
-    size = pictureTransform.apply(settings.streamSize.empty() ? hal::Size{settings.width, settings.height}
-                                                              : settings.streamSize);
-  }
-  if (!noSignalPool || !(noSignalPool->size() == size)) {
-    auto pool = hal::FramePool::create(hal::fourcc::kI420, size, 2);
-    if (!pool) return;
-    noSignalPool = std::move(*pool);
-  }
-  if (auto st = configureEncoders(size, encoderFps > 0 ? encoderFps : settings.fps); !st) {
-    spdlog::warn("no-signal frame: {}", st.error().describe());
-    return;
-  }
-  auto frame = hal::drawNoSignalFrame(*noSignalPool, reason, Clock::now(), noSignalFrames++);
-  if (!frame) return;
-  const bool ringWanted = jpegRingWanted();
-  if (mjpeg.clientCount() > 0 || snapshots.hasWaiters() || ringWanted) {
-    if (auto packet = jpeg->encode(*frame)) {
-      mjpeg.publish(*packet);
-      snapshots.publish(*packet);
-      if (ringWanted) (void)jpegRing->publish(*packet);
-    }
-  }
-  if (encodeH264Now()) {
-    if (keyframeWanted.exchange(false)) h264->requestKeyframe();
-    if (auto packet = h264->encode(*frame)) publishH264(*packet);
-  }
-}
-
-void Streamer::Impl::cameraLoop() {
-  constexpr auto kFirstRetry = 500ms;
-  constexpr auto kMaxRetry = 8000ms;
-  constexpr auto kNoSignalInterval = 1000ms;  // ~1 fps of "no signal" while the camera is away
-  auto backoff = kFirstRetry;
-  Timestamp nextAttempt = Clock::now();
-  Timestamp nextNoSignal = Clock::now();
-  Timestamp nextJpegDue{};
-  std::string lastError;
-  while (running) {
-    if (!camera) {
-      const Timestamp now = Clock::now();
-      if (now >= nextAttempt) {
-        if (auto st = openCamera(); st) {
-          backoff = kFirstRetry;
-          lastError.clear();
-          continue;
-        } else {
-          const std::string error = st.error().describe();
-          if (error != lastError) {  // log each new reason once, not every retry
-            spdlog::error("camera: {} (retrying with backoff up to {} s)", error, kMaxRetry.count() / 1000);
-            lastError = error;
-          }
-          setCameraState("no-signal: " + error);
-          nextAttempt = now + backoff;
-          // A source that is there but has no picture yet (no camera pushing, ws-push) is asked
-          // again soon: its open already waited; a camera that starts pushing is shown at once.
-          if (st.code() != hal::Errc::NoSignal)
-            backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxRetry);
-        }
-      }
-      if (now >= nextNoSignal) {
-        std::string name;
-        {
-          std::lock_guard lock(stateMutex);
-          name = cameraStableName.empty() ? cameraName : cameraStableName;
-        }
-        publishNoSignal(name.empty() ? "WAITING FOR CAMERA" : "RECONNECTING " + name);
-        nextNoSignal = now + kNoSignalInterval;
-      }
-      const auto wake = std::min(nextAttempt, nextNoSignal);
-      if (!pause(std::chrono::duration_cast<std::chrono::milliseconds>(
-              std::max(wake - Clock::now(), Clock::duration(1ms))))) {
-        break;
-      }
-      continue;
-    }
-    pollfd pfd{camera->pollFd(), POLLIN, 0};
-    if (pfd.fd >= 0) ::poll(&pfd, 1, 200);
-    auto frame = camera->dequeue();
-    if (!frame) {
-      if (frame.code() == hal::Errc::Again) continue;
-      spdlog::error("camera {}: {}; serving \"no signal\" and reopening {}", getCameraName(),
-                    frame.error().describe(),
-                    cameraStableName.empty() ? std::string("it") : "by " + cameraStableName);
-      loseCamera(frame.error());
-      nextAttempt = Clock::now() + kFirstRetry;
-      nextNoSignal = Clock::now();
-      backoff = 2 * kFirstRetry;
-      continue;
-    }
-    onCameraFrame(*frame, nextJpegDue);
-  }
-  if (camera) camera->stop();
-}
-
-void Streamer::Impl::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue) {
-  cameraRate.tick(frame.timestamp());
-  if (live.reconfigureCamera.load() && !encoderSize.empty()) {
-    // A new bitrate or JPEG quality from the control API: the encoders are reconfigured here,
-    // on the thread that drives them; H.264 clients get the new parameter sets with the next IDR.
-    if (auto st = configureEncoders(encoderSize, encoderFps); !st) {
-      spdlog::warn("settings: reconfiguring the encoders: {}", st.error().describe());
-    }
-    keyframeWanted = true;
-  }
-  if (frame.format() == hal::fourcc::kH264) {
-    onH264CameraFrame(frame, nextJpegDue);
-    return;
-  }
-  // The encoders take I420: convert (YUYV/NV12) or decode (MJPEG) once per frame, only when an
-  // encoder needs it.
-  hal::Frame i420;
-  const bool turned = pictureTransform != hal::Transform::identity();
-  auto toI420 = [&]() -> const hal::Frame* {
-    if (frame.format() == hal::fourcc::kI420 && !turned) return &frame;
-    if (i420.valid()) return &i420;
-    if (!i420Pool) return nullptr;
-    hal::Result<hal::Frame> converted = hal::Error{hal::Errc::Io, 0, "no pool"};
-    if (frame.format() != hal::fourcc::kMJPEG) {
-      converted = codecs::convertToI420(frame, pictureTransform, *i420Pool);
-    } else if (!turned) {
-      converted = codecs::decodeJpegToI420({frame.plane(0).data, frame.bytesUsed()}, *i420Pool,
-                                           frame.timestamp(), frame.sequence());
-    } else if (decodePool) {
-      converted = codecs::decodeJpegToI420({frame.plane(0).data, frame.bytesUsed()}, *decodePool,
-                                           frame.timestamp(), frame.sequence());
-      if (converted) converted = codecs::convertToI420(*converted, pictureTransform, *i420Pool);
-    }
-    if (!converted) {
-      spdlog::warn("camera {}: to I420: {}", frame.format().str(), converted.error().describe());
-      return nullptr;
-    }
-    i420 = std::move(*converted);
-    return &i420;
-  };
-
-  // The picture at stream_resolution and at snapshot_resolution: the full picture, or scaled
-  // from it once per frame when first asked for.
-  hal::Frame scaledStream;
-  hal::Frame scaledSnapshot;
-  auto scaled = [&](hal::FramePool* pool, hal::Frame& out) -> const hal::Frame* {
-    const hal::Frame* full = toI420();
-    if (full == nullptr || pool == nullptr) return full;
-    if (out.valid()) return &out;
-    auto r = codecs::scaleI420(*full, *pool);
-    if (!r) {
-      spdlog::warn("camera: scaling to {}: {}", pool->size().str(), r.error().describe());
-      return nullptr;
-    }
-    out = std::move(*r);
-    return &out;
-  };
-  auto toStream = [&] { return scaled(streamPool.get(), scaledStream); };
-  // The camera's JPEG as it is (hal inserted Huffman tables if it had none), when it is the
-  // picture asked for: no re-encode.
-  auto cameraJpeg = [&](hal::Size wanted) -> std::optional<hal::PacketPtr> {
-    if (frame.format() != hal::fourcc::kMJPEG || turned || wanted != frame.size()) return std::nullopt;
-    auto p = std::make_shared<hal::Packet>();
-    p->codec = hal::fourcc::kMJPEG;
-    p->data.assign(frame.plane(0).data, frame.plane(0).data + frame.bytesUsed());
-    p->keyframe = true;
-    p->pts = frame.timestamp();
-    p->sequence = frame.sequence();
-    p->size = frame.size();
-    return hal::PacketPtr(std::move(p));
-  };
-  JpegMaker snapshotJpegMaker;
-  if (snapshotSize != streamSize) {
-    snapshotJpegMaker = [&]() -> hal::Result<hal::PacketPtr> {
-      if (auto p = cameraJpeg(snapshotSize)) return *p;
-      const hal::Frame* src =
-          snapshotSize == pictureSize ? toI420() : scaled(snapshotPool.get(), scaledSnapshot);
-      if (src == nullptr || !snapshotJpeg) return {hal::Errc::Io, "no picture"};
-      return snapshotJpeg->encode(*src);
-    };
-  }
-  serveJpegOutputs(
-      frame.timestamp(), nextJpegDue,
-      [&]() -> hal::Result<hal::PacketPtr> {
-        if (auto p = cameraJpeg(streamSize)) return *p;
-        if (const hal::Frame* src = toStream()) return jpeg->encode(*src);
-        return {hal::Errc::Io, "no picture"};
-      },
-      snapshotJpegMaker);
-  if (!encodeH264Now()) return;  // no encoding while nobody watches
-  if (keyframeWanted.exchange(false)) h264->requestKeyframe();
-  const int skip = std::max(skipInterval.load(), live.frameSkip.load());
-  if (skip > 1 && frame.sequence() % static_cast<uint64_t>(skip) != 0) return;
-  const hal::Frame* src = toStream();
-  if (src == nullptr) return;
-  auto packet = h264->encode(*src);
-  if (!packet) {
-    if (packet.code() != hal::Errc::Again) spdlog::warn("h264: {}", packet.error().describe());
-    return;
-  }
-  publishH264(*packet);
-}
-
-void Streamer::Impl::serveJpegOutputs(Timestamp timestamp, Timestamp& nextJpegDue, const JpegMaker& makeJpeg,
-                                      const JpegMaker& makeSnapshot) {
-  const bool mjpegWanted = mjpeg.clientCount() > 0;
-  const bool snapshotWanted = snapshots.hasWaiters();
-  const bool ringWanted = jpegRingWanted();  // JPEGs for the ring at the MJPEG rate
-  if (!mjpegWanted && !snapshotWanted && !ringWanted) return;
-  const auto interval = std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(1.0 / std::max(1, live.mjpegFps.load())));
-  // A frame up to a quarter interval early still counts: network cameras are stamped on
-  // arrival, and with jitter a source at exactly mjpeg_fps would otherwise lose every frame
-  // that came a little early. The schedule still advances one interval per frame sent, so the
-  // average rate stays at most mjpeg_fps.
-  const bool due = timestamp + interval / 4 >= nextJpegDue;
-  if (makeSnapshot && snapshotWanted) {
-    // Snapshots at their own size: a JPEG of their own, made only for a waiter.
-    if (auto still = makeSnapshot()) {
-      snapshots.publish(*still);
-    } else {
-      spdlog::warn("snapshot jpeg: {}", still.error().describe());
-    }
-  }
-  if (!due && (!snapshotWanted || makeSnapshot)) return;
-  if (makeSnapshot && !mjpegWanted && !ringWanted) return;
-  if (due) {
-    nextJpegDue = (timestamp - nextJpegDue > interval) ? timestamp + interval : nextJpegDue + interval;
-  }
-  auto packet = makeJpeg();
-  if (!packet) {
-    spdlog::warn("jpeg: {}", packet.error().describe());
-    return;
-  }
-  if (due && mjpegWanted) {
-    mjpeg.publish(*packet);
-    mjpegRate.tick();
-  }
-  if (due && ringWanted) {
-    if (auto st = jpegRing->publish(*packet); !st) spdlog::warn("{}", st.error().describe());
-  }
-  if (!makeSnapshot) snapshots.publish(*packet);
-}
-
-// An H.264 camera's access units go to the H.264 outputs as they are: no decode, no re-encode.
-// The JPEG outputs get pictures decoded from them (H264OnDemandDecoder), only while one of them
-// wants pictures, and JPEG-encoded at the MJPEG rate as a raw camera's frames are.
-void Streamer::Impl::onH264CameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue) {
-  const std::span<const uint8_t> au(frame.plane(0).data, frame.bytesUsed());
-  if (auto config = codecs::h264::extractCodecConfig(au)) {
-    if (!cameraH264Config || !(*cameraH264Config == *config)) {
-      cameraH264Config = std::make_shared<const hal::CodecConfig>(std::move(*config));
-    }
-  }
-  // Built for every access unit, wanted or not: the on-demand decoder keeps the GOP.
-  auto p = std::make_shared<hal::Packet>();
-  p->codec = hal::fourcc::kH264;
-  p->data.assign(au.begin(), au.end());
-  p->keyframe = codecs::h264::containsIdr(au);
-  p->pts = frame.timestamp();
-  p->sequence = frame.sequence();
-  p->size = frame.size();
-  p->config = cameraH264Config;
-  const hal::PacketPtr packet = std::move(p);
-  if (packet->keyframe) {
-    if (lastCameraIdr != Timestamp{} && packet->pts > lastCameraIdr) {
-      cameraGopMs =
-          std::chrono::duration_cast<std::chrono::milliseconds>(packet->pts - lastCameraIdr).count();
-    }
-    lastCameraIdr = packet->pts;
-  }
-  if (h264Wanted()) {
-    if (keyframeWanted.exchange(false)) {
-      if (auto st = camera->requestKeyframe(); !st && st.code() != hal::Errc::Unsupported) {
-        spdlog::warn("camera: keyframe request: {}", st.error().describe());
-      }
-    }
-    publishH264(packet);
-  }
-
-  auto picture = h264Pictures.push(packet, jpegWanted());
-  if (picture) {
-    serveJpegOutputs(frame.timestamp(), nextJpegDue, [&] { return jpeg->encode(*picture); });
-    return;
-  }
-  const hal::Error& error = picture.error();
-  if (error.code == hal::Errc::Again) return;  // not wanted, or waiting for the camera's next IDR
-  if (error.code == hal::Errc::Unsupported) {
-    // No decoder in this build (or a stream it cannot carry): snapshot requests get the reason
-    // now instead of a 3 s timeout.
-    const std::string reason = "no JPEG from this H.264 camera: " + error.message;
-    if (!h264NoJpegLogged) {
-      spdlog::warn("camera {}: {}; /stream and /snapshot stay without pictures", getCameraName(), reason);
-      h264NoJpegLogged = true;
-    }
-    snapshots.expire(0ms, reason);
-    return;
-  }
-  // Corrupt data (a camera glitch, lost packets): logged once, then once a minute with a count.
-  const Timestamp now = Clock::now();
-  if (h264DecodeErrorLoggedAt == Timestamp{} || now - h264DecodeErrorLoggedAt >= 60s) {
-    spdlog::warn("camera {}: {}{}", getCameraName(), error.describe(),
-                 h264DecodeErrorsUnlogged > 0
-                     ? fmt::format(" ({} more since the last report)", h264DecodeErrorsUnlogged)
-                     : std::string());
-    h264DecodeErrorLoggedAt = now;
-    h264DecodeErrorsUnlogged = 0;
-  } else {
-    ++h264DecodeErrorsUnlogged;
-  }
-}
-
-// ----------------------------------------------------------------------------- display
-
-void Streamer::Impl::displayLoop() {
-  uint64_t lastSequence = UINT64_MAX;
-  hal::PacketPtr cached;
-  Timestamp lastPublish{};
-  while (running) {
-    {
-      std::unique_lock lock(displayMutex);
-      displayWake.wait_for(lock, 500ms, [this] { return !running || displayWatched(); });
-    }
-    if (!running) break;
-    releaseIdleDisplayH264();
-    if (!displayWatched()) continue;  // nobody watches
-    if (!live.displayEnabled) {
-      displaySnapshots.failAll("display capture is disabled (display_enabled = false)");
-      continue;
-    }
-    if (live.reconfigureDisplay.exchange(false)) {
-      hal::EncoderConfig enc;
-      enc.size = uprightDisplaySize();
-      enc.jpegQuality = live.jpegQuality;
-      if (auto st = displayJpeg->configure(enc); !st) {
-        spdlog::warn("settings: display JPEG quality: {}", st.error().describe());
-      }
-      cached.reset();  // re-encode the current screen at the new quality
-    }
-    const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::duration<double>(1.0 / std::max(1, live.displayFps.load())));
-
-    const Timestamp tickStart = Clock::now();
-    auto grab = display->grab();
-    if (!grab) {
-      if (grab.code() != hal::Errc::Again) {
-        spdlog::warn("display {}: {}", display->info().name, grab.error().describe());
-        displaySnapshots.failAll("display unavailable: " + grab.error().describe());
-      }
-    } else {
-      const bool changed = grab->sequence() != lastSequence || !cached;
-      const bool joined = displayNewClient.exchange(false);
-      const bool keepAlive = tickStart - lastPublish >= 2s;
-      hal::Frame uprightFrame;  // converted at most once per tick, when an encoder needs it
-      auto upright = [&]() -> hal::Result<hal::Frame> {
-        if (uprightFrame.valid()) return uprightFrame;
-        auto r = codecs::convertToI420(*grab, board->display.orientation, *uprightPool);
-        if (r) uprightFrame = *r;
-        return r;
-      };
-      if (changed) {
-        if (auto picture = upright()) {
-          auto packet = displayJpeg->encode(*picture);
-          if (packet) {
-            cached = *packet;
-            lastSequence = grab->sequence();
-          } else {
-            spdlog::warn("display jpeg: {}", packet.error().describe());
-          }
-        } else {
-          spdlog::warn("display convert: {}", picture.error().describe());
-        }
-      }
-      if (displayRtspStream.clientCount() > 0) encodeDisplayH264(changed, tickStart, upright);
-      if (cached) {
-        displaySnapshots.publish(cached);
-        // Unchanged pixels are not encoded again; the stream only re-sends the last JPEG for
-        // a client that just joined and as a keep-alive.
-        if (changed || joined || keepAlive) {
-          displayStream.publish(cached);
-          displayRate.tick();
-          lastPublish = tickStart;
-        }
-      }
-    }
-    std::unique_lock lock(displayMutex);
-    displayWake.wait_until(lock, tickStart + interval,
-                           [this] { return !running || displaySnapshots.hasWaiters(); });
-  }
-}
-
-// One display picture for rtsp://.../display: when the screen changed, a client asked for a
-// keyframe, or a second passed (keep-alive for a static screen). Display thread.
-void Streamer::Impl::encodeDisplayH264(bool changed, Timestamp now,
-                                       const std::function<hal::Result<hal::Frame>()>& upright) {
-  displayH264LastWanted = now;
-  const bool keyframe = displayKeyframeWanted.exchange(false);
-  if (!changed && !keyframe && now - displayH264LastFrame < 1s) return;
-  if (!displayH264Open) {
-    hal::EncoderConfig enc;
-    enc.size = uprightDisplaySize();
-    enc.fps = std::max(1, live.displayFps.load());
-    enc.bitrateKbps = std::min(live.bitrateKbps.load(), 2000);
-    enc.gopFrames = 2 * enc.fps;  // an IDR every ~2 s at display_fps (a joining client asks for one anyway)
-    enc.fullRange = false;
-    if (auto st = displayH264->configure(enc); !st) {
-      spdlog::warn("display h264: {}", st.error().describe());
-      return;
-    }
-    displayH264Open = true;
-  }
-  auto picture = upright();
-  if (!picture) return;
-  if (keyframe) displayH264->requestKeyframe();
-  auto packet = displayH264->encode(*picture);
-  if (!packet) {
-    if (packet.code() != hal::Errc::Again) spdlog::warn("display h264: {}", packet.error().describe());
-    return;
-  }
-  // The grab's timestamp may repeat for an unchanged screen; the RTP clock wants the send time.
-  auto stamped = std::make_shared<hal::Packet>(**packet);
-  stamped->pts = now;
-  stamped->sequence = displayH264Frames++;
-  displayRtspStream.publish(stamped);
-  displayH264LastFrame = now;
-}
-
-// The display's H.264 encoder gives its memory back 10 s after the last RTSP display client.
-void Streamer::Impl::releaseIdleDisplayH264() {
-  if (!displayH264Open || displayRtspStream.clientCount() > 0) return;
-  if (Clock::now() - displayH264LastWanted < kEncoderIdleRelease) return;
-  displayH264->release();
-  displayH264Open = false;
-}
-
 // ----------------------------------------------------------------------------- touch
 
-void Streamer::Impl::touchLoop() {
-  while (true) {
-    TouchJob job;
-    {
-      std::unique_lock lock(touchMutex);
-      touchWake.wait(lock, [this] { return !running || !touchJobs.empty(); });
-      if (touchJobs.empty()) return;  // stopping
-      job = std::move(touchJobs.front());
-      touchJobs.pop_front();
-    }
-    const hal::Status st = touch->tap(job.panelPos, job.hold);
-    if (st) {
-      ++touchCount;
-      spdlog::debug("touch: view ({}, {}) -> panel ({}, {})", job.viewX, job.viewY, job.panelPos.x,
-                    job.panelPos.y);
-      job.response->complete(HttpResponse::json(
-          200, nlohmann::json{{"status", "ok"}, {"x", job.viewX}, {"y", job.viewY}}.dump()));
-    } else {
-      spdlog::warn("touch: {}", st.error().describe());
-      job.response->complete(HttpResponse::json(
-          500,
-          nlohmann::json{
-              {"status", "error"}, {"error", st.error().describe()}, {"x", job.viewX}, {"y", job.viewY}}
-              .dump()));
-    }
-  }
-}
-
 HttpResponse Streamer::Impl::touchRequest(const HttpRequest& req) {
-  if (!touch) return HttpResponse::error(503, "no touch panel: " + touchError);
+  if (!screen->hasTouch()) return HttpResponse::error(503, "no touch panel: " + screen->touchError());
   // JSON {"x","y","duration"} or form-encoded x=&y=&duration=, each with its Content-Type.
   nlohmann::json body;
   if (req.hasMediaType("application/json")) {
@@ -1277,34 +328,27 @@ HttpResponse Streamer::Impl::touchRequest(const HttpRequest& req) {
        {std::tuple{"x", &x, true}, {"y", &y, true}, {"duration", &duration, false}}) {
     if (auto err = number(key, *ptr, required); !err.empty()) return HttpResponse::error(400, err);
   }
-  const hal::Size view = uprightDisplaySize();
-  if (view.empty()) return HttpResponse::error(503, "no display size to map touches from: " + displayError);
-  if (x < 0 || y < 0 || x > view.width || y > view.height) {
-    return HttpResponse::error(400,
-                               fmt::format("point ({}, {}) is outside the {} display", x, y, view.str()));
-  }
   if (duration < 1 || duration > 5000) {
     return HttpResponse::error(400, fmt::format("duration {} ms is outside 1..5000", duration));
   }
-  // viewPos (upright image) -> panelPos via the board's touch transform, then scaled to the
-  // panel's raw range when it differs from the display's size.
-  const hal::Point viewPos{static_cast<int>(std::lround(x)), static_cast<int>(std::lround(y))};
-  const hal::Point mapped = board->touch.transform.apply(viewPos, view);
-  const hal::Size mappedSpace = board->touch.transform.apply(view);
-  const hal::Size range = touch->info().range;  // the board's range, or the device's own (TouchKind::Auto)
-  const hal::Point panelPos{
-      static_cast<int>(std::lround(static_cast<double>(mapped.x) * range.width / mappedSpace.width)),
-      static_cast<int>(std::lround(static_cast<double>(mapped.y) * range.height / mappedSpace.height))};
-  TouchJob job{panelPos, std::chrono::milliseconds(static_cast<int>(duration)), x, y,
-               std::make_shared<DeferredResponse>()};
-  HttpResponse r;
-  r.deferred = job.response;
-  {
-    std::lock_guard lock(touchMutex);
-    if (touchJobs.size() >= kMaxTouchJobs) return HttpResponse::error(503, "touch queue full, try again");
-    touchJobs.push_back(std::move(job));
+  auto response = std::make_shared<DeferredResponse>();
+  auto done = [response, x, y](const hal::Status& st) {
+    if (st) {
+      response->complete(
+          HttpResponse::json(200, nlohmann::json{{"status", "ok"}, {"x", x}, {"y", y}}.dump()));
+    } else if (st.code() == hal::Errc::Unsupported) {  // the streamer stopped before the tap
+      response->complete(HttpResponse::error(503, st.error().message));
+    } else {
+      response->complete(HttpResponse::json(
+          500,
+          nlohmann::json{{"status", "error"}, {"error", st.error().describe()}, {"x", x}, {"y", y}}.dump()));
+    }
+  };
+  if (auto st = screen->tap(x, y, std::chrono::milliseconds(static_cast<int>(duration)), done); !st) {
+    return HttpResponse::error(st.code() == hal::Errc::InvalidArgument ? 400 : 503, st.error().message);
   }
-  touchWake.notify_one();
+  HttpResponse r;
+  r.deferred = response;
   return r;  // answered by the touch worker once the tap is injected
 }
 
@@ -1327,15 +371,14 @@ void Streamer::Impl::housekeepingLoop() {
       // A new target (or auto-skip turned off) starts over from encoding every frame.
       target = live.targetCpu;
       skipper = AutoSkip(target);
-      skipInterval = 1;
+      cam->setAutoSkipInterval(1);
     }
     if (live.autoSkip) {
       skipper.onCpuSample(sample.systemPercent, Clock::now());
-      skipInterval = skipper.interval();
+      cam->setAutoSkipInterval(skipper.interval());
     }
-    snapshots.expire(3s, "no camera frame within 3 s: " + getCameraState());
-    hls->expire();
-    displaySnapshots.expire(3s, "no display frame within 3 s");
+    cam->expireWaiters();
+    screen->expireWaiters();
   }
 }
 
@@ -1353,9 +396,9 @@ HttpResponse Streamer::Impl::mjpegResponse(transport::MjpegStream& stream) {
 
 HttpResponse Streamer::Impl::flvResponse(bool slicerHeaders) {
   HttpResponse r;
-  auto queue = flv.subscribe();
+  auto queue = cam->flv.subscribe();
   r.stream = queue;
-  r.onClose = [this, queue] { flv.unsubscribe(queue); };
+  r.onClose = [this, queue] { cam->flv.unsubscribe(queue); };
   if (slicerHeaders) {
     // Exactly what the stock camera service sends (the slicer expects it): see protocols.md.
     r.contentType = "text/plain";
@@ -1373,9 +416,9 @@ HttpResponse Streamer::Impl::flvResponse(bool slicerHeaders) {
 // access unit, from the next IDR (its subscription requests one).
 HttpResponse Streamer::Impl::fmp4Response() {
   HttpResponse r;
-  auto queue = fmp4.subscribe();
+  auto queue = cam->fmp4.subscribe();
   r.stream = queue;
-  r.onClose = [this, queue] { fmp4.unsubscribe(queue); };
+  r.onClose = [this, queue] { cam->fmp4.unsubscribe(queue); };
   r.contentType = "video/mp4";
   addNoCache(r);
   return r;
@@ -1386,8 +429,8 @@ HttpResponse Streamer::Impl::fmp4Response() {
 HttpResponse Streamer::Impl::wsResponse(const HttpRequest& req, bool timestampTrailer) {
   auto accept = transport::ws::checkHandshake(req.method, req.headers);
   if (!accept) return transport::handshakeRefusal(accept.error());
-  auto queue = wsStream.subscribe(timestampTrailer);
-  return wsHub->upgradeResponse(*accept, queue, [this, queue] { wsStream.unsubscribe(queue); });
+  auto queue = cam->wsStream.subscribe(timestampTrailer);
+  return wsHub->upgradeResponse(*accept, queue, [this, queue] { cam->wsStream.unsubscribe(queue); });
 }
 
 HttpResponse Streamer::Impl::handleWsPort(const HttpRequest& req) {
@@ -1397,7 +440,7 @@ HttpResponse Streamer::Impl::handleWsPort(const HttpRequest& req) {
 
 nlohmann::json Streamer::Impl::status() {
   const nlohmann::json clients = clientCounts();
-  const nlohmann::json cameraJson = cameraStatus();
+  const nlohmann::json cameraJson = cam->cameraStatus();
   return {
       {"status", "ok"},
       // The ESP32 relay's /status fields (every profile has them): cameras pushing to the
@@ -1407,14 +450,17 @@ nlohmann::json Streamer::Impl::status() {
       {"streaming", cameraJson["signal"]},
       {"board", {{"id", std::string(board->id)}, {"name", std::string(board->name)}}},
       {"camera", cameraJson},
-      {"encoder", encoderStatus()},
+      {"encoder", cam->encoderStatus()},
       {"lan_mode", lanModeStatus()},
+      {"anycubic", anycubicStatus()},
       {"display",
-       {{"enabled", display != nullptr}, {"error", displayError}, {"clients", displayStream.clientCount()}}},
-      {"touch", {{"enabled", touch != nullptr}, {"error", touchError}}},
-      {"rings", ringStats()},
+       {{"enabled", screen->hasDisplay()},
+        {"error", screen->displayError()},
+        {"clients", screen->stream().clientCount()}}},
+      {"touch", {{"enabled", screen->hasTouch()}, {"error", screen->touchError()}}},
+      {"rings", cam->ringStats()},
       {"clients", clients},
-      {"hls", hlsStats()},
+      {"hls", cam->hlsStats()},
       {"outputs", outputs},
       {"stream_port", streamServer ? streamServer->port() : 0},
       {"control_port", controlServer ? controlServer->port() : 0},
@@ -1425,20 +471,6 @@ nlohmann::json Streamer::Impl::status() {
       {"h264_enabled", live.h264Enabled.load()},
       {"uptime_s", std::chrono::duration<double>(Clock::now() - startedAt).count()},
   };
-}
-
-// The H.264 encoder backend in use ("none" until the camera's first configuration; an H.264
-// camera's access units pass through it untouched), each backend not used and why, and how
-// many backends failed while encoding (the next took over on an IDR).
-nlohmann::json Streamer::Impl::encoderStatus() const {
-  nlohmann::json refused = nlohmann::json::array();
-  for (const auto& r : h264->refusals()) {
-    refused.push_back({{"backend", r.backend}, {"reason", r.reason}, {"while_encoding", r.runtime}});
-  }
-  return {{"h264", h264->activeName()},
-          {"order", h264Order},
-          {"refused", refused},
-          {"fallbacks", h264->fallbacks()}};
 }
 
 void Streamer::Impl::setLanModeState(const hal::Result<bool>& state) {
@@ -1494,6 +526,37 @@ HttpResponse Streamer::Impl::lanModeRequest(const HttpRequest& req) {
   return HttpResponse::json(answered ? 200 : 502, out.dump());
 }
 
+// go-klipper mode's native timelapse link (the firmware's local service) and the slicer's
+// live-view responder (MQTT): {"enabled", "timelapse": {...}, "mqtt": {...}}.
+nlohmann::json Streamer::Impl::anycubicStatus() const {
+  if (!gkapi) {
+    return {{"enabled", false},
+            {"why", settings.mode != "go-klipper"
+                        ? "the firmware's timelapse and live view belong to go-klipper mode"
+                        : "encoder_type gkcam: the stock camera service answers them"}};
+  }
+  const auto rpc = gkapi->state();
+  nlohmann::json out = {
+      {"enabled", true},
+      {"timelapse",
+       {{"connected", rpc.connected},
+        {"port", settings.lanModePort},
+        {"messages", rpc.messages},
+        {"replies", rpc.replies},
+        {"recorder", moonrakerTimelapseOn ? "moonraker (requests acknowledged only)" : "native"},
+        {"last_error", rpc.lastError}}}};
+  if (mqtt) {
+    const auto m = mqtt->state();
+    out["mqtt"] = {{"state", m.state},
+                   {"connections", m.connections},
+                   {"failures", m.failures},
+                   {"last_error", m.lastError}};
+  } else {
+    out["mqtt"] = {{"state", "off"}, {"last_error", mqttError}};
+  }
+  return out;
+}
+
 // The RTSP server's connections and sessions; null when it is off.
 nlohmann::json Streamer::Impl::rtspStats() const {
   if (!rtspServer) return nullptr;
@@ -1522,46 +585,6 @@ nlohmann::json Streamer::Impl::publishStatus() const {
   return out;
 }
 
-// The camera's state for /status and /api/stats. `state` is "starting", "streaming" or
-// "no-signal: <reason>" (the camera is away: clients get the "no signal" picture while it is
-// reopened by `stable_name`); `reconnects` counts losses since start; `format` the FourCC the
-// camera delivers; for an H.264 camera `h264` says its access units are passed through and its
-// measured IDR interval (`gop_ms`), which is what a joining viewer waits at most.
-nlohmann::json Streamer::Impl::cameraStatus() {
-  nlohmann::json pushed;
-  if (ingest) {
-    const auto st = ingest->stats();
-    pushed = {{"camera_clients", st.cameraClients},
-              {"messages", st.messages},
-              {"frames", st.frames},
-              {"dropped", st.dropped},
-              {"takeovers", st.takeovers},
-              {"refused", st.refused}};
-  }
-  std::lock_guard lock(stateMutex);
-  nlohmann::json out = {{"name", cameraName},
-                        {"state", cameraState},
-                        {"signal", cameraState == "streaming"},
-                        {"stable_name", cameraStableName},
-                        {"width", cameraActiveSize.empty() ? settings.width : cameraActiveSize.width},
-                        {"height", cameraActiveSize.empty() ? settings.height : cameraActiveSize.height},
-                        {"fps", cameraRate.fps()},
-                        {"reconnects", cameraReconnects.load()},
-                        {"no_signal_frames", noSignalFrames.load()},
-                        {"rotation", settings.cameraRotation},
-                        {"flip_x", settings.cameraFlipX},
-                        {"flip_y", settings.cameraFlipY},
-                        {"stream_size", streamSizeShown},
-                        {"snapshot_size", snapshotSizeShown}};
-  if (!pushed.is_null()) out["ingest"] = std::move(pushed);
-  out["format"] = cameraActiveFormat.code == 0 ? std::string() : cameraActiveFormat.str();
-  if (cameraActiveFormat == hal::fourcc::kH264) {
-    // The camera's H.264 is passed through: a viewer who joins waits for the camera's next IDR.
-    out["h264"] = {{"passthrough", true}, {"gop", "camera"}, {"gop_ms", cameraGopMs.load()}};
-  }
-  return out;
-}
-
 nlohmann::json Streamer::Impl::stats() {
   nlohmann::json streams = nlohmann::json::object();
   for (const auto& [name, f] : clientStreams()) {
@@ -1573,64 +596,40 @@ nlohmann::json Streamer::Impl::stats() {
   }
   return {
       {"fps",
-       {{"camera", cameraRate.fps()},
-        {"mjpeg", mjpegRate.fps()},
-        {"h264", h264Rate.fps()},
-        {"display", displayRate.fps()}}},
+       {{"camera", cam->cameraRate.fps()},
+        {"mjpeg", cam->mjpegRate.fps()},
+        {"h264", cam->h264Rate.fps()},
+        {"display", screen->rate().fps()}}},
       {"frames",
-       {{"camera", cameraRate.total()},
-        {"mjpeg", mjpegRate.total()},
-        {"h264", h264Rate.total()},
-        {"display", displayRate.total()}}},
+       {{"camera", cam->cameraRate.total()},
+        {"mjpeg", cam->mjpegRate.total()},
+        {"h264", cam->h264Rate.total()},
+        {"display", screen->rate().total()}}},
       {"cpu", {{"system_percent", systemCpu.load()}, {"process_percent", processCpu.load()}}},
-      {"skip_interval", std::max(skipInterval.load(), live.frameSkip.load())},
-      {"auto_skip_interval", skipInterval.load()},
+      {"skip_interval", std::max(cam->autoSkipInterval(), live.frameSkip.load())},
+      {"auto_skip_interval", cam->autoSkipInterval()},
       {"clients", clientCounts()},
       {"streams", streams},
       {"websocket",
        {{"connections", wsHub ? wsHub->stats().connections : 0},
         {"pings", wsHub ? wsHub->stats().pings : 0},
         {"protocol_errors", wsHub ? wsHub->stats().protocolErrors : 0}}},
-      {"rings", ringStats()},
-      {"hls", hlsStats()},
-      {"touches", touchCount.load()},
-      {"camera_state", getCameraState()},
-      {"camera", cameraStatus()},
-      // open: holding its working memory; idle_releases: times it gave it back after 10 s
-      // without an H.264 viewer (the next viewer reopens it).
-      {"h264_encoder",
-       {{"backend", h264->activeName()},
-        {"open", h264Open.load()},
-        {"idle_releases", h264Releases.load()},
-        {"fallbacks", h264->fallbacks()}}},
-      {"encoder", encoderStatus()},
+      {"rings", cam->ringStats()},
+      {"hls", cam->hlsStats()},
+      {"touches", screen->touches()},
+      {"camera_state", cam->state()},
+      {"camera", cam->cameraStatus()},
+      {"h264_encoder", cam->h264EncoderStats()},
+      {"encoder", cam->encoderStatus()},
       // H.264 cameras: pictures decoded for /stream, /snapshot and the JPEG ring (on demand).
-      {"h264_decoder", h264DecoderStats()},
+      {"h264_decoder", cam->h264DecoderStats()},
   };
-}
-
-nlohmann::json Streamer::Impl::h264DecoderStats() const {
-  const auto st = h264Pictures.stats();
-  return {{"backend", h264DecoderBackend},
-          {"decoding", st.decoding},
-          {"pictures", st.pictures},
-          {"catch_ups", st.catchUps},
-          {"catch_up_access_units", st.catchUpAccessUnits},
-          {"errors", st.errors},
-          {"kept_access_units", st.keptAccessUnits},
-          {"kept_bytes", st.keptBytes},
-          {"gop_overflows", st.gopOverflows},
-          {"idle_releases", st.idleReleases}};
 }
 
 // ustreamer's /state shape (pikvm/ustreamer src/ustreamer/http/server.c, used by PiKVM and by
 // Moonraker-side tools that probe a "ustreamer" webcam), filled from our camera and MJPEG stream.
 nlohmann::json Streamer::Impl::ustreamerState() {
-  std::string state;
-  {
-    std::lock_guard lock(stateMutex);
-    state = cameraState;
-  }
+  const std::string state = cam->state();
   nlohmann::json clientsStat = nlohmann::json::object();  // ustreamer: per-client id -> stats; not kept
   return {{"ok", true},
           {"result",
@@ -1640,10 +639,10 @@ nlohmann::json Streamer::Impl::ustreamerState() {
              {{"resolution", {{"width", settings.width}, {"height", settings.height}}},
               {"online", state == "streaming"},
               {"desired_fps", settings.fps},
-              {"captured_fps", static_cast<int>(std::lround(cameraRate.fps()))}}},
+              {"captured_fps", static_cast<int>(std::lround(cam->cameraRate.fps()))}}},
             {"stream",
-             {{"queued_fps", static_cast<int>(std::lround(mjpegRate.fps()))},
-              {"clients", mjpeg.clientCount()},
+             {{"queued_fps", static_cast<int>(std::lround(cam->mjpegRate.fps()))},
+              {"clients", cam->mjpeg.clientCount()},
               {"clients_stat", clientsStat}}}}}};
 }
 
@@ -1658,25 +657,27 @@ std::string Streamer::Impl::metrics() {
     out += labels.empty() ? fmt::format("{} {}\n", name, value)
                           : fmt::format("{}{{{}}} {}\n", name, labels, value);
   };
-  const bool streaming = getCameraState() == "streaming";
+  const bool streaming = cam->state() == "streaming";
   family("printcast_camera_up", "gauge", "1 while the camera delivers frames, 0 while it is away");
   sample("printcast_camera_up", "", streaming ? 1 : 0);
   family("printcast_camera_frames_total", "counter", "Camera frames captured");
-  sample("printcast_camera_frames_total", "", static_cast<double>(cameraRate.total()));
+  sample("printcast_camera_frames_total", "", static_cast<double>(cam->cameraRate.total()));
   family("printcast_h264_encoder_info", "gauge", "The H.264 encoder backend in use (value 1)");
-  sample("printcast_h264_encoder_info", fmt::format("backend=\"{}\"", h264->activeName()), 1);
+  sample("printcast_h264_encoder_info", fmt::format("backend=\"{}\"", cam->h264->activeName()), 1);
   family("printcast_h264_encoder_fallbacks_total", "counter",
          "H.264 encoder backends given up while encoding (the next one took over)");
-  sample("printcast_h264_encoder_fallbacks_total", "", static_cast<double>(h264->fallbacks()));
+  sample("printcast_h264_encoder_fallbacks_total", "", static_cast<double>(cam->h264->fallbacks()));
   family("printcast_camera_reconnects_total", "counter", "Times the camera was lost and reopened");
-  sample("printcast_camera_reconnects_total", "", static_cast<double>(cameraReconnects.load()));
+  sample("printcast_camera_reconnects_total", "", static_cast<double>(cam->cameraReconnects.load()));
   family("printcast_no_signal_frames_total", "counter",
          "\"No signal\" frames served while the camera was away");
-  sample("printcast_no_signal_frames_total", "", static_cast<double>(noSignalFrames.load()));
+  sample("printcast_no_signal_frames_total", "", static_cast<double>(cam->noSignalFrames.load()));
 
   family("printcast_fps", "gauge", "Frames per second over the last 2 s, per source or output");
-  const std::pair<const char*, const RateMeter*> rates[] = {
-      {"camera", &cameraRate}, {"mjpeg", &mjpegRate}, {"h264", &h264Rate}, {"display", &displayRate}};
+  const std::pair<const char*, const RateMeter*> rates[] = {{"camera", &cam->cameraRate},
+                                                            {"mjpeg", &cam->mjpegRate},
+                                                            {"h264", &cam->h264Rate},
+                                                            {"display", &screen->rate()}};
   for (const auto& [name, meter] : rates)
     sample("printcast_fps", fmt::format("output=\"{}\"", name), meter->fps());
   family("printcast_frames_total", "counter", "Frames produced per output");
@@ -1710,10 +711,10 @@ std::string Streamer::Impl::metrics() {
   sample("printcast_cpu_percent", "scope=\"process\"", processCpu.load());
   family("printcast_h264_skip_interval", "gauge",
          "H.264 encodes every Nth camera frame (slider and auto-skip)");
-  sample("printcast_h264_skip_interval", "", std::max(skipInterval.load(), live.frameSkip.load()));
-  const auto hlsNow = hls->segmenter().stats();
+  sample("printcast_h264_skip_interval", "", std::max(cam->autoSkipInterval(), live.frameSkip.load()));
+  const auto hlsNow = cam->hls->segmenter().stats();
   family("printcast_hls_watched", "gauge", "1 while something fetched from /hls/ in the last few seconds");
-  sample("printcast_hls_watched", "", hls->watched() ? 1 : 0);
+  sample("printcast_hls_watched", "", cam->hls->watched() ? 1 : 0);
   family("printcast_hls_segments_total", "counter", "HLS segments completed");
   sample("printcast_hls_segments_total", "", static_cast<double>(hlsNow.segmentsProduced));
   family("printcast_hls_parts_total", "counter", "HLS partial segments (LL-HLS parts) completed");
@@ -1721,9 +722,9 @@ std::string Streamer::Impl::metrics() {
   family("printcast_hls_bytes", "gauge", "Bytes of HLS segments held in memory");
   sample("printcast_hls_bytes", "", static_cast<double>(hlsNow.bytes));
   family("printcast_hls_requests_total", "counter", "Requests under /hls/");
-  sample("printcast_hls_requests_total", "", static_cast<double>(hls->requests()));
+  sample("printcast_hls_requests_total", "", static_cast<double>(cam->hls->requests()));
   family("printcast_touches_total", "counter", "Taps injected into the touch panel");
-  sample("printcast_touches_total", "", static_cast<double>(touchCount.load()));
+  sample("printcast_touches_total", "", static_cast<double>(screen->touches()));
   // The HTTP ports' limits and origin rule (transport/http_server.h HttpServerStats).
   std::vector<std::pair<const char*, transport::HttpServerStats>> ports;
   for (const auto& [name, server] :
@@ -1778,9 +779,9 @@ std::string Streamer::Impl::metrics() {
 
 // 200 "ok" while the camera delivers frames; 503 with the reason otherwise (starting, no signal).
 HttpResponse Streamer::Impl::healthz() {
-  const std::string state = getCameraState();
+  const std::string state = cam->state();
   if (state != "streaming") return HttpResponse::text(503, "camera " + state + "\n");
-  if (cameraRate.fps() <= 0) return HttpResponse::text(503, "camera: no frame in the last 2 s\n");
+  if (cam->cameraRate.fps() <= 0) return HttpResponse::text(503, "camera: no frame in the last 2 s\n");
   return HttpResponse::text(200, "ok\n");
 }
 
@@ -1835,9 +836,7 @@ HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
   }
   live.h264Enabled = next.h264Enabled;
   if (!next.h264Enabled && applied.h264Enabled) {
-    for (const auto& o : h264Outputs) {
-      if (o.endClients) o.endClients();
-    }
+    cam->endH264Clients();
   }
   live.frameSkip = skipIntervalForPercent(next.h264FrameratePercent);
   live.autoSkip = next.autoSkip;
@@ -1845,10 +844,10 @@ HttpResponse Streamer::Impl::settingsRequest(const HttpRequest& req) {
   live.mjpegFps = next.mjpegFps;
   live.displayFps = next.displayFps;
   live.displayEnabled = next.displayEnabled;
-  if (next.displayEnabled && !display && !settings.displayEnabled)
+  if (next.displayEnabled && !screen->hasDisplay() && !settings.displayEnabled)
     restartRequired.push_back("display_enabled");
-  if (next.h264Enabled) keyframeWanted = true;
-  displayWake.notify_all();
+  if (next.h264Enabled) cam->requestKeyframe();
+  screen->wake();
   applied = next;
   ++settingsChanges;
   spdlog::info("settings: changed {}{}", changes.dump(),
@@ -1997,39 +996,6 @@ HttpResponse Streamer::Impl::timelapseSettingsRequest(const HttpRequest& req) {
   return reply(200, {{"status", "ok"}, {"changed", keys}});
 }
 
-// The shared-memory rings for /status and /api/stats: per ring its object name, live readers,
-// frames and bytes published, publish errors, reader keyframe requests and generation.
-nlohmann::json Streamer::Impl::ringStats() {
-  nlohmann::json out = {{"enabled", h264Ring != nullptr || jpegRing != nullptr}, {"error", ringError}};
-  for (auto [key, ring] : {std::pair{"h264", h264Ring.get()}, {"jpeg", jpegRing.get()}}) {
-    if (ring == nullptr) continue;
-    const auto st = ring->stats();
-    out[key] = {{"name", ring->name()},
-                {"readers", st.liveReaders},
-                {"frames_published", st.framesPublished},
-                {"bytes_published", st.bytesPublished},
-                {"frames_rejected", st.framesRejected},
-                {"keyframe_requests", st.keyframeRequests},
-                {"generation", st.generation}};
-  }
-  return out;
-}
-
-// HLS for /status and /api/stats: whether someone watches, held (blocking) requests, the window.
-nlohmann::json Streamer::Impl::hlsStats() {
-  const auto st = hls->segmenter().stats();
-  return {{"watched", hls->watched()},
-          {"requests", hls->requests()},
-          {"waiting", hls->waiting()},
-          {"media_sequence", st.mediaSequence},
-          {"segments", st.segments},
-          {"segments_produced", st.segmentsProduced},
-          {"parts_produced", st.partsProduced},
-          {"bytes", st.bytes},
-          {"target_duration_s", st.targetDurationS},
-          {"format", settings.hlsFormat}};
-}
-
 // A page showing one stream full width, with the /status counters under it (refreshed each second).
 HttpResponse playerPage(std::string_view what, std::string_view element) {
   HttpResponse r;
@@ -2060,12 +1026,12 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
       return HttpResponse::error(404, "unknown action '" + action + "'");
   }
   const auto snapshotMaxAge = std::chrono::milliseconds(1000 / std::max(1, settings.fps) * 2);
-  if (path == "/stream") return mjpegResponse(mjpeg);
+  if (path == "/stream") return mjpegResponse(cam->mjpeg);
   if (path == "/ingest") {
     if (!ingest) return HttpResponse::error(404, "no camera ingest here (it is on with --source ws-push)");
     return ingest->accept(req);
   }
-  if (path == "/snapshot") return snapshots.request(snapshotMaxAge);
+  if (path == "/snapshot") return cam->snapshots.request(snapshotMaxAge);
   if (path == "/flv" || path == "/ws" || path == "/stream.mp4") {
     if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
     if (path == "/stream.mp4") return fmp4Response();
@@ -2073,7 +1039,7 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
   }
   if (path.rfind("/hls/", 0) == 0) {
     if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
-    return hls->handle(req, std::string_view(path).substr(5));  // a lookup key, never a file path
+    return cam->hls->handle(req, std::string_view(path).substr(5));  // a lookup key, never a file path
   }
   if (path == "/state") return HttpResponse::json(200, ustreamerState().dump());
   if (path == "/metrics") {
@@ -2083,17 +1049,18 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
   }
   if (path == "/healthz") return healthz();
   if (path == "/display" || path == "/display/snapshot") {
-    if (!display) return HttpResponse::error(503, "no display capture: " + displayError);
+    if (!screen->hasDisplay())
+      return HttpResponse::error(503, "no display capture: " + screen->displayError());
     if (!live.displayEnabled)
       return HttpResponse::error(503, "display capture is disabled (display_enabled = false)");
     HttpResponse r;
     if (path == "/display") {
-      r = mjpegResponse(displayStream);
-      displayNewClient = true;
+      r = mjpegResponse(screen->stream());
+      screen->onStreamClient();
     } else {
-      r = displaySnapshots.request(0ms);  // always a fresh grab: the screen may just have been touched
+      r = screen->snapshots().request(0ms);  // always a fresh grab: the screen may just have been touched
     }
-    displayWake.notify_all();
+    screen->wake();
     return r;
   }
   if (path == "/status") return HttpResponse::json(200, status().dump());
@@ -2168,45 +1135,42 @@ HttpResponse Streamer::Impl::cameraControls(const HttpRequest& req) {
       return HttpResponse::error(400, "body is a JSON object of control name (or id) -> integer value");
     }
   }
-  std::string stableName;
-  {
-    std::lock_guard lock(stateMutex);
-    stableName = cameraStableName;
-  }
-  std::lock_guard lock(cameraMutex);
-  hal::V4l2Camera* v4l2 = camera ? hal::v4l2CameraOf(*camera) : nullptr;
-  if (v4l2 == nullptr) {
-    return HttpResponse::error(
-        503, camera ? "this camera has no V4L2 controls" : "no camera: " + getCameraState());
-  }
-  auto controls = v4l2->listControls();
-  if (!controls) return HttpResponse::error(503, controls.error().describe());
-  for (const auto& item : body.items()) {
-    const std::string& key = item.key();
-    const auto& value = item.value();
-    auto it = std::find_if(controls->begin(), controls->end(), [&](const hal::V4l2Control& c) {
-      return c.name == key || std::to_string(c.id) == key;
-    });
-    if (it == controls->end()) return HttpResponse::error(400, fmt::format("no control named '{}'", key));
-    if (!value.is_number_integer() && !value.is_boolean()) {
-      return HttpResponse::error(400, fmt::format("'{}': value {} is not an integer", key, value.dump()));
+  const std::string stableName = cam->stableName();
+  return cam->withCamera([&](hal::Capture* camera) -> HttpResponse {
+    hal::V4l2Camera* v4l2 = camera ? hal::v4l2CameraOf(*camera) : nullptr;
+    if (v4l2 == nullptr) {
+      return HttpResponse::error(503,
+                                 camera ? "this camera has no V4L2 controls" : "no camera: " + cam->state());
     }
-    const int64_t v = value.is_boolean() ? (value.get<bool>() ? 1 : 0) : value.get<int64_t>();
-    if (auto st = controlStore.set(stableName, *v4l2, *it, v); !st) {
-      return HttpResponse::error(st.code() == hal::Errc::Io ? 500 : 400,
-                                 fmt::format("'{}' = {}: {}", key, v, st.error().describe()));
-    }
-  }
-  if (!body.empty()) {
-    controls = v4l2->listControls();
+    auto controls = v4l2->listControls();
     if (!controls) return HttpResponse::error(503, controls.error().describe());
-  }
-  nlohmann::json list = nlohmann::json::array();
-  for (const auto& c : *controls) list.push_back(controlToJson(c));
-  return HttpResponse::json(
-      200,
-      nlohmann::json{{"camera", stableName}, {"controls", list}, {"saved", controlStore.saved(stableName)}}
-          .dump());
+    for (const auto& item : body.items()) {
+      const std::string& key = item.key();
+      const auto& value = item.value();
+      auto it = std::find_if(controls->begin(), controls->end(), [&](const hal::V4l2Control& c) {
+        return c.name == key || std::to_string(c.id) == key;
+      });
+      if (it == controls->end()) return HttpResponse::error(400, fmt::format("no control named '{}'", key));
+      if (!value.is_number_integer() && !value.is_boolean()) {
+        return HttpResponse::error(400, fmt::format("'{}': value {} is not an integer", key, value.dump()));
+      }
+      const int64_t v = value.is_boolean() ? (value.get<bool>() ? 1 : 0) : value.get<int64_t>();
+      if (auto st = cam->controlStore.set(stableName, *v4l2, *it, v); !st) {
+        return HttpResponse::error(st.code() == hal::Errc::Io ? 500 : 400,
+                                   fmt::format("'{}' = {}: {}", key, v, st.error().describe()));
+      }
+    }
+    if (!body.empty()) {
+      controls = v4l2->listControls();
+      if (!controls) return HttpResponse::error(503, controls.error().describe());
+    }
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& c : *controls) list.push_back(controlToJson(c));
+    return HttpResponse::json(200, nlohmann::json{{"camera", stableName},
+                                                  {"controls", list},
+                                                  {"saved", cam->controlStore.saved(stableName)}}
+                                       .dump());
+  });
 }
 
 HttpResponse Streamer::Impl::handleFlvPort(const HttpRequest& req) {
@@ -2244,8 +1208,9 @@ std::string lanAddress() {
 }  // namespace
 
 void Streamer::Impl::startTimelapse(const Settings& ts) {
-  if (!ts.timelapseEnabled && !ts.moonrakerRegisterWebcam) return;
-  if (ts.timelapseEnabled) {
+  moonrakerTimelapseOn = ts.timelapseEnabled;
+  if (!ts.timelapseEnabled && !ts.moonrakerRegisterWebcam && !nativeTimelapse()) return;
+  if (ts.timelapseEnabled || nativeTimelapse()) {
     RecorderConfig rc;
     rc.mode = ts.timelapseMode == "hyperlapse" ? TimelapseMode::Hyperlapse : TimelapseMode::Layer;
     rc.interval = std::chrono::seconds(ts.timelapseIntervalS);
@@ -2262,19 +1227,25 @@ void Streamer::Impl::startTimelapse(const Settings& ts) {
     rc.assembly.flipY = ts.timelapseFlipY;
     rc.assembly.duplicateLast = ts.timelapseDuplicateLast;
     timelapse = std::make_unique<TimelapseRecorder>(
-        rc, [this](std::chrono::milliseconds timeout) { return snapshots.next(timeout); });
+        rc, [this](std::chrono::milliseconds timeout) { return cam->snapshots.next(timeout); });
     timelapse->start();
     auto folder = rc.recordingFolder();
-    spdlog::info("timelapse: {} mode, videos in {}", ts.timelapseMode,
+    spdlog::info("timelapse: {}, videos in {}",
+                 ts.timelapseEnabled ? ts.timelapseMode + " mode" : "the firmware's own requests",
                  folder ? folder->string() : folder.error().describe());
+    if (nativeTimelapse()) {
+      std::lock_guard lock(nativeMutex);
+      nativeRecorder = timelapse.get();
+    }
   }
+  if (!ts.timelapseEnabled && !ts.moonrakerRegisterWebcam) return;
   MoonrakerConfig mc;
   mc.socketPath = ts.moonrakerSocket;
   mc.host = ts.moonrakerHost;
   mc.port = static_cast<uint16_t>(ts.moonrakerPort);
   // The handlers run on the client's thread: they reach the recorder and the client directly,
   // never through timelapseMutex (stop() joins that thread under it).
-  TimelapseRecorder* recorder = timelapse.get();
+  TimelapseRecorder* recorder = ts.timelapseEnabled ? timelapse.get() : nullptr;
   const bool registerCam = ts.moonrakerRegisterWebcam;
   moonraker = std::make_unique<MoonrakerClient>(
       mc,
@@ -2288,6 +1259,10 @@ void Streamer::Impl::startTimelapse(const Settings& ts) {
 }
 
 void Streamer::Impl::stopTimelapse() {
+  {
+    std::lock_guard lock(nativeMutex);  // the gkapi thread's requests stop reaching the recorder
+    nativeRecorder = nullptr;
+  }
   if (moonraker) moonraker->stop();  // first: its thread feeds the recorder
   if (timelapse) timelapse->stop();
   moonraker.reset();
@@ -2403,64 +1378,9 @@ Streamer::~Streamer() { stop(); }
 hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings, const bsp::Board& board) {
   auto impl = std::make_unique<Impl>(settings, board);
   Impl& s = *impl;
-  s.pictureTransform = cameraTransform(settings);
-  s.jpeg = codecs::createJpegEncoder();
   // Timelapse recording (feat-tlrec): POST /api/timelapse/settings applies the recorder's keys live.
   s.timelapseSettings = settings;
   s.onTimelapseSettings = [&s](const Settings& next) { s.applyTimelapseSettings(next); };
-  // The H.264 backends to try: the board's list, encoder_type's choice first.
-  std::string_view choice = settings.encoderType;
-  if (settings.encoderType == "rkmpi" || settings.encoderType == "rkmpi-yuyv") {
-    // h264-streamer's values (settings.cpp kEncoderTypes): the Rockchip MPI encoder is a vendor
-    // SDK backend; without one the board's next backend stands in.
-    choice = "vendor";
-    spdlog::warn(
-        "encoder_type {}: the Rockchip MPI hardware encoder needs the vendor SDK, which this build does "
-        "not have; using the board's next H.264 encoder (camera format {} as {} asks)",
-        settings.encoderType, settings.encoderType == "rkmpi" ? "MJPEG" : "YUYV", settings.encoderType);
-  } else if (settings.encoderType == "gkcam") {
-    choice = "auto";
-    spdlog::info(
-        "encoder_type gkcam: the camera is the stock camera service's H.264 ({}), passed through; its FLV "
-        "port stays gkcam's{}",
-        settings.source, settings.flvPort < 0 ? " (printcast's own FLV port is off)" : "");
-  }
-  auto order = codecs::h264BackendOrder(board.encoders.h264, choice);
-  if (!order) return hal::Error{order.code(), 0, "encoder_type: " + order.error().message};
-  for (auto backend : *order) s.h264Order.emplace_back(codecs::h264BackendName(backend));
-  s.h264 = codecs::createH264Encoder(*order);
-  s.flv.setOnSubscribe([&s] { s.keyframeWanted = true; });  // every client starts on a fresh IDR
-  s.h264Outputs.push_back({"flv", [&s] { return s.flv.clientCount() > 0; },
-                           [&s](const hal::PacketPtr& p) { s.flv.publish(p); }, [&s] { s.flv.closeAll(); }});
-  s.fmp4.setOnSubscribe([&s] { s.keyframeWanted = true; });
-  s.h264Outputs.push_back({"fmp4", [&s] { return s.fmp4.clientCount() > 0; },
-                           [&s](const hal::PacketPtr& p) { s.fmp4.publish(p); },
-                           [&s] { s.fmp4.closeAll(); }});
-  s.wsStream.setOnSubscribe([&s] { s.keyframeWanted = true; });
-  s.h264Outputs.push_back({"ws", [&s] { return s.wsStream.clientCount() > 0; },
-                           [&s](const hal::PacketPtr& p) { s.wsStream.publish(p); },
-                           [&s] { s.wsStream.closeAll(); }});
-  s.rtspStream.setOnSubscribe([&s] { s.keyframeWanted = true; });
-  s.h264Outputs.push_back({"rtsp", [&s] { return s.rtspStream.clientCount() > 0; },
-                           [&s](const hal::PacketPtr& p) { s.rtspStream.publish(p); },
-                           [&s] { s.rtspStream.closeAll(); }});
-  {
-    transport::hls::Config hc;
-    hc.format = settings.hlsFormat == "ts" ? transport::hls::Format::MpegTs : transport::hls::Format::Fmp4;
-    hc.segmentTarget = std::chrono::milliseconds(std::lround(settings.hlsSegmentSeconds * 1000));
-    hc.partTarget = std::chrono::milliseconds(std::lround(settings.hlsPartSeconds * 1000));
-    s.hls = std::make_unique<transport::HlsOutput>(hc);
-  }
-  // HLS has no connections to count: it is watched while someone fetched from it recently. A
-  // viewer arriving after an idle spell gets a fresh IDR; while watched, the encoder is asked
-  // for an IDR whenever a segment is due to close, so segments last about hls_segment_seconds.
-  s.hls->setOnViewer([&s] { s.keyframeWanted = true; });
-  s.h264Outputs.push_back({"hls", [&s] { return s.hls->watched(); },
-                           [&s](const hal::PacketPtr& p) {
-                             s.hls->publish(p);
-                             if (s.hls->keyframeDue()) s.keyframeWanted = true;
-                           },
-                           [&s] { s.hls->closeAll("H.264 is disabled (h264_enabled = false)"); }});
   auto hub = transport::WebSocketHub::start({});
   if (!hub) return hub.error();
   s.wsHub = std::move(*hub);
@@ -2472,7 +1392,9 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     if (!ingest) return ingest.error();
     s.ingest = std::move(*ingest);
   }
-  if (auto st = s.controlStore.load(); !st) spdlog::warn("{}", st.error().describe());
+  auto pipeline = CameraPipeline::create(settings, board, s.live, s.ingest);
+  if (!pipeline) return pipeline.error();
+  s.cam = std::move(*pipeline);
   // What /status lists under "outputs" (pages choose their player from it). An output added to
   // the streamer adds its entry here.
   s.outputs = {{{"name", "mjpeg"}, {"path", "/stream"}, {"type", "mjpeg"}},
@@ -2489,67 +1411,9 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     s.outputs.push_back({{"name", "display"}, {"path", "/display"}, {"type", "mjpeg"}});
     s.outputs.push_back({{"name", "display-snapshot"}, {"path", "/display/snapshot"}, {"type", "jpeg"}});
   }
-  if (settings.ring) {
-    // A ring that cannot be made (no /dev/shm, full) is logged, not fatal: the network streams
-    // do not need it.
-    auto makeRing = [&](const char* stream, hal::FourCC codec,
-                        uint32_t slots) -> std::unique_ptr<transport::ShmRing> {
-      auto ring = transport::ShmRing::create({settings.ringName + "-" + stream, codec,
-                                              static_cast<size_t>(settings.ringSizeMb) << 20, slots, 32});
-      if (ring) return std::move(*ring);
-      s.ringError = ring.error().describe();
-      spdlog::warn("shared-memory ring: {}", s.ringError);
-      return nullptr;
-    };
-    s.h264Ring = makeRing("h264", hal::fourcc::kH264, 128);
-    s.jpegRing = makeRing("jpeg", hal::fourcc::kMJPEG, 64);
-  } else {
-    s.ringError = "disabled (ring = false)";
-  }
-  if (s.h264Ring) {
-    // Encoding for the ring only while it has readers; a reader's keyframe request (or one
-    // that attached with no IDR in the ring) gets a fresh IDR like a new FLV client.
-    s.h264Outputs.push_back({"ring",
-                             [&s] {
-                               if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
-                               return s.h264Ring->liveReaders() > 0;
-                             },
-                             [&s](const hal::PacketPtr& p) {
-                               if (auto st = s.h264Ring->publish(p); !st)
-                                 spdlog::warn("{}", st.error().describe());
-                               if (s.h264Ring->keyframeRequested()) s.keyframeWanted = true;
-                             }});
-  }
-
-  if (settings.displayEnabled) {
-    auto screen = bsp::openScreen(board, {settings.displayNode, settings.touchName, ""});
-    s.display = std::move(screen.display);
-    s.touch = std::move(screen.touch);
-    s.displayError = screen.displayError;
-    s.touchError = screen.touchError;
-  } else {
-    s.displayError = "display capture is disabled (display_enabled = false)";
-    s.touchError = "display is disabled";
-  }
-  if (s.display) {
-    s.displayJpeg = codecs::createJpegEncoder();
-    hal::EncoderConfig enc;
-    enc.size = s.uprightDisplaySize();
-    enc.jpegQuality = settings.jpegQuality;
-    if (auto st = s.displayJpeg->configure(enc); !st) return st.error();
-    auto pool = hal::FramePool::create(hal::fourcc::kI420, s.uprightDisplaySize(), 3);
-    if (!pool) return pool.error();
-    s.uprightPool = *pool;
-    s.displayStream.setOnSubscribe([&s] { s.displayWake.notify_all(); });
-    s.displayH264 = codecs::createX264Encoder();
-    s.displayRtspStream.setOnSubscribe([&s] {
-      s.displayKeyframeWanted = true;  // every RTSP client starts on a fresh IDR
-      s.displayWake.notify_all();
-    });
-  } else {
-    spdlog::warn("display: {}", s.displayError);
-  }
-  if (!s.touch) spdlog::warn("touch: {}", s.touchError);
+  auto screen = PrinterScreen::open(settings, board, s.live);
+  if (!screen) return screen.error();
+  s.screen = std::move(*screen);
 
   // Every port: the board's connection limit. The control port (it presses buttons on the
   // printer) takes changes only from its own pages and from scripts (transport/http_access.h).
@@ -2609,15 +1473,15 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
         return transport::tokenMatches(hash, transport::presentedToken(authorization, token));
       };
     }
-    std::vector<std::pair<std::string, transport::RtspStream*>> paths{{"/stream", &s.rtspStream}};
-    if (s.display) paths.emplace_back("/display", &s.displayRtspStream);
+    std::vector<std::pair<std::string, transport::RtspStream*>> paths{{"/stream", &s.cam->rtspStream}};
+    if (s.screen->hasDisplay()) paths.emplace_back("/display", &s.screen->rtspStream());
     auto rtsp = transport::RtspServer::start(rc, paths);
     if (!rtsp) return rtsp.error();
     s.rtspServer = std::move(*rtsp);
     // Not an HTTP path: a page builds rtsp://<its host>:<port><path> from it.
     s.outputs.push_back(
         {{"name", "rtsp"}, {"path", "/stream"}, {"type", "rtsp"}, {"port", s.rtspServer->port()}});
-    if (s.display) {
+    if (s.screen->hasDisplay()) {
       s.outputs.push_back(
           {{"name", "display-rtsp"}, {"path", "/display"}, {"type", "rtsp"}, {"port", s.rtspServer->port()}});
     }
@@ -2625,11 +1489,11 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   for (const auto& target : settings.publish) {
     Impl::PublishTarget publisher;
     if (target.rfind("rtmp://", 0) == 0) {
-      auto started = transport::RtmpPublisher::start(target, s.flv);
+      auto started = transport::RtmpPublisher::start(target, s.cam->flv);
       if (!started) return started.error();
       publisher.rtmp = std::move(*started);
     } else {
-      auto started = transport::RtspPublisher::start(target, s.rtspStream);
+      auto started = transport::RtspPublisher::start(target, s.cam->rtspStream);
       if (!started) return started.error();
       publisher.rtsp = std::move(*started);
     }
@@ -2643,8 +1507,8 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     s.ingestServer = std::move(*ingestServer);
   }
 
-  s.threads.emplace_back([&s] { s.cameraLoop(); });
-  if (s.display) s.threads.emplace_back([&s] { s.displayLoop(); });
+  s.cam->start();
+  s.screen->start();
   if (settings.mode == "go-klipper") {
     s.lanMode =
         std::make_unique<LanModeClient>(LanModeConfig{.port = static_cast<uint16_t>(settings.lanModePort)});
@@ -2660,8 +1524,29 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
       s.setLanModeState(state);
     });
   }
-  if (s.touch) s.threads.emplace_back([&s] { s.touchLoop(); });
   s.threads.emplace_back([&s] { s.housekeepingLoop(); });
+  if (s.nativeTimelapse()) {
+    s.nativeSink = std::make_unique<NativeTimelapseSink>(s.nativeMutex, s.nativeRecorder,
+                                                         [&s] { return s.cam->state() == "streaming"; });
+    s.nativeHandler = std::make_unique<AnycubicTimelapseHandler>(
+        *s.nativeSink, [&s] { return s.moonrakerTimelapseOn.load(); });
+    GkapiVideoConfig gc;
+    gc.port = static_cast<uint16_t>(settings.lanModePort);
+    s.gkapi = std::make_unique<GkapiVideoClient>(gc, *s.nativeHandler);
+    s.gkapi->start();
+    // The slicer's live view: its model id is the board's (detected from api.cfg), else api.cfg's.
+    AnycubicMqttConfig mc;
+    if (board.detection.detector != nullptr && board.detection.key != 0)
+      mc.modelId = std::to_string(board.detection.key);
+    auto responder = createAnycubicMqttResponder(mc);
+    hal::Status started = responder ? (*responder)->start() : hal::Status(responder.error());
+    if (started) {
+      s.mqtt = std::move(*responder);
+    } else {
+      s.mqttError = started.error().describe();
+      spdlog::warn("slicer live view (MQTT): {}", s.mqttError);
+    }
+  }
   {
     std::lock_guard lock(s.timelapseMutex);
     s.startTimelapse(s.timelapseSettings);
@@ -2678,7 +1563,7 @@ uint16_t Streamer::rtspPort() const { return impl_->rtspServer ? impl_->rtspServ
 uint16_t Streamer::ingestPort() const { return impl_->ingestServer ? impl_->ingestServer->port() : 0; }
 std::vector<std::string> Streamer::ringNames() const {
   std::vector<std::string> names;
-  for (const auto* ring : {impl_->h264Ring.get(), impl_->jpegRing.get()})
+  for (const auto* ring : {impl_->cam->h264Ring.get(), impl_->cam->jpegRing.get()})
     if (ring != nullptr) names.push_back(ring->name());
   return names;
 }
@@ -2693,6 +1578,9 @@ void Streamer::stop() {
   }
   s.timelapseApplyWake.notify_all();
   if (s.timelapseControl.joinable()) s.timelapseControl.join();
+  if (s.mqtt) s.mqtt->stop();
+  if (s.gkapi) s.gkapi->stop();  // no more requests; then the recording so far is finished
+  if (s.nativeHandler) s.nativeHandler->close();
   {
     std::lock_guard lock(s.timelapseMutex);
     s.stopTimelapse();  // while the camera still runs: a capture in progress gets its frame
@@ -2700,25 +1588,21 @@ void Streamer::stop() {
   }
   if (!s.running.exchange(false)) return;
   s.stopWake.notify_all();
-  s.displayWake.notify_all();
-  s.touchWake.notify_all();
+  s.cam->stop();
   for (auto& t : s.threads) t.join();
   s.threads.clear();
   // Pending touches are answered; streams end so their suspended connections resume.
-  for (auto& job : s.touchJobs) job.response->complete(HttpResponse::error(503, "streamer is stopping"));
-  s.touchJobs.clear();
-  s.snapshots.failAll("streamer is stopping");
-  s.displaySnapshots.failAll("streamer is stopping");
-  s.mjpeg.closeAll();
-  s.flv.closeAll();
-  s.fmp4.closeAll();
-  s.displayStream.closeAll();
-  s.wsStream.closeAll();
+  s.screen->stop("streamer is stopping");
+  s.cam->snapshots.failAll("streamer is stopping");
+  s.cam->mjpeg.closeAll();
+  s.cam->flv.closeAll();
+  s.cam->fmp4.closeAll();
+  s.cam->wsStream.closeAll();
   s.publishers.clear();  // TEARDOWN sent, their threads joined
   s.rtspServer.reset();  // its connections close; then nothing reads rtspStream's queues
-  s.rtspStream.closeAll();
-  s.displayRtspStream.closeAll();
-  s.hls->closeAll("streamer is stopping");
+  s.cam->rtspStream.closeAll();
+  s.screen->rtspStream().closeAll();
+  s.cam->hls->closeAll("streamer is stopping");
   // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
   // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
   if (s.wsHub) s.wsHub->stop();
@@ -2730,8 +1614,8 @@ void Streamer::stop() {
   s.blockingWork->stop();
   // Retire the rings (after the servers: /status reads them): their readers are woken and wait
   // for a new producer.
-  s.h264Ring.reset();
-  s.jpegRing.reset();
+  s.cam->h264Ring.reset();
+  s.cam->jpegRing.reset();
 }
 
 }  // namespace printcast::streamer

@@ -2,14 +2,21 @@
 // The streamer's timelapse end to end: the real printcast-streamer on the virtual board follows a
 // 40-layer print from a fake Moonraker on its unix socket, takes each frame from its own
 // snapshot path, and writes an MP4 that ffprobe/ffmpeg accept; it registers its webcam.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "../fake_moonraker.h"
 #include "test_client.h"
@@ -127,4 +134,176 @@ TEST(TimelapseRecording, FortyLayerPrintFromMoonrakerBecomesAVideo) {
   EXPECT_EQ(p.terminate(10s), 0);
   std::error_code ec;
   fs::remove_all(dir, ec);
+}
+
+namespace {
+
+// The go-klipper firmware's local service (gkapi, protocols.md "Anycubic firmware integration"):
+// a TCP listener speaking 0x03-terminated JSON. It answers the LAN-mode query (one request per
+// connection) and keeps every other connection (the streamer's timelapse link, which sends only
+// replies) so the test can broadcast the firmware's process_status_update messages to it.
+class FakeGkapi {
+ public:
+  FakeGkapi() {
+    fd_ = printcast::testing::listenLoopback(port_, 8);
+    EXPECT_GE(fd_, 0);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeGkapi() {
+    stop_ = true;
+    thread_.join();
+    for (int c : clients_) ::close(c);
+    ::close(fd_);
+  }
+  FakeGkapi(const FakeGkapi&) = delete;
+  FakeGkapi& operator=(const FakeGkapi&) = delete;
+  uint16_t port() const { return port_; }
+
+  // Send one video_stream_request (and, when given, print_stats.state) to every kept connection;
+  // returns the first reply (the JSON before its 0x03) within `timeout`, or "" when none came.
+  std::string request(const nlohmann::json& videoRequest, const std::string& printState = "",
+                      std::chrono::milliseconds timeout = 5s) {
+    nlohmann::json status = nlohmann::json::object();
+    if (!videoRequest.is_null()) status["video_stream_request"] = videoRequest;
+    if (!printState.empty()) status["print_stats"] = {{"state", printState}};
+    std::string message = nlohmann::json{{"id", 0},
+                                         {"method", "process_status_update"},
+                                         {"params", {{"eventtime", 0}, {"response", ""}, {"status", status}}}}
+                              .dump();
+    message.push_back('\x03');
+    std::vector<int> clients;
+    {
+      std::lock_guard lock(mutex_);
+      clients = clients_;
+    }
+    for (int c : clients) (void)::write(c, message.data(), message.size());
+    if (videoRequest.is_null()) return "";
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (int c : clients) {
+      std::string in;
+      char buf[512];
+      while (in.find('\x03') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+        pollfd p{c, POLLIN, 0};
+        if (::poll(&p, 1, 50) <= 0) continue;
+        const ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+      }
+      if (in.find('\x03') != std::string::npos) return in.substr(0, in.find('\x03'));
+    }
+    return "";
+  }
+  size_t kept() const {
+    std::lock_guard lock(mutex_);
+    return clients_.size();
+  }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      // A LAN-mode query arrives at once; the timelapse link sends nothing until asked.
+      pollfd q{c, POLLIN, 0};
+      std::string in;
+      char buf[512];
+      while (in.find('\x03') == std::string::npos && ::poll(&q, 1, 300) > 0) {
+        const ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+      }
+      if (in.find('\x03') == std::string::npos) {
+        std::lock_guard lock(mutex_);
+        clients_.push_back(c);
+        continue;
+      }
+      std::string out = R"({"id":2016,"result":{"open":1}})";
+      out.push_back('\x03');
+      (void)::write(c, out.data(), out.size());
+      ::close(c);
+    }
+  }
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mutex_;
+  std::vector<int> clients_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+// go-klipper mode with timelapse_enabled false: the firmware's own timelapse requests (as gkcam
+// gets them) drive the recorder. openDelayCamera opens the recording, each startLanCapture takes a
+// frame, print_stats complete makes the video; every request gets Video/VideoStreamReply with its id.
+TEST(TimelapseRecording, TwentyLayerPrintFromTheFirmwaresRequestsBecomesAVideo) {
+  char tmpl[] = "/tmp/printcast-tl-native-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const fs::path dir = tmpl;
+  const fs::path videos = dir / "videos";
+  FakeGkapi gkapi;
+  {
+    std::ofstream cfg(dir / "app.json");
+    cfg << nlohmann::json{{"mode", "go-klipper"},
+                          {"lan_mode_port", gkapi.port()},
+                          {"timelapse_enabled", false},
+                          {"timelapse_output_fps", 20},
+                          {"timelapse_folder", videos.string()}}
+               .dump();
+  }
+  StreamerProcess p(PRINTCAST_STREAMER_BIN, {"--board", "virtual", "--desired-fps", "15", "--resolution",
+                                             "320x240", "--config", (dir / "app.json").string()});
+  ASSERT_TRUE(p.ok()) << p.log();
+  auto status = [&] {
+    const auto r = httpRequest(p.controlPort(), "GET", "/status");
+    return nlohmann::json::parse(r.body, nullptr, false);
+  };
+  ASSERT_TRUE(waitFor(
+      [&] {
+        const auto s = status();
+        return s.is_object() && s["anycubic"]["timelapse"]["connected"] == true &&
+               s["camera"]["signal"] == true && s["lan_mode"]["state"] != "unknown" && gkapi.kept() == 1;
+      },
+      15s))
+      << status().dump() << p.log();
+  EXPECT_EQ(status()["anycubic"]["timelapse"]["recorder"], "native");
+
+  auto reply = [](const std::string& text) {
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    return j.is_object() ? j["params"]["status"]["video_stream_reply"] : nlohmann::json();
+  };
+  int id = 100;
+  auto r = reply(gkapi.request({{"id", ++id}, {"method", "SetLed"}, {"params", {{"enable", 1}}}}));
+  EXPECT_EQ(r["id"], id) << r.dump();
+  r = reply(gkapi.request({{"id", ++id},
+                           {"method", "openDelayCamera"},
+                           {"params", {{"filepath", "/useremain/app/gk/gcodes/Benchy_PLA_0.2.gcode"}}}}));
+  EXPECT_EQ(r["id"], id) << r.dump();
+  EXPECT_EQ(r["method"], "openDelayCamera");
+  EXPECT_TRUE(r.contains("result")) << r.dump();
+  r = reply(
+      gkapi.request({{"id", ++id}, {"method", "stopLanCapture"}, {"params", nlohmann::json::object()}}));
+  EXPECT_EQ(r["id"], id) << r.dump();
+  for (int layer = 1; layer <= 20; ++layer) {
+    r = reply(gkapi.request({{"id", ++id}, {"method", "startLanCapture"}, {"params", {{"channel", "x"}}}}));
+    ASSERT_EQ(r["id"], id) << r.dump();
+    ASSERT_TRUE(r.contains("result")) << r.dump();
+    ASSERT_TRUE(waitFor([&] { return timelapseStatus(p)["recording"]["frames_captured"] == layer; }, 10s))
+        << "layer " << layer << ": " << timelapseStatus(p).dump() << p.log();
+  }
+  gkapi.request(nullptr, "complete");
+  ASSERT_TRUE(waitFor([&] { return timelapseStatus(p)["assembly"]["videos_made"] == 1; }, 60s))
+      << timelapseStatus(p).dump() << p.log();
+  const std::string name = timelapseStatus(p)["assembly"]["last_video"];
+  EXPECT_EQ(name, "Benchy_PLA_0.2_1.mp4");  // the gcode's base name keeps its dots
+  const fs::path video = videos / name;
+  ASSERT_TRUE(fs::exists(video)) << video;
+  const auto probe =
+      runCommand({"ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
+                  "stream=nb_read_frames,width,height", "-of", "csv=p=0", video.string()},
+                 30s);
+  EXPECT_EQ(probe.out, "320,240,20\n") << probe.out;
+  fs::remove_all(dir);
 }
