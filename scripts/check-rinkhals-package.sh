@@ -51,7 +51,11 @@ grep -q "BOARD=\"$board\"" "$app/app.sh" || fail "app.sh does not name board $bo
 for action in start stop status; do
   grep -q "^ *$action)" "$app/app.sh" || fail "app.sh has no $action action"
 done
-grep -q gkcam "$app/app.sh" || fail "app.sh does not handle gkcam (go-klipper mode)"
+# go-klipper: the streamer hands gkcam over itself (gkcam_handover.h); the script must not kill it
+# by name as well (a second gkcam, or a kill of something else called gkcam).
+if grep -q 'grep.*gkcam\|killall gkcam\|kill_by_name gkcam' "$app/app.sh"; then
+  fail "app.sh stops gkcam by name: the streamer hands it over"
+fi
 # status outside Rinkhals (no tools.sh): runs, says stopped.
 out=$(RINKHALS_TOOLS=/nonexistent PRINTCAST_RUN_DIR="$work/run" sh "$app/app.sh" status)
 [ "$out" = "stopped " ] || [ "$out" = "stopped" ] || fail "app.sh status printed '$out'"

@@ -3,10 +3,12 @@
 # Rinkhals app loader for printcast-streamer: ./app.sh start | stop | status (POSIX sh, busybox on the printer).
 #
 # start: writes the app's properties (the user's values from Rinkhals, else app.json's defaults)
-#        to a settings JSON, stops the stock camera service gkcam in go-klipper mode (it holds the
-#        camera and port 18088) unless encoder_type is gkcam (then gkcam keeps the camera and
-#        printcast reads its FLV at :18088/flv), and starts the static binary with --config.
-# stop:  SIGTERM (the streamer exits cleanly), SIGKILL after 3 s; restarts gkcam in go-klipper mode.
+#        to a settings JSON and starts the static binary with --config. In go-klipper mode the
+#        streamer itself stops the stock camera service gkcam (it holds the camera and port 18088;
+#        found by its executable, /userdata/app/gk/gkcam) unless encoder_type is gkcam (then gkcam
+#        keeps the camera and printcast reads its FLV at :18088/flv), and gkcam runs again as
+#        soon as the streamer ends, by SIGTERM, a crash or SIGKILL (apps/streamer/gkcam_handover.h).
+# stop:  SIGTERM (the streamer exits cleanly), SIGKILL after 3 s.
 # Starting and stopping return at once (Rinkhals gives an app 5 s).
 
 TOOLS=${RINKHALS_TOOLS:-/useremain/rinkhals/.current/tools.sh}
@@ -22,7 +24,6 @@ RUN_DIR=${PRINTCAST_RUN_DIR:-/tmp/printcast}
 PID_FILE="$RUN_DIR/printcast-streamer.pid"
 SETTINGS="$RUN_DIR/settings.json"
 LOGS=${RINKHALS_LOGS:-$RUN_DIR}
-GK_ROOT=/userdata/app/gk
 
 # Outside Rinkhals (tests, a plain shell) the helpers fall back to app.json's defaults.
 if ! command -v get_app_property >/dev/null 2>&1; then
@@ -51,9 +52,6 @@ property() {
     printf '%s' "$value" | tr -d '"\\\n'
 }
 
-MODE=$(property mode)
-# encoder_type gkcam: the stock camera service keeps the camera; printcast reads its FLV.
-ENCODER=$(property encoder_type)
 
 write_settings() {
     mkdir -p "$RUN_DIR"
@@ -79,20 +77,6 @@ streamer_pid() {
     fi
 }
 
-stop_gkcam() {
-    if [ "$MODE" = "go-klipper" ] && [ "$ENCODER" != "gkcam" ]; then
-        for pid in $(ps | grep '[g]kcam' | awk '{print $1}'); do
-            kill -9 "$pid" 2>/dev/null
-        done
-    fi
-}
-
-start_gkcam() {
-    if [ "$MODE" = "go-klipper" ] && [ -x "$GK_ROOT/gkcam" ] && [ -z "$(ps | grep '[g]kcam')" ]; then
-        (cd "$GK_ROOT" && LD_LIBRARY_PATH="$GK_ROOT:$LD_LIBRARY_PATH" ./gkcam >> "$LOGS/gkcam.log" 2>&1 &)
-    fi
-}
-
 status() {
     pid=$(streamer_pid)
     if [ -n "$pid" ]; then
@@ -105,7 +89,6 @@ status() {
 start() {
     stop_streamer
     write_settings
-    stop_gkcam
     log=/dev/null
     if [ "$(property logging)" = "true" ]; then
         mkdir -p "$LOGS"
@@ -132,7 +115,6 @@ stop_streamer() {
 
 stop() {
     stop_streamer
-    start_gkcam
 }
 
 case "$1" in

@@ -237,6 +237,7 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "encoder_type") return readChoice(v, source, key, kEncoderTypes, s.encoderType);
   if (key == "autolanmode") return readBool(v, source, key, s.autolanmode);
   if (key == "lan_mode_port") return readInt(v, source, key, 1, 65535, s.lanModePort);
+  if (key == "gkcam_path") return readString(v, source, key, s.gkcamPath);
   if (key == "auto_skip") return readBool(v, source, key, s.autoSkip);
   if (key == "target_cpu") return readInt(v, source, key, 20, 95, s.targetCpu);
   if (key == "bitrate") return readInt(v, source, key, 100, 20000, s.bitrateKbps);

@@ -39,6 +39,9 @@ struct Settings {
   bool autolanmode = false;
   // go-klipper: the firmware's LAN mode service on 127.0.0.1 ("lan_mode_port"; tests move it).
   int lanModePort = 18086;
+  // go-klipper (not encoder_type gkcam): the stock camera service's executable, stopped at start and
+  // started again when printcast exits ("gkcam_path"; gkcam_handover.h; tests use a stand-in).
+  std::string gkcamPath = "/userdata/app/gk/gkcam";
   bool autoSkip = false;
   int targetCpu = 60;     // %, 20..95: auto frame skipping aims for this system CPU load
   int bitrateKbps = 512;  // "bitrate", kbit/s, 100..20000

@@ -30,6 +30,7 @@
 #include "camera_controls.h"
 #include "camera_pipeline.h"
 #include "cpu_meter.h"
+#include "gkcam_handover.h"
 #include "h264_on_demand_decoder.h"
 #include "lan_mode.h"
 #include "live_settings.h"
@@ -130,6 +131,10 @@ struct Streamer::Impl {
   // The settings at start; never changed afterwards (threads read them without a lock).
   Settings settings;
   const bsp::Board* board = nullptr;
+  // go-klipper: the stock camera service, stopped at start and given back when this object goes
+  // (gkcam_handover.h). Declared first: destroyed last, after the camera is closed.
+  std::unique_ptr<GkcamHandover> gkcam;
+  std::string gkcamError;
   // The settings as changed by the control API (GET/POST /api/settings), guarded by
   // settingsMutex; the threads read the runtime ones from `live`.
   Settings applied;
@@ -536,8 +541,14 @@ nlohmann::json Streamer::Impl::anycubicStatus() const {
                         : "encoder_type gkcam: the stock camera service answers them"}};
   }
   const auto rpc = gkapi->state();
+  nlohmann::json gkcamJson = {{"path", settings.gkcamPath}, {"error", gkcamError}};
+  if (gkcam) {
+    gkcamJson["stopped"] = gkcam->stopped();
+    gkcamJson["restarts_on_exit"] = gkcam->restartsOnExit();
+  }
   nlohmann::json out = {
       {"enabled", true},
+      {"gkcam", gkcamJson},
       {"timelapse",
        {{"connected", rpc.connected},
         {"port", settings.lanModePort},
@@ -1378,6 +1389,19 @@ Streamer::~Streamer() { stop(); }
 hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings, const bsp::Board& board) {
   auto impl = std::make_unique<Impl>(settings, board);
   Impl& s = *impl;
+  if (s.nativeTimelapse()) {
+    // First, before the camera opens and before any socket exists (the guardian it spawns
+    // inherits what is not close-on-exec).
+    GkcamHandoverConfig gc;
+    gc.executable = settings.gkcamPath;
+    auto taken = GkcamHandover::take(gc);
+    if (taken) {
+      s.gkcam = std::move(*taken);
+    } else {
+      s.gkcamError = taken.error().describe();
+      spdlog::warn("{}; the camera may stay gkcam's", s.gkcamError);
+    }
+  }
   // Timelapse recording (feat-tlrec): POST /api/timelapse/settings applies the recorder's keys live.
   s.timelapseSettings = settings;
   s.onTimelapseSettings = [&s](const Settings& next) { s.applyTimelapseSettings(next); };

@@ -5,15 +5,22 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -201,6 +208,97 @@ TEST(LanMode, AMissingServiceIsReportedAndVanillaKlipperLeavesItAlone) {
   r = httpRequest(vanilla.controlPort(), "POST", "/api/lan_mode", R"({"open": true})", kJson);
   EXPECT_EQ(r.status, 409) << r.body;
   EXPECT_TRUE(firmware.methods().empty());
+}
+
+// The lines the stand-in gkcam appended to its state file: one "<pid> <cwd> <LD_LIBRARY_PATH>" per start.
+std::vector<std::vector<std::string>> gkcamStarts(const std::string& exe) {
+  std::vector<std::vector<std::string>> starts;
+  std::ifstream in(exe + ".state");
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::vector<std::string> fields(3);
+    words >> fields[0] >> fields[1] >> fields[2];
+    starts.push_back(fields);
+  }
+  return starts;
+}
+
+bool waitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+bool running(int pid, const std::string& exe) {
+  std::error_code ec;
+  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec) == exe;
+}
+
+// go-klipper: the streamer stops the stock camera service (found by its executable, exactly) at
+// start, and it runs again after the streamer exits: on SIGTERM, and after kill -9, from the same
+// working folder with the same LD_LIBRARY_PATH.
+TEST(GkcamHandover, StoppedAtStartAndRunningAgainAfterExitAndAfterKill9) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / ("gkcam-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "lib");
+  const std::string exe = (dir / "gkcam").string();
+  fs::copy_file(PRINTCAST_FAKE_GKCAM_BIN, exe);
+  // Started as the firmware's start.sh does: from its folder, with its libraries on the path.
+  pid_t original = 0;
+  {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
+    std::string lib = "LD_LIBRARY_PATH=" + (dir / "lib").string();
+    char* argv[] = {const_cast<char*>(exe.c_str()), nullptr};
+    char* envp[] = {lib.data(), nullptr};
+    ASSERT_EQ(::posix_spawn(&original, exe.c_str(), &actions, nullptr, argv, envp), 0);
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  ASSERT_TRUE(waitUntil([&] { return gkcamStarts(exe).size() == 1; }, 5s));
+  const std::string config = writeConfig(nlohmann::json{
+      {"mode", "go-klipper"},
+      {"gkcam_path", exe},
+      {"lan_mode_port", printcast::testing::freeTcpPort()},
+      {"timelapse_folder",
+       (dir / "videos").string()}}.dump());
+  const std::vector<std::string> args{"--board",      "virtual", "--config",     config,
+                                      "--resolution", "320x240", "--no-display", "--no-ring"};
+  int restarted = 0;
+  {
+    StreamerProcess p(PRINTCAST_STREAMER_BIN, args);
+    ASSERT_TRUE(p.ok()) << p.log();
+    // Stopped by the streamer (our child: reap it).
+    ASSERT_TRUE(waitUntil([&] { return ::waitpid(original, nullptr, WNOHANG) == original; }, 10s)) << p.log();
+    const auto status =
+        nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/status").body)["anycubic"]["gkcam"];
+    EXPECT_EQ(status["stopped"], nlohmann::json::array({original})) << status.dump();
+    EXPECT_EQ(status["restarts_on_exit"], true);
+    EXPECT_EQ(gkcamStarts(exe).size(), 1u);  // nothing restarted it while the streamer runs
+    EXPECT_EQ(p.terminate(10s), 0) << p.log();
+    ASSERT_TRUE(waitUntil([&] { return gkcamStarts(exe).size() == 2; }, 10s)) << p.log();
+    const auto again = gkcamStarts(exe)[1];
+    restarted = std::stoi(again[0]);
+    EXPECT_TRUE(running(restarted, exe));
+    EXPECT_EQ(again[1], dir.string());
+    EXPECT_EQ(again[2], (dir / "lib").string());
+  }
+  {
+    StreamerProcess p(PRINTCAST_STREAMER_BIN, args);
+    ASSERT_TRUE(p.ok()) << p.log();
+    ASSERT_TRUE(waitUntil([&] { return !running(restarted, exe); }, 10s)) << p.log();
+    ASSERT_EQ(::kill(p.pid(), SIGKILL), 0);
+    ASSERT_TRUE(waitUntil([&] { return gkcamStarts(exe).size() == 3; }, 10s)) << p.log();
+    restarted = std::stoi(gkcamStarts(exe)[2][0]);
+    EXPECT_TRUE(running(restarted, exe));
+    EXPECT_EQ(gkcamStarts(exe)[2][1], dir.string());
+  }
+  ::kill(restarted, SIGKILL);
+  fs::remove_all(dir);
 }
 
 }  // namespace
