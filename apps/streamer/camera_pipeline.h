@@ -65,6 +65,8 @@ class CameraPipeline {
 
   // The camera's state: "starting", "streaming" or "no-signal: <reason>".
   std::string state() const;
+  int nominalFps() const { return settings.fps; }  // what the camera is asked for
+  const std::string& source() const { return settings.source; }
   std::string name() const;
   // /status "camera" (see cameraStatus in docs/control-panel.md), "encoder", "rings", "hls",
   // /api/stats "h264_decoder" and "h264_encoder".

@@ -307,6 +307,48 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
     }
     return {};
   }
+  if (key == "cameras") {
+    s.cameras.clear();
+    if (!v.is_array()) return invalid(source, key, v.dump(), "must be a list of camera objects");
+    for (size_t i = 0; i < v.size(); ++i) {
+      const auto& item = v[i];
+      const std::string where = fmt::format("cameras[{}]", i);
+      if (!item.is_object())
+        return invalid(source, where, item.dump(), "must be an object {\"id\", \"source\", ...}");
+      Settings::CameraEntry c;
+      for (const auto& [k, value] : item.items()) {
+        const std::string field = where + "." + k;
+        Status st;
+        if (k == "id") {
+          st = readString(value, source, field, c.id);
+        } else if (k == "name") {
+          st = readString(value, source, field, c.name);
+        } else if (k == "source") {
+          st = readString(value, source, field, c.source);
+        } else if (k == "resolution") {
+          std::string text;
+          st = readString(value, source, field, text);
+          if (st) {
+            auto size = parseResolution(text);
+            if (!size) return invalid(source, field, value.dump(), size.error().message);
+            c.size = *size;
+          }
+        } else if (k == "fps") {
+          st = readInt(value, source, field, 1, 120, c.fps);
+        } else if (k == "bitrate") {
+          st = readInt(value, source, field, 100, 20000, c.bitrateKbps);
+        } else if (k == "enabled") {
+          st = readBool(value, source, field, c.enabled);
+        } else {
+          return invalid(source, field, value.dump(),
+                         "is not a camera key (id, name, source, resolution, fps, bitrate, enabled)");
+        }
+        if (!st) return st;
+      }
+      s.cameras.push_back(std::move(c));
+    }
+    return {};
+  }
   if (key == "rtsp_auth") return readBool(v, source, key, s.rtspAuth);
   if (key == "ring") return readBool(v, source, key, s.ring);
   if (key == "ring_name") return readString(v, source, key, s.ringName);
@@ -661,8 +703,101 @@ Status applyProfile(const std::string& name, Settings& s) {
   return {Errc::InvalidArgument, "--profile '" + name + "' is not a profile (printer, esp32-relay)"};
 }
 
+namespace {
+
+// The `cameras` list: ids, sources and sizes checked (each error names the entry and the key); the
+// first enabled entry becomes the top-level camera (camera 0).
+Status finalizeCameras(Settings& s, const bsp::Board& board, const std::string& src) {
+  if (s.cameras.empty()) return {};
+  constexpr size_t kMaxCameras = 8;
+  if (s.cameras.size() > kMaxCameras)
+    return invalid(src, "cameras", std::to_string(s.cameras.size()) + " entries",
+                   fmt::format("at most {}", kMaxCameras));
+  const Settings::CameraEntry* first = nullptr;
+  for (size_t i = 0; i < s.cameras.size(); ++i) {
+    auto& c = s.cameras[i];
+    const std::string where = fmt::format("cameras[{}]", i);
+    const bool idOk =
+        !c.id.empty() && c.id.size() <= 32 &&
+        c.id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
+            std::string::npos;
+    if (!idOk) return invalid(src, where + ".id", "\"" + c.id + "\"", "must be 1..32 of A-Z a-z 0-9 _ -");
+    for (size_t j = 0; j < i; ++j) {
+      if (s.cameras[j].id == c.id)
+        return invalid(src, where + ".id", "\"" + c.id + "\"",
+                       "is already cameras[" + std::to_string(j) + "]'s");
+    }
+    if (c.name.empty()) c.name = c.id;
+    if (c.name.size() > 64)
+      return invalid(src, where + ".name", "\"" + c.name + "\"", "must be at most 64 characters");
+    if (c.source.empty())
+      return invalid(src, where + ".source", "\"\"",
+                     "is needed (test-pattern, a V4L2 device, http://, rtsp://)");
+    const auto& lim = board.limits;
+    if (!c.size.empty() &&
+        (c.size.width < 16 || c.size.height < 16 || c.size.width > lim.maxCameraSize.width ||
+         c.size.height > lim.maxCameraSize.height || c.size.width % 2 != 0 || c.size.height % 2 != 0)) {
+      return invalid(
+          src, where + ".resolution", c.size.str(),
+          fmt::format("must be even, from 16x16 up to {} on board {}", lim.maxCameraSize.str(), board.id));
+    }
+    if (c.fps > lim.maxCameraFps) {
+      return invalid(src, where + ".fps", std::to_string(c.fps),
+                     fmt::format("must be in 1..{} on board {}", lim.maxCameraFps, board.id));
+    }
+    if (!c.enabled) continue;
+    if (first != nullptr && c.source == "ws-push") {
+      return invalid(src, where + ".source", "\"ws-push\"", "only the first camera can be the push ingest's");
+    }
+    // The same source rules as the top-level key, named after the entry.
+    Settings probe = s;
+    probe.source = c.source;
+    probe.device.clear();
+    if (auto st = finalizeSource(probe, src); !st) {
+      return Status(Errc::InvalidArgument, where + " (\"" + c.id + "\"): " + st.error().message);
+    }
+    if (first == nullptr) first = &c;
+  }
+  if (first == nullptr) return invalid(src, "cameras", "[...]", "no entry is enabled");
+  s.source = first->source;
+  s.device.clear();
+  if (!first->size.empty()) {
+    s.width = first->size.width;
+    s.height = first->size.height;
+  }
+  if (first->fps > 0) s.fps = first->fps;
+  if (first->bitrateKbps > 0) s.bitrateKbps = first->bitrateKbps;
+  return {};
+}
+
+}  // namespace
+
+Settings settingsForCamera(const Settings& s, const Settings::CameraEntry& camera) {
+  Settings c = s;
+  c.source = camera.source;
+  c.device.clear();
+  if (!camera.size.empty()) {
+    c.width = camera.size.width;
+    c.height = camera.size.height;
+  }
+  if (camera.fps > 0) c.fps = camera.fps;
+  if (camera.bitrateKbps > 0) c.bitrateKbps = camera.bitrateKbps;
+  if (c.mjpegFps > c.fps) c.mjpegFps = c.fps;
+  c.gopFrames = s.gopFrames == 2 * s.fps ? 2 * c.fps : s.gopFrames;
+  c.ring = false;
+  c.ingestPort = -1;
+  c.cameras.clear();
+  return c;
+}
+
 Status finalizeSettings(Settings& s, const bsp::Board& board) {
   const std::string src = "settings";
+  if (s.width == 0 || s.height == 0) {
+    s.width = board.camera.defaultSize.width;
+    s.height = board.camera.defaultSize.height;
+  }
+  if (s.fps == 0) s.fps = board.camera.defaultFps;
+  if (auto st = finalizeCameras(s, board, src); !st) return st;
   if (s.width == 0 || s.height == 0) {
     s.width = board.camera.defaultSize.width;
     s.height = board.camera.defaultSize.height;

@@ -111,6 +111,21 @@ struct Settings {
   // (transport/rtmp_publish.h). Several targets: a list ("publish": [...], --publish repeated),
   // each published to on its own; empty = off.
   std::vector<std::string> publish;
+  // "cameras": several cameras in one streamer (issue 11). Each entry is a camera with its own
+  // pipeline and its own paths (/cam/<id>/stream, /snapshot, /flv, /stream.mp4, /hls/stream.m3u8,
+  // /ws; rtsp://HOST:8554/cam/<id>). The first enabled entry is camera 0: it also keeps today's
+  // paths, and its source, resolution, fps and bitrate replace the top-level ones. Empty: the one
+  // camera of the flags and top-level keys.
+  struct CameraEntry {
+    std::string id;       // [A-Za-z0-9_-]{1,32}, unique
+    std::string name;     // shown in /api/cameras (default: the id)
+    std::string source;   // as "source": test-pattern, a V4L2 device, http://, rtsp://, ws-push (first only)
+    hal::Size size;       // "resolution"; empty: the top-level resolution
+    int fps = 0;          // 0: the top-level fps
+    int bitrateKbps = 0;  // 0: the top-level bitrate
+    bool enabled = true;
+  };
+  std::vector<CameraEntry> cameras;
   // The RTSP server asks for the control port's token ("rtsp_auth"): Basic with the token as the
   // password (any user), or rtsp://HOST:8554/stream?token=TOKEN. Needs auth_token_sha256.
   bool rtspAuth = false;
@@ -270,5 +285,10 @@ hal::Result<hal::Size> parseResolution(const std::string& text);
 
 // camera_rotation, then camera_flip_x and camera_flip_y, as one transform of the camera picture.
 hal::Transform cameraTransform(const Settings& s);
+
+// The settings of one camera of `s.cameras`: `s` with the entry's source, resolution, fps and
+// bitrate; cameras after the first have no shared-memory rings and no push ingest (those are
+// camera 0's). `s` must have passed finalizeSettings().
+Settings settingsForCamera(const Settings& s, const Settings::CameraEntry& camera);
 
 }  // namespace printcast::streamer

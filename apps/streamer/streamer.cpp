@@ -148,7 +148,29 @@ struct Streamer::Impl {
   std::unique_ptr<transport::WebSocketHub> wsHub;  // serves every upgraded WebSocket
   // The camera (camera_pipeline.h): its source, encoders and output streams. Before the servers:
   // they read its streams and stop first.
-  std::unique_ptr<CameraPipeline> cam;
+  // Every camera (Settings::cameras; one without a list): its id, name, its own live settings
+  // (camera 0 shares the control API's `live`) and its pipeline. `cam` is camera 0, which also
+  // serves the paths without /cam/<id>. Fixed in start().
+  struct Camera {
+    std::string id, name;
+    std::unique_ptr<LiveSettings> ownLive;  // cameras after the first
+    std::unique_ptr<CameraPipeline> pipeline;
+  };
+  std::vector<Camera> cameras;
+  CameraPipeline* cam = nullptr;
+  const Camera* findCamera(std::string_view id) const {
+    for (const auto& c : cameras)
+      if (c.id == id) return &c;
+    return nullptr;
+  }
+  // /api/cameras entries: id, name, source (credentials removed), state, resolution, fps, clients,
+  // last error, output paths.
+  nlohmann::json cameraSummary(const Camera& c) const;
+  HttpResponse camerasRequest(const HttpRequest& req);
+  // The camera paths (/stream, /snapshot, /flv, /stream.mp4, /hls/..., /ws) of one camera; null
+  // response status 0 when `path` is none of them.
+  std::optional<HttpResponse> cameraRoute(CameraPipeline& c, bool h264Enabled, std::string_view path,
+                                          const HttpRequest& req);
   // Every stream with HTTP/WebSocket/RTSP clients, by the name /status, /api/stats and /metrics use.
   std::vector<std::pair<const char*, const transport::Fanout*>> clientStreams() const {
     auto streams = cam->clientStreams();
@@ -229,9 +251,9 @@ struct Streamer::Impl {
   HttpResponse handleControl(const HttpRequest& req);
   HttpResponse handleFlvPort(const HttpRequest& req);
   HttpResponse mjpegResponse(transport::MjpegStream& stream);
-  HttpResponse flvResponse(bool slicerHeaders);
-  HttpResponse fmp4Response();
-  HttpResponse wsResponse(const HttpRequest& req, bool timestampTrailer);
+  HttpResponse flvResponse(CameraPipeline& c, bool slicerHeaders);
+  HttpResponse fmp4Response(CameraPipeline& c);
+  HttpResponse wsResponse(CameraPipeline& c, const HttpRequest& req, bool timestampTrailer);
   HttpResponse handleWsPort(const HttpRequest& req);
   HttpResponse touchRequest(const HttpRequest& req);
   nlohmann::json status();
@@ -376,13 +398,13 @@ void Streamer::Impl::housekeepingLoop() {
       // A new target (or auto-skip turned off) starts over from encoding every frame.
       target = live.targetCpu;
       skipper = AutoSkip(target);
-      cam->setAutoSkipInterval(1);
+      for (auto& c : cameras) c.pipeline->setAutoSkipInterval(1);
     }
     if (live.autoSkip) {
       skipper.onCpuSample(sample.systemPercent, Clock::now());
-      cam->setAutoSkipInterval(skipper.interval());
+      for (auto& c : cameras) c.pipeline->setAutoSkipInterval(skipper.interval());
     }
-    cam->expireWaiters();
+    for (auto& c : cameras) c.pipeline->expireWaiters();
     screen->expireWaiters();
   }
 }
@@ -399,11 +421,11 @@ HttpResponse Streamer::Impl::mjpegResponse(transport::MjpegStream& stream) {
   return r;
 }
 
-HttpResponse Streamer::Impl::flvResponse(bool slicerHeaders) {
+HttpResponse Streamer::Impl::flvResponse(CameraPipeline& c, bool slicerHeaders) {
   HttpResponse r;
-  auto queue = cam->flv.subscribe();
+  auto queue = c.flv.subscribe();
   r.stream = queue;
-  r.onClose = [this, queue] { cam->flv.unsubscribe(queue); };
+  r.onClose = [&c, queue] { c.flv.unsubscribe(queue); };
   if (slicerHeaders) {
     // Exactly what the stock camera service sends (the slicer expects it): see protocols.md.
     r.contentType = "text/plain";
@@ -419,11 +441,11 @@ HttpResponse Streamer::Impl::flvResponse(bool slicerHeaders) {
 
 // Fragmented MP4 for `<video src=/stream.mp4>`: the client's init segment then a fragment per
 // access unit, from the next IDR (its subscription requests one).
-HttpResponse Streamer::Impl::fmp4Response() {
+HttpResponse Streamer::Impl::fmp4Response(CameraPipeline& c) {
   HttpResponse r;
-  auto queue = cam->fmp4.subscribe();
+  auto queue = c.fmp4.subscribe();
   r.stream = queue;
-  r.onClose = [this, queue] { cam->fmp4.unsubscribe(queue); };
+  r.onClose = [&c, queue] { c.fmp4.unsubscribe(queue); };
   r.contentType = "video/mp4";
   addNoCache(r);
   return r;
@@ -431,15 +453,15 @@ HttpResponse Streamer::Impl::fmp4Response() {
 
 // H.264 over WebSocket: validate the handshake (a plain GET gets 426, a malformed one 400, each
 // with the reason), then subscribe and let the hub serve the upgraded connection.
-HttpResponse Streamer::Impl::wsResponse(const HttpRequest& req, bool timestampTrailer) {
+HttpResponse Streamer::Impl::wsResponse(CameraPipeline& c, const HttpRequest& req, bool timestampTrailer) {
   auto accept = transport::ws::checkHandshake(req.method, req.headers);
   if (!accept) return transport::handshakeRefusal(accept.error());
-  auto queue = cam->wsStream.subscribe(timestampTrailer);
-  return wsHub->upgradeResponse(*accept, queue, [this, queue] { cam->wsStream.unsubscribe(queue); });
+  auto queue = c.wsStream.subscribe(timestampTrailer);
+  return wsHub->upgradeResponse(*accept, queue, [&c, queue] { c.wsStream.unsubscribe(queue); });
 }
 
 HttpResponse Streamer::Impl::handleWsPort(const HttpRequest& req) {
-  if (req.path == "/") return wsResponse(req, settings.wsPortTimestamps);
+  if (req.path == "/") return wsResponse(*cam, req, settings.wsPortTimestamps);
   return HttpResponse::error(404, "no such endpoint: " + req.path + " (the WebSocket is at /)");
 }
 
@@ -455,6 +477,12 @@ nlohmann::json Streamer::Impl::status() {
       {"streaming", cameraJson["signal"]},
       {"board", {{"id", std::string(board->id)}, {"name", std::string(board->name)}}},
       {"camera", cameraJson},
+      {"cameras",
+       [this] {
+         nlohmann::json list = nlohmann::json::array();
+         for (const auto& c : cameras) list.push_back(cameraSummary(c));
+         return list;
+       }()},
       {"encoder", cam->encoderStatus()},
       {"lan_mode", lanModeStatus()},
       {"anycubic", anycubicStatus()},
@@ -566,6 +594,64 @@ nlohmann::json Streamer::Impl::anycubicStatus() const {
     out["mqtt"] = {{"state", "off"}, {"last_error", mqttError}};
   }
   return out;
+}
+
+namespace {
+
+// A camera's source as /api/cameras shows it: a URL without its user:password@.
+std::string withoutCredentials(const std::string& source) {
+  const auto scheme = source.find("://");
+  if (scheme == std::string::npos) return source;
+  const auto hostStart = scheme + 3;
+  const auto pathStart = source.find('/', hostStart);
+  const auto at = source.rfind('@', pathStart == std::string::npos ? std::string::npos : pathStart);
+  if (at == std::string::npos || at < hostStart) return source;
+  return source.substr(0, hostStart) + source.substr(at + 1);
+}
+
+}  // namespace
+
+nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
+  const CameraPipeline& p = *c.pipeline;
+  const nlohmann::json st = p.cameraStatus();
+  const std::string state = p.state();
+  size_t clients = 0;
+  for (const auto& [name, f] : p.clientStreams()) clients += f->clientCount();
+  const std::string base = "/cam/" + c.id;
+  nlohmann::json paths = {
+      {"mjpeg", base + "/stream"},    {"snapshot", base + "/snapshot"},   {"flv", base + "/flv"},
+      {"fmp4", base + "/stream.mp4"}, {"hls", base + "/hls/stream.m3u8"}, {"ws", base + "/ws"}};
+  if (rtspServer) paths["rtsp"] = {{"path", base}, {"port", rtspServer->port()}};
+  const std::string source = withoutCredentials(p.source());
+  return {{"id", c.id},
+          {"name", c.name},
+          {"primary", &p == cam},
+          {"source", source},
+          {"kind", source.find("://") != std::string::npos           ? source.substr(0, source.find("://"))
+                   : source == "test-pattern" || source == "ws-push" ? source
+                                                                     : std::string("v4l2")},
+          {"state", state},
+          {"signal", st["signal"]},
+          {"resolution", fmt::format("{}x{}", st["width"].get<int>(), st["height"].get<int>())},
+          {"fps", st["fps"]},
+          {"clients", clients},
+          {"last_error", state.rfind("no-signal: ", 0) == 0 ? state.substr(11) : std::string()},
+          {"outputs", paths}};
+}
+
+// GET /api/cameras: every camera (cameraSummary); GET /api/cameras/<id>: one, 404 naming the ids.
+HttpResponse Streamer::Impl::camerasRequest(const HttpRequest& req) {
+  if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "use GET");
+  if (req.path == "/api/cameras" || req.path == "/api/cameras/") {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& c : cameras) list.push_back(cameraSummary(c));
+    return HttpResponse::json(200, list.dump());
+  }
+  const std::string id = req.path.substr(std::string("/api/cameras/").size());
+  if (const Camera* c = findCamera(id)) return HttpResponse::json(200, cameraSummary(*c).dump());
+  std::string ids;
+  for (const auto& other : cameras) ids += (ids.empty() ? "" : ", ") + other.id;
+  return HttpResponse::error(404, fmt::format("no camera '{}' (cameras: {})", id, ids));
 }
 
 // The RTSP server's connections and sessions; null when it is off.
@@ -1024,6 +1110,23 @@ HttpResponse playerPage(std::string_view what, std::string_view element) {
   return r;
 }
 
+std::optional<HttpResponse> Streamer::Impl::cameraRoute(CameraPipeline& c, bool h264Enabled,
+                                                        std::string_view path, const HttpRequest& req) {
+  if (path == "/stream") return mjpegResponse(c.mjpeg);
+  if (path == "/snapshot") {
+    // A JPEG up to two frame intervals old answers at once.
+    return c.snapshots.request(std::chrono::milliseconds(1000 / std::max(1, c.nominalFps()) * 2));
+  }
+  const bool h264Path =
+      path == "/flv" || path == "/ws" || path == "/stream.mp4" || path.rfind("/hls/", 0) == 0;
+  if (!h264Path) return std::nullopt;
+  if (!h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
+  if (path == "/stream.mp4") return fmp4Response(c);
+  if (path == "/flv") return flvResponse(c, false);
+  if (path == "/ws") return wsResponse(c, req, req.arg("ts") == "1");
+  return c.hls->handle(req, path.substr(5));  // a lookup key, never a file path
+}
+
 HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
   if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "only GET is served here");
   std::string path = req.path;
@@ -1036,22 +1139,30 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
     else if (!action.empty())
       return HttpResponse::error(404, "unknown action '" + action + "'");
   }
-  const auto snapshotMaxAge = std::chrono::milliseconds(1000 / std::max(1, settings.fps) * 2);
-  if (path == "/stream") return mjpegResponse(cam->mjpeg);
+  if (path.rfind("/cam/", 0) == 0) {
+    // Every camera's own paths: /cam/<id>/stream, /snapshot, /flv, /stream.mp4, /hls/..., /ws.
+    const std::string_view rest = std::string_view(path).substr(5);
+    const auto slash = rest.find('/');
+    const std::string_view id = rest.substr(0, slash);
+    const Camera* c = findCamera(id);
+    if (c == nullptr) {
+      std::string ids;
+      for (const auto& other : cameras) ids += (ids.empty() ? "" : ", ") + other.id;
+      return HttpResponse::error(404, fmt::format("no camera '{}' (cameras: {})", id, ids));
+    }
+    const std::string_view sub = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    const bool h264On = c->ownLive ? c->ownLive->h264Enabled.load() : live.h264Enabled.load();
+    if (auto r = cameraRoute(*c->pipeline, h264On, sub, req)) return std::move(*r);
+    return HttpResponse::error(404,
+                               fmt::format("no such endpoint: {} (a camera has /stream, /snapshot, /flv, "
+                                           "/stream.mp4, /hls/stream.m3u8 and /ws)",
+                                           req.path));
+  }
   if (path == "/ingest") {
     if (!ingest) return HttpResponse::error(404, "no camera ingest here (it is on with --source ws-push)");
     return ingest->accept(req);
   }
-  if (path == "/snapshot") return cam->snapshots.request(snapshotMaxAge);
-  if (path == "/flv" || path == "/ws" || path == "/stream.mp4") {
-    if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
-    if (path == "/stream.mp4") return fmp4Response();
-    return path == "/flv" ? flvResponse(false) : wsResponse(req, req.arg("ts") == "1");
-  }
-  if (path.rfind("/hls/", 0) == 0) {
-    if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
-    return cam->hls->handle(req, std::string_view(path).substr(5));  // a lookup key, never a file path
-  }
+  if (auto r = cameraRoute(*cam, live.h264Enabled, path, req)) return std::move(*r);
   if (path == "/state") return HttpResponse::json(200, ustreamerState().dump());
   if (path == "/metrics") {
     HttpResponse r = HttpResponse::text(200, metrics());
@@ -1126,6 +1237,7 @@ HttpResponse Streamer::Impl::handleControl(const HttpRequest& req) {
   if (req.path == "/api/stats") return HttpResponse::json(200, stats().dump());
   if (req.path == "/api/lan_mode") return onWorker(&Impl::lanModeRequest);
   if (req.path == "/api/camera/controls") return onWorker(&Impl::cameraControls);
+  if (req.path == "/api/cameras" || req.path.rfind("/api/cameras/", 0) == 0) return camerasRequest(req);
   if (req.path == "/api/timelapse/moonraker" || req.path == "/api/timelapse/status")
     return timelapseStatusRequest(req);
   if (req.path.rfind("/api/timelapse/", 0) == 0) return onWorker(&Impl::timelapseRequest);  // the manager
@@ -1187,7 +1299,7 @@ HttpResponse Streamer::Impl::cameraControls(const HttpRequest& req) {
 HttpResponse Streamer::Impl::handleFlvPort(const HttpRequest& req) {
   if (req.path == "/flv") {
     if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
-    return flvResponse(true);
+    return flvResponse(*cam, true);
   }
   return HttpResponse::error(404, "no such endpoint: " + req.path);
 }
@@ -1416,9 +1528,42 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     if (!ingest) return ingest.error();
     s.ingest = std::move(*ingest);
   }
-  auto pipeline = CameraPipeline::create(settings, board, s.live, s.ingest);
-  if (!pipeline) return pipeline.error();
-  s.cam = std::move(*pipeline);
+  // Camera 0 runs on the top-level settings (the first enabled `cameras` entry was folded into
+  // them) and the control API's live settings; each further camera on its own.
+  {
+    Impl::Camera first;
+    first.id = settings.cameras.empty() ? "0" : "";
+    for (const auto& entry : settings.cameras) {
+      if (entry.enabled && first.id.empty()) {
+        first.id = entry.id;
+        first.name = entry.name;
+      }
+    }
+    if (first.name.empty()) first.name = board.name;
+    auto pipeline = CameraPipeline::create(settings, board, s.live, s.ingest);
+    if (!pipeline) return pipeline.error();
+    first.pipeline = std::move(*pipeline);
+    s.cameras.push_back(std::move(first));
+    bool skippedFirst = false;
+    for (const auto& entry : settings.cameras) {
+      if (!entry.enabled) continue;
+      if (!skippedFirst) {
+        skippedFirst = true;
+        continue;
+      }
+      Impl::Camera more;
+      more.id = entry.id;
+      more.name = entry.name;
+      const Settings cs = settingsForCamera(settings, entry);
+      more.ownLive = std::make_unique<LiveSettings>(cs);
+      auto morePipeline = CameraPipeline::create(cs, board, *more.ownLive, nullptr);
+      if (!morePipeline)
+        return hal::Error{morePipeline.code(), 0, "camera " + entry.id + ": " + morePipeline.error().message};
+      more.pipeline = std::move(*morePipeline);
+      s.cameras.push_back(std::move(more));
+    }
+    s.cam = s.cameras.front().pipeline.get();
+  }
   // What /status lists under "outputs" (pages choose their player from it). An output added to
   // the streamer adds its entry here.
   s.outputs = {{{"name", "mjpeg"}, {"path", "/stream"}, {"type", "mjpeg"}},
@@ -1498,6 +1643,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
       };
     }
     std::vector<std::pair<std::string, transport::RtspStream*>> paths{{"/stream", &s.cam->rtspStream}};
+    for (auto& c : s.cameras) paths.emplace_back("/cam/" + c.id, &c.pipeline->rtspStream);
     if (s.screen->hasDisplay()) paths.emplace_back("/display", &s.screen->rtspStream());
     auto rtsp = transport::RtspServer::start(rc, paths);
     if (!rtsp) return rtsp.error();
@@ -1531,7 +1677,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     s.ingestServer = std::move(*ingestServer);
   }
 
-  s.cam->start();
+  for (auto& c : s.cameras) c.pipeline->start();
   s.screen->start();
   if (settings.mode == "go-klipper") {
     s.lanMode =
@@ -1612,21 +1758,25 @@ void Streamer::stop() {
   }
   if (!s.running.exchange(false)) return;
   s.stopWake.notify_all();
-  s.cam->stop();
+  for (auto& c : s.cameras) c.pipeline->stop();
   for (auto& t : s.threads) t.join();
   s.threads.clear();
   // Pending touches are answered; streams end so their suspended connections resume.
   s.screen->stop("streamer is stopping");
-  s.cam->snapshots.failAll("streamer is stopping");
-  s.cam->mjpeg.closeAll();
-  s.cam->flv.closeAll();
-  s.cam->fmp4.closeAll();
-  s.cam->wsStream.closeAll();
+  for (auto& c : s.cameras) {
+    c.pipeline->snapshots.failAll("streamer is stopping");
+    c.pipeline->mjpeg.closeAll();
+    c.pipeline->flv.closeAll();
+    c.pipeline->fmp4.closeAll();
+    c.pipeline->wsStream.closeAll();
+  }
   s.publishers.clear();  // TEARDOWN sent, their threads joined
   s.rtspServer.reset();  // its connections close; then nothing reads rtspStream's queues
-  s.cam->rtspStream.closeAll();
+  for (auto& c : s.cameras) {
+    c.pipeline->rtspStream.closeAll();
+    c.pipeline->hls->closeAll("streamer is stopping");
+  }
   s.screen->rtspStream().closeAll();
-  s.cam->hls->closeAll("streamer is stopping");
   // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
   // (libmicrohttpd must close an upgraded socket itself, before its daemon goes).
   if (s.wsHub) s.wsHub->stop();

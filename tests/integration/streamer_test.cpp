@@ -942,6 +942,107 @@ TEST(StreamerLifecycle, BadConfigValueNamesTheKeyAndRange) {
       << r.out << r.err;
 }
 
+// ---- several cameras (the "cameras" list) ----
+
+std::string writeTempConfig(const std::string& json) {
+  char path[] = "/tmp/printcast-config-XXXXXX";
+  const int fd = mkstemp(path);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(write(fd, json.data(), json.size()), static_cast<ssize_t>(json.size()));
+  close(fd);
+  return path;
+}
+
+// Each camera of the list is a pipeline with its own paths; camera 0 (the first enabled entry)
+// also keeps today's paths; a camera that cannot open is reported and leaves the others streaming;
+// a disabled entry is not there.
+TEST(SeveralCameras, EachHasItsOwnPathsAndOneFailingLeavesTheOthers) {
+  const std::string config = writeTempConfig(R"({"cameras": [
+      {"id": "printer", "source": "test-pattern", "resolution": "320x240"},
+      {"id": "room", "name": "Room", "source": "test-pattern", "resolution": "160x120", "fps": 10},
+      {"id": "gone", "source": "/dev/video-printcast-none"},
+      {"id": "off", "source": "test-pattern", "enabled": false}]})");
+  StreamerProcess p(PRINTCAST_STREAMER_BIN,
+                    {"--board", "virtual", "--config", config, "--no-display", "--no-ring"});
+  unlink(config.c_str());
+  ASSERT_TRUE(p.ok()) << p.log();
+  auto cameras = [&] {
+    return nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/api/cameras").body);
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         !(cameras()[0]["state"] == "streaming" && cameras()[1]["state"] == "streaming"))
+    std::this_thread::sleep_for(50ms);
+  const auto list = cameras();
+  ASSERT_EQ(list.size(), 3u) << list.dump();
+  EXPECT_EQ(list[0]["id"], "printer");
+  EXPECT_EQ(list[0]["primary"], true);
+  EXPECT_EQ(list[0]["resolution"], "320x240");
+  EXPECT_EQ(list[1]["id"], "room");
+  EXPECT_EQ(list[1]["name"], "Room");
+  EXPECT_EQ(list[1]["state"], "streaming") << list.dump();
+  EXPECT_EQ(list[1]["resolution"], "160x120");
+  EXPECT_EQ(list[1]["outputs"]["flv"], "/cam/room/flv");
+  EXPECT_EQ(list[2]["id"], "gone");
+  EXPECT_EQ(list[2]["signal"], false);
+  EXPECT_NE(list[2]["last_error"].get<std::string>().find("/dev/video-printcast-none"), std::string::npos)
+      << list.dump();
+  EXPECT_EQ(nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/api/cameras/room").body)["id"],
+            "room");
+  EXPECT_EQ(httpRequest(p.controlPort(), "GET", "/api/cameras/off").status, 404);
+  EXPECT_EQ(nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/status").body)["cameras"].size(), 3u);
+
+  // Snapshots at each camera's own size, by its path; camera 0 by both.
+  for (const auto& [path, width, height] : {std::tuple{"/snapshot", 320, 240},
+                                            {"/cam/printer/snapshot", 320, 240},
+                                            {"/cam/room/snapshot", 160, 120}}) {
+    const auto r = httpRequest(p.streamPort(), "GET", path);
+    ASSERT_EQ(r.status, 200) << path << ": " << r.body;
+    const Rgb picture = decodeJpeg(r.body);
+    EXPECT_EQ(picture.width, width) << path;
+    EXPECT_EQ(picture.height, height) << path;
+  }
+  // The camera that is away answers with the "no signal" picture, as camera 0 does.
+  const auto away = httpRequest(p.streamPort(), "GET", "/cam/gone/snapshot");
+  EXPECT_EQ(away.status, 200);
+  EXPECT_GT(decodeJpeg(away.body).width, 0);
+  const auto unknown = httpRequest(p.streamPort(), "GET", "/cam/nope/stream");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_NE(unknown.body.find("printer, room, gone"), std::string::npos) << unknown.body;
+
+  // The second camera's H.264 in FLV and over RTSP, read by ffprobe.
+  const std::string flvUrl = "http://127.0.0.1:" + std::to_string(p.streamPort()) + "/cam/room/flv";
+  auto probe = runCommand(
+      {"ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", flvUrl},
+      20s);
+  EXPECT_EQ(probe.out, "h264,160,120\n") << probe.err;
+  const std::string rtspUrl = "rtsp://127.0.0.1:" + std::to_string(p.rtspPort()) + "/cam/room";
+  probe = runCommand({"ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_entries",
+                      "stream=width,height", "-of", "csv=p=0", rtspUrl},
+                     20s);
+  EXPECT_EQ(probe.out, "160,120\n") << probe.err;
+}
+
+// A bad entry stops the start with the camera and the key named.
+TEST(SeveralCameras, ABadEntryNamesTheCameraAndTheKey) {
+  for (const auto& [json, expected] :
+       {std::pair{R"({"cameras": [{"id": "a", "source": "test-pattern"}, {"id": "b", "source": "test-pattern",
+                     "resolution": "12"}]})",
+                  "cameras[1].resolution"},
+        {R"({"cameras": [{"id": "a", "source": "test-pattern"}, {"id": "a", "source": "test-pattern"}]})",
+         "cameras[1].id = \"a\": is already cameras[0]'s"},
+        {R"({"cameras": [{"id": "a", "source": "test-pattern", "colour": 1}]})", "cameras[0].colour"},
+        {R"({"cameras": [{"id": "a", "source": "test-pattern"}, {"id": "b", "source": "ftp://x/y"}]})",
+         "cameras[1] (\"b\")"}}) {
+    const std::string config = writeTempConfig(json);
+    const CommandResult r =
+        runCommand({PRINTCAST_STREAMER_BIN, "--board", "virtual", "--config", config}, 20s);
+    unlink(config.c_str());
+    EXPECT_EQ(r.exitCode, 2) << json;
+    EXPECT_NE((r.out + r.err).find(expected), std::string::npos) << expected << "\n" << r.out << r.err;
+  }
+}
+
 // ---- HLS (/hls/stream.m3u8) ----
 
 // The value of a "#TAG:value" line, or "" when the playlist has none.
