@@ -48,6 +48,8 @@ STREAM=http://127.0.0.1:$STREAM_PORT
 CONTROL=http://127.0.0.1:$CONTROL_PORT
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$STREAMER_PID/status"; }
+# The anonymous part of RSS (heap, stacks: what a leak grows; the rest is mapped files).
+anon_kib() { awk '/^Anonymous:/ { print $2 }' "/proc/$STREAMER_PID/smaps_rollup" 2>/dev/null || echo 0; }
 fds() { find "/proc/$STREAMER_PID/fd" -mindepth 1 -maxdepth 1 | wc -l; }
 threads() { awk '/^Threads:/ { print $2 }' "/proc/$STREAMER_PID/status"; }
 
@@ -105,8 +107,8 @@ unplug() {
 }
 
 echo "== soak: $MINUTES min, a round every $ROUND s, warm-up $WARMUP min; streamer pid $STREAMER_PID"
-printf '%6s %10s %6s %8s\n' minute rss_kib fds threads
-printf '%6d %10d %6d %8d\n' 0 "$(rss_kib)" "$(fds)" "$(threads)" | tee "$WORK/samples"
+printf '%6s %10s %10s %6s %8s\n' minute rss_kib anon_kib fds threads
+printf '%6d %10d %10d %6d %8d\n' 0 "$(rss_kib)" "$(anon_kib)" "$(fds)" "$(threads)" | tee "$WORK/samples"
 start=$(date +%s)
 n=0
 next_sample=60
@@ -117,7 +119,8 @@ while :; do
   round "$n"
   kill -0 "$STREAMER_PID" 2>/dev/null || { echo "soak: the streamer died:" >&2; tail -n 20 "$WORK/streamer.err" >&2; exit 1; }
   if (($(date +%s) - start >= next_sample)); then
-    printf '%6d %10d %6d %8d\n' $((next_sample / 60)) "$(rss_kib)" "$(fds)" "$(threads)" | tee -a "$WORK/samples"
+    printf '%6d %10d %10d %6d %8d\n' $((next_sample / 60)) "$(rss_kib)" "$(anon_kib)" "$(fds)" "$(threads)" |
+      tee -a "$WORK/samples"
     if ((UNPLUG_EVERY > 0 && (next_sample / 60) % UNPLUG_EVERY == 0)); then unplug; fi
     next_sample=$((next_sample + 60))
   fi
@@ -128,12 +131,12 @@ wait_viewers
 echo "== soak: $n rounds; after the viewers left: rss $(rss_kib) KiB, $(fds) descriptors, $(threads) threads"
 # Least-squares slope of RSS and descriptors over the samples after the warm-up.
 awk -v warm="$WARMUP" '
-  $1 >= warm { n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2; sf += $3; sxf += $1 * $3 }
+  $1 >= warm { n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2; sa += $3; sxa += $1 * $3; sf += $4; sxf += $1 * $4 }
   END {
     if (n < 2) { print "== soak: too few samples after the warm-up for a slope (run longer)"; exit }
     d = n * sxx - sx * sx
-    printf "== soak: slope after %d min: RSS %+.1f KiB/min, descriptors %+.2f per min (%d samples)\n",
-      warm, (n * sxy - sx * sy) / d, (n * sxf - sx * sf) / d, n
+    printf "== soak: slope after %d min: RSS %+.1f KiB/min (anonymous %+.1f), descriptors %+.2f per min (%d samples)\n",
+      warm, (n * sxy - sx * sy) / d, (n * sxa - sx * sa) / d, (n * sxf - sx * sf) / d, n
   }' "$WORK/samples"
 if ((unplugs > 0)); then
   echo "== soak: $unplugs camera unplugs, $unplug_failures without the expected state in time"

@@ -230,6 +230,7 @@ mkdir -p "$results"
   echo "MODE=$mode"
   echo "SOAK_MINUTES=${SOAK_MINUTES:-60}"
   echo "SOAK_UNPLUG_EVERY=${SOAK_UNPLUG_EVERY:-10}"
+  echo "SOAK_WARMUP=${SOAK_WARMUP:-2}"
   # Sourced by /init (busybox sh) and vm-payload.sh: the reason in single quotes, without any.
   echo "VICODEC_SKIP='$(echo "$vicodec_skip" | tr -d "'")'"
   if [ -z "$vicodec_skip" ]; then echo "VICODEC_KO=$vicodec_dir/vicodec.ko"; else echo "VICODEC_KO="; fi

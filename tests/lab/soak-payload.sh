@@ -12,7 +12,7 @@ set -u
 . "$1"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8
 driver=/sys/bus/platform/drivers/vivid
-export SOAK_MINUTES=${SOAK_MINUTES:-60} SOAK_UNPLUG_EVERY=${SOAK_UNPLUG_EVERY:-10}
+export SOAK_MINUTES=${SOAK_MINUTES:-60} SOAK_UNPLUG_EVERY=${SOAK_UNPLUG_EVERY:-10} SOAK_WARMUP=${SOAK_WARMUP:-2}
 export SOAK_STREAMER_ARGS="--board virtual --device /dev/video0 --resolution 640x480 --desired-fps 25 --display-fps 5"
 export SOAK_UNPLUG="echo vivid.0 > $driver/unbind" SOAK_REPLUG="echo vivid.0 > $driver/bind"
 {
