@@ -689,3 +689,53 @@ TEST(TimelapseSettings, RecordingKeysRoundTripThroughTheirJson) {
   EXPECT_EQ(printcast::streamer::timelapseRecordingSettingsJson(back), json);
   EXPECT_EQ(nlohmann::json::parse(json).size(), 17u);
 }
+
+// "cameras": the first enabled entry becomes the top-level camera; settingsForCamera() gives each
+// further camera its own source, size, fps and bitrate, without camera 0's rings and ingest.
+TEST(Settings, CamerasListFoldsTheFirstIntoTheTopLevelAndDerivesTheOthers) {
+  auto board = printcast::bsp::findBoard("virtual");
+  ASSERT_TRUE(board.ok());
+  Settings s;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(applyConfigJson(R"({"fps": 20, "bitrate": 800, "cameras": [
+      {"id": "off", "source": "test-pattern", "enabled": false},
+      {"id": "printer", "name": "Printer", "source": "test-pattern", "resolution": "320x240"},
+      {"id": "room", "source": "rtsp://user:pw@10.0.0.9/live", "resolution": "1280x720", "fps": 10, "bitrate": 2000}]})",
+                              "app.json", s, warnings)
+                  .ok());
+  ASSERT_TRUE(finalizeSettings(s, **board).ok());
+  EXPECT_EQ(s.source, "test-pattern");  // the first enabled entry
+  EXPECT_EQ(s.width, 320);
+  EXPECT_EQ(s.height, 240);
+  EXPECT_EQ(s.fps, 20);
+  EXPECT_EQ(s.bitrateKbps, 800);
+  ASSERT_EQ(s.cameras.size(), 3u);
+  EXPECT_EQ(s.cameras[1].name, "Printer");
+  EXPECT_EQ(s.cameras[2].name, "room");  // the id when no name is given
+  const Settings room = printcast::streamer::settingsForCamera(s, s.cameras[2]);
+  EXPECT_EQ(room.source, "rtsp://user:pw@10.0.0.9/live");
+  EXPECT_EQ(room.width, 1280);
+  EXPECT_EQ(room.fps, 10);
+  EXPECT_EQ(room.bitrateKbps, 2000);
+  EXPECT_EQ(room.gopFrames, 20);  // the default GOP (2 s) at its own rate
+  EXPECT_LE(room.mjpegFps, 10);
+  EXPECT_FALSE(room.ring);
+  EXPECT_EQ(room.ingestPort, -1);
+  EXPECT_TRUE(room.cameras.empty());
+
+  EXPECT_NE(errorOf(R"({"cameras": {"id": "a"}})").find("cameras"), std::string::npos);
+  EXPECT_NE(errorOf(R"({"cameras": [{"id": "a", "fps": 0}]})").find("cameras[0].fps = 0"), std::string::npos);
+  Settings none;
+  ASSERT_TRUE(applyConfigJson(R"({"cameras": [{"id": "a", "source": "test-pattern", "enabled": false}]})",
+                              "app.json", none, warnings)
+                  .ok());
+  const auto st = finalizeSettings(none, **board);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("no entry is enabled"), std::string::npos) << st.error().message;
+  Settings push;
+  ASSERT_TRUE(applyConfigJson(R"({"cameras": [{"id": "a", "source": "test-pattern"},
+                                               {"id": "b", "source": "ws-push"}]})",
+                              "app.json", push, warnings)
+                  .ok());
+  EXPECT_NE(finalizeSettings(push, **board).error().message.find("cameras[1].source"), std::string::npos);
+}
