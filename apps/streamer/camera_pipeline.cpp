@@ -65,8 +65,9 @@ CameraPipeline::CameraPipeline(const Settings& s, const bsp::Board& b, LiveSetti
 
 hal::Result<std::unique_ptr<CameraPipeline>> CameraPipeline::create(
     const Settings& settings, const bsp::Board& board, LiveSettings& live,
-    std::shared_ptr<transport::JpegPushIngest> ingest) {
+    std::shared_ptr<transport::JpegPushIngest> ingest, const std::string& id) {
   std::unique_ptr<CameraPipeline> p(new CameraPipeline(settings, board, live, std::move(ingest)));
+  if (!id.empty()) p->logPrefix = "[" + id + "] ";
   CameraPipeline* self = p.get();
   p->jpeg = codecs::createJpegEncoder();
   // The H.264 backends to try: the board's list, encoder_type's choice first.
@@ -417,8 +418,8 @@ hal::Status CameraPipeline::openCamera() {
                     hal::Size{settings.width, settings.height}.str(), settings.fps));
   }
   if (n == hal::Negotiation::Adjusted) {
-    spdlog::warn("camera {}: adjusted to {} {} at {} fps", name, config.format.str(), config.size.str(),
-                 config.fps);
+    spdlog::warn("{}camera {}: adjusted to {} {} at {} fps", logPrefix, name, config.format.str(),
+                 config.size.str(), config.fps);
   }
   if (auto st = c.start(config); !st) return st;
 
@@ -431,7 +432,7 @@ hal::Status CameraPipeline::openCamera() {
     const hal::CaptureConfig active = v4l2->activeConfig();
     if (active.fps > 0) fps = active.fps;
     for (const auto& refused : controlStore.apply(newStableName, *v4l2)) {
-      spdlog::warn("camera {}: saved control not applied: {}", name, refused);
+      spdlog::warn("{}camera {}: saved control not applied: {}", logPrefix, name, refused);
     }
   }
   const bool turned = pictureTransform != hal::Transform::identity();
@@ -444,9 +445,9 @@ hal::Status CameraPipeline::openCamera() {
   if (config.format == hal::fourcc::kH264) {
     if (turned || !settings.streamSize.empty() || !settings.snapshotSize.empty()) {
       spdlog::warn(
-          "camera {}: its H.264 is passed through as it comes: camera_rotation, camera_flip_*, "
+          "{}camera {}: its H.264 is passed through as it comes: camera_rotation, camera_flip_*, "
           "stream_resolution and snapshot_resolution are not applied to an H.264 camera",
-          name);
+          logPrefix, name);
     }
   } else {
     pictureSize = pictureTransform.apply(config.size);
@@ -501,11 +502,11 @@ hal::Status CameraPipeline::openCamera() {
   }
   keyframeWanted = true;
   if (settings.unpaced) {
-    spdlog::info("camera {}: {} {} unpaced (encoder nominal {} fps)", name, config.format.str(),
+    spdlog::info("{}camera {}: {} {} unpaced (encoder nominal {} fps)", logPrefix, name, config.format.str(),
                  config.size.str(), settings.fps);
   } else {
-    spdlog::info("camera {}: {} {} at {} fps{}", name, config.format.str(), config.size.str(), fps,
-                 newStableName.empty() ? "" : " (" + newStableName + ")");
+    spdlog::info("{}camera {}: {} {} at {} fps{}", logPrefix, name, config.format.str(), config.size.str(),
+                 fps, newStableName.empty() ? "" : " (" + newStableName + ")");
   }
   return {};
 }
@@ -598,7 +599,8 @@ void CameraPipeline::cameraLoop() {
         } else {
           const std::string error = st.error().describe();
           if (error != lastError) {  // log each new reason once, not every retry
-            spdlog::error("camera: {} (retrying with backoff up to {} s)", error, kMaxRetry.count() / 1000);
+            spdlog::error("{}camera: {} (retrying with backoff up to {} s)", logPrefix, error,
+                          kMaxRetry.count() / 1000);
             lastError = error;
           }
           setCameraState("no-signal: " + error);
@@ -630,7 +632,8 @@ void CameraPipeline::cameraLoop() {
     auto frame = camera->dequeue();
     if (!frame) {
       if (frame.code() == hal::Errc::Again) continue;
-      spdlog::error("camera {}: {}; serving \"no signal\" and reopening {}", name(), frame.error().describe(),
+      spdlog::error("{}camera {}: {}; serving \"no signal\" and reopening {}", logPrefix, name(),
+                    frame.error().describe(),
                     cameraStableName.empty() ? std::string("it") : "by " + cameraStableName);
       loseCamera(frame.error());
       nextAttempt = Clock::now() + kFirstRetry;
@@ -677,7 +680,7 @@ void CameraPipeline::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
       if (converted) converted = codecs::convertToI420(*converted, pictureTransform, *i420Pool);
     }
     if (!converted) {
-      spdlog::warn("camera {}: to I420: {}", frame.format().str(), converted.error().describe());
+      spdlog::warn("{}camera {}: to I420: {}", logPrefix, frame.format().str(), converted.error().describe());
       return nullptr;
     }
     i420 = std::move(*converted);
@@ -694,7 +697,7 @@ void CameraPipeline::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
     if (out.valid()) return &out;
     auto r = codecs::scaleI420(*full, *pool);
     if (!r) {
-      spdlog::warn("camera: scaling to {}: {}", pool->size().str(), r.error().describe());
+      spdlog::warn("{}camera: scaling to {}: {}", logPrefix, pool->size().str(), r.error().describe());
       return nullptr;
     }
     out = std::move(*r);
@@ -822,7 +825,7 @@ void CameraPipeline::onH264CameraFrame(const hal::Frame& frame, Timestamp& nextJ
   if (h264Wanted()) {
     if (keyframeWanted.exchange(false)) {
       if (auto st = camera->requestKeyframe(); !st && st.code() != hal::Errc::Unsupported) {
-        spdlog::warn("camera: keyframe request: {}", st.error().describe());
+        spdlog::warn("{}camera: keyframe request: {}", logPrefix, st.error().describe());
       }
     }
     publishH264(packet);
@@ -840,7 +843,7 @@ void CameraPipeline::onH264CameraFrame(const hal::Frame& frame, Timestamp& nextJ
     // now instead of a 3 s timeout.
     const std::string reason = "no JPEG from this H.264 camera: " + error.message;
     if (!h264NoJpegLogged) {
-      spdlog::warn("camera {}: {}; /stream and /snapshot stay without pictures", name(), reason);
+      spdlog::warn("{}camera {}: {}; /stream and /snapshot stay without pictures", logPrefix, name(), reason);
       h264NoJpegLogged = true;
     }
     snapshots.expire(0ms, reason);
@@ -849,7 +852,7 @@ void CameraPipeline::onH264CameraFrame(const hal::Frame& frame, Timestamp& nextJ
   // Corrupt data (a camera glitch, lost packets): logged once, then once a minute with a count.
   const Timestamp now = Clock::now();
   if (h264DecodeErrorLoggedAt == Timestamp{} || now - h264DecodeErrorLoggedAt >= 60s) {
-    spdlog::warn("camera {}: {}{}", name(), error.describe(),
+    spdlog::warn("{}camera {}: {}{}", logPrefix, name(), error.describe(),
                  h264DecodeErrorsUnlogged > 0
                      ? fmt::format(" ({} more since the last report)", h264DecodeErrorsUnlogged)
                      : std::string());

@@ -49,9 +49,10 @@ class CameraPipeline {
   // encoder_type, gop, HLS, ring). Nothing is opened yet: the camera thread opens the source.
   // Errors: InvalidArgument naming encoder_type when the board's encoder list has no such backend;
   // what ShmRing/WebSocket set-up returns is logged, not fatal.
+  // `id` (the `cameras` entry's, "" for the one camera of the flags) prefixes its log lines.
   static hal::Result<std::unique_ptr<CameraPipeline>> create(
       const Settings& settings, const bsp::Board& board, LiveSettings& live,
-      std::shared_ptr<transport::JpegPushIngest> ingest);
+      std::shared_ptr<transport::JpegPushIngest> ingest, const std::string& id = "");
   ~CameraPipeline();
   CameraPipeline(const CameraPipeline&) = delete;
   CameraPipeline& operator=(const CameraPipeline&) = delete;
@@ -130,6 +131,7 @@ class CameraPipeline {
   const bsp::Board* board;
   LiveSettings& live;
   std::shared_ptr<transport::JpegPushIngest> ingest;  // --source ws-push: the pushing cameras
+  std::string logPrefix;                              // "[<id>] " with a `cameras` list, else ""
   std::atomic<bool> running{false};
   std::mutex stopMutex;
   std::condition_variable stopWake;

@@ -1540,7 +1540,8 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
       }
     }
     if (first.name.empty()) first.name = board.name;
-    auto pipeline = CameraPipeline::create(settings, board, s.live, s.ingest);
+    auto pipeline = CameraPipeline::create(settings, board, s.live, s.ingest,
+                                           settings.cameras.empty() ? std::string() : first.id);
     if (!pipeline) return pipeline.error();
     first.pipeline = std::move(*pipeline);
     s.cameras.push_back(std::move(first));
@@ -1556,7 +1557,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
       more.name = entry.name;
       const Settings cs = settingsForCamera(settings, entry);
       more.ownLive = std::make_unique<LiveSettings>(cs);
-      auto morePipeline = CameraPipeline::create(cs, board, *more.ownLive, nullptr);
+      auto morePipeline = CameraPipeline::create(cs, board, *more.ownLive, nullptr, entry.id);
       if (!morePipeline)
         return hal::Error{morePipeline.code(), 0, "camera " + entry.id + ": " + morePipeline.error().message};
       more.pipeline = std::move(*morePipeline);
