@@ -292,6 +292,7 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "control_port") return readInt(v, source, key, 0, 65535, s.controlPort);
   if (key == "flv_port") return readInt(v, source, key, -1, 65535, s.flvPort);
   if (key == "ws_port") return readInt(v, source, key, -1, 65535, s.wsPort);
+  if (key == "camera_port_base") return readInt(v, source, key, -1, 65533, s.cameraPortBase);
   if (key == "rtsp_port") return readInt(v, source, key, -1, 65535, s.rtspPort);
   if (key == "publish") {
     // One URL, or a list of them ("" and [] = off).

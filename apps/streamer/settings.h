@@ -102,6 +102,10 @@ struct Settings {
   // reCamera-compatible H.264 over WebSocket on path "/", every message with the 8-byte
   // timestamp trailer (0 = any free port, -1 = off). /ws on `port` serves the same without it.
   int wsPort = 8765;
+  // h264-streamer's ports of cameras 1..3 (the second to fourth of the `cameras` list): MJPEG and
+  // snapshots of camera i on camera_port_base + i - 1 (8082, 8083, 8084). -1 = off; 0 = ports the
+  // kernel picks (tests); /api/cameras names them.
+  int cameraPortBase = 8082;
   // RTSP server (transport/rtsp_server.h): rtsp://HOST:8554/stream, the camera's H.264 over RTP
   // (0 = any free port, -1 = off).
   int rtspPort = 8554;

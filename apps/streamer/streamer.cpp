@@ -155,6 +155,9 @@ struct Streamer::Impl {
     std::string id, name;
     std::unique_ptr<LiveSettings> ownLive;  // cameras after the first
     std::unique_ptr<CameraPipeline> pipeline;
+    // Cameras 1..3: h264-streamer's port of this camera (MJPEG and snapshots); after `pipeline`:
+    // destroyed first.
+    std::unique_ptr<transport::HttpServer> port;
   };
   std::vector<Camera> cameras;
   CameraPipeline* cam = nullptr;
@@ -248,6 +251,7 @@ struct Streamer::Impl {
   HttpResponse cameraControls(const HttpRequest& req);
   void housekeepingLoop();
   HttpResponse handleStream(const HttpRequest& req);
+  HttpResponse handleCameraPort(const Camera& c, const HttpRequest& req);
   HttpResponse handleControl(const HttpRequest& req);
   HttpResponse handleFlvPort(const HttpRequest& req);
   HttpResponse mjpegResponse(transport::MjpegStream& stream);
@@ -622,6 +626,7 @@ nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
       {"mjpeg", base + "/stream"},    {"snapshot", base + "/snapshot"},   {"flv", base + "/flv"},
       {"fmp4", base + "/stream.mp4"}, {"hls", base + "/hls/stream.m3u8"}, {"ws", base + "/ws"}};
   if (rtspServer) paths["rtsp"] = {{"path", base}, {"port", rtspServer->port()}};
+  if (c.port) paths["port"] = c.port->port();  // h264-streamer's 8082-8084: /stream, /snapshot
   const std::string source = withoutCredentials(p.source());
   return {{"id", c.id},
           {"name", c.name},
@@ -1127,6 +1132,22 @@ std::optional<HttpResponse> Streamer::Impl::cameraRoute(CameraPipeline& c, bool 
   return c.hls->handle(req, path.substr(5));  // a lookup key, never a file path
 }
 
+// h264-streamer's port of cameras 1..3: /stream, /snapshot and /?action=stream|snapshot.
+HttpResponse Streamer::Impl::handleCameraPort(const Camera& c, const HttpRequest& req) {
+  if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "only GET is served here");
+  std::string path = req.path;
+  if (path == "/" || path.empty()) {
+    const std::string action = req.arg("action");
+    if (action != "stream" && action != "snapshot")
+      return HttpResponse::error(404, "use /?action=stream or /?action=snapshot (camera " + c.id + ")");
+    path = "/" + action;
+  }
+  if (path != "/stream" && path != "/snapshot")
+    return HttpResponse::error(
+        404, "no such endpoint: " + req.path + " (camera " + c.id + ": /stream, /snapshot)");
+  return std::move(*cameraRoute(*c.pipeline, false, path, req));
+}
+
 HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
   if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "only GET is served here");
   std::string path = req.path;
@@ -1615,6 +1636,16 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
                        [&s](const HttpRequest& r) { return s.handleStream(r); });
   if (!stream) return stream.error();
   s.streamServer = std::move(*stream);
+  if (settings.cameraPortBase >= 0) {
+    for (size_t i = 1; i < s.cameras.size() && i <= 3; ++i) {
+      Impl::Camera& c = s.cameras[i];
+      const int port = settings.cameraPortBase == 0 ? 0 : settings.cameraPortBase + static_cast<int>(i) - 1;
+      auto server = listen(("camera " + c.id).c_str(), port, settings.allowOrigin,
+                           [&s, &c](const HttpRequest& r) { return s.handleCameraPort(c, r); });
+      if (!server) return hal::Error{server.code(), 0, "camera " + c.id + ": " + server.error().message};
+      c.port = std::move(*server);
+    }
+  }
   auto control = listen(
       "control", settings.controlPort, "", [&s](const HttpRequest& r) { return s.handleControl(r); }, true);
   if (!control) return control.error();
@@ -1785,6 +1816,9 @@ void Streamer::stop() {
   for (auto* server : {s.streamServer.get(), s.controlServer.get(), s.flvServer.get(), s.wsServer.get(),
                        s.ingestServer.get()}) {
     if (server != nullptr) server->stop();
+  }
+  for (auto& c : s.cameras) {
+    if (c.port) c.port->stop();
   }
   s.blockingWork->stop();
   // Retire the rings (after the servers: /status reads them): their readers are woken and wait

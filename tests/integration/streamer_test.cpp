@@ -957,7 +957,7 @@ std::string writeTempConfig(const std::string& json) {
 // also keeps today's paths; a camera that cannot open is reported and leaves the others streaming;
 // a disabled entry is not there.
 TEST(SeveralCameras, EachHasItsOwnPathsAndOneFailingLeavesTheOthers) {
-  const std::string config = writeTempConfig(R"({"cameras": [
+  const std::string config = writeTempConfig(R"({"camera_port_base": 0, "cameras": [
       {"id": "printer", "source": "test-pattern", "resolution": "320x240"},
       {"id": "room", "name": "Room", "source": "test-pattern", "resolution": "160x120", "fps": 10},
       {"id": "gone", "source": "/dev/video-printcast-none"},
@@ -1009,6 +1009,17 @@ TEST(SeveralCameras, EachHasItsOwnPathsAndOneFailingLeavesTheOthers) {
   const auto unknown = httpRequest(p.streamPort(), "GET", "/cam/nope/stream");
   EXPECT_EQ(unknown.status, 404);
   EXPECT_NE(unknown.body.find("printer, room, gone"), std::string::npos) << unknown.body;
+
+  // h264-streamer's port of camera 1 (8082 by default; here one the kernel picked).
+  const uint16_t roomPort = list[1]["outputs"]["port"];
+  ASSERT_NE(roomPort, 0);
+  for (const char* path : {"/snapshot", "/?action=snapshot"}) {
+    const auto r = httpRequest(roomPort, "GET", path);
+    ASSERT_EQ(r.status, 200) << path << ": " << r.body;
+    EXPECT_EQ(decodeJpeg(r.body).width, 160) << path;
+  }
+  EXPECT_EQ(httpRequest(roomPort, "GET", "/flv").status, 404);
+  EXPECT_FALSE(list[0]["outputs"].contains("port"));  // camera 0 has the main port
 
   // The second camera's H.264 in FLV and over RTSP, read by ffprobe.
   const std::string flvUrl = "http://127.0.0.1:" + std::to_string(p.streamPort()) + "/cam/room/flv";
