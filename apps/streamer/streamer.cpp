@@ -759,54 +759,92 @@ std::string Streamer::Impl::metrics() {
     out += labels.empty() ? fmt::format("{} {}\n", name, value)
                           : fmt::format("{}{{{}}} {}\n", name, labels, value);
   };
-  const bool streaming = cam->state() == "streaming";
+  // With a `cameras` list every camera's series carry camera="<id>" (ids are [A-Za-z0-9_-]);
+  // without one there is one camera and its series stay unlabelled, as before.
+  const bool labelled = !settings.cameras.empty();
+  auto labels = [&](const Camera& c, const std::string& more) {
+    std::string l = labelled ? fmt::format("camera=\"{}\"", c.id) : std::string();
+    if (!more.empty()) l += (l.empty() ? "" : ",") + more;
+    return l;
+  };
   family("printcast_camera_up", "gauge", "1 while the camera delivers frames, 0 while it is away");
-  sample("printcast_camera_up", "", streaming ? 1 : 0);
+  for (const auto& c : cameras)
+    sample("printcast_camera_up", labels(c, ""), c.pipeline->state() == "streaming" ? 1 : 0);
   family("printcast_camera_frames_total", "counter", "Camera frames captured");
-  sample("printcast_camera_frames_total", "", static_cast<double>(cam->cameraRate.total()));
+  for (const auto& c : cameras)
+    sample("printcast_camera_frames_total", labels(c, ""),
+           static_cast<double>(c.pipeline->cameraRate.total()));
   family("printcast_h264_encoder_info", "gauge", "The H.264 encoder backend in use (value 1)");
-  sample("printcast_h264_encoder_info", fmt::format("backend=\"{}\"", cam->h264->activeName()), 1);
+  for (const auto& c : cameras) {
+    sample("printcast_h264_encoder_info",
+           labels(c, fmt::format("backend=\"{}\"", c.pipeline->h264->activeName())), 1);
+  }
   family("printcast_h264_encoder_fallbacks_total", "counter",
          "H.264 encoder backends given up while encoding (the next one took over)");
-  sample("printcast_h264_encoder_fallbacks_total", "", static_cast<double>(cam->h264->fallbacks()));
+  for (const auto& c : cameras) {
+    sample("printcast_h264_encoder_fallbacks_total", labels(c, ""),
+           static_cast<double>(c.pipeline->h264->fallbacks()));
+  }
   family("printcast_camera_reconnects_total", "counter", "Times the camera was lost and reopened");
-  sample("printcast_camera_reconnects_total", "", static_cast<double>(cam->cameraReconnects.load()));
+  for (const auto& c : cameras) {
+    sample("printcast_camera_reconnects_total", labels(c, ""),
+           static_cast<double>(c.pipeline->cameraReconnects.load()));
+  }
   family("printcast_no_signal_frames_total", "counter",
          "\"No signal\" frames served while the camera was away");
-  sample("printcast_no_signal_frames_total", "", static_cast<double>(cam->noSignalFrames.load()));
+  for (const auto& c : cameras) {
+    sample("printcast_no_signal_frames_total", labels(c, ""),
+           static_cast<double>(c.pipeline->noSignalFrames.load()));
+  }
 
+  // Per output: every camera's camera/mjpeg/h264 rates, and the printer screen's.
+  struct Rate {
+    std::string labels;
+    const RateMeter* meter;
+  };
+  std::vector<Rate> rates;
+  for (const auto& c : cameras) {
+    for (const auto& [name, meter] : {std::pair{"camera", &c.pipeline->cameraRate},
+                                      {"mjpeg", &c.pipeline->mjpegRate},
+                                      {"h264", &c.pipeline->h264Rate}})
+      rates.push_back({labels(c, fmt::format("output=\"{}\"", name)), meter});
+  }
+  rates.push_back({"output=\"display\"", &screen->rate()});
   family("printcast_fps", "gauge", "Frames per second over the last 2 s, per source or output");
-  const std::pair<const char*, const RateMeter*> rates[] = {{"camera", &cam->cameraRate},
-                                                            {"mjpeg", &cam->mjpegRate},
-                                                            {"h264", &cam->h264Rate},
-                                                            {"display", &screen->rate()}};
-  for (const auto& [name, meter] : rates)
-    sample("printcast_fps", fmt::format("output=\"{}\"", name), meter->fps());
+  for (const auto& r : rates) sample("printcast_fps", r.labels, r.meter->fps());
   family("printcast_frames_total", "counter", "Frames produced per output");
-  for (const auto& [name, meter] : rates) {
-    sample("printcast_frames_total", fmt::format("output=\"{}\"", name), static_cast<double>(meter->total()));
-  }
+  for (const auto& r : rates)
+    sample("printcast_frames_total", r.labels, static_cast<double>(r.meter->total()));
 
-  const auto streams = clientStreams();
-  family("printcast_clients", "gauge", "Connected clients per stream");
-  for (const auto& [name, f] : streams) {
-    sample("printcast_clients", fmt::format("stream=\"{}\"", name), static_cast<double>(f->clientCount()));
+  // Per stream with clients: every camera's, and the printer screen's.
+  struct Stream {
+    std::string labels;
+    const transport::Fanout* fanout;
+  };
+  std::vector<Stream> streams;
+  for (const auto& c : cameras) {
+    for (const auto& [name, f] : c.pipeline->clientStreams())
+      streams.push_back({labels(c, fmt::format("stream=\"{}\"", name)), f});
   }
+  streams.push_back({"stream=\"display\"", &screen->stream()});
+  family("printcast_clients", "gauge", "Connected clients per stream");
+  for (const auto& st : streams)
+    sample("printcast_clients", st.labels, static_cast<double>(st.fanout->clientCount()));
   family("printcast_stream_units_queued_total", "counter", "Frames or access units queued to clients");
-  for (const auto& [name, f] : streams) {
-    sample("printcast_stream_units_queued_total", fmt::format("stream=\"{}\"", name),
-           static_cast<double>(f->totals().unitsQueued));
+  for (const auto& st : streams) {
+    sample("printcast_stream_units_queued_total", st.labels,
+           static_cast<double>(st.fanout->totals().unitsQueued));
   }
   family("printcast_stream_units_dropped_total", "counter",
          "Frames or access units dropped for slow clients");
-  for (const auto& [name, f] : streams) {
-    sample("printcast_stream_units_dropped_total", fmt::format("stream=\"{}\"", name),
-           static_cast<double>(f->totals().unitsDropped));
+  for (const auto& st : streams) {
+    sample("printcast_stream_units_dropped_total", st.labels,
+           static_cast<double>(st.fanout->totals().unitsDropped));
   }
   family("printcast_stream_sent_bytes_total", "counter", "Bytes sent to clients per stream");
-  for (const auto& [name, f] : streams) {
-    sample("printcast_stream_sent_bytes_total", fmt::format("stream=\"{}\"", name),
-           static_cast<double>(f->totals().bytesSent));
+  for (const auto& st : streams) {
+    sample("printcast_stream_sent_bytes_total", st.labels,
+           static_cast<double>(st.fanout->totals().bytesSent));
   }
   family("printcast_cpu_percent", "gauge", "CPU use in percent (system: all cores, process: this streamer)");
   sample("printcast_cpu_percent", "scope=\"system\"", systemCpu.load());
@@ -814,17 +852,25 @@ std::string Streamer::Impl::metrics() {
   family("printcast_h264_skip_interval", "gauge",
          "H.264 encodes every Nth camera frame (slider and auto-skip)");
   sample("printcast_h264_skip_interval", "", std::max(cam->autoSkipInterval(), live.frameSkip.load()));
-  const auto hlsNow = cam->hls->segmenter().stats();
   family("printcast_hls_watched", "gauge", "1 while something fetched from /hls/ in the last few seconds");
-  sample("printcast_hls_watched", "", cam->hls->watched() ? 1 : 0);
-  family("printcast_hls_segments_total", "counter", "HLS segments completed");
-  sample("printcast_hls_segments_total", "", static_cast<double>(hlsNow.segmentsProduced));
-  family("printcast_hls_parts_total", "counter", "HLS partial segments (LL-HLS parts) completed");
-  sample("printcast_hls_parts_total", "", static_cast<double>(hlsNow.partsProduced));
-  family("printcast_hls_bytes", "gauge", "Bytes of HLS segments held in memory");
-  sample("printcast_hls_bytes", "", static_cast<double>(hlsNow.bytes));
+  for (const auto& c : cameras)
+    sample("printcast_hls_watched", labels(c, ""), c.pipeline->hls->watched() ? 1 : 0);
+  const std::tuple<const char*, const char*, const char*, double (*)(const CameraPipeline&)> hlsFamilies[] = {
+      {"printcast_hls_segments_total", "counter", "HLS segments completed",
+       [](const CameraPipeline& p) {
+         return static_cast<double>(p.hls->segmenter().stats().segmentsProduced);
+       }},
+      {"printcast_hls_parts_total", "counter", "HLS partial segments (LL-HLS parts) completed",
+       [](const CameraPipeline& p) { return static_cast<double>(p.hls->segmenter().stats().partsProduced); }},
+      {"printcast_hls_bytes", "gauge", "Bytes of HLS segments held in memory",
+       [](const CameraPipeline& p) { return static_cast<double>(p.hls->segmenter().stats().bytes); }}};
+  for (const auto& [metric, type, help, value] : hlsFamilies) {
+    family(metric, type, help);
+    for (const auto& c : cameras) sample(metric, labels(c, ""), value(*c.pipeline));
+  }
   family("printcast_hls_requests_total", "counter", "Requests under /hls/");
-  sample("printcast_hls_requests_total", "", static_cast<double>(cam->hls->requests()));
+  for (const auto& c : cameras)
+    sample("printcast_hls_requests_total", labels(c, ""), static_cast<double>(c.pipeline->hls->requests()));
   family("printcast_touches_total", "counter", "Taps injected into the touch panel");
   sample("printcast_touches_total", "", static_cast<double>(screen->touches()));
   // The HTTP ports' limits and origin rule (transport/http_server.h HttpServerStats).

@@ -944,7 +944,7 @@ TEST(StreamerLifecycle, BadConfigValueNamesTheKeyAndRange) {
 
 // ---- several cameras (the "cameras" list) ----
 
-std::string writeTempConfig(const std::string& json) {
+std::string writeTempFile(const std::string& json) {
   char path[] = "/tmp/printcast-config-XXXXXX";
   const int fd = mkstemp(path);
   EXPECT_GE(fd, 0);
@@ -957,7 +957,7 @@ std::string writeTempConfig(const std::string& json) {
 // also keeps today's paths; a camera that cannot open is reported and leaves the others streaming;
 // a disabled entry is not there.
 TEST(SeveralCameras, EachHasItsOwnPathsAndOneFailingLeavesTheOthers) {
-  const std::string config = writeTempConfig(R"({"camera_port_base": 0, "cameras": [
+  const std::string config = writeTempFile(R"({"camera_port_base": 0, "cameras": [
       {"id": "printer", "source": "test-pattern", "resolution": "320x240"},
       {"id": "room", "name": "Room", "source": "test-pattern", "resolution": "160x120", "fps": 10},
       {"id": "gone", "source": "/dev/video-printcast-none"},
@@ -991,6 +991,21 @@ TEST(SeveralCameras, EachHasItsOwnPathsAndOneFailingLeavesTheOthers) {
             "room");
   EXPECT_EQ(httpRequest(p.controlPort(), "GET", "/api/cameras/off").status, 404);
   EXPECT_EQ(nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/status").body)["cameras"].size(), 3u);
+  // /metrics: every camera's series carry its id.
+  const std::string metrics = httpRequest(p.streamPort(), "GET", "/metrics").body;
+  for (const char* line :
+       {"printcast_camera_up{camera=\"printer\"} 1\n", "printcast_camera_up{camera=\"room\"} 1\n",
+        "printcast_camera_up{camera=\"gone\"} 0\n", "printcast_clients{camera=\"room\",stream=\"mjpeg\"} ",
+        "printcast_fps{camera=\"room\",output=\"camera\"} ", "printcast_fps{output=\"display\"} "}) {
+    EXPECT_NE(metrics.find(line), std::string::npos) << line << "\n" << metrics;
+  }
+  {
+    const std::string file = writeTempFile(metrics);
+    const CommandResult check = runCommand({"sh", "-c", "promtool check metrics < " + file}, 30s);
+    unlink(file.c_str());
+    EXPECT_EQ(check.exitCode, 0) << check.out << check.err;
+    EXPECT_EQ(check.out + check.err, "") << "promtool lint findings";
+  }
 
   // Snapshots at each camera's own size, by its path; camera 0 by both.
   for (const auto& [path, width, height] : {std::tuple{"/snapshot", 320, 240},
@@ -1045,7 +1060,7 @@ TEST(SeveralCameras, ABadEntryNamesTheCameraAndTheKey) {
         {R"({"cameras": [{"id": "a", "source": "test-pattern", "colour": 1}]})", "cameras[0].colour"},
         {R"({"cameras": [{"id": "a", "source": "test-pattern"}, {"id": "b", "source": "ftp://x/y"}]})",
          "cameras[1] (\"b\")"}}) {
-    const std::string config = writeTempConfig(json);
+    const std::string config = writeTempFile(json);
     const CommandResult r =
         runCommand({PRINTCAST_STREAMER_BIN, "--board", "virtual", "--config", config}, 20s);
     unlink(config.c_str());
