@@ -364,7 +364,10 @@ TEST(RtspPull, ALostSessionOrSilenceIsReportedNotHung) {
   }
   ASSERT_FALSE(f);
   EXPECT_EQ(f.code(), hal::Errc::NoSignal) << f.error().describe();
-  EXPECT_NE(f.error().message.find("no RTP"), std::string::npos) << f.error().message;
+  // Either watchdog may say it first: the session's ("no RTP for N s", on the I/O thread) or the
+  // frame queue's ("no picture for N s", on the thread that dequeues; first under TSAN's pace).
+  const std::string& why = f.error().message;
+  EXPECT_TRUE(why.find("no RTP") != std::string::npos || why.find("no picture") != std::string::npos) << why;
 }
 
 TEST(RtspPull, AnswersBasicChallengesAndReportsRefusals) {
