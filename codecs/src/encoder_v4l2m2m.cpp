@@ -836,15 +836,7 @@ class V4l2M2mEncoder final : public hal::Encoder {
       if (auto st = reclaimOutput(); !st) return st.error();
       if (std::none_of(out_.buffers.begin(), out_.buffers.end(), [](const Buffer& b) { return b.queued; }))
         break;
-      short revents = 0;
-      auto woke = waitFor(POLLIN | POLLOUT, deadline, revents);
-      if (!woke) return std::move(woke).error();
-      if (!*woke) return hung();
-      if ((revents & POLLIN) != 0) {
-        auto packet = dequeuePacket();
-        if (!packet && packet.code() != Errc::Again) return std::move(packet).error();
-        if (packet && *packet) ready_.push_back(std::move(*packet));
-      }
+      if (auto st = waitCollecting(deadline); !st) return std::move(st).error();
     }
     int type = static_cast<int>(out_.type);
     if (sys_.ioctl(fd_.get(), VIDIOC_STREAMOFF, &type) != 0) return failure("VIDIOC_STREAMOFF OUTPUT");
@@ -1100,6 +1092,22 @@ class V4l2M2mEncoder final : public hal::Encoder {
     }
   }
 
+  // Wait for either queue until `deadline`; a picture the encoder finished meanwhile goes to ready_
+  // (handed out by the next calls). Errors: Timeout (hung(): nothing moved), what poll and the
+  // CAPTURE dequeue report.
+  hal::Status waitCollecting(SteadyClock::time_point deadline) {
+    short revents = 0;
+    auto woke = waitFor(POLLIN | POLLOUT, deadline, revents);
+    if (!woke) return std::move(woke).error();
+    if (!*woke) return hung();
+    if ((revents & POLLIN) != 0) {
+      auto packet = dequeuePacket();
+      if (!packet && packet.code() != Errc::Again) return std::move(packet).error();
+      if (packet && *packet) ready_.push_back(std::move(*packet));
+    }
+    return {};
+  }
+
   // An OUTPUT buffer to fill: a free one, or the first the encoder gives back before `deadline`.
   // DMABUF: the free slot `dmabufFd` was queued in before, else one never used, else any.
   hal::Result<uint32_t> freeOutputBuffer(SteadyClock::time_point deadline, int dmabufFd) {
@@ -1116,16 +1124,7 @@ class V4l2M2mEncoder final : public hal::Encoder {
         if (!pick || (b.dmabufFd < 0 && out_.buffers[*pick].dmabufFd >= 0)) pick = i;
       }
       if (pick) return *pick;
-      short revents = 0;
-      auto woke = waitFor(POLLIN | POLLOUT, deadline, revents);
-      if (!woke) return std::move(woke).error();
-      if (!*woke) return hung();
-      if ((revents & POLLIN) != 0) {
-        // Pictures the encoder finished meanwhile are handed out by the next calls.
-        auto packet = dequeuePacket();
-        if (!packet && packet.code() != Errc::Again) return std::move(packet).error();
-        if (packet && *packet) ready_.push_back(std::move(*packet));
-      }
+      if (auto st = waitCollecting(deadline); !st) return std::move(st).error();
     }
   }
 

@@ -273,17 +273,29 @@ json expectReport(const std::pair<std::string, std::string>& report, const std::
   return j;
 }
 
-TEST(AnycubicMqttBroker, AnswersTheSlicerOnTheReportTopic) {
-  if (const auto missing = missingTools(); !missing.empty()) {
-    if (underCi())
-      FAIL() << "needs mosquitto, mosquitto_passwd, openssl (scripts/install-deps.sh test): " << missing;
-    GTEST_SKIP() << "machine: no mosquitto/openssl here (" << missing << ")";
+// Each test's broker (TLS, a password file), and the tools check: missing tools fail under CI and
+// skip elsewhere with the machine's reason.
+class AnycubicMqttBroker : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (const auto missing = missingTools(); !missing.empty()) {
+      if (underCi())
+        FAIL() << "needs mosquitto, mosquitto_passwd, openssl (scripts/install-deps.sh test): " << missing;
+      GTEST_SKIP() << "machine: no mosquitto/openssl here (" << missing << ")";
+    }
+  }
+  // The broker running, and the account file holding `password`.
+  void startBroker(const std::string& password) {
+    std::string error;
+    ASSERT_TRUE(broker.prepare(error)) << error;
+    ASSERT_TRUE(broker.start()) << broker.log();
+    writeAccount(broker.dir() / "device_account.json", password);
   }
   Broker broker;
-  std::string error;
-  ASSERT_TRUE(broker.prepare(error)) << error;
-  ASSERT_TRUE(broker.start()) << broker.log();
-  writeAccount(broker.dir() / "device_account.json", kPassword);
+};
+
+TEST_F(AnycubicMqttBroker, AnswersTheSlicerOnTheReportTopic) {
+  ASSERT_NO_FATAL_FAILURE(startBroker(kPassword));
   std::mutex m;
   std::vector<bool> captures;
   auto responder = makeResponder(broker, broker.dir() / "device_account.json", [&](bool s) {
@@ -427,17 +439,8 @@ class CountingSink : public AnycubicTimelapseSink {
   std::string opened_, finished_;
 };
 
-TEST(AnycubicMqttBroker, PrintOfTwentyLayersWithABrokerRestart) {
-  if (const auto missing = missingTools(); !missing.empty()) {
-    if (underCi())
-      FAIL() << "needs mosquitto, mosquitto_passwd, openssl (scripts/install-deps.sh test): " << missing;
-    GTEST_SKIP() << "machine: no mosquitto/openssl here (" << missing << ")";
-  }
-  Broker broker;
-  std::string error;
-  ASSERT_TRUE(broker.prepare(error)) << error;
-  ASSERT_TRUE(broker.start()) << broker.log();
-  writeAccount(broker.dir() / "device_account.json", kPassword);
+TEST_F(AnycubicMqttBroker, PrintOfTwentyLayersWithABrokerRestart) {
+  ASSERT_NO_FATAL_FAILURE(startBroker(kPassword));
   auto responder = makeResponder(broker, broker.dir() / "device_account.json");
   ASSERT_TRUE(responder);
   ASSERT_TRUE(responder->start());
@@ -495,17 +498,8 @@ TEST(AnycubicMqttBroker, PrintOfTwentyLayersWithABrokerRestart) {
   responder->stop();
 }
 
-TEST(AnycubicMqttBroker, WrongCredentialsAreReportedAndRetried) {
-  if (const auto missing = missingTools(); !missing.empty()) {
-    if (underCi())
-      FAIL() << "needs mosquitto, mosquitto_passwd, openssl (scripts/install-deps.sh test): " << missing;
-    GTEST_SKIP() << "machine: no mosquitto/openssl here (" << missing << ")";
-  }
-  Broker broker;
-  std::string error;
-  ASSERT_TRUE(broker.prepare(error)) << error;
-  ASSERT_TRUE(broker.start()) << broker.log();
-  writeAccount(broker.dir() / "device_account.json", "not-the-password");
+TEST_F(AnycubicMqttBroker, WrongCredentialsAreReportedAndRetried) {
+  ASSERT_NO_FATAL_FAILURE(startBroker("not-the-password"));
   auto responder = makeResponder(broker, broker.dir() / "device_account.json");
   ASSERT_TRUE(responder);
   ASSERT_TRUE(responder->start());
@@ -522,13 +516,8 @@ TEST(AnycubicMqttBroker, WrongCredentialsAreReportedAndRetried) {
   EXPECT_LT(Clock::now() - t0, 2s);
 }
 
-TEST(AnycubicMqttBroker, NoBrokerKeepsRetrying) {
-  if (const auto missing = missingTools(); !missing.empty()) {
-    if (underCi())
-      FAIL() << "needs mosquitto, mosquitto_passwd, openssl (scripts/install-deps.sh test): " << missing;
-    GTEST_SKIP() << "machine: no mosquitto/openssl here (" << missing << ")";
-  }
-  Broker broker;  // prepared but never started: nothing listens on its port
+TEST_F(AnycubicMqttBroker, NoBrokerKeepsRetrying) {
+  // The fixture's broker is never started: nothing listens on its port.
   writeAccount(broker.dir() / "device_account.json", kPassword);
   auto responder = makeResponder(broker, broker.dir() / "device_account.json");
   ASSERT_TRUE(responder);
