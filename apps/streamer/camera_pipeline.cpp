@@ -100,23 +100,18 @@ hal::Result<std::unique_ptr<CameraPipeline>> CameraPipeline::create(
     if (cameraFormat == raw) backendOptions.v4l2m2m.preferredInput = raw;
   }
   p->h264 = codecs::createH264Encoder(*order, backendOptions);
-  // Every client of every H.264 output starts on a fresh IDR.
-  p->flv.setOnSubscribe([self] { self->keyframeWanted = true; });
-  p->h264Outputs.push_back({"flv", [self] { return self->flv.clientCount() > 0; },
-                            [self](const hal::PacketPtr& pk) { self->flv.publish(pk); },
-                            [self] { self->flv.closeAll(); }});
-  p->fmp4.setOnSubscribe([self] { self->keyframeWanted = true; });
-  p->h264Outputs.push_back({"fmp4", [self] { return self->fmp4.clientCount() > 0; },
-                            [self](const hal::PacketPtr& pk) { self->fmp4.publish(pk); },
-                            [self] { self->fmp4.closeAll(); }});
-  p->wsStream.setOnSubscribe([self] { self->keyframeWanted = true; });
-  p->h264Outputs.push_back({"ws", [self] { return self->wsStream.clientCount() > 0; },
-                            [self](const hal::PacketPtr& pk) { self->wsStream.publish(pk); },
-                            [self] { self->wsStream.closeAll(); }});
-  p->rtspStream.setOnSubscribe([self] { self->keyframeWanted = true; });
-  p->h264Outputs.push_back({"rtsp", [self] { return self->rtspStream.clientCount() > 0; },
-                            [self](const hal::PacketPtr& pk) { self->rtspStream.publish(pk); },
-                            [self] { self->rtspStream.closeAll(); }});
+  // The H.264 outputs with connections: each is encoded for while it has clients, every client
+  // starts on a fresh IDR, and switching H.264 off ends its clients' streams.
+  auto addStream = [&](const char* name, auto& stream) {
+    stream.setOnSubscribe([self] { self->keyframeWanted = true; });
+    p->h264Outputs.push_back({name, [&stream] { return stream.clientCount() > 0; },
+                              [&stream](const hal::PacketPtr& pk) { stream.publish(pk); },
+                              [&stream] { stream.closeAll(); }});
+  };
+  addStream("flv", p->flv);
+  addStream("fmp4", p->fmp4);
+  addStream("ws", p->wsStream);
+  addStream("rtsp", p->rtspStream);
   {
     transport::hls::Config hc;
     hc.format = settings.hlsFormat == "ts" ? transport::hls::Format::MpegTs : transport::hls::Format::Fmp4;
