@@ -254,7 +254,7 @@ struct Streamer::Impl {
   HttpResponse handleCameraPort(const Camera& c, const HttpRequest& req);
   HttpResponse handleControl(const HttpRequest& req);
   HttpResponse handleFlvPort(const HttpRequest& req);
-  HttpResponse mjpegResponse(transport::MjpegStream& stream);
+  HttpResponse mjpegResponse(transport::MjpegStream& stream, const HttpRequest& req);
   HttpResponse flvResponse(CameraPipeline& c, bool slicerHeaders);
   HttpResponse fmp4Response(CameraPipeline& c);
   HttpResponse wsResponse(CameraPipeline& c, const HttpRequest& req, bool timestampTrailer);
@@ -415,11 +415,28 @@ void Streamer::Impl::housekeepingLoop() {
 
 // ----------------------------------------------------------------------------- HTTP
 
-HttpResponse Streamer::Impl::mjpegResponse(transport::MjpegStream& stream) {
+// How a multipart client's parts are framed (transport/mjpeg.h, mjpeg::Framing): `?advance_headers=1`
+// or `=0` as with ustreamer; otherwise a browser (its <img> or a tab asks for image/* or text/html)
+// gets the next part's headers ahead of time, which is what lets Chromium paint a picture the
+// moment it is complete, and every other client (ffmpeg, Home Assistant, scripts: Accept */*)
+// gets Content-Length and X-Timestamp on every part.
+namespace {
+transport::mjpeg::Framing mjpegFraming(const HttpRequest& req) {
+  const std::string advance = req.arg("advance_headers");
+  if (advance == "1" || advance == "true") return transport::mjpeg::Framing::AdvanceHeaders;
+  if (advance == "0" || advance == "false") return transport::mjpeg::Framing::ContentLength;
+  const std::string accept = req.header("accept");
+  const bool browser =
+      accept.find("image/") != std::string::npos || accept.find("text/html") != std::string::npos;
+  return browser ? transport::mjpeg::Framing::AdvanceHeaders : transport::mjpeg::Framing::ContentLength;
+}
+}  // namespace
+
+HttpResponse Streamer::Impl::mjpegResponse(transport::MjpegStream& stream, const HttpRequest& req) {
   HttpResponse r;
   r.contentType = transport::mjpeg::contentType();
   addNoCache(r);
-  auto queue = stream.subscribe();
+  auto queue = stream.subscribe(mjpegFraming(req));
   r.stream = queue;
   r.onClose = [&stream, queue] { stream.unsubscribe(queue); };
   return r;
@@ -1163,7 +1180,7 @@ HttpResponse playerPage(std::string_view what, std::string_view element) {
 
 std::optional<HttpResponse> Streamer::Impl::cameraRoute(CameraPipeline& c, bool h264Enabled,
                                                         std::string_view path, const HttpRequest& req) {
-  if (path == "/stream") return mjpegResponse(c.mjpeg);
+  if (path == "/stream") return mjpegResponse(c.mjpeg, req);
   if (path == "/snapshot") {
     // A JPEG up to two frame intervals old answers at once.
     return c.snapshots.request(std::chrono::milliseconds(1000 / std::max(1, c.nominalFps()) * 2));
@@ -1244,7 +1261,7 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
       return HttpResponse::error(503, "display capture is disabled (display_enabled = false)");
     HttpResponse r;
     if (path == "/display") {
-      r = mjpegResponse(screen->stream());
+      r = mjpegResponse(screen->stream(), req);
       screen->onStreamClient();
     } else {
       r = screen->snapshots().request(0ms);  // always a fresh grab: the screen may just have been touched

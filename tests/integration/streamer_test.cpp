@@ -314,6 +314,48 @@ TEST_F(Streamer, MjpegStreamIsReadByFfprobeAndOurParser) {
   }
 }
 
+// A browser's <img> (Accept names image/*) gets each part's headers ahead of its JPEG, so Chromium
+// paints a picture as soon as it is complete (mjpeg::Framing); programs keep Content-Length and
+// X-Timestamp, and `?advance_headers=` overrides either way as with ustreamer.
+TEST_F(Streamer, MjpegBrowsersGetTheNextPartsHeadersAhead) {
+  namespace mjpeg = printcast::transport::mjpeg;
+  const std::string chromiumImg = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+  struct Case {
+    std::string target;
+    std::map<std::string, std::string> headers;
+    bool advance;
+  };
+  for (const Case& c : {Case{"/stream", {{"Accept", chromiumImg}}, true},
+                        Case{"/stream", {{"Accept", "text/html,application/xhtml+xml,*/*;q=0.8"}}, true},
+                        Case{"/stream?advance_headers=1", {}, true}, Case{"/stream", {}, false},
+                        Case{"/stream", {{"Accept", "*/*"}}, false},
+                        Case{"/stream?advance_headers=0", {{"Accept", chromiumImg}}, false},
+                        Case{"/display", {{"Accept", chromiumImg}}, true}}) {
+    StreamConnection s(process_->streamPort(), c.target, 0, "", c.headers);
+    ASSERT_TRUE(s.ok()) << c.target;
+    std::string bytes;
+    mjpeg::Parser parser;
+    std::vector<std::vector<uint8_t>> parts;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (parts.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+      const std::string chunk = s.read(1 << 20, 1s);
+      bytes += chunk;
+      ASSERT_TRUE(parser.feed({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()}))
+          << parser.error();
+      for (auto& p : parser.takeParts()) parts.push_back(std::move(p));
+    }
+    ASSERT_EQ(parts.size(), 2u) << c.target;
+    const std::string start = mjpeg::preamble() + (c.advance ? mjpeg::advancePartHeader() : "Content-Type");
+    EXPECT_EQ(bytes.substr(0, start.size()), start) << c.target;
+    EXPECT_EQ(bytes.find("Content-Length") != std::string::npos, !c.advance) << c.target;
+    if (c.advance) {
+      // The first JPEG is followed at once by the boundary and the second part's headers.
+      const std::string ahead = mjpeg::partTrailer() + mjpeg::advancePartHeader();
+      EXPECT_EQ(bytes.substr(start.size() + parts[0].size(), ahead.size()), ahead) << c.target;
+    }
+  }
+}
+
 TEST_F(Streamer, SnapshotsAreJpegsOfTheRightSize) {
   struct Case {
     std::string path;

@@ -286,9 +286,10 @@ HttpReply request(const std::string& from, uint16_t port, const std::string& met
 }  // namespace
 
 StreamConnection::StreamConnection(uint16_t port, const std::string& target, int receiveBufferBytes,
-                                   const std::string& from) {
+                                   const std::string& from,
+                                   const std::map<std::string, std::string>& headers) {
   fd_ = connectLoopback(port, receiveBufferBytes, from);
-  if (fd_ < 0 || !sendAll(fd_, buildRequest("GET", target, "", {}))) return;
+  if (fd_ < 0 || !sendAll(fd_, buildRequest("GET", target, "", headers))) return;
   const auto deadline = Clock::now() + std::chrono::seconds(10);
   std::string data;
   bool eof = false;

@@ -68,7 +68,7 @@ int connectLoopbackFrom(const std::string& from, uint16_t port);
 class StreamConnection {
  public:
   StreamConnection(uint16_t port, const std::string& target, int receiveBufferBytes = 0,
-                   const std::string& from = "");
+                   const std::string& from = "", const std::map<std::string, std::string>& headers = {});
   ~StreamConnection();
   bool ok() const { return fd_ >= 0 && status_ != 0; }
   int status() const { return status_; }

@@ -163,6 +163,34 @@ TEST(MjpegStream, EveryClientGetsPreambleThenWholeParts) {
   EXPECT_EQ(stream.clientCount(), 1u);
 }
 
+TEST(MjpegStream, AdvanceHeadersClientsGetTheNextPartsHeadersRightAfterEachJpeg) {
+  namespace mjpeg = transport::mjpeg;
+  transport::MjpegStream stream;
+  auto browser = stream.subscribe(mjpeg::Framing::AdvanceHeaders);
+  auto program = stream.subscribe();
+  auto jpeg = std::make_shared<hal::Packet>();
+  jpeg->codec = hal::fourcc::kMJPEG;
+  jpeg->data = {0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9};
+  jpeg->pts = hal::Timestamp(std::chrono::milliseconds(1500));
+  stream.publish(jpeg);
+  stream.publish(jpeg);
+
+  const std::string body(jpeg->data.begin(), jpeg->data.end());
+  // The browser's stream ends with the headers of a part whose JPEG does not exist yet: Chromium
+  // paints each picture as soon as it has parsed them.
+  const std::string ahead = mjpeg::partTrailer() + mjpeg::advancePartHeader();
+  const std::string browserBytes = drain(*browser);
+  EXPECT_EQ(browserBytes, mjpeg::preamble() + mjpeg::advancePartHeader() + body + ahead + body + ahead);
+  // Every other client keeps Content-Length and X-Timestamp on each part.
+  const std::string part = mjpeg::partHeader(7, jpeg->pts) + body + mjpeg::partTrailer();
+  EXPECT_EQ(drain(*program), mjpeg::preamble() + part + part);
+
+  mjpeg::Parser parser;
+  ASSERT_TRUE(parser.feed({reinterpret_cast<const uint8_t*>(browserBytes.data()), browserBytes.size()}))
+      << parser.error();
+  EXPECT_EQ(parser.takeParts(), (std::vector<std::vector<uint8_t>>{jpeg->data, jpeg->data}));
+}
+
 TEST(FlvStream, ClientsStartOnAnIdrWithTheirOwnHeaderAndZeroBasedTimestamps) {
   transport::FlvStream stream(30.0);
   int subscribes = 0;

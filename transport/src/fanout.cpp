@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "printcast/codecs/h264.h"
 #include "printcast/transport/flv.h"
@@ -186,13 +187,15 @@ void Fanout::setOnSubscribe(std::function<void()> callback) {
   onSubscribe_ = std::move(callback);
 }
 
-std::shared_ptr<ClientQueue> Fanout::addClient(DropPolicy policy, QueueLimits limits) {
+std::shared_ptr<ClientQueue> Fanout::addClient(DropPolicy policy, QueueLimits limits,
+                                               const std::function<void(Client&)>& setup) {
   auto queue = std::make_shared<ClientQueue>(policy, limits);
   std::function<void()> notify;
   {
     std::lock_guard lock(mutex_);
     Client client;
     client.queue = queue;
+    if (setup) setup(client);
     clients_.push_back(std::move(client));
     notify = onSubscribe_;
   }
@@ -228,25 +231,37 @@ QueueStats Fanout::totals() const {
 
 // ---------------------------------------------------------------------------------------------
 
-std::shared_ptr<ClientQueue> MjpegStream::subscribe(QueueLimits limits) {
-  auto queue = addClient(DropPolicy::Oldest, limits);
-  WireUnit preamble;
-  preamble.essential = true;
-  preamble.chunks.push_back(ownedChunk(mjpeg::preamble()));
-  queue->push(std::move(preamble));
-  return queue;
+std::shared_ptr<ClientQueue> MjpegStream::subscribe(mjpeg::Framing framing, QueueLimits limits) {
+  // The preamble is queued before the client is visible to publish(), so it always comes first.
+  return addClient(DropPolicy::Oldest, limits, [framing](Client& c) {
+    c.advanceHeaders = framing == mjpeg::Framing::AdvanceHeaders;
+    WireUnit preamble;
+    preamble.essential = true;
+    preamble.chunks.push_back(
+        ownedChunk(mjpeg::preamble() + (c.advanceHeaders ? mjpeg::advancePartHeader() : "")));
+    c.queue->push(std::move(preamble));
+  });
 }
 
 void MjpegStream::publish(const hal::PacketPtr& jpeg) {
-  WireUnit unit;
-  unit.keyframe = true;
-  unit.chunks.push_back(ownedChunk(mjpeg::partHeader(jpeg->data.size(), jpeg->pts)));
-  unit.chunks.push_back(packetChunk(jpeg));
-  static const auto kTrailer = std::make_shared<const std::string>(mjpeg::partTrailer());
-  unit.chunks.push_back(
-      WireChunk{kTrailer, {reinterpret_cast<const uint8_t*>(kTrailer->data()), kTrailer->size()}});
+  static const WireChunk kTrailer = ownedChunk(mjpeg::partTrailer());
+  static const WireChunk kTrailerAndNextHeader =
+      ownedChunk(mjpeg::partTrailer() + mjpeg::advancePartHeader());
+  std::optional<WireUnit> withLength;   // Framing::ContentLength: headers, JPEG, boundary
+  std::optional<WireUnit> withAdvance;  // Framing::AdvanceHeaders: JPEG, boundary, next headers
   std::lock_guard lock(mutex_);
-  for (auto& c : clients_) c.queue->push(unit);
+  for (auto& c : clients_) {
+    std::optional<WireUnit>& unit = c.advanceHeaders ? withAdvance : withLength;
+    if (!unit) {
+      unit.emplace();
+      unit->keyframe = true;
+      if (!c.advanceHeaders)
+        unit->chunks.push_back(ownedChunk(mjpeg::partHeader(jpeg->data.size(), jpeg->pts)));
+      unit->chunks.push_back(packetChunk(jpeg));
+      unit->chunks.push_back(c.advanceHeaders ? kTrailerAndNextHeader : kTrailer);
+    }
+    c.queue->push(*unit);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -82,6 +82,8 @@ std::string partHeader(size_t jpegSize, hal::Timestamp captureTime) {
 
 std::string partTrailer(std::string_view boundary) { return fmt::format("\r\n--{}\r\n", boundary); }
 
+std::string advancePartHeader() { return "Content-Type: image/jpeg\r\n\r\n"; }
+
 Parser::Parser(std::string boundary) : boundary_(std::move(boundary)) {}
 
 bool Parser::feed(std::span<const uint8_t> bytes) {
@@ -163,10 +165,14 @@ bool Parser::parse() {
       }
       break;  // wait for the rest of the headers
     }
-    if (!contentLength) return fail("part without Content-Length");
-
-    // Body, then the trailer that closes this part and opens the next one.
+    // Body, then the trailer that closes this part and opens the next one. Without
+    // Content-Length (headers sent ahead of their JPEG) the body ends at the first trailer.
     const std::string_view afterHeaders = rest.substr(*bodyStart);
+    if (!contentLength) {
+      const size_t end = afterHeaders.find(trailer);
+      if (end == std::string_view::npos) break;
+      contentLength = end;
+    }
     if (afterHeaders.size() < *contentLength) break;
     const std::string_view tail = afterHeaders.substr(*contentLength);
     if (!consistentPrefix(tail, trailer)) {

@@ -11,7 +11,7 @@ const require = createRequire(path.join(h.here, 'package.json'));
 
 // Outputs and how the page plays them: an <img> for MJPEG, a plain <video> for fMP4, hls.js in
 // regular and low-latency mode, mpegts.js for FLV, jmuxer fed one access unit per WebSocket message.
-export const OUTPUTS = ['mjpeg', 'fmp4', 'hls', 'll-hls', 'flv', 'ws'];
+export const OUTPUTS = ['mjpeg', 'mjpeg-cl', 'fmp4', 'hls', 'll-hls', 'flv', 'ws'];
 
 export function startStreamer(streamerBin, extraArgs = []) {
   const args = ['--board', 'virtual', '--resolution', '640x480', '--desired-fps', '30', '--no-display',
@@ -74,9 +74,9 @@ function onVideoFrames(video) {
 }
 window.start = (output) => {
   const video = document.getElementById('v');
-  if (output === 'mjpeg') {
+  if (output === 'mjpeg' || output === 'mjpeg-cl') {
     const img = document.getElementById('i');
-    img.src = base + '/stream';
+    img.src = base + (output === 'mjpeg' ? '/stream' : '/stream?advance_headers=0');
     let last = null;
     const poll = () => {
       if (img.naturalWidth > 0) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "printcast/hal/packet.h"
+#include "printcast/transport/mjpeg.h"
 
 namespace printcast::transport {
 
@@ -126,17 +127,23 @@ class Fanout {
     uint32_t fragments = 0;                               // fMP4: moof boxes sent (mfhd sequence)
     int64_t lastTimestampMs = -1;                         // FLV: the last tag's timestamp (ms)
     bool ended = false;                                   // its queue was closed: send nothing more
+    bool advanceHeaders = false;                          // MJPEG: mjpeg::Framing::AdvanceHeaders
   };
-  std::shared_ptr<ClientQueue> addClient(DropPolicy policy, QueueLimits limits);
+  // `setup` (optional) runs under the lock before publish() can see the client: per-client
+  // options and a preamble that must come first.
+  std::shared_ptr<ClientQueue> addClient(DropPolicy policy, QueueLimits limits,
+                                         const std::function<void(Client&)>& setup = nullptr);
   mutable std::mutex mutex_;
   std::vector<Client> clients_;
   std::function<void()> onSubscribe_;
 };
 
-// MJPEG multipart: every client gets the same bytes per frame (boundary, headers, JPEG).
+// MJPEG multipart: every client with the same framing (mjpeg::Framing) gets the same bytes per
+// frame (headers, JPEG, boundary), built once per framing in use.
 class MjpegStream : public Fanout {
  public:
-  std::shared_ptr<ClientQueue> subscribe(QueueLimits limits = {4, 8u << 20});
+  std::shared_ptr<ClientQueue> subscribe(mjpeg::Framing framing = mjpeg::Framing::ContentLength,
+                                         QueueLimits limits = {4, 8u << 20});
   // Publish one JPEG packet (fourcc::kMJPEG).
   void publish(const hal::PacketPtr& jpeg);
 };

@@ -31,15 +31,33 @@ std::string preamble(std::string_view boundary = kBoundary);
 std::string partHeader(size_t jpegSize, hal::Timestamp captureTime);
 
 // What follows each JPEG: "\r\n--TOKEN\r\n". Sending the next boundary at once lets players
-// that wait for it show the frame immediately.
+// that wait for it (Firefox, ffmpeg's mpjpeg demuxer) take the frame immediately.
 std::string partTrailer(std::string_view boundary = kBoundary);
+
+// How a stream frames its parts for one client.
+//  - ContentLength (the default): each part's headers (partHeader: Content-Length, X-Timestamp) go
+//    out with its JPEG, and partTrailer after it. What mjpg-streamer and ustreamer send; programs
+//    that read the stream (ffmpeg, Home Assistant, Mainsail's adaptive mode via fetch) rely on it.
+//  - AdvanceHeaders (ustreamer's `?advance_headers=1`): the next part's headers go out right
+//    after each JPEG's trailer, before that JPEG exists, so they carry only
+//    "Content-Type: image/jpeg" (no length, no timestamp: the part ends at the next boundary).
+//    For browsers: Chromium shows a part only once it has parsed the *next* part's headers
+//    (Blink's MultipartImageResourceParser::AppendData finds the boundary, then ParseHeaders
+//    calls OnePartInMultipartReceived, which is what finishes and paints the previous image), so
+//    with ContentLength framing every picture in an <img> is one frame interval late.
+enum class Framing { ContentLength, AdvanceHeaders };
+
+// The headers of a part sent ahead of its JPEG (Framing::AdvanceHeaders):
+// "Content-Type: image/jpeg\r\n\r\n".
+std::string advancePartHeader();
 
 // A strict parser of exactly the stream the functions above build, for tests and tools: feed bytes
 // as they arrive, take parts. Shape: "--TOKEN\r\n" once, then per part header lines ending in a
-// blank line, exactly Content-Length body bytes, "\r\n--TOKEN\r\n". Header names are
-// case-insensitive; Content-Length is required; a Content-Type other than image/jpeg, a line
-// without ':', control characters or more than 4 KiB of headers are framing errors. The body is
-// not checked for being a JPEG. There is no closing "--TOKEN--": a live stream just stops, and a
+// blank line, the body, "\r\n--TOKEN\r\n". The body is exactly Content-Length bytes when the
+// part has that header, and otherwise (Framing::AdvanceHeaders) everything up to the first
+// "\r\n--TOKEN\r\n". Header names are case-insensitive; a Content-Type other than image/jpeg,
+// a line without ':', control characters or more than 4 KiB of headers are framing errors. The
+// body is not checked for being a JPEG. There is no closing "--TOKEN--": a live stream just stops, and a
 // partial part at that point is simply never returned.
 // Any chunking of the same bytes gives the same parts and the same error (errors are reported as
 // soon as the bytes seen contradict the shape). Memory: the unparsed remainder (at most one part)
