@@ -36,9 +36,12 @@ try {
     const { tab, errors } = await openPlayer(browser.context, server, output);
     // Let the player settle (first keyframe, buffering), then measure a window.
     await tab.waitForTimeout(3000);
-    await tab.evaluate(() => { window.samples = []; });
+    await tab.evaluate(() => { window.samples = []; window.ahead = []; window.arrivals = []; });
     await tab.waitForTimeout(seconds * 1000);
-    const samples = (await playerState(tab)).samples.sort((a, b) => a - b);
+    const state = await playerState(tab);
+    const samples = state.samples.sort((a, b) => a - b);
+    const med = (a) => a.length ? Math.round(quantile(a.sort((x, y) => x - y), 0.5)) : '-';
+    console.log(`  ahead p50 ${med(state.ahead)} ms, arrival p50 ${med(state.arrivals)} ms`);
     const row = samples.length === 0 ? 'no pictures read (output not served or not playing)'
       : [quantile(samples, 0.5), quantile(samples, 0.95), samples[samples.length - 1]]
         .map((v) => String(Math.round(v)).padStart(8)).join(' ');

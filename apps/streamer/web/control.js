@@ -3,7 +3,7 @@
 // the printer screen, live stats, settings. Plain ES2017, no build step.
 'use strict';
 
-const state = { status: null, streamBase: '', tab: '', failures: 0, lastOk: 0, snapshotTimer: 0 };
+const state = { status: null, streamBase: '', tab: '', failures: 0, lastOk: 0, snapshotTimer: 0, player: null };
 const $ = (sel) => document.querySelector(sel);
 
 async function getJson(url, options) {
@@ -44,6 +44,8 @@ function showTab(tab) {
     b.setAttribute('aria-selected', String(b.dataset.tab === tab));
   }
   const view = $('#view');
+  if (state.player) state.player.stop();  // the H.264 tab's fetch
+  state.player = null;
   view.textContent = '';  // drops the previous <img>/<video>, which closes its connection
   $('#view-msg').textContent = '';
   const base = state.streamBase;
@@ -64,14 +66,18 @@ function showTab(tab) {
   } else if (tab === 'h264') {
     const mp4 = output('fmp4');
     if (mp4) {
+      // Through MSE with the live edge held (live-player.js): a plain <video src> would run
+      // about 1.2 s behind.
       const video = document.createElement('video');
       video.id = 'h264-video';
       video.autoplay = true;
       video.muted = true;
       video.playsInline = true;
-      video.src = base + mp4.path;
       video.addEventListener('error', () => { $('#view-msg').textContent = 'the browser could not play ' + mp4.path; });
       view.appendChild(video);
+      state.player = printcastLive.play(video, base + mp4.path, {
+        onState: (text) => { $('#view-msg').textContent = text === 'playing' ? '' : text; },
+      });
     } else {
       const note = document.createElement('div');
       note.className = 'note';

@@ -3,6 +3,7 @@
 // on the virtual board, serve a page on another origin that plays one output with the player
 // users run, and read the test pattern's timecode strip back from every presented picture.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import * as h from '../harness.mjs';
@@ -11,7 +12,7 @@ const require = createRequire(path.join(h.here, 'package.json'));
 
 // Outputs and how the page plays them: an <img> for MJPEG, a plain <video> for fMP4, hls.js in
 // regular and low-latency mode, mpegts.js for FLV, jmuxer fed one access unit per WebSocket message.
-export const OUTPUTS = ['mjpeg', 'mjpeg-cl', 'fmp4', 'hls', 'll-hls', 'flv', 'ws'];
+export const OUTPUTS = ['mjpeg', 'mjpeg-cl', 'fmp4-mse', 'fmp4', 'hls', 'll-hls', 'flv', 'ws', 'ws-mainsail'];
 
 export function startStreamer(streamerBin, extraArgs = []) {
   const args = ['--board', 'virtual', '--resolution', '640x480', '--desired-fps', '30', '--no-display',
@@ -36,7 +37,10 @@ export function startStreamer(streamerBin, extraArgs = []) {
 }
 
 // The page: a <video>/<img>, a canvas, the timecode reader and one setup per output.
+// The control page's own MSE player (apps/streamer/web/live-player.js), inlined.
+const livePlayer = readFileSync(path.join(h.here, '..', '..', 'apps', 'streamer', 'web', 'live-player.js'), 'utf8');
 const page = (streamPort) => `<!doctype html><meta charset=utf-8>
+<script>${livePlayer}</script>
 <script src="/node_modules/hls.js/dist/hls.min.js"></script>
 <script src="/node_modules/mpegts.js/dist/mpegts.js"></script>
 <script src="/node_modules/jmuxer/dist/jmuxer.min.js"></script>
@@ -65,9 +69,12 @@ function record(code) {
   const now = Date.now() % 4294967296;
   window.samples.push(((now - code) % 4294967296 + 4294967296) % 4294967296);
 }
+window.ahead = [];
+window.arrivals = [];
 function onVideoFrames(video) {
   const step = () => {
     if (video.videoWidth > 0) record(readTimecode(video, video.videoWidth, video.videoHeight));
+    if (video.buffered.length > 0) window.ahead.push(1000 * (video.buffered.end(video.buffered.length - 1) - video.currentTime));
     video.requestVideoFrameCallback(step);
   };
   video.requestVideoFrameCallback(step);
@@ -91,6 +98,8 @@ window.start = (output) => {
   onVideoFrames(video);
   if (output === 'fmp4') {
     video.src = base + '/stream.mp4';
+  } else if (output === 'fmp4-mse') {
+    printcastLive.play(video, base + '/stream.mp4');
   } else if (output === 'hls' || output === 'll-hls') {
     const hls = new Hls({ lowLatencyMode: output === 'll-hls' });
     hls.loadSource(base + '/hls/stream.m3u8');
@@ -100,11 +109,22 @@ window.start = (output) => {
       { enableStashBuffer: false, liveBufferLatencyChasing: true });
     p.attachMediaElement(video);
     p.load();
-  } else if (output === 'ws') {
-    const jm = new JMuxer({ node: video, mode: 'video', flushingTime: 0, fps: 30, debug: false });
-    const ws = new WebSocket('ws://' + location.hostname + ':${streamPort}/ws');
+  } else if (output === 'ws' || output === 'ws-mainsail') {
+    const jmOpts = { node: video, mode: 'video', flushingTime: 0, fps: 30, debug: false };
+    const q = new URLSearchParams(location.search);
+    if (q.get('maxDelay')) jmOpts.maxDelay = Number(q.get('maxDelay'));
+    const jm = new JMuxer(jmOpts);
+    const ws = new WebSocket('ws://' + location.hostname + ':${streamPort}/ws?ts=1');
     ws.binaryType = 'arraybuffer';
-    ws.onmessage = (e) => jm.feed({ video: new Uint8Array(e.data) });
+    ws.onmessage = (e) => {
+      const n = e.data.byteLength - 8;
+      const ts = Number(new DataView(e.data, n).getBigUint64(0, true));
+      window.arrivals.push(Date.now() - ts);
+      // Each message is one whole access unit: say so, and jmuxer remuxes it at once instead of
+      // holding it until the next one arrives (docs/outputs: the jmuxer settings we recommend).
+      if (output === 'ws') jm.feed({ video: new Uint8Array(e.data, 0, n), duration: 1000 / 30, isLastVideoFrameComplete: true });
+      else jm.feed({ video: new Uint8Array(e.data, 0, n) });  // Mainsail's jmuxer-stream
+    };
   }
   video.play().catch(() => {});
 };
@@ -135,7 +155,7 @@ export async function openPlayer(context, pageServer, output) {
   const errors = [];
   tab.on('pageerror', (e) => errors.push(String(e)));
   tab.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  await tab.goto(pageServer.url);
+  await tab.goto(pageServer.url + (process.env.PAGE_QUERY || ''));
   await tab.evaluate((o) => window.start(o), output);
   return { tab, errors };
 }
@@ -147,6 +167,8 @@ export function playerState(tab) {
     const v = document.getElementById('v');
     const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : { totalVideoFrames: 0, droppedVideoFrames: 0 };
     return {
+      ahead: window.ahead.slice(),
+      arrivals: window.arrivals.slice(),
       samples: window.samples.slice(),
       currentTime: v.currentTime,
       totalVideoFrames: q.totalVideoFrames,

@@ -127,6 +127,21 @@ export const tests = [
       if (status.outputs.some((o) => o.type === 'fmp4')) {
         await ctx.waitFor(() => page.evaluate(() => document.getElementById('h264-video').currentTime > 1),
           { timeoutMs: 15000, what: 'the fMP4 <video> to play 1 s' });
+        // Through MSE (live-player.js), holding the live edge: the buffer ahead of the play
+        // position stays under the player's 0.5 s limit, and after the page stalls for 1.5 s
+        // (everything that arrived meanwhile is appended at once) it is back under it.
+        const lag = () => page.evaluate(() => {
+          const v = document.getElementById('h264-video');
+          return v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : Infinity;
+        });
+        ctx.assert((await page.evaluate(() => document.getElementById('h264-video').src)).startsWith('blob:'),
+          'the H.264 tab plays through Media Source Extensions');
+        await ctx.waitFor(async () => (await lag()) < 0.5, { timeoutMs: 5000, what: 'the H.264 tab at the live edge' });
+        await page.evaluate(() => { const t = Date.now(); while (Date.now() - t < 1500); });
+        await ctx.waitFor(async () => (await lag()) < 0.5, { timeoutMs: 5000, what: 'the live edge again after a 1.5 s stall' });
+        const before = await page.evaluate(() => document.getElementById('h264-video').currentTime);
+        await ctx.waitFor(async () => (await page.evaluate(() => document.getElementById('h264-video').currentTime)) > before + 0.5,
+          { timeoutMs: 5000, what: 'the H.264 tab playing on after the stall' });
       } else {
         const note = await page.textContent('#view .note');
         ctx.assert(note.includes('/flv'), 'without fMP4 the H.264 tab names the FLV URL: ' + note);
