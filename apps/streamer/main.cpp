@@ -184,7 +184,7 @@ int main(int argc, char** argv) {
   app.add_option("--hls-segment-seconds", hlsSegmentSeconds, "HLS segment target duration (default 1)")
       ->check(CLI::Range(0.5, 10.0));
   app.add_option("--hls-part-seconds", hlsPartSeconds,
-                 "LL-HLS part target duration (default 0.2; 0 = no parts, no low-latency mode)")
+                 "LL-HLS part target duration (default 0.1; 0 = no parts, no low-latency mode)")
       ->check(CLI::Range(0.0, 5.0));
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error|off or ustreamer's 0..3");
   std::string timelapseFolder;  // timelapse manager

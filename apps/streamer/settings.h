@@ -160,7 +160,7 @@ struct Settings {
   // at most half a segment; 0 = no partial segments, no low-latency mode).
   double hlsSegmentSeconds = 1.0;
   std::string hlsFormat = "fmp4";
-  double hlsPartSeconds = 0.2;
+  double hlsPartSeconds = 0.1;
 
   // --- timelapse manager (timelapse_store.h; GET/POST /api/timelapse/settings) ---
   // "timelapse_storage": where new recordings go, "internal" | "usb" (usb only on boards that

@@ -503,7 +503,7 @@ TEST(Settings, HlsKeysTheirDefaultsAndErrors) {
   Settings defaults;
   EXPECT_DOUBLE_EQ(defaults.hlsSegmentSeconds, 1.0);
   EXPECT_EQ(defaults.hlsFormat, "fmp4");
-  EXPECT_DOUBLE_EQ(defaults.hlsPartSeconds, 0.2);
+  EXPECT_DOUBLE_EQ(defaults.hlsPartSeconds, 0.1);
   Settings s;
   std::vector<std::string> warnings;
   ASSERT_TRUE(applyConfigJson(R"({"hls_segment_seconds": "2.5", "hls_format": "ts", "hls_part_seconds": 0})",

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// printcast live player: plays the stream port's fragmented MP4 (/stream.mp4: an init segment,
+// printcast live players. play(): plays the stream port's fragmented MP4 (/stream.mp4: an init segment,
 // then one moof + mdat per access unit, docs/outputs in README) through Media Source Extensions
 // and holds the live edge. Plain ES2017, no build step; served by the control port at
 // /live-player.js for the control page, and usable from any page:
@@ -149,5 +149,23 @@
     };
   }
 
-  window.printcastLive = { play, codecOf };
+  // hls.js (1.x) on printcast's LL-HLS: hls.js starts at the independent part (the IDR) before its
+  // live sync position and only speeds up to catch up when it has more than a second of buffer,
+  // which a low-latency stream never has; so a viewer stays wherever the start left it, about half
+  // a GOP behind PART-HOLD-BACK. This seeks to hls.liveSyncPosition (never closer to the live edge
+  // than PART-HOLD-BACK, RFC 8216bis 4.4.3.8) whenever the latency is more than `slackSeconds`
+  // (0.15) above hls.targetLatency, checked every `checkSeconds` (0.5). Returns a function that
+  // stops it.
+  function followHls(hls, video, options) {
+    const opts = Object.assign({ slackSeconds: 0.15, checkSeconds: 0.5 }, options || {});
+    const timer = setInterval(() => {
+      const target = hls.targetLatency;
+      const position = hls.liveSyncPosition;
+      if (target === null || position === null || video.seeking || video.readyState < 2) return;
+      if (hls.latency > target + opts.slackSeconds && position > video.currentTime) video.currentTime = position;
+    }, opts.checkSeconds * 1000);
+    return () => clearInterval(timer);
+  }
+
+  window.printcastLive = { play, followHls, codecOf };
 })();

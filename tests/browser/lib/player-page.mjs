@@ -102,18 +102,21 @@ window.start = (output) => {
     printcastLive.play(video, base + '/stream.mp4');
   } else if (output === 'hls' || output === 'll-hls') {
     const hls = new Hls({ lowLatencyMode: output === 'll-hls' });
+    if (output === 'll-hls') printcastLive.followHls(hls, video);  // what our pages do
     hls.loadSource(base + '/hls/stream.m3u8');
     hls.attachMedia(video);
   } else if (output === 'flv') {
-    const p = mpegts.createPlayer({ type: 'flv', isLive: true, url: base + '/flv' },
-      { enableStashBuffer: false, liveBufferLatencyChasing: true });
+    // The settings docs/latency.md recommends: no stash buffer, play each frame as it arrives
+    // (liveSync: 1.2x whenever more than 50 ms is buffered), jump to the edge after a stall.
+    const p = mpegts.createPlayer({ type: 'flv', isLive: true, url: base + '/flv' }, {
+      enableStashBuffer: false, liveSync: true, liveSyncMaxLatency: 0.05, liveSyncTargetLatency: 0,
+      liveSyncPlaybackRate: 1.2, liveBufferLatencyChasing: true, liveBufferLatencyMaxLatency: 0.5,
+      liveBufferLatencyMinRemain: 0.1,
+    });
     p.attachMediaElement(video);
     p.load();
   } else if (output === 'ws' || output === 'ws-mainsail') {
-    const jmOpts = { node: video, mode: 'video', flushingTime: 0, fps: 30, debug: false };
-    const q = new URLSearchParams(location.search);
-    if (q.get('maxDelay')) jmOpts.maxDelay = Number(q.get('maxDelay'));
-    const jm = new JMuxer(jmOpts);
+    const jm = new JMuxer({ node: video, mode: 'video', flushingTime: 0, fps: 30, debug: false });
     const ws = new WebSocket('ws://' + location.hostname + ':${streamPort}/ws?ts=1');
     ws.binaryType = 'arraybuffer';
     ws.onmessage = (e) => {
@@ -155,7 +158,7 @@ export async function openPlayer(context, pageServer, output) {
   const errors = [];
   tab.on('pageerror', (e) => errors.push(String(e)));
   tab.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  await tab.goto(pageServer.url + (process.env.PAGE_QUERY || ''));
+  await tab.goto(pageServer.url);
   await tab.evaluate((o) => window.start(o), output);
   return { tab, errors };
 }
