@@ -128,6 +128,10 @@ struct Settings {
     int fps = 0;          // 0: the top-level fps
     int bitrateKbps = 0;  // 0: the top-level bitrate
     bool enabled = true;
+    // "publish": this camera's H.264 pushed into media servers, as the top-level key (a URL or a
+    // list; rtsp:// RECORD or rtmp://host/app/key). The first enabled entry's targets are camera
+    // 0's together with the top-level ones. A URL may belong to one camera only.
+    std::vector<std::string> publish;
   };
   std::vector<CameraEntry> cameras;
   // The RTSP server asks for the control port's token ("rtsp_auth"): Basic with the token as the
@@ -290,9 +294,9 @@ hal::Result<hal::Size> parseResolution(const std::string& text);
 // camera_rotation, then camera_flip_x and camera_flip_y, as one transform of the camera picture.
 hal::Transform cameraTransform(const Settings& s);
 
-// The settings of one camera of `s.cameras`: `s` with the entry's source, resolution, fps and
-// bitrate; cameras after the first have no shared-memory rings and no push ingest (those are
-// camera 0's). `s` must have passed finalizeSettings().
+// The settings of one camera of `s.cameras`: `s` with the entry's source, resolution, fps,
+// bitrate and publish targets (replacing the top-level ones); cameras after the first have no shared-memory
+// rings and no push ingest (those are camera 0's). `s` must have passed finalizeSettings().
 Settings settingsForCamera(const Settings& s, const Settings::CameraEntry& camera);
 
 }  // namespace printcast::streamer
