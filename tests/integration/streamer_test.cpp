@@ -1402,6 +1402,63 @@ TEST(RtspPublish, TwoGstRtspServersInRecordModeEachDecodeIt) {
   }
 }
 
+// A camera of a `cameras` list publishes its own H.264 ("publish" in its entry, here a list: RTSP
+// RECORD and RTMP at once): ffmpeg as each server decodes 3 s of camera 1's 176x144 pictures (not
+// camera 0's 320x240) without an error. Nobody else watches camera 1: the publishers are its
+// viewers. /status lists the targets under camera 1; camera 0 publishes nowhere.
+TEST(RtspPublish, TheSecondCameraOfAListPublishesItsOwnPictures) {
+  const std::string rtsp =
+      "rtsp://127.0.0.1:" + std::to_string(printcast::testing::freeTcpPort()) + "/printer1-cam2";
+  const std::string rtmp =
+      "rtmp://127.0.0.1:" + std::to_string(printcast::testing::freeTcpPort()) + "/live/cam2";
+  const std::string config = writeTempFile(R"({"camera_port_base": -1, "cameras": [
+      {"id": "nozzle", "source": "test-pattern", "resolution": "320x240", "fps": 15},
+      {"id": "bed", "source": "test-pattern", "resolution": "176x144", "fps": 15,
+       "publish": [")" + rtsp + R"(", ")" + rtmp +
+                                           R"("]}]})");
+  CommandResult received[2];
+  std::thread receivers[2];
+  const std::vector<std::string> listen[2] = {{"-rtsp_flags", "listen", "-timeout", "30"},
+                                              {"-listen", "1", "-timeout", "30"}};
+  for (int i = 0; i < 2; ++i) {
+    receivers[i] =
+        std::thread([&, i] { received[i] = ffmpegDecode(i == 0 ? rtsp : rtmp, 3, listen[i], "framecrc"); });
+  }
+  StreamerProcess publisher(PRINTCAST_STREAMER_BIN,
+                            {"--board", "virtual", "--config", config, "--no-display", "--no-ring"});
+  for (auto& t : receivers) t.join();
+  unlink(config.c_str());
+  ASSERT_TRUE(publisher.ok()) << publisher.log();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(received[i].exitCode, 0) << i << ": " << received[i].err << publisher.log();
+    EXPECT_EQ(received[i].err, "") << i << ": 3 s decoded without an error";
+    std::istringstream lines(received[i].out);
+    std::string line;
+    int pictures = 0;
+    while (std::getline(lines, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      ++pictures;
+      // "0, dts, pts, duration, size, crc" (padded): a 176x144 4:2:0 picture is 38016 bytes.
+      std::istringstream fields(line);
+      std::string size;
+      for (int field = 0; field < 5; ++field) std::getline(fields, size, ',');
+      EXPECT_EQ(std::stoi(size), 38016) << i << ": " << line;
+    }
+    EXPECT_GE(pictures, 30) << i << ": " << received[i].out;
+  }
+  const auto status = nlohmann::json::parse(httpRequest(publisher.streamPort(), "GET", "/status").body);
+  EXPECT_EQ(status["publish"], nlohmann::json::array()) << "camera 0 publishes nowhere";
+  ASSERT_EQ(status["cameras"].size(), 2u) << status.dump();
+  EXPECT_EQ(status["cameras"][0]["publish"], nlohmann::json::array());
+  const auto targets = status["cameras"][1]["publish"];
+  ASSERT_EQ(targets.size(), 2u) << status.dump();
+  EXPECT_EQ(targets[0]["url"], rtsp);
+  EXPECT_EQ(targets[0]["protocol"], "rtsp");
+  EXPECT_EQ(targets[1]["protocol"], "rtmp");
+  EXPECT_EQ(targets[1]["url"].get<std::string>().find("cam2"), std::string::npos) << "the key stays secret";
+  for (const auto& t : targets) EXPECT_GE(t["sessions"].get<int>(), 1) << t.dump();
+}
+
 // --publish rtmp://: ffmpeg's RTMP server (-listen 1) takes our handshake, connect, createStream
 // and publish, and decodes the FLV video messages. The key never shows in /status.
 TEST(RtmpPublish, FfmpegReceivesItAndAReceiverThatComesBackGetsItAgain) {
