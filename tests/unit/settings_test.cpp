@@ -29,6 +29,16 @@ std::string errorOf(const std::string& json) {
   auto st = applyConfigJson(json, "app.json", s, warnings);
   return st ? "" : st.error().message;
 }
+// `json` applied and finalized for the virtual board: the settings, and the error ("" when none).
+std::pair<Settings, std::string> finalized(const std::string& json) {
+  auto board = printcast::bsp::findBoard("virtual");
+  if (!board) return {Settings{}, board.error().message};
+  Settings s;
+  std::vector<std::string> warnings;
+  auto st = applyConfigJson(json, "app.json", s, warnings);
+  if (st) st = finalizeSettings(s, **board);
+  return {s, st ? std::string() : st.error().message};
+}
 }  // namespace
 
 TEST(Settings, ReadsH264StreamerKeysWithCommentsAndStrings) {
@@ -169,13 +179,6 @@ TEST(Settings, DeviceOverridesForABenchOrTheLab) {
 TEST(Settings, SourceNamesTheCameraAndDeviceIsItsOlderName) {
   auto board = printcast::bsp::findBoard("virtual");
   ASSERT_TRUE(board);
-  auto finalized = [&](const std::string& json) {
-    Settings s;
-    std::vector<std::string> warnings;
-    auto st = applyConfigJson(json, "app.json", s, warnings);
-    if (st) st = finalizeSettings(s, **board);
-    return std::pair{s, st ? std::string() : st.error().message};
-  };
   EXPECT_EQ(finalized(R"({"device": "/dev/video2"})").first.source, "/dev/video2");
   EXPECT_EQ(finalized(R"({"device": "/dev/video2", "source": "test-pattern"})").first.source, "test-pattern");
   EXPECT_EQ(finalized(R"({"source": "ws-push", "ingest_max_message_kb": 512})").first.ingestMaxMessageKb,
@@ -744,15 +747,6 @@ TEST(Settings, CamerasListFoldsTheFirstIntoTheTopLevelAndDerivesTheOthers) {
 // given to its settings; camera 0's join the top-level ones. A bad URL, too many, or a URL another
 // camera already pushes to is refused with the entry and the key named.
 TEST(Settings, EachCameraOfTheListPublishesToItsOwnTargets) {
-  auto board = printcast::bsp::findBoard("virtual");
-  ASSERT_TRUE(board.ok());
-  auto finalized = [&](const std::string& json) {
-    Settings s;
-    std::vector<std::string> warnings;
-    auto st = applyConfigJson(json, "app.json", s, warnings);
-    if (st) st = finalizeSettings(s, **board);
-    return std::pair{s, st ? std::string() : st.error().message};
-  };
   const auto [s, ok] = finalized(R"({"publish": "rtsp://mediamtx:8554/printer1", "cameras": [
       {"id": "nozzle", "source": "test-pattern", "publish": "rtmp://go2rtc/live/nozzle"},
       {"id": "bed", "source": "test-pattern", "publish": ["rtsp://mediamtx:8554/printer1-cam2",
