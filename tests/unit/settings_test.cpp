@@ -781,4 +781,18 @@ TEST(Settings, EachCameraOfTheListPublishesToItsOwnTargets) {
           .second;
   EXPECT_NE(tooMany.find("cameras[0].publish"), std::string::npos) << tooMany;
   EXPECT_NE(tooMany.find("at most 8"), std::string::npos) << tooMany;
+
+  // A change saved from the control API keeps the cameras list, its publish targets included.
+  TempDir dir;
+  const auto file = dir.path / "app.json";
+  const auto cameras = nlohmann::json::parse(R"([{"id": "a", "source": "test-pattern"},
+      {"id": "b", "source": "test-pattern", "publish": ["rtsp://m:8554/b", "rtmp://m/live/b"]}])");
+  std::ofstream(file) << nlohmann::json{{"bitrate", 512}, {"cameras", cameras}}.dump();
+  ASSERT_TRUE(printcast::streamer::saveSettingsFile(file, R"({"bitrate": 2048})").ok());
+  const auto saved = nlohmann::json::parse(readAll(file));
+  EXPECT_EQ(saved["bitrate"], 2048);
+  EXPECT_EQ(saved["cameras"], cameras);
+  const auto [back, backOk] = finalized(readAll(file));  // and reads back through the loader
+  EXPECT_EQ(backOk, "");
+  EXPECT_EQ(back.cameras.at(1).publish.size(), 2u);
 }
