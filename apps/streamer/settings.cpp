@@ -636,7 +636,8 @@ hal::Result<hal::Size> parseResolution(const std::string& text) {
 namespace {
 
 // One camera's publish targets (`key`: "publish" or "cameras[i].publish"): at most
-// kMaxPublishTargets, each an rtsp:// URL (RECORD) or an rtmp://host/app/key ingest.
+// kMaxPublishTargets, each an rtsp:// URL (RECORD) or an rtmp[s]://host/app/key ingest (rtmps://
+// only in builds with TLS).
 Status checkPublishTargets(const std::vector<std::string>& targets, const std::string& src,
                            const std::string& key) {
   constexpr size_t kMaxPublishTargets = 8;  // each is a connection and a thread
@@ -645,9 +646,8 @@ Status checkPublishTargets(const std::vector<std::string>& targets, const std::s
                    fmt::format("at most {} media servers", kMaxPublishTargets));
   }
   for (const auto& target : targets) {
-    const bool rtmp = target.rfind("rtmp://", 0) == 0;
     std::string problem;
-    if (rtmp) {
+    if (transport::isRtmpUrl(target)) {
       if (auto parsed = transport::parseRtmpUrl(target); !parsed) problem = parsed.error().message;
     } else if (auto url = transport::parseUrl(target, "rtsp", 554); !url) {
       problem = url.error().message;
@@ -656,7 +656,7 @@ Status checkPublishTargets(const std::vector<std::string>& targets, const std::s
       return invalid(src, key, "\"" + target + "\"",
                      problem +
                          " (an rtsp:// URL of a server that accepts RECORD, e.g. MediaMTX, or an "
-                         "rtmp://host/app/key ingest)");
+                         "rtmp:// or rtmps://host/app/key ingest)");
     }
   }
   return {};

@@ -111,9 +111,9 @@ struct Settings {
   int rtspPort = 8554;
   // Publish the camera's H.264 into a media server ("publish", --publish): an rtsp:// URL that
   // accepts ANNOUNCE/RECORD (MediaMTX: rtsp://mediamtx:8554/printer1), credentials in the URL
-  // (transport/rtsp_publish.h), or an RTMP ingest rtmp://host[:1935]/app/streamkey
-  // (transport/rtmp_publish.h). Several targets: a list ("publish": [...], --publish repeated),
-  // each published to on its own; empty = off.
+  // (transport/rtsp_publish.h), or an RTMP ingest rtmp://host[:1935]/app/streamkey or
+  // rtmps://host[:443]/app/streamkey (transport/rtmp_publish.h; TLS builds only). Several targets: a list
+  // ("publish": [...], --publish repeated), each published to on its own; empty = off.
   std::vector<std::string> publish;
   // "cameras": several cameras in one streamer (issue 11). Each entry is a camera with its own
   // pipeline and its own paths (/cam/<id>/stream, /snapshot, /flv, /stream.mp4, /hls/stream.m3u8,

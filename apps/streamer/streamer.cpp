@@ -1745,7 +1745,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   for (auto& c : s.cameras) {
     for (const auto& target : c.publishTargets) {
       Impl::PublishTarget publisher;
-      if (target.rfind("rtmp://", 0) == 0) {
+      if (transport::isRtmpUrl(target)) {
         auto started = transport::RtmpPublisher::start(target, c.pipeline->flv);
         if (!started) return started.error();
         publisher.rtmp = std::move(*started);
