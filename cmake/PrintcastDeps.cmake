@@ -58,6 +58,14 @@ printcast_dependency(NAME AVCODEC TARGET avcodec PKG libavcodec libavutil
   PURPOSE "H.264 decode for JPEGs from H.264 cameras (libavcodec)")
 printcast_dependency(NAME MOSQUITTO TARGET mosquitto PKG libmosquitto
   PURPOSE "MQTT responder for Anycubic's go-klipper firmware (libmosquitto)")
+# Static builds (the printers' images) go without: Debian has no static p11-kit for GnuTLS.
+if(PRINTCAST_STATIC)
+  set(_printcast_gnutls_default OFF)
+else()
+  set(_printcast_gnutls_default AUTO)
+endif()
+printcast_dependency(NAME GNUTLS TARGET gnutls PKG gnutls DEFAULT ${_printcast_gnutls_default}
+  PURPOSE "TLS client for rtmps:// publishing (GnuTLS)")
 if(PRINTCAST_STATIC AND PRINTCAST_HAVE_MICROHTTPD AND "${PC_MICROHTTPD_STATIC_LIBRARIES}" MATCHES "gnutls")
   message(FATAL_ERROR "PRINTCAST_STATIC=ON: this libmicrohttpd pulls GnuTLS (no static p11-kit in Debian). "
     "Build one without HTTPS: scripts/make-sysroot.sh <arch> --static")

@@ -10,6 +10,7 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
   libturbojpeg0-dev libx264-dev libmicrohttpd-dev libyuv-dev
   libv4l-dev libdrm-dev libevdev-dev libva-dev nettle-dev
   libavcodec-dev  # H.264 decode for snapshots from H.264 cameras; brings libavutil-dev
+  libgnutls28-dev  # the TLS client of rtmps:// publishing (transport/src/tls_client_gnutls.cpp)
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libmosquitto-dev)  # the MQTT video responder of Anycubic's go-klipper firmware (anycubic_mqtt.h)
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-format
@@ -19,6 +20,7 @@ test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-
   ustreamer  # the lab benchmark (make bench-lab)
   prometheus  # promtool check metrics (integration)
   mosquitto mosquitto-clients  # a real MQTT broker (TLS) for the Anycubic responder (integration_anycubic_mqtt)
+  stunnel4 openssl  # a TLS terminator before ffmpeg's RTMP listener: the rtmps:// publish test (integration)
   python3-websockets  # a real WebSocket client pushing JPEGs like an ESP32-CAM (integration)
   gstreamer1.0-tools gstreamer1.0-libav  # gst-launch-1.0 rtspsrc ! avdec_h264: a real RTSP player (integration)
   gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-ugly  # gst-rtsp-server: a real RTSP camera for the RTSP pull tests (integration)

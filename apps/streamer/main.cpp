@@ -129,8 +129,8 @@ int main(int argc, char** argv) {
   app.add_option(
          "--publish", publish,
          "Publish the camera's H.264 to a media server: rtsp://[user:pass@]host[:port]/path (MediaMTX, "
-         "go2rtc; ANNOUNCE/RECORD over TCP) or rtmp://host[:port]/app/streamkey; repeat it for several "
-         "servers")
+         "go2rtc; ANNOUNCE/RECORD over TCP) or rtmp[s]://host[:port]/app/streamkey (rtmps: TLS, the "
+         "system's CAs or SSL_CERT_FILE); repeat it for several servers")
       ->take_all()
       ->allow_extra_args(false);
   app.add_option("--allow-origin", allowOrigin,

@@ -127,6 +127,23 @@ Status readString(const nlohmann::json& v, const std::string& source, const std:
   return {};
 }
 
+// "publish" (top level and per camera): one URL, or a list of them ("" and [] = off). The URLs
+// are checked in finalizeSettings (checkPublishTargets).
+Status readUrlList(const nlohmann::json& v, const std::string& source, const std::string& key,
+                   std::vector<std::string>& out) {
+  out.clear();
+  if (v.is_string()) {
+    if (!v.get<std::string>().empty()) out.push_back(v.get<std::string>());
+    return {};
+  }
+  if (!v.is_array()) return invalid(source, key, v.dump(), "must be a URL or a list of URLs");
+  for (const auto& item : v) {
+    if (!item.is_string()) return invalid(source, key, item.dump(), "must be a URL or a list of URLs");
+    out.push_back(item.get<std::string>());
+  }
+  return {};
+}
+
 const std::vector<std::string> kModes = {"go-klipper", "vanilla-klipper"};
 // h264-streamer's values (product.md) are understood: the rkmpi ones name the Rockchip MPI
 // hardware encoder, which needs the vendor SDK (not in this build: x264 stands in, with a
@@ -294,20 +311,7 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
   if (key == "ws_port") return readInt(v, source, key, -1, 65535, s.wsPort);
   if (key == "camera_port_base") return readInt(v, source, key, -1, 65533, s.cameraPortBase);
   if (key == "rtsp_port") return readInt(v, source, key, -1, 65535, s.rtspPort);
-  if (key == "publish") {
-    // One URL, or a list of them ("" and [] = off).
-    s.publish.clear();
-    if (v.is_string()) {
-      if (!v.get<std::string>().empty()) s.publish.push_back(v.get<std::string>());
-      return {};
-    }
-    if (!v.is_array()) return invalid(source, key, v.dump(), "must be a URL or a list of URLs");
-    for (const auto& item : v) {
-      if (!item.is_string()) return invalid(source, key, item.dump(), "must be a URL or a list of URLs");
-      s.publish.push_back(item.get<std::string>());
-    }
-    return {};
-  }
+  if (key == "publish") return readUrlList(v, source, key, s.publish);
   if (key == "cameras") {
     s.cameras.clear();
     if (!v.is_array()) return invalid(source, key, v.dump(), "must be a list of camera objects");
@@ -340,9 +344,12 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
           st = readInt(value, source, field, 100, 20000, c.bitrateKbps);
         } else if (k == "enabled") {
           st = readBool(value, source, field, c.enabled);
+        } else if (k == "publish") {
+          st = readUrlList(value, source, field, c.publish);
         } else {
-          return invalid(source, field, value.dump(),
-                         "is not a camera key (id, name, source, resolution, fps, bitrate, enabled)");
+          return invalid(
+              source, field, value.dump(),
+              "is not a camera key (id, name, source, resolution, fps, bitrate, enabled, publish)");
         }
         if (!st) return st;
       }
@@ -628,6 +635,33 @@ hal::Result<hal::Size> parseResolution(const std::string& text) {
 
 namespace {
 
+// One camera's publish targets (`key`: "publish" or "cameras[i].publish"): at most
+// kMaxPublishTargets, each an rtsp:// URL (RECORD) or an rtmp[s]://host/app/key ingest (rtmps://
+// only in builds with TLS).
+Status checkPublishTargets(const std::vector<std::string>& targets, const std::string& src,
+                           const std::string& key) {
+  constexpr size_t kMaxPublishTargets = 8;  // each is a connection and a thread
+  if (targets.size() > kMaxPublishTargets) {
+    return invalid(src, key, std::to_string(targets.size()) + " URLs",
+                   fmt::format("at most {} media servers", kMaxPublishTargets));
+  }
+  for (const auto& target : targets) {
+    std::string problem;
+    if (transport::isRtmpUrl(target)) {
+      if (auto parsed = transport::parseRtmpUrl(target); !parsed) problem = parsed.error().message;
+    } else if (auto url = transport::parseUrl(target, "rtsp", 554); !url) {
+      problem = url.error().message;
+    }
+    if (!problem.empty()) {
+      return invalid(src, key, "\"" + target + "\"",
+                     problem +
+                         " (an rtsp:// URL of a server that accepts RECORD, e.g. MediaMTX, or an "
+                         "rtmp:// or rtmps://host/app/key ingest)");
+    }
+  }
+  return {};
+}
+
 // `source` (or its older name `device`): the kinds of camera this build can open.
 Status finalizeSource(Settings& s, const std::string& src) {
   if (s.source.empty()) s.source = s.device;
@@ -646,26 +680,7 @@ Status finalizeSource(Settings& s, const std::string& src) {
   if (s.rtspAuth && s.authTokenSha256.empty()) {
     return invalid(src, "rtsp_auth", "true", "needs auth_token_sha256 (the token RTSP clients present)");
   }
-  constexpr size_t kMaxPublishTargets = 8;  // each is a connection and a thread
-  if (s.publish.size() > kMaxPublishTargets) {
-    return invalid(src, "publish", std::to_string(s.publish.size()) + " URLs",
-                   fmt::format("at most {} media servers", kMaxPublishTargets));
-  }
-  for (const auto& target : s.publish) {
-    const bool rtmp = target.rfind("rtmp://", 0) == 0;
-    std::string problem;
-    if (rtmp) {
-      if (auto parsed = transport::parseRtmpUrl(target); !parsed) problem = parsed.error().message;
-    } else if (auto url = transport::parseUrl(target, "rtsp", 554); !url) {
-      problem = url.error().message;
-    }
-    if (!problem.empty()) {
-      return invalid(src, "publish", "\"" + target + "\"",
-                     problem +
-                         " (an rtsp:// URL of a server that accepts RECORD, e.g. MediaMTX, or an "
-                         "rtmp://host/app/key ingest)");
-    }
-  }
+  if (auto st = checkPublishTargets(s.publish, src, "publish"); !st) return st;
   const size_t scheme = s.source.find("://");
   if (scheme == std::string::npos) return {};  // "", "test-pattern", "ws-push" or a V4L2 device
   const std::string kind = s.source.substr(0, scheme);
@@ -746,7 +761,29 @@ Status finalizeCameras(Settings& s, const bsp::Board& board, const std::string& 
       return invalid(src, where + ".fps", std::to_string(c.fps),
                      fmt::format("must be in 1..{} on board {}", lim.maxCameraFps, board.id));
     }
+    if (auto st = checkPublishTargets(c.publish, src, where + ".publish"); !st) return st;
     if (!c.enabled) continue;
+    // Camera 0 publishes to the top-level targets and its entry's; one media-server path takes one
+    // publisher, so a URL is refused when another camera (or the top level) already has it.
+    if (first == nullptr) {
+      std::vector<std::string> both = s.publish;
+      both.insert(both.end(), c.publish.begin(), c.publish.end());
+      if (auto st = checkPublishTargets(both, src, where + ".publish (with publish)"); !st) return st;
+    }
+    for (const auto& target : c.publish) {
+      std::string owner;
+      if (std::find(s.publish.begin(), s.publish.end(), target) != s.publish.end()) owner = "publish";
+      for (size_t j = 0; j < i && owner.empty(); ++j) {
+        const auto& other = s.cameras[j];
+        if (other.enabled &&
+            std::find(other.publish.begin(), other.publish.end(), target) != other.publish.end())
+          owner = fmt::format("cameras[{}].publish", j);
+      }
+      if (std::count(c.publish.begin(), c.publish.end(), target) > 1) owner = where + ".publish";
+      if (!owner.empty())
+        return invalid(src, where + ".publish", "\"" + target + "\"",
+                       "is already in " + owner + " (a media-server path takes one publisher)");
+    }
     if (first != nullptr && c.source == "ws-push") {
       return invalid(src, where + ".source", "\"ws-push\"", "only the first camera can be the push ingest's");
     }
@@ -783,6 +820,7 @@ Settings settingsForCamera(const Settings& s, const Settings::CameraEntry& camer
   }
   if (camera.fps > 0) c.fps = camera.fps;
   if (camera.bitrateKbps > 0) c.bitrateKbps = camera.bitrateKbps;
+  c.publish = camera.publish;
   if (c.mjpegFps > c.fps) c.mjpegFps = c.fps;
   c.gopFrames = s.gopFrames == 2 * s.fps ? 2 * c.fps : s.gopFrames;
   c.ring = false;

@@ -111,9 +111,9 @@ struct Settings {
   int rtspPort = 8554;
   // Publish the camera's H.264 into a media server ("publish", --publish): an rtsp:// URL that
   // accepts ANNOUNCE/RECORD (MediaMTX: rtsp://mediamtx:8554/printer1), credentials in the URL
-  // (transport/rtsp_publish.h), or an RTMP ingest rtmp://host[:1935]/app/streamkey
-  // (transport/rtmp_publish.h). Several targets: a list ("publish": [...], --publish repeated),
-  // each published to on its own; empty = off.
+  // (transport/rtsp_publish.h), or an RTMP ingest rtmp://host[:1935]/app/streamkey or
+  // rtmps://host[:443]/app/streamkey (transport/rtmp_publish.h; TLS builds only). Several targets: a list
+  // ("publish": [...], --publish repeated), each published to on its own; empty = off.
   std::vector<std::string> publish;
   // "cameras": several cameras in one streamer (issue 11). Each entry is a camera with its own
   // pipeline and its own paths (/cam/<id>/stream, /snapshot, /flv, /stream.mp4, /hls/stream.m3u8,
@@ -128,6 +128,10 @@ struct Settings {
     int fps = 0;          // 0: the top-level fps
     int bitrateKbps = 0;  // 0: the top-level bitrate
     bool enabled = true;
+    // "publish": this camera's H.264 pushed into media servers, as the top-level key (a URL or a
+    // list; rtsp:// RECORD or rtmp://host/app/key). The first enabled entry's targets are camera
+    // 0's together with the top-level ones. A URL may belong to one camera only.
+    std::vector<std::string> publish;
   };
   std::vector<CameraEntry> cameras;
   // The RTSP server asks for the control port's token ("rtsp_auth"): Basic with the token as the
@@ -290,9 +294,9 @@ hal::Result<hal::Size> parseResolution(const std::string& text);
 // camera_rotation, then camera_flip_x and camera_flip_y, as one transform of the camera picture.
 hal::Transform cameraTransform(const Settings& s);
 
-// The settings of one camera of `s.cameras`: `s` with the entry's source, resolution, fps and
-// bitrate; cameras after the first have no shared-memory rings and no push ingest (those are
-// camera 0's). `s` must have passed finalizeSettings().
+// The settings of one camera of `s.cameras`: `s` with the entry's source, resolution, fps,
+// bitrate and publish targets (replacing the top-level ones); cameras after the first have no shared-memory
+// rings and no push ingest (those are camera 0's). `s` must have passed finalizeSettings().
 Settings settingsForCamera(const Settings& s, const Settings::CameraEntry& camera);
 
 }  // namespace printcast::streamer

@@ -148,13 +148,23 @@ struct Streamer::Impl {
   std::unique_ptr<transport::WebSocketHub> wsHub;  // serves every upgraded WebSocket
   // The camera (camera_pipeline.h): its source, encoders and output streams. Before the servers:
   // they read its streams and stop first.
+  // A publish target ("publish", --publish, a camera's "publish"): rtsp:// (a client of the
+  // camera's rtspStream) or rtmp:// (of its flv).
+  struct PublishTarget {
+    std::unique_ptr<transport::RtspPublisher> rtsp;
+    std::unique_ptr<transport::RtmpPublisher> rtmp;
+  };
   // Every camera (Settings::cameras; one without a list): its id, name, its own live settings
-  // (camera 0 shares the control API's `live`) and its pipeline. `cam` is camera 0, which also
-  // serves the paths without /cam/<id>. Fixed in start().
+  // (camera 0 shares the control API's `live`), its pipeline and its publishers. `cam` is camera
+  // 0, which also serves the paths without /cam/<id>. Fixed in start().
   struct Camera {
     std::string id, name;
     std::unique_ptr<LiveSettings> ownLive;  // cameras after the first
     std::unique_ptr<CameraPipeline> pipeline;
+    // Where this camera's H.264 is pushed (camera 0: the top-level targets and its entry's), one
+    // publisher per target in the order given. After `pipeline`: stopped before its streams go.
+    std::vector<std::string> publishTargets;
+    std::vector<PublishTarget> publishers;
     // Cameras 1..3: h264-streamer's port of this camera (MJPEG and snapshots); after `pipeline`:
     // destroyed first.
     std::unique_ptr<transport::HttpServer> port;
@@ -204,13 +214,6 @@ struct Streamer::Impl {
 
   std::unique_ptr<transport::HttpServer> streamServer, controlServer, flvServer, wsServer, ingestServer;
   std::unique_ptr<transport::RtspServer> rtspServer;  // after rtspStream: stopped before it goes
-  // --publish, one per target in the order given: rtsp:// (a client of rtspStream) or rtmp:// (of
-  // flv). After both streams: stopped before they go.
-  struct PublishTarget {
-    std::unique_ptr<transport::RtspPublisher> rtsp;
-    std::unique_ptr<transport::RtmpPublisher> rtmp;
-  };
-  std::vector<PublishTarget> publishers;
   std::vector<std::thread> threads;
 
   // --- timelapse recording (feat-tlrec; docs/timelapse.md) ---
@@ -297,7 +300,7 @@ struct Streamer::Impl {
   void setLanModeState(const hal::Result<bool>& state);
   nlohmann::json lanModeStatus() const;
   HttpResponse lanModeRequest(const HttpRequest& req);
-  nlohmann::json publishStatus() const;
+  static nlohmann::json publishStatus(const Camera& c);
   // go-klipper mode (not with encoder_type gkcam: gkcam answers these itself): Anycubic's native
   // timelapse and the slicer's live view. The firmware's video_stream_requests (its local service
   // on lan_mode_port, anycubic_rpc.h) drive the timelapse recorder while timelapse_enabled is
@@ -521,7 +524,7 @@ nlohmann::json Streamer::Impl::status() {
       {"flv_port", flvServer ? flvServer->port() : 0},
       {"rtsp_port", rtspServer ? rtspServer->port() : 0},
       {"rtsp", rtspStats()},
-      {"publish", publishStatus()},
+      {"publish", publishStatus(cameras.front())},
       {"h264_enabled", live.h264Enabled.load()},
       {"uptime_s", std::chrono::duration<double>(Clock::now() - startedAt).count()},
   };
@@ -658,7 +661,8 @@ nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
           {"fps", st["fps"]},
           {"clients", clients},
           {"last_error", state.rfind("no-signal: ", 0) == 0 ? state.substr(11) : std::string()},
-          {"outputs", paths}};
+          {"outputs", paths},
+          {"publish", publishStatus(c)}};
 }
 
 // GET /api/cameras: every camera (cameraSummary); GET /api/cameras/<id>: one, 404 naming the ids.
@@ -687,10 +691,11 @@ nlohmann::json Streamer::Impl::rtspStats() const {
           {"unauthorized", st.unauthorized}, {"auth", settings.rtspAuth}};
 }
 
-// --publish: one object per target, in the order given: where to (no credentials), the state
-// ("publishing", "retrying in N s: why"), sessions, failures, bytes sent, the last error; [] when
-// not publishing.
-nlohmann::json Streamer::Impl::publishStatus() const {
+// A camera's publish targets: one object per target, in the order given: where to (no
+// credentials), the state ("publishing", "retrying in N s: why"), sessions, failures, bytes sent,
+// the last error; [] when not publishing. /status "publish" is camera 0's; every camera's is in
+// its /status "cameras" and /api/cameras entry.
+nlohmann::json Streamer::Impl::publishStatus(const Camera& c) {
   auto json = [](const auto& st, const char* protocol) {
     return nlohmann::json{{"protocol", protocol},      {"url", st.url},
                           {"state", st.state},         {"sessions", st.sessions},
@@ -698,7 +703,7 @@ nlohmann::json Streamer::Impl::publishStatus() const {
                           {"last_error", st.lastError}};
   };
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& target : publishers) {
+  for (const auto& target : c.publishers) {
     out.push_back(target.rtsp ? json(target.rtsp->status(), "rtsp") : json(target.rtmp->status(), "rtmp"));
   }
   return out;
@@ -1617,10 +1622,12 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   {
     Impl::Camera first;
     first.id = settings.cameras.empty() ? "0" : "";
+    first.publishTargets = settings.publish;
     for (const auto& entry : settings.cameras) {
       if (entry.enabled && first.id.empty()) {
         first.id = entry.id;
         first.name = entry.name;
+        first.publishTargets.insert(first.publishTargets.end(), entry.publish.begin(), entry.publish.end());
       }
     }
     if (first.name.empty()) first.name = board.name;
@@ -1640,6 +1647,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
       more.id = entry.id;
       more.name = entry.name;
       const Settings cs = settingsForCamera(settings, entry);
+      more.publishTargets = cs.publish;
       more.ownLive = std::make_unique<LiveSettings>(cs);
       auto morePipeline = CameraPipeline::create(cs, board, *more.ownLive, nullptr, entry.id);
       if (!morePipeline)
@@ -1751,18 +1759,20 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
           {{"name", "display-rtsp"}, {"path", "/display"}, {"type", "rtsp"}, {"port", s.rtspServer->port()}});
     }
   }
-  for (const auto& target : settings.publish) {
-    Impl::PublishTarget publisher;
-    if (target.rfind("rtmp://", 0) == 0) {
-      auto started = transport::RtmpPublisher::start(target, s.cam->flv);
-      if (!started) return started.error();
-      publisher.rtmp = std::move(*started);
-    } else {
-      auto started = transport::RtspPublisher::start(target, s.cam->rtspStream);
-      if (!started) return started.error();
-      publisher.rtsp = std::move(*started);
+  for (auto& c : s.cameras) {
+    for (const auto& target : c.publishTargets) {
+      Impl::PublishTarget publisher;
+      if (transport::isRtmpUrl(target)) {
+        auto started = transport::RtmpPublisher::start(target, c.pipeline->flv);
+        if (!started) return started.error();
+        publisher.rtmp = std::move(*started);
+      } else {
+        auto started = transport::RtspPublisher::start(target, c.pipeline->rtspStream);
+        if (!started) return started.error();
+        publisher.rtsp = std::move(*started);
+      }
+      c.publishers.push_back(std::move(publisher));
     }
-    s.publishers.push_back(std::move(publisher));
   }
   if (settings.ingestPort >= 0 && s.ingest) {
     // Cameras only: any path upgrades (ESP32 firmwares connect to "/").
@@ -1865,7 +1875,7 @@ void Streamer::stop() {
     c.pipeline->fmp4.closeAll();
     c.pipeline->wsStream.closeAll();
   }
-  s.publishers.clear();  // TEARDOWN sent, their threads joined
+  for (auto& c : s.cameras) c.publishers.clear();  // TEARDOWN sent, their threads joined
   s.rtspServer.reset();  // its connections close; then nothing reads rtspStream's queues
   for (auto& c : s.cameras) {
     c.pipeline->rtspStream.closeAll();

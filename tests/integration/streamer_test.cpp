@@ -7,7 +7,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -16,6 +19,7 @@
 #include "printcast/transport/flv.h"
 #include "printcast/transport/mjpeg.h"
 #include "printcast/transport/mp4.h"
+#include "printcast/transport/rtmp_publish.h"
 #include "test_client.h"
 #include "ws_client.h"
 
@@ -1444,6 +1448,63 @@ TEST(RtspPublish, TwoGstRtspServersInRecordModeEachDecodeIt) {
   }
 }
 
+// A camera of a `cameras` list publishes its own H.264 ("publish" in its entry, here a list: RTSP
+// RECORD and RTMP at once): ffmpeg as each server decodes 3 s of camera 1's 176x144 pictures (not
+// camera 0's 320x240) without an error. Nobody else watches camera 1: the publishers are its
+// viewers. /status lists the targets under camera 1; camera 0 publishes nowhere.
+TEST(RtspPublish, TheSecondCameraOfAListPublishesItsOwnPictures) {
+  const std::string rtsp =
+      "rtsp://127.0.0.1:" + std::to_string(printcast::testing::freeTcpPort()) + "/printer1-cam2";
+  const std::string rtmp =
+      "rtmp://127.0.0.1:" + std::to_string(printcast::testing::freeTcpPort()) + "/live/cam2";
+  const std::string config = writeTempFile(R"({"camera_port_base": -1, "cameras": [
+      {"id": "nozzle", "source": "test-pattern", "resolution": "320x240", "fps": 15},
+      {"id": "bed", "source": "test-pattern", "resolution": "176x144", "fps": 15,
+       "publish": [")" + rtsp + R"(", ")" + rtmp +
+                                           R"("]}]})");
+  CommandResult received[2];
+  std::thread receivers[2];
+  const std::vector<std::string> listen[2] = {{"-rtsp_flags", "listen", "-timeout", "30"},
+                                              {"-listen", "1", "-timeout", "30"}};
+  for (int i = 0; i < 2; ++i) {
+    receivers[i] =
+        std::thread([&, i] { received[i] = ffmpegDecode(i == 0 ? rtsp : rtmp, 3, listen[i], "framecrc"); });
+  }
+  StreamerProcess publisher(PRINTCAST_STREAMER_BIN,
+                            {"--board", "virtual", "--config", config, "--no-display", "--no-ring"});
+  for (auto& t : receivers) t.join();
+  unlink(config.c_str());
+  ASSERT_TRUE(publisher.ok()) << publisher.log();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(received[i].exitCode, 0) << i << ": " << received[i].err << publisher.log();
+    EXPECT_EQ(received[i].err, "") << i << ": 3 s decoded without an error";
+    std::istringstream lines(received[i].out);
+    std::string line;
+    int pictures = 0;
+    while (std::getline(lines, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      ++pictures;
+      // "0, dts, pts, duration, size, crc" (padded): a 176x144 4:2:0 picture is 38016 bytes.
+      std::istringstream fields(line);
+      std::string size;
+      for (int field = 0; field < 5; ++field) std::getline(fields, size, ',');
+      EXPECT_EQ(std::stoi(size), 38016) << i << ": " << line;
+    }
+    EXPECT_GE(pictures, 30) << i << ": " << received[i].out;
+  }
+  const auto status = nlohmann::json::parse(httpRequest(publisher.streamPort(), "GET", "/status").body);
+  EXPECT_EQ(status["publish"], nlohmann::json::array()) << "camera 0 publishes nowhere";
+  ASSERT_EQ(status["cameras"].size(), 2u) << status.dump();
+  EXPECT_EQ(status["cameras"][0]["publish"], nlohmann::json::array());
+  const auto targets = status["cameras"][1]["publish"];
+  ASSERT_EQ(targets.size(), 2u) << status.dump();
+  EXPECT_EQ(targets[0]["url"], rtsp);
+  EXPECT_EQ(targets[0]["protocol"], "rtsp");
+  EXPECT_EQ(targets[1]["protocol"], "rtmp");
+  EXPECT_EQ(targets[1]["url"].get<std::string>().find("cam2"), std::string::npos) << "the key stays secret";
+  for (const auto& t : targets) EXPECT_GE(t["sessions"].get<int>(), 1) << t.dump();
+}
+
 // --publish rtmp://: ffmpeg's RTMP server (-listen 1) takes our handshake, connect, createStream
 // and publish, and decodes the FLV video messages. The key never shows in /status.
 TEST(RtmpPublish, FfmpegReceivesItAndAReceiverThatComesBackGetsItAgain) {
@@ -1456,6 +1517,118 @@ TEST(RtmpPublish, FfmpegReceivesItAndAReceiverThatComesBackGetsItAgain) {
   const auto publish = status["publish"][0];
   EXPECT_EQ(publish.value("protocol", ""), "rtmp") << body;
   EXPECT_GE(publish.value("sessions", 0), 2) << body;
+}
+
+// A TLS terminator in front of ffmpeg's RTMP listener (ffmpeg cannot listen on rtmps:// itself:
+// "rtmp_listen not available for rtmps"): stunnel4 with a certificate for localhost and 127.0.0.1
+// made by openssl, started as a daemon (its pid file) and stopped with it.
+class TlsTerminator {
+ public:
+  // Listens on 127.0.0.1:`port` and forwards the plaintext to 127.0.0.1:`to`. `error` says why not.
+  TlsTerminator(uint16_t port, uint16_t to) {
+    char dir[] = "/tmp/printcast-tls-XXXXXX";
+    if (mkdtemp(dir) == nullptr) return;
+    dir_ = dir;
+    for (const char* name : {"ca", "other"}) {  // the server's certificate, and one that is not its
+      const CommandResult r =
+          runCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                      "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout",
+                      dir_ + "/" + name + ".key", "-out", dir_ + "/" + name + ".pem"},
+                     30s);
+      if (r.exitCode != 0) {
+        error = "openssl: " + r.err;
+        return;
+      }
+    }
+    std::FILE* conf = std::fopen((dir_ + "/stunnel.conf").c_str(), "w");
+    if (conf == nullptr) return;
+    std::fprintf(conf, "foreground = no\npid = %s/stunnel.pid\noutput = %s/stunnel.log\n[rtmps]\n",
+                 dir_.c_str(), dir_.c_str());
+    std::fprintf(conf, "accept = 127.0.0.1:%u\nconnect = 127.0.0.1:%u\ncert = %s/ca.pem\nkey = %s/ca.key\n",
+                 port, to, dir_.c_str(), dir_.c_str());
+    std::fclose(conf);
+    const CommandResult r = runCommand({"stunnel4", dir_ + "/stunnel.conf"}, 30s);
+    if (r.exitCode != 0) {
+      error = "stunnel4: " + r.out + r.err;
+      return;
+    }
+    // Its daemon writes the pid file once it runs (what the destructor stops it by).
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (pid() <= 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    error = pid() > 0 ? "" : "stunnel4 wrote no pid file: " + r.out + r.err;
+  }
+  ~TlsTerminator() {
+    if (const int p = pid(); p > 0) ::kill(p, SIGTERM);
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  std::string caFile() const { return dir_ + "/ca.pem"; }
+  std::string otherCaFile() const { return dir_ + "/other.pem"; }
+  std::string error = "could not write its files";  // "" once it runs
+
+ private:
+  // The daemon's pid from its pid file, 0 before it is written.
+  int pid() const {
+    std::FILE* f = dir_.empty() ? nullptr : std::fopen((dir_ + "/stunnel.pid").c_str(), "r");
+    int pid = 0;
+    if (f != nullptr) {
+      if (std::fscanf(f, "%d", &pid) != 1) pid = 0;
+      std::fclose(f);
+    }
+    return pid;
+  }
+  std::string dir_;
+};
+
+// --publish rtmps://: the TLS handshake (SNI, the certificate checked against SSL_CERT_FILE's CA
+// and the host name), then the same RTMP publish: ffmpeg behind the terminator decodes 3 s. With
+// SSL_CERT_FILE naming another CA the certificate is refused, and /status says why.
+TEST(RtmpPublish, OverTlsFfmpegBehindATlsTerminatorReceivesItAndAnUntrustedCertificateIsRefused) {
+  if (!printcast::transport::rtmpsSupported())
+    GTEST_SKIP() << "machine: this build has no TLS client (GnuTLS)";
+  if (runCommand({"stunnel4", "-version"}, 10s).exitCode != 0)
+    GTEST_SKIP() << "machine: no stunnel4 here (scripts/install-deps.sh test installs it)";
+  const uint16_t tlsPort = printcast::testing::freeTcpPort();
+  const uint16_t rtmpPort = printcast::testing::freeTcpPort();
+  TlsTerminator terminator(tlsPort, rtmpPort);
+  ASSERT_EQ(terminator.error, "");
+  const std::string target = "rtmps://localhost:" + std::to_string(tlsPort) + "/live/s3cretkey";
+  auto publisher = [&](const std::string& caFile) {
+    ::setenv("SSL_CERT_FILE", caFile.c_str(), 1);  // the streamer inherits it
+    auto p = std::make_unique<StreamerProcess>(
+        PRINTCAST_STREAMER_BIN,
+        std::vector<std::string>{"--board", "virtual", "--resolution", "320x240", "--desired-fps", "15",
+                                 "--no-display", "--no-ring", "--publish", target});
+    ::unsetenv("SSL_CERT_FILE");
+    return p;
+  };
+
+  CommandResult received;
+  std::thread receiver([&] {
+    received = ffmpegDecode("rtmp://127.0.0.1:" + std::to_string(rtmpPort) + "/live/s3cretkey", 3,
+                            {"-listen", "1", "-timeout", "30"});
+  });
+  auto trusting = publisher(terminator.caFile());
+  receiver.join();
+  ASSERT_TRUE(trusting->ok()) << trusting->log();
+  EXPECT_EQ(received.exitCode, 0) << received.err << trusting->log();
+  EXPECT_EQ(received.err, "") << "3 s decoded without an error";
+  auto status = nlohmann::json::parse(httpRequest(trusting->streamPort(), "GET", "/status").body);
+  EXPECT_EQ(status["publish"][0].value("url", ""),
+            "rtmps://localhost:" + std::to_string(tlsPort) + "/live/***");
+  EXPECT_GE(status["publish"][0].value("sessions", 0), 1) << status["publish"].dump();
+  trusting.reset();
+
+  auto refusing = publisher(terminator.otherCaFile());
+  ASSERT_TRUE(refusing->ok()) << refusing->log();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  nlohmann::json publish;
+  do {
+    std::this_thread::sleep_for(50ms);
+    publish = nlohmann::json::parse(httpRequest(refusing->streamPort(), "GET", "/status").body)["publish"][0];
+  } while (publish.value("failures", 0) < 1 && std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(publish.value("sessions", -1), 0) << publish.dump();
+  EXPECT_NE(publish.value("last_error", "").find("certificate is refused"), std::string::npos)
+      << publish.dump();
 }
 
 }  // namespace

@@ -415,11 +415,11 @@ CommandResult runCommand(const std::vector<std::string>& args, std::chrono::seco
 }
 
 CommandResult ffmpegDecode(const std::string& input, int seconds,
-                           const std::vector<std::string>& inputOptions) {
+                           const std::vector<std::string>& inputOptions, const std::string& outputFormat) {
   std::vector<std::string> argv{"ffmpeg", "-nostdin", "-v", "error"};
   argv.insert(argv.end(), inputOptions.begin(), inputOptions.end());
   argv.insert(argv.end(), {"-i", input, "-t", std::to_string(seconds), "-fps_mode", "passthrough",
-                           "-enc_time_base", "-1", "-f", "null", "-"});
+                           "-enc_time_base", "-1", "-f", outputFormat, "-"});
   return runCommand(argv, std::chrono::seconds(60));
 }
 

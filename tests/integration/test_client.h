@@ -105,8 +105,11 @@ CommandResult runCommand(const std::vector<std::string>& argv, std::chrono::seco
 // -1: when the SPS's VUI gives a rate, ffmpeg's CLI would put the capture-time timestamps, with
 // their real jitter under load, on a 1/fps grid where two can collide ("non monotonically
 // increasing dts" from its own null muxer, not from the stream).
+// `outputFormat` "framecrc" writes one line per decoded picture to `out` ("0, dts, pts, duration,
+// size, crc": size is width * height * 1.5 for 4:2:0).
 CommandResult ffmpegDecode(const std::string& input, int seconds,
-                           const std::vector<std::string>& inputOptions = {});
+                           const std::vector<std::string>& inputOptions = {},
+                           const std::string& outputFormat = "null");
 
 // A TCP port on 127.0.0.1 nobody listens on right now (bound and released: the kernel does not
 // hand it out again at once).

@@ -123,7 +123,19 @@ TEST(Amf0, DecodesACommandReply) {
 
 TEST(RtmpPublisher, RefusesUrlsItCannotPublishTo) {
   FlvStream flv(15);
-  EXPECT_EQ(RtmpPublisher::start("rtmps://x/live/key", flv).code(), hal::Errc::Unsupported);
+  if (rtmpsSupported()) {
+    auto secure = parseRtmpUrl("RTMPS://ingest.example/live2/key");
+    ASSERT_TRUE(secure) << secure.error().describe();
+    EXPECT_EQ(secure->url.port, 443);
+    EXPECT_EQ(secure->tcUrl, "rtmps://ingest.example/live2");
+    EXPECT_EQ(secure->shown(), "rtmps://ingest.example/live2/***");
+  } else {
+    EXPECT_EQ(RtmpPublisher::start("rtmps://x/live/key", flv).code(), hal::Errc::Unsupported);
+  }
+  EXPECT_TRUE(isRtmpUrl("rtmp://x/a/b"));
+  EXPECT_TRUE(isRtmpUrl("RTMPS://x/a/b"));
+  EXPECT_FALSE(isRtmpUrl("rtsp://x/a"));
+  EXPECT_FALSE(isRtmpUrl("rtmp:/x"));
   EXPECT_EQ(RtmpPublisher::start("rtmp://x/keyonly", flv).code(), hal::Errc::InvalidArgument);
   EXPECT_EQ(RtmpPublisher::start("rtmp://x/", flv).code(), hal::Errc::InvalidArgument);
   auto keyOnly = parseRtmpUrl("rtmp://x/supersecretkey");

@@ -29,6 +29,16 @@ std::string errorOf(const std::string& json) {
   auto st = applyConfigJson(json, "app.json", s, warnings);
   return st ? "" : st.error().message;
 }
+// `json` applied and finalized for the virtual board: the settings, and the error ("" when none).
+std::pair<Settings, std::string> finalized(const std::string& json) {
+  auto board = printcast::bsp::findBoard("virtual");
+  if (!board) return {Settings{}, board.error().message};
+  Settings s;
+  std::vector<std::string> warnings;
+  auto st = applyConfigJson(json, "app.json", s, warnings);
+  if (st) st = finalizeSettings(s, **board);
+  return {s, st ? std::string() : st.error().message};
+}
 }  // namespace
 
 TEST(Settings, ReadsH264StreamerKeysWithCommentsAndStrings) {
@@ -169,13 +179,6 @@ TEST(Settings, DeviceOverridesForABenchOrTheLab) {
 TEST(Settings, SourceNamesTheCameraAndDeviceIsItsOlderName) {
   auto board = printcast::bsp::findBoard("virtual");
   ASSERT_TRUE(board);
-  auto finalized = [&](const std::string& json) {
-    Settings s;
-    std::vector<std::string> warnings;
-    auto st = applyConfigJson(json, "app.json", s, warnings);
-    if (st) st = finalizeSettings(s, **board);
-    return std::pair{s, st ? std::string() : st.error().message};
-  };
   EXPECT_EQ(finalized(R"({"device": "/dev/video2"})").first.source, "/dev/video2");
   EXPECT_EQ(finalized(R"({"device": "/dev/video2", "source": "test-pattern"})").first.source, "test-pattern");
   EXPECT_EQ(finalized(R"({"source": "ws-push", "ingest_max_message_kb": 512})").first.ingestMaxMessageKb,
@@ -738,4 +741,58 @@ TEST(Settings, CamerasListFoldsTheFirstIntoTheTopLevelAndDerivesTheOthers) {
                               "app.json", push, warnings)
                   .ok());
   EXPECT_NE(finalizeSettings(push, **board).error().message.find("cameras[1].source"), std::string::npos);
+}
+
+// A camera's "publish" (a URL or a list, as the top-level key): its own media-server targets,
+// given to its settings; camera 0's join the top-level ones. A bad URL, too many, or a URL another
+// camera already pushes to is refused with the entry and the key named.
+TEST(Settings, EachCameraOfTheListPublishesToItsOwnTargets) {
+  const auto [s, ok] = finalized(R"({"publish": "rtsp://mediamtx:8554/printer1", "cameras": [
+      {"id": "nozzle", "source": "test-pattern", "publish": "rtmp://go2rtc/live/nozzle"},
+      {"id": "bed", "source": "test-pattern", "publish": ["rtsp://mediamtx:8554/printer1-cam2",
+                                                         "rtmp://farm.example/live/key2"]},
+      {"id": "quiet", "source": "test-pattern"}]})");
+  ASSERT_EQ(ok, "");
+  EXPECT_EQ(s.publish, std::vector<std::string>{"rtsp://mediamtx:8554/printer1"});  // the top level's
+  EXPECT_EQ(s.cameras[0].publish, std::vector<std::string>{"rtmp://go2rtc/live/nozzle"});
+  const Settings bed = printcast::streamer::settingsForCamera(s, s.cameras[1]);
+  EXPECT_EQ(bed.publish, (std::vector<std::string>{"rtsp://mediamtx:8554/printer1-cam2",
+                                                   "rtmp://farm.example/live/key2"}));
+  EXPECT_TRUE(printcast::streamer::settingsForCamera(s, s.cameras[2]).publish.empty());
+
+  const std::string bad = finalized(R"({"cameras": [{"id": "a", "source": "test-pattern"},
+      {"id": "b", "source": "test-pattern", "publish": "rtmp://x/live"}]})")
+                              .second;
+  EXPECT_EQ(bad.rfind("settings: cameras[1].publish = \"rtmp://x/live\": ", 0), 0u) << bad;
+  EXPECT_NE(bad.find("rtmp://host[:port]/app/streamkey"), std::string::npos) << bad;
+  EXPECT_NE(errorOf(R"({"cameras": [{"id": "a", "publish": 5}]})").find("cameras[0].publish = 5"),
+            std::string::npos);
+  const std::string taken = finalized(R"({"cameras": [
+      {"id": "a", "source": "test-pattern", "publish": "rtsp://m:8554/p1"},
+      {"id": "b", "source": "test-pattern", "publish": "rtsp://m:8554/p1"}]})")
+                                .second;
+  EXPECT_NE(taken.find("cameras[1].publish = \"rtsp://m:8554/p1\": is already in cameras[0].publish"),
+            std::string::npos)
+      << taken;
+  const std::string tooMany =
+      finalized(R"({"publish": ["rtsp://m/1", "rtsp://m/2", "rtsp://m/3", "rtsp://m/4",
+      "rtsp://m/5", "rtsp://m/6", "rtsp://m/7"], "cameras": [
+      {"id": "a", "source": "test-pattern", "publish": ["rtsp://m/8", "rtsp://m/9"]}]})")
+          .second;
+  EXPECT_NE(tooMany.find("cameras[0].publish"), std::string::npos) << tooMany;
+  EXPECT_NE(tooMany.find("at most 8"), std::string::npos) << tooMany;
+
+  // A change saved from the control API keeps the cameras list, its publish targets included.
+  TempDir dir;
+  const auto file = dir.path / "app.json";
+  const auto cameras = nlohmann::json::parse(R"([{"id": "a", "source": "test-pattern"},
+      {"id": "b", "source": "test-pattern", "publish": ["rtsp://m:8554/b", "rtmp://m/live/b"]}])");
+  std::ofstream(file) << nlohmann::json{{"bitrate", 512}, {"cameras", cameras}}.dump();
+  ASSERT_TRUE(printcast::streamer::saveSettingsFile(file, R"({"bitrate": 2048})").ok());
+  const auto saved = nlohmann::json::parse(readAll(file));
+  EXPECT_EQ(saved["bitrate"], 2048);
+  EXPECT_EQ(saved["cameras"], cameras);
+  const auto [back, backOk] = finalized(readAll(file));  // and reads back through the loader
+  EXPECT_EQ(backOk, "");
+  EXPECT_EQ(back.cameras.at(1).publish.size(), 2u);
 }

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <poll.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "printcast/transport/tcp_connect.h"
 #include "printcast/transport/url.h"
 #include "publisher_loop.h"
+#include "tls_client.h"
 
 namespace printcast::transport {
 
@@ -278,6 +280,7 @@ struct RtmpPublisher::Impl final : PublisherLoop {
   const RtmpPublishOptions options;
   // I/O thread
   int fd = -1;
+  std::unique_ptr<TlsClient> tls;  // rtmps://: the session's TLS, on `fd`
   rtmp::ChunkReader reader;
 
   hal::Error fail(Errc code, std::string_view step, std::string message) const {
@@ -285,10 +288,18 @@ struct RtmpPublisher::Impl final : PublisherLoop {
   }
 
   hal::Status send(const std::vector<uint8_t>& bytes) {
-    if (auto st = sendAll(fd, bytes.data(), bytes.size(), options.responseTimeout); !st) return st;
+    const auto st = tls ? sendAll(fd, bytes.data(), bytes.size(), options.responseTimeout,
+                                  [this](const uint8_t* p, size_t n) { return tls->send(p, n); })
+                        : sendAll(fd, bytes.data(), bytes.size(), options.responseTimeout);
+    if (!st) return st;
     sent(bytes.size());
     return {};
   }
+
+  // recv(2) on the connection, through TLS for rtmps://.
+  ssize_t receive(uint8_t* buf, size_t size) { return tls ? tls->recv(buf, size) : ::recv(fd, buf, size, 0); }
+  // Bytes TLS has decrypted already: read them before polling the socket.
+  bool buffered() const { return tls && tls->pending(); }
 
   // One message as chunks of options.chunkSize (5.3.1: a type 0 header, then type 3 headers).
   std::vector<uint8_t> chunks(uint8_t csid, const rtmp::Message& m) const {
@@ -357,11 +368,13 @@ struct RtmpPublisher::Impl final : PublisherLoop {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) return fail(Errc::Timeout, step, "no answer");
-      pollfd p[2] = {{fd, POLLIN, 0}, {wake_, POLLIN, 0}};
-      (void)::poll(p, 2, static_cast<int>(left));
-      if (stopping_) return fail(Errc::Timeout, step, "stopped");
-      if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (!buffered()) {
+        pollfd p[2] = {{fd, POLLIN, 0}, {wake_, POLLIN, 0}};
+        (void)::poll(p, 2, static_cast<int>(left));
+        if (stopping_) return fail(Errc::Timeout, step, "stopped");
+        if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+      }
+      const ssize_t n = receive(buf, sizeof buf);
       if (n == 0) return fail(Errc::Disconnected, step, "the server closed the connection");
       if (n < 0 && errno != EAGAIN && errno != EINTR) return hal::errnoError(shownUrl_ + ": recv");
       if (n > 0) {
@@ -378,10 +391,12 @@ struct RtmpPublisher::Impl final : PublisherLoop {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) return fail(Errc::Timeout, "handshake", "no answer");
-      pollfd p[2] = {{fd, POLLIN, 0}, {wake_, POLLIN, 0}};
-      (void)::poll(p, 2, static_cast<int>(left));
+      if (!buffered()) {
+        pollfd p[2] = {{fd, POLLIN, 0}, {wake_, POLLIN, 0}};
+        (void)::poll(p, 2, static_cast<int>(left));
+      }
       if (stopping_) return fail(Errc::Timeout, "handshake", "stopped");
-      const ssize_t r = ::recv(fd, dst + got, n - got, 0);
+      const ssize_t r = receive(dst + got, n - got);
       if (r == 0) return fail(Errc::Disconnected, "handshake", "the server closed the connection");
       if (r < 0 && errno != EAGAIN && errno != EINTR) return hal::errnoError(shownUrl_ + ": recv");
       if (r > 0) got += static_cast<size_t>(r);
@@ -391,6 +406,18 @@ struct RtmpPublisher::Impl final : PublisherLoop {
 
   hal::Status session(int connection) override {
     fd = connection;
+    if (url.scheme == "rtmps") {
+      auto started = startTlsClient(fd, url.host, options.connectTimeout, wake_);
+      if (!started) return started.error();
+      tls = std::move(*started);
+    }
+    auto st = publish();
+    tls.reset();  // close_notify while the socket is still ours (the loop closes it next)
+    return st;
+  }
+
+  // The RTMP session on the connection: handshake, commands, then the stream until an error.
+  hal::Status publish() {
     reader = rtmp::ChunkReader{};
 
     // Handshake (5.2): C0 (version 3) + C1 (time, zero, 1528 random bytes); S0 S1 S2; C2 = S1.
@@ -488,10 +515,10 @@ struct RtmpPublisher::Impl final : PublisherLoop {
       flv.erase(flv.begin(), flv.begin() + static_cast<std::ptrdiff_t>(at));
       if (got > 0) continue;
       pollfd p[3] = {{fd, POLLIN, 0}, {wake_, POLLIN, 0}, {data_, POLLIN, 0}};
-      (void)::poll(p, 3, 1000);
+      (void)::poll(p, 3, buffered() ? 0 : 1000);
       if ((p[2].revents & POLLIN) != 0) drainData();
-      if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (buffered() || (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+        const ssize_t n = receive(buf, sizeof buf);
         if (n == 0) return fail(Errc::Disconnected, "stream", "the server closed the connection");
         if (n < 0 && errno != EAGAIN && errno != EINTR) return hal::errnoError(shownUrl_ + ": recv");
         if (n > 0) {
@@ -510,8 +537,24 @@ struct RtmpPublisher::Impl final : PublisherLoop {
 RtmpPublisher::RtmpPublisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 RtmpPublisher::~RtmpPublisher() = default;
 
+namespace {
+bool hasScheme(std::string_view url, std::string_view prefix) {  // "rtmp://", any case
+  return url.size() >= prefix.size() && strncasecmp(url.data(), prefix.data(), prefix.size()) == 0;
+}
+}  // namespace
+
+bool isRtmpUrl(std::string_view url) { return hasScheme(url, "rtmp://") || hasScheme(url, "rtmps://"); }
+
+bool rtmpsSupported() { return tlsClientAvailable(); }
+
 hal::Result<RtmpTarget> parseRtmpUrl(std::string_view url) {
-  auto parsed = parseUrl(url, "rtmp", 1935);
+  const bool secure = hasScheme(url, "rtmps://");
+  if (secure && !rtmpsSupported()) {
+    return hal::Error{Errc::Unsupported, 0,
+                      "rtmps://: this build has no TLS client (GnuTLS, PRINTCAST_WITH_GNUTLS)"};
+  }
+  const uint16_t defaultPort = secure ? 443 : 1935;
+  auto parsed = parseUrl(url, secure ? "rtmps" : "rtmp", defaultPort);
   if (!parsed) return parsed.error();
   // /app[/instance]/key: the key is the last segment (a query belongs to it: ?secret=...).
   const std::string path = parsed->target.substr(1);
@@ -519,13 +562,13 @@ hal::Result<RtmpTarget> parseRtmpUrl(std::string_view url) {
   if (slash == std::string::npos || slash == 0 || slash + 1 >= path.size()) {
     // Not the path itself in the message: it may be a stream key.
     return hal::Error{Errc::InvalidArgument, 0,
-                      fmt::format("rtmp://{}/...: an RTMP URL is rtmp://host[:port]/app/streamkey",
-                                  parsed->hostField(1935))};
+                      fmt::format("{}://{}/...: an RTMP URL is {}://host[:port]/app/streamkey",
+                                  parsed->scheme, parsed->hostField(defaultPort), parsed->scheme)};
   }
   RtmpTarget t;
   t.app = path.substr(0, slash);
   t.key = path.substr(slash + 1);
-  t.tcUrl = fmt::format("rtmp://{}/{}", parsed->hostField(1935), t.app);
+  t.tcUrl = fmt::format("{}://{}/{}", parsed->scheme, parsed->hostField(defaultPort), t.app);
   t.url = std::move(*parsed);
   return t;
 }

@@ -86,10 +86,16 @@ hal::Result<int> connectTcp(const std::string& host, uint16_t port, std::chrono:
 }
 
 hal::Status sendAll(int fd, const void* data, size_t size, std::chrono::milliseconds timeout) {
+  return sendAll(fd, data, size, timeout,
+                 [fd](const uint8_t* p, size_t n) { return ::send(fd, p, n, MSG_NOSIGNAL); });
+}
+
+hal::Status sendAll(int fd, const void* data, size_t size, std::chrono::milliseconds timeout,
+                    const SocketWrite& write) {
   const auto deadline = Clock::now() + timeout;
   const auto* p = static_cast<const uint8_t*>(data);
   while (size > 0) {
-    const ssize_t n = ::send(fd, p, size, MSG_NOSIGNAL);
+    const ssize_t n = write(p, size);
     if (n > 0) {
       p += n;
       size -= static_cast<size_t>(n);

@@ -92,16 +92,24 @@ hal::Result<std::vector<Amf0Value>> decodeAmf0(std::span<const uint8_t> bytes);
 
 }  // namespace rtmp
 
-// Where an rtmp:// URL publishes: rtmp://host[:1935]/app[/more]/streamkey. The key (a secret)
-// is the last path segment with its query; tcUrl is what connect announces.
+// Where an rtmp:// URL publishes: rtmp://host[:1935]/app[/more]/streamkey, or rtmps://host[:443]/...
+// (the same inside TLS from the first byte: the server's certificate must chain to the system's
+// CAs, or to those of the PEM file the SSL_CERT_FILE environment variable names, and name the
+// host). The key (a secret) is the last path segment with its query; tcUrl is what connect
+// announces.
 struct RtmpTarget {
   Url url;
   std::string app, key, tcUrl;
   std::string shown() const { return tcUrl + "/***"; }  // for status and logs
 };
-// Errors: parseUrl()'s (Unsupported for rtmps://), InvalidArgument (no app or no key; the message
+// Errors: parseUrl()'s (Unsupported for another scheme, and for rtmps:// in a build without TLS:
+// rtmpsSupported()), InvalidArgument (no app or no key; the message
 // does not repeat the path, which may be the key).
 hal::Result<RtmpTarget> parseRtmpUrl(std::string_view url);
+// Whether `url` is one for RtmpPublisher: rtmp:// or rtmps:// (any case); not whether it is valid.
+bool isRtmpUrl(std::string_view url);
+// Whether this build publishes rtmps:// (it has a TLS client: GnuTLS, PRINTCAST_WITH_GNUTLS).
+bool rtmpsSupported();
 
 struct RtmpPublishOptions {
   std::chrono::milliseconds connectTimeout{3000};
@@ -113,7 +121,8 @@ struct RtmpPublishOptions {
 
 using RtmpPublishStatus = PublishStatus;
 
-// rtmp://host[:1935]/app[/more]/streamkey: connects, does the plain handshake (C0 C1 / S0 S1 S2
+// rtmp://host[:1935]/app[/more]/streamkey: connects (rtmps://: then the TLS handshake, GnuTLS,
+// bounded by connectTimeout), does the plain RTMP handshake (C0 C1 / S0 S1 S2
 // / C2), announces its chunk size, sends connect (app, tcUrl, flashVer, type nonprivate),
 // releaseStream, FCPublish, createStream, then publish(key, "live") on the created stream, and
 // writes each FLV tag of its subscription to `stream` as a video (9) or data (18) message. The
@@ -123,7 +132,8 @@ using RtmpPublishStatus = PublishStatus;
 // outlives the publisher.
 class RtmpPublisher {
  public:
-  // Errors: InvalidArgument (not rtmp://host/app/key), Unsupported (rtmps://: no TLS).
+  // Errors: InvalidArgument (not rtmp[s]://host/app/key), Unsupported (rtmps:// without TLS).
+  // A TLS session that fails (a refused certificate: PermissionDenied) is retried like any other.
   static hal::Result<std::unique_ptr<RtmpPublisher>> start(const std::string& url, FlvStream& stream,
                                                            RtmpPublishOptions options = {});
   ~RtmpPublisher();

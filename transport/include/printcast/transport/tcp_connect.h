@@ -2,8 +2,11 @@
 // TCP client connections with a deadline: name resolution, then each address in turn.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "printcast/hal/result.h"
@@ -26,5 +29,12 @@ hal::Result<int> connectTcp(const std::string& host, uint16_t port, std::chrono:
 // Write all of `size` bytes to a non-blocking socket, polling for POLLOUT up to `timeout` in all.
 // Errors: Timeout, Disconnected (the peer closed: EPIPE/ECONNRESET), Io.
 hal::Status sendAll(int fd, const void* data, size_t size, std::chrono::milliseconds timeout);
+
+// The same through `write`, which has send(2)'s contract on the non-blocking socket `fd` (the
+// bytes written, or -1 with errno: EAGAIN to wait for POLLOUT on `fd`, EINTR to call again, any
+// other an error) and is called again with the same bytes after EAGAIN: a TLS session's records.
+using SocketWrite = std::function<ssize_t(const uint8_t* data, size_t size)>;
+hal::Status sendAll(int fd, const void* data, size_t size, std::chrono::milliseconds timeout,
+                    const SocketWrite& write);
 
 }  // namespace printcast::transport
