@@ -22,6 +22,9 @@ namespace {
 constexpr size_t kMaxTouchJobs = 8;
 // The display's H.264 encoder gives its memory back this long after the last RTSP display client.
 constexpr auto kEncoderIdleRelease = 10s;
+// How long after a touch the display is grabbed at the board's maximum rate (printers redraw a
+// pressed button within a few hundred milliseconds).
+constexpr auto kTouchFollowUp = 1500ms;
 }  // namespace
 
 PrinterScreen::PrinterScreen(const Settings& settings, const bsp::Board& board, LiveSettings& live)
@@ -104,8 +107,16 @@ void PrinterScreen::onStreamClient() {
 
 void PrinterScreen::wake() {
   // Under the mutex: a wake between the display thread's predicate check and its sleep is not lost.
-  { std::lock_guard lock(mutex_); }
+  {
+    std::lock_guard lock(mutex_);
+    wakeRequested_ = true;
+  }
   wake_.notify_all();
+}
+
+void PrinterScreen::followTouch() {
+  followTouchUntil_ = (Clock::now() + kTouchFollowUp).time_since_epoch().count();
+  wake();
 }
 
 void PrinterScreen::expireWaiters() { snapshots_.expire(3s, "no display frame within 3 s"); }
@@ -141,8 +152,11 @@ void PrinterScreen::displayLoop() {
       }
       cached.reset();  // re-encode the current screen at the new quality
     }
-    const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::duration<double>(1.0 / std::max(1, live_.displayFps.load())));
+    const bool followingTouch = Clock::now().time_since_epoch().count() < followTouchUntil_.load();
+    const int fps = std::max(1, followingTouch ? std::max(live_.displayFps.load(), board_.display.maxFps)
+                                               : live_.displayFps.load());
+    const auto interval =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(1.0 / fps));
 
     const Timestamp tickStart = Clock::now();
     auto grab = display_->grab();
@@ -188,7 +202,9 @@ void PrinterScreen::displayLoop() {
       }
     }
     std::unique_lock lock(mutex_);
-    wake_.wait_until(lock, tickStart + interval, [this] { return !running_ || snapshots_.hasWaiters(); });
+    wake_.wait_until(lock, tickStart + interval,
+                     [this] { return !running_ || snapshots_.hasWaiters() || wakeRequested_; });
+    wakeRequested_ = false;
   }
 }
 
@@ -278,7 +294,9 @@ void PrinterScreen::touchLoop() {
       job = std::move(touchJobs_.front());
       touchJobs_.pop_front();
     }
+    followTouch();  // grab fast from the press on (some screens react to it)...
     const hal::Status st = touch_->tap(job.panelPos, job.hold);
+    followTouch();  // ...and from the release (most buttons react to that)
     if (st) {
       ++touches_;
     } else {

@@ -66,7 +66,8 @@ class PrinterScreen {
   SnapshotBoard& snapshots() { return snapshots_; }
   // rtsp://HOST:8554/display, encoded only while it has clients.
   transport::RtspStream& rtspStream() { return rtspStream_; }
-  // Wake the display thread (a new waiter, or display_fps / display_enabled changed).
+  // Wake the display thread for a grab now (a new waiter or client, display_fps / display_enabled
+  // changed, a touch), without waiting for the rest of its display_fps interval.
   void wake();
   // Snapshot waiters older than 3 s get 503 (housekeeping, every 500 ms).
   void expireWaiters();
@@ -121,6 +122,11 @@ class PrinterScreen {
   std::atomic<bool> running_{false};
   std::mutex mutex_;  // with wake_: the display thread's sleep
   std::condition_variable wake_;
+  bool wakeRequested_ = false;  // wake() since the display thread last slept (mutex_)
+  // After a touch the display is grabbed at the board's maximum rate until then (Clock ticks):
+  // the screen's reaction shows as soon as it is drawn, not up to 1/display_fps later.
+  std::atomic<hal::Timestamp::rep> followTouchUntil_{0};
+  void followTouch();
   std::thread displayThread_;
 
   std::mutex touchMutex_;

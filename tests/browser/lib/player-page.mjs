@@ -4,6 +4,8 @@
 // users run, and read the test pattern's timecode strip back from every presented picture.
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import * as h from '../harness.mjs';
@@ -14,8 +16,10 @@ const require = createRequire(path.join(h.here, 'package.json'));
 // regular and low-latency mode, mpegts.js for FLV, jmuxer fed one access unit per WebSocket message.
 export const OUTPUTS = ['mjpeg', 'mjpeg-cl', 'fmp4-mse', 'fmp4', 'hls', 'll-hls', 'flv', 'ws', 'ws-mainsail'];
 
-export function startStreamer(streamerBin, extraArgs = []) {
-  const args = ['--board', 'virtual', '--resolution', '640x480', '--desired-fps', '30', '--no-display',
+// Resolves {child, port, controlPort}. `display`: keep the virtual printer screen (touch bench).
+export function startStreamer(streamerBin, extraArgs = [], { display = false } = {}) {
+  const args = ['--board', 'virtual', '--resolution', '640x480', '--desired-fps', '30',
+    ...(display ? [] : ['--no-display']),
     '--flv-port', '-1', '--port', '0', '--control-port', '0', '--log-level', 'warn', ...extraArgs];
   // Optional listeners this build may have: keep them off so runs never clash on fixed ports.
   const help = spawnSync(streamerBin, ['--help'], { encoding: 'utf8' }).stdout || '';
@@ -28,7 +32,8 @@ export function startStreamer(streamerBin, extraArgs = []) {
     child.stdout.on('data', (d) => {
       out += d;
       const m = out.match(/status +http:\/\/[0-9.]+:(\d+)\/status/);
-      if (m) resolve({ child, port: Number(m[1]) });
+      const c = out.match(/control page +http:\/\/[0-9.]+:(\d+)\/control/);
+      if (m && c) resolve({ child, port: Number(m[1]), controlPort: Number(c[1]) });
     });
     child.stderr.on('data', (d) => { out += d; });
     child.on('exit', (code) => reject(new Error(`streamer exited ${code}: ${out}`)));
@@ -183,4 +188,111 @@ export function playerState(tab) {
 export function quantile(sorted, q) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+// ---- load: other viewers of an output, as programs elsewhere on the network would be ----
+
+// Open `n` viewers of `output` on 127.0.0.1:port that read and discard what they get (MJPEG, FLV
+// and fMP4 over HTTP, the WebSocket after its handshake, HLS by fetching the playlist and its
+// newest part or segment as a player polls). Returns close().
+export function openViewers(port, output, n) {
+  const closers = [];
+  for (let i = 0; i < n; i++) {
+    if (output.startsWith('ws')) {
+      const sock = net.connect(port, '127.0.0.1', () => sock.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+        'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+        'Sec-WebSocket-Version: 13\r\n\r\n'));
+      sock.on('data', () => {});
+      sock.on('error', () => {});
+      closers.push(() => sock.destroy());
+    } else if (output.endsWith('hls')) {
+      let stopped = false;
+      const get = (p) => new Promise((resolve) => {
+        const req = http.get({ host: '127.0.0.1', port, path: p }, (res) => {
+          let body = '';
+          res.on('data', (d) => { body += d; });
+          res.on('end', () => resolve(body));
+        });
+        req.on('error', () => resolve(''));
+      });
+      (async () => {
+        while (!stopped) {
+          const playlist = await get('/hls/stream.m3u8');
+          const uris = [...playlist.matchAll(/URI="([^"]+)"|^([^#\s][^\s]*)$/gm)].map((m) => m[1] || m[2]);
+          if (uris.length) await get('/hls/' + uris[uris.length - 1]);
+          await new Promise((r) => setTimeout(r, output === 'll-hls' ? 100 : 500));
+        }
+      })();
+      closers.push(() => { stopped = true; });
+    } else {
+      const path = { mjpeg: '/stream', 'mjpeg-cl': '/stream', flv: '/flv' }[output] || '/stream.mp4';
+      const req = http.get({ host: '127.0.0.1', port, path }, (res) => res.on('data', () => {}));
+      req.on('error', () => {});
+      closers.push(() => req.destroy());
+    }
+  }
+  return () => closers.forEach((c) => c());
+}
+
+// ---- touch round trip: a tap, then the mark on the printer screen's MJPEG stream ----
+
+// Points on the virtual screen's four buttons, clear of their labels and of each other (a mark
+// is a 28 px disc and stays; MemoryScreen keeps the last 32).
+export const TOUCH_POINTS = Array.from({ length: 24 }, (_, i) =>
+  ({ x: 30 + (i % 12) * 64, y: i < 12 ? 250 : 385 }));
+
+// Page-side helpers, installed into any page (the bench page or the control page): a probe
+// <img crossorigin> on `displayUrl` and the mean colour of a 5x5 patch just below a point.
+export async function installTouchProbe(tab, displayUrl) {
+  await tab.evaluate((url) => {
+    const img = document.createElement('img');
+    img.crossOrigin = 'anonymous';
+    img.style.cssText = 'position:fixed;left:0;top:0;width:1px;height:1px;opacity:0';
+    img.src = url;
+    document.body.appendChild(img);
+    const canvas = document.createElement('canvas');
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    const patch = (x, y) => {
+      canvas.width = img.naturalWidth;
+      canvas.height = img.naturalHeight;
+      ctx.drawImage(img, 0, 0);
+      const d = ctx.getImageData(x - 2, y + 4, 5, 5).data;
+      const sum = [0, 0, 0];
+      for (let k = 0; k < d.length; k += 4) for (let c = 0; c < 3; c++) sum[c] += d[k + c];
+      return sum.map((v) => v / 25);
+    };
+    window.touchProbe = {
+      ready: () => img.naturalWidth > 0,
+      baseline: (x, y) => patch(x, y),
+      // Resolves Date.now() at the first animation frame whose picture differs from `base` at
+      // (x, y) by more than 45 (sum over R, G, B: every mark colour is further than that from the
+      // button under it), or null after 3 s.
+      waitForMark: (x, y, base) => new Promise((resolve) => {
+        const until = Date.now() + 3000;
+        const poll = () => {
+          const p = patch(x, y);
+          if (Math.abs(p[0] - base[0]) + Math.abs(p[1] - base[1]) + Math.abs(p[2] - base[2]) > 45) resolve(Date.now());
+          else if (Date.now() > until) resolve(null);
+          else requestAnimationFrame(poll);
+        };
+        poll();
+      }),
+    };
+  }, displayUrl);
+  for (let i = 0; i < 100 && !(await tab.evaluate(() => window.touchProbe.ready())); i++) await tab.waitForTimeout(100);
+}
+
+// Tap each of `points` with `tap(point)` (which sends the touch and resolves the Date.now() it was
+// sent), waiting for the mark each time; returns the round trips in ms (null where no mark came).
+export async function touchRoundTrips(tab, points, tap) {
+  const trips = [];
+  for (const p of points) {
+    const base = await tab.evaluate(({ x, y }) => window.touchProbe.baseline(x, y), p);
+    const seen = tab.evaluate(({ x, y, base }) => window.touchProbe.waitForMark(x, y, base), { ...p, base });
+    const sent = await tap(p);
+    const at = await seen;
+    trips.push(at === null ? null : at - sent);
+    await tab.waitForTimeout(150);
+  }
+  return trips;
 }
