@@ -177,7 +177,7 @@ struct Streamer::Impl {
     return nullptr;
   }
   // /api/cameras entries: id, name, source (credentials removed), state, resolution, fps, clients,
-  // last error, output paths.
+  // whether H.264 is on, last error, output paths.
   nlohmann::json cameraSummary(const Camera& c) const;
   HttpResponse camerasRequest(const HttpRequest& req);
   // The camera paths (/stream, /snapshot, /flv, /stream.mp4, /hls/..., /ws) of one camera; null
@@ -660,6 +660,8 @@ nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
           {"resolution", fmt::format("{}x{}", st["width"].get<int>(), st["height"].get<int>())},
           {"fps", st["fps"]},
           {"clients", clients},
+          // Whether its H.264 outputs (flv, fmp4, hls, ws, rtsp) answer: pages pick a player by it.
+          {"h264", c.ownLive ? c.ownLive->h264Enabled.load() : live.h264Enabled.load()},
           {"last_error", state.rfind("no-signal: ", 0) == 0 ? state.substr(11) : std::string()},
           {"outputs", paths},
           {"publish", publishStatus(c)}};
