@@ -1558,8 +1558,15 @@ class TlsTerminator {
     error = pid() > 0 ? "" : "stunnel4 wrote no pid file: " + r.out + r.err;
   }
   ~TlsTerminator() {
-    if (const int p = pid(); p > 0) ::kill(p, SIGTERM);
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    if (const int p = pid(); p > 0 && ::kill(p, SIGTERM) == 0) {
+      // Not our child (it daemonized): wait until it is gone, as it removes its pid file on exit
+      // and must not do that while the folder is being removed.
+      const auto deadline = std::chrono::steady_clock::now() + 5s;
+      while (::kill(p, 0) == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    }
+    std::error_code ec;  // whatever is left, best effort: a destructor must not throw
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
   }
   std::string caFile() const { return dir_ + "/ca.pem"; }
   std::string otherCaFile() const { return dir_ + "/other.pem"; }
