@@ -294,9 +294,10 @@ void PrinterScreen::touchLoop() {
       job = std::move(touchJobs_.front());
       touchJobs_.pop_front();
     }
-    followTouch();  // grab fast from the press on (some screens react to it)...
-    const hal::Status st = touch_->tap(job.panelPos, job.hold);
-    followTouch();  // ...and from the release (most buttons react to that)
+    // Grab at once and fast from the press on (some screens react to it), and again from the
+    // release (most buttons react to that).
+    const hal::Status st = touch_->tap(job.panelPos, job.hold, [this] { followTouch(); });
+    followTouch();
     if (st) {
       ++touches_;
     } else {

@@ -212,11 +212,12 @@ class Screen final : public MemoryScreen, public std::enable_shared_from_this<Sc
     return generation_;
   }
 
-  Status tap(Point panelPos, std::chrono::milliseconds hold) {
+  Status tap(Point panelPos, std::chrono::milliseconds hold, const std::function<void()>& pressed) {
     if (!inRange(panelPos)) return outOfRange("tap", panelPos);
     if (hold.count() < 0) return {Errc::InvalidArgument, "memory touch: negative hold time"};
     std::lock_guard gesture(gestureMutex_);
     press(panelPos, false);
+    if (pressed) pressed();
     // The mark stays after release, so only the hold is simulated here, outside the state lock
     // so grabs go on meanwhile.
     std::this_thread::sleep_for(hold);
@@ -418,7 +419,10 @@ class MemoryTouchInjector final : public TouchInjector {
  public:
   explicit MemoryTouchInjector(std::shared_ptr<Screen> screen) : screen_(std::move(screen)) {}
   TouchInfo info() const override { return screen_->touchInfo(); }
-  Status tap(Point panelPos, std::chrono::milliseconds hold) override { return screen_->tap(panelPos, hold); }
+  Status tap(Point panelPos, std::chrono::milliseconds hold,
+             const std::function<void()>& pressed = nullptr) override {
+    return screen_->tap(panelPos, hold, pressed);
+  }
   Status swipe(Point from, Point to, std::chrono::milliseconds duration, int steps) override {
     return screen_->swipe(from, to, duration, steps);
   }

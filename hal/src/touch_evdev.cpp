@@ -115,11 +115,13 @@ class EvdevTouchInjector final : public TouchInjector {
 
   TouchInfo info() const override { return info_; }
 
-  Status tap(Point panelPos, std::chrono::milliseconds hold) override {
+  Status tap(Point panelPos, std::chrono::milliseconds hold,
+             const std::function<void()>& pressed = nullptr) override {
     if (auto st = check(panelPos, "tap"); !st) return st;
     if (hold.count() < 0) return {Errc::InvalidArgument, fmt::format("touch {}: negative hold time", path_)};
     std::lock_guard lock(mutex_);
     if (auto st = down(panelPos); !st) return st;
+    if (pressed) pressed();
     std::this_thread::sleep_for(hold);
     return up();
   }

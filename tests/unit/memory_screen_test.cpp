@@ -188,6 +188,32 @@ TEST(MemoryScreen, SequenceAdvancesOnlyWhenPixelsChange) {
   EXPECT_GT(grab(*capture).sequence(), last);
 }
 
+// `pressed` runs once the press is on the screen and before the hold: what the streamer's display
+// thread waits for before it grabs (the mark is in the very next grab).
+TEST(MemoryScreen, TapReportsThePressBeforeItsHold) {
+  auto screen = hal::MemoryScreen::create({kPanel, Transform::identity(), "press"});
+  auto capture = screen->displayCapture();
+  const uint64_t before = grab(*capture).sequence();
+  int countAtPress = -1;
+  uint64_t sequenceAtPress = 0;
+  std::chrono::steady_clock::time_point pressedAt;
+  ASSERT_TRUE(screen->touchInjector()
+                  ->tap(Point{400, 240}, 50ms,
+                        [&] {
+                          countAtPress = screen->touchCount();
+                          sequenceAtPress = grab(*capture).sequence();
+                          pressedAt = std::chrono::steady_clock::now();
+                        })
+                  .ok());
+  EXPECT_EQ(countAtPress, 1);
+  EXPECT_GT(sequenceAtPress, before) << "the mark is in the first grab after the press";
+  EXPECT_GE(std::chrono::steady_clock::now() - pressedAt, 50ms) << "pressed runs before the hold";
+  // A tap refused before pressing never reports a press.
+  bool called = false;
+  EXPECT_FALSE(screen->touchInjector()->tap(Point{-1, 0}, 0ms, [&] { called = true; }).ok());
+  EXPECT_FALSE(called);
+}
+
 TEST(MemoryScreen, OutOfRangeGesturesAreRejected) {
   auto screen = hal::MemoryScreen::create({kPanel, Transform::rot90(), "range"});
   ASSERT_TRUE(screen);

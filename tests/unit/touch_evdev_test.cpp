@@ -245,7 +245,9 @@ TEST(EvdevTouch, TapWritesTheProtocolBSequenceScaledToTheAbsRange) {
   auto touch = printcast::hal::createEvdevTouchInjector(k.config("hyn_ts", {800, 480}), k);
   ASSERT_TRUE(touch.ok()) << touch.error().describe();
   const auto start = std::chrono::steady_clock::now();
-  ASSERT_TRUE((*touch)->tap(Point{200, 120}, 30ms).ok());
+  size_t writtenAtPress = 0;
+  ASSERT_TRUE((*touch)->tap(Point{200, 120}, 30ms, [&] { writtenAtPress = k.written.size(); }).ok());
+  EXPECT_EQ(writtenAtPress, 8u) << "the press is reported after the down report, before the hold";
   // 200 * 4095 / 800 = 1023.75 -> 1024; 120 * 4095 / 480 = 1023.75 -> 1024.
   std::vector<Ev> expected = down(1, 1024, 1024);
   expected.insert(expected.end(), kUp.begin(), kUp.end());

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "printcast/hal/geometry.h"
@@ -26,9 +27,13 @@ class TouchInjector {
 
   virtual TouchInfo info() const = 0;
 
-  // Press at panelPos, hold for `hold`, release (multi-touch protocol B on evdev).
+  // Press at panelPos, hold for `hold`, release (multi-touch protocol B on evdev). `pressed`
+  // (optional) runs on the calling thread once the press is on the panel, before the hold: a
+  // screen capture can look for the printer's reaction from then on. It does not run when the
+  // tap fails before pressing.
   // Errors: InvalidArgument (point outside range), Disconnected, Io.
-  virtual Status tap(Point panelPos, std::chrono::milliseconds hold) = 0;
+  virtual Status tap(Point panelPos, std::chrono::milliseconds hold,
+                     const std::function<void()>& pressed = nullptr) = 0;
 
   // Press at `from`, move to `to` in `steps` equal moves spread over `duration`, release.
   // Errors: InvalidArgument (a point outside range, steps < 1), Disconnected, Io.
