@@ -14,7 +14,7 @@ endfunction()
 # printcast_dependency(NAME <UPPER> PKG <pkg-config module...> [DEFAULT AUTO|ON|OFF] [PURPOSE text])
 macro(printcast_dependency)
   cmake_parse_arguments(_d "" "NAME;DEFAULT;PURPOSE;TARGET" "PKG" ${ARGN})
-  if(NOT _d_DEFAULT)
+  if(NOT DEFINED _d_DEFAULT)  # not `NOT _d_DEFAULT`: that is true for DEFAULT OFF
     set(_d_DEFAULT AUTO)
   endif()
   set(PRINTCAST_WITH_${_d_NAME} ${_d_DEFAULT} CACHE STRING "Use ${_d_PURPOSE} (AUTO|ON|OFF)")
