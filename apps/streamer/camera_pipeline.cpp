@@ -112,23 +112,33 @@ hal::Result<std::unique_ptr<CameraPipeline>> CameraPipeline::create(
   addStream("fmp4", p->fmp4);
   addStream("ws", p->wsStream);
   addStream("rtsp", p->rtspStream);
-  {
+  // HLS has no connections to count: a window is watched while someone fetched from it
+  // recently. A viewer arriving after an idle spell gets a fresh IDR; while watched, the encoder
+  // is asked for an IDR whenever a segment is due to close, so segments last about
+  // hls_segment_seconds.
+  auto addHls = [&](const char* name, std::unique_ptr<transport::HlsOutput>& window,
+                    transport::hls::Format format, double partSeconds) {
     transport::hls::Config hc;
-    hc.format = settings.hlsFormat == "ts" ? transport::hls::Format::MpegTs : transport::hls::Format::Fmp4;
+    hc.format = format;
     hc.segmentTarget = std::chrono::milliseconds(std::lround(settings.hlsSegmentSeconds * 1000));
-    hc.partTarget = std::chrono::milliseconds(std::lround(settings.hlsPartSeconds * 1000));
-    p->hls = std::make_unique<transport::HlsOutput>(hc);
-  }
-  // HLS has no connections to count: it is watched while someone fetched from it recently. A
-  // viewer arriving after an idle spell gets a fresh IDR; while watched, the encoder is asked
-  // for an IDR whenever a segment is due to close, so segments last about hls_segment_seconds.
-  p->hls->setOnViewer([self] { self->keyframeWanted = true; });
-  p->h264Outputs.push_back({"hls", [self] { return self->hls->watched(); },
-                            [self](const hal::PacketPtr& pk) {
-                              self->hls->publish(pk);
-                              if (self->hls->keyframeDue()) self->keyframeWanted = true;
-                            },
-                            [self] { self->hls->closeAll("H.264 is disabled (h264_enabled = false)"); }});
+    hc.partTarget = std::chrono::milliseconds(std::lround(partSeconds * 1000));
+    window = std::make_unique<transport::HlsOutput>(hc);
+    transport::HlsOutput* w = window.get();
+    w->setOnViewer([self] { self->keyframeWanted = true; });
+    p->h264Outputs.push_back({name, [w] { return w->watched(); },
+                              [self, w](const hal::PacketPtr& pk) {
+                                w->publish(pk);
+                                if (w->keyframeDue()) self->keyframeWanted = true;
+                              },
+                              [w] { w->closeAll("H.264 is disabled (h264_enabled = false)"); }});
+  };
+  const bool hlsIsTs = settings.hlsFormat == "ts";
+  addHls("hls", p->hls, hlsIsTs ? transport::hls::Format::MpegTs : transport::hls::Format::Fmp4,
+         settings.hlsPartSeconds);
+  // The RTSP->HLS dashboards' layout (/hls/stream_<n>/playlist.m3u8) is MPEG-TS without parts,
+  // as ffmpeg's hls muxer writes it: a second window when /hls/stream.m3u8 is fMP4. Unwatched it
+  // holds nothing (publish() feeds a window only while it is watched).
+  if (!hlsIsTs) addHls("hls-ts", p->hlsTs, transport::hls::Format::MpegTs, 0);
   if (auto st = p->controlStore.load(); !st) spdlog::warn("{}", st.error().describe());
   if (settings.ring) {
     // A ring that cannot be made (no /dev/shm, full) is logged, not fatal: the network streams
@@ -215,6 +225,7 @@ void CameraPipeline::endH264Clients() {
 void CameraPipeline::expireWaiters() {
   snapshots.expire(3s, "no camera frame within 3 s: " + state());
   hls->expire();
+  if (hlsTs) hlsTs->expire();
 }
 
 bool CameraPipeline::h264Wanted() const {
@@ -355,16 +366,26 @@ nlohmann::json CameraPipeline::ringStats() const {
 // HLS for /status and /api/stats: whether someone watches, held (blocking) requests, the window.
 nlohmann::json CameraPipeline::hlsStats() const {
   const auto st = hls->segmenter().stats();
-  return {{"watched", hls->watched()},
-          {"requests", hls->requests()},
-          {"waiting", hls->waiting()},
-          {"media_sequence", st.mediaSequence},
-          {"segments", st.segments},
-          {"segments_produced", st.segmentsProduced},
-          {"parts_produced", st.partsProduced},
-          {"bytes", st.bytes},
-          {"target_duration_s", st.targetDurationS},
-          {"format", settings.hlsFormat}};
+  nlohmann::json out = {{"watched", hls->watched()},
+                        {"requests", hls->requests()},
+                        {"waiting", hls->waiting()},
+                        {"media_sequence", st.mediaSequence},
+                        {"segments", st.segments},
+                        {"segments_produced", st.segmentsProduced},
+                        {"parts_produced", st.partsProduced},
+                        {"bytes", st.bytes},
+                        {"target_duration_s", st.targetDurationS},
+                        {"format", settings.hlsFormat}};
+  // The MPEG-TS window of /hls/stream_<n>/ (absent when hls_format is "ts": the same window).
+  if (hlsTs) {
+    const auto ts = hlsTs->segmenter().stats();
+    out["ts_window"] = {{"watched", hlsTs->watched()},
+                        {"requests", hlsTs->requests()},
+                        {"segments", ts.segments},
+                        {"segments_produced", ts.segmentsProduced},
+                        {"bytes", ts.bytes}};
+  }
+  return out;
 }
 
 hal::Status CameraPipeline::openCamera() {

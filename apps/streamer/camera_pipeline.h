@@ -110,6 +110,9 @@ class CameraPipeline {
   transport::RtspStream rtspStream;           // rtsp://HOST:8554/stream
   transport::WsStream wsStream;               // /ws and the reCamera port: one AU per message
   std::unique_ptr<transport::HlsOutput> hls;  // /hls/stream.m3u8 (segments in memory)
+  // /hls/stream_<n>/playlist.m3u8: MPEG-TS, no parts; null when `hls` is MPEG-TS itself.
+  std::unique_ptr<transport::HlsOutput> hlsTs;
+  transport::HlsOutput& tsHls() { return hlsTs ? *hlsTs : *hls; }
   SnapshotBoard snapshots;
   // Shared-memory rings for local consumers (docs/ring.md); null when off or not creatable.
   std::unique_ptr<transport::ShmRing> h264Ring, jpegRing;

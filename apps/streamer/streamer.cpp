@@ -180,6 +180,7 @@ struct Streamer::Impl {
   // whether H.264 is on, last error, output paths.
   nlohmann::json cameraSummary(const Camera& c) const;
   HttpResponse camerasRequest(const HttpRequest& req);
+  HttpResponse dashboardHls(std::string_view path, const HttpRequest& req);
   // The camera paths (/stream, /snapshot, /flv, /stream.mp4, /hls/..., /ws) of one camera; null
   // response status 0 when `path` is none of them.
   std::optional<HttpResponse> cameraRoute(CameraPipeline& c, bool h264Enabled, std::string_view path,
@@ -645,6 +646,7 @@ nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
   nlohmann::json paths = {
       {"mjpeg", base + "/stream"},    {"snapshot", base + "/snapshot"},   {"flv", base + "/flv"},
       {"fmp4", base + "/stream.mp4"}, {"hls", base + "/hls/stream.m3u8"}, {"ws", base + "/ws"}};
+  paths["hls_ts"] = "/hls/stream_" + c.id + "/playlist.m3u8";  // MPEG-TS, the dashboards' layout
   if (rtspServer) paths["rtsp"] = {{"path", base}, {"port", rtspServer->port()}};
   if (c.port) paths["port"] = c.port->port();  // h264-streamer's 8082-8084: /stream, /snapshot
   const std::string source = withoutCredentials(p.source());
@@ -1202,6 +1204,32 @@ std::optional<HttpResponse> Streamer::Impl::cameraRoute(CameraPipeline& c, bool 
   return c.hls->handle(req, path.substr(5));  // a lookup key, never a file path
 }
 
+// The RTSP->HLS dashboards' layout: /hls/stream_<n>/playlist.m3u8 (or stream.m3u8) and its
+// MPEG-TS segments, for the camera whose id is <n>, else the n-th camera counted from 0.
+HttpResponse Streamer::Impl::dashboardHls(std::string_view path, const HttpRequest& req) {
+  const std::string_view rest = path.substr(std::string_view("/hls/stream_").size());
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos)
+    return HttpResponse::error(404, fmt::format("use {}/playlist.m3u8", path));
+  const std::string_view key = rest.substr(0, slash);
+  const Camera* c = findCamera(key);
+  if (c == nullptr && !key.empty() && key.size() < 4 &&
+      std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    const size_t index = std::stoul(std::string(key));
+    if (index < cameras.size()) c = &cameras[index];
+  }
+  if (c == nullptr) {
+    return HttpResponse::error(
+        404, fmt::format("no camera '{}' (stream_<n>: a camera id or its position 0..{})", key,
+                         cameras.size() - 1));
+  }
+  const bool h264On = c->ownLive ? c->ownLive->h264Enabled.load() : live.h264Enabled.load();
+  if (!h264On) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
+  std::string_view name = rest.substr(slash + 1);
+  if (name == "playlist.m3u8" || name == "index.m3u8") name = "stream.m3u8";
+  return c->pipeline->tsHls().handle(req, name);  // a lookup key, never a file path
+}
+
 // h264-streamer's port of cameras 1..3: /stream, /snapshot and /?action=stream|snapshot.
 HttpResponse Streamer::Impl::handleCameraPort(const Camera& c, const HttpRequest& req) {
   if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "only GET is served here");
@@ -1253,6 +1281,7 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
     if (!ingest) return HttpResponse::error(404, "no camera ingest here (it is on with --source ws-push)");
     return ingest->accept(req);
   }
+  if (path.rfind("/hls/stream_", 0) == 0) return dashboardHls(path, req);
   if (auto r = cameraRoute(*cam, live.h264Enabled, path, req)) return std::move(*r);
   if (path == "/state") return HttpResponse::json(200, ustreamerState().dump());
   if (path == "/metrics") {
@@ -1882,6 +1911,7 @@ void Streamer::stop() {
   for (auto& c : s.cameras) {
     c.pipeline->rtspStream.closeAll();
     c.pipeline->hls->closeAll("streamer is stopping");
+    if (c.pipeline->hlsTs) c.pipeline->hlsTs->closeAll("streamer is stopping");
   }
   s.screen->rtspStream().closeAll();
   // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop

@@ -1095,6 +1095,48 @@ TEST(SeveralCameras, EachHasItsOwnPathsAndOneFailingLeavesTheOthers) {
   EXPECT_EQ(probe.out, "160,120\n") << probe.err;
 }
 
+// The RTSP->HLS dashboards' layout: /hls/stream_<n>/playlist.m3u8 with MPEG-TS segments for the
+// camera whose id is <n> or the n-th camera (from 0), beside each camera's fMP4 /hls/stream.m3u8.
+TEST(SeveralCameras, DashboardHlsPathsServeMpegTsPerCamera) {
+  const std::string config =
+      writeTempFile(R"({"camera_port_base": -1, "hls_segment_seconds": 0.5, "cameras": [
+      {"id": "printer", "source": "test-pattern", "resolution": "320x240", "fps": 15},
+      {"id": "room", "source": "test-pattern", "resolution": "160x120", "fps": 15}]})");
+  StreamerProcess p(PRINTCAST_STREAMER_BIN,
+                    {"--board", "virtual", "--config", config, "--no-display", "--no-ring"});
+  unlink(config.c_str());
+  ASSERT_TRUE(p.ok()) << p.log();
+  const std::string base = "http://127.0.0.1:" + std::to_string(p.streamPort());
+  for (const auto& [path, size] : {std::pair{"/hls/stream_0/playlist.m3u8", "320,240"},
+                                   {"/hls/stream_1/playlist.m3u8", "160,120"},
+                                   {"/hls/stream_room/playlist.m3u8", "160,120"}}) {
+    const auto r = httpRequest(p.streamPort(), "GET", path);
+    ASSERT_EQ(r.status, 200) << path << ": " << r.body;
+    EXPECT_EQ(r.body.find("#EXT-X-MAP"), std::string::npos) << "MPEG-TS has no init segment: " << r.body;
+    EXPECT_EQ(r.body.find("#EXT-X-PART:"), std::string::npos) << "no LL-HLS parts here: " << r.body;
+    EXPECT_NE(r.body.find(".ts\n"), std::string::npos) << r.body;
+    const auto probe =
+        runCommand({"ffprobe", "-v", "error", "-show_entries",
+                    "stream=codec_name,width,height:format=format_name", "-of", "csv=p=0", base + path},
+                   30s);
+    EXPECT_EQ(probe.out, std::string("h264,") + size + "\nhls\n") << path << ": " << probe.err;
+  }
+  // The camera's own fMP4 window keeps answering beside it.
+  const auto fmp4 = httpRequest(p.streamPort(), "GET", "/cam/room/hls/stream.m3u8");
+  ASSERT_EQ(fmp4.status, 200) << fmp4.body;
+  EXPECT_NE(fmp4.body.find("#EXT-X-MAP"), std::string::npos) << fmp4.body;
+  const auto cameras = nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/api/cameras").body);
+  EXPECT_EQ(cameras[1]["outputs"]["hls_ts"], "/hls/stream_room/playlist.m3u8");
+  const auto status = nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/status").body);
+  EXPECT_TRUE(status["hls"]["ts_window"]["watched"].get<bool>()) << status["hls"].dump();
+  for (const char* path :
+       {"/hls/stream_2/playlist.m3u8", "/hls/stream_nope/playlist.m3u8", "/hls/stream_0"}) {
+    const auto r = httpRequest(p.streamPort(), "GET", path);
+    EXPECT_EQ(r.status, 404) << path;
+  }
+  EXPECT_EQ(httpRequest(p.streamPort(), "GET", "/hls/stream_0/../../status").status, 404);
+}
+
 // A bad entry stops the start with the camera and the key named.
 TEST(SeveralCameras, ABadEntryNamesTheCameraAndTheKey) {
   for (const auto& [json, expected] :
