@@ -42,15 +42,12 @@ FPS=30
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STREAMER=$BUILD/apps/streamer/printcast-streamer
 COUNT=$BUILD/bench/printcast-flv-count
-SERVER=$HERE/../tests/integration/rtsp_server.py
 for exe in "$STREAMER" "$COUNT"; do
   [[ -x $exe ]] || { echo "rtsp_passthrough: $exe is not built (build $BUILD first)" >&2; exit 2; }
 done
 for tool in ffmpeg curl; do
   command -v "$tool" >/dev/null || { echo "rtsp_passthrough: $tool is not installed" >&2; exit 2; }
 done
-/usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null ||
-  { echo "rtsp_passthrough: needs python3-gi and gir1.2-gst-rtsp-server-1.0 (scripts/install-deps.sh test)" >&2; exit 2; }
 [[ -r /proc/self/schedstat ]] ||
   { echo "rtsp_passthrough: needs /proc/PID/schedstat (a kernel with CONFIG_SCHED_INFO)" >&2; exit 2; }
 
@@ -60,16 +57,6 @@ bench_init rtsp_passthrough "$STREAMER"
 kv() { sed -n "s/^$2=//p" "$1"; }
 calc() { awk "BEGIN { $1 }"; }  # (keep `>` inside parentheses: a bare one redirects printf)
 
-# CPU time (ns) of the live threads of the given processes.
-cpu_ns() {
-  local p f ns total=0
-  for p in "$@"; do
-    for f in /proc/"$p"/task/*/schedstat; do
-      { read -r ns _ <"$f"; } 2>/dev/null && total=$((total + ns))
-    done
-  done
-  echo "$total"
-}
 # utime+stime (s) of one process, dead threads included (for the server: its CPU is large).
 stat_cpu_s() {
   local rest
@@ -80,30 +67,16 @@ stat_cpu_s() {
 server_alive() {
   kill -0 "$SERVER_PID" 2>/dev/null && return 0
   echo "rtsp_passthrough: the RTSP server died ($1); the remaining rounds are skipped:" >&2
-  tail -n 3 "$WORK/server.err" >&2
+  tail -n 3 "$WORK/rtsp-camera.err" >&2
   return 1
 }
 # The newest frame= of an ffmpeg -progress file (0 before its first report).
 progress_frames() { { sed -n 's/^frame=//p' "$1" 2>/dev/null || true; } | tail -n1 | grep . || echo 0; }
 
 echo "== camera: gst-rtsp-server $SIZE ${FPS} fps, pattern $PATTERN, x264 $BITRATE kbit/s" >&2
-/usr/bin/python3 "$SERVER" --port 0 --size "$SIZE" --fps "$FPS" --pattern "$PATTERN" \
-  --bitrate "$BITRATE" --config-interval "$CONFIG_INTERVAL" >"$WORK/server.out" 2>"$WORK/server.err" &
-SERVER_PID=$!
-URL=""
-for _ in $(seq 100); do
-  URL=$(sed -n 's/^READY //p' "$WORK/server.out")
-  [[ -n $URL ]] && break
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    wait "$SERVER_PID" && rc=0 || rc=$?
-    echo "rtsp_passthrough: the RTSP server did not start (exit $rc):" >&2
-    cat "$WORK/server.err" >&2
-    [[ $rc == 2 ]] && exit 2  # a missing GStreamer plugin (x264enc: gstreamer1.0-plugins-ugly)
-    exit 1
-  fi
-  sleep 0.1
-done
-[[ -n $URL ]] || { echo "rtsp_passthrough: the RTSP server did not say READY" >&2; exit 1; }
+bench_rtsp_camera --size "$SIZE" --fps "$FPS" --pattern "$PATTERN" --bitrate "$BITRATE" \
+  --config-interval "$CONFIG_INTERVAL"
+SERVER_PID=$RTSP_CAMERA_PID URL=$RTSP_CAMERA_URL
 
 # Access units the N ffmpegs of this round have muxed so far.
 frames_now() {
@@ -135,9 +108,9 @@ for n in $VIEWERS; do
     --warmup "$WARMUP" --duration "$DURATION" >"$WORK/pc$n.out" &
   counter=$!
   sleep "$WARMUP"
-  t0=$EPOCHREALTIME c0=$(cpu_ns "$STREAMER_PID") s0=$(stat_cpu_s "$SERVER_PID")
+  t0=$EPOCHREALTIME c0=$(bench_cpu_ns "$STREAMER_PID") s0=$(stat_cpu_s "$SERVER_PID")
   sleep "$DURATION"
-  t1=$EPOCHREALTIME c1=$(cpu_ns "$STREAMER_PID") s1=$(stat_cpu_s "$SERVER_PID")
+  t1=$EPOCHREALTIME c1=$(bench_cpu_ns "$STREAMER_PID") s1=$(stat_cpu_s "$SERVER_PID")
   wait "$counter" || echo "rtsp_passthrough: printcast-flv-count failed ($n viewers)" >&2
   if ((${#readers[@]})); then  # (a bare `wait` would wait for the server and the streamer too)
     kill "${readers[@]}" 2>/dev/null || true
@@ -183,9 +156,9 @@ for n in $VIEWERS; do
     fi
   done
   sleep "$WARMUP"
-  t0=$EPOCHREALTIME c0=$(cpu_ns "${ffmpegs[@]}") f0=$(frames_now "$n") s0=$(stat_cpu_s "$SERVER_PID")
+  t0=$EPOCHREALTIME c0=$(bench_cpu_ns "${ffmpegs[@]}") f0=$(frames_now "$n") s0=$(stat_cpu_s "$SERVER_PID")
   sleep "$DURATION"
-  t1=$EPOCHREALTIME c1=$(cpu_ns "${ffmpegs[@]}") f1=$(frames_now "$n") s1=$(stat_cpu_s "$SERVER_PID")
+  t1=$EPOCHREALTIME c1=$(bench_cpu_ns "${ffmpegs[@]}") f1=$(frames_now "$n") s1=$(stat_cpu_s "$SERVER_PID")
   alive=0
   for p in "${ffmpegs[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
   kill "${ffmpegs[@]}" 2>/dev/null || true
