@@ -144,6 +144,50 @@ Status readUrlList(const nlohmann::json& v, const std::string& source, const std
   return {};
 }
 
+// One `cameras` entry (`where`: "cameras[2]") from a JSON object, onto `c`: the keys given replace
+// c's values, the others stay. `errorKey` (optional) gets the entry key at fault ("fps"; "" when
+// `item` is not an object).
+Status readCameraEntry(const nlohmann::json& item, const std::string& source, const std::string& where,
+                       Settings::CameraEntry& c, std::string* errorKey) {
+  if (errorKey != nullptr) errorKey->clear();
+  if (!item.is_object())
+    return invalid(source, where, item.dump(), "must be an object {\"id\", \"source\", ...}");
+  for (const auto& [k, value] : item.items()) {
+    const std::string field = where + "." + k;
+    if (errorKey != nullptr) *errorKey = k;
+    Status st;
+    if (k == "id") {
+      st = readString(value, source, field, c.id);
+    } else if (k == "name") {
+      st = readString(value, source, field, c.name);
+    } else if (k == "source") {
+      st = readString(value, source, field, c.source);
+    } else if (k == "resolution") {
+      std::string text;
+      st = readString(value, source, field, text);
+      if (st) {
+        auto size = parseResolution(text);
+        if (!size) return invalid(source, field, value.dump(), size.error().message);
+        c.size = *size;
+      }
+    } else if (k == "fps") {
+      st = readInt(value, source, field, 1, 120, c.fps);
+    } else if (k == "bitrate") {
+      st = readInt(value, source, field, 100, 20000, c.bitrateKbps);
+    } else if (k == "enabled") {
+      st = readBool(value, source, field, c.enabled);
+    } else if (k == "publish") {
+      st = readUrlList(value, source, field, c.publish);
+    } else {
+      return invalid(source, field, value.dump(),
+                     "is not a camera key (id, name, source, resolution, fps, bitrate, enabled, publish)");
+    }
+    if (!st) return st;
+  }
+  if (errorKey != nullptr) errorKey->clear();
+  return {};
+}
+
 const std::vector<std::string> kModes = {"go-klipper", "vanilla-klipper"};
 // h264-streamer's values (product.md) are understood: the rkmpi ones name the Rockchip MPI
 // hardware encoder, which needs the vendor SDK (not in this build: x264 stands in, with a
@@ -316,43 +360,8 @@ Status applyKey(const std::string& key, const nlohmann::json& v, const std::stri
     s.cameras.clear();
     if (!v.is_array()) return invalid(source, key, v.dump(), "must be a list of camera objects");
     for (size_t i = 0; i < v.size(); ++i) {
-      const auto& item = v[i];
-      const std::string where = fmt::format("cameras[{}]", i);
-      if (!item.is_object())
-        return invalid(source, where, item.dump(), "must be an object {\"id\", \"source\", ...}");
       Settings::CameraEntry c;
-      for (const auto& [k, value] : item.items()) {
-        const std::string field = where + "." + k;
-        Status st;
-        if (k == "id") {
-          st = readString(value, source, field, c.id);
-        } else if (k == "name") {
-          st = readString(value, source, field, c.name);
-        } else if (k == "source") {
-          st = readString(value, source, field, c.source);
-        } else if (k == "resolution") {
-          std::string text;
-          st = readString(value, source, field, text);
-          if (st) {
-            auto size = parseResolution(text);
-            if (!size) return invalid(source, field, value.dump(), size.error().message);
-            c.size = *size;
-          }
-        } else if (k == "fps") {
-          st = readInt(value, source, field, 1, 120, c.fps);
-        } else if (k == "bitrate") {
-          st = readInt(value, source, field, 100, 20000, c.bitrateKbps);
-        } else if (k == "enabled") {
-          st = readBool(value, source, field, c.enabled);
-        } else if (k == "publish") {
-          st = readUrlList(value, source, field, c.publish);
-        } else {
-          return invalid(
-              source, field, value.dump(),
-              "is not a camera key (id, name, source, resolution, fps, bitrate, enabled, publish)");
-        }
-        if (!st) return st;
-      }
+      if (auto st = readCameraEntry(v[i], source, fmt::format("cameras[{}]", i), c, nullptr); !st) return st;
       s.cameras.push_back(std::move(c));
     }
     return {};
@@ -721,80 +730,101 @@ Status applyProfile(const std::string& name, Settings& s) {
 
 namespace {
 
+// One entry of the `cameras` list (`where`: "cameras[2]"), checked against the board and against
+// `others` (the entries it must not clash with, each with its place). `first`: it becomes camera 0.
+// Fills the default name. `errorKey` (optional) gets the entry key at fault.
+Status checkEntry(Settings::CameraEntry& c, const std::string& where, bool first,
+                  const std::vector<std::pair<std::string, const Settings::CameraEntry*>>& others,
+                  const Settings& s, const bsp::Board& board, const std::string& src, std::string* errorKey) {
+  auto fail = [&](const char* key, Status st) {
+    if (errorKey != nullptr) *errorKey = key;
+    return st;
+  };
+  const bool idOk =
+      !c.id.empty() && c.id.size() <= 32 &&
+      c.id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
+          std::string::npos;
+  if (!idOk)
+    return fail("id", invalid(src, where + ".id", "\"" + c.id + "\"", "must be 1..32 of A-Z a-z 0-9 _ -"));
+  for (const auto& [otherWhere, other] : others) {
+    if (other->id == c.id)
+      return fail("id", invalid(src, where + ".id", "\"" + c.id + "\"", "is already " + otherWhere + "'s"));
+  }
+  if (c.name.empty()) c.name = c.id;
+  if (c.name.size() > 64)
+    return fail("name", invalid(src, where + ".name", "\"" + c.name + "\"", "must be at most 64 characters"));
+  if (c.source.empty())
+    return fail("source", invalid(src, where + ".source", "\"\"",
+                                  "is needed (test-pattern, a V4L2 device, http://, rtsp://)"));
+  const auto& lim = board.limits;
+  if (!c.size.empty() &&
+      (c.size.width < 16 || c.size.height < 16 || c.size.width > lim.maxCameraSize.width ||
+       c.size.height > lim.maxCameraSize.height || c.size.width % 2 != 0 || c.size.height % 2 != 0)) {
+    return fail("resolution", invalid(src, where + ".resolution", c.size.str(),
+                                      fmt::format("must be even, from 16x16 up to {} on board {}",
+                                                  lim.maxCameraSize.str(), board.id)));
+  }
+  if (c.fps > lim.maxCameraFps) {
+    return fail("fps", invalid(src, where + ".fps", std::to_string(c.fps),
+                               fmt::format("must be in 1..{} on board {}", lim.maxCameraFps, board.id)));
+  }
+  if (auto st = checkPublishTargets(c.publish, src, where + ".publish"); !st) return fail("publish", st);
+  if (!c.enabled) return {};
+  // Camera 0 publishes to the top-level targets and its entry's; one media-server path takes one
+  // publisher, so a URL is refused when another camera (or the top level) already has it.
+  if (first) {
+    std::vector<std::string> both = s.publish;
+    both.insert(both.end(), c.publish.begin(), c.publish.end());
+    if (auto st = checkPublishTargets(both, src, where + ".publish (with publish)"); !st)
+      return fail("publish", st);
+  }
+  for (const auto& target : c.publish) {
+    std::string owner;
+    if (std::find(s.publish.begin(), s.publish.end(), target) != s.publish.end()) owner = "publish";
+    for (const auto& [otherWhere, other] : others) {
+      if (!owner.empty()) break;
+      if (other->enabled &&
+          std::find(other->publish.begin(), other->publish.end(), target) != other->publish.end())
+        owner = otherWhere + ".publish";
+    }
+    if (std::count(c.publish.begin(), c.publish.end(), target) > 1) owner = where + ".publish";
+    if (!owner.empty())
+      return fail("publish",
+                  invalid(src, where + ".publish", "\"" + target + "\"",
+                          "is already in " + owner + " (a media-server path takes one publisher)"));
+  }
+  if (!first && c.source == "ws-push") {
+    return fail("source", invalid(src, where + ".source", "\"ws-push\"",
+                                  "only the first camera can be the push ingest's"));
+  }
+  // The same source rules as the top-level key, named after the entry.
+  Settings probe = s;
+  probe.source = c.source;
+  probe.device.clear();
+  probe.ingestPort = -1;  // the top level's push port belongs to camera 0's source, not this one's
+  if (first) probe.ingestPort = s.ingestPort;
+  if (auto st = finalizeSource(probe, src); !st) {
+    return fail("source",
+                Status(Errc::InvalidArgument, where + " (\"" + c.id + "\"): " + st.error().message));
+  }
+  return {};
+}
+
 // The `cameras` list: ids, sources and sizes checked (each error names the entry and the key); the
 // first enabled entry becomes the top-level camera (camera 0).
 Status finalizeCameras(Settings& s, const bsp::Board& board, const std::string& src) {
   if (s.cameras.empty()) return {};
-  constexpr size_t kMaxCameras = 8;
   if (s.cameras.size() > kMaxCameras)
     return invalid(src, "cameras", std::to_string(s.cameras.size()) + " entries",
                    fmt::format("at most {}", kMaxCameras));
   const Settings::CameraEntry* first = nullptr;
+  std::vector<std::pair<std::string, const Settings::CameraEntry*>> before;
   for (size_t i = 0; i < s.cameras.size(); ++i) {
     auto& c = s.cameras[i];
     const std::string where = fmt::format("cameras[{}]", i);
-    const bool idOk =
-        !c.id.empty() && c.id.size() <= 32 &&
-        c.id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
-            std::string::npos;
-    if (!idOk) return invalid(src, where + ".id", "\"" + c.id + "\"", "must be 1..32 of A-Z a-z 0-9 _ -");
-    for (size_t j = 0; j < i; ++j) {
-      if (s.cameras[j].id == c.id)
-        return invalid(src, where + ".id", "\"" + c.id + "\"",
-                       "is already cameras[" + std::to_string(j) + "]'s");
-    }
-    if (c.name.empty()) c.name = c.id;
-    if (c.name.size() > 64)
-      return invalid(src, where + ".name", "\"" + c.name + "\"", "must be at most 64 characters");
-    if (c.source.empty())
-      return invalid(src, where + ".source", "\"\"",
-                     "is needed (test-pattern, a V4L2 device, http://, rtsp://)");
-    const auto& lim = board.limits;
-    if (!c.size.empty() &&
-        (c.size.width < 16 || c.size.height < 16 || c.size.width > lim.maxCameraSize.width ||
-         c.size.height > lim.maxCameraSize.height || c.size.width % 2 != 0 || c.size.height % 2 != 0)) {
-      return invalid(
-          src, where + ".resolution", c.size.str(),
-          fmt::format("must be even, from 16x16 up to {} on board {}", lim.maxCameraSize.str(), board.id));
-    }
-    if (c.fps > lim.maxCameraFps) {
-      return invalid(src, where + ".fps", std::to_string(c.fps),
-                     fmt::format("must be in 1..{} on board {}", lim.maxCameraFps, board.id));
-    }
-    if (auto st = checkPublishTargets(c.publish, src, where + ".publish"); !st) return st;
-    if (!c.enabled) continue;
-    // Camera 0 publishes to the top-level targets and its entry's; one media-server path takes one
-    // publisher, so a URL is refused when another camera (or the top level) already has it.
-    if (first == nullptr) {
-      std::vector<std::string> both = s.publish;
-      both.insert(both.end(), c.publish.begin(), c.publish.end());
-      if (auto st = checkPublishTargets(both, src, where + ".publish (with publish)"); !st) return st;
-    }
-    for (const auto& target : c.publish) {
-      std::string owner;
-      if (std::find(s.publish.begin(), s.publish.end(), target) != s.publish.end()) owner = "publish";
-      for (size_t j = 0; j < i && owner.empty(); ++j) {
-        const auto& other = s.cameras[j];
-        if (other.enabled &&
-            std::find(other.publish.begin(), other.publish.end(), target) != other.publish.end())
-          owner = fmt::format("cameras[{}].publish", j);
-      }
-      if (std::count(c.publish.begin(), c.publish.end(), target) > 1) owner = where + ".publish";
-      if (!owner.empty())
-        return invalid(src, where + ".publish", "\"" + target + "\"",
-                       "is already in " + owner + " (a media-server path takes one publisher)");
-    }
-    if (first != nullptr && c.source == "ws-push") {
-      return invalid(src, where + ".source", "\"ws-push\"", "only the first camera can be the push ingest's");
-    }
-    // The same source rules as the top-level key, named after the entry.
-    Settings probe = s;
-    probe.source = c.source;
-    probe.device.clear();
-    if (auto st = finalizeSource(probe, src); !st) {
-      return Status(Errc::InvalidArgument, where + " (\"" + c.id + "\"): " + st.error().message);
-    }
-    if (first == nullptr) first = &c;
+    if (auto st = checkEntry(c, where, first == nullptr, before, s, board, src, nullptr); !st) return st;
+    before.emplace_back(where, &c);
+    if (c.enabled && first == nullptr) first = &c;
   }
   if (first == nullptr) return invalid(src, "cameras", "[...]", "no entry is enabled");
   s.source = first->source;
@@ -827,6 +857,89 @@ Settings settingsForCamera(const Settings& s, const Settings::CameraEntry& camer
   c.ingestPort = -1;
   c.cameras.clear();
   return c;
+}
+
+Status parseCameraEntry(const std::string& body, const std::string& src, const std::string& where,
+                        Settings::CameraEntry& entry, std::string& errorKey) {
+  errorKey.clear();
+  const nlohmann::json item = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (item.is_discarded() || !item.is_object())
+    return Status(Errc::InvalidArgument, src + ": the body must be a JSON object of camera keys");
+  return readCameraEntry(item, src, where, entry, &errorKey);
+}
+
+Status checkCameraEntry(Settings::CameraEntry& entry, const std::string& where, bool first,
+                        const std::vector<std::pair<std::string, const Settings::CameraEntry*>>& others,
+                        const Settings& s, const bsp::Board& board, const std::string& src,
+                        std::string& errorKey) {
+  errorKey.clear();
+  return checkEntry(entry, where, first, others, s, board, src, &errorKey);
+}
+
+std::string cameraEntryJson(const Settings::CameraEntry& c, bool full) {
+  nlohmann::json out = {{"id", c.id}};
+  if (full || c.name != c.id) out["name"] = c.name;
+  out["source"] = c.source;
+  if (full || !c.size.empty()) out["resolution"] = c.size.empty() ? std::string() : c.size.str();
+  if (full || c.fps > 0) out["fps"] = c.fps;
+  if (full || c.bitrateKbps > 0) out["bitrate"] = c.bitrateKbps;
+  if (full || !c.enabled) out["enabled"] = c.enabled;
+  if (full || !c.publish.empty()) out["publish"] = c.publish;
+  return out.dump();
+}
+
+hal::Result<std::string> editCameraList(const std::string& config, const CameraListEdit& edit) {
+  nlohmann::json doc = nlohmann::json::object();
+  if (config.find_first_not_of(" \t\r\n") != std::string::npos) {
+    doc = nlohmann::json::parse(config, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+    if (doc.is_discarded() || !doc.is_object())
+      return hal::Error{Errc::InvalidArgument, 0, "the config file is not a JSON object; not overwriting it"};
+  }
+  nlohmann::json list = doc.contains("cameras") ? doc["cameras"] : nlohmann::json::array();
+  if (!list.is_array())
+    return hal::Error{Errc::InvalidArgument, 0,
+                      "the config file's cameras is not a list; not overwriting it"};
+  auto byId = [&]() {
+    return std::find_if(list.begin(), list.end(), [&](const nlohmann::json& e) {
+      return e.is_object() && e.contains("id") && e["id"].is_string() &&
+             e["id"].get<std::string>() == edit.id;
+    });
+  };
+  nlohmann::json entry;
+  if (edit.kind != CameraListEdit::Kind::Remove) {
+    entry = nlohmann::json::parse(edit.entry, nullptr, /*allow_exceptions=*/false);
+    if (entry.is_discarded() || !entry.is_object())
+      return hal::Error{Errc::InvalidArgument, 0, "a camera entry must be a JSON object"};
+  }
+  switch (edit.kind) {
+    case CameraListEdit::Kind::Add: list.push_back(entry); break;
+    case CameraListEdit::Kind::Change:
+      if (auto it = byId(); it != list.end()) {
+        it->update(entry);
+      } else {
+        list.push_back(entry);
+      }
+      break;
+    case CameraListEdit::Kind::Remove:
+      if (auto it = byId(); it != list.end()) list.erase(it);
+      break;
+  }
+  return list.dump();
+}
+
+Status saveCameraListEdit(const std::filesystem::path& path, const CameraListEdit& edit) {
+  std::string text;
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    std::ifstream in(path);
+    if (!in) return Status(hal::errnoError(fmt::format("cannot read config file {}", path.string())));
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    text = buffer.str();
+  }
+  auto list = editCameraList(text, edit);
+  if (!list) return Status(Errc::InvalidArgument, path.string() + ": " + list.error().message);
+  return saveSettingsFile(path, "{\"cameras\": " + *list + "}");
 }
 
 Status finalizeSettings(Settings& s, const bsp::Board& board) {

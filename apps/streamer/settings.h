@@ -17,6 +17,8 @@ namespace printcast::streamer {
 // The slicer's FLV port (h264-streamer's and the stock gkcam's), and gkcam's own stream there.
 inline constexpr int kDefaultFlvPort = 18088;
 inline constexpr std::string_view kGkcamFlvUrl = "http://127.0.0.1:18088/flv";
+// Entries of a `cameras` list at most (each is a camera thread, its encoders and its outputs).
+inline constexpr size_t kMaxCameras = 8;
 
 struct Settings {
   // --- keys shared with h264-streamer's app.json (see product.md) ---
@@ -298,5 +300,53 @@ hal::Transform cameraTransform(const Settings& s);
 // bitrate and publish targets (replacing the top-level ones); cameras after the first have no shared-memory
 // rings and no push ingest (those are camera 0's). `s` must have passed finalizeSettings().
 Settings settingsForCamera(const Settings& s, const Settings::CameraEntry& camera);
+
+// ---- run-time changes of the `cameras` list (POST, PATCH, DELETE /api/cameras) ----
+
+// Apply the keys of `body` (a JSON object text of entry keys: id, name, source, resolution, fps,
+// bitrate, enabled, publish) onto `entry` with the config file's rules for an entry of the list;
+// keys not in `body` keep entry's values (a POST starts from a default entry, a PATCH from the
+// running one). `where` names the entry in messages ("cameras[2]"). `errorKey` gets the entry key
+// at fault ("fps"), "" when the body is not a JSON object; `entry` may be half changed on error.
+// Errors: InvalidArgument ("<src>: cameras[2].fps = 500: must be an integer in 1..120").
+hal::Status parseCameraEntry(const std::string& body, const std::string& src, const std::string& where,
+                             Settings::CameraEntry& entry, std::string& errorKey);
+
+// Check `entry` as finalizeSettings() checks an entry of the list: its id (and that none of `others`
+// has it), name, source, resolution and fps within the board's limits, publish targets (none
+// that `s`'s top level or an enabled entry of `others` has). `others` are the entries it must not
+// clash with, each with its place in messages ("cameras[0]"). `first`: it is camera 0 (the only one
+// that may be ws-push). Fills the default name. `errorKey` as for parseCameraEntry.
+// Errors: InvalidArgument naming the entry and the key.
+hal::Status checkCameraEntry(Settings::CameraEntry& entry, const std::string& where, bool first,
+                             const std::vector<std::pair<std::string, const Settings::CameraEntry*>>& others,
+                             const Settings& s, const bsp::Board& board, const std::string& src,
+                             std::string& errorKey);
+
+// An entry as the config file's JSON object text: every key with `full`, else only the keys that
+// differ from an entry's defaults (name when it is not the id, resolution, fps and bitrate when
+// set, enabled when false, publish when there are targets).
+std::string cameraEntryJson(const Settings::CameraEntry& entry, bool full = false);
+
+// One run-time change of the `cameras` list as it edits the config file: Add appends `entry` (an
+// entry's JSON object text); Change sets the keys of `entry` on the file's entry with `id` (and
+// appends `entry` when the file has none: `entry` must then be the whole entry); Remove takes the
+// entry with `id` out (nothing when the file has none). Other entries and their keys are kept.
+struct CameraListEdit {
+  enum class Kind { Add, Change, Remove };
+  Kind kind = Kind::Add;
+  std::string id;
+  std::string entry;
+};
+
+// The `cameras` list of the config text `config` (`//` comments allowed; "" = an empty file) with
+// `edit` applied, as a JSON array text. Errors: InvalidArgument when `config` is not a JSON object,
+// its `cameras` is not a list, or `edit.entry` is not a JSON object.
+hal::Result<std::string> editCameraList(const std::string& config, const CameraListEdit& edit);
+
+// Apply `edit` to the `cameras` list of the config file at `path` and save it atomically, as
+// saveSettingsFile() does (every other key kept). Errors: those of editCameraList, Io (unreadable
+// file, what saveSettingsFile returns).
+hal::Status saveCameraListEdit(const std::filesystem::path& path, const CameraListEdit& edit);
 
 }  // namespace printcast::streamer

@@ -156,25 +156,55 @@ struct Streamer::Impl {
   };
   // Every camera (Settings::cameras; one without a list): its id, name, its own live settings
   // (camera 0 shares the control API's `live`), its pipeline and its publishers. `cam` is camera
-  // 0, which also serves the paths without /cam/<id>. Fixed in start().
+  // 0, which also serves the paths without /cam/<id>; it is there from start() to the end (the
+  // control API does not remove or reopen it). The others come and go at run time (POST, PATCH,
+  // DELETE /api/cameras, on the blocking worker): see "Cameras at run time" below.
   struct Camera {
-    std::string id, name;
+    std::string id;
     std::unique_ptr<LiveSettings> ownLive;  // cameras after the first
     std::unique_ptr<CameraPipeline> pipeline;
     // Where this camera's H.264 is pushed (camera 0: the top-level targets and its entry's), one
     // publisher per target in the order given. After `pipeline`: stopped before its streams go.
     std::vector<std::string> publishTargets;
     std::vector<PublishTarget> publishers;
-    // Cameras 1..3: h264-streamer's port of this camera (MJPEG and snapshots); after `pipeline`:
-    // destroyed first.
+    // h264-streamer's port of this camera (MJPEG and snapshots), one of the three slots of
+    // camera_port_base + 0..2 (cameras 1..3 at start; a camera added later takes a free one).
+    // After `pipeline`: destroyed first. `port` is touched by start(), stop() and the blocking
+    // worker only (a reopen hands it to the new Camera); readers use portNumber.
     std::unique_ptr<transport::HttpServer> port;
+    int portSlot = -1;        // 0..2; -1 without a port
+    uint16_t portNumber = 0;  // the port listening (0: none); fixed before the camera is listed
+    mutable std::mutex nameMutex;
+    std::string name;  // nameMutex (PATCH renames a running camera)
+    std::string nameNow() const {
+      std::lock_guard lock(nameMutex);
+      return name;
+    }
   };
-  std::vector<Camera> cameras;
-  CameraPipeline* cam = nullptr;
-  const Camera* findCamera(std::string_view id) const {
+  // The cameras (camera 0 first) and the `cameras` list as it is now (disabled entries too; empty
+  // without a list), both guarded by camerasMutex. HTTP threads take a copy of the list (or of one
+  // camera's shared_ptr) under the lock and use it without: a camera removed meanwhile stays
+  // alive, its threads stopped and its streams ended, until the last request holding it is done.
+  // Changed by the blocking worker only (one change at a time).
+  mutable std::mutex camerasMutex;
+  std::vector<std::shared_ptr<Camera>> cameras;
+  std::vector<Settings::CameraEntry> cameraEntries;
+  std::shared_ptr<Camera> primary;  // camera 0 (cameras.front()), fixed after start()
+  CameraPipeline* cam = nullptr;    // primary->pipeline
+  std::vector<std::shared_ptr<Camera>> cameraList() const {
+    std::lock_guard lock(camerasMutex);
+    return cameras;
+  }
+  std::shared_ptr<Camera> findCamera(std::string_view id) const {
+    std::lock_guard lock(camerasMutex);
     for (const auto& c : cameras)
-      if (c.id == id) return &c;
+      if (c->id == id) return c;
     return nullptr;
+  }
+  std::string cameraIds() const {
+    std::string ids;
+    for (const auto& c : cameraList()) ids += (ids.empty() ? "" : ", ") + c->id;
+    return ids;
   }
   // /api/cameras entries: id, name, source (credentials removed), state, resolution, fps, clients,
   // whether H.264 is on, last error, output paths.
@@ -182,9 +212,40 @@ struct Streamer::Impl {
   HttpResponse camerasRequest(const HttpRequest& req);
   HttpResponse dashboardHls(std::string_view path, const HttpRequest& req);
   // The camera paths (/stream, /snapshot, /flv, /stream.mp4, /hls/..., /ws) of one camera; null
-  // response status 0 when `path` is none of them.
-  std::optional<HttpResponse> cameraRoute(CameraPipeline& c, bool h264Enabled, std::string_view path,
-                                          const HttpRequest& req);
+  // response status 0 when `path` is none of them. The responses hold `c` until their stream ends.
+  std::optional<HttpResponse> cameraRoute(const std::shared_ptr<Camera>& c, bool h264Enabled,
+                                          std::string_view path, const HttpRequest& req);
+
+  // --- Cameras at run time (POST /api/cameras, PATCH and DELETE /api/cameras/<id>) ---
+  // Each change runs on the blocking worker: validated like a config entry, the new pipeline
+  // built (nothing opened yet) and its port listening, then saved to the config file's `cameras`
+  // list (atomically), and only then applied; a failed save throws the new camera away, so what
+  // runs is what the file says. Camera 0 is not removed, disabled or reopened (409).
+  HttpResponse camerasChange(const HttpRequest& req);
+  HttpResponse addCamera(const HttpRequest& req);
+  HttpResponse changeCamera(const HttpRequest& req, const std::string& id);
+  HttpResponse removeCamera(const HttpRequest& req, const std::string& id);
+  // A camera for `entry`, its pipeline created but not started, its publishers created and, for
+  // `portSlot` >= 0 (and no `reusePort`), its h264-streamer port listening. Errors: what
+  // CameraPipeline::create and the port's listen return.
+  hal::Result<std::shared_ptr<Camera>> buildCamera(const Settings::CameraEntry& entry, int portSlot,
+                                                   bool listenOnPort);
+  // Stop a camera that left the list: publishers, camera thread, every client's stream ended
+  // (snapshots waiting get 503), its RTSP path gone (`unmapRtsp`), its port closed (`closePort`).
+  void retireCamera(Camera& c, const std::string& reason, bool unmapRtsp, bool closePort);
+  // Serve camera `c` (already listed) on RTSP and start its thread.
+  void launchCamera(Camera& c);
+  // The lowest free slot of camera_port_base + 0..2, -1 when all are taken or the ports are off.
+  int freePortSlot() const;
+  // Whether changes are saved: the streamer was started with a `cameras` list from a config file.
+  bool camerasPersisted() const { return !settings.cameras.empty() && !settings.configFile.empty(); }
+  hal::Status persistCameras(const CameraListEdit& edit);
+  // Create c's publishers (c.publishTargets). Errors: what a publisher's start returns.
+  hal::Status startPublishers(Camera& c);
+  // The listen() of start(), kept for the camera ports opened at run time.
+  std::function<hal::Result<std::unique_ptr<transport::HttpServer>>(const char*, int, std::string,
+                                                                    transport::HttpHandler)>
+      listenPort;
   // Every stream with HTTP/WebSocket/RTSP clients, by the name /status, /api/stats and /metrics use.
   std::vector<std::pair<const char*, const transport::Fanout*>> clientStreams() const {
     auto streams = cam->clientStreams();
@@ -255,13 +316,16 @@ struct Streamer::Impl {
   HttpResponse cameraControls(const HttpRequest& req);
   void housekeepingLoop();
   HttpResponse handleStream(const HttpRequest& req);
-  HttpResponse handleCameraPort(const Camera& c, const HttpRequest& req);
+  HttpResponse handleCameraPort(const std::string& id, const HttpRequest& req);
   HttpResponse handleControl(const HttpRequest& req);
   HttpResponse handleFlvPort(const HttpRequest& req);
-  HttpResponse mjpegResponse(transport::MjpegStream& stream, const HttpRequest& req);
-  HttpResponse flvResponse(CameraPipeline& c, bool slicerHeaders);
-  HttpResponse fmp4Response(CameraPipeline& c);
-  HttpResponse wsResponse(CameraPipeline& c, const HttpRequest& req, bool timestampTrailer);
+  // `keep`: what must outlive the subscription (the camera the stream belongs to), released when
+  // the connection closes.
+  HttpResponse mjpegResponse(transport::MjpegStream& stream, const HttpRequest& req,
+                             std::shared_ptr<const void> keep = nullptr);
+  HttpResponse flvResponse(const std::shared_ptr<Camera>& c, bool slicerHeaders);
+  HttpResponse fmp4Response(const std::shared_ptr<Camera>& c);
+  HttpResponse wsResponse(const std::shared_ptr<Camera>& c, const HttpRequest& req, bool timestampTrailer);
   HttpResponse handleWsPort(const HttpRequest& req);
   HttpResponse touchRequest(const HttpRequest& req);
   nlohmann::json status();
@@ -319,7 +383,8 @@ struct Streamer::Impl {
   std::string mqttError;  // why the MQTT responder is not running ("" when it is)
   nlohmann::json anycubicStatus() const;
   // The control port's file work (see handleControl). Declared last: destroyed first, while
-  // everything its jobs use is still there; stop() stops it after the servers.
+  // everything its jobs use is still there; stop() stops it before the cameras (so that no camera
+  // change runs while they stop) and the servers.
   std::unique_ptr<transport::BlockingWorker> blockingWork =
       std::make_unique<transport::BlockingWorker>("control worker");
 };
@@ -406,13 +471,14 @@ void Streamer::Impl::housekeepingLoop() {
       // A new target (or auto-skip turned off) starts over from encoding every frame.
       target = live.targetCpu;
       skipper = AutoSkip(target);
-      for (auto& c : cameras) c.pipeline->setAutoSkipInterval(1);
+      for (auto& c : cameraList()) c->pipeline->setAutoSkipInterval(1);
     }
+    const auto list = cameraList();
     if (live.autoSkip) {
       skipper.onCpuSample(sample.systemPercent, Clock::now());
-      for (auto& c : cameras) c.pipeline->setAutoSkipInterval(skipper.interval());
+      for (auto& c : list) c->pipeline->setAutoSkipInterval(skipper.interval());
     }
-    for (auto& c : cameras) c.pipeline->expireWaiters();
+    for (auto& c : list) c->pipeline->expireWaiters();
     screen->expireWaiters();
   }
 }
@@ -436,21 +502,22 @@ transport::mjpeg::Framing mjpegFraming(const HttpRequest& req) {
 }
 }  // namespace
 
-HttpResponse Streamer::Impl::mjpegResponse(transport::MjpegStream& stream, const HttpRequest& req) {
+HttpResponse Streamer::Impl::mjpegResponse(transport::MjpegStream& stream, const HttpRequest& req,
+                                           std::shared_ptr<const void> keep) {
   HttpResponse r;
   r.contentType = transport::mjpeg::contentType();
   addNoCache(r);
   auto queue = stream.subscribe(mjpegFraming(req));
   r.stream = queue;
-  r.onClose = [&stream, queue] { stream.unsubscribe(queue); };
+  r.onClose = [&stream, queue, keep = std::move(keep)] { stream.unsubscribe(queue); };
   return r;
 }
 
-HttpResponse Streamer::Impl::flvResponse(CameraPipeline& c, bool slicerHeaders) {
+HttpResponse Streamer::Impl::flvResponse(const std::shared_ptr<Camera>& c, bool slicerHeaders) {
   HttpResponse r;
-  auto queue = c.flv.subscribe();
+  auto queue = c->pipeline->flv.subscribe();
   r.stream = queue;
-  r.onClose = [&c, queue] { c.flv.unsubscribe(queue); };
+  r.onClose = [c, queue] { c->pipeline->flv.unsubscribe(queue); };
   if (slicerHeaders) {
     // Exactly what the stock camera service sends (the slicer expects it): see protocols.md.
     r.contentType = "text/plain";
@@ -466,11 +533,11 @@ HttpResponse Streamer::Impl::flvResponse(CameraPipeline& c, bool slicerHeaders) 
 
 // Fragmented MP4 for `<video src=/stream.mp4>`: the client's init segment then a fragment per
 // access unit, from the next IDR (its subscription requests one).
-HttpResponse Streamer::Impl::fmp4Response(CameraPipeline& c) {
+HttpResponse Streamer::Impl::fmp4Response(const std::shared_ptr<Camera>& c) {
   HttpResponse r;
-  auto queue = c.fmp4.subscribe();
+  auto queue = c->pipeline->fmp4.subscribe();
   r.stream = queue;
-  r.onClose = [&c, queue] { c.fmp4.unsubscribe(queue); };
+  r.onClose = [c, queue] { c->pipeline->fmp4.unsubscribe(queue); };
   r.contentType = "video/mp4";
   addNoCache(r);
   return r;
@@ -478,15 +545,16 @@ HttpResponse Streamer::Impl::fmp4Response(CameraPipeline& c) {
 
 // H.264 over WebSocket: validate the handshake (a plain GET gets 426, a malformed one 400, each
 // with the reason), then subscribe and let the hub serve the upgraded connection.
-HttpResponse Streamer::Impl::wsResponse(CameraPipeline& c, const HttpRequest& req, bool timestampTrailer) {
+HttpResponse Streamer::Impl::wsResponse(const std::shared_ptr<Camera>& c, const HttpRequest& req,
+                                        bool timestampTrailer) {
   auto accept = transport::ws::checkHandshake(req.method, req.headers);
   if (!accept) return transport::handshakeRefusal(accept.error());
-  auto queue = c.wsStream.subscribe(timestampTrailer);
-  return wsHub->upgradeResponse(*accept, queue, [&c, queue] { c.wsStream.unsubscribe(queue); });
+  auto queue = c->pipeline->wsStream.subscribe(timestampTrailer);
+  return wsHub->upgradeResponse(*accept, queue, [c, queue] { c->pipeline->wsStream.unsubscribe(queue); });
 }
 
 HttpResponse Streamer::Impl::handleWsPort(const HttpRequest& req) {
-  if (req.path == "/") return wsResponse(*cam, req, settings.wsPortTimestamps);
+  if (req.path == "/") return wsResponse(primary, req, settings.wsPortTimestamps);
   return HttpResponse::error(404, "no such endpoint: " + req.path + " (the WebSocket is at /)");
 }
 
@@ -505,7 +573,7 @@ nlohmann::json Streamer::Impl::status() {
       {"cameras",
        [this] {
          nlohmann::json list = nlohmann::json::array();
-         for (const auto& c : cameras) list.push_back(cameraSummary(c));
+         for (const auto& c : cameraList()) list.push_back(cameraSummary(*c));
          return list;
        }()},
       {"encoder", cam->encoderStatus()},
@@ -525,7 +593,7 @@ nlohmann::json Streamer::Impl::status() {
       {"flv_port", flvServer ? flvServer->port() : 0},
       {"rtsp_port", rtspServer ? rtspServer->port() : 0},
       {"rtsp", rtspStats()},
-      {"publish", publishStatus(cameras.front())},
+      {"publish", publishStatus(*primary)},
       {"h264_enabled", live.h264Enabled.load()},
       {"uptime_s", std::chrono::duration<double>(Clock::now() - startedAt).count()},
   };
@@ -634,6 +702,37 @@ std::string withoutCredentials(const std::string& source) {
   return source.substr(0, hostStart) + source.substr(at + 1);
 }
 
+// "http", "rtsp", "test-pattern", "ws-push" or "v4l2".
+std::string sourceKind(const std::string& source) {
+  if (source.find("://") != std::string::npos) return source.substr(0, source.find("://"));
+  return source == "test-pattern" || source == "ws-push" ? source : std::string("v4l2");
+}
+
+// A disabled entry of the `cameras` list in /api/cameras?all=1: what it would run, no state.
+nlohmann::json disabledSummary(const Settings::CameraEntry& e) {
+  const std::string source = withoutCredentials(e.source);
+  return {{"id", e.id},
+          {"name", e.name},
+          {"primary", false},
+          {"enabled", false},
+          {"source", source},
+          {"kind", sourceKind(source)},
+          {"state", "disabled"},
+          {"signal", false},
+          {"resolution", e.size.empty() ? std::string() : e.size.str()},
+          {"fps", e.fps},
+          {"clients", 0},
+          {"h264", false},
+          {"last_error", ""},
+          {"outputs", nlohmann::json::object()},
+          {"publish", nlohmann::json::array()}};
+}
+
+// A refusal of the cameras API: {"status": "error", "error", "key"}.
+HttpResponse cameraError(int code, const std::string& error, const std::string& key = "") {
+  return HttpResponse::json(code, nlohmann::json{{"status", "error"}, {"error", error}, {"key", key}}.dump());
+}
+
 }  // namespace
 
 nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
@@ -648,15 +747,14 @@ nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
       {"fmp4", base + "/stream.mp4"}, {"hls", base + "/hls/stream.m3u8"}, {"ws", base + "/ws"}};
   paths["hls_ts"] = "/hls/stream_" + c.id + "/playlist.m3u8";  // MPEG-TS, the dashboards' layout
   if (rtspServer) paths["rtsp"] = {{"path", base}, {"port", rtspServer->port()}};
-  if (c.port) paths["port"] = c.port->port();  // h264-streamer's 8082-8084: /stream, /snapshot
+  if (c.portNumber != 0) paths["port"] = c.portNumber;  // h264-streamer's 8082-8084: /stream, /snapshot
   const std::string source = withoutCredentials(p.source());
   return {{"id", c.id},
-          {"name", c.name},
+          {"name", c.nameNow()},
           {"primary", &p == cam},
+          {"enabled", true},
           {"source", source},
-          {"kind", source.find("://") != std::string::npos           ? source.substr(0, source.find("://"))
-                   : source == "test-pattern" || source == "ws-push" ? source
-                                                                     : std::string("v4l2")},
+          {"kind", sourceKind(source)},
           {"state", state},
           {"signal", st["signal"]},
           {"resolution", fmt::format("{}x{}", st["width"].get<int>(), st["height"].get<int>())},
@@ -669,19 +767,386 @@ nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
           {"publish", publishStatus(c)}};
 }
 
-// GET /api/cameras: every camera (cameraSummary); GET /api/cameras/<id>: one, 404 naming the ids.
+// GET /api/cameras: every running camera (cameraSummary), with ?all=1 the disabled entries of the
+// list too ("state": "disabled"); GET /api/cameras/<id>: one, 404 naming the ids.
+// POST /api/cameras, PATCH and DELETE /api/cameras/<id>: changes, on the blocking worker
+// (camerasChange).
 HttpResponse Streamer::Impl::camerasRequest(const HttpRequest& req) {
-  if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "use GET");
-  if (req.path == "/api/cameras" || req.path == "/api/cameras/") {
+  const bool collection = req.path == "/api/cameras" || req.path == "/api/cameras/";
+  if (req.method == "POST" || req.method == "PATCH" || req.method == "PUT" || req.method == "DELETE") {
+    if (collection && req.method != "POST")
+      return HttpResponse::error(405, "use GET, or POST a camera entry");
+    if (!collection && req.method == "POST")
+      return HttpResponse::error(405, "use GET, PATCH or DELETE (POST new cameras to /api/cameras)");
+    if (req.method == "PUT")
+      return HttpResponse::error(405, "use PATCH with the keys to change (PUT is not served)");
+    if (req.method != "DELETE" && !req.hasMediaType("application/json"))
+      return unsupportedMediaType(req, "application/json");
+    return blockingWork->defer([this, copy = req] { return camerasChange(copy); });
+  }
+  if (req.method != "GET" && req.method != "HEAD")
+    return HttpResponse::error(405, "use GET, POST (add), PATCH (change) or DELETE (remove)");
+  const bool all = req.arg("all") == "1" || req.arg("all") == "true";
+  std::vector<Settings::CameraEntry> disabled;
+  if (all) {
+    std::lock_guard lock(camerasMutex);
+    for (const auto& e : cameraEntries)
+      if (!e.enabled) disabled.push_back(e);
+  }
+  if (collection) {
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& c : cameras) list.push_back(cameraSummary(c));
+    for (const auto& c : cameraList()) list.push_back(cameraSummary(*c));
+    for (const auto& e : disabled) list.push_back(disabledSummary(e));
     return HttpResponse::json(200, list.dump());
   }
   const std::string id = req.path.substr(std::string("/api/cameras/").size());
-  if (const Camera* c = findCamera(id)) return HttpResponse::json(200, cameraSummary(*c).dump());
-  std::string ids;
-  for (const auto& other : cameras) ids += (ids.empty() ? "" : ", ") + other.id;
-  return HttpResponse::error(404, fmt::format("no camera '{}' (cameras: {})", id, ids));
+  if (const auto c = findCamera(id)) return HttpResponse::json(200, cameraSummary(*c).dump());
+  for (const auto& e : disabled)
+    if (e.id == id) return HttpResponse::json(200, disabledSummary(e).dump());
+  return HttpResponse::error(404, fmt::format("no camera '{}' (cameras: {})", id, cameraIds()));
+}
+
+// ----------------------------------------------------------------------------- cameras at run time
+
+hal::Status Streamer::Impl::startPublishers(Camera& c) {
+  for (const auto& target : c.publishTargets) {
+    PublishTarget publisher;
+    if (transport::isRtmpUrl(target)) {
+      auto started = transport::RtmpPublisher::start(target, c.pipeline->flv);
+      if (!started) return started.error();
+      publisher.rtmp = std::move(*started);
+    } else {
+      auto started = transport::RtspPublisher::start(target, c.pipeline->rtspStream);
+      if (!started) return started.error();
+      publisher.rtsp = std::move(*started);
+    }
+    c.publishers.push_back(std::move(publisher));
+  }
+  return {};
+}
+
+hal::Result<std::shared_ptr<Streamer::Impl::Camera>> Streamer::Impl::buildCamera(
+    const Settings::CameraEntry& entry, int portSlot, bool listenOnPort) {
+  auto c = std::make_shared<Camera>();
+  c->id = entry.id;
+  c->name = entry.name;
+  const Settings cs = settingsForCamera(settings, entry);
+  c->publishTargets = cs.publish;
+  c->ownLive = std::make_unique<LiveSettings>(cs);
+  auto pipeline = CameraPipeline::create(cs, *board, *c->ownLive, nullptr, entry.id);
+  if (!pipeline)
+    return hal::Error{pipeline.code(), 0, "camera " + entry.id + ": " + pipeline.error().message};
+  c->pipeline = std::move(*pipeline);
+  if (auto st = startPublishers(*c); !st)
+    return hal::Error{st.code(), 0, "camera " + entry.id + ": " + st.error().message};
+  c->portSlot = portSlot;
+  if (portSlot >= 0 && listenOnPort) {
+    const int port = settings.cameraPortBase == 0 ? 0 : settings.cameraPortBase + portSlot;
+    auto server = listenPort(("camera " + c->id).c_str(), port, settings.allowOrigin,
+                             [this, id = c->id](const HttpRequest& r) { return handleCameraPort(id, r); });
+    if (!server) {
+      c->publishers.clear();
+      return hal::Error{server.code(), 0, "camera " + entry.id + ": " + server.error().message};
+    }
+    c->port = std::move(*server);
+    c->portNumber = c->port->port();
+  }
+  return c;
+}
+
+void Streamer::Impl::retireCamera(Camera& c, const std::string& reason, bool unmapRtsp, bool closePort) {
+  c.publishers.clear();  // TEARDOWN sent, their threads joined: they read its streams
+  if (unmapRtsp && rtspServer) rtspServer->setStream("/cam/" + c.id, nullptr);  // its RTSP clients closed
+  c.pipeline->stop();
+  CameraPipeline& p = *c.pipeline;
+  p.snapshots.failAll(reason);
+  p.mjpeg.closeAll();
+  p.flv.closeAll();
+  p.fmp4.closeAll();
+  p.wsStream.closeAll();
+  p.rtspStream.closeAll();
+  p.hls->closeAll(reason);
+  if (p.hlsTs) p.hlsTs->closeAll(reason);
+  if (closePort && c.port) {
+    c.port->stop();
+    c.port.reset();
+  }
+}
+
+void Streamer::Impl::launchCamera(Camera& c) {
+  if (rtspServer) rtspServer->setStream("/cam/" + c.id, &c.pipeline->rtspStream);
+  c.pipeline->start();
+}
+
+int Streamer::Impl::freePortSlot() const {
+  if (settings.cameraPortBase < 0) return -1;
+  std::lock_guard lock(camerasMutex);
+  for (int slot = 0; slot < 3; ++slot) {
+    const bool taken =
+        std::any_of(cameras.begin(), cameras.end(), [&](const auto& c) { return c->portSlot == slot; });
+    if (!taken) return slot;
+  }
+  return -1;
+}
+
+hal::Status Streamer::Impl::persistCameras(const CameraListEdit& edit) {
+  if (!camerasPersisted()) return {};
+  auto st = saveCameraListEdit(settings.configFile, edit);
+  if (!st) spdlog::error("cameras: {}", st.error().describe());
+  return st;
+}
+
+namespace {
+// What a change's answer says about the config file.
+void addPersistence(nlohmann::json& out, bool persisted, const std::string& configFile) {
+  out["persisted"] = persisted;
+  out["config_file"] = configFile;
+  if (persisted) return;
+  out["note"] =
+      configFile.empty()
+          ? std::string("not saved: the streamer runs without --config; the change lasts until it stops")
+          : "not saved: the cameras of this streamer come from its flags and top-level keys, not from "
+            "a cameras list in " +
+                configFile + "; the change lasts until it stops (docs/architecture.md)";
+}
+}  // namespace
+
+// Blocking worker: one change at a time (the worker runs one job at a time).
+HttpResponse Streamer::Impl::camerasChange(const HttpRequest& req) {
+  if (req.method == "POST") return addCamera(req);
+  std::string id = req.path.substr(std::string("/api/cameras/").size());
+  while (!id.empty() && id.back() == '/') id.pop_back();
+  if (req.method == "PATCH") return changeCamera(req, id);
+  return removeCamera(req, id);
+}
+
+// POST /api/cameras {"id", "name", "source", "resolution", "fps", "bitrate", "enabled", "publish"}:
+// 201 with its /api/cameras/<id> object; 400 naming the key; 409 for an id taken or a full list.
+HttpResponse Streamer::Impl::addCamera(const HttpRequest& req) {
+  const std::string src = "POST /api/cameras";
+  Settings::CameraEntry entry;
+  std::vector<Settings::CameraEntry> entries;
+  std::vector<std::string> runningIds;
+  {
+    std::lock_guard lock(camerasMutex);
+    entries = cameraEntries;
+    for (const auto& c : cameras) runningIds.push_back(c->id);
+  }
+  const std::string where = fmt::format("cameras[{}]", entries.size());
+  std::string key;
+  if (auto st = parseCameraEntry(req.body, src, where, entry, key); !st)
+    return cameraError(400, st.error().message, key);
+  const bool taken =
+      std::find(runningIds.begin(), runningIds.end(), entry.id) != runningIds.end() ||
+      std::any_of(entries.begin(), entries.end(), [&](const auto& e) { return e.id == entry.id; });
+  if (taken) return cameraError(409, fmt::format("{}: there is already a camera '{}'", src, entry.id), "id");
+  if (std::max(entries.size(), runningIds.size()) >= kMaxCameras)
+    return cameraError(
+        409, fmt::format("{}: {} cameras already (at most {})", src, runningIds.size(), kMaxCameras));
+  std::vector<std::pair<std::string, const Settings::CameraEntry*>> others;
+  for (size_t i = 0; i < entries.size(); ++i) others.emplace_back(fmt::format("cameras[{}]", i), &entries[i]);
+  if (auto st = checkCameraEntry(entry, where, false, others, settings, *board, src, key); !st)
+    return cameraError(400, st.error().message, key);
+
+  std::shared_ptr<Camera> c;
+  if (entry.enabled) {
+    auto built = buildCamera(entry, freePortSlot(), true);
+    if (!built) return cameraError(500, built.error().describe());
+    c = std::move(*built);
+  }
+  if (auto st = persistCameras({CameraListEdit::Kind::Add, entry.id, cameraEntryJson(entry)}); !st) {
+    if (c) retireCamera(*c, "not added", false, true);
+    return cameraError(500, "not added: " + st.error().describe());
+  }
+  {
+    std::lock_guard lock(camerasMutex);
+    cameraEntries.push_back(entry);
+    if (c) cameras.push_back(c);
+  }
+  if (c) launchCamera(*c);
+  spdlog::info("cameras: added {} ({}){}", entry.id, withoutCredentials(entry.source),
+               entry.enabled ? "" : ", disabled");
+  nlohmann::json out = c ? cameraSummary(*c) : disabledSummary(entry);
+  addPersistence(out, camerasPersisted(), settings.configFile);
+  HttpResponse r = HttpResponse::json(201, out.dump());
+  r.headers.emplace_back("Location", "/api/cameras/" + entry.id);
+  return r;
+}
+
+// PATCH /api/cameras/<id> {keys to change}: name and bitrate apply live; source, resolution, fps
+// and publish reopen the camera (a new pipeline; its viewers' streams end and they reconnect);
+// enabled starts or stops it. Camera 0: only its name (409 otherwise).
+HttpResponse Streamer::Impl::changeCamera(const HttpRequest& req, const std::string& id) {
+  const std::string src = "PATCH /api/cameras/" + id;
+  std::vector<Settings::CameraEntry> entries;
+  std::shared_ptr<Camera> current;
+  {
+    std::lock_guard lock(camerasMutex);
+    entries = cameraEntries;
+    for (const auto& c : cameras)
+      if (c->id == id) current = c;
+  }
+  const auto at = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.id == id; });
+  const bool isPrimary = current == primary;
+  if (at == entries.end() && !isPrimary)
+    return cameraError(404, fmt::format("no camera '{}' (cameras: {})", id, cameraIds()));
+  const size_t index = static_cast<size_t>(at - entries.begin());
+  // Camera 0 without a list has no entry: its name is all that changes.
+  Settings::CameraEntry before;
+  if (at != entries.end()) {
+    before = *at;
+  } else {
+    before.id = id;
+    before.name = current->nameNow();
+    before.source = cam->source();
+  }
+  Settings::CameraEntry entry = before;
+  const std::string where = fmt::format("cameras[{}]", index);
+  std::string key;
+  if (auto st = parseCameraEntry(req.body, src, where, entry, key); !st)
+    return cameraError(400, st.error().message, key);
+  if (entry.id != id)
+    return cameraError(400, src + ": id cannot be changed (remove the camera and add it)", "id");
+  const bool reopen = entry.source != before.source || entry.size != before.size || entry.fps != before.fps ||
+                      entry.publish != before.publish;
+  if (isPrimary && (reopen || !entry.enabled || entry.bitrateKbps != before.bitrateKbps)) {
+    return cameraError(
+        409, fmt::format("{}: camera '{}' is camera 0 (it serves /stream, /snapshot and the other paths "
+                         "without /cam/, the timelapse and the rings): only its name changes at run "
+                         "time; its bitrate is the control page's (POST /api/settings), the rest "
+                         "changes in the config file and a restart",
+                         src, id));
+  }
+  // The primary's index in the list: an entry before it that is enabled would be camera 0 at the
+  // next start, not what runs now.
+  const auto primaryAt =
+      std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.id == primary->id; });
+  if (!isPrimary && entry.enabled && !before.enabled && primaryAt != entries.end() && at < primaryAt) {
+    return cameraError(409, fmt::format("{}: '{}' comes before camera 0 ('{}') in the list, so at the next "
+                                        "start it would be camera 0; move it after '{}' in the config file",
+                                        src, id, primary->id, primary->id));
+  }
+  std::vector<std::pair<std::string, const Settings::CameraEntry*>> others;
+  for (size_t i = 0; i < entries.size(); ++i)
+    if (i != index) others.emplace_back(fmt::format("cameras[{}]", i), &entries[i]);
+  if (auto st = checkCameraEntry(entry, where, isPrimary, others, settings, *board, src, key); !st)
+    return cameraError(400, st.error().message, key);
+
+  // The keys given, as the file gets them (a Change of an entry the file lacks appends it whole).
+  nlohmann::json changed = nlohmann::json::object();
+  const nlohmann::json full = nlohmann::json::parse(cameraEntryJson(entry, true));
+  std::vector<std::string> keys;
+  const nlohmann::json given = nlohmann::json::parse(req.body);
+  for (const auto& item : given.items()) {
+    keys.push_back(item.key());
+    changed[item.key()] = full[item.key()];
+  }
+  if (before.enabled && !current) return cameraError(500, src + ": the camera is enabled but not running");
+  const bool starting = entry.enabled && !before.enabled;
+  const bool stopping = !entry.enabled && before.enabled;
+  const bool restart = entry.enabled && before.enabled && reopen;
+  std::shared_ptr<Camera> fresh;
+  if (starting || restart) {
+    // A reopened camera keeps its port (handed over below); a started one takes a free one.
+    auto built = buildCamera(entry, restart ? current->portSlot : freePortSlot(), !restart);
+    if (!built) return cameraError(500, built.error().describe());
+    fresh = std::move(*built);
+    if (restart) fresh->portNumber = current->portNumber;
+  }
+  CameraListEdit edit{CameraListEdit::Kind::Change, id, changed.dump()};
+  if (auto st = persistCameras(edit); !st) {
+    if (fresh) retireCamera(*fresh, "not changed", false, !restart);
+    return cameraError(500, "not changed: " + st.error().describe());
+  }
+  {
+    std::lock_guard lock(camerasMutex);
+    if (at != entries.end()) {
+      for (auto& e : cameraEntries)
+        if (e.id == id) e = entry;
+    }
+    if (starting) cameras.push_back(fresh);
+    if (stopping || restart) {
+      for (auto it = cameras.begin(); it != cameras.end(); ++it) {
+        if (*it != current) continue;
+        if (restart) {
+          *it = fresh;
+        } else {
+          cameras.erase(it);
+        }
+        break;
+      }
+    }
+  }
+  if (stopping) retireCamera(*current, "camera " + id + " was disabled", true, true);
+  if (restart) {
+    // New viewers get the new pipeline from here on; the old one's end now.
+    retireCamera(*current, "camera " + id + " is reopening", false, false);
+    fresh->port = std::move(current->port);
+  }
+  if (fresh) launchCamera(*fresh);  // its RTSP path replaces the old one's (whose clients are closed)
+  if (!starting && !stopping && !restart && current) {
+    {
+      std::lock_guard lock(current->nameMutex);
+      current->name = entry.name;
+    }
+    if (current->ownLive && entry.bitrateKbps != before.bitrateKbps && entry.bitrateKbps > 0) {
+      current->ownLive->bitrateKbps = entry.bitrateKbps;
+      current->ownLive->reconfigureCamera = true;
+    }
+  }
+  spdlog::info("cameras: changed {} ({}){}", id, fmt::join(keys, ", "),
+               restart    ? ": reopened"
+               : starting ? ": started"
+               : stopping ? ": stopped"
+                          : "");
+  const std::shared_ptr<Camera> now = fresh ? fresh : stopping ? nullptr : current;
+  nlohmann::json out = now ? cameraSummary(*now) : disabledSummary(entry);
+  out["changed"] = keys;
+  out["restarted"] = restart || starting;
+  addPersistence(out, camerasPersisted(), settings.configFile);
+  return HttpResponse::json(200, out.dump());
+}
+
+// DELETE /api/cameras/<id>: its viewers' streams end, its paths answer 404, the entry leaves the
+// config file. Camera 0: 409.
+HttpResponse Streamer::Impl::removeCamera(const HttpRequest& req, const std::string& id) {
+  (void)req;
+  const std::string src = "DELETE /api/cameras/" + id;
+  if (id == primary->id) {
+    return cameraError(409,
+                       fmt::format("{}: camera '{}' is camera 0: it serves /stream, /snapshot and the other "
+                                   "paths without /cam/, the timelapse, the rings and the control page's "
+                                   "settings, so it stays while the streamer runs; remove it from the config "
+                                   "file and restart",
+                                   src, id));
+  }
+  bool known = false;
+  {
+    std::lock_guard lock(camerasMutex);
+    known =
+        std::any_of(cameraEntries.begin(), cameraEntries.end(), [&](const auto& e) { return e.id == id; }) ||
+        std::any_of(cameras.begin(), cameras.end(), [&](const auto& c) { return c->id == id; });
+  }
+  if (!known) return cameraError(404, fmt::format("no camera '{}' (cameras: {})", id, cameraIds()));
+  if (auto st = persistCameras({CameraListEdit::Kind::Remove, id, ""}); !st)
+    return cameraError(500, "not removed: " + st.error().describe());
+  std::shared_ptr<Camera> gone;
+  {
+    std::lock_guard lock(camerasMutex);
+    std::erase_if(cameraEntries, [&](const auto& e) { return e.id == id; });
+    for (auto it = cameras.begin(); it != cameras.end(); ++it) {
+      if ((*it)->id != id) continue;
+      gone = *it;
+      cameras.erase(it);
+      break;
+    }
+  }
+  // Requests that found it before it left the list hold it until their streams end (now).
+  if (gone) retireCamera(*gone, "camera " + id + " was removed", true, true);
+  spdlog::info("cameras: removed {}", id);
+  nlohmann::json out = {{"status", "ok"}, {"removed", id}};
+  addPersistence(out, camerasPersisted(), settings.configFile);
+  return HttpResponse::json(200, out.dump());
 }
 
 // The RTSP server's connections and sessions; null when it is off.
@@ -787,38 +1252,42 @@ std::string Streamer::Impl::metrics() {
   };
   // With a `cameras` list every camera's series carry camera="<id>" (ids are [A-Za-z0-9_-]);
   // without one there is one camera and its series stay unlabelled, as before.
+  // A camera added at run time to a streamer without a list is labelled (camera 0 stays as it was).
   const bool labelled = !settings.cameras.empty();
+  const auto list = cameraList();  // held: a camera removed meanwhile stays alive
+  std::vector<std::reference_wrapper<const Camera>> cams;
+  for (const auto& c : list) cams.emplace_back(*c);
   auto labels = [&](const Camera& c, const std::string& more) {
-    std::string l = labelled ? fmt::format("camera=\"{}\"", c.id) : std::string();
+    std::string l = labelled || &c != primary.get() ? fmt::format("camera=\"{}\"", c.id) : std::string();
     if (!more.empty()) l += (l.empty() ? "" : ",") + more;
     return l;
   };
   family("printcast_camera_up", "gauge", "1 while the camera delivers frames, 0 while it is away");
-  for (const auto& c : cameras)
+  for (const Camera& c : cams)
     sample("printcast_camera_up", labels(c, ""), c.pipeline->state() == "streaming" ? 1 : 0);
   family("printcast_camera_frames_total", "counter", "Camera frames captured");
-  for (const auto& c : cameras)
+  for (const Camera& c : cams)
     sample("printcast_camera_frames_total", labels(c, ""),
            static_cast<double>(c.pipeline->cameraRate.total()));
   family("printcast_h264_encoder_info", "gauge", "The H.264 encoder backend in use (value 1)");
-  for (const auto& c : cameras) {
+  for (const Camera& c : cams) {
     sample("printcast_h264_encoder_info",
            labels(c, fmt::format("backend=\"{}\"", c.pipeline->h264->activeName())), 1);
   }
   family("printcast_h264_encoder_fallbacks_total", "counter",
          "H.264 encoder backends given up while encoding (the next one took over)");
-  for (const auto& c : cameras) {
+  for (const Camera& c : cams) {
     sample("printcast_h264_encoder_fallbacks_total", labels(c, ""),
            static_cast<double>(c.pipeline->h264->fallbacks()));
   }
   family("printcast_camera_reconnects_total", "counter", "Times the camera was lost and reopened");
-  for (const auto& c : cameras) {
+  for (const Camera& c : cams) {
     sample("printcast_camera_reconnects_total", labels(c, ""),
            static_cast<double>(c.pipeline->cameraReconnects.load()));
   }
   family("printcast_no_signal_frames_total", "counter",
          "\"No signal\" frames served while the camera was away");
-  for (const auto& c : cameras) {
+  for (const Camera& c : cams) {
     sample("printcast_no_signal_frames_total", labels(c, ""),
            static_cast<double>(c.pipeline->noSignalFrames.load()));
   }
@@ -829,7 +1298,7 @@ std::string Streamer::Impl::metrics() {
     const RateMeter* meter;
   };
   std::vector<Rate> rates;
-  for (const auto& c : cameras) {
+  for (const Camera& c : cams) {
     for (const auto& [name, meter] : {std::pair{"camera", &c.pipeline->cameraRate},
                                       {"mjpeg", &c.pipeline->mjpegRate},
                                       {"h264", &c.pipeline->h264Rate}})
@@ -848,7 +1317,7 @@ std::string Streamer::Impl::metrics() {
     const transport::Fanout* fanout;
   };
   std::vector<Stream> streams;
-  for (const auto& c : cameras) {
+  for (const Camera& c : cams) {
     for (const auto& [name, f] : c.pipeline->clientStreams())
       streams.push_back({labels(c, fmt::format("stream=\"{}\"", name)), f});
   }
@@ -879,7 +1348,7 @@ std::string Streamer::Impl::metrics() {
          "H.264 encodes every Nth camera frame (slider and auto-skip)");
   sample("printcast_h264_skip_interval", "", std::max(cam->autoSkipInterval(), live.frameSkip.load()));
   family("printcast_hls_watched", "gauge", "1 while something fetched from /hls/ in the last few seconds");
-  for (const auto& c : cameras)
+  for (const Camera& c : cams)
     sample("printcast_hls_watched", labels(c, ""), c.pipeline->hls->watched() ? 1 : 0);
   const std::tuple<const char*, const char*, const char*, double (*)(const CameraPipeline&)> hlsFamilies[] = {
       {"printcast_hls_segments_total", "counter", "HLS segments completed",
@@ -892,10 +1361,10 @@ std::string Streamer::Impl::metrics() {
        [](const CameraPipeline& p) { return static_cast<double>(p.hls->segmenter().stats().bytes); }}};
   for (const auto& [metric, type, help, value] : hlsFamilies) {
     family(metric, type, help);
-    for (const auto& c : cameras) sample(metric, labels(c, ""), value(*c.pipeline));
+    for (const Camera& c : cams) sample(metric, labels(c, ""), value(*c.pipeline));
   }
   family("printcast_hls_requests_total", "counter", "Requests under /hls/");
-  for (const auto& c : cameras)
+  for (const Camera& c : cams)
     sample("printcast_hls_requests_total", labels(c, ""), static_cast<double>(c.pipeline->hls->requests()));
   family("printcast_touches_total", "counter", "Taps injected into the touch panel");
   sample("printcast_touches_total", "", static_cast<double>(screen->touches()));
@@ -1187,9 +1656,11 @@ HttpResponse playerPage(std::string_view what, std::string_view element) {
   return r;
 }
 
-std::optional<HttpResponse> Streamer::Impl::cameraRoute(CameraPipeline& c, bool h264Enabled,
-                                                        std::string_view path, const HttpRequest& req) {
-  if (path == "/stream") return mjpegResponse(c.mjpeg, req);
+std::optional<HttpResponse> Streamer::Impl::cameraRoute(const std::shared_ptr<Camera>& camera,
+                                                        bool h264Enabled, std::string_view path,
+                                                        const HttpRequest& req) {
+  CameraPipeline& c = *camera->pipeline;
+  if (path == "/stream") return mjpegResponse(c.mjpeg, req, camera);
   if (path == "/snapshot") {
     // A JPEG up to two frame intervals old answers at once.
     return c.snapshots.request(std::chrono::milliseconds(1000 / std::max(1, c.nominalFps()) * 2));
@@ -1198,9 +1669,9 @@ std::optional<HttpResponse> Streamer::Impl::cameraRoute(CameraPipeline& c, bool 
       path == "/flv" || path == "/ws" || path == "/stream.mp4" || path.rfind("/hls/", 0) == 0;
   if (!h264Path) return std::nullopt;
   if (!h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
-  if (path == "/stream.mp4") return fmp4Response(c);
-  if (path == "/flv") return flvResponse(c, false);
-  if (path == "/ws") return wsResponse(c, req, req.arg("ts") == "1");
+  if (path == "/stream.mp4") return fmp4Response(camera);
+  if (path == "/flv") return flvResponse(camera, false);
+  if (path == "/ws") return wsResponse(camera, req, req.arg("ts") == "1");
   return c.hls->handle(req, path.substr(5));  // a lookup key, never a file path
 }
 
@@ -1212,16 +1683,17 @@ HttpResponse Streamer::Impl::dashboardHls(std::string_view path, const HttpReque
   if (slash == std::string_view::npos)
     return HttpResponse::error(404, fmt::format("use {}/playlist.m3u8", path));
   const std::string_view key = rest.substr(0, slash);
-  const Camera* c = findCamera(key);
+  std::shared_ptr<Camera> c = findCamera(key);
+  const auto list = cameraList();
   if (c == nullptr && !key.empty() && key.size() < 4 &&
       std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
     const size_t index = std::stoul(std::string(key));
-    if (index < cameras.size()) c = &cameras[index];
+    if (index < list.size()) c = list[index];
   }
   if (c == nullptr) {
     return HttpResponse::error(
-        404, fmt::format("no camera '{}' (stream_<n>: a camera id or its position 0..{})", key,
-                         cameras.size() - 1));
+        404, fmt::format("no camera '{}' (stream_<n>: a camera id ({}) or its position 0..{})", key,
+                         cameraIds(), list.size() - 1));
   }
   const bool h264On = c->ownLive ? c->ownLive->h264Enabled.load() : live.h264Enabled.load();
   if (!h264On) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
@@ -1231,19 +1703,22 @@ HttpResponse Streamer::Impl::dashboardHls(std::string_view path, const HttpReque
 }
 
 // h264-streamer's port of cameras 1..3: /stream, /snapshot and /?action=stream|snapshot.
-HttpResponse Streamer::Impl::handleCameraPort(const Camera& c, const HttpRequest& req) {
+HttpResponse Streamer::Impl::handleCameraPort(const std::string& id, const HttpRequest& req) {
   if (req.method != "GET" && req.method != "HEAD") return HttpResponse::error(405, "only GET is served here");
+  // By id at each request: a camera reopened by the control API keeps its port.
+  const auto c = findCamera(id);
+  if (!c) return HttpResponse::error(404, "camera " + id + " was removed");
   std::string path = req.path;
   if (path == "/" || path.empty()) {
     const std::string action = req.arg("action");
     if (action != "stream" && action != "snapshot")
-      return HttpResponse::error(404, "use /?action=stream or /?action=snapshot (camera " + c.id + ")");
+      return HttpResponse::error(404, "use /?action=stream or /?action=snapshot (camera " + id + ")");
     path = "/" + action;
   }
   if (path != "/stream" && path != "/snapshot")
-    return HttpResponse::error(
-        404, "no such endpoint: " + req.path + " (camera " + c.id + ": /stream, /snapshot)");
-  return std::move(*cameraRoute(*c.pipeline, false, path, req));
+    return HttpResponse::error(404,
+                               "no such endpoint: " + req.path + " (camera " + id + ": /stream, /snapshot)");
+  return std::move(*cameraRoute(c, false, path, req));
 }
 
 HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
@@ -1263,15 +1738,12 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
     const std::string_view rest = std::string_view(path).substr(5);
     const auto slash = rest.find('/');
     const std::string_view id = rest.substr(0, slash);
-    const Camera* c = findCamera(id);
-    if (c == nullptr) {
-      std::string ids;
-      for (const auto& other : cameras) ids += (ids.empty() ? "" : ", ") + other.id;
-      return HttpResponse::error(404, fmt::format("no camera '{}' (cameras: {})", id, ids));
-    }
+    const auto c = findCamera(id);  // held by the responses: a camera removed meanwhile stays alive
+    if (c == nullptr)
+      return HttpResponse::error(404, fmt::format("no camera '{}' (cameras: {})", id, cameraIds()));
     const std::string_view sub = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
     const bool h264On = c->ownLive ? c->ownLive->h264Enabled.load() : live.h264Enabled.load();
-    if (auto r = cameraRoute(*c->pipeline, h264On, sub, req)) return std::move(*r);
+    if (auto r = cameraRoute(c, h264On, sub, req)) return std::move(*r);
     return HttpResponse::error(404,
                                fmt::format("no such endpoint: {} (a camera has /stream, /snapshot, /flv, "
                                            "/stream.mp4, /hls/stream.m3u8 and /ws)",
@@ -1282,7 +1754,7 @@ HttpResponse Streamer::Impl::handleStream(const HttpRequest& req) {
     return ingest->accept(req);
   }
   if (path.rfind("/hls/stream_", 0) == 0) return dashboardHls(path, req);
-  if (auto r = cameraRoute(*cam, live.h264Enabled, path, req)) return std::move(*r);
+  if (auto r = cameraRoute(primary, live.h264Enabled, path, req)) return std::move(*r);
   if (path == "/state") return HttpResponse::json(200, ustreamerState().dump());
   if (path == "/metrics") {
     HttpResponse r = HttpResponse::text(200, metrics());
@@ -1419,7 +1891,7 @@ HttpResponse Streamer::Impl::cameraControls(const HttpRequest& req) {
 HttpResponse Streamer::Impl::handleFlvPort(const HttpRequest& req) {
   if (req.path == "/flv") {
     if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
-    return flvResponse(*cam, true);
+    return flvResponse(primary, true);
   }
   return HttpResponse::error(404, "no such endpoint: " + req.path);
 }
@@ -1651,42 +2123,39 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
   // Camera 0 runs on the top-level settings (the first enabled `cameras` entry was folded into
   // them) and the control API's live settings; each further camera on its own.
   {
-    Impl::Camera first;
-    first.id = settings.cameras.empty() ? "0" : "";
-    first.publishTargets = settings.publish;
+    auto first = std::make_shared<Impl::Camera>();
+    first->id = settings.cameras.empty() ? "0" : "";
+    first->publishTargets = settings.publish;
     for (const auto& entry : settings.cameras) {
-      if (entry.enabled && first.id.empty()) {
-        first.id = entry.id;
-        first.name = entry.name;
-        first.publishTargets.insert(first.publishTargets.end(), entry.publish.begin(), entry.publish.end());
+      if (entry.enabled && first->id.empty()) {
+        first->id = entry.id;
+        first->name = entry.name;
+        first->publishTargets.insert(first->publishTargets.end(), entry.publish.begin(), entry.publish.end());
       }
     }
-    if (first.name.empty()) first.name = board.name;
+    if (first->name.empty()) first->name = board.name;
     auto pipeline = CameraPipeline::create(settings, board, s.live, s.ingest,
-                                           settings.cameras.empty() ? std::string() : first.id);
+                                           settings.cameras.empty() ? std::string() : first->id);
     if (!pipeline) return pipeline.error();
-    first.pipeline = std::move(*pipeline);
-    s.cameras.push_back(std::move(first));
+    first->pipeline = std::move(*pipeline);
+    s.cameras.push_back(first);
+    s.primary = first;
+    s.cam = first->pipeline.get();
+    s.cameraEntries = settings.cameras;
     bool skippedFirst = false;
+    int slot = 0;
     for (const auto& entry : settings.cameras) {
       if (!entry.enabled) continue;
       if (!skippedFirst) {
         skippedFirst = true;
         continue;
       }
-      Impl::Camera more;
-      more.id = entry.id;
-      more.name = entry.name;
-      const Settings cs = settingsForCamera(settings, entry);
-      more.publishTargets = cs.publish;
-      more.ownLive = std::make_unique<LiveSettings>(cs);
-      auto morePipeline = CameraPipeline::create(cs, board, *more.ownLive, nullptr, entry.id);
-      if (!morePipeline)
-        return hal::Error{morePipeline.code(), 0, "camera " + entry.id + ": " + morePipeline.error().message};
-      more.pipeline = std::move(*morePipeline);
-      s.cameras.push_back(std::move(more));
+      // Cameras 1..3 get h264-streamer's ports (opened below, with the other servers).
+      const int portSlot = settings.cameraPortBase >= 0 && slot < 3 ? slot++ : -1;
+      auto more = s.buildCamera(entry, portSlot, false);
+      if (!more) return more.error();
+      s.cameras.push_back(std::move(*more));
     }
-    s.cam = s.cameras.front().pipeline.get();
   }
   // What /status lists under "outputs" (pages choose their player from it). An output added to
   // the streamer adds its entry here.
@@ -1710,23 +2179,26 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
 
   // Every port: the board's connection limit. The control port (it presses buttons on the
   // printer) takes changes only from its own pages and from scripts (transport/http_access.h).
-  auto listen = [&](const char* name, int port, std::string origin, transport::HttpHandler handler,
-                    bool sameOriginWrites = false) -> hal::Result<std::unique_ptr<transport::HttpServer>> {
+  // Also kept as s.listenPort for the camera ports opened at run time: it reads s.settings and
+  // s.board (which outlive it), not start()'s arguments.
+  auto listen = [&s](const char* name, int port, std::string origin, transport::HttpHandler handler,
+                     bool sameOriginWrites = false) -> hal::Result<std::unique_ptr<transport::HttpServer>> {
+    const Settings& cfg = s.settings;
     transport::HttpServerConfig config;
     config.name = name;
-    config.host = settings.host;
+    config.host = cfg.host;
     config.port = static_cast<uint16_t>(port);
     config.allowOrigin = std::move(origin);
-    config.connectionLimit = board.limits.maxConnectionsPerPort;
+    config.connectionLimit = s.board->limits.maxConnectionsPerPort;
     config.perAddressLimit =
-        std::min(static_cast<unsigned>(settings.connectionsPerAddress), config.connectionLimit);
-    config.streamStallSeconds = static_cast<unsigned>(settings.streamStallSeconds);
+        std::min(static_cast<unsigned>(cfg.connectionsPerAddress), config.connectionLimit);
+    config.streamStallSeconds = static_cast<unsigned>(cfg.streamStallSeconds);
     if (sameOriginWrites) {
       config.policy.sameOriginWrites = true;
-      config.policy.trustedOrigins = transport::splitList(settings.controlAllowOrigin);
-      config.policy.allowedHosts = transport::splitList(settings.allowedHosts);
-      if (!settings.authTokenSha256.empty()) {
-        config.authorize = [hash = settings.authTokenSha256](const HttpRequest& r) {
+      config.policy.trustedOrigins = transport::splitList(cfg.controlAllowOrigin);
+      config.policy.allowedHosts = transport::splitList(cfg.allowedHosts);
+      if (!cfg.authTokenSha256.empty()) {
+        config.authorize = [hash = cfg.authTokenSha256](const HttpRequest& r) {
           return transport::tokenMatches(
               hash, transport::presentedToken(r.header("authorization"), r.arg("token")));
         };
@@ -1738,15 +2210,17 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
                        [&s](const HttpRequest& r) { return s.handleStream(r); });
   if (!stream) return stream.error();
   s.streamServer = std::move(*stream);
-  if (settings.cameraPortBase >= 0) {
-    for (size_t i = 1; i < s.cameras.size() && i <= 3; ++i) {
-      Impl::Camera& c = s.cameras[i];
-      const int port = settings.cameraPortBase == 0 ? 0 : settings.cameraPortBase + static_cast<int>(i) - 1;
-      auto server = listen(("camera " + c.id).c_str(), port, settings.allowOrigin,
-                           [&s, &c](const HttpRequest& r) { return s.handleCameraPort(c, r); });
-      if (!server) return hal::Error{server.code(), 0, "camera " + c.id + ": " + server.error().message};
-      c.port = std::move(*server);
-    }
+  s.listenPort = [listen](const char* name, int port, std::string origin, transport::HttpHandler handler) {
+    return listen(name, port, std::move(origin), std::move(handler));
+  };
+  for (auto& c : s.cameras) {
+    if (c->portSlot < 0) continue;
+    const int port = settings.cameraPortBase == 0 ? 0 : settings.cameraPortBase + c->portSlot;
+    auto server = listen(("camera " + c->id).c_str(), port, settings.allowOrigin,
+                         [&s, id = c->id](const HttpRequest& r) { return s.handleCameraPort(id, r); });
+    if (!server) return hal::Error{server.code(), 0, "camera " + c->id + ": " + server.error().message};
+    c->port = std::move(*server);
+    c->portNumber = c->port->port();
   }
   auto control = listen(
       "control", settings.controlPort, "", [&s](const HttpRequest& r) { return s.handleControl(r); }, true);
@@ -1777,7 +2251,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
       };
     }
     std::vector<std::pair<std::string, transport::RtspStream*>> paths{{"/stream", &s.cam->rtspStream}};
-    for (auto& c : s.cameras) paths.emplace_back("/cam/" + c.id, &c.pipeline->rtspStream);
+    for (auto& c : s.cameras) paths.emplace_back("/cam/" + c->id, &c->pipeline->rtspStream);
     if (s.screen->hasDisplay()) paths.emplace_back("/display", &s.screen->rtspStream());
     auto rtsp = transport::RtspServer::start(rc, paths);
     if (!rtsp) return rtsp.error();
@@ -1790,21 +2264,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
           {{"name", "display-rtsp"}, {"path", "/display"}, {"type", "rtsp"}, {"port", s.rtspServer->port()}});
     }
   }
-  for (auto& c : s.cameras) {
-    for (const auto& target : c.publishTargets) {
-      Impl::PublishTarget publisher;
-      if (transport::isRtmpUrl(target)) {
-        auto started = transport::RtmpPublisher::start(target, c.pipeline->flv);
-        if (!started) return started.error();
-        publisher.rtmp = std::move(*started);
-      } else {
-        auto started = transport::RtspPublisher::start(target, c.pipeline->rtspStream);
-        if (!started) return started.error();
-        publisher.rtsp = std::move(*started);
-      }
-      c.publishers.push_back(std::move(publisher));
-    }
-  }
+  if (auto st = s.startPublishers(*s.primary); !st) return st.error();
   if (settings.ingestPort >= 0 && s.ingest) {
     // Cameras only: any path upgrades (ESP32 firmwares connect to "/").
     auto ingestServer =
@@ -1813,7 +2273,7 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     s.ingestServer = std::move(*ingestServer);
   }
 
-  for (auto& c : s.cameras) c.pipeline->start();
+  for (auto& c : s.cameras) c->pipeline->start();
   s.screen->start();
   if (settings.mode == "go-klipper") {
     s.lanMode =
@@ -1893,25 +2353,29 @@ void Streamer::stop() {
     s.timelapseClosed = true;
   }
   if (!s.running.exchange(false)) return;
+  // The control port's file work first (the job running is finished, the waiting ones get 503):
+  // from here on no camera is added, changed or removed.
+  s.blockingWork->stop();
   s.stopWake.notify_all();
-  for (auto& c : s.cameras) c.pipeline->stop();
+  const auto cameras = s.cameraList();
+  for (auto& c : cameras) c->pipeline->stop();
   for (auto& t : s.threads) t.join();
   s.threads.clear();
   // Pending touches are answered; streams end so their suspended connections resume.
   s.screen->stop("streamer is stopping");
-  for (auto& c : s.cameras) {
-    c.pipeline->snapshots.failAll("streamer is stopping");
-    c.pipeline->mjpeg.closeAll();
-    c.pipeline->flv.closeAll();
-    c.pipeline->fmp4.closeAll();
-    c.pipeline->wsStream.closeAll();
+  for (auto& c : cameras) {
+    c->pipeline->snapshots.failAll("streamer is stopping");
+    c->pipeline->mjpeg.closeAll();
+    c->pipeline->flv.closeAll();
+    c->pipeline->fmp4.closeAll();
+    c->pipeline->wsStream.closeAll();
   }
-  for (auto& c : s.cameras) c.publishers.clear();  // TEARDOWN sent, their threads joined
+  for (auto& c : cameras) c->publishers.clear();  // TEARDOWN sent, their threads joined
   s.rtspServer.reset();  // its connections close; then nothing reads rtspStream's queues
-  for (auto& c : s.cameras) {
-    c.pipeline->rtspStream.closeAll();
-    c.pipeline->hls->closeAll("streamer is stopping");
-    if (c.pipeline->hlsTs) c.pipeline->hlsTs->closeAll("streamer is stopping");
+  for (auto& c : cameras) {
+    c->pipeline->rtspStream.closeAll();
+    c->pipeline->hls->closeAll("streamer is stopping");
+    if (c->pipeline->hlsTs) c->pipeline->hlsTs->closeAll("streamer is stopping");
   }
   s.screen->rtspStream().closeAll();
   // WebSocket clients get Close 1001 and their sockets are closed before the HTTP servers stop
@@ -1922,10 +2386,9 @@ void Streamer::stop() {
                        s.ingestServer.get()}) {
     if (server != nullptr) server->stop();
   }
-  for (auto& c : s.cameras) {
-    if (c.port) c.port->stop();
+  for (auto& c : cameras) {
+    if (c->port) c->port->stop();
   }
-  s.blockingWork->stop();
   // Retire the rings (after the servers: /status reads them): their readers are woken and wait
   // for a new producer.
   s.cam->h264Ring.reset();

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target: the JSON settings parser (the config file and POST /api/settings bodies).
-// Oracles: a body accepted by the control API yields settings whose runtime JSON is accepted
-// again and changes nothing (a round trip); refusals always name the reason.
+// libFuzzer target: the JSON settings parser (the config file and POST /api/settings bodies), and
+// the cameras API's (POST /api/cameras and PATCH /api/cameras/<id> bodies, the edit of the config
+// file's cameras list). Oracles: a body accepted by the control API yields settings whose runtime
+// JSON is accepted again and changes nothing (a round trip); an accepted camera entry written as
+// the file has it reads back to the same entry; an edited list is a JSON list; refusals always
+// name the reason.
 #include <algorithm>
 #include <cassert>
 #include <cstddef>
@@ -26,6 +29,42 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   static const auto board = printcast::bsp::findBoard("virtual");
   assert(board.ok());
+
+  // The cameras API: the input as a camera entry (a PATCH onto a running entry), and as the
+  // config file whose list an add, a change and a remove edit.
+  {
+    streamer::Settings::CameraEntry entry;
+    entry.id = "cam";
+    entry.source = "test-pattern";
+    std::string key;
+    auto st = streamer::parseCameraEntry(text, "fuzz", "cameras[1]", entry, key);
+    if (st) {
+      const streamer::Settings::CameraEntry other{"printer", "printer", "test-pattern", {}, 0, 0, true, {}};
+      st = streamer::checkCameraEntry(entry, "cameras[1]", false, {{"cameras[0]", &other}},
+                                      streamer::Settings{}, **board, "fuzz", key);
+    }
+    if (st) {
+      const std::string json = streamer::cameraEntryJson(entry);
+      streamer::Settings::CameraEntry again;
+      auto back = streamer::parseCameraEntry(json, "fuzz", "cameras[1]", again, key);
+      assert(back.ok());
+      if (again.name.empty()) again.name = again.id;  // what checkCameraEntry fills in
+      assert(streamer::cameraEntryJson(again) == json);
+      assert(again.size == entry.size && again.publish == entry.publish && again.enabled == entry.enabled);
+    } else {
+      assert(!st.error().message.empty());
+    }
+    using Kind = streamer::CameraListEdit::Kind;
+    for (const Kind kind : {Kind::Add, Kind::Change, Kind::Remove}) {
+      auto list = streamer::editCameraList(text, {kind, "cam", R"({"id":"cam","source":"test-pattern"})"});
+      if (list) {
+        const auto parsed = nlohmann::json::parse(*list);
+        assert(parsed.is_array());
+      } else {
+        assert(!list.error().message.empty());
+      }
+    }
+  }
   const streamer::Settings current;
   streamer::Settings next;
   std::vector<std::string> keys;

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -1159,6 +1160,256 @@ TEST(SeveralCameras, ABadEntryNamesTheCameraAndTheKey) {
     EXPECT_EQ(r.exitCode, 2) << json;
     EXPECT_NE((r.out + r.err).find(expected), std::string::npos) << expected << "\n" << r.out << r.err;
   }
+}
+
+// ---- cameras added, changed and removed at run time (POST, PATCH, DELETE /api/cameras) ----
+
+std::string readText(const std::string& path) { return runCommand({"cat", path}, 5s).out; }
+
+// Waits (up to 15 s) until GET /api/cameras/<id> says "streaming".
+bool waitCameraStreaming(uint16_t controlPort, const std::string& id) {
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto r = httpRequest(controlPort, "GET", "/api/cameras/" + id);
+    if (r.status == 200 && nlohmann::json::parse(r.body)["state"] == "streaming") return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+TEST(SeveralCameras, CamerasAreAddedChangedAndRemovedAtRunTimeAndTheConfigFollows) {
+  char dirTemplate[] = "/tmp/printcast-cameras-XXXXXX";
+  ASSERT_NE(mkdtemp(dirTemplate), nullptr);
+  const std::string dir = dirTemplate;
+  const std::string file = dir + "/app.json";
+  {
+    std::ofstream out(file);
+    out << R"({
+  // a config with a cameras list
+  "camera_port_base": 0,
+  "a_key_printcast_does_not_know": "kept",
+  "mjpeg_fps": 10,
+  "cameras": [{"id": "printer", "source": "test-pattern", "resolution": "320x240"},
+              {"id": "room", "source": "test-pattern", "resolution": "160x120", "fps": 10},
+              {"id": "off", "source": "test-pattern", "enabled": false}]
+})";
+  }
+  StreamerProcess p(PRINTCAST_STREAMER_BIN,
+                    {"--board", "virtual", "--config", file, "--no-display", "--no-ring"});
+  ASSERT_TRUE(p.ok()) << p.log();
+  const uint16_t control = p.controlPort();
+  const std::map<std::string, std::string> json{{"Content-Type", "application/json"}};
+  auto saved = [&] { return nlohmann::json::parse(readText(file)); };
+  auto ids = [](const nlohmann::json& list) {
+    std::string out;
+    for (const auto& c : list) out += (out.empty() ? "" : ",") + c["id"].get<std::string>();
+    return out;
+  };
+  ASSERT_TRUE(waitCameraStreaming(control, "room"));
+  StreamConnection primaryViewer(p.streamPort(), "/stream");
+  ASSERT_TRUE(primaryViewer.ok());
+  ASSERT_FALSE(primaryViewer.read(4096, 5s).empty());
+
+  // Add: 201 with its /api/cameras/<id> object, streaming on its own paths, in the file.
+  auto r = httpRequest(control, "POST", "/api/cameras",
+                       R"({"id": "yard", "name": "Yard", "source": "test-pattern", "resolution": "192x144",
+                           "fps": 10})",
+                       json);
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body["id"], "yard");
+  EXPECT_EQ(body["name"], "Yard");
+  EXPECT_EQ(body["outputs"]["flv"], "/cam/yard/flv");
+  EXPECT_EQ(body["persisted"], true);
+  EXPECT_EQ(r.headers["location"], "/api/cameras/yard");
+  auto file1 = saved();
+  EXPECT_EQ(ids(file1["cameras"]), "printer,room,off,yard");
+  EXPECT_EQ(file1["cameras"][3],
+            nlohmann::json::parse(R"({"id": "yard", "name": "Yard", "source": "test-pattern",
+                                                           "resolution": "192x144", "fps": 10})"));
+  EXPECT_EQ(file1["a_key_printcast_does_not_know"], "kept");
+  EXPECT_EQ(file1["mjpeg_fps"], 10);
+  EXPECT_EQ(file1["cameras"][1]["fps"], 10) << "the other entries are kept";
+  const CommandResult ls = runCommand({"ls", "-A", dir}, 5s);
+  EXPECT_EQ(ls.out, "app.json\n") << "no temp file left behind";
+  ASSERT_TRUE(waitCameraStreaming(control, "yard"));
+  const std::string base = "http://127.0.0.1:" + std::to_string(p.streamPort());
+  auto probe = runCommand({"ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of",
+                           "csv=p=0", base + "/cam/yard/flv"},
+                          20s);
+  EXPECT_EQ(probe.out, "h264,192,144\n") << probe.err;
+  probe =
+      runCommand({"ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_entries", "stream=width,height",
+                  "-of", "csv=p=0", "rtsp://127.0.0.1:" + std::to_string(p.rtspPort()) + "/cam/yard"},
+                 20s);
+  EXPECT_EQ(probe.out, "192,144\n") << "its RTSP path was added: " << probe.err;
+  auto list = nlohmann::json::parse(httpRequest(control, "GET", "/api/cameras").body);
+  EXPECT_EQ(ids(list), "printer,room,yard");
+  const uint16_t yardPort = list[2]["outputs"]["port"];
+  ASSERT_NE(yardPort, 0) << "a free h264-streamer port: " << list.dump();
+  EXPECT_EQ(decodeJpeg(httpRequest(yardPort, "GET", "/snapshot").body).width, 192);
+  EXPECT_EQ(nlohmann::json::parse(httpRequest(p.streamPort(), "GET", "/status").body)["cameras"].size(), 3u);
+  EXPECT_NE(
+      httpRequest(p.streamPort(), "GET", "/metrics").body.find("printcast_camera_up{camera=\"yard\"} 1\n"),
+      std::string::npos);
+
+  // Refusals change nothing: a bad value names the key, a taken id is 409, other origins 403.
+  const std::string before = readText(file);
+  for (const auto& [request, status, key] :
+       {std::tuple{R"({"id": "x", "source": "test-pattern", "fps": 500})", 400, "fps"},
+        {R"({"id": "x", "source": "test-pattern", "colour": 1})", 400, "colour"},
+        {R"({"id": "x", "source": "test-pattern", "resolution": "13x7"})", 400, "resolution"},
+        {R"({"id": "x y", "source": "test-pattern"})", 400, "id"},
+        {R"({"id": "x", "source": "ftp://h/x"})", 400, "source"},
+        {R"({"id": "x"})", 400, "source"},
+        {R"(not json)", 400, ""},
+        {R"({"id": "room", "source": "test-pattern"})", 409, "id"}}) {
+    r = httpRequest(control, "POST", "/api/cameras", request, json);
+    EXPECT_EQ(r.status, status) << request << ": " << r.body;
+    EXPECT_EQ(nlohmann::json::parse(r.body)["key"], key) << request;
+  }
+  r = httpRequest(control, "POST", "/api/cameras", R"({"id": "fps", "source": "test-pattern", "fps": 500})",
+                  json);
+  EXPECT_NE(nlohmann::json::parse(r.body)["error"].get<std::string>().find(
+                "fps = 500: must be an integer in 1..120"),
+            std::string::npos)
+      << r.body;
+  EXPECT_EQ(httpRequest(control, "POST", "/api/cameras", R"({"id": "x", "source": "test-pattern"})",
+                        {{"Content-Type", "text/plain"}})
+                .status,
+            415);
+  const std::map<std::string, std::string> evil{{"Content-Type", "application/json"},
+                                                {"Origin", "http://evil.example"}};
+  EXPECT_EQ(
+      httpRequest(control, "POST", "/api/cameras", R"({"id": "x", "source": "test-pattern"})", evil).status,
+      403);
+  EXPECT_EQ(
+      httpRequest(control, "DELETE", "/api/cameras/yard", "", {{"Origin", "http://evil.example"}}).status,
+      403);
+  EXPECT_EQ(httpRequest(control, "PATCH", "/api/cameras/yard", R"({"name": "evil"})", evil).status, 403);
+  EXPECT_EQ(httpRequest(control, "GET", "/api/cameras/x").status, 404);
+  EXPECT_EQ(readText(file), before) << "nothing written on a refusal";
+
+  // Change: a new resolution reopens only that camera (its viewers' streams end, a new snapshot
+  // has the new size); a new name applies without a reopen; camera 0 only changes its name.
+  StreamConnection yardViewer(p.streamPort(), "/cam/yard/stream");
+  ASSERT_TRUE(yardViewer.ok());
+  ASSERT_FALSE(yardViewer.read(4096, 5s).empty());
+  StreamConnection roomViewer(p.streamPort(), "/cam/room/stream");
+  ASSERT_TRUE(roomViewer.ok());
+  ASSERT_FALSE(roomViewer.read(4096, 5s).empty());
+  r = httpRequest(control, "PATCH", "/api/cameras/yard", R"({"resolution": "320x240"})", json);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["restarted"], true);
+  EXPECT_TRUE(yardViewer.waitForEnd(5s)) << "the old pipeline's viewer was not ended";
+  ASSERT_TRUE(waitCameraStreaming(control, "yard"));
+  const Rgb reopened = decodeJpeg(httpRequest(p.streamPort(), "GET", "/cam/yard/snapshot").body);
+  EXPECT_EQ(reopened.width, 320);
+  EXPECT_EQ(reopened.height, 240);
+  EXPECT_EQ(saved()["cameras"][3]["resolution"], "320x240");
+  EXPECT_FALSE(roomViewer.read(4096, 5s).empty()) << "the other cameras' viewers keep streaming";
+  EXPECT_EQ(decodeJpeg(httpRequest(yardPort, "GET", "/snapshot").body).width, 320) << "it keeps its port";
+  r = httpRequest(control, "PATCH", "/api/cameras/yard", R"({"name": "Back yard", "bitrate": 800})", json);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["restarted"], false);
+  EXPECT_EQ(nlohmann::json::parse(httpRequest(control, "GET", "/api/cameras/yard").body)["name"],
+            "Back yard");
+  EXPECT_EQ(saved()["cameras"][3]["name"], "Back yard");
+  EXPECT_EQ(saved()["cameras"][3]["bitrate"], 800);
+  r = httpRequest(control, "PATCH", "/api/cameras/yard", R"({"fps": 0})", json);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(nlohmann::json::parse(r.body)["key"], "fps");
+  r = httpRequest(control, "PATCH", "/api/cameras/yard", R"({"id": "other"})", json);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(nlohmann::json::parse(r.body)["key"], "id");
+  EXPECT_EQ(httpRequest(control, "PATCH", "/api/cameras/nope", R"({"name": "x"})", json).status, 404);
+  EXPECT_EQ(httpRequest(control, "PUT", "/api/cameras/yard", R"({"name": "x"})", json).status, 405);
+  r = httpRequest(control, "PATCH", "/api/cameras/printer", R"({"resolution": "640x480"})", json);
+  EXPECT_EQ(r.status, 409);
+  EXPECT_NE(r.body.find("camera 0"), std::string::npos) << r.body;
+  r = httpRequest(control, "PATCH", "/api/cameras/printer", R"({"name": "Printer"})", json);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(saved()["cameras"][0]["name"], "Printer");
+
+  // Remove: its viewers' streams end, its paths answer 404, the others stream on; camera 0 stays.
+  StreamConnection roomFlv(p.streamPort(), "/cam/room/flv");
+  ASSERT_TRUE(roomFlv.ok());
+  ASSERT_FALSE(roomFlv.read(4096, 5s).empty());
+  r = httpRequest(control, "DELETE", "/api/cameras/room");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(roomViewer.waitForEnd(5s)) << "the MJPEG viewer's stream did not end";
+  EXPECT_TRUE(roomFlv.waitForEnd(5s)) << "the FLV viewer's stream did not end";
+  for (const char* path :
+       {"/cam/room/stream", "/cam/room/snapshot", "/cam/room/flv", "/cam/room/hls/stream.m3u8"})
+    EXPECT_EQ(httpRequest(p.streamPort(), "GET", path).status, 404) << path;
+  EXPECT_EQ(httpRequest(control, "GET", "/api/cameras/room").status, 404);
+  probe = runCommand({"ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_entries", "stream=width",
+                      "-of", "csv=p=0", "rtsp://127.0.0.1:" + std::to_string(p.rtspPort()) + "/cam/room"},
+                     20s);
+  EXPECT_NE(probe.exitCode, 0) << "its RTSP path is gone: " << probe.out;
+  EXPECT_FALSE(primaryViewer.read(4096, 5s).empty()) << "camera 0's viewer streams on";
+  EXPECT_EQ(ids(saved()["cameras"]), "printer,off,yard");
+  EXPECT_EQ(saved()["a_key_printcast_does_not_know"], "kept");
+  EXPECT_EQ(httpRequest(p.streamPort(), "GET", "/metrics").body.find("camera=\"room\""), std::string::npos);
+  r = httpRequest(control, "DELETE", "/api/cameras/printer");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_NE(r.body.find("camera 0"), std::string::npos) << r.body;
+  EXPECT_EQ(httpRequest(control, "DELETE", "/api/cameras/room").status, 404);
+
+  // A disabled entry is listed with ?all=1 and started and stopped by "enabled".
+  list = nlohmann::json::parse(httpRequest(control, "GET", "/api/cameras?all=1").body);
+  EXPECT_EQ(ids(list), "printer,yard,off");
+  EXPECT_EQ(list[2]["state"], "disabled");
+  r = httpRequest(control, "PATCH", "/api/cameras/off", R"({"enabled": true})", json);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(waitCameraStreaming(control, "off"));
+  EXPECT_EQ(httpRequest(p.streamPort(), "GET", "/cam/off/snapshot").status, 200);
+  EXPECT_EQ(saved()["cameras"][1]["enabled"], true);
+  r = httpRequest(control, "PATCH", "/api/cameras/off", R"({"enabled": false})", json);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(httpRequest(p.streamPort(), "GET", "/cam/off/snapshot").status, 404);
+  EXPECT_EQ(saved()["cameras"][1]["enabled"], false);
+
+  // A save that fails answers 500 with the reason and runs nothing new.
+  {
+    std::ofstream out(file);
+    out << "not json";
+  }
+  r = httpRequest(control, "POST", "/api/cameras", R"({"id": "late", "source": "test-pattern"})", json);
+  EXPECT_EQ(r.status, 500);
+  EXPECT_NE(r.body.find("not a JSON object"), std::string::npos) << r.body;
+  EXPECT_EQ(httpRequest(control, "GET", "/api/cameras/late").status, 404);
+  r = httpRequest(control, "DELETE", "/api/cameras/yard");
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(httpRequest(control, "GET", "/api/cameras/yard").status, 200)
+      << "still running, as the file says";
+  EXPECT_EQ(readText(file), "not json");
+  EXPECT_EQ(p.terminate(10s), 0);
+  runCommand({"rm", "-rf", dir}, 5s);
+}
+
+// Without a cameras list (one camera from the flags) a camera added at run time runs but is not
+// saved, and the answer says so; camera 0's metrics stay unlabelled.
+TEST(SeveralCameras, ACameraAddedWithoutAListRunsAndTheAnswerSaysItIsNotSaved) {
+  StreamerProcess p(PRINTCAST_STREAMER_BIN,
+                    {"--board", "virtual", "--resolution", "320x240", "--no-display", "--no-ring"});
+  ASSERT_TRUE(p.ok()) << p.log();
+  const std::map<std::string, std::string> json{{"Content-Type", "application/json"}};
+  auto r = httpRequest(p.controlPort(), "POST", "/api/cameras",
+                       R"({"id": "extra", "source": "test-pattern", "resolution": "160x120"})", json);
+  ASSERT_EQ(r.status, 201) << r.body;
+  const auto body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body["persisted"], false);
+  EXPECT_NE(body["note"].get<std::string>().find("not saved"), std::string::npos) << r.body;
+  ASSERT_TRUE(waitCameraStreaming(p.controlPort(), "extra"));
+  EXPECT_EQ(decodeJpeg(httpRequest(p.streamPort(), "GET", "/cam/extra/snapshot").body).width, 160);
+  const std::string metrics = httpRequest(p.streamPort(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("printcast_camera_up 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("printcast_camera_up{camera=\"extra\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_EQ(httpRequest(p.controlPort(), "DELETE", "/api/cameras/0").status, 409);
+  EXPECT_EQ(httpRequest(p.controlPort(), "DELETE", "/api/cameras/extra").status, 200);
+  EXPECT_EQ(httpRequest(p.streamPort(), "GET", "/cam/extra/snapshot").status, 404);
+  EXPECT_EQ(p.terminate(10s), 0);
 }
 
 // ---- HLS (/hls/stream.m3u8) ----

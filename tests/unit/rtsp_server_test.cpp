@@ -215,6 +215,68 @@ INSTANTIATE_TEST_SUITE_P(Transports, RtspServerPlay,
                                                                                  : std::string("Udp");
                          });
 
+// Paths added, replaced and taken away while the server runs (cameras added, reopened and removed
+// at run time): a new path answers DESCRIBE at once; a client playing a stream that is replaced or
+// taken away sees its connection closed before setStream() returns (the stream may go then), and
+// a path taken away answers 404.
+TEST(RtspServer, PathsChangeWhileItRunsAndAGoneStreamsClientsAreClosed) {
+  RtspStream first;
+  RtspServerConfig config;
+  config.port = 0;
+  config.bindAddress = "127.0.0.1";
+  auto server = RtspServer::start(config, {{"/stream", &first}});
+  ASSERT_TRUE(server) << server.error().describe();
+  const std::string base = "rtsp://127.0.0.1:" + std::to_string((*server)->port());
+  auto describe = [&](const std::string& path) {
+    const int fd = connectTo((*server)->port());
+    const std::string r = converse(fd, "DESCRIBE " + base + path + " RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    ::close(fd);
+    return r.substr(0, 12);
+  };
+  EXPECT_EQ(describe("/cam/yard"), "RTSP/1.0 404");
+  auto added = std::make_unique<RtspStream>();
+  (*server)->setStream("/cam/yard", added.get());
+  EXPECT_EQ(describe("/cam/yard"), "RTSP/1.0 200");
+  EXPECT_EQ(describe("/stream"), "RTSP/1.0 200") << "the other path is untouched";
+
+  // A client plays /cam/yard.
+  const int fd = connectTo((*server)->port());
+  ASSERT_GE(fd, 0);
+  std::string r = converse(fd, "SETUP " + base +
+                                   "/cam/yard/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: "
+                                   "RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n");
+  ASSERT_EQ(r.rfind("RTSP/1.0 200", 0), 0u) << r;
+  const size_t at = r.find("Session: ");
+  const std::string session = r.substr(at + 9, r.find(';', at) - at - 9);
+  r = converse(fd, "PLAY " + base + "/cam/yard RTSP/1.0\r\nCSeq: 2\r\nSession: " + session + "\r\n\r\n");
+  ASSERT_EQ(r.rfind("RTSP/1.0 200", 0), 0u) << r;
+  for (auto end = std::chrono::steady_clock::now() + 2s;
+       added->clientCount() == 0 && std::chrono::steady_clock::now() < end;)
+    std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(added->clientCount(), 1u);
+
+  // Replaced by a new stream: the client of the old one is closed before setStream() returns.
+  auto replacement = std::make_unique<RtspStream>();
+  (*server)->setStream("/cam/yard", replacement.get());
+  EXPECT_EQ(added->clientCount(), 0u) << "unsubscribed before setStream() returned";
+  added.reset();  // may go now
+  char buf[256];
+  ssize_t n = 0;
+  for (auto end = std::chrono::steady_clock::now() + 2s; std::chrono::steady_clock::now() < end;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+  }
+  EXPECT_EQ(n, 0) << "the connection was closed";
+  ::close(fd);
+  EXPECT_EQ(describe("/cam/yard"), "RTSP/1.0 200") << "the path serves the replacement";
+
+  (*server)->setStream("/cam/yard", nullptr);
+  EXPECT_EQ(describe("/cam/yard"), "RTSP/1.0 404");
+  EXPECT_EQ(describe("/stream"), "RTSP/1.0 200");
+}
+
 // RTCP over the interleaved channel 1: a sender report (RFC 3550 6.4.1) with the stream's SSRC,
 // the capture time as NTP time and counts, then an SDES with a CNAME; RTP on channel 0.
 TEST(RtspServer, SendsSenderReportsWithTheCaptureTimeAsNtp) {

@@ -796,3 +796,143 @@ TEST(Settings, EachCameraOfTheListPublishesToItsOwnTargets) {
   EXPECT_EQ(backOk, "");
   EXPECT_EQ(back.cameras.at(1).publish.size(), 2u);
 }
+
+// ---- run-time changes of the cameras list (POST/PATCH/DELETE /api/cameras) ----
+
+TEST(CamerasApi, AnEntryIsParsedAndCheckedAsInTheFileWithTheKeyNamed) {
+  auto board = printcast::bsp::findBoard("virtual");
+  ASSERT_TRUE(board);
+  auto [s, error] = finalized(R"({"cameras": [{"id": "printer", "source": "test-pattern"},
+                                              {"id": "room", "source": "test-pattern", "publish": "rtsp://m/room"}]})");
+  ASSERT_EQ(error, "");
+  std::vector<std::pair<std::string, const Settings::CameraEntry*>> others = {{"cameras[0]", &s.cameras[0]},
+                                                                              {"cameras[1]", &s.cameras[1]}};
+  auto check = [&](const std::string& body, std::string& key) {
+    Settings::CameraEntry e;
+    auto st = printcast::streamer::parseCameraEntry(body, "POST /api/cameras", "cameras[2]", e, key);
+    if (st)
+      st = printcast::streamer::checkCameraEntry(e, "cameras[2]", false, others, s, **board,
+                                                 "POST /api/cameras", key);
+    return std::make_pair(e, st ? std::string() : st.error().message);
+  };
+  std::string key;
+  auto [yard, ok] =
+      check(R"({"id": "yard", "source": "test-pattern", "resolution": "320x240", "fps": "10"})", key);
+  EXPECT_EQ(ok, "");
+  EXPECT_EQ(yard.name, "yard") << "the name defaults to the id";
+  EXPECT_EQ(yard.size, (printcast::hal::Size{320, 240}));
+  EXPECT_EQ(yard.fps, 10);
+  for (const auto& [body, wantKey, wantText] :
+       {std::tuple{R"({"id": "yard", "source": "test-pattern", "fps": 500})", "fps",
+                   "POST /api/cameras: cameras[2].fps = 500: must be an integer in 1..120"},
+        {R"({"id": "yard", "source": "test-pattern", "resolution": "12"})", "resolution",
+         "cameras[2].resolution"},
+        {R"({"id": "yard", "source": "test-pattern", "colour": 1})", "colour", "is not a camera key"},
+        {R"({"id": "a b", "source": "test-pattern"})", "id", "cameras[2].id = \"a b\""},
+        {R"({"id": "room", "source": "test-pattern"})", "id", "is already cameras[1]'s"},
+        {R"({"id": "yard"})", "source", "cameras[2].source = \"\": is needed"},
+        {R"({"id": "yard", "source": "ws-push"})", "source", "only the first camera"},
+        {R"({"id": "yard", "source": "ftp://x/y"})", "source", "cameras[2] (\"yard\")"},
+        {R"({"id": "yard", "source": "test-pattern", "publish": "rtsp://m/room"})", "publish",
+         "is already in cameras[1].publish"},
+        {R"({"id": "yard", "source": "test-pattern", "resolution": "8000x8000"})", "resolution", "up to"},
+        {R"([1, 2])", "", "the body must be a JSON object"},
+        {R"({"id": "yard", "source": "test-pattern")", "", "the body must be a JSON object"}}) {
+    auto [entry, text] = check(body, key);
+    EXPECT_EQ(key, wantKey) << body;
+    EXPECT_NE(text.find(wantText), std::string::npos) << body << "\n" << text;
+  }
+}
+
+TEST(CamerasApi, EntriesAsTheFileHasThem) {
+  Settings::CameraEntry e;
+  e.id = "yard";
+  e.name = "yard";
+  e.source = "rtsp://u:p@cam/1";
+  EXPECT_EQ(printcast::streamer::cameraEntryJson(e), R"({"id":"yard","source":"rtsp://u:p@cam/1"})");
+  e.name = "Yard";
+  e.size = {320, 240};
+  e.fps = 10;
+  e.enabled = false;
+  e.publish = {"rtsp://m/yard"};
+  const auto full = nlohmann::json::parse(printcast::streamer::cameraEntryJson(e));
+  EXPECT_EQ(full["name"], "Yard");
+  EXPECT_EQ(full["resolution"], "320x240");
+  EXPECT_EQ(full["fps"], 10);
+  EXPECT_FALSE(full.contains("bitrate"));
+  EXPECT_EQ(full["enabled"], false);
+  EXPECT_EQ(full["publish"], nlohmann::json::array({"rtsp://m/yard"}));
+  // Read back by the config file's parser: the same entry.
+  Settings s;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(applyConfigJson(R"({"cameras": [)" + full.dump() + "]}", "app.json", s, warnings));
+  ASSERT_EQ(s.cameras.size(), 1u);
+  EXPECT_EQ(s.cameras[0].name, "Yard");
+  EXPECT_EQ(s.cameras[0].size, e.size);
+  EXPECT_EQ(s.cameras[0].publish, e.publish);
+  EXPECT_FALSE(s.cameras[0].enabled);
+  EXPECT_TRUE(nlohmann::json::parse(printcast::streamer::cameraEntryJson(e, true)).contains("bitrate"));
+}
+
+TEST(CamerasApi, EditsChangeOnlyTheirEntryOfTheFilesList) {
+  using printcast::streamer::CameraListEdit;
+  using printcast::streamer::editCameraList;
+  const std::string file = R"({
+    // comments are allowed
+    "mjpeg_fps": 5,
+    "cameras": [{"id": "printer", "source": "test-pattern", "fps": "15"},
+                {"id": "room", "source": "/dev/video2", "name": "Room"}]})";
+  auto added =
+      editCameraList(file, {CameraListEdit::Kind::Add, "yard", R"({"id":"yard","source":"test-pattern"})"});
+  ASSERT_TRUE(added) << added.error().describe();
+  auto list = nlohmann::json::parse(*added);
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[0]["fps"], "15") << "other entries are kept as written";
+  EXPECT_EQ(list[2]["id"], "yard");
+  auto changed = editCameraList(file, {CameraListEdit::Kind::Change, "room", R"({"resolution":"320x240"})"});
+  ASSERT_TRUE(changed);
+  list = nlohmann::json::parse(*changed);
+  EXPECT_EQ(list[1], nlohmann::json::parse(R"({"id": "room", "source": "/dev/video2", "name": "Room",
+                                                "resolution": "320x240"})"));
+  auto removed = editCameraList(file, {CameraListEdit::Kind::Remove, "room", ""});
+  ASSERT_TRUE(removed);
+  EXPECT_EQ(nlohmann::json::parse(*removed).size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(*editCameraList(file, {CameraListEdit::Kind::Remove, "nope", ""})).size(),
+            2u);
+  // A change of an entry the file lacks (edited by hand meanwhile) appends it.
+  auto appended =
+      editCameraList(file, {CameraListEdit::Kind::Change, "yard", R"({"id":"yard","source":"x"})"});
+  ASSERT_TRUE(appended);
+  EXPECT_EQ(nlohmann::json::parse(*appended).size(), 3u);
+  EXPECT_EQ(
+      nlohmann::json::parse(*editCameraList("", {CameraListEdit::Kind::Add, "a", R"({"id":"a"})"})).size(),
+      1u);
+  EXPECT_FALSE(editCameraList("[1]", {CameraListEdit::Kind::Add, "a", R"({"id":"a"})"}));
+  EXPECT_FALSE(editCameraList(R"({"cameras": 3})", {CameraListEdit::Kind::Add, "a", R"({"id":"a"})"}));
+  EXPECT_FALSE(editCameraList("{}", {CameraListEdit::Kind::Add, "a", "[]"}));
+}
+
+TEST(CamerasApi, SavingAnEditKeepsTheOtherKeysAndLeavesNoTempFile) {
+  char dirTemplate[] = "/tmp/printcast-cameras-XXXXXX";
+  ASSERT_NE(mkdtemp(dirTemplate), nullptr);
+  const std::filesystem::path dir = dirTemplate;
+  const auto file = dir / "app.json";
+  std::ofstream(file)
+      << R"({"bitrate": 800, "unknown_key": [1], "cameras": [{"id": "a", "source": "test-pattern"}]})";
+  using printcast::streamer::CameraListEdit;
+  ASSERT_TRUE(printcast::streamer::saveCameraListEdit(
+      file, {CameraListEdit::Kind::Add, "b", R"({"id":"b","source":"test-pattern"})"}));
+  std::stringstream text;
+  text << std::ifstream(file).rdbuf();
+  const auto saved = nlohmann::json::parse(text.str());
+  EXPECT_EQ(saved["bitrate"], 800);
+  EXPECT_EQ(saved["unknown_key"], nlohmann::json::array({1}));
+  ASSERT_EQ(saved["cameras"].size(), 2u);
+  EXPECT_EQ(saved["cameras"][1]["id"], "b");
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()),
+            1);
+  std::ofstream(file) << "not json";
+  EXPECT_EQ(printcast::streamer::saveCameraListEdit(file, {CameraListEdit::Kind::Remove, "a", ""}).code(),
+            printcast::hal::Errc::InvalidArgument);
+  std::filesystem::remove_all(dir);
+}

@@ -448,7 +448,7 @@ HttpResponse preflight(const HttpServer::Impl& server, const RequestState& state
   }
   HttpResponse r;
   r.status = 204;
-  r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+  r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS");
   const std::string asked = request.header("access-control-request-headers");
   const bool fixed = server.config.policy.sameOriginWrites || asked.empty();
   r.headers.emplace_back("Access-Control-Allow-Headers",

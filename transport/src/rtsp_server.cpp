@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -232,7 +233,14 @@ struct RtspServer::Impl {
   };
 
   RtspServerConfig config;
-  std::vector<std::pair<std::string, RtspStream*>> streams;
+  // The paths. Changed by setStream() from other threads, under streamsMutex; a stream taken away
+  // goes to `retired` until the server thread has closed the connections that use it.
+  std::mutex streamsMutex;
+  std::condition_variable retiredWake;
+  std::vector<std::pair<std::string, RtspStream*>> streams;  // streamsMutex
+  std::vector<RtspStream*> retired;                          // streamsMutex
+  uint64_t retireAsked = 0;                                  // streamsMutex
+  uint64_t retireDone = 0;                                   // streamsMutex
   int listenFd = -1;
   int wake = -1;
   UdpPair udp;  // the server's RTP/RTCP ports for every UDP client
@@ -244,7 +252,11 @@ struct RtspServer::Impl {
   RtspServerStats stats;
 
   ~Impl() {
-    stopping = true;
+    {
+      std::lock_guard lock(streamsMutex);  // a setStream() waiting now returns
+      stopping = true;
+    }
+    retiredWake.notify_all();
     const uint64_t one = 1;
     if (wake >= 0) (void)!::write(wake, &one, sizeof one);
     if (thread.joinable()) thread.join();
@@ -352,7 +364,7 @@ struct RtspServer::Impl {
     c.fd = -1;
   }
 
-  RtspStream* streamFor(std::string_view url) const {
+  RtspStream* streamFor(std::string_view url) {
     // rtsp://host[:port]/path -> /path; "*" has none.
     if (const size_t scheme = url.find("://"); scheme != std::string_view::npos) {
       const size_t slash = url.find('/', scheme + 3);
@@ -362,6 +374,7 @@ struct RtspServer::Impl {
     std::string p(url);
     if (p.size() > 10 && p.compare(p.size() - 10, 10, "/trackID=0") == 0) p.resize(p.size() - 10);
     while (p.size() > 1 && p.back() == '/') p.pop_back();
+    std::lock_guard lock(streamsMutex);
     for (const auto& [name, stream] : streams) {
       if (name == p) return stream;
     }
@@ -571,6 +584,32 @@ struct RtspServer::Impl {
     }
   }
 
+  // Close every connection set up on a stream setStream() took away, then tell the waiting callers.
+  void closeRetired() {
+    std::vector<RtspStream*> gone;
+    uint64_t asked = 0;
+    {
+      std::lock_guard lock(streamsMutex);
+      if (retireAsked == retireDone) return;
+      gone.swap(retired);
+      asked = retireAsked;
+    }
+    for (auto it = connections.begin(); it != connections.end();) {
+      Connection& c = *it->second;
+      if (c.stream != nullptr && std::find(gone.begin(), gone.end(), c.stream) != gone.end()) {
+        closeConnection(c, false);
+        it = connections.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    {
+      std::lock_guard lock(streamsMutex);
+      retireDone = asked;
+    }
+    retiredWake.notify_all();
+  }
+
   static constexpr size_t kFixedFds = 4;  // listen, wake, UDP RTP, UDP RTCP; then connections
 
   void run() {
@@ -613,6 +652,7 @@ struct RtspServer::Impl {
         }
       }
       for (int fd : dead) connections.erase(fd);
+      closeRetired();
       if ((fds[0].revents & POLLIN) != 0) accept();
       {
         std::lock_guard lock(statsMutex);
@@ -640,6 +680,26 @@ hal::Result<std::unique_ptr<RtspServer>> RtspServer::start(
 }
 
 uint16_t RtspServer::port() const { return impl_->port; }
+
+void RtspServer::setStream(const std::string& path, RtspStream* stream) {
+  Impl& s = *impl_;
+  std::unique_lock lock(s.streamsMutex);
+  auto it = std::find_if(s.streams.begin(), s.streams.end(), [&](const auto& p) { return p.first == path; });
+  RtspStream* previous = it == s.streams.end() ? nullptr : it->second;
+  if (stream == nullptr) {
+    if (it != s.streams.end()) s.streams.erase(it);
+  } else if (it != s.streams.end()) {
+    it->second = stream;
+  } else {
+    s.streams.emplace_back(path, stream);
+  }
+  if (previous == nullptr || previous == stream) return;
+  s.retired.push_back(previous);
+  const uint64_t ticket = ++s.retireAsked;
+  const uint64_t one = 1;
+  (void)!::write(s.wake, &one, sizeof one);
+  s.retiredWake.wait(lock, [&] { return s.retireDone >= ticket || s.stopping.load(); });
+}
 
 RtspServerStats RtspServer::stats() const {
   std::lock_guard lock(impl_->statsMutex);

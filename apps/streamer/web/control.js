@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: MIT
-// printcast control page: tabs over the streams on the stream port (read from /status), taps on
-// the printer screen, live stats, settings. Plain ES2017, no build step.
+// printcast control page: tabs over the streams on the stream port (read from /status) of the
+// camera chosen in the selector (/api/cameras), taps on the printer screen, live stats, settings,
+// and the cameras panel (POST /api/cameras, PATCH and DELETE /api/cameras/<id>). Plain ES2017, no
+// build step.
 'use strict';
 
-const state = { status: null, streamBase: '', tab: '', failures: 0, lastOk: 0, snapshotTimer: 0, player: null };
+const state = {
+  status: null, streamBase: '', tab: '', failures: 0, lastOk: 0, snapshotTimer: 0, player: null,
+  cameras: [], camera: '',  // every camera of /api/cameras?all=1; the chosen one's id ('' = camera 0)
+};
 const $ = (sel) => document.querySelector(sel);
 
 async function getJson(url, options) {
@@ -30,6 +35,25 @@ function output(type) {
   return ((state.status && state.status.outputs) || []).find((o) => o.type === type);
 }
 
+// The chosen camera's /api/cameras entry (null for camera 0 before the list is read).
+function chosenCamera() {
+  return state.cameras.find((c) => c.id === state.camera && c.enabled !== false) || null;
+}
+
+// Where the chosen camera's `kind` ('snapshot', 'mjpeg', 'fmp4') is on the stream port: camera 0's
+// paths without /cam/ (what Mainsail and OctoPrint were given), the others' /cam/<id>/...; null
+// when it has none (H.264 off).
+function cameraPath(kind) {
+  const cam = chosenCamera();
+  if (!cam || cam.primary) {
+    if (kind === 'snapshot') return '/snapshot';
+    if (kind === 'mjpeg') return '/stream';
+    return output(kind) ? output(kind).path : null;
+  }
+  if (kind !== 'snapshot' && kind !== 'mjpeg' && cam.h264 === false) return null;
+  return (cam.outputs || {})[kind] || null;
+}
+
 function setConnection(text, cls) {
   const el = $('#conn');
   el.textContent = text;
@@ -53,7 +77,7 @@ function showTab(tab) {
     const img = document.createElement('img');
     img.id = 'snapshot-img';
     img.alt = 'camera snapshot';
-    const refresh = () => { img.src = base + '/snapshot?t=' + Date.now(); };
+    const refresh = () => { img.src = base + cameraPath('snapshot') + '?t=' + Date.now(); };
     refresh();
     state.snapshotTimer = setInterval(refresh, 1000);
     view.appendChild(img);
@@ -61,10 +85,10 @@ function showTab(tab) {
     const img = document.createElement('img');
     img.id = 'mjpeg-img';
     img.alt = 'camera MJPEG stream';
-    img.src = base + '/stream';
+    img.src = base + cameraPath('mjpeg');
     view.appendChild(img);
   } else if (tab === 'h264') {
-    const mp4 = output('fmp4');
+    const mp4 = cameraPath('fmp4') ? { path: cameraPath('fmp4') } : null;
     if (mp4) {
       // Through MSE with the live edge held (live-player.js): a plain <video src> would run
       // about 1.2 s behind.
@@ -212,6 +236,25 @@ function showUrls() {
   const base = state.streamBase;
   const host = location.hostname;
   const code = (u) => '<code>' + u + '</code>';
+  const cam = chosenCamera();
+  $('#urls-camera').textContent = cam ? cam.name || cam.id : 'camera 0';
+  if (cam && !cam.primary) {
+    // Another camera of the list: its own paths (h264-streamer's port of it when it has one).
+    const out = cam.outputs || {};
+    const h264 = cam.h264 !== false;
+    $('#urls').innerHTML =
+      '<dt>MJPEG stream and snapshot (Mainsail / Fluidd, OctoPrint, Obico)</dt><dd>stream ' + code(base + out.mjpeg) +
+      ' snapshot ' + code(base + out.snapshot) + '</dd>' +
+      (out.port ? '<dt>h264-streamer\'s port of this camera</dt><dd>' + code('http://' + host + ':' + out.port + '/?action=stream') +
+        ' ' + code('http://' + host + ':' + out.port + '/?action=snapshot') + '</dd>' : '') +
+      (h264 && out.flv ? '<dt>H.264 (VLC, ffplay)</dt><dd>' + code(base + out.flv) + '</dd>' : '') +
+      (h264 && out.fmp4 ? '<dt>Browser &lt;video&gt; (Mainsail “HTML5 video”)</dt><dd>' + code(base + out.fmp4) + '</dd>' : '') +
+      (h264 && out.hls ? '<dt>HLS (Mainsail “HLS stream”, Home Assistant)</dt><dd>' + code(base + out.hls) + '</dd>' : '') +
+      (h264 && out.ws ? '<dt>H.264 over WebSocket (Mainsail “jmuxer-stream”)</dt><dd>' + code(base.replace(/^http/, 'ws') + out.ws) + '</dd>' : '') +
+      (h264 && out.rtsp ? '<dt>RTSP (VLC, NVRs, Home Assistant, Frigate, MediaMTX / go2rtc)</dt><dd>' +
+        code('rtsp://' + host + ':' + out.rtsp.port + out.rtsp.path) + '</dd>' : '');
+    return;
+  }
   $('#urls').innerHTML =
     '<dt>Mainsail / Fluidd (service “MJPEG-Streamer (adaptive)”, through the /webcam/ proxy)</dt><dd>stream ' +
     code('/webcam/?action=stream') + ' snapshot ' + code('/webcam/?action=snapshot') + '</dd>' +
@@ -228,6 +271,130 @@ function showUrls() {
       code(base.replace(/^http/, 'ws') + output('h264-annexb-websocket').path) + '</dd>' : '') +
     (output('rtsp') ? '<dt>RTSP (VLC, NVRs, Home Assistant, Frigate, MediaMTX / go2rtc)</dt><dd>' +
       code('rtsp://' + host + ':' + output('rtsp').port + output('rtsp').path) + '</dd>' : '');
+}
+
+// ---- cameras: the selector and the panel (add, enable/disable, remove) ----
+function cell(text, cls) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+function showCameras() {
+  // The selector: running cameras; a chosen camera that left falls back to camera 0.
+  const running = state.cameras.filter((c) => c.enabled !== false);
+  if (state.camera && !running.some((c) => c.id === state.camera)) {
+    state.camera = '';
+    showUrls();
+    if (state.tab && state.tab !== 'display') showTab(state.tab);
+  }
+  const select = $('#camera');
+  const wanted = running.map((c) => c.id + '\n' + (c.name || c.id)).join('\n');
+  if (select.dataset.list !== wanted) {
+    select.dataset.list = wanted;
+    select.textContent = '';
+    for (const c of running) {
+      const option = document.createElement('option');
+      option.value = c.primary ? '' : c.id;
+      option.textContent = c.name && c.name !== c.id ? c.name + ' (' + c.id + ')' : c.id;
+      select.appendChild(option);
+    }
+  }
+  select.value = state.camera;
+  $('#camera-pick').hidden = running.length < 2;
+  // The panel: every camera of the list, disabled ones too.
+  const body = $('#cameras-list tbody');
+  body.textContent = '';
+  for (const c of state.cameras) {
+    const tr = document.createElement('tr');
+    tr.dataset.id = c.id;
+    tr.appendChild(cell((c.name || c.id) + (c.name && c.name !== c.id ? ' (' + c.id + ')' : '')));
+    tr.appendChild(cell(String(c.state || '').split(':')[0], 'state'));
+    const actions = cell('');
+    if (!c.primary) {
+      const label = document.createElement('label');
+      const box = document.createElement('input');
+      box.type = 'checkbox';
+      box.className = 'camera-enabled';
+      box.checked = c.enabled !== false;
+      box.title = 'enabled';
+      box.addEventListener('change', () => changeCamera('PATCH', c.id, { enabled: box.checked }));
+      label.appendChild(box);
+      label.appendChild(document.createTextNode(' on '));
+      actions.appendChild(label);
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.className = 'danger camera-remove';
+      remove.textContent = 'Remove';
+      remove.addEventListener('click', () => changeCamera('DELETE', c.id));
+      actions.appendChild(remove);
+    } else {
+      actions.textContent = 'camera 0';
+      actions.title = 'camera 0 serves /stream and /snapshot and the timelapse: it stays while the streamer runs';
+    }
+    tr.appendChild(actions);
+    body.appendChild(tr);
+  }
+}
+
+async function loadCameras() {
+  const r = await getJson('/api/cameras?all=1');
+  if (!r.ok || !Array.isArray(r.body)) return;
+  state.cameras = r.body;
+  showCameras();
+}
+
+// PATCH (with `changes`) or DELETE /api/cameras/<id>, then the list again.
+async function changeCamera(method, id, changes) {
+  const msg = $('#cameras-msg');
+  try {
+    const options = { method };
+    if (changes) {
+      options.headers = { 'Content-Type': 'application/json' };
+      options.body = JSON.stringify(changes);
+    }
+    const r = await getJson('/api/cameras/' + encodeURIComponent(id), options);
+    msg.className = r.ok ? 'msg' : 'msg err';
+    msg.textContent = r.ok
+      ? (method === 'DELETE' ? 'removed ' + id : 'changed ' + id) + (r.body.persisted === false ? ' (' + r.body.note + ')' : '')
+      : r.body.error || 'HTTP ' + r.status;
+  } catch (e) {
+    msg.className = 'msg err';
+    msg.textContent = String(e);
+  }
+  await loadCameras();
+}
+
+async function addCamera(ev) {
+  ev.preventDefault();
+  const form = ev.currentTarget;
+  for (const e of form.querySelectorAll('.err')) e.textContent = '';
+  const entry = {};
+  for (const name of ['id', 'name', 'source']) {
+    const value = form.elements[name].value.trim();
+    if (value !== '' || name !== 'name') entry[name] = value;
+  }
+  const msg = $('#camera-add-msg');
+  try {
+    const r = await getJson('/api/cameras', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(entry),
+    });
+    if (!r.ok) {
+      const slot = r.body.key && form.querySelector('[data-err="' + r.body.key + '"]');
+      if (slot) slot.textContent = r.body.error;
+      msg.className = 'msg err';
+      msg.textContent = r.body.error || 'HTTP ' + r.status;
+      return;
+    }
+    form.reset();
+    msg.className = 'msg';
+    msg.textContent = 'added ' + r.body.id + (r.body.persisted === false ? ' (' + r.body.note + ')' : '');
+  } catch (e) {
+    msg.className = 'msg err';
+    msg.textContent = 'not added: ' + e;
+  }
+  await loadCameras();
 }
 
 // ---- LAN printing (go-klipper firmware only: /status lan_mode.enabled) ----
@@ -280,10 +447,17 @@ async function init() {
   const form = $('#settings');
   form.addEventListener('submit', saveSettings);
   $('#lan-mode-toggle').addEventListener('click', toggleLanMode);
+  $('#camera-add').addEventListener('submit', addCamera);
+  $('#camera').addEventListener('change', () => {
+    state.camera = $('#camera').value;
+    showUrls();
+    if (state.tab && state.tab !== 'display') showTab(state.tab);
+  });
   form.elements.h264_framerate.addEventListener('input', () => {
     $('#h264_framerate_out').textContent = form.elements.h264_framerate.value + ' %';
   });
   try {
+    await loadCameras();
     await loadStatus();
     await loadSettings();
   } catch (e) {
@@ -291,6 +465,7 @@ async function init() {
   }
   await pollStats();
   setInterval(pollStats, 1000);
+  setInterval(() => loadCameras().catch(() => {}), 2000);
 }
 
 init();

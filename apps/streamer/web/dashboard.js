@@ -2,8 +2,9 @@
 // printcast camera dashboard: every camera of /api/cameras in a grid (1, 2x2, 3x3), each playing
 // live (fMP4 through /live-player.js when the camera has H.264, else MJPEG in an <img>), with its
 // name, state, fps, a snapshot link, copy-URL buttons and full screen on click. The list is read
-// again every few seconds: tiles come and go with their cameras, and a tile whose player is still
-// right keeps playing. Plain ES2017, no build step.
+// again every few seconds, and at once when a tile's stream ends (a camera removed or reopened
+// through the control API ends its viewers' streams): tiles come and go with their cameras, and a
+// tile whose player is still right keeps playing. Plain ES2017, no build step.
 'use strict';
 
 const REFRESH_MS = 2000;
@@ -86,7 +87,13 @@ function startPlayer(tile, player) {
     video.playsInline = true;
     holder.appendChild(video);
     tile.player = printcastLive.play(video, player.url, {
-      onState: (text) => { tile.playerState = text === 'playing' ? '' : text; showPlayerState(tile); },
+      onState: (text) => {
+        tile.playerState = text === 'playing' ? '' : text;
+        showPlayerState(tile);
+        // The stream ended: ask the list before the player's retry (a removed camera's tile goes
+        // instead of asking for a path that is gone).
+        if (text !== 'playing') refreshNow();
+      },
     });
   } else {
     const img = document.createElement('img');
@@ -95,6 +102,7 @@ function startPlayer(tile, player) {
     img.addEventListener('error', () => {
       tile.playerState = 'reconnecting';
       showPlayerState(tile);
+      refreshNow();
       clearTimeout(tile.retryTimer);
       tile.retryTimer = setTimeout(() => { img.src = player.url + '?t=' + Date.now(); }, 2000);
     });
@@ -227,9 +235,16 @@ async function refresh() {
 
 window.printcastDashboard = { columnsFor, playerFor };
 
-// One refresh at a time: the next starts REFRESH_MS after the last answered (or failed).
+// One refresh at a time: a refresh asked while one runs shares it.
+let refreshing = null;
+function refreshNow() {
+  if (!refreshing) refreshing = refresh().finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+// The next regular refresh starts REFRESH_MS after the last answered (or failed).
 async function loop() {
-  await refresh();
+  await refreshNow();
   setTimeout(loop, REFRESH_MS);
 }
 

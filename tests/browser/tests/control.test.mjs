@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The control page (port 8081) in headless Chromium: loads cleanly, every tab shows live
 // pictures, a click on the printer screen taps the right place, settings persist and bad values
-// are refused by name, and in go-klipper mode the LAN printing toggle switches the firmware's state.
+// are refused by name, in go-klipper mode the LAN printing toggle switches the firmware's state, and
+// the cameras panel adds, enables and removes cameras while the selector shows the chosen one.
 import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { Streamer } from '../harness.mjs';
@@ -228,6 +229,73 @@ export const tests = [
       await ctx.screenshot(page, 'settings-after-restart');
       // The bad value showed a console error for the 400 response; only the reloaded page counts.
       ctx.consoleErrors.splice(0);
+    },
+  },
+  {
+    name: 'cameras panel: a camera added from the page can be chosen and shows its own streams; enable and remove',
+    async run(ctx) {
+      const streamer = new Streamer(ctx.streamer.binary, ['--no-display', '--no-ring']);
+      try {
+        writeFileSync(streamer.configFile, JSON.stringify({
+          camera_port_base: -1,
+          cameras: [{ id: 'printer', source: 'test-pattern' },
+            { id: 'spare', source: 'test-pattern', resolution: '320x240', enabled: false }],
+        }));
+        await streamer.start();
+        const page = await ctx.newPage();
+        await page.goto(`${streamer.controlBase}/control#mjpeg`);
+        const rows = () => page.evaluate(() => [...document.querySelectorAll('#cameras-list tr')].map((tr) => ({
+          id: tr.dataset.id,
+          state: tr.querySelector('.state').textContent,
+          enabled: tr.querySelector('.camera-enabled') ? tr.querySelector('.camera-enabled').checked : null,
+        })));
+        await ctx.waitFor(async () => (await rows()).map((r) => r.id + ':' + r.state).join() === 'printer:streaming,spare:disabled',
+          { what: 'the panel to list camera 0 and the disabled entry' });
+        ctx.assert(await page.evaluate(() => document.getElementById('camera-pick').hidden), 'no selector for one camera');
+
+        await page.fill('#camera-add input[name=id]', 'yard');
+        await page.fill('#camera-add input[name=name]', 'Yard');
+        await page.fill('#camera-add input[name=source]', 'test-pattern');
+        await page.click('#camera-add button[type=submit]');
+        await ctx.waitFor(async () => (await page.textContent('#camera-add-msg')) === 'added yard', { what: '"added yard"' });
+        await ctx.waitFor(() => page.evaluate(() => !document.getElementById('camera-pick').hidden &&
+          document.querySelectorAll('#camera option').length === 2), { what: 'the selector with two cameras' });
+        await page.selectOption('#camera', 'yard');
+        await ctx.waitFor(async () => (await page.getAttribute('#mjpeg-img', 'src')) === `${streamer.streamBase}/cam/yard/stream` &&
+          (await naturalSize(page, '#mjpeg-img'))[0] === 640, { what: 'the MJPEG tab to play /cam/yard/stream' });
+        await assertMoving(ctx, page, '#mjpeg-img', 300, 'the chosen camera\'s MJPEG stream');
+        ctx.assert((await page.textContent('#urls')).includes('/cam/yard/stream'), 'the URLs are the chosen camera\'s');
+        await page.click('button[data-tab=snapshot]');
+        await ctx.waitFor(async () => ((await page.getAttribute('#snapshot-img', 'src')) || '').includes('/cam/yard/snapshot'),
+          { what: 'the snapshot tab to show yard' });
+        await ctx.screenshot(page, 'control-cameras');
+        let saved = JSON.parse(readFileSync(streamer.configFile, 'utf8'));
+        ctx.assert(saved.cameras.map((c) => c.id).join() === 'printer,spare,yard', 'saved: ' + JSON.stringify(saved.cameras));
+
+        // A bad entry: the error names the key beside its field.
+        await page.fill('#camera-add input[name=id]', 'nosource');
+        await page.click('#camera-add button[type=submit]');
+        const err = await ctx.waitFor(() => page.textContent('[data-err=source]'), { what: 'the source error' });
+        ctx.assert(err.includes('.source') && err.includes('is needed'), 'error text: ' + err);
+        ctx.consoleErrors.splice(0);  // the 400 response
+
+        // Enable the disabled entry; remove the added one (the view falls back to camera 0).
+        await page.click('#cameras-list tr[data-id=spare] .camera-enabled');
+        await ctx.waitFor(async () => (await rows()).some((r) => r.id === 'spare' && r.state === 'streaming' && r.enabled),
+          { what: 'spare to stream' });
+        await page.click('button[data-tab=mjpeg]');
+        await page.click('#cameras-list tr[data-id=yard] .camera-remove');
+        await ctx.waitFor(async () => !(await rows()).some((r) => r.id === 'yard') &&
+          (await page.getAttribute('#mjpeg-img', 'src')) === `${streamer.streamBase}/stream`,
+        { what: 'yard to leave the panel and the view to show camera 0' });
+        saved = JSON.parse(readFileSync(streamer.configFile, 'utf8'));
+        ctx.assert(saved.cameras.map((c) => `${c.id}:${c.enabled !== false}`).join() === 'printer:true,spare:true',
+          'saved: ' + JSON.stringify(saved.cameras));
+        ctx.assert(ctx.consoleErrors.length === 0, 'console errors: ' + ctx.consoleErrors.join('\n'));
+      } finally {
+        await streamer.stop();
+        streamer.cleanup();
+      }
     },
   },
   {

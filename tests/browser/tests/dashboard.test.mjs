@@ -3,11 +3,12 @@
 // a `cameras` list: an ESP32-style push camera (tools/mock-camera.py pushing JPEGs to /ingest),
 // two test patterns of different sizes and an RTSP camera (a second printcast streamer's
 // rtsp://.../stream). Every tile plays, the grid is 2x2, the copy and snapshot buttons give the
-// camera's URLs, a click goes full screen, the grid follows /api/cameras (rewritten in the
-// browser: run-time removal through the control API does not exist yet), and when the RTSP
-// camera's server goes away its tile shows "no-signal" and the error.
+// camera's URLs, a click goes full screen, a camera removed through the control API
+// (DELETE /api/cameras/<id>) leaves the grid while the others play on, one added through it
+// (POST /api/cameras) gets a tile that plays, and when the RTSP camera's server goes away its tile
+// shows "no-signal" and the error.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Streamer } from '../harness.mjs';
 
@@ -153,33 +154,48 @@ export const tests = [
         await page.click('.tile[data-id=room] .screen');
         await ctx.waitFor(() => page.evaluate(() => !document.fullscreenElement), { what: 'full screen to end' });
 
-        // The grid follows /api/cameras (rewritten here: the control API cannot remove a camera yet):
-        // "room" leaves, "bed" loses H.264 and falls back to MJPEG in an <img>; the other tiles keep
-        // their players playing.
+        // "room" is removed through the control API and leaves the grid; "bed" loses H.264 (rewritten
+        // in the browser: H.264 is not switched per camera at run time) and falls back to MJPEG in an
+        // <img>; the other tiles keep their players playing.
         await page.route('**/api/cameras', async (route) => {
           try {
             const response = await route.fetch();
             const list = await response.json();
-            await route.fulfill({ response, json: list.filter((c) => c.id !== 'room').map((c) => (c.id === 'bed' ? { ...c, h264: false } : c)) });
+            await route.fulfill({ response, json: list.map((c) => (c.id === 'bed' ? { ...c, h264: false } : c)) });
           } catch (e) {
             // The page closed or the route was removed meanwhile: the next poll tells.
           }
         });
+        const removed = await fetch(`${dash.controlBase}/api/cameras/room`, { method: 'DELETE' });
+        ctx.assert(removed.status === 200, `DELETE /api/cameras/room: ${removed.status} ${await removed.text()}`);
         await ctx.waitFor(async () => {
           const list = await tiles(page);
           return list.map((t) => t.id).join() === 'esp32,bed,ipcam' && list[1].kind === 'img' && list[1].width === 320;
         }, { timeoutMs: 15000, what: 'room to leave the grid and bed to show MJPEG in an <img>' });
+        const gone = await fetch(`${dash.streamBase}/cam/room/stream`);
+        ctx.assert(gone.status === 404, 'the removed camera\'s stream is gone: ' + gone.status);
         const kept = await waitVideosAdvance(ctx, page, ['esp32', 'ipcam'], 1, 'the kept tiles to play on');
         ctx.assert(kept.esp32.kept && kept.ipcam.kept, 'the kept tiles\' players were not restarted');
         const img = page.locator('.tile[data-id=bed] .screen img');
         const first = await img.screenshot();
         await ctx.waitFor(async () => Buffer.compare(first, await img.screenshot()) !== 0, { what: 'the MJPEG picture to change' });
         await page.unrouteAll({ behavior: 'wait' });
+        // A test pattern added through the control API gets a tile that plays at its size.
+        const added = await fetch(`${dash.controlBase}/api/cameras`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ id: 'yard', name: 'Yard', source: 'test-pattern', resolution: '320x176', fps: 15 }),
+        });
+        ctx.assert(added.status === 201, `POST /api/cameras: ${added.status} ${await added.text()}`);
+        const now = ['esp32', 'bed', 'ipcam', 'yard'];
         await ctx.waitFor(async () => {
           const list = await tiles(page);
-          return list.map((t) => t.id).join() === ids.join() && list[1].kind === 'video' && list[2].kind === 'video';
-        }, { timeoutMs: 15000, what: 'room to come back and bed to play H.264 again' });
-        await waitVideosAdvance(ctx, page, ['bed', 'room'], 1, 'the new players to play');
+          return list.map((t) => t.id).join() === now.join() && list[1].kind === 'video' && list[3].kind === 'video';
+        }, { timeoutMs: 15000, what: 'yard to join the grid and bed to play H.264 again' });
+        const added2 = await waitVideosAdvance(ctx, page, ['bed', 'yard'], 1, 'the new players to play');
+        ctx.assert(added2.yard.width === 320 && added2.yard.height === 176 && added2.yard.name === 'Yard',
+          'the added camera plays at its size: ' + JSON.stringify(added2.yard));
+        const savedList = JSON.parse(readFileSync(dash.configFile, 'utf8')).cameras.map((c) => c.id).join();
+        ctx.assert(savedList === 'esp32,bed,ipcam,yard', 'the config file follows: ' + savedList);
 
         // The RTSP camera's server goes away: its tile says "no-signal" and why; the others stream.
         await source.stop();
@@ -190,7 +206,7 @@ export const tests = [
         const failedApi = byId(await (await fetch(`${dash.controlBase}/api/cameras`)).json());
         ctx.assert(failedApi.ipcam.last_error && failed.ipcam.error.includes(failedApi.ipcam.last_error.slice(0, 20)),
           `the tile shows the camera's last error: "${failed.ipcam.error}" / "${failedApi.ipcam.last_error}"`);
-        ctx.assert(['esp32', 'bed', 'room'].every((id) => failed[id].state === 'streaming' && !failed[id].error),
+        ctx.assert(['esp32', 'bed', 'yard'].every((id) => failed[id].state === 'streaming' && !failed[id].error),
           'the other cameras stream on: ' + JSON.stringify(failed));
         console.log(`  RTSP camera failed: ${failed.ipcam.error}`);
         await ctx.screenshot(page, 'dashboard-failed-camera');

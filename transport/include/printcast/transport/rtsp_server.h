@@ -102,7 +102,8 @@ struct RtspServerStats {
 // off. Threading: start() from any thread; the server runs on its own thread until destroyed.
 class RtspServer {
  public:
-  // `streams`: path ("/stream") -> stream; the streams outlive the server.
+  // `streams`: path ("/stream") -> stream; each stream outlives the server, or its path's
+  // setStream() that replaces or removes it.
   // Errors: Io (socket, bind: the message names the address and port).
   static hal::Result<std::unique_ptr<RtspServer>> start(
       RtspServerConfig config, std::vector<std::pair<std::string, RtspStream*>> streams);
@@ -112,6 +113,14 @@ class RtspServer {
 
   uint16_t port() const;
   RtspServerStats stats() const;
+
+  // Serve `stream` at `path` from now on, replacing the path's stream if it has one; nullptr takes
+  // the path away (DESCRIBE and SETUP then get 404). Connections set up on the path's previous
+  // stream are closed (their clients see the connection end) before this returns, so the previous
+  // stream may go then. For cameras added, reopened and removed at run time. Any thread but the
+  // server's own; waits for one turn of the server's loop (it is woken: well under a millisecond
+  // when idle).
+  void setStream(const std::string& path, RtspStream* stream);
 
  private:
   struct Impl;
