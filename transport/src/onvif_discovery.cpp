@@ -120,11 +120,15 @@ std::vector<in_addr> multicastInterfaces() {
 // ----------------------------------------------------------------------------- WS-Discovery
 
 hal::Result<std::vector<ProbeMatch>> probe(const DiscoveryOptions& options) {
-  std::vector<sockaddr_in> targets;
+  std::vector<sockaddr_in> targets;  // each once, however often it was named
   for (const auto& a : options.addresses) {
     auto t = resolveTarget(a);
     if (!t) return t.error();
-    targets.push_back(*t);
+    if (std::none_of(targets.begin(), targets.end(), [&](const sockaddr_in& other) {
+          return other.sin_addr.s_addr == t->sin_addr.s_addr && other.sin_port == t->sin_port;
+        })) {
+      targets.push_back(*t);
+    }
   }
   Socket sock;
   sock.fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
