@@ -28,6 +28,7 @@
 #include "anycubic_timelapse.h"
 #include "auto_skip.h"
 #include "camera_controls.h"
+#include "camera_discovery.h"
 #include "camera_pipeline.h"
 #include "cpu_meter.h"
 #include "gkcam_handover.h"
@@ -59,6 +60,7 @@
 #include "printcast/transport/rtsp_publish.h"
 #include "printcast/transport/rtsp_server.h"
 #include "printcast/transport/shm_ring.h"
+#include "printcast/transport/url.h"
 #include "printcast/transport/websocket.h"
 #include "printcast/transport/websocket_hub.h"
 #include "printcast/transport/ws_stream.h"
@@ -317,6 +319,9 @@ struct Streamer::Impl {
   std::unique_ptr<AnycubicMqttResponder> mqtt;
   std::string mqttError;  // why the MQTT responder is not running ("" when it is)
   nlohmann::json anycubicStatus() const;
+  // POST /api/cameras/discover: ONVIF discovery on a worker of its own (network waits of seconds
+  // never hold up the file work below).
+  CameraDiscovery discovery;
   // The control port's file work (see handleControl). Declared last: destroyed first, while
   // everything its jobs use is still there; stop() stops it after the servers.
   std::unique_ptr<transport::BlockingWorker> blockingWork =
@@ -620,21 +625,6 @@ nlohmann::json Streamer::Impl::anycubicStatus() const {
   return out;
 }
 
-namespace {
-
-// A camera's source as /api/cameras shows it: a URL without its user:password@.
-std::string withoutCredentials(const std::string& source) {
-  const auto scheme = source.find("://");
-  if (scheme == std::string::npos) return source;
-  const auto hostStart = scheme + 3;
-  const auto pathStart = source.find('/', hostStart);
-  const auto at = source.rfind('@', pathStart == std::string::npos ? std::string::npos : pathStart);
-  if (at == std::string::npos || at < hostStart) return source;
-  return source.substr(0, hostStart) + source.substr(at + 1);
-}
-
-}  // namespace
-
 nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
   const CameraPipeline& p = *c.pipeline;
   const nlohmann::json st = p.cameraStatus();
@@ -647,7 +637,7 @@ nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
       {"fmp4", base + "/stream.mp4"}, {"hls", base + "/hls/stream.m3u8"}, {"ws", base + "/ws"}};
   if (rtspServer) paths["rtsp"] = {{"path", base}, {"port", rtspServer->port()}};
   if (c.port) paths["port"] = c.port->port();  // h264-streamer's 8082-8084: /stream, /snapshot
-  const std::string source = withoutCredentials(p.source());
+  const std::string source = transport::withoutUserinfo(p.source());  // as /api/cameras shows it
   return {{"id", c.id},
           {"name", c.name},
           {"primary", &p == cam},
@@ -1328,6 +1318,7 @@ HttpResponse Streamer::Impl::handleControl(const HttpRequest& req) {
   if (req.path == "/api/stats") return HttpResponse::json(200, stats().dump());
   if (req.path == "/api/lan_mode") return onWorker(&Impl::lanModeRequest);
   if (req.path == "/api/camera/controls") return onWorker(&Impl::cameraControls);
+  if (req.path == "/api/cameras/discover") return discovery.handle(req);
   if (req.path == "/api/cameras" || req.path.rfind("/api/cameras/", 0) == 0) return camerasRequest(req);
   if (req.path == "/api/timelapse/moonraker" || req.path == "/api/timelapse/status")
     return timelapseStatusRequest(req);
@@ -1895,6 +1886,7 @@ void Streamer::stop() {
   for (auto& c : s.cameras) {
     if (c.port) c.port->stop();
   }
+  s.discovery.stop();
   s.blockingWork->stop();
   // Retire the rings (after the servers: /status reads them): their readers are woken and wait
   // for a new producer.
