@@ -6,6 +6,7 @@
 # for real: PasswordDigest = Base64(SHA-1(nonce + created + password)), Created within
 # --max-skew seconds of *its* clock (ours shifted by --clock-offset), each nonce used once.
 # A failed check is answered as ONVIF Core 5.11.2.2 says: HTTP 400, env:Sender / ter:NotAuthorized.
+# With --http-digest, every request must also carry HTTP Digest credentials (401 with a challenge).
 #
 # Prints one JSON line once both sockets listen: {"discovery_port", "http_port", "endpoint"}.
 import argparse
@@ -20,6 +21,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
@@ -40,12 +42,15 @@ parser.add_argument("--clock-offset", type=float, default=0.0, help="its clock m
 parser.add_argument("--max-skew", type=float, default=5.0)
 parser.add_argument("--multicast", action="store_true", help="listen on 239.255.255.250:3702 (joined on lo)")
 parser.add_argument("--silent-soap", action="store_true", help="accept SOAP connections, never answer")
+parser.add_argument("--http-digest", action="store_true",
+                    help="HTTP Digest (RFC 2617, qop=auth) in front of every service, as some firmwares do")
 parser.add_argument("--rtsp-port", type=int, default=8554)
 args = parser.parse_args()
 
 endpoint = "urn:uuid:" + str(uuid.uuid4())
 PROFILES = [("Profile_1", "mainStream", "H264", 1920, 1080), ("Profile_2", "subStream", "H264", 640, 360)]
 used_nonces = set()
+digest_nonces = set()
 lock = threading.Lock()
 
 
@@ -108,6 +113,29 @@ def check_token(root):
     return None
 
 
+def md5(text):
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def check_http_digest(header, uri):
+    """True when `header` (Authorization) answers one of our challenges with the right password."""
+    if not header.startswith("Digest "):
+        return False
+    params = {}
+    for part in urllib.request.parse_http_list(header[len("Digest "):]):
+        key, _, value = part.partition("=")
+        params[key.strip()] = value.strip().strip('"')
+    with lock:
+        if params.get("nonce") not in digest_nonces:
+            return False
+    if params.get("username") != args.user or params.get("uri") != uri or params.get("qop") != "auth":
+        return False
+    ha1 = md5(f"{args.user}:fake-camera:{args.password}")
+    ha2 = md5(f"POST:{uri}")
+    expected = md5(f"{ha1}:{params['nonce']}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}")
+    return params.get("response") == expected
+
+
 class Soap(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -127,6 +155,19 @@ class Soap(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if args.silent_soap:
             time.sleep(3600)
+            return
+        if args.http_digest and not check_http_digest(self.headers.get("Authorization", ""), self.path):
+            nonce = uuid.uuid4().hex
+            with lock:
+                digest_nonces.add(nonce)
+            data = b"<html><body>401 Unauthorized</body></html>"
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", f'Digest realm="fake-camera", qop="auth", nonce="{nonce}"')
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
             return
         if not self.headers.get("Content-Type", "").startswith("application/soap+xml"):
             self.send_error(415)

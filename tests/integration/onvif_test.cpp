@@ -245,6 +245,27 @@ TEST(OnvifDiscovery, CameraThatNeverAnswersSoapTimesOutWithinTheBound) {
   }
 }
 
+// Some firmwares put HTTP Digest in front of the services (ONVIF Core 5.9.1): the challenge is
+// answered with the same credentials, on top of the UsernameToken; a wrong password says so.
+TEST(OnvifDiscovery, HttpDigestInFrontOfTheServicesIsAnswered) {
+  FakeCamera camera({"--name", "Digest", "--user", "admin", "--password", "s3cret", "--http-digest"});
+  ASSERT_TRUE(camera.ok());
+  auto cameras = onvif::discover(unicast({&camera}, "admin", "s3cret"));
+  ASSERT_TRUE(cameras) << cameras.error().describe();
+  ASSERT_EQ(cameras->size(), 1u);
+  EXPECT_EQ((*cameras)[0].error, "");
+  expectFakeProfiles((*cameras)[0]);
+
+  auto wrong = onvif::discover(unicast({&camera}, "admin", "guess"));
+  ASSERT_TRUE(wrong) << wrong.error().describe();
+  ASSERT_EQ(wrong->size(), 1u);
+  EXPECT_EQ((*wrong)[0].error, "wrong user or password (HTTP 401)");
+  auto none = onvif::discover(unicast({&camera}));
+  ASSERT_TRUE(none) << none.error().describe();
+  ASSERT_EQ(none->size(), 1u);
+  EXPECT_EQ((*none)[0].error, "needs a user and password (HTTP 401)");
+}
+
 // A loopback HTTP server that answers every request with `response`.
 class OneShotHttp {
  public:
