@@ -215,6 +215,10 @@ TEST(OnvifAnswers, ClockOutOfRangeIsRefused) {
   EXPECT_EQ(
       onvif::parseSystemDateAndTime(answer("<Year>99999999999</Year><Month>2</Month><Day>3</Day>")).code(),
       Errc::InvalidArgument);
+  // Found by fuzz_onvif: a year past 2262 overflowed system_clock's nanoseconds.
+  EXPECT_EQ(onvif::parseSystemDateAndTime(answer("<Year>7830</Year><Month>12</Month><Day>7</Day>")).code(),
+            Errc::InvalidArgument);
+  EXPECT_TRUE(onvif::parseSystemDateAndTime(answer("<Year>2200</Year><Month>12</Month><Day>31</Day>")));
 }
 
 TEST(OnvifAnswers, ReadsTheMediaServiceAddress) {

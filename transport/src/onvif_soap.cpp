@@ -363,7 +363,8 @@ hal::Result<std::chrono::system_clock::time_point> parseSystemDateAndTime(std::s
     return {Errc::InvalidArgument, "a date or time field is not a number"};
   using namespace std::chrono;
   const year_month_day ymd{year{*y}, month{static_cast<unsigned>(*mo)}, day{static_cast<unsigned>(*d)}};
-  if (*y < 1970 || *y > 9999 || *mo < 1 || *d < 1 || !ymd.ok() || *h < 0 || *h > 23 || *mi < 0 || *mi > 59 ||
+  // To 2200: system_clock counts nanoseconds in 64 bits, which ends in 2262.
+  if (*y < 1970 || *y > 2200 || *mo < 1 || *d < 1 || !ymd.ok() || *h < 0 || *h > 23 || *mi < 0 || *mi > 59 ||
       *s < 0 || *s > 60) {
     return {Errc::InvalidArgument,
             fmt::format("date {}-{}-{} {}:{}:{} is out of range", *y, *mo, *d, *h, *mi, *s)};

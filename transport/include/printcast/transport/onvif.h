@@ -105,7 +105,7 @@ std::string getStreamUriBody(std::string_view profileToken);
 // fault: its subcode and reason; or the answer lacks the element asked for, named).
 
 // The camera's clock in UTC (GetSystemDateAndTimeResponse: UTCDateTime, else LocalDateTime taken
-// as UTC). Also InvalidArgument for a date or time out of range.
+// as UTC). Also InvalidArgument for a date or time out of range (years 1970 to 2200).
 hal::Result<std::chrono::system_clock::time_point> parseSystemDateAndTime(std::string_view xml);
 
 // The media service's address (GetCapabilitiesResponse: Capabilities/Media/XAddr).
