@@ -17,6 +17,7 @@
 #include <cstring>
 #include <random>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "http_post.h"
@@ -429,7 +430,13 @@ hal::Result<std::vector<Camera>> discover(const DiscoveryOptions& options) {
   };
   const size_t threads = std::min<size_t>(std::max(1u, options.parallel), matches->size());
   std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  for (size_t t = 1; t < threads; ++t) {
+    try {
+      pool.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // no more threads to be had: those started (and this one) ask the rest
+    }
+  }
   if (threads > 0) work();
   for (auto& t : pool) t.join();
   return cameras;
