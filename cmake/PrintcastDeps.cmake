@@ -58,6 +58,10 @@ printcast_dependency(NAME AVCODEC TARGET avcodec PKG libavcodec libavutil
   PURPOSE "H.264 decode for JPEGs from H.264 cameras (libavcodec)")
 printcast_dependency(NAME MOSQUITTO TARGET mosquitto PKG libmosquitto
   PURPOSE "MQTT responder for Anycubic's go-klipper firmware (libmosquitto)")
+# ONVIF camera discovery's SOAP (transport/onvif.h). pugixml rather than libxml2: one small static
+# archive without dependencies (libxml2's pulls ICU, lzma and zlib), and it never fetches a DTD or
+# expands an entity it was not built with. The cross sysroots (scripts/make-sysroot.sh) have none yet.
+printcast_dependency(NAME PUGIXML TARGET pugixml PKG pugixml PURPOSE "XML for ONVIF camera discovery (pugixml)")
 # Static builds (the printers' images) go without: Debian has no static p11-kit for GnuTLS.
 if(PRINTCAST_STATIC)
   set(_printcast_gnutls_default OFF)

@@ -18,7 +18,7 @@ seconds=${PRINTCAST_FUZZ_SECONDS:-20}
 cc=${PRINTCAST_FUZZ_CC:-clang-14}
 cxx=${PRINTCAST_FUZZ_CXX:-clang++-14}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_websocket fuzz_h264 fuzz_mjpeg_dht fuzz_form fuzz_settings fuzz_http_range fuzz_http_access fuzz_mp4_summary fuzz_mjpeg_pull fuzz_rtp_h264 fuzz_rtsp fuzz_rtmp fuzz_h264_decode fuzz_lan_mode fuzz_flv fuzz_anycubic_video)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_websocket fuzz_h264 fuzz_mjpeg_dht fuzz_form fuzz_settings fuzz_http_range fuzz_http_access fuzz_mp4_summary fuzz_mjpeg_pull fuzz_rtp_h264 fuzz_rtsp fuzz_rtmp fuzz_h264_decode fuzz_lan_mode fuzz_flv fuzz_anycubic_video fuzz_onvif)
 
 fuzz_jobs=${PRINTCAST_FUZZ_JOBS:-$(nproc)}
 

@@ -12,6 +12,7 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
   libavcodec-dev  # H.264 decode for snapshots from H.264 cameras; brings libavutil-dev
   libgnutls28-dev  # the TLS client of rtmps:// publishing (transport/src/tls_client_gnutls.cpp)
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
+  libpugixml-dev  # XML of ONVIF camera discovery (transport/include/printcast/transport/onvif.h)
   libmosquitto-dev)  # the MQTT video responder of Anycubic's go-klipper firmware (anycubic_mqtt.h)
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl python3 clang-format
   qemu-system-x86 linux-image-amd64 busybox-static kmod  # these four: the lab VM (docs/lab.md)

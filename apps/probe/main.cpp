@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // printcast-probe: the bring-up probe for porters: lists cameras, displays, touch panels and
 // encoders, and with --test exercises each; writes a JSON report; the exit code is a bit mask.
+// With --onvif it lists the LAN's ONVIF IP cameras instead (docs/onvif.md).
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -20,6 +21,8 @@ constexpr int kCameraFailed = 1;
 constexpr int kDisplayFailed = 2;
 constexpr int kTouchFailed = 4;
 constexpr int kEncodersFailed = 8;
+constexpr int kReportNotWritten = 16;
+constexpr int kOnvifFailed = 32;
 
 void printCameras(const nlohmann::json& d) {
   for (const auto& dev : d.value("devices", nlohmann::json::array())) {
@@ -41,6 +44,23 @@ void printCameras(const nlohmann::json& d) {
   }
 }
 
+void printOnvif(const nlohmann::json& d) {
+  if (d.contains("probe"))
+    fmt::print("  probe: {}, answers for up to {} s\n", d["probe"].get<std::string>(), d["seconds"].dump());
+  for (const auto& c : d.value("cameras", nlohmann::json::array())) {
+    fmt::print("  \"{}\" {} {}\n", c.value("name", ""), c.value("hardware", ""), c.value("xaddr", ""));
+    if (c.value("clock_offset_seconds", 0) != 0) {
+      fmt::print("    clock: {} s from ours (applied to the UsernameToken)\n",
+                 c["clock_offset_seconds"].dump());
+    }
+    for (const auto& p : c["profiles"]) {
+      fmt::print("    {} \"{}\" {} {}x{}: {}\n", p.value("token", ""), p.value("name", ""),
+                 p.value("encoding", ""), p.value("width", 0), p.value("height", 0),
+                 p.value("rtsp", "").empty() ? "no stream: " + p.value("error", "") : p.value("rtsp", ""));
+    }
+  }
+}
+
 void printReport(const std::string& title, const probe::Report& r) {
   fmt::print("{:<9} {}\n", title + ":", r.status);
   const auto& d = r.details;
@@ -52,6 +72,7 @@ void printReport(const std::string& title, const probe::Report& r) {
   if (title == "encoders") {
     for (const auto& [name, e] : d.items()) fmt::print("  {}: {}\n", name, e.dump());
   }
+  if (title == "onvif") printOnvif(d);
   if (d.contains("test")) fmt::print("  test: {}\n", d["test"].dump());
   for (const auto& e : r.errors) fmt::print("  error: {}\n", e.get<std::string>());
 }
@@ -67,10 +88,15 @@ int main(int argc, char** argv) {
       "printcast-probe: what a new board's cameras, displays, touch panels and encoders can do.\n"
       "Exit code: 0 when every subsystem passed (or was --skip'ped); otherwise the sum of\n"
       "  1 camera, 2 display, 4 touch, 8 encoders\n"
-      "for each subsystem that failed, is absent or has no backend in this build."};
+      "for each subsystem that failed, is absent or has no backend in this build; 16 when the\n"
+      "--json report could not be written.\n"
+      "--onvif lists the LAN's ONVIF IP cameras instead (WS-Discovery, then each camera's profiles and\n"
+      "RTSP URIs; docs/onvif.md): exit code 0 when cameras answered and every one described itself,\n"
+      "32 when none answered or one failed (wrong password, timeout, not ONVIF)."};
   probe::Options o;
   std::string jsonPath, boardId, orientation, cameraSize, touchRange;
   std::vector<std::string> skip;
+  bool onvifMode = false;
   app.add_flag("--test", o.test, "Exercise the devices: capture frames, grab the display, inject taps");
   app.add_option("--json", jsonPath, "Write the report as JSON to this file");
   app.add_option("--board", boardId,
@@ -94,6 +120,14 @@ int main(int argc, char** argv) {
                  "Touch panel evdev name (default: first direct multi-touch device)");
   app.add_option("--touch-range", touchRange,
                  "Panel range WIDTHxHEIGHT taps are given in (default: the ABS extent)");
+  app.add_flag("--onvif", onvifMode, "Find the LAN's ONVIF IP cameras (instead of this machine's devices)");
+  app.add_option("--onvif-user", o.onvifUser, "User for the cameras' services (WS-UsernameToken)");
+  app.add_option("--onvif-password", o.onvifPassword, "Password for the cameras' services");
+  app.add_option("--onvif-address", o.onvifAddress,
+                 "Probe this camera (HOST[:PORT], port 3702 by default) instead of multicasting");
+  app.add_option("--onvif-seconds", o.onvifSeconds, "How long to collect answers to the Probe")
+      ->default_val(o.onvifSeconds)
+      ->check(CLI::Range(0.1, 60.0));
   CLI11_PARSE(app, argc, argv);
 
   auto parseSize = [](const std::string& text, hal::Size& out) {
@@ -142,14 +176,15 @@ int main(int argc, char** argv) {
     probe::Report (*run)(const probe::Options&);
     int bit;
   };
-  const Subsystem subsystems[] = {{"camera", "cameras", probe::probeCameras, kCameraFailed},
-                                  {"display", "displays", probe::probeDisplays, kDisplayFailed},
-                                  {"touch", "touch", probe::probeTouch, kTouchFailed},
-                                  {"encoders", "encoders", probe::probeEncoders, kEncodersFailed}};
+  const std::vector<Subsystem> devices = {{"camera", "cameras", probe::probeCameras, kCameraFailed},
+                                          {"display", "displays", probe::probeDisplays, kDisplayFailed},
+                                          {"touch", "touch", probe::probeTouch, kTouchFailed},
+                                          {"encoders", "encoders", probe::probeEncoders, kEncodersFailed}};
+  const std::vector<Subsystem> onvif = {{"onvif", "onvif", probe::probeOnvif, kOnvifFailed}};
   nlohmann::json report = {{"probe", "printcast-probe"}, {"test", o.test}};
   if (!boardId.empty()) report["board"] = boardId;
   int exitCode = 0;
-  for (const auto& s : subsystems) {
+  for (const auto& s : onvifMode ? onvif : devices) {
     probe::Report r;
     if (skipped.count(s.key)) {
       r.status = "skipped";
@@ -163,10 +198,11 @@ int main(int argc, char** argv) {
   report["exitCode"] = exitCode;
   if (!jsonPath.empty()) {
     std::ofstream out(jsonPath);
-    out << report.dump(2) << "\n";
+    // What cameras say (their names) need not be UTF-8: replaced, never thrown.
+    out << report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     if (!out) {
       fmt::print(stderr, "printcast-probe: cannot write {}\n", jsonPath);
-      return exitCode | 16;
+      return exitCode | kReportNotWritten;
     }
   }
   fmt::print("result: {}\n", exitCode == 0 ? "pass" : fmt::format("fail (exit code {})", exitCode));

@@ -48,11 +48,20 @@ struct Options {
   std::string touchName;
   hal::Size touchRange;
   std::chrono::milliseconds tapHold{30};
+  // ONVIF (--onvif): the LAN's IP cameras instead of this machine's devices. Credentials for their
+  // services, a unicast address ("host[:port]", "" = the multicast Probe) and the window.
+  std::string onvifUser;
+  std::string onvifPassword;
+  std::string onvifAddress;
+  double onvifSeconds = 5;
 };
 
 Report probeCameras(const Options& options);
 Report probeDisplays(const Options& options);
 Report probeTouch(const Options& options);
 Report probeEncoders(const Options& options);
+// "pass": cameras found and every one answered; "absent": none answered the Probe; "fail": one
+// did not describe itself (errors name it and why); "not-built": no ONVIF in this build.
+Report probeOnvif(const Options& options);
 
 }  // namespace printcast::probe

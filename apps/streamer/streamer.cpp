@@ -28,6 +28,7 @@
 #include "anycubic_timelapse.h"
 #include "auto_skip.h"
 #include "camera_controls.h"
+#include "camera_discovery.h"
 #include "camera_pipeline.h"
 #include "cpu_meter.h"
 #include "gkcam_handover.h"
@@ -59,6 +60,7 @@
 #include "printcast/transport/rtsp_publish.h"
 #include "printcast/transport/rtsp_server.h"
 #include "printcast/transport/shm_ring.h"
+#include "printcast/transport/url.h"
 #include "printcast/transport/websocket.h"
 #include "printcast/transport/websocket_hub.h"
 #include "printcast/transport/ws_stream.h"
@@ -382,6 +384,9 @@ struct Streamer::Impl {
   std::unique_ptr<AnycubicMqttResponder> mqtt;
   std::string mqttError;  // why the MQTT responder is not running ("" when it is)
   nlohmann::json anycubicStatus() const;
+  // POST /api/cameras/discover: ONVIF discovery on a worker of its own (network waits of seconds
+  // never hold up the file work below).
+  CameraDiscovery discovery;
   // The control port's file work (see handleControl). Declared last: destroyed first, while
   // everything its jobs use is still there; stop() stops it before the cameras (so that no camera
   // change runs while they stop) and the servers.
@@ -691,17 +696,6 @@ nlohmann::json Streamer::Impl::anycubicStatus() const {
 
 namespace {
 
-// A camera's source as /api/cameras shows it: a URL without its user:password@.
-std::string withoutCredentials(const std::string& source) {
-  const auto scheme = source.find("://");
-  if (scheme == std::string::npos) return source;
-  const auto hostStart = scheme + 3;
-  const auto pathStart = source.find('/', hostStart);
-  const auto at = source.rfind('@', pathStart == std::string::npos ? std::string::npos : pathStart);
-  if (at == std::string::npos || at < hostStart) return source;
-  return source.substr(0, hostStart) + source.substr(at + 1);
-}
-
 // "http", "rtsp", "test-pattern", "ws-push" or "v4l2".
 std::string sourceKind(const std::string& source) {
   if (source.find("://") != std::string::npos) return source.substr(0, source.find("://"));
@@ -710,7 +704,7 @@ std::string sourceKind(const std::string& source) {
 
 // A disabled entry of the `cameras` list in /api/cameras?all=1: what it would run, no state.
 nlohmann::json disabledSummary(const Settings::CameraEntry& e) {
-  const std::string source = withoutCredentials(e.source);
+  const std::string source = transport::withoutUserinfo(e.source);
   return {{"id", e.id},
           {"name", e.name},
           {"primary", false},
@@ -748,7 +742,7 @@ nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
   paths["hls_ts"] = "/hls/stream_" + c.id + "/playlist.m3u8";  // MPEG-TS, the dashboards' layout
   if (rtspServer) paths["rtsp"] = {{"path", base}, {"port", rtspServer->port()}};
   if (c.portNumber != 0) paths["port"] = c.portNumber;  // h264-streamer's 8082-8084: /stream, /snapshot
-  const std::string source = withoutCredentials(p.source());
+  const std::string source = transport::withoutUserinfo(p.source());  // as /api/cameras shows it
   return {{"id", c.id},
           {"name", c.nameNow()},
           {"primary", &p == cam},
@@ -964,7 +958,7 @@ HttpResponse Streamer::Impl::addCamera(const HttpRequest& req) {
     if (c) cameras.push_back(c);
   }
   if (c) launchCamera(*c);
-  spdlog::info("cameras: added {} ({}){}", entry.id, withoutCredentials(entry.source),
+  spdlog::info("cameras: added {} ({}){}", entry.id, transport::withoutUserinfo(entry.source),
                entry.enabled ? "" : ", disabled");
   nlohmann::json out = c ? cameraSummary(*c) : disabledSummary(entry);
   addPersistence(out, camerasPersisted(), settings.configFile);
@@ -1829,6 +1823,7 @@ HttpResponse Streamer::Impl::handleControl(const HttpRequest& req) {
   if (req.path == "/api/stats") return HttpResponse::json(200, stats().dump());
   if (req.path == "/api/lan_mode") return onWorker(&Impl::lanModeRequest);
   if (req.path == "/api/camera/controls") return onWorker(&Impl::cameraControls);
+  if (req.path == "/api/cameras/discover") return discovery.handle(req);
   if (req.path == "/api/cameras" || req.path.rfind("/api/cameras/", 0) == 0) return camerasRequest(req);
   if (req.path == "/api/timelapse/moonraker" || req.path == "/api/timelapse/status")
     return timelapseStatusRequest(req);
@@ -2356,6 +2351,7 @@ void Streamer::stop() {
   // The control port's file work first (the job running is finished, the waiting ones get 503):
   // from here on no camera is added, changed or removed.
   s.blockingWork->stop();
+  s.discovery.stop();
   s.stopWake.notify_all();
   const auto cameras = s.cameraList();
   for (auto& c : cameras) c->pipeline->stop();

@@ -96,13 +96,13 @@ hal::Status HttpResponseReader::parseHead() {
                            }
                          });
   if (!fieldsOk) return fail(Errc::InvalidArgument, "malformed response header field");
-  if (status_ == 401 || status_ == 403) {
+  if (!readsStatus(status_) && (status_ == 401 || status_ == 403)) {
     return fail(Errc::PermissionDenied,
                 fmt::format("HTTP {}: {}", status_,
                             status_ == 401 ? "the camera wants credentials (user:password@ in the URL)"
                                            : "the camera refused these credentials"));
   }
-  if (status_ != 200) {
+  if (!readsStatus(status_)) {
     std::string reason(trim(statusLine.substr(12)));
     if (!location.empty()) reason += " (Location: " + location + "; use that URL)";
     return fail(Errc::Unsupported, fmt::format("HTTP {} {}", status_, reason));

@@ -73,4 +73,30 @@ inline std::string hex(std::span<const uint8_t> bytes) {
   return out;
 }
 
+inline int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// RFC 3986 2.1 percent-decoding ("Garage%20cam" -> "Garage cam"); nullopt at a '%' not followed
+// by two hex digits.
+inline std::optional<std::string> percentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    const int hi = hexValue(s[i + 1]);
+    const int lo = hexValue(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
 }  // namespace printcast::transport::text

@@ -13,34 +13,6 @@ namespace printcast::transport {
 
 using hal::Errc;
 
-namespace {
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::optional<std::string> percentDecode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    const int hi = hexValue(s[i + 1]);
-    const int lo = hexValue(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
-
-}  // namespace
-
 std::string Url::display() const {
   const std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   return fmt::format("{}:{}{}", h, port, target);
@@ -84,9 +56,9 @@ hal::Result<Url> parseUrl(std::string_view url, std::string_view scheme, uint16_
     const std::string_view userinfo = authority.substr(0, at);
     authority = authority.substr(at + 1);
     const size_t colon = userinfo.find(':');
-    auto user = percentDecode(userinfo.substr(0, colon));
+    auto user = text::percentDecode(userinfo.substr(0, colon));
     auto password = colon == std::string_view::npos ? std::optional<std::string>("")
-                                                    : percentDecode(userinfo.substr(colon + 1));
+                                                    : text::percentDecode(userinfo.substr(colon + 1));
     if (!user || !password)
       return hal::Error{Errc::InvalidArgument, 0, "bad percent-encoding in the URL's credentials"};
     out.user = std::move(*user);
@@ -118,6 +90,16 @@ hal::Result<Url> parseUrl(std::string_view url, std::string_view scheme, uint16_
     out.port = static_cast<uint16_t>(port);
   }
   return out;
+}
+
+std::string withoutUserinfo(std::string_view url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  const size_t hostStart = scheme + 3;
+  const size_t pathStart = url.find_first_of("/?#", hostStart);
+  const size_t at = url.substr(0, pathStart).rfind('@');
+  if (at == std::string_view::npos || at < hostStart) return std::string(url);
+  return std::string(url.substr(0, hostStart)) + std::string(url.substr(at + 1));
 }
 
 }  // namespace printcast::transport

@@ -233,7 +233,84 @@ async function refresh() {
   }
 }
 
-window.printcastDashboard = { columnsFor, playerFor };
+// "Find ONVIF cameras": POST /api/cameras/discover (docs/onvif.md) and list what answered, one
+// row per profile with its RTSP URL and a copy button; a camera that failed shows why (wrong
+// password, timeout, not ONVIF). The password goes in the request only; the answer never has it.
+function cell(row, text, cls) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (cls) td.className = cls;
+  row.appendChild(td);
+  return td;
+}
+
+function showCandidates(cameras) {
+  const table = $('#onvif-list');
+  const body = table.querySelector('tbody');
+  body.textContent = '';
+  for (const cam of cameras) {
+    const title = (cam.name || cam.endpoint || '?') + (cam.hardware ? ' (' + cam.hardware + ')' : '');
+    const profiles = cam.profiles && cam.profiles.length ? cam.profiles : [null];
+    profiles.forEach((p, i) => {
+      const row = document.createElement('tr');
+      cell(row, i === 0 ? title : '').title = cam.xaddr || '';
+      if (!p) {
+        cell(row, '');
+        cell(row, '');
+        cell(row, cam.error || 'no profiles', 'bad').colSpan = 2;
+      } else {
+        cell(row, p.name || p.token);
+        cell(row, (p.encoding || '') + (p.width ? ' ' + p.width + 'x' + p.height : ''));
+        cell(row, p.rtsp || p.error || cam.error || '', p.rtsp ? 'url' : 'bad');
+        const actions = cell(row, '');
+        if (p.rtsp) {
+          const button = document.createElement('button');
+          button.type = 'button';
+          button.textContent = 'Copy';
+          button.addEventListener('click', async () => {
+            $('#onvif-msg').textContent = (await copyText(p.rtsp)) ? 'RTSP URL copied' : p.rtsp;
+          });
+          actions.appendChild(button);
+        }
+      }
+      body.appendChild(row);
+    });
+  }
+  table.hidden = cameras.length === 0;
+}
+
+async function discover(event) {
+  event.preventDefault();
+  const form = event.target;
+  const msg = $('#onvif-msg');
+  const request = { seconds: Number(form.seconds.value) || 5 };
+  for (const key of ['user', 'password', 'address']) {
+    if (form[key].value) request[key] = form[key].value;
+  }
+  form.querySelector('button').disabled = true;
+  msg.textContent = 'looking for cameras for ' + request.seconds + ' s...';
+  try {
+    const r = await fetch('/api/cameras/discover', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(request),
+    });
+    const answer = await r.json();
+    if (!r.ok) throw new Error(answer.error || 'HTTP ' + r.status);
+    const failed = answer.filter((c) => c.error).length;
+    msg.textContent = answer.length ? answer.length + ' found' + (failed ? ', ' + failed + ' with an error' : '')
+      : 'no ONVIF camera answered';
+    showCandidates(answer);
+  } catch (e) {
+    msg.textContent = 'discovery failed: ' + e.message;
+  } finally {
+    form.querySelector('button').disabled = false;
+  }
+}
+
+$('#onvif-form').addEventListener('submit', discover);
+
+window.printcastDashboard = { columnsFor, playerFor, showCandidates };
 
 // One refresh at a time: a refresh asked while one runs shares it.
 let refreshing = null;

@@ -13,6 +13,16 @@ import { fileURLToPath } from 'node:url';
 import { Streamer } from '../harness.mjs';
 
 const MOCK_CAMERA = fileURLToPath(new URL('../../../tools/mock-camera.py', import.meta.url));
+const FAKE_ONVIF = fileURLToPath(new URL('../../integration/fake_onvif_camera.py', import.meta.url));
+
+// The fake ONVIF camera (tests/integration/fake_onvif_camera.py) and the ports it printed.
+async function fakeOnvifCamera(ctx, args) {
+  const proc = spawn('/usr/bin/python3', [FAKE_ONVIF, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  await ctx.waitFor(() => out.includes('\n') || proc.exitCode !== null, { what: 'the fake ONVIF camera to listen' });
+  return { proc, ...JSON.parse(out) };
+}
 
 // Per tile (by camera id): the player element's kind, its play position or picture size, and
 // the texts the tile shows.
@@ -68,6 +78,50 @@ export const tests = [
       ctx.assert(overflow <= 0, `the page fits the window (${overflow} px over)`);
       await ctx.screenshot(page, 'dashboard-one-camera');
       ctx.assert(ctx.consoleErrors.length === 0, 'console errors: ' + ctx.consoleErrors.join('\n'));
+    },
+  },
+  {
+    name: 'dashboard: "Find ONVIF cameras" lists a camera\'s profiles with their RTSP URLs and copies one; a wrong password shows why',
+    async run(ctx) {
+      const camera = await fakeOnvifCamera(ctx, ['--name', 'Garage cam', '--hardware', 'FC-1', '--user', 'admin',
+        '--password', 's3cret']);
+      try {
+        const page = await ctx.newPage();
+        await page.goto(`${ctx.streamer.controlBase}/dashboard`);
+        await page.click('#onvif summary');
+        await page.fill('#onvif-form [name=user]', 'admin');
+        await page.fill('#onvif-form [name=password]', 's3cret');
+        await page.fill('#onvif-form [name=address]', `127.0.0.1:${camera.discovery_port}`);
+        await page.fill('#onvif-form [name=seconds]', '2');
+        await page.click('#onvif-form button[type=submit]');
+        const rows = () => page.evaluate(() => [...document.querySelectorAll('#onvif-list tbody tr')]
+          .map((tr) => [...tr.cells].map((td) => td.textContent)));
+        const found = await ctx.waitFor(async () => {
+          const r = await rows();
+          return r.length === 2 && r;
+        }, { timeoutMs: 20000, what: 'two profile rows' });
+        ctx.assert(found[0][0] === 'Garage cam (FC-1)', 'the camera\'s name and hardware: ' + JSON.stringify(found));
+        ctx.assert(found[0][1] === 'mainStream' && found[0][2] === 'H264 1920x1080', 'profile 1: ' + JSON.stringify(found[0]));
+        ctx.assert(found[0][3] === 'rtsp://127.0.0.1:8554/Profile_1?a=1&b=2', 'profile 1 RTSP: ' + found[0][3]);
+        ctx.assert(found[1][2] === 'H264 640x360', 'profile 2: ' + JSON.stringify(found[1]));
+        await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: ctx.streamer.controlBase });
+        await page.click('#onvif-list tbody tr:first-child button');
+        await ctx.waitFor(() => page.textContent('#onvif-msg').then((t) => t === 'RTSP URL copied'), { what: '"RTSP URL copied"' });
+        const copied = await page.evaluate(() => navigator.clipboard.readText());
+        ctx.assert(copied === found[0][3], 'copied ' + copied);
+        await ctx.screenshot(page, 'dashboard-onvif');
+
+        await page.fill('#onvif-form [name=password]', 'n0t-the-password');
+        await page.click('#onvif-form button[type=submit]');
+        const refused = await ctx.waitFor(async () => {
+          const r = await rows();
+          return r.length === 1 && r[0].join(' ').includes('wrong user or password') && r;
+        }, { timeoutMs: 20000, what: 'the camera\'s row to say "wrong user or password"' });
+        ctx.assert(!JSON.stringify(refused).includes('n0t-the-password'), 'the password is not shown: ' + JSON.stringify(refused));
+        ctx.assert(ctx.consoleErrors.length === 0, 'console errors: ' + ctx.consoleErrors.join('\n'));
+      } finally {
+        camera.proc.kill();
+      }
     },
   },
   {

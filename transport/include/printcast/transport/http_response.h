@@ -18,8 +18,9 @@ namespace printcast::transport {
 
 // Feed it the bytes of the connection (any split). The head ("HTTP/1.x NNN", header names
 // case-insensitive) is parsed once complete; a 200 is handed to onHead(), which decides on its
-// Content-Type; the body, with Transfer-Encoding: chunked decoded, goes to onBody(). Content-Length
-// is recorded (contentLength()); the derived reader decides what it means for its body.
+// Content-Type (readsStatus() may take other statuses too); the body, with Transfer-Encoding:
+// chunked decoded, goes to onBody(). Content-Length is recorded (contentLength()); the derived
+// reader decides what it means for its body.
 // Threading: one thread at a time. Memory: the head (maxHeadBytes) and one chunk-size line.
 class HttpResponseReader {
  public:
@@ -47,8 +48,12 @@ class HttpResponseReader {
   HttpResponseReader(size_t maxHeadBytes, size_t maxChunkBytes)
       : maxHeadBytes_(maxHeadBytes), maxChunkBytes_(maxChunkBytes) {}
 
-  // The head of a 200 response was read: accept its Content-Type (or fail, Unsupported).
+  // The head of a response whose status readsStatus() accepts (a 200) was read: accept its
+  // Content-Type (or fail, Unsupported).
   virtual hal::Status onHead() = 0;
+  // The statuses whose body this reader reads (onHead(), onBody()); any other ends the response
+  // with feed()'s errors. A SOAP client also reads the faults of 400 and 500 answers.
+  virtual bool readsStatus(int status) const { return status == 200; }
   // Body bytes, de-chunked, in order.
   virtual hal::Status onBody(const uint8_t* data, size_t size) = 0;
   // The last chunk (chunk-size 0) of a chunked body came; its trailer may follow.

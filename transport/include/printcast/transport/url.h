@@ -35,4 +35,8 @@ struct Url {
 // percent-encoding in the credentials), each naming what is wrong.
 hal::Result<Url> parseUrl(std::string_view url, std::string_view scheme, uint16_t defaultPort);
 
+// `url` without the user:password@ of its authority ("rtsp://a:b@cam/x" -> "rtsp://cam/x"), as
+// it is shown to people (/api/cameras, discovery answers); anything else as it is.
+std::string withoutUserinfo(std::string_view url);
+
 }  // namespace printcast::transport
