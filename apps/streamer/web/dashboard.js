@@ -234,7 +234,7 @@ async function refresh() {
 }
 
 // "Find ONVIF cameras": POST /api/cameras/discover (docs/onvif.md) and list what answered, one
-// row per profile with its RTSP URL and a copy button; a camera that failed shows why (wrong
+// row per profile with its RTSP URL, a copy button and an Add button; a camera that failed shows why (wrong
 // password, timeout, not ONVIF). The password goes in the request only; the answer never has it.
 function cell(row, text, cls) {
   const td = document.createElement('td');
@@ -242,6 +242,48 @@ function cell(row, text, cls) {
   if (cls) td.className = cls;
   row.appendChild(td);
   return td;
+}
+
+// The credentials of the last Find: an added camera's RTSP URL carries them (the answer never does).
+let discoveryCredentials = { user: '', password: '' };
+
+// An id for a found camera's profile: its name's letters, digits, '-' and '_' (the id rule),
+// made unique against the cameras there are.
+function candidateId(cam, profileIndex, taken) {
+  const base = ((cam.name || 'onvif').replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '') || 'onvif')
+    .slice(0, 26) + '-' + (profileIndex + 1);
+  let id = base;
+  for (let n = 2; taken.has(id); n++) id = base + '-' + n;
+  return id;
+}
+
+// The profile's RTSP URL with the Find's user and password in it (rtsp://user:password@host/...).
+function withCredentials(url) {
+  const { user, password } = discoveryCredentials;
+  if (!user || !url.startsWith('rtsp://')) return url;
+  return 'rtsp://' + encodeURIComponent(user) + (password ? ':' + encodeURIComponent(password) : '') + '@' +
+    url.slice('rtsp://'.length);
+}
+
+// "Add": POST /api/cameras (docs/control-panel.md, "Cameras API") with the profile as a camera;
+// its tile appears at the next refresh, which is asked for at once.
+async function addCandidate(cam, p, i) {
+  const msg = $('#onvif-msg');
+  try {
+    const list = await getJson('/api/cameras?all=1');
+    const id = candidateId(cam, i, new Set(list.map((c) => c.id)));
+    const r = await fetch('/api/cameras', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ id, name: (cam.name || id) + (p.name ? ' ' + p.name : ''), source: withCredentials(p.rtsp) }),
+    });
+    const answer = await r.json();
+    if (!r.ok) throw new Error(answer.error || 'HTTP ' + r.status);
+    msg.textContent = 'added as camera ' + id + (answer.persisted === false ? ' (not saved: ' + (answer.note || 'no config file') + ')' : '');
+    refreshNow();
+  } catch (e) {
+    msg.textContent = 'could not add it: ' + e.message;
+  }
 }
 
 function showCandidates(cameras) {
@@ -271,6 +313,13 @@ function showCandidates(cameras) {
             $('#onvif-msg').textContent = (await copyText(p.rtsp)) ? 'RTSP URL copied' : p.rtsp;
           });
           actions.appendChild(button);
+          const add = document.createElement('button');
+          add.type = 'button';
+          add.className = 'add';
+          add.textContent = 'Add';
+          add.title = 'add this profile as a camera of this streamer (POST /api/cameras)';
+          add.addEventListener('click', () => addCandidate(cam, p, i));
+          actions.appendChild(add);
         }
       }
       body.appendChild(row);
@@ -284,6 +333,7 @@ async function discover(event) {
   const form = event.target;
   const msg = $('#onvif-msg');
   const request = { seconds: Number(form.seconds.value) || 5 };
+  discoveryCredentials = { user: form.user.value, password: form.password.value };
   for (const key of ['user', 'password', 'address']) {
     if (form[key].value) request[key] = form[key].value;
   }

@@ -111,6 +111,20 @@ export const tests = [
         ctx.assert(copied === found[0][3], 'copied ' + copied);
         await ctx.screenshot(page, 'dashboard-onvif');
 
+        // "Add": the profile becomes a camera of this streamer (POST /api/cameras) with the Find's
+        // credentials in its RTSP URL; its tile appears (no RTSP server there: it says why).
+        await page.click('#onvif-list tbody tr:first-child button.add');
+        await ctx.waitFor(() => page.textContent('#onvif-msg').then((t) => t.startsWith('added as camera Garage-cam-1')),
+          { what: '"added as camera Garage-cam-1"' });
+        const added = await (await fetch(`${ctx.streamer.controlBase}/api/cameras/Garage-cam-1`)).json();
+        ctx.assert(added.name === 'Garage cam mainStream', 'its name: ' + JSON.stringify(added));
+        ctx.assert(added.source === 'rtsp://127.0.0.1:8554/Profile_1?a=1&b=2' && added.kind === 'rtsp',
+          'its source, credentials not shown: ' + JSON.stringify(added));
+        await ctx.waitFor(async () => (await tiles(page)).some((t) => t.id === 'Garage-cam-1'),
+          { what: 'the added camera\'s tile' });
+        const removed = await fetch(`${ctx.streamer.controlBase}/api/cameras/Garage-cam-1`, { method: 'DELETE' });
+        ctx.assert(removed.status === 200, 'DELETE: ' + removed.status);
+
         await page.fill('#onvif-form [name=password]', 'n0t-the-password');
         await page.click('#onvif-form button[type=submit]');
         const refused = await ctx.waitFor(async () => {
