@@ -33,6 +33,10 @@ echo "== RTSP passthrough: a 1080p30 camera to 1 and 10 /flv viewers, vs one ffm
 "$HERE/rtsp_passthrough.sh" "$BUILD"
 
 echo
+echo "== camera dashboard: four 1080p30 RTSP cameras with HLS and /flv viewers, one streamer vs one ffmpeg -f hls per camera (bench/dashboard.sh)"
+"$HERE/dashboard.sh" "$BUILD"
+
+echo
 echo "== RTSP out: a 720p30 camera relayed to 1/10/50 RTSP readers, vs gst-rtsp-server's shared media (bench/rtsp_server.sh)"
 "$HERE/rtsp_server.sh" "$BUILD"
 
