@@ -86,16 +86,6 @@ thread_delta() {
   awk 'NR == FNR { a[$1] = $2; next } { d += $2 - ($1 in a ? a[$1] : 0); seen[$1] = 1 }
        END { for (t in a) if (!(t in seen)) gone++; printf "%d %d\n", d, gone }' "$1" "$2"
 }
-# CPU ns of the live threads of the given processes (the readers, the camera).
-cpu_ns() {
-  local p f ns total=0
-  for p in "$@"; do
-    for f in /proc/"$p"/task/*/schedstat; do
-      { read -r ns _ <"$f"; } 2>/dev/null && total=$((total + ns))
-    done
-  done
-  echo "$total"
-}
 # utime and stime of process $1 in clock ticks, dead threads included ("USER SYS").
 user_sys_ticks() {
   local rest
@@ -199,13 +189,13 @@ round() {
   t0=$EPOCHREALTIME
   thread_ns "$pid" >"$WORK/$side$n.cpu0"
   read -r u0 s0 < <(user_sys_ticks "$pid")
-  r0=$(cpu_ns "${readers[@]}") c0=$(cpu_ns "$CAMERA_PID")
+  r0=$(bench_cpu_ns "${readers[@]}") c0=$(bench_cpu_ns "$CAMERA_PID")
   frames_snapshot "${progress[@]}" >"$WORK/$side$n.f0"
   sleep "$DURATION"
   t1=$EPOCHREALTIME
   thread_ns "$pid" >"$WORK/$side$n.cpu1"
   read -r u1 s1 < <(user_sys_ticks "$pid")
-  r1=$(cpu_ns "${readers[@]}") c1=$(cpu_ns "$CAMERA_PID")
+  r1=$(bench_cpu_ns "${readers[@]}") c1=$(bench_cpu_ns "$CAMERA_PID")
   frames_snapshot "${progress[@]}" >"$WORK/$side$n.f1"
   R[$side.$n.rss]=$(rss_mib "$pid")
   [[ $side == pc ]] && d1=$(pc_dropped)
