@@ -663,7 +663,10 @@ void CameraPipeline::cameraLoop() {
 }
 
 void CameraPipeline::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue) {
-  cameraRate.tick(frame.timestamp());
+  // Arrival time, not the frame's timestamp: a network camera's timestamps come from its media
+  // clock (transport's MediaClock), which may run up to a second behind arrival, and a meter
+  // ticked in the past reads low against now (22-26 fps for a 30 fps RTSP camera).
+  cameraRate.tick();
   if (live.reconfigureCamera.load() && !encoderSize.empty()) {
     // A new bitrate or JPEG quality from the control API: the encoders are reconfigured here,
     // on the thread that drives them; H.264 clients get the new parameter sets with the next IDR.
