@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -523,18 +524,28 @@ const std::vector<std::string>& timelapseSettingKeys() {
 }
 // --- end timelapse manager ---
 
+namespace {
+// The config file's text; nullopt when there is none yet (a save creates it).
+hal::Result<std::optional<std::string>> readConfigText(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::optional<std::string>();
+  std::ifstream in(path);
+  if (!in) return hal::errnoError(fmt::format("cannot read config file {}", path.string()));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return std::optional<std::string>(buffer.str());
+}
+}  // namespace
+
 Status saveSettingsFile(const std::filesystem::path& path, const std::string& changes) {
   const nlohmann::json delta = nlohmann::json::parse(changes, nullptr, /*allow_exceptions=*/false);
   if (delta.is_discarded() || !delta.is_object())
     return Status(Errc::InvalidArgument, "settings to save must be a JSON object");
   nlohmann::json doc = nlohmann::json::object();
-  std::error_code ec;
-  if (std::filesystem::exists(path, ec)) {
-    std::ifstream in(path);
-    if (!in) return Status(hal::errnoError(fmt::format("cannot read config file {}", path.string())));
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    doc = nlohmann::json::parse(buffer.str(), nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  auto existing = readConfigText(path);
+  if (!existing) return Status(existing.error());
+  if (existing->has_value()) {
+    doc = nlohmann::json::parse(**existing, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
     if (doc.is_discarded() || !doc.is_object()) {
       return Status(Errc::InvalidArgument,
                     fmt::format("{}: not a JSON object; not overwriting it", path.string()));
@@ -928,16 +939,9 @@ hal::Result<std::string> editCameraList(const std::string& config, const CameraL
 }
 
 Status saveCameraListEdit(const std::filesystem::path& path, const CameraListEdit& edit) {
-  std::string text;
-  std::error_code ec;
-  if (std::filesystem::exists(path, ec)) {
-    std::ifstream in(path);
-    if (!in) return Status(hal::errnoError(fmt::format("cannot read config file {}", path.string())));
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    text = buffer.str();
-  }
-  auto list = editCameraList(text, edit);
+  auto existing = readConfigText(path);
+  if (!existing) return Status(existing.error());
+  auto list = editCameraList(existing->value_or(std::string()), edit);
   if (!list) return Status(Errc::InvalidArgument, path.string() + ": " + list.error().message);
   return saveSettingsFile(path, "{\"cameras\": " + *list + "}");
 }
