@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "onvif_json.h"
 #include "printcast/transport/onvif.h"
 #include "printcast/transport/url.h"
 #include "probe.h"
@@ -33,29 +34,12 @@ Report probeOnvif(const Options& options) {
     r.fail(cameras.error().describe());
     return r;
   }
-  nlohmann::json list = nlohmann::json::array();
   for (const auto& c : *cameras) {
-    nlohmann::json profiles = nlohmann::json::array();
-    for (const auto& p : c.profiles) {
-      profiles.push_back({{"token", p.token},
-                          {"name", p.name},
-                          {"width", p.width},
-                          {"height", p.height},
-                          {"encoding", p.encoding},
-                          {"rtsp", transport::withoutUserinfo(p.rtspUri)},
-                          {"error", p.error}});
-    }
-    list.push_back({{"name", c.name},
-                    {"hardware", c.hardware},
-                    {"xaddr", c.xaddr},
-                    {"endpoint", c.endpoint},
-                    {"clock_offset_seconds", c.clockOffset.count()},
-                    {"profiles", profiles},
-                    {"error", c.error}});
     if (!c.error.empty())
-      r.fail(fmt::format("{} ({}): {}", c.name.empty() ? c.endpoint : c.name, c.xaddr, c.error));
+      r.fail(fmt::format("{} ({}): {}", c.name.empty() ? c.endpoint : c.name,
+                         transport::withoutUserinfo(c.xaddr), c.error));
   }
-  r.details["cameras"] = list;
+  r.details["cameras"] = apps::onvifCamerasJson(*cameras);
   if (cameras->empty()) {
     r.status = "absent";
     r.details["reason"] = fmt::format("no ONVIF camera answered within {} s", options.onvifSeconds);

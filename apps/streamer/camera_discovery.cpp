@@ -10,7 +10,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "printcast/transport/url.h"
+#include "onvif_json.h"
 
 namespace printcast::streamer {
 
@@ -48,26 +48,7 @@ hal::Result<onvif::DiscoveryOptions> parseDiscoverRequest(const std::string& bod
 }
 
 std::string discoverResponseJson(const std::vector<onvif::Camera>& cameras) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& c : cameras) {
-    nlohmann::json profiles = nlohmann::json::array();
-    for (const auto& p : c.profiles) {
-      profiles.push_back({{"token", p.token},
-                          {"name", p.name},
-                          {"width", p.width},
-                          {"height", p.height},
-                          {"encoding", p.encoding},
-                          {"rtsp", transport::withoutUserinfo(p.rtspUri)},
-                          {"error", p.error}});
-    }
-    out.push_back({{"name", c.name},
-                   {"hardware", c.hardware},
-                   {"xaddr", transport::withoutUserinfo(c.xaddr)},
-                   {"endpoint", c.endpoint},
-                   {"clock_offset_seconds", c.clockOffset.count()},
-                   {"profiles", profiles},
-                   {"error", c.error}});
-  }
+  const nlohmann::json out = apps::onvifCamerasJson(cameras);
   // Cameras' text (names, faults) need not be UTF-8: replace what is not, never throw.
   return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
