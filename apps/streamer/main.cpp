@@ -313,6 +313,7 @@ int main(int argc, char** argv) {
   // USB camera auto-discovery (usb_camera_plan.h): a V4L2 board without a `cameras` list and
   // without --source/--device streams every USB camera (up to 4) in formats that fit their buses.
   // With 0 or 1 USB cameras nothing changes.
+  const streamer::Settings undiscovered = settings;
   if (board.camera.kind == bsp::CameraKind::V4L2 && settings.cameras.empty() && settings.source.empty() &&
       settings.device.empty()) {
     auto devices = hal::enumerateV4l2Devices();
@@ -330,8 +331,16 @@ int main(int argc, char** argv) {
     }
   }
 
-  if (auto st = streamer::finalizeSettings(settings, board); !st) {
-    fmt::print(stderr, "printcast-streamer: {}\n", st.error().message);
+  auto finalized = streamer::finalizeSettings(settings, board);
+  if (!finalized && settings.camerasDiscovered) {
+    // A plan the user did not write must not stop the streamer: one camera, as without discovery.
+    spdlog::warn("USB cameras: the plan is not usable ({}); streaming the board's camera only",
+                 finalized.error().message);
+    settings = undiscovered;
+    finalized = streamer::finalizeSettings(settings, board);
+  }
+  if (!finalized) {
+    fmt::print(stderr, "printcast-streamer: {}\n", finalized.error().message);
     return 2;
   }
 

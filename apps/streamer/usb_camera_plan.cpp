@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <functional>
 #include <map>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -293,7 +296,11 @@ UsbCameraPlan applyUsbCameraPlan(Settings& s, const bsp::Board& board,
   const hal::Size size =
       s.width > 0 && s.height > 0 ? hal::Size{s.width, s.height} : board.camera.defaultSize;
   const int fps = s.fps > 0 ? s.fps : board.camera.defaultFps;
-  UsbCameraPlan plan = planUsbCameras(devices, board.camera, board.limits, size, fps);
+  // h264-streamer's encoder_type picks camera 0's format as the pipeline does (camera_pipeline.cpp).
+  bsp::CameraSpec spec = board.camera;
+  if (s.encoderType == "rkmpi-yuyv") spec.preferredFormat = hal::fourcc::kYUYV;
+  if (s.encoderType == "rkmpi") spec.preferredFormat = hal::fourcc::kMJPEG;
+  UsbCameraPlan plan = planUsbCameras(devices, spec, board.limits, size, fps);
   if (plan.cameras.size() < 2) return {};
   for (const auto& c : plan.cameras) {
     Settings::CameraEntry e;

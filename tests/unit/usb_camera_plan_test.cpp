@@ -304,6 +304,15 @@ TEST(UsbCameraPlanSeam, TwoCamerasBecomeAValidCamerasList) {
   EXPECT_EQ(second.source, "/dev/v4l/by-id/usb-Cam_B-video-index0");
 }
 
+TEST(UsbCameraPlanSeam, EncoderTypeRkmpiYuyvPlansCameraZeroInYuyvAsThePipelineAsks) {
+  streamer::Settings s;
+  s.encoderType = "rkmpi-yuyv";
+  const auto p = streamer::applyUsbCameraPlan(s, usbBoard(), twoWebcams());
+  ASSERT_EQ(p.cameras.size(), 2u);
+  EXPECT_EQ(p.cameras[0].format, fourcc::kYUYV);
+  EXPECT_EQ(p.cameras[1].format, fourcc::kMJPEG);
+}
+
 TEST(UsbCameraPlanSeam, ZeroOrOneCameraOrAnExplicitChoiceLeavesTheSettingsAlone) {
   const Board board = usbBoard();
   auto untouched = [&](streamer::Settings s, const std::vector<V4l2DeviceInfo>& devices) {
