@@ -46,6 +46,14 @@ hal::Result<std::unique_ptr<hal::Capture>> openSource(const bsp::Board& board, c
   return bsp::openCamera(board, source);
 }
 
+// A `cameras` entry's "format" as a FourCC; 0 for "auto".
+hal::FourCC cameraFormatOf(const std::string& key) {
+  if (key == "mjpeg") return hal::fourcc::kMJPEG;
+  if (key == "yuyv") return hal::fourcc::kYUYV;
+  if (key == "h264") return hal::fourcc::kH264;
+  return {};
+}
+
 }  // namespace
 
 CameraPipeline::CameraPipeline(const Settings& s, const bsp::Board& b, LiveSettings& l,
@@ -229,7 +237,7 @@ void CameraPipeline::expireWaiters() {
 }
 
 bool CameraPipeline::h264Wanted() const {
-  if (!live.h264Enabled) return false;
+  if (!live.h264Enabled || !settings.h264Offered) return false;
   return std::any_of(h264Outputs.begin(), h264Outputs.end(), [](const H264Output& o) { return o.wanted(); });
 }
 
@@ -406,14 +414,19 @@ hal::Status CameraPipeline::openCamera() {
   // conversion, NV12/YUYV one libyuv pass, MJPEG is passed through to /stream and /snapshot,
   // H.264 straight to /flv.
   std::vector<hal::FourCC> candidates;
+  // A `cameras` entry's "format" asks for that format only (a USB bus planned for MJPEG must not
+  // get YUYV instead: usb_camera_plan.h).
+  const hal::FourCC asked = cameraFormatOf(settings.cameraFormat);
+  if (asked.code != 0) candidates.push_back(asked);
   // h264-streamer's encoder_type picks the camera format: rkmpi-yuyv YUYV, rkmpi MJPEG.
-  if (settings.encoderType == "rkmpi-yuyv") candidates.push_back(hal::fourcc::kYUYV);
-  if (settings.encoderType == "rkmpi") candidates.push_back(hal::fourcc::kMJPEG);
-  if (board->camera.preferredFormat.code != 0 &&
+  if (asked.code == 0 && settings.encoderType == "rkmpi-yuyv") candidates.push_back(hal::fourcc::kYUYV);
+  if (asked.code == 0 && settings.encoderType == "rkmpi") candidates.push_back(hal::fourcc::kMJPEG);
+  if (asked.code == 0 && board->camera.preferredFormat.code != 0 &&
       std::find(candidates.begin(), candidates.end(), board->camera.preferredFormat) == candidates.end())
     candidates.push_back(board->camera.preferredFormat);
   for (auto f : {hal::fourcc::kI420, hal::fourcc::kNV12, hal::fourcc::kYUYV, hal::fourcc::kMJPEG,
                  hal::fourcc::kH264}) {
+    if (asked.code != 0) break;
     if (std::find(candidates.begin(), candidates.end(), f) == candidates.end()) candidates.push_back(f);
   }
   hal::CaptureConfig config;
@@ -426,6 +439,13 @@ hal::Status CameraPipeline::openCamera() {
     n = c.validate(config);
     if (n != hal::Negotiation::Invalid && config.format == f) break;
     n = hal::Negotiation::Invalid;
+  }
+  if (n == hal::Negotiation::Invalid && asked.code != 0) {
+    return hal::Status(
+        hal::Errc::Unsupported,
+        fmt::format("camera {}: does not offer {} near {} at {} fps (its \"format\" is \"{}\")", name,
+                    asked.str(), hal::Size{settings.width, settings.height}.str(), settings.fps,
+                    settings.cameraFormat));
   }
   if (n == hal::Negotiation::Invalid) {
     return hal::Status(
@@ -545,9 +565,12 @@ hal::Status CameraPipeline::configureEncoders(hal::Size size, int fps) {
     if (!snapshotJpeg) snapshotJpeg = codecs::createJpegEncoder();
     if (auto st = snapshotJpeg->configure(still); !st) return st;
   }
-  if (auto st = h264->configure(enc); !st) return st;
-  h264Open = true;
-  h264LastWanted = Clock::now();
+  // A camera without H.264 outputs (its entry's "h264": false) never opens an H.264 encoder.
+  if (settings.h264Offered) {
+    if (auto st = h264->configure(enc); !st) return st;
+    h264Open = true;
+    h264LastWanted = Clock::now();
+  }
   encoderSize = size;
   encoderFps = fps;
   return {};

@@ -16,9 +16,11 @@
 
 #include "printcast/bsp/registry.h"
 #include "printcast/codecs/h264_encoders.h"
+#include "printcast/hal/v4l2.h"
 #include "printcast/transport/http_auth.h"
 #include "settings.h"
 #include "streamer.h"
+#include "usb_camera_plan.h"
 
 using namespace printcast;
 
@@ -308,8 +310,37 @@ int main(int argc, char** argv) {
   spdlog::info("board: {} ({}){}", board.id, board.name,
                detected->reason.empty() ? "" : ": " + detected->reason);
 
-  if (auto st = streamer::finalizeSettings(settings, board); !st) {
-    fmt::print(stderr, "printcast-streamer: {}\n", st.error().message);
+  // USB camera auto-discovery (usb_camera_plan.h): a V4L2 board without a `cameras` list and
+  // without --source/--device streams every USB camera (up to 4) in formats that fit their buses.
+  // With 0 or 1 USB cameras nothing changes.
+  const streamer::Settings undiscovered = settings;
+  if (board.camera.kind == bsp::CameraKind::V4L2 && settings.cameras.empty() && settings.source.empty() &&
+      settings.device.empty()) {
+    auto devices = hal::enumerateV4l2Devices();
+    if (!devices) {
+      if (devices.code() != hal::Errc::Unsupported)
+        spdlog::warn("USB camera discovery: {}", devices.error().describe());
+    } else {
+      const auto plan = streamer::applyUsbCameraPlan(settings, board, *devices);
+      for (const auto& c : plan.cameras) {
+        spdlog::info("USB camera {}: {} ({}) on {}: {} {} at {} fps, about {:.1f} MB/s{}{}", c.id, c.name,
+                     c.source, c.bus, c.format.str(), c.size.str(), c.fps, c.bytesPerSecond / 1e6,
+                     c.h264 ? ", H.264" : ", MJPEG only", c.note.empty() ? "" : "; " + c.note);
+      }
+      for (const auto& note : plan.notes) spdlog::warn("USB cameras: {}", note);
+    }
+  }
+
+  auto finalized = streamer::finalizeSettings(settings, board);
+  if (!finalized && settings.camerasDiscovered) {
+    // A plan the user did not write must not stop the streamer: one camera, as without discovery.
+    spdlog::warn("USB cameras: the plan is not usable ({}); streaming the board's camera only",
+                 finalized.error().message);
+    settings = undiscovered;
+    finalized = streamer::finalizeSettings(settings, board);
+  }
+  if (!finalized) {
+    fmt::print(stderr, "printcast-streamer: {}\n", finalized.error().message);
     return 2;
   }
 

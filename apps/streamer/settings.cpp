@@ -19,6 +19,7 @@
 #include "printcast/transport/http_auth.h"
 #include "printcast/transport/mjpeg_pull.h"
 #include "printcast/transport/rtmp_publish.h"
+#include "printcast/transport/url.h"
 
 namespace printcast::streamer {
 
@@ -145,6 +146,9 @@ Status readUrlList(const nlohmann::json& v, const std::string& source, const std
   return {};
 }
 
+// A `cameras` entry's "format" (Settings::CameraEntry::format).
+const std::vector<std::string> kCameraFormats = {"auto", "mjpeg", "yuyv", "h264"};
+
 // One `cameras` entry (`where`: "cameras[2]") from a JSON object, onto `c`: the keys given replace
 // c's values, the others stay. `errorKey` (optional) gets the entry key at fault ("fps"; "" when
 // `item` is not an object).
@@ -179,9 +183,14 @@ Status readCameraEntry(const nlohmann::json& item, const std::string& source, co
       st = readBool(value, source, field, c.enabled);
     } else if (k == "publish") {
       st = readUrlList(value, source, field, c.publish);
+    } else if (k == "format") {
+      st = readChoice(value, source, field, kCameraFormats, c.format);
+    } else if (k == "h264") {
+      st = readBool(value, source, field, c.h264);
     } else {
       return invalid(source, field, value.dump(),
-                     "is not a camera key (id, name, source, resolution, fps, bitrate, enabled, publish)");
+                     "is not a camera key (id, name, source, resolution, fps, bitrate, enabled, publish, "
+                     "format, h264)");
     }
     if (!st) return st;
   }
@@ -780,6 +789,16 @@ Status checkEntry(Settings::CameraEntry& c, const std::string& where, bool first
                                fmt::format("must be in 1..{} on board {}", lim.maxCameraFps, board.id)));
   }
   if (auto st = checkPublishTargets(c.publish, src, where + ".publish"); !st) return fail("publish", st);
+  if (c.format != "auto" && (c.source.find("://") != std::string::npos || c.source == "ws-push")) {
+    return fail("format", invalid(src, where + ".format", "\"" + c.format + "\"",
+                                  "applies to V4L2 cameras only (this source is \"" +
+                                      transport::withoutUserinfo(c.source) + "\"); use \"auto\""));
+  }
+  if (!c.h264 && (!c.publish.empty() || (first && c.enabled && !s.publish.empty()))) {
+    return fail("h264", invalid(src, where + ".h264", "false",
+                                "the camera publishes H.264 (" + std::string(first ? "publish or " : "") +
+                                    where + ".publish): remove the targets or set h264 true"));
+  }
   if (!c.enabled) return {};
   // Camera 0 publishes to the top-level targets and its entry's; one media-server path takes one
   // publisher, so a URL is refused when another camera (or the top level) already has it.
@@ -846,6 +865,8 @@ Status finalizeCameras(Settings& s, const bsp::Board& board, const std::string& 
   }
   if (first->fps > 0) s.fps = first->fps;
   if (first->bitrateKbps > 0) s.bitrateKbps = first->bitrateKbps;
+  s.cameraFormat = first->format;
+  s.h264Offered = first->h264;
   return {};
 }
 
@@ -862,6 +883,8 @@ Settings settingsForCamera(const Settings& s, const Settings::CameraEntry& camer
   if (camera.fps > 0) c.fps = camera.fps;
   if (camera.bitrateKbps > 0) c.bitrateKbps = camera.bitrateKbps;
   c.publish = camera.publish;
+  c.cameraFormat = camera.format;
+  c.h264Offered = camera.h264;
   if (c.mjpegFps > c.fps) c.mjpegFps = c.fps;
   c.gopFrames = s.gopFrames == 2 * s.fps ? 2 * c.fps : s.gopFrames;
   c.ring = false;
@@ -896,6 +919,8 @@ std::string cameraEntryJson(const Settings::CameraEntry& c, bool full) {
   if (full || c.bitrateKbps > 0) out["bitrate"] = c.bitrateKbps;
   if (full || !c.enabled) out["enabled"] = c.enabled;
   if (full || !c.publish.empty()) out["publish"] = c.publish;
+  if (full || c.format != "auto") out["format"] = c.format;
+  if (full || !c.h264) out["h264"] = c.h264;
   return out.dump();
 }
 

@@ -134,8 +134,30 @@ struct Settings {
     // list; rtsp:// RECORD or rtmp://host/app/key). The first enabled entry's targets are camera
     // 0's together with the top-level ones. A URL may belong to one camera only.
     std::vector<std::string> publish;
+    // "format": the V4L2 format this camera is asked for: "auto" (the board's preferred format,
+    // then the pipeline's order: I420, NV12, YUYV, MJPEG, H264), "mjpeg", "yuyv" or "h264" (only
+    // that one: a camera that does not offer it stays "no signal" with the reason). For a USB bus
+    // shared by several cameras MJPEG costs a quarter of YUYV's bandwidth (usb_camera_plan.h).
+    std::string format = "auto";
+    // "h264": whether this camera has H.264 outputs (/flv, /stream.mp4, HLS, /ws, RTSP, publish);
+    // false = MJPEG and snapshots only, its H.264 paths answer 404 with the reason and no encoder
+    // runs for it. Default true; the lists auto-discovery makes (camerasDiscovered) set it false
+    // for every camera but the first, as h264-streamer does.
+    bool h264 = true;
+    // Not a key: why auto-discovery gave this camera less than asked (usb_camera_plan.h; /status
+    // and /api/cameras "plan_note"), "" otherwise.
+    std::string planNote;
   };
   std::vector<CameraEntry> cameras;
+  // Not keys: the `cameras` list came from USB camera auto-discovery (usb_camera_plan.h), not from
+  // the config file, so run-time changes of the list are not saved to the file; and the plan's own
+  // notes (cameras left out, a bus that does not fit), shown in /status "camera_plan".
+  bool camerasDiscovered = false;
+  std::vector<std::string> cameraPlanNotes;
+  // Not keys: camera 0's (and, in settingsForCamera(), each camera's) entry "format" and "h264"
+  // (see CameraEntry); without a list "auto" and true.
+  std::string cameraFormat = "auto";
+  bool h264Offered = true;
   // The RTSP server asks for the control port's token ("rtsp_auth"): Basic with the token as the
   // password (any user), or rtsp://HOST:8554/stream?token=TOKEN. Needs auth_token_sha256.
   bool rtspAuth = false;
@@ -297,18 +319,18 @@ hal::Result<hal::Size> parseResolution(const std::string& text);
 hal::Transform cameraTransform(const Settings& s);
 
 // The settings of one camera of `s.cameras`: `s` with the entry's source, resolution, fps,
-// bitrate and publish targets (replacing the top-level ones); cameras after the first have no shared-memory
-// rings and no push ingest (those are camera 0's). `s` must have passed finalizeSettings().
+// bitrate, format, h264 and publish targets (replacing the top-level ones); cameras after the first have no
+// shared-memory rings and no push ingest (those are camera 0's). `s` must have passed finalizeSettings().
 Settings settingsForCamera(const Settings& s, const Settings::CameraEntry& camera);
 
 // ---- run-time changes of the `cameras` list (POST, PATCH, DELETE /api/cameras) ----
 
 // Apply the keys of `body` (a JSON object text of entry keys: id, name, source, resolution, fps,
-// bitrate, enabled, publish) onto `entry` with the config file's rules for an entry of the list;
-// keys not in `body` keep entry's values (a POST starts from a default entry, a PATCH from the
-// running one). `where` names the entry in messages ("cameras[2]"). `errorKey` gets the entry key
-// at fault ("fps"), "" when the body is not a JSON object; `entry` may be half changed on error.
-// Errors: InvalidArgument ("<src>: cameras[2].fps = 500: must be an integer in 1..120").
+// bitrate, enabled, publish, format, h264) onto `entry` with the config file's rules for an entry of the
+// list; keys not in `body` keep entry's values (a POST starts from a default entry, a PATCH from the running
+// one). `where` names the entry in messages ("cameras[2]"). `errorKey` gets the entry key at fault ("fps"),
+// "" when the body is not a JSON object; `entry` may be half changed on error. Errors: InvalidArgument
+// ("<src>: cameras[2].fps = 500: must be an integer in 1..120").
 hal::Status parseCameraEntry(const std::string& body, const std::string& src, const std::string& where,
                              Settings::CameraEntry& entry, std::string& errorKey);
 
@@ -325,7 +347,7 @@ hal::Status checkCameraEntry(Settings::CameraEntry& entry, const std::string& wh
 
 // An entry as the config file's JSON object text: every key with `full`, else only the keys that
 // differ from an entry's defaults (name when it is not the id, resolution, fps and bitrate when
-// set, enabled when false, publish when there are targets).
+// set, enabled when false, publish when there are targets, format when not "auto", h264 when false).
 std::string cameraEntryJson(const Settings::CameraEntry& entry, bool full = false);
 
 // One run-time change of the `cameras` list as it edits the config file: Add appends `entry` (an

@@ -126,6 +126,16 @@ class NativeTimelapseSink final : public AnycubicTimelapseSink {
   std::function<bool()> cameraUp_;
 };
 
+// An H.264 path of a camera whose entry says "h264": false.
+template <typename Camera>
+HttpResponse noH264Outputs(const Camera& c) {
+  return HttpResponse::error(
+      404, fmt::format("camera '{}' has no H.264 outputs (its cameras entry has \"h264\": false; "
+                       "USB auto-discovery gives H.264 to the first camera only): use /cam/{}/stream "
+                       "or /cam/{}/snapshot",
+                       c.id, c.id, c.id));
+}
+
 }  // namespace
 
 struct Streamer::Impl {
@@ -176,6 +186,10 @@ struct Streamer::Impl {
     std::unique_ptr<transport::HttpServer> port;
     int portSlot = -1;        // 0..2; -1 without a port
     uint16_t portNumber = 0;  // the port listening (0: none); fixed before the camera is listed
+    // Its entry's "h264": false = no H.264 outputs (its H.264 paths answer 404, no RTSP path).
+    bool h264Offered = true;
+    // Why USB auto-discovery gave it less than asked ("" otherwise): /status, /api/cameras "plan_note".
+    std::string planNote;
     mutable std::mutex nameMutex;
     std::string name;  // nameMutex (PATCH renames a running camera)
     std::string nameNow() const {
@@ -240,7 +254,10 @@ struct Streamer::Impl {
   // The lowest free slot of camera_port_base + 0..2, -1 when all are taken or the ports are off.
   int freePortSlot() const;
   // Whether changes are saved: the streamer was started with a `cameras` list from a config file.
-  bool camerasPersisted() const { return !settings.cameras.empty() && !settings.configFile.empty(); }
+  // A list auto-discovery made (Settings::camerasDiscovered) is not the file's: not saved.
+  bool camerasPersisted() const {
+    return !settings.cameras.empty() && !settings.configFile.empty() && !settings.camerasDiscovered;
+  }
   hal::Status persistCameras(const CameraListEdit& edit);
   // Create c's publishers (c.publishTargets). Errors: what a publisher's start returns.
   hal::Status startPublishers(Camera& c);
@@ -559,7 +576,10 @@ HttpResponse Streamer::Impl::wsResponse(const std::shared_ptr<Camera>& c, const 
 }
 
 HttpResponse Streamer::Impl::handleWsPort(const HttpRequest& req) {
-  if (req.path == "/") return wsResponse(primary, req, settings.wsPortTimestamps);
+  if (req.path == "/") {
+    if (!primary->h264Offered) return noH264Outputs(*primary);
+    return wsResponse(primary, req, settings.wsPortTimestamps);
+  }
   return HttpResponse::error(404, "no such endpoint: " + req.path + " (the WebSocket is at /)");
 }
 
@@ -600,6 +620,9 @@ nlohmann::json Streamer::Impl::status() {
       {"rtsp", rtspStats()},
       {"publish", publishStatus(*primary)},
       {"h264_enabled", live.h264Enabled.load()},
+      // USB camera auto-discovery (usb_camera_plan.h): whether the cameras came from it, and its
+      // notes (cameras left out, a bus that does not fit); each camera's own in cameras[i].plan_note.
+      {"camera_plan", {{"auto_discovered", settings.camerasDiscovered}, {"notes", settings.cameraPlanNotes}}},
       {"uptime_s", std::chrono::duration<double>(Clock::now() - startedAt).count()},
   };
 }
@@ -718,6 +741,7 @@ nlohmann::json disabledSummary(const Settings::CameraEntry& e) {
           {"clients", 0},
           {"h264", false},
           {"last_error", ""},
+          {"plan_note", ""},
           {"outputs", nlohmann::json::object()},
           {"publish", nlohmann::json::array()}};
 }
@@ -736,11 +760,15 @@ nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
   size_t clients = 0;
   for (const auto& [name, f] : p.clientStreams()) clients += f->clientCount();
   const std::string base = "/cam/" + c.id;
-  nlohmann::json paths = {
-      {"mjpeg", base + "/stream"},    {"snapshot", base + "/snapshot"},   {"flv", base + "/flv"},
-      {"fmp4", base + "/stream.mp4"}, {"hls", base + "/hls/stream.m3u8"}, {"ws", base + "/ws"}};
-  paths["hls_ts"] = "/hls/stream_" + c.id + "/playlist.m3u8";  // MPEG-TS, the dashboards' layout
-  if (rtspServer) paths["rtsp"] = {{"path", base}, {"port", rtspServer->port()}};
+  nlohmann::json paths = {{"mjpeg", base + "/stream"}, {"snapshot", base + "/snapshot"}};
+  if (c.h264Offered) {  // the outputs it has: none of H.264 with its entry's "h264" false
+    paths["flv"] = base + "/flv";
+    paths["fmp4"] = base + "/stream.mp4";
+    paths["hls"] = base + "/hls/stream.m3u8";
+    paths["ws"] = base + "/ws";
+    paths["hls_ts"] = "/hls/stream_" + c.id + "/playlist.m3u8";  // MPEG-TS, the dashboards' layout
+    if (rtspServer) paths["rtsp"] = {{"path", base}, {"port", rtspServer->port()}};
+  }
   if (c.portNumber != 0) paths["port"] = c.portNumber;  // h264-streamer's 8082-8084: /stream, /snapshot
   const std::string source = transport::withoutUserinfo(p.source());  // as /api/cameras shows it
   return {{"id", c.id},
@@ -755,8 +783,10 @@ nlohmann::json Streamer::Impl::cameraSummary(const Camera& c) const {
           {"fps", st["fps"]},
           {"clients", clients},
           // Whether its H.264 outputs (flv, fmp4, hls, ws, rtsp) answer: pages pick a player by it.
-          {"h264", c.ownLive ? c.ownLive->h264Enabled.load() : live.h264Enabled.load()},
+          {"h264", c.h264Offered && (c.ownLive ? c.ownLive->h264Enabled.load() : live.h264Enabled.load())},
           {"last_error", state.rfind("no-signal: ", 0) == 0 ? state.substr(11) : std::string()},
+          // Why USB auto-discovery gave it less than it asked ("" when it did not).
+          {"plan_note", c.planNote},
           {"outputs", paths},
           {"publish", publishStatus(c)}};
 }
@@ -826,6 +856,8 @@ hal::Result<std::shared_ptr<Streamer::Impl::Camera>> Streamer::Impl::buildCamera
   c->name = entry.name;
   const Settings cs = settingsForCamera(settings, entry);
   c->publishTargets = cs.publish;
+  c->h264Offered = entry.h264;
+  c->planNote = entry.planNote;
   c->ownLive = std::make_unique<LiveSettings>(cs);
   auto pipeline = CameraPipeline::create(cs, *board, *c->ownLive, nullptr, entry.id);
   if (!pipeline)
@@ -868,7 +900,9 @@ void Streamer::Impl::retireCamera(Camera& c, const std::string& reason, bool unm
 }
 
 void Streamer::Impl::launchCamera(Camera& c) {
-  if (rtspServer) rtspServer->setStream("/cam/" + c.id, &c.pipeline->rtspStream);
+  // A camera without H.264 outputs has no RTSP path (a reopen that turned them off takes the old
+  // pipeline's away).
+  if (rtspServer) rtspServer->setStream("/cam/" + c.id, c.h264Offered ? &c.pipeline->rtspStream : nullptr);
   c.pipeline->start();
 }
 
@@ -899,8 +933,8 @@ void addPersistence(nlohmann::json& out, bool persisted, const std::string& conf
   out["note"] =
       configFile.empty()
           ? std::string("not saved: the streamer runs without --config; the change lasts until it stops")
-          : "not saved: the cameras of this streamer come from its flags and top-level keys, not from "
-            "a cameras list in " +
+          : "not saved: the cameras of this streamer come from its flags and top-level keys or from USB "
+            "camera auto-discovery, not from a cameras list in " +
                 configFile + "; the change lasts until it stops (docs/architecture.md)";
 }
 }  // namespace
@@ -1002,7 +1036,9 @@ HttpResponse Streamer::Impl::changeCamera(const HttpRequest& req, const std::str
   if (entry.id != id)
     return cameraError(400, src + ": id cannot be changed (remove the camera and add it)", "id");
   const bool reopen = entry.source != before.source || entry.size != before.size || entry.fps != before.fps ||
-                      entry.publish != before.publish;
+                      entry.publish != before.publish || entry.format != before.format ||
+                      entry.h264 != before.h264;
+  if (reopen) entry.planNote.clear();  // the plan's reason is about what the plan chose
   if (isPrimary && (reopen || !entry.enabled || entry.bitrateKbps != before.bitrateKbps)) {
     return cameraError(
         409, fmt::format("{}: camera '{}' is camera 0 (it serves /stream, /snapshot and the other paths "
@@ -1662,6 +1698,7 @@ std::optional<HttpResponse> Streamer::Impl::cameraRoute(const std::shared_ptr<Ca
   const bool h264Path =
       path == "/flv" || path == "/ws" || path == "/stream.mp4" || path.rfind("/hls/", 0) == 0;
   if (!h264Path) return std::nullopt;
+  if (!camera->h264Offered) return noH264Outputs(*camera);
   if (!h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
   if (path == "/stream.mp4") return fmp4Response(camera);
   if (path == "/flv") return flvResponse(camera, false);
@@ -1689,6 +1726,7 @@ HttpResponse Streamer::Impl::dashboardHls(std::string_view path, const HttpReque
         404, fmt::format("no camera '{}' (stream_<n>: a camera id ({}) or its position 0..{})", key,
                          cameraIds(), list.size() - 1));
   }
+  if (!c->h264Offered) return noH264Outputs(*c);
   const bool h264On = c->ownLive ? c->ownLive->h264Enabled.load() : live.h264Enabled.load();
   if (!h264On) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
   std::string_view name = rest.substr(slash + 1);
@@ -1885,6 +1923,7 @@ HttpResponse Streamer::Impl::cameraControls(const HttpRequest& req) {
 
 HttpResponse Streamer::Impl::handleFlvPort(const HttpRequest& req) {
   if (req.path == "/flv") {
+    if (!primary->h264Offered) return noH264Outputs(*primary);
     if (!live.h264Enabled) return HttpResponse::error(503, "H.264 is disabled (h264_enabled = false)");
     return flvResponse(primary, true);
   }
@@ -2126,9 +2165,11 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
         first->id = entry.id;
         first->name = entry.name;
         first->publishTargets.insert(first->publishTargets.end(), entry.publish.begin(), entry.publish.end());
+        first->planNote = entry.planNote;
       }
     }
     if (first->name.empty()) first->name = board.name;
+    first->h264Offered = settings.h264Offered;
     auto pipeline = CameraPipeline::create(settings, board, s.live, s.ingest,
                                            settings.cameras.empty() ? std::string() : first->id);
     if (!pipeline) return pipeline.error();
@@ -2245,8 +2286,12 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
         return transport::tokenMatches(hash, transport::presentedToken(authorization, token));
       };
     }
-    std::vector<std::pair<std::string, transport::RtspStream*>> paths{{"/stream", &s.cam->rtspStream}};
-    for (auto& c : s.cameras) paths.emplace_back("/cam/" + c->id, &c->pipeline->rtspStream);
+    // A camera without H.264 outputs (its entry's "h264": false) has no RTSP path.
+    std::vector<std::pair<std::string, transport::RtspStream*>> paths;
+    if (s.primary->h264Offered) paths.emplace_back("/stream", &s.cam->rtspStream);
+    for (auto& c : s.cameras) {
+      if (c->h264Offered) paths.emplace_back("/cam/" + c->id, &c->pipeline->rtspStream);
+    }
     if (s.screen->hasDisplay()) paths.emplace_back("/display", &s.screen->rtspStream());
     auto rtsp = transport::RtspServer::start(rc, paths);
     if (!rtsp) return rtsp.error();
@@ -2258,6 +2303,13 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
       s.outputs.push_back(
           {{"name", "display-rtsp"}, {"path", "/display"}, {"type", "rtsp"}, {"port", s.rtspServer->port()}});
     }
+  }
+  if (!s.primary->h264Offered) {
+    // Camera 0 without H.264 outputs (its entry's "h264": false): /status lists what it has.
+    std::erase_if(s.outputs, [](const nlohmann::json& o) {
+      const std::string name = o["name"];
+      return name == "fmp4" || name == "flv" || name == "ws" || name == "hls" || name == "rtsp";
+    });
   }
   if (auto st = s.startPublishers(*s.primary); !st) return st.error();
   if (settings.ingestPort >= 0 && s.ingest) {

@@ -1152,7 +1152,19 @@ TEST(SeveralCameras, ABadEntryNamesTheCameraAndTheKey) {
          "cameras[1].id = \"a\": is already cameras[0]'s"},
         {R"({"cameras": [{"id": "a", "source": "test-pattern", "colour": 1}]})", "cameras[0].colour"},
         {R"({"cameras": [{"id": "a", "source": "test-pattern"}, {"id": "b", "source": "ftp://x/y"}]})",
-         "cameras[1] (\"b\")"}}) {
+         "cameras[1] (\"b\")"},
+        {R"({"cameras": [{"id": "a", "source": "test-pattern"}, {"id": "b", "source": "test-pattern",
+            "format": "png"}]})",
+         "cameras[1].format = \"png\": must be one of auto, mjpeg, yuyv, h264"},
+        {R"({"cameras": [{"id": "a", "source": "test-pattern"}, {"id": "b", "source": "test-pattern",
+            "h264": "maybe"}]})",
+         "cameras[1].h264 = \"maybe\": must be true or false"},
+        {R"({"cameras": [{"id": "a", "source": "test-pattern"}, {"id": "b", "source": "rtsp://cam/x",
+            "format": "mjpeg"}]})",
+         "cameras[1].format = \"mjpeg\": applies to V4L2 cameras only"},
+        {R"({"cameras": [{"id": "a", "source": "test-pattern"}, {"id": "b", "source": "test-pattern",
+            "h264": false, "publish": "rtsp://127.0.0.1:1/b"}]})",
+         "cameras[1].h264 = false: the camera publishes H.264"}}) {
     const std::string config = writeTempFile(json);
     const CommandResult r =
         runCommand({PRINTCAST_STREAMER_BIN, "--board", "virtual", "--config", config}, 20s);
@@ -1390,6 +1402,53 @@ TEST(SeveralCameras, CamerasAreAddedChangedAndRemovedAtRunTimeAndTheConfigFollow
 
 // Without a cameras list (one camera from the flags) a camera added at run time runs but is not
 // saved, and the answer says so; camera 0's metrics stay unlabelled.
+// A camera whose entry says "h264": false has MJPEG and snapshots only: its H.264 paths answer 404
+// with the reason, /api/cameras lists the outputs it has; "format" asks for that format only.
+TEST(SeveralCameras, ACameraWithoutH264ServesMjpegOnlyAndAFormatIsAskedAsGiven) {
+  const std::string config = writeTempFile(R"({"camera_port_base": 0, "cameras": [
+      {"id": "a", "source": "test-pattern", "resolution": "320x240"},
+      {"id": "b", "source": "test-pattern", "resolution": "160x120", "h264": false},
+      {"id": "c", "source": "test-pattern", "format": "mjpeg"}]})");
+  StreamerProcess p(PRINTCAST_STREAMER_BIN,
+                    {"--board", "virtual", "--config", config, "--no-display", "--no-ring"});
+  unlink(config.c_str());
+  ASSERT_TRUE(p.ok()) << p.log();
+  ASSERT_TRUE(waitCameraStreaming(p.controlPort(), "b")) << p.log();
+  const auto b = nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/api/cameras/b").body);
+  EXPECT_EQ(b["h264"], false) << b.dump();
+  EXPECT_EQ(b["plan_note"], "");
+  EXPECT_EQ(b["outputs"]["mjpeg"], "/cam/b/stream");
+  EXPECT_EQ(b["outputs"]["snapshot"], "/cam/b/snapshot");
+  for (const char* output : {"flv", "fmp4", "hls", "hls_ts", "ws", "rtsp"})
+    EXPECT_FALSE(b["outputs"].contains(output)) << output << " " << b.dump();
+  const auto a = nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/api/cameras/a").body);
+  EXPECT_EQ(a["h264"], true);
+  EXPECT_EQ(a["outputs"]["flv"], "/cam/a/flv");
+  for (const char* path : {"/cam/b/flv", "/cam/b/stream.mp4", "/cam/b/hls/stream.m3u8", "/cam/b/ws",
+                           "/hls/stream_b/playlist.m3u8"}) {
+    const auto r = httpRequest(p.streamPort(), "GET", path);
+    EXPECT_EQ(r.status, 404) << path;
+    EXPECT_NE(r.body.find("camera 'b' has no H.264 outputs"), std::string::npos) << path << ": " << r.body;
+  }
+  const auto snapshot = httpRequest(p.streamPort(), "GET", "/cam/b/snapshot");
+  EXPECT_EQ(snapshot.status, 200);
+  EXPECT_EQ(snapshot.headers.at("content-type"), "image/jpeg");
+  // The test pattern offers I420 only: camera c, asked for MJPEG, stays "no signal" with the reason
+  // and the others run on.
+  std::string error;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline && error.empty()) {
+    error = nlohmann::json::parse(httpRequest(p.controlPort(), "GET", "/api/cameras/c").body)["last_error"];
+    if (error.empty()) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_NE(error.find("does not offer MJPG"), std::string::npos) << error;
+  EXPECT_NE(error.find("\"format\" is \"mjpeg\""), std::string::npos) << error;
+  const auto status = nlohmann::json::parse(httpRequest(p.streamPort(), "GET", "/status").body);
+  EXPECT_EQ(status["camera_plan"]["auto_discovered"], false);
+  EXPECT_EQ(status["cameras"][1]["h264"], false);
+  EXPECT_TRUE(waitCameraStreaming(p.controlPort(), "a"));
+}
+
 TEST(SeveralCameras, ACameraAddedWithoutAListRunsAndTheAnswerSaysItIsNotSaved) {
   StreamerProcess p(PRINTCAST_STREAMER_BIN,
                     {"--board", "virtual", "--resolution", "320x240", "--no-display", "--no-ring"});

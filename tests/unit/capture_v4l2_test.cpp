@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "printcast/hal/v4l2.h"
+#include "usb_camera_plan.h"
 
 namespace {
 
@@ -546,6 +547,29 @@ TEST_F(CaptureV4l2Test, EnumeratesNodesLinksFormatsSizesAndRates) {
   EXPECT_EQ(d.formats[0].sizes[0].fps, (std::vector<double>{30, 15}));
   EXPECT_TRUE(d.formats[2].compressed);
   EXPECT_EQ(kernel_.openFds(), 0) << "enumeration closes every node it opened (through the seam)";
+}
+
+// What enumeration reports is what USB camera auto-discovery plans from (usb_camera_plan.h): the
+// by-id link as the source, the bus from bus_info, the board's format at the size asked.
+TEST_F(CaptureV4l2Test, EnumerationFeedsTheUsbCameraPlan) {
+  auto devices = printcast::hal::enumerateV4l2Devices(kernel_, paths_);
+  ASSERT_TRUE(devices.ok()) << devices.error().describe();
+  printcast::bsp::CameraSpec spec;
+  spec.kind = printcast::bsp::CameraKind::V4L2;
+  spec.preferredFormat = fourcc::kMJPEG;
+  const auto plan =
+      printcast::streamer::planUsbCameras(*devices, spec, printcast::bsp::Limits{}, {1280, 720}, 30);
+  ASSERT_EQ(plan.cameras.size(), 1u);
+  const auto& c = plan.cameras[0];
+  EXPECT_EQ(c.source, (dir_ / "v4l/by-id" / kById).string());
+  EXPECT_EQ(c.name, "Fake Cam");
+  EXPECT_EQ(c.bus, "usb-0000:00:14.0");
+  EXPECT_EQ(c.format, fourcc::kMJPEG);
+  EXPECT_EQ(c.size, (Size{1280, 720}));
+  EXPECT_EQ(c.fps, 30);
+  EXPECT_EQ(c.note, "");
+  // The planned source opens the camera.
+  EXPECT_NE(open(c.source), nullptr);
 }
 
 TEST_F(CaptureV4l2Test, OpensByPathByIdLinkNameCardSubstringAndBusInfo) {

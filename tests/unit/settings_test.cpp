@@ -836,6 +836,14 @@ TEST(CamerasApi, AnEntryIsParsedAndCheckedAsInTheFileWithTheKeyNamed) {
         {R"({"id": "yard", "source": "test-pattern", "publish": "rtsp://m/room"})", "publish",
          "is already in cameras[1].publish"},
         {R"({"id": "yard", "source": "test-pattern", "resolution": "8000x8000"})", "resolution", "up to"},
+        {R"({"id": "yard", "source": "test-pattern", "format": "nv12"})", "format",
+         "cameras[2].format = \"nv12\": must be one of auto, mjpeg, yuyv, h264"},
+        {R"({"id": "yard", "source": "http://cam/stream", "format": "yuyv"})", "format",
+         "applies to V4L2 cameras only"},
+        {R"({"id": "yard", "source": "test-pattern", "h264": "no"})", "h264",
+         "cameras[2].h264 = \"no\": must be true or false"},
+        {R"({"id": "yard", "source": "test-pattern", "h264": false, "publish": "rtsp://m/yard"})", "h264",
+         "cameras[2].h264 = false: the camera publishes H.264"},
         {R"([1, 2])", "", "the body must be a JSON object"},
         {R"({"id": "yard", "source": "test-pattern")", "", "the body must be a JSON object"}}) {
     auto [entry, text] = check(body, key);
@@ -872,6 +880,42 @@ TEST(CamerasApi, EntriesAsTheFileHasThem) {
   EXPECT_EQ(s.cameras[0].publish, e.publish);
   EXPECT_FALSE(s.cameras[0].enabled);
   EXPECT_TRUE(nlohmann::json::parse(printcast::streamer::cameraEntryJson(e, true)).contains("bitrate"));
+  // "format" and "h264" are written only when they differ from the defaults, and read back.
+  EXPECT_FALSE(full.contains("format"));
+  EXPECT_FALSE(full.contains("h264"));
+  e.format = "mjpeg";
+  e.h264 = false;
+  const auto mjpeg = nlohmann::json::parse(printcast::streamer::cameraEntryJson(e));
+  EXPECT_EQ(mjpeg["format"], "mjpeg");
+  EXPECT_EQ(mjpeg["h264"], false);
+  Settings back;
+  ASSERT_TRUE(applyConfigJson(R"({"cameras": [)" + mjpeg.dump() + "]}", "app.json", back, warnings));
+  EXPECT_EQ(back.cameras.at(0).format, "mjpeg");
+  EXPECT_FALSE(back.cameras.at(0).h264);
+}
+
+// "format" and "h264" of an entry reach its settings (camera 0's through the top level); a
+// configured list keeps H.264 on every camera unless an entry says otherwise.
+TEST(Settings, EachCameraOfTheListHasItsFormatAndH264) {
+  const auto [s, ok] = finalized(R"({"cameras": [
+      {"id": "a", "source": "/dev/video0", "format": "yuyv", "h264": false},
+      {"id": "b", "source": "/dev/video2"},
+      {"id": "c", "source": "/dev/video4", "format": "mjpeg"}]})");
+  ASSERT_EQ(ok, "");
+  EXPECT_EQ(s.cameraFormat, "yuyv");
+  EXPECT_FALSE(s.h264Offered);
+  const Settings b = printcast::streamer::settingsForCamera(s, s.cameras[1]);
+  EXPECT_EQ(b.cameraFormat, "auto");
+  EXPECT_TRUE(b.h264Offered);
+  const Settings c = printcast::streamer::settingsForCamera(s, s.cameras[2]);
+  EXPECT_EQ(c.cameraFormat, "mjpeg");
+  EXPECT_TRUE(c.h264Offered);
+  EXPECT_FALSE(s.camerasDiscovered);
+  // Camera 0 without H.264 cannot publish the top-level targets either.
+  const std::string bad = finalized(R"({"publish": "rtsp://m/p", "cameras": [
+      {"id": "a", "source": "test-pattern", "h264": false}]})")
+                              .second;
+  EXPECT_NE(bad.find("cameras[0].h264 = false: the camera publishes H.264"), std::string::npos) << bad;
 }
 
 TEST(CamerasApi, EditsChangeOnlyTheirEntryOfTheFilesList) {
