@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Codec throughput: JPEG and x264 encode of a moving I420 picture, XRGB8888 -> I420 with rot90,
 // a camera picture turned by --rotate 90 before x264 against the same encode unturned, and what
-// choosing the H.264 backend costs at start.
+// choosing the H.264 backend costs at start, and splitting an access unit into NAL units.
 #include <benchmark/benchmark.h>
 #include <spdlog/spdlog.h>
 
@@ -9,9 +9,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <random>
+#include <span>
 #include <vector>
 
 #include "printcast/codecs/convert.h"
+#include "printcast/codecs/h264.h"
 #include "printcast/codecs/h264_encoders.h"
 #include "printcast/codecs/jpeg.h"
 #include "printcast/codecs/x264_encoder.h"
@@ -201,12 +204,61 @@ void selectH264Backend(benchmark::State& state) {
   }
 }
 
+// A 1080p camera's access unit at 4 Mbit/s and 30 fps (about 17 KB): AUD, SPS, PPS and one slice
+// of incompressible bytes (the "snow" pattern), emulation-prevented as a real slice is (no
+// 00 00 0x with x <= 3 inside).
+std::vector<uint8_t> snowAccessUnit() {
+  std::vector<uint8_t> au{0,    0, 0, 1, 0x09, 0xf0, 0,    0,    0,    1, 0x67, 0x64, 0, 0x28,
+                          0xac, 0, 0, 0, 1,    0x68, 0xee, 0x3c, 0x80, 0, 0,    0,    1, 0x65};
+  std::mt19937 random(7);
+  int zeros = 0;
+  while (au.size() < 17000) {
+    auto b = static_cast<uint8_t>(random());
+    if (zeros >= 2 && b <= 3) b = 0x03;  // emulation_prevention_three_byte (7.4.1)
+    zeros = b == 0 ? zeros + 1 : 0;
+    au.push_back(b);
+  }
+  return au;
+}
+
+// The start-code scan before memchr (bytewise, skipping 3 when the third byte is above 1): the
+// peer splitAnnexB is measured against in the same run.
+size_t bytewiseStartCode(std::span<const uint8_t> s, size_t from) {
+  for (size_t i = from; i + 2 < s.size(); ++i) {
+    if (s[i + 2] > 1) {
+      i += 2;
+    } else if (s[i] == 0 && s[i + 1] == 0 && s[i + 2] == 1) {
+      return i;
+    }
+  }
+  return s.size();
+}
+
+// Splitting a camera's access unit into NAL units, done 3-4 times per access unit on its way to
+// the outputs (RTP depacketizing, MPEG-TS, AVCC for FLV and fMP4, WebSocket): Arg 0 = the
+// library's splitAnnexB, Arg 1 = the bytewise scan. Bytes per second.
+void splitAccessUnit(benchmark::State& state) {
+  const auto au = snowAccessUnit();
+  const std::span<const uint8_t> s(au);
+  for (auto _ : state) {
+    if (state.range(0) == 0) {
+      benchmark::DoNotOptimize(printcast::codecs::h264::splitAnnexB(s));
+    } else {
+      size_t n = 0;
+      for (size_t at = bytewiseStartCode(s, 0); at < s.size(); at = bytewiseStartCode(s, at + 3)) ++n;
+      benchmark::DoNotOptimize(n);
+    }
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(au.size()));
+}
+
 // Wall-clock rates: x264 encodes on worker threads, so CPU time of the calling thread would flatter it.
 BENCHMARK(jpegEncodeI420)->Args({640, 480})->Args({1280, 720})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(x264EncodeI420)->Args({640, 480})->Args({1280, 720})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(convertXrgb8888Rot90)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(x264Encode1080pTurned)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(selectH264Backend)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(splitAccessUnit)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -136,9 +136,19 @@ void Segmenter::closePartLocked(uint64_t endTicks) {
                                     pending_[i].accessUnit->keyframe});
     }
     *bytes = mp4::fragmentHeader(fragmentSequence_++, pending_.front().ticks, samples);
+    size_t total = bytes->size();
+    for (const auto& d : data) total += d.size();
+    bytes->reserve(total);  // exactly: a window holds segments, not vector growth slack
     for (const auto& d : data) bytes->insert(bytes->end(), d.begin(), d.end());
   } else {
+    // Reserved to a bound of what the muxer writes (each access unit with its PES header, AUD
+    // and any SPS/PPS it inserts, 128 bytes at most for camera parameter sets, in 184-byte
+    // payloads of 188-byte packets, plus one packet for the rest): a window holds segments, not
+    // vector growth slack (a parameter set beyond the bound only costs a reallocation).
+    size_t bound = 0;
+    for (const auto& p : pending_) bound += (p.accessUnit->data.size() + 128) / 184 * 188 + 2 * 188;
     *bytes = tsMuxer_.programTables();
+    bytes->reserve(bytes->size() + bound);
     for (const auto& p : pending_) tsMuxer_.writeAccessUnit(*p.accessUnit, p.ticks, *bytes);
   }
   Segment& seg = segments_.back();
