@@ -271,6 +271,8 @@ std::shared_ptr<ClientQueue> FlvStream::subscribe(QueueLimits limits) {
 }
 
 void FlvStream::publish(const hal::PacketPtr& accessUnit) {
+  // Nobody to convert for (the other H.264 outputs are why the access unit came).
+  if (clientCount() == 0) return;
   // Converted once and shared by every client: the payload is never copied per client.
   auto payload = std::make_shared<const std::vector<uint8_t>>(
       codecs::h264::annexBToLengthPrefixed(accessUnit->data, /*dropParameterSets=*/true));
@@ -344,6 +346,8 @@ void Fmp4Stream::publish(const hal::PacketPtr& accessUnit) {
   if (duration == 0) duration = static_cast<uint32_t>(kTimescale / (fps_ > 0 ? fps_ : 30.0));
   lastPts_ = accessUnit->pts;
   lastDuration_ = duration;
+  // Nobody to convert for (the init segment and durations above stay current for the next).
+  if (clientCount() == 0) return;
 
   // Converted once and shared by every client: the payload is never copied per client.
   auto payload = std::make_shared<const std::vector<uint8_t>>(

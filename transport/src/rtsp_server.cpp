@@ -62,6 +62,13 @@ std::shared_ptr<ClientQueue> RtspStream::subscribe(QueueLimits limits) {
 }
 
 void RtspStream::publish(const hal::PacketPtr& accessUnit) {
+  {
+    // With no session nothing is packetized: the SDP's parameter sets still follow the stream,
+    // and the first packet a new session gets simply continues the sequence numbers.
+    std::lock_guard lock(mutex_);
+    if (accessUnit->keyframe && accessUnit->config) config_ = accessUnit->config;
+    if (clients_.empty()) return;
+  }
   const auto ticks =
       std::chrono::duration_cast<std::chrono::microseconds>(accessUnit->pts.time_since_epoch()).count();
   const auto timestamp = static_cast<uint32_t>(static_cast<uint64_t>(ticks) * 9 / 100) + timestampOffset_;
@@ -92,7 +99,6 @@ void RtspStream::publish(const hal::PacketPtr& accessUnit) {
   const WireChunk chunk{wire, {wire->data(), wire->size()}};
 
   std::lock_guard lock(mutex_);
-  if (accessUnit->keyframe && accessUnit->config) config_ = accessUnit->config;
   for (auto& c : clients_) {
     if (!c.started) {
       if (!accessUnit->keyframe) continue;  // every client starts at an IDR
