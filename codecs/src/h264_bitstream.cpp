@@ -12,22 +12,6 @@ namespace printcast::codecs::h264 {
 
 namespace {
 
-// Position of the next 00 00 01 at or after `from`, or stream.size() when there is none.
-// A start code is 00 00 01: look for its 01 with memchr (vectorised in every libc; in coded
-// slice data a 01 byte comes about once in 256), then check the two bytes before it.
-size_t findStartCode(std::span<const uint8_t> stream, size_t from) {
-  const uint8_t* data = stream.data();
-  const size_t n = stream.size();
-  for (size_t i = from + 2; i < n;) {
-    const auto* one = static_cast<const uint8_t*>(std::memchr(data + i, 1, n - i));
-    if (one == nullptr) break;
-    const size_t j = static_cast<size_t>(one - data);
-    if (data[j - 1] == 0 && data[j - 2] == 0) return j - 2;
-    i = j + 1;
-  }
-  return n;
-}
-
 // MSB-first reader over an RBSP with Exp-Golomb codes (H.264 7.2, 9.1). Reading past the end
 // sets failed() and returns zeros, so a parser checks once at the end of each section.
 class BitReader {
@@ -262,6 +246,21 @@ void appendBe16(std::vector<uint8_t>& out, size_t v) {
 }
 
 }  // namespace
+
+// A start code is 00 00 01: look for its 01 with memchr (vectorised in every libc; in coded
+// slice data a 01 byte comes about once in 256), then check the two bytes before it.
+size_t findStartCode(std::span<const uint8_t> stream, size_t from) {
+  const uint8_t* data = stream.data();
+  const size_t n = stream.size();
+  for (size_t i = from + 2; i < n;) {
+    const auto* one = static_cast<const uint8_t*>(std::memchr(data + i, 1, n - i));
+    if (one == nullptr) break;
+    const size_t j = static_cast<size_t>(one - data);
+    if (data[j - 1] == 0 && data[j - 2] == 0) return j - 2;
+    i = j + 1;
+  }
+  return n;
+}
 
 std::vector<NalUnit> splitAnnexB(std::span<const uint8_t> stream) {
   std::vector<NalUnit> units;

@@ -74,6 +74,24 @@ TEST(H264Split, TrailingZerosAndLeadingGarbageAreDropped) {
   EXPECT_EQ(toBytes(units[1].bytes), kIdr);
 }
 
+// The memchr scan finds the prefix wherever it is, and only a real 00 00 01.
+TEST(H264Split, FindStartCodeEdges) {
+  const Bytes none = {1, 0, 1, 0, 0, 2, 1, 0, 0};
+  EXPECT_EQ(h264::findStartCode(none), none.size());
+  const Bytes first = {0, 0, 1, 0x65};
+  EXPECT_EQ(h264::findStartCode(first), 0u);
+  EXPECT_EQ(h264::findStartCode(first, 1), first.size());  // from past its start
+  const Bytes last = {0x65, 1, 1, 0, 0, 1};                // 01s before it are not preceded by 00 00
+  EXPECT_EQ(h264::findStartCode(last), 3u);
+  EXPECT_EQ(h264::findStartCode(last, 3), 3u);
+  EXPECT_EQ(h264::findStartCode(last, 4), last.size());
+  const Bytes fourByte = {0x41, 0, 0, 0, 1, 0x41};
+  EXPECT_EQ(h264::findStartCode(fourByte), 2u);  // the 3-byte prefix inside 00 00 00 01
+  EXPECT_EQ(h264::findStartCode(Bytes{}), 0u);
+  EXPECT_EQ(h264::findStartCode(Bytes{0, 1}), 2u);
+  EXPECT_EQ(h264::findStartCode(first, 100), first.size());  // from beyond the end
+}
+
 TEST(H264Split, NoStartCodeYieldsNothing) {
   EXPECT_TRUE(h264::splitAnnexB(Bytes{}).empty());
   EXPECT_TRUE(h264::splitAnnexB(Bytes{0x65, 0x88, 0x00, 0x00}).empty());

@@ -32,12 +32,7 @@ bool isSlice(uint8_t type) { return type >= 1 && type <= 5; }
 
 // A NAL unit payload never holds 00 00 01 (emulation prevention, H.264 7.4.1): if it does, the
 // camera packed an Annex-B stream into one NAL unit (protocols.md).
-bool holdsStartCode(std::span<const uint8_t> nal) {
-  for (size_t i = 0; i + 2 < nal.size(); ++i) {
-    if (nal[i] == 0 && nal[i + 1] == 0 && nal[i + 2] == 1) return true;
-  }
-  return false;
-}
+bool holdsStartCode(std::span<const uint8_t> nal) { return h264::findStartCode(nal) < nal.size(); }
 
 template <typename T>
 bool parseNumber(std::string_view s, T& out) {
@@ -180,6 +175,9 @@ void H264Depacketizer::finish() {
       ++stats_.insertedParameterSets;
     }
   }
+  size_t total = 0;
+  for (const auto& n : nals) total += 4 + n.size();
+  au.annexB.reserve(total);
   for (const auto& n : nals) {
     au.annexB.insert(au.annexB.end(), {0, 0, 0, 1});
     au.annexB.insert(au.annexB.end(), n.begin(), n.end());

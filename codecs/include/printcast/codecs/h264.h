@@ -31,6 +31,10 @@ struct NalUnit {
   uint8_t type() const { return bytes.empty() ? 0 : (bytes[0] & 0x1f); }
 };
 
+// Position of the first start code prefix 00 00 01 at or after `from` (B.1.1), or stream.size()
+// when there is none. Runs at memchr speed: coded data holds a 01 byte about once in 256.
+size_t findStartCode(std::span<const uint8_t> stream, size_t from = 0);
+
 // Split an Annex-B byte stream (3- or 4-byte start codes) into NAL units. Bytes before the first
 // start code are ignored; an input without start codes yields no units.
 std::vector<NalUnit> splitAnnexB(std::span<const uint8_t> stream);
