@@ -56,6 +56,13 @@ printcast_dependency(NAME VA TARGET va PKG libva libva-drm PURPOSE "VA-API H.264
 printcast_dependency(NAME NETTLE TARGET nettle PKG nettle PURPOSE "SHA-1/base64 for the WebSocket handshake (nettle)")
 printcast_dependency(NAME AVCODEC TARGET avcodec PKG libavcodec libavutil
   PURPOSE "H.264 decode for JPEGs from H.264 cameras (libavcodec)")
+# Shared builds load libavcodec/libavutil at the decoder's first use (dlopen: their library
+# closure is ~20 MB of RSS, codecs/src/h264_decoder_avcodec.cpp): printcast::avcodec is then
+# headers and compile flags only. Static builds link them (no dlopen there).
+if(PRINTCAST_HAVE_AVCODEC AND NOT PRINTCAST_STATIC)
+  set_target_properties(PkgConfig::PC_AVCODEC PROPERTIES INTERFACE_LINK_LIBRARIES "" INTERFACE_LINK_OPTIONS ""
+    INTERFACE_LINK_DIRECTORIES "")
+endif()
 printcast_dependency(NAME MOSQUITTO TARGET mosquitto PKG libmosquitto
   PURPOSE "MQTT responder for Anycubic's go-klipper firmware (libmosquitto)")
 # ONVIF camera discovery's SOAP (transport/onvif.h). pugixml rather than libxml2: one small static

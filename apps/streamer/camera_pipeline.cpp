@@ -65,11 +65,7 @@ CameraPipeline::CameraPipeline(const Settings& s, const bsp::Board& b, LiveSetti
       settings(s),
       board(&b),
       live(l),
-      ingest(std::move(pushIngest)),
-      h264DecoderBackend([] {
-        auto decoder = codecs::createH264Decoder();
-        return decoder ? (*decoder)->name() : std::string("not-built");
-      }()) {}
+      ingest(std::move(pushIngest)) {}
 
 hal::Result<std::unique_ptr<CameraPipeline>> CameraPipeline::create(
     const Settings& settings, const bsp::Board& board, LiveSettings& live,
@@ -341,7 +337,8 @@ nlohmann::json CameraPipeline::cameraStatus() const {
 
 nlohmann::json CameraPipeline::h264DecoderStats() const {
   const auto st = h264Pictures.stats();
-  return {{"backend", h264DecoderBackend},
+  // Asked now, not at construction: libavcodec is loaded at its first use (h264_decoder.h).
+  return {{"backend", codecs::h264DecoderName()},
           {"decoding", st.decoding},
           {"pictures", st.pictures},
           {"catch_ups", st.catchUps},

@@ -198,8 +198,6 @@ class CameraPipeline {
   std::atomic<uint64_t> h264Releases{0};  // idle releases so far
   std::atomic<int> skipInterval{1};       // auto frame skip
   std::atomic<bool> keyframeWanted{false};
-  // The H.264 decoder's name ("libavcodec 59.37.100"), or "not-built".
-  std::string h264DecoderBackend;
 
   // Every consumer of the camera's H.264 access units. The list is fixed in create(), before the
   // thread runs. H.264 is encoded only while at least one output wants it; a new client of any

@@ -1,15 +1,26 @@
 // SPDX-License-Identifier: MIT
 // H264Decoder over libavcodec's H.264 decoder (send/receive API, low delay, one thread).
+// Every libav call goes through the table `av` (Libav): in shared builds
+// (PRINTCAST_AVCODEC_DLOPEN) it is filled by dlopen/dlsym on the first createH264Decoder(), so
+// the process does not carry libavcodec's ~95-library closure until a decoder is wanted; in
+// static builds it holds the functions themselves.
 extern "C" {
 #include <libavcodec/avcodec.h>
+#include <libavcodec/version.h>
 #include <libavutil/error.h>
 #include <libavutil/frame.h>
 #include <libavutil/log.h>
 #include <libavutil/pixdesc.h>
+#include <libavutil/version.h>
 }
+
+#ifdef PRINTCAST_AVCODEC_DLOPEN
+#include <dlfcn.h>
+#endif
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdarg>
@@ -27,19 +38,114 @@ namespace printcast::codecs {
 
 namespace {
 
+// The libav functions this file calls: X(library, function), the library being libavcodec or
+// libavutil (the one that exports it).
+#define PRINTCAST_LIBAV_FUNCTIONS(X) \
+  X(avcodec, avcodec_find_decoder)   \
+  X(avcodec, avcodec_alloc_context3) \
+  X(avcodec, avcodec_open2)          \
+  X(avcodec, avcodec_send_packet)    \
+  X(avcodec, avcodec_receive_frame)  \
+  X(avcodec, avcodec_flush_buffers)  \
+  X(avcodec, avcodec_free_context)   \
+  X(avcodec, avcodec_version)        \
+  X(avcodec, av_packet_alloc)        \
+  X(avcodec, av_packet_free)         \
+  X(avcodec, av_packet_unref)        \
+  X(avcodec, av_new_packet)          \
+  X(avutil, av_frame_alloc)          \
+  X(avutil, av_frame_free)           \
+  X(avutil, av_frame_unref)          \
+  X(avutil, av_strerror)             \
+  X(avutil, av_get_pix_fmt_name)     \
+  X(avutil, av_log_set_callback)     \
+  X(avutil, av_log_default_callback) \
+  X(avutil, av_log_format_line2)
+
+// Pointers typed from the headers compiled against: the ABI of the major version loaded.
+struct Libav {
+#define PRINTCAST_LIBAV_POINTER(lib, fn) decltype(&::fn) fn = nullptr;
+  PRINTCAST_LIBAV_FUNCTIONS(PRINTCAST_LIBAV_POINTER)
+#undef PRINTCAST_LIBAV_POINTER
+};
+
+#ifdef PRINTCAST_AVCODEC_DLOPEN
+// Written once, by load() under gLoadOnce, before gState says Loaded; only read after that.
+Libav av;
+constexpr bool kLinked = false;
+#else
+#define PRINTCAST_LIBAV_DIRECT(lib, fn) &::fn,
+Libav av{PRINTCAST_LIBAV_FUNCTIONS(PRINTCAST_LIBAV_DIRECT)};
+#undef PRINTCAST_LIBAV_DIRECT
+constexpr bool kLinked = true;          // static build: libav is linked, `av` holds its functions
+#endif
+enum class LoadState { NotLoaded, Loaded, Failed };
+std::atomic<LoadState> gState{LoadState::NotLoaded};
+std::string gLoadError;  // Failed: why (written before gState)
+std::once_flag gLoadOnce;
+
+#ifdef PRINTCAST_AVCODEC_DLOPEN
+// dlopen("lib<name>.so.<major>"); nullptr with `error` set when it is not there.
+void* openLibrary(const char* name, int major, std::string& error) {
+  const std::string file = fmt::format("lib{}.so.{}", name, major);
+  void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* why = dlerror();
+    error = fmt::format("{} could not be loaded: {}: install lib{}{}", file, why != nullptr ? why : "?", name,
+                        major);
+  }
+  return handle;
+}
+
+template <typename Function>
+void resolve(void* handle, const char* library, const char* name, Function& out, std::string& error) {
+  out = reinterpret_cast<Function>(dlsym(handle, name));
+  if (out == nullptr) {
+    const char* why = dlerror();
+    error = fmt::format("{} has no {}(): {}", library, name, why != nullptr ? why : "?");
+  }
+}
+
+// Fills `av` from libavcodec/libavutil of the majors compiled against; "" or why not.
+std::string loadLibav() {
+  std::string error;
+  void* avutil = openLibrary("avutil", LIBAVUTIL_VERSION_MAJOR, error);
+  if (avutil == nullptr) return error;
+  void* avcodec = openLibrary("avcodec", LIBAVCODEC_VERSION_MAJOR, error);
+  if (avcodec == nullptr) {
+    dlclose(avutil);
+    return error;
+  }
+  Libav table;
+#define PRINTCAST_LIBAV_RESOLVE(lib, fn) \
+  if (error.empty()) resolve(lib, "lib" #lib, #fn, table.fn, error);
+  PRINTCAST_LIBAV_FUNCTIONS(PRINTCAST_LIBAV_RESOLVE)
+#undef PRINTCAST_LIBAV_RESOLVE
+  if (!error.empty()) {
+    dlclose(avcodec);
+    dlclose(avutil);
+    return error;
+  }
+  av = table;  // the handles stay open until exit
+  return {};
+}
+#else
+std::string loadLibav() { return {}; }  // static build: linked
+#endif
+
 struct CodecContextDeleter {
-  void operator()(AVCodecContext* context) const { avcodec_free_context(&context); }
+  void operator()(AVCodecContext* context) const { av.avcodec_free_context(&context); }
 };
 struct FrameDeleter {
-  void operator()(AVFrame* frame) const { av_frame_free(&frame); }
+  void operator()(AVFrame* frame) const { av.av_frame_free(&frame); }
 };
 struct PacketDeleter {
-  void operator()(AVPacket* packet) const { av_packet_free(&packet); }
+  void operator()(AVPacket* packet) const { av.av_packet_free(&packet); }
 };
 
 std::string avError(int rc) {
   std::array<char, AV_ERROR_MAX_STRING_SIZE> text{};
-  av_strerror(rc, text.data(), text.size());
+  av.av_strerror(rc, text.data(), text.size());
   return text.data();
 }
 
@@ -70,8 +176,8 @@ class AvcodecH264Decoder final : public H264Decoder {
     LogScope scope(this);
     // libavcodec reads up to AV_INPUT_BUFFER_PADDING_SIZE bytes past the end (its bitstream
     // readers): the access unit goes into a padded packet buffer.
-    av_packet_unref(packet_.get());
-    if (av_new_packet(packet_.get(), static_cast<int>(accessUnit.size())) < 0) {
+    av.av_packet_unref(packet_.get());
+    if (av.av_new_packet(packet_.get(), static_cast<int>(accessUnit.size())) < 0) {
       return {hal::Errc::Io, fmt::format("H.264 decoder: no memory for a {}-byte packet", accessUnit.size())};
     }
     std::memcpy(packet_->data, accessUnit.data(), accessUnit.size());
@@ -80,8 +186,8 @@ class AvcodecH264Decoder final : public H264Decoder {
     packet_->pts = ptsNs;
     recent_[recentNext_++ % recent_.size()] = {ptsNs, sequence};
 
-    int rc = avcodec_send_packet(context_.get(), packet_.get());
-    av_packet_unref(packet_.get());
+    int rc = av.avcodec_send_packet(context_.get(), packet_.get());
+    av.av_packet_unref(packet_.get());
     if (rc < 0) return libavError(rc, "decoding");
 
     // Normally one picture per access unit; should libavcodec give several, the newest wins.
@@ -89,26 +195,23 @@ class AvcodecH264Decoder final : public H264Decoder {
         hal::Errc::Again,
         "H.264 decoder: no picture yet (decoding starts at an IDR access unit with its SPS/PPS)");
     for (;;) {
-      rc = avcodec_receive_frame(context_.get(), frame_.get());
+      rc = av.avcodec_receive_frame(context_.get(), frame_.get());
       if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) break;
       if (rc < 0) return libavError(rc, "decoding");
       out = copyOut(*frame_, pool, pts, sequence);
-      av_frame_unref(frame_.get());
+      av.av_frame_unref(frame_.get());
     }
     return out;
   }
 
   void reset() override {
     LogScope scope(this);
-    avcodec_flush_buffers(context_.get());
+    av.avcodec_flush_buffers(context_.get());
   }
 
   hal::Size pictureSize() const override { return pictureSize_; }
 
-  std::string name() const override {
-    const unsigned v = avcodec_version();
-    return fmt::format("libavcodec {}.{}.{}", AV_VERSION_MAJOR(v), AV_VERSION_MINOR(v), AV_VERSION_MICRO(v));
-  }
+  std::string name() const override { return h264DecoderName(); }
 
   // A log line of one of this decoder's calls (from the log callback): the first warning or
   // error (the cause; later lines are its consequences) is kept for the error message;
@@ -117,8 +220,8 @@ class AvcodecH264Decoder final : public H264Decoder {
     if (level > AV_LOG_WARNING || !firstLogLine_.empty()) return;
     std::array<char, 256> line{};
     int printPrefix = 0;
-    av_log_format_line2(nullptr, level, format, args, line.data(), static_cast<int>(line.size()),
-                        &printPrefix);
+    av.av_log_format_line2(nullptr, level, format, args, line.data(), static_cast<int>(line.size()),
+                           &printPrefix);
     std::string text(line.data());
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
     firstLogLine_ = std::move(text);
@@ -175,7 +278,7 @@ class AvcodecH264Decoder final : public H264Decoder {
         break;
       case AV_PIX_FMT_GRAY8: break;
       default: {
-        const char* name = av_get_pix_fmt_name(format);
+        const char* name = av.av_get_pix_fmt_name(format);
         return hal::Result<hal::Frame>(
             hal::Errc::Unsupported,
             fmt::format("H.264 decoder: {} pictures in {} cannot be carried as 8-bit I420", size.str(),
@@ -260,22 +363,37 @@ void logCallback(void* avcl, int level, const char* format, va_list args) {
     tDecoding->keepLogLine(level, format, args);
     return;
   }
-  av_log_default_callback(avcl, level, format, args);
+  av.av_log_default_callback(avcl, level, format, args);
+}
+
+// Loads libav once (the first caller; concurrent ones wait), then installs the log callback.
+void load() {
+  std::call_once(gLoadOnce, [] {
+    std::string error = loadLibav();
+    if (!error.empty()) {
+      gLoadError = std::move(error);
+      gState.store(LoadState::Failed, std::memory_order_release);
+      return;
+    }
+    av.av_log_set_callback(logCallback);
+    gState.store(LoadState::Loaded, std::memory_order_release);
+  });
 }
 
 }  // namespace
 
 hal::Result<std::unique_ptr<H264Decoder>> createH264Decoder() {
   using Out = hal::Result<std::unique_ptr<H264Decoder>>;
-  static std::once_flag logOnce;
-  std::call_once(logOnce, [] { av_log_set_callback(logCallback); });
+  load();
+  if (gState.load(std::memory_order_acquire) != LoadState::Loaded)
+    return Out(hal::Errc::Unsupported, "H.264 decoder: " + gLoadError);
 
-  const AVCodec* codec = avcodec_find_decoder(AV_CODEC_ID_H264);
+  const AVCodec* codec = av.avcodec_find_decoder(AV_CODEC_ID_H264);
   if (codec == nullptr)
     return Out(hal::Errc::Unsupported, "H.264 decoder: this libavcodec has no H.264 decoder");
-  std::unique_ptr<AVCodecContext, CodecContextDeleter> context(avcodec_alloc_context3(codec));
-  std::unique_ptr<AVFrame, FrameDeleter> frame(av_frame_alloc());
-  std::unique_ptr<AVPacket, PacketDeleter> packet(av_packet_alloc());
+  std::unique_ptr<AVCodecContext, CodecContextDeleter> context(av.avcodec_alloc_context3(codec));
+  std::unique_ptr<AVFrame, FrameDeleter> frame(av.av_frame_alloc());
+  std::unique_ptr<AVPacket, PacketDeleter> packet(av.av_packet_alloc());
   if (!context || !frame || !packet) return Out(hal::Errc::Io, "H.264 decoder: out of memory");
   // Low delay: a picture leaves the decoder with its own access unit (no reorder wait). One
   // thread: frame threads would delay every picture by a frame per thread, and the camera
@@ -287,9 +405,17 @@ hal::Result<std::unique_ptr<H264Decoder>> createH264Decoder() {
   // A stream's SPS can ask for any size up to 16 k x 16 k, and libavcodec would allocate its
   // reference pictures before a slice proves anything: cap it (InvalidArgument when exceeded).
   context->max_pixels = kMaxPixels;
-  const int rc = avcodec_open2(context.get(), codec, nullptr);
+  const int rc = av.avcodec_open2(context.get(), codec, nullptr);
   if (rc < 0) return Out(hal::Errc::Io, "H.264 decoder: opening libavcodec's decoder: " + avError(rc));
   return Out(std::make_unique<AvcodecH264Decoder>(std::move(context), std::move(frame), std::move(packet)));
+}
+
+std::string h264DecoderName() {
+  const LoadState state = gState.load(std::memory_order_acquire);
+  if (state == LoadState::Failed) return "unavailable: " + gLoadError;
+  if (state == LoadState::NotLoaded && !kLinked) return "libavcodec (loaded at first use)";
+  const unsigned v = av.avcodec_version();
+  return fmt::format("libavcodec {}.{}.{}", AV_VERSION_MAJOR(v), AV_VERSION_MINOR(v), AV_VERSION_MICRO(v));
 }
 
 }  // namespace printcast::codecs

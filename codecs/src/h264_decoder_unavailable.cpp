@@ -9,4 +9,6 @@ hal::Result<std::unique_ptr<H264Decoder>> createH264Decoder() {
       hal::Errc::Unsupported, "H.264 decoder: built without libavcodec (PRINTCAST_WITH_AVCODEC)");
 }
 
+std::string h264DecoderName() { return "not-built"; }
+
 }  // namespace printcast::codecs

@@ -762,6 +762,8 @@ TEST(RtspSource, SnapshotsAndMjpegFromAnH264OnlyCameraAreDecodedOnDemand) {
     EXPECT_LT(took, 2s) << "the reason at once, not after the 3 s snapshot timeout";
     return;
   }
+  // libavcodec is loaded by the first decoder, not at start (h264_decoder.h).
+  EXPECT_EQ(idle.value("backend", ""), "libavcodec (loaded at first use)") << idle.dump();
   EXPECT_EQ(idle.value("pictures", -1), 0) << idle.dump();
   EXPECT_FALSE(idle.value("decoding", true)) << idle.dump();
   EXPECT_GE(idle.value("kept_access_units", 0), 20) << idle.dump();
@@ -777,6 +779,8 @@ TEST(RtspSource, SnapshotsAndMjpegFromAnH264OnlyCameraAreDecodedOnDemand) {
   EXPECT_GE(caughtUp.value("catch_ups", 0), 1) << caughtUp.dump();
   EXPECT_GE(caughtUp.value("catch_up_access_units", 0), 20) << caughtUp.dump();
   EXPECT_EQ(caughtUp.value("errors", -1), 0) << caughtUp.dump();
+  EXPECT_EQ(caughtUp.value("backend", "").rfind("libavcodec ", 0), 0u) << caughtUp.dump();
+  EXPECT_NE(caughtUp.value("backend", ""), "libavcodec (loaded at first use)") << caughtUp.dump();
 
   {
     StreamConnection viewer(puller.streamPort(), "/stream");

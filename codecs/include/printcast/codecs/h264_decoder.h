@@ -74,8 +74,28 @@ class H264Decoder {
 };
 
 // Create a decoder. Errors: Unsupported "built without libavcodec" when this build has no
-// decoder backend (PRINTCAST_WITH_AVCODEC), or when the libavcodec found at run time has no
-// H.264 decoder; Io when libavcodec cannot open it (out of memory).
+// decoder backend (PRINTCAST_WITH_AVCODEC); Unsupported when libavcodec cannot be loaded (see
+// below: "libavcodec.so.59 could not be loaded: <dlerror>: install libavcodec59"), or when the
+// libavcodec found at run time has no H.264 decoder; Io when libavcodec cannot open it (out of
+// memory).
+//
+// Lazy loading: in shared builds the process does not link libavcodec/libavutil (their shared
+// library closure is ~20 MB of RSS, ~95 libraries, for a decoder that only runs when someone
+// wants JPEGs from an H.264 camera). The first createH264Decoder() loads them with
+// dlopen("libavcodec.so.<major>"/"libavutil.so.<major>", RTLD_NOW | RTLD_LOCAL), the majors the
+// build was compiled against (so the ABI matches), and resolves the ~20 functions it uses.
+// That happens once per process, thread-safely (concurrent first calls wait for one load); a
+// failed load is not retried, and every later call returns the same Unsupported error. The
+// libraries stay loaded until exit. Static builds (PRINTCAST_STATIC) link libavcodec and call
+// it directly: "loaded" from the start.
 hal::Result<std::unique_ptr<H264Decoder>> createH264Decoder();
+
+// The decoder backend's state, for /api/stats and logs; never loads anything itself:
+//   "libavcodec 59.37.100"              loaded (the library's version at run time), or a static build
+//   "libavcodec (loaded at first use)"  built with the backend, not loaded yet (no createH264Decoder())
+//   "unavailable: <why>"                loading failed (the message createH264Decoder() returns)
+//   "not-built"                         built without the backend (PRINTCAST_WITH_AVCODEC)
+// Thread-safe.
+std::string h264DecoderName();
 
 }  // namespace printcast::codecs
