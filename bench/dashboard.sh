@@ -153,9 +153,10 @@ hls_viewers "http://127.0.0.1:$WWW_PORT"
 sleep "$WARMUP"
 frames0=()
 for ((n = 0; n < CAMERAS; n++)); do frames0+=("$(progress_frames "$WORK/ff$n.progress")"); done
-t0=$EPOCHREALTIME c0=$(bench_cpu_ns "${ffmpegs[@]}")
+t0=$EPOCHREALTIME c0=$(bench_cpu_ns "${ffmpegs[@]}") w0=$(bench_cpu_ns "$WWW_PID")
 sleep "$DURATION"
-t1=$EPOCHREALTIME c1=$(bench_cpu_ns "${ffmpegs[@]}")
+t1=$EPOCHREALTIME c1=$(bench_cpu_ns "${ffmpegs[@]}") w1=$(bench_cpu_ns "$WWW_PID")
+www_rss=$(rss_kib "$WWW_PID")
 ff_rss=$(rss_kib "${ffmpegs[@]}") ff_anon=$(anon_kib "${ffmpegs[@]}")
 ff_fps=""
 for ((n = 0; n < CAMERAS; n++)); do
@@ -169,6 +170,7 @@ wait "${ffmpegs[@]}" "$WWW_PID" 2>/dev/null || true
 ((alive == CAMERAS)) || { echo "dashboard: only $alive of $CAMERAS ffmpegs lasted the window:" >&2
                           cat "$WORK"/ff*.err >&2; }
 ff_cpu=$(calc "printf \"%.1f\", 100 * ($c1 - $c0) / 1e9 / ($t1 - $t0)")
+www_cpu=$(calc "printf \"%.1f\", 100 * ($w1 - $w0) / 1e9 / ($t1 - $t0)")
 
 echo
 echo "Camera dashboard: $CAMERAS x 1920x1080 30 fps H.264 RTSP cameras ($PATTERN, $BITRATE kbit/s),"
@@ -182,6 +184,9 @@ printf '%-34s %10s %10s %10s %8s\n' "RSS (MB)" "$(calc "printf \"%.1f\", $pc_rss
 printf '%-34s %10s %10s %10s\n' "  of which anonymous (MB)" "$(calc "printf \"%.1f\", $pc_anon / 1024")" \
   "$(calc "printf \"%.1f\", $ff_anon / 1024")" "$(calc "printf \"%.2fx\", ($ff_anon > 0 ? $pc_anon / $ff_anon : 0)")"
 echo "frames/s received per camera: printcast $pc_fps; ffmpeg $ff_fps"
+# printcast serves its viewers itself; the ffmpegs' viewers are served by the web server, which
+# the targets leave out: shown here for context only.
+echo "the ffmpegs' web server (python3 -m http.server, serving the HLS viewers): CPU $www_cpu %, RSS $(calc "printf \"%.1f\", $www_rss / 1024") MB"
 echo "printcast: $pc_threads threads"
 [[ ! -s $WORK/hls-viewers.err ]] || { echo "HLS viewers' errors:"; sort "$WORK/hls-viewers.err" | uniq -c | head -n 5; }
-echo "(the viewers, the web server and the RTSP server are not counted; the RTSP server's x264 shares the cores)"
+echo "(the viewers, the web server and the RTSP server are not counted in the ratios; the RTSP server's x264 shares the cores)"
