@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "anycubic_mqtt.h"
+#include "printcast/hal/thread_name.h"
 
 namespace printcast::streamer {
 
@@ -107,7 +108,10 @@ class MosquittoResponder final : public AnycubicMqttResponder {
       std::lock_guard lock(mutex_);
       running_ = true;
     }
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      hal::nameThisThread("mqtt");
+      run();
+    });
     spdlog::info("anycubic mqtt: responding to video requests of model {} on {}:{}", config_.modelId,
                  config_.host, config_.port);
     return {};

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "printcast/hal/thread_name.h"
 #include "printcast/transport/tcp_connect.h"
 
 namespace printcast::streamer {
@@ -205,7 +206,10 @@ GkapiVideoClient::~GkapiVideoClient() { stop(); }
 void GkapiVideoClient::start() {
   if (impl_->running.exchange(true)) return;
   impl_->wakeFd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_->thread = std::thread([this] {
+    hal::nameThisThread("gkapi");
+    impl_->run();
+  });
 }
 
 void GkapiVideoClient::stop() {

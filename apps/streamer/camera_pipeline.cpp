@@ -18,6 +18,7 @@
 #include "printcast/codecs/jpeg.h"
 #include "printcast/hal/no_signal.h"
 #include "printcast/hal/test_pattern.h"
+#include "printcast/hal/thread_name.h"
 #include "printcast/hal/v4l2.h"
 #include "printcast/transport/flv_pull.h"
 #include "printcast/transport/mjpeg_pull.h"
@@ -72,6 +73,7 @@ hal::Result<std::unique_ptr<CameraPipeline>> CameraPipeline::create(
     std::shared_ptr<transport::JpegPushIngest> ingest, const std::string& id) {
   std::unique_ptr<CameraPipeline> p(new CameraPipeline(settings, board, live, std::move(ingest)));
   if (!id.empty()) p->logPrefix = "[" + id + "] ";
+  if (!id.empty()) p->threadName = "cam " + id;
   CameraPipeline* self = p.get();
   p->jpeg = codecs::createJpegEncoder();
   // The H.264 backends to try: the board's list, encoder_type's choice first.
@@ -182,7 +184,10 @@ CameraPipeline::~CameraPipeline() { stop(); }
 
 void CameraPipeline::start() {
   if (running.exchange(true)) return;
-  thread = std::thread([this] { cameraLoop(); });
+  thread = std::thread([this] {
+    hal::nameThisThread(threadName);  // "camera", or "cam <id>" with a cameras list
+    cameraLoop();
+  });
 }
 
 void CameraPipeline::stop() {

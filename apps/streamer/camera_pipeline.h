@@ -135,6 +135,7 @@ class CameraPipeline {
   LiveSettings& live;
   std::shared_ptr<transport::JpegPushIngest> ingest;  // --source ws-push: the pushing cameras
   std::string logPrefix;                              // "[<id>] " with a `cameras` list, else ""
+  std::string threadName = "camera";                  // the camera thread's ("cam <id>" with a list)
   std::atomic<bool> running{false};
   std::mutex stopMutex;
   std::condition_variable stopWake;

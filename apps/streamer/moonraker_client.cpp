@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "printcast/hal/thread_name.h"
 #include "printcast/transport/tcp_connect.h"
 #include "printcast/transport/websocket.h"
 
@@ -529,7 +530,10 @@ MoonrakerClient::~MoonrakerClient() { stop(); }
 void MoonrakerClient::start() {
   if (impl_->running.exchange(true)) return;
   impl_->wakeFd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_->thread = std::thread([this] {
+    hal::nameThisThread("moonraker");
+    impl_->run();
+  });
 }
 
 void MoonrakerClient::stop() {

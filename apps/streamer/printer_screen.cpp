@@ -11,6 +11,7 @@
 #include "printcast/codecs/convert.h"
 #include "printcast/codecs/jpeg.h"
 #include "printcast/codecs/x264_encoder.h"
+#include "printcast/hal/thread_name.h"
 
 namespace printcast::streamer {
 
@@ -71,8 +72,18 @@ PrinterScreen::~PrinterScreen() { stop("streamer is stopping"); }
 
 void PrinterScreen::start() {
   if (running_.exchange(true)) return;
-  if (display_) displayThread_ = std::thread([this] { displayLoop(); });
-  if (touch_) touchThread_ = std::thread([this] { touchLoop(); });
+  if (display_) {
+    displayThread_ = std::thread([this] {
+      hal::nameThisThread("display");
+      displayLoop();
+    });
+  }
+  if (touch_) {
+    touchThread_ = std::thread([this] {
+      hal::nameThisThread("touch");
+      touchLoop();
+    });
+  }
 }
 
 void PrinterScreen::stop(const std::string& reason) {

@@ -45,6 +45,7 @@
 #include "printcast/codecs/x264_encoder.h"
 #include "printcast/hal/no_signal.h"
 #include "printcast/hal/test_pattern.h"
+#include "printcast/hal/thread_name.h"
 #include "printcast/hal/v4l2.h"
 #include "printcast/transport/fanout.h"
 #include "printcast/transport/flv_pull.h"
@@ -2337,7 +2338,10 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
       s.setLanModeState(state);
     });
   }
-  s.threads.emplace_back([&s] { s.housekeepingLoop(); });
+  s.threads.emplace_back([&s] {
+    hal::nameThisThread("housekeeping");
+    s.housekeepingLoop();
+  });
   if (s.nativeTimelapse()) {
     s.nativeSink = std::make_unique<NativeTimelapseSink>(s.nativeMutex, s.nativeRecorder,
                                                          [&s] { return s.cam->state() == "streaming"; });
@@ -2364,7 +2368,10 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     std::lock_guard lock(s.timelapseMutex);
     s.startTimelapse(s.timelapseSettings);
   }
-  s.timelapseControl = std::thread([&s] { s.timelapseControlLoop(); });
+  s.timelapseControl = std::thread([&s] {
+    hal::nameThisThread("timelapse");
+    s.timelapseControlLoop();
+  });
   return std::unique_ptr<Streamer>(new Streamer(std::move(impl)));
 }
 

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
+#include "printcast/hal/thread_name.h"
 
 namespace printcast::streamer {
 
@@ -111,8 +112,14 @@ void TimelapseRecorder::start() {
     orphanDeadline_ = SteadyClock::now() + config_.orphanWait;
     for (const auto& left : orphans_) spdlog::info("timelapse: frames left in {}", left.string());
   }
-  captureThread_ = std::thread([this] { captureLoop(); });
-  assemblyThread_ = std::thread([this] { assemblyLoop(); });
+  captureThread_ = std::thread([this] {
+    hal::nameThisThread("tl capture");
+    captureLoop();
+  });
+  assemblyThread_ = std::thread([this] {
+    hal::nameThisThread("tl assembly");
+    assemblyLoop();
+  });
 }
 
 void TimelapseRecorder::stop() {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // libmicrohttpd glue: request collection, buffered/streamed/deferred responses, CORS.
 #include "printcast/transport/http_server.h"
+#include "printcast/hal/thread_name.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -199,7 +200,10 @@ struct BlockingWorker::Impl {
 BlockingWorker::BlockingWorker(std::string name, size_t maxQueued) : impl_(std::make_unique<Impl>()) {
   impl_->name = std::move(name);
   impl_->maxQueued = maxQueued;
-  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+  impl_->thread = std::thread([impl = impl_.get()] {
+    hal::nameThisThread(impl->name);  // "camera discovery" -> "camera discove"
+    impl->run();
+  });
 }
 
 BlockingWorker::~BlockingWorker() { stop(); }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include "printcast/hal/thread_name.h"
 
 namespace printcast::transport {
 
@@ -24,7 +25,10 @@ NetworkCapture::~NetworkCapture() {
 hal::Status NetworkCapture::open(std::chrono::milliseconds timeout, std::string_view missing) {
   if (auto st = frames_.ready(); !st) return st;
   if (wake_ < 0) return hal::errnoError("eventfd");
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    hal::nameThisThread(driver_ + " in");  // "rtsp in", "mjpeg in"
+    run();
+  });
   const bool settled = frames_.waitForFirst(timeout);
   if (!frames_.size().empty()) return {};
   hal::Status result = settled ? frames_.error()

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "printcast/hal/thread_name.h"
 #include "printcast/transport/tcp_connect.h"
 
 namespace printcast::transport {
@@ -36,7 +37,10 @@ PublisherLoop::~PublisherLoop() {
 
 hal::Status PublisherLoop::startThread() {
   if (wake_ < 0 || data_ < 0) return hal::errnoError("publisher: eventfd");
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    hal::nameThisThread("publish");
+    run();
+  });
   return {};
 }
 

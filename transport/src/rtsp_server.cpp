@@ -25,6 +25,7 @@
 #include <random>
 #include <thread>
 
+#include "printcast/hal/thread_name.h"
 #include "printcast/transport/rtsp_client.h"
 #include "text.h"
 #include "udp_pair.h"
@@ -681,7 +682,10 @@ hal::Result<std::unique_ptr<RtspServer>> RtspServer::start(
   impl->streams = std::move(streams);
   if (auto st = impl->listen(); !st) return st.error();
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->run(); });
+  impl->thread = std::thread([raw] {
+    hal::nameThisThread("rtsp server");
+    raw->run();
+  });
   return std::unique_ptr<RtspServer>(new RtspServer(std::move(impl)));
 }
 

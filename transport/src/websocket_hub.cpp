@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "printcast/hal/thread_name.h"
 #include "printcast/transport/websocket.h"
 
 namespace printcast::transport {
@@ -382,7 +383,10 @@ hal::Result<std::unique_ptr<WebSocketHub>> WebSocketHub::start(WebSocketHubConfi
   if (impl->waker->fd < 0) return hal::errnoError(impl->config.name + ": eventfd");
   Impl* raw = impl.get();
   try {
-    impl->thread = std::thread([raw] { raw->run(); });
+    impl->thread = std::thread([raw] {
+      hal::nameThisThread("websocket");
+      raw->run();
+    });
   } catch (const std::system_error& e) {
     return hal::Error{hal::Errc::Io, e.code().value(), impl->config.name + ": thread: " + e.what()};
   }
