@@ -245,7 +245,10 @@ UsbCameraPlan planUsbCameras(const std::vector<hal::V4l2DeviceInfo>& devices, co
   };
   std::map<std::string, std::vector<size_t>> buses;  // bus -> its cameras, in plan order
   for (size_t i = 0; i < plan.cameras.size(); ++i) buses[plan.cameras[i].bus].push_back(i);
-  for (const auto& [bus, members] : buses) {
+  for (const auto& busCameras : buses) {
+    // Not a structured binding: a lambda cannot capture one before C++20's P1091 (clang 14).
+    const std::string& bus = busCameras.first;
+    const std::vector<size_t>& members = busCameras.second;
     auto total = [&] {
       int64_t sum = 0;
       for (size_t i : members) sum += costOf(i);
