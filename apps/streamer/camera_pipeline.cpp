@@ -521,7 +521,9 @@ hal::Status CameraPipeline::openCamera() {
   lastCameraIdr = {};
   h264DecodeErrorLoggedAt = {};
   h264DecodeErrorsUnlogged = 0;
-  if (auto st = configureEncoders(streamSize, settings.unpaced ? settings.fps : std::max(1, fps)); !st)
+  if (auto st = configureEncoders(streamSize, settings.unpaced ? settings.fps : std::max(1, fps),
+                                  cameraFormat != hal::fourcc::kH264);
+      !st)
     return st;
   {
     std::lock_guard lock(cameraMutex);
@@ -549,10 +551,18 @@ hal::Status CameraPipeline::openCamera() {
   return {};
 }
 
-hal::Status CameraPipeline::configureEncoders(hal::Size size, int fps) {
+hal::Status CameraPipeline::configureEncoders(hal::Size size, int fps, bool withH264) {
   fps = std::max(1, fps);
+  // A camera without H.264 outputs (its entry's "h264": false) never opens an H.264 encoder.
+  const bool h264Needed = withH264 && settings.h264Offered;
+  if (!withH264 && h264Open) {
+    // An H.264 camera is back after "no signal": its access units pass through, the encoder's
+    // working memory goes back (it stays configured for the next "no signal").
+    h264->release();
+    h264Open = false;
+  }
   const bool reconfigure = live.reconfigureCamera.exchange(false);
-  if (size == encoderSize && fps == encoderFps && !reconfigure) return {};
+  if (size == encoderSize && fps == encoderFps && !reconfigure && (!h264Needed || h264Configured)) return {};
   hal::EncoderConfig enc;
   enc.size = size;
   enc.fps = fps;
@@ -567,9 +577,10 @@ hal::Status CameraPipeline::configureEncoders(hal::Size size, int fps) {
     if (!snapshotJpeg) snapshotJpeg = codecs::createJpegEncoder();
     if (auto st = snapshotJpeg->configure(still); !st) return st;
   }
-  // A camera without H.264 outputs (its entry's "h264": false) never opens an H.264 encoder.
-  if (settings.h264Offered) {
+  h264Configured = false;  // configured for another size or rate, or not at all
+  if (h264Needed) {
     if (auto st = h264->configure(enc); !st) return st;
+    h264Configured = true;
     h264Open = true;
     h264LastWanted = Clock::now();
   }
@@ -600,7 +611,7 @@ void CameraPipeline::publishNoSignal(const std::string& reason) {
     if (!pool) return;
     noSignalPool = std::move(*pool);
   }
-  if (auto st = configureEncoders(size, encoderFps > 0 ? encoderFps : settings.fps); !st) {
+  if (auto st = configureEncoders(size, encoderFps > 0 ? encoderFps : settings.fps, true); !st) {
     spdlog::warn("no-signal frame: {}", st.error().describe());
     return;
   }
@@ -695,7 +706,7 @@ void CameraPipeline::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
   if (live.reconfigureCamera.load() && !encoderSize.empty()) {
     // A new bitrate or JPEG quality from the control API: the encoders are reconfigured here,
     // on the thread that drives them; H.264 clients get the new parameter sets with the next IDR.
-    if (auto st = configureEncoders(encoderSize, encoderFps); !st) {
+    if (auto st = configureEncoders(encoderSize, encoderFps, cameraFormat != hal::fourcc::kH264); !st) {
       spdlog::warn("settings: reconfiguring the encoders: {}", st.error().describe());
     }
     keyframeWanted = true;

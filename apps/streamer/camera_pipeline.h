@@ -196,6 +196,7 @@ class CameraPipeline {
   static constexpr auto kEncoderIdleRelease = std::chrono::seconds(10);
   Timestamp h264LastWanted{};
   std::atomic<bool> h264Open{false};      // written by the camera thread, read by the stats
+  bool h264Configured = false;            // configured for encoderSize/encoderFps (camera thread)
   std::atomic<uint64_t> h264Releases{0};  // idle releases so far
   std::atomic<int> skipInterval{1};       // auto frame skip
   std::atomic<bool> keyframeWanted{false};
@@ -222,7 +223,9 @@ class CameraPipeline {
   void setCameraState(std::string s);
 
   hal::Status openCamera();
-  hal::Status configureEncoders(hal::Size size, int fps);
+  // (Re)configure the JPEG encoders, and the H.264 encoder when `withH264`: an H.264 camera's
+  // access units pass through, so its encoder is configured only for the "no signal" picture.
+  hal::Status configureEncoders(hal::Size size, int fps, bool withH264);
   void cameraLoop();
   void onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue);
   void onH264CameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue);
