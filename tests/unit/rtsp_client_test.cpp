@@ -65,6 +65,26 @@ TEST(RtspReader, ReadsResponsesAndInterleavedDataAtAnySplit) {
   }
 }
 
+TEST(RtspReader, HandsInterleavedDataToASinkAtAnySplit) {
+  std::string wire = std::string("$\x00\x00\x03", 4) + "abc";
+  wire += "RTSP/1.0 200 OK\r\nCSeq: 4\r\n\r\n";
+  wire += std::string("$\x01\x00\x02", 4) + "de";
+  for (size_t split = 1; split < wire.size(); ++split) {
+    RtspReader reader;
+    std::vector<std::pair<int, std::string>> packets;
+    reader.setDataSink([&](uint8_t channel, std::span<const uint8_t> packet) {
+      packets.emplace_back(channel, std::string(packet.begin(), packet.end()));
+    });
+    ASSERT_TRUE(reader.feed(bytesOf(std::string_view(wire).substr(0, split))).ok()) << split;
+    ASSERT_TRUE(reader.feed(bytesOf(std::string_view(wire).substr(split))).ok()) << split;
+    EXPECT_EQ(packets, (std::vector<std::pair<int, std::string>>{{0, "abc"}, {1, "de"}})) << split;
+    RtspReader::Item item;
+    ASSERT_TRUE(reader.pop(item));  // only the message is an item
+    EXPECT_EQ(item.message.cseq(), 4);
+    EXPECT_FALSE(reader.pop(item));
+  }
+}
+
 TEST(RtspReader, ReadsARequestFromTheServer) {
   RtspReader reader;
   ASSERT_TRUE(reader.feed(bytesOf("OPTIONS * RTSP/1.0\r\nCSeq: 7\r\n\r\n")).ok());
@@ -308,10 +328,15 @@ TEST(RtspPull, PlaysKeepsAliveAndStopsWithTeardown) {
       std::chrono::duration_cast<std::chrono::microseconds>(got[1].timestamp() - got[0].timestamp());
   EXPECT_NEAR(static_cast<double>(gap.count()), 33333.0, 100.0);
 
-  // Keepalive: GET_PARAMETER (listed in Public) with the session, at half the 2 s timeout.
+  // Keepalive: GET_PARAMETER (listed in Public) with the session, at half the 2 s timeout. The
+  // session runs on the thread that drives the capture: it keeps polling and dequeuing, as the
+  // camera thread does.
   for (auto end = std::chrono::steady_clock::now() + 4s;
        !server.sawRequest("GET_PARAMETER") && std::chrono::steady_clock::now() < end;) {
-    std::this_thread::sleep_for(50ms);
+    pollfd p{(*cam)->pollFd(), POLLIN, 0};
+    ::poll(&p, 1, 50);
+    auto f = (*cam)->dequeue();
+    ASSERT_TRUE(f || f.code() == hal::Errc::Again) << f.error().describe();
   }
   ASSERT_TRUE(server.sawRequest("GET_PARAMETER"));
   for (const auto& r : server.requests()) {
@@ -364,8 +389,8 @@ TEST(RtspPull, ALostSessionOrSilenceIsReportedNotHung) {
   }
   ASSERT_FALSE(f);
   EXPECT_EQ(f.code(), hal::Errc::NoSignal) << f.error().describe();
-  // Either watchdog may say it first: the session's ("no RTP for N s", on the I/O thread) or the
-  // frame queue's ("no picture for N s", on the thread that dequeues; first under TSAN's pace).
+  // Either watchdog may say it first: the session's ("no RTP for N s") or the frame queue's ("no
+  // picture for N s"); both run in dequeue().
   const std::string& why = f.error().message;
   EXPECT_TRUE(why.find("no RTP") != std::string::npos || why.find("no picture") != std::string::npos) << why;
 }

@@ -130,6 +130,11 @@ hal::Size FrameQueue::size() const {
   return size_;
 }
 
+size_t FrameQueue::waiting() const {
+  std::lock_guard lock(mutex_);
+  return frames_.size();
+}
+
 hal::Status FrameQueue::error() const {
   std::lock_guard lock(mutex_);
   return error_;

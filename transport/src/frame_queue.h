@@ -61,6 +61,8 @@ class FrameQueue {
   hal::Size size() const;
   hal::Status error() const;
   uint64_t dropped() const { return dropped_.load(); }
+  // How many frames wait for dequeue().
+  size_t waiting() const;
 
   // Non-blocking: the oldest waiting frame, else the error, else Again (or NoSignal when the
   // watchdog ran out).

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
+#include <cstring>
 #include <map>
 
 #include "printcast/codecs/h264.h"
@@ -95,8 +97,15 @@ std::vector<uint8_t> Muxer::programTables() {
   return out;
 }
 
-std::vector<uint8_t> accessUnitPayload(const hal::Packet& accessUnit) {
+namespace {
+
+// The elementary stream of accessUnitPayload() as the pieces it is made of, in order (start
+// codes, the AUD, parameter sets, the access unit's NAL units): the muxer gathers them straight
+// into TS packets.
+void accessUnitPieces(const hal::Packet& accessUnit, std::vector<std::span<const uint8_t>>& pieces) {
   namespace h264 = codecs::h264;
+  static constexpr uint8_t kAudNal[] = {static_cast<uint8_t>(h264::kAud),
+                                        0xF0};  // primary_pic_type 7, stop bit
   const auto nals = h264::splitAnnexB(accessUnit.data);
   bool haveSps = false;
   bool havePps = false;
@@ -105,14 +114,11 @@ std::vector<uint8_t> accessUnitPayload(const hal::Packet& accessUnit) {
     havePps = havePps || nal.type() == h264::kPps;
   }
   const bool insertParameterSets = accessUnit.keyframe && !(haveSps && havePps) && accessUnit.config;
-  std::vector<uint8_t> out;
-  out.reserve(accessUnit.data.size() + 64);
-  auto put = [&out](std::span<const uint8_t> nal) {
-    out.insert(out.end(), std::begin(kStartCode), std::end(kStartCode));
-    out.insert(out.end(), nal.begin(), nal.end());
+  auto put = [&pieces](std::span<const uint8_t> nal) {
+    pieces.emplace_back(kStartCode);
+    pieces.push_back(nal);
   };
-  const uint8_t aud[] = {h264::kAud, 0xF0};  // primary_pic_type 7 (any slice type), stop bit
-  put(aud);
+  put(kAudNal);
   bool sliceSeen = false;
   for (const auto& nal : nals) {
     if (nal.type() == h264::kAud) continue;  // ours is first
@@ -124,61 +130,99 @@ std::vector<uint8_t> accessUnitPayload(const hal::Packet& accessUnit) {
     sliceSeen = sliceSeen || slice;
     put(nal.bytes);
   }
+}
+
+}  // namespace
+
+std::vector<uint8_t> accessUnitPayload(const hal::Packet& accessUnit) {
+  std::vector<std::span<const uint8_t>> pieces;
+  accessUnitPieces(accessUnit, pieces);
+  size_t total = 0;
+  for (const auto& piece : pieces) total += piece.size();
+  std::vector<uint8_t> out;
+  out.reserve(total);
+  for (const auto& piece : pieces) out.insert(out.end(), piece.begin(), piece.end());
   return out;
 }
 
 void Muxer::writeAccessUnit(const hal::Packet& accessUnit, uint64_t ticks90k, std::vector<uint8_t>& out) {
-  std::vector<uint8_t> pes;
-  const std::vector<uint8_t> es = accessUnitPayload(accessUnit);
-  pes.reserve(es.size() + 14);
-  pes.insert(pes.end(), {0x00, 0x00, 0x01, kStreamIdVideo, 0x00, 0x00});  // PES_packet_length 0
-  pes.push_back(0x84);  // '10', not scrambled, data_alignment_indicator
-  pes.push_back(0x80);  // PTS_DTS_flags '10': PTS only
-  pes.push_back(5);     // PES_header_data_length
-  putTimestamp(pes, 0x2, ticks90k + kPtsDelay);
-  pes.insert(pes.end(), es.begin(), es.end());
+  // The PES packet (2.4.3.6) is its 14-byte header and the elementary stream's pieces, copied
+  // once, into the TS packets' payloads.
+  std::vector<uint8_t> header = {0x00, 0x00, 0x01, kStreamIdVideo, 0x00, 0x00};  // PES_packet_length 0
+  header.push_back(0x84);  // '10', not scrambled, data_alignment_indicator
+  header.push_back(0x80);  // PTS_DTS_flags '10': PTS only
+  header.push_back(5);     // PES_header_data_length
+  putTimestamp(header, 0x2, ticks90k + kPtsDelay);
+  std::vector<std::span<const uint8_t>> pieces;
+  pieces.reserve(16);
+  pieces.emplace_back(header);
+  accessUnitPieces(accessUnit, pieces);
+  size_t total = 0;
+  for (const auto& piece : pieces) total += piece.size();
+
+  // The first packet carries 176 payload bytes (its adaptation field holds the PCR), the others
+  // 184; the last is filled up with stuffing bytes in its adaptation field.
+  const size_t packets = total <= 176 ? 1 : 1 + (total - 176 + 183) / 184;
+  const size_t at = out.size();
+  out.resize(at + packets * kPacketSize);
+  uint8_t* w = out.data() + at;
+  size_t piece = 0;
+  size_t offset = 0;
+  auto copy = [&](size_t count) {
+    while (count > 0) {
+      const auto& p = pieces[piece];
+      const size_t n = std::min(count, p.size() - offset);
+      std::memcpy(w, p.data() + offset, n);
+      w += n;
+      count -= n;
+      offset += n;
+      if (offset == p.size()) {
+        ++piece;
+        offset = 0;
+      }
+    }
+  };
 
   const uint64_t pcrBase = ticks90k & kMask33;
-  size_t pos = 0;
+  size_t remaining = total;
   bool first = true;
-  out.reserve(out.size() + (pes.size() / 176 + 2) * kPacketSize);
-  while (pos < pes.size()) {
-    const size_t remaining = pes.size() - pos;
+  while (remaining > 0) {
     const size_t fixedAf = first ? 8 : 0;  // length, flags, 6-byte PCR
     size_t afTotal = fixedAf;
     if (remaining < 184 - fixedAf) afTotal = 184 - remaining;  // stuff the last packet
     const size_t take = 184 - afTotal;
-    out.push_back(kSync);
-    out.push_back(static_cast<uint8_t>((first ? 0x40 : 0x00) | (kVideoPid >> 8)));
-    out.push_back(static_cast<uint8_t>(kVideoPid & 0xFF));
-    out.push_back(static_cast<uint8_t>((afTotal > 0 ? 0x30 : 0x10) | videoCc_));
+    *w++ = kSync;
+    *w++ = static_cast<uint8_t>((first ? 0x40 : 0x00) | (kVideoPid >> 8));
+    *w++ = static_cast<uint8_t>(kVideoPid & 0xFF);
+    *w++ = static_cast<uint8_t>((afTotal > 0 ? 0x30 : 0x10) | videoCc_);
     videoCc_ = static_cast<uint8_t>((videoCc_ + 1) & 0x0F);
     if (afTotal > 0) {
-      out.push_back(static_cast<uint8_t>(afTotal - 1));  // adaptation_field_length
+      *w++ = static_cast<uint8_t>(afTotal - 1);  // adaptation_field_length
       if (afTotal > 1) {
         uint8_t flags = 0;
         if (first) flags |= 0x10;                         // PCR_flag
         if (first && accessUnit.keyframe) flags |= 0x40;  // random_access_indicator
-        out.push_back(flags);
+        *w++ = flags;
         size_t written = 2;
         if (first) {
           // program_clock_reference_base (33), reserved (6), extension (9) = 0.
-          out.push_back(static_cast<uint8_t>(pcrBase >> 25));
-          out.push_back(static_cast<uint8_t>(pcrBase >> 17));
-          out.push_back(static_cast<uint8_t>(pcrBase >> 9));
-          out.push_back(static_cast<uint8_t>(pcrBase >> 1));
-          out.push_back(static_cast<uint8_t>(((pcrBase & 1) << 7) | 0x7E));
-          out.push_back(0x00);
+          *w++ = static_cast<uint8_t>(pcrBase >> 25);
+          *w++ = static_cast<uint8_t>(pcrBase >> 17);
+          *w++ = static_cast<uint8_t>(pcrBase >> 9);
+          *w++ = static_cast<uint8_t>(pcrBase >> 1);
+          *w++ = static_cast<uint8_t>(((pcrBase & 1) << 7) | 0x7E);
+          *w++ = 0x00;
           written += 6;
         }
-        out.insert(out.end(), afTotal - written, 0xFF);  // stuffing_byte
+        std::memset(w, 0xFF, afTotal - written);  // stuffing_byte
+        w += afTotal - written;
       }
     }
-    out.insert(out.end(), pes.begin() + static_cast<std::ptrdiff_t>(pos),
-               pes.begin() + static_cast<std::ptrdiff_t>(pos + take));
-    pos += take;
+    copy(take);
+    remaining -= take;
     first = false;
   }
+  assert(w == out.data() + out.size());
 }
 
 ParsedStream parse(std::span<const uint8_t> bytes) {

@@ -3,8 +3,12 @@
 #include "network_capture.h"
 
 #include <fmt/format.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+#include <algorithm>
 #include "printcast/hal/thread_name.h"
 
 namespace printcast::transport {
@@ -20,6 +24,54 @@ NetworkCapture::NetworkCapture(std::string label, std::string driver, hal::FourC
 NetworkCapture::~NetworkCapture() {
   stopThread();
   if (wake_ >= 0) ::close(wake_);
+  if (epoll_ >= 0) ::close(epoll_);
+}
+
+hal::Status NetworkCapture::connect(std::chrono::steady_clock::time_point /*deadline*/) {
+  return {hal::Errc::Unsupported, label_ + ": this source runs on an I/O thread"};
+}
+
+hal::Status NetworkCapture::pumpReady() {
+  return {hal::Errc::Unsupported, label_ + ": this source runs on an I/O thread"};
+}
+
+hal::Status NetworkCapture::openInline(std::chrono::milliseconds timeout, std::string_view missing) {
+  using SteadyClock = std::chrono::steady_clock;
+  if (auto st = frames_.ready(); !st) return st;
+  if (wake_ < 0) return hal::errnoError("eventfd");
+  const auto deadline = SteadyClock::now() + timeout;
+  if (auto st = connect(deadline); !st) return st;
+  epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_ < 0) return hal::errnoError(label_ + ": epoll_create1");
+  std::vector<int> fds = streamFds();
+  fds.push_back(frames_.pollFd());
+  for (int fd : fds) {
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.fd = fd;
+    if (fd >= 0 && ::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &e) != 0)
+      return hal::errnoError(label_ + ": epoll_ctl");
+  }
+  inline_ = true;
+  // Until the size is known (at once when the session announced it, else the first SPS).
+  while (frames_.size().empty()) {
+    if (auto st = frames_.error(); !st) return st;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    if (left.count() <= 0)
+      return {hal::Errc::Timeout, fmt::format("{}: {} within {} ms", label_, missing, timeout.count())};
+    pollfd p[2] = {{epoll_, POLLIN, 0}, {wake_, POLLIN, 0}};
+    (void)::poll(p, 2, static_cast<int>(std::min<long long>(left.count(), 1000)));
+    if (stopping_) return {hal::Errc::Timeout, label_ + ": stopped"};
+    if (auto st = pumpReady(); !st) return st;
+  }
+  return {};
+}
+
+hal::Result<hal::Frame> NetworkCapture::dequeue() {
+  if (inline_ && !stopping_ && frames_.waiting() == 0 && frames_.error().ok()) {
+    if (auto st = pumpReady(); !st) frames_.fail(std::move(st).error());
+  }
+  return frames_.dequeue();
 }
 
 hal::Status NetworkCapture::open(std::chrono::milliseconds timeout, std::string_view missing) {

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
 // NetworkCapture: what every network camera capture with a connection of its own (HTTP MJPEG
-// pull, RTSP pull) shares: the I/O thread running the protocol, the FrameQueue it fills, a wake
-// eventfd that stop() signals, and the open() that waits for the picture size. Internal to
-// transport.
+// pull, HTTP-FLV pull, RTSP pull) shares: the FrameQueue the protocol fills, a wake eventfd that
+// stop() signals, and the open that waits for the picture size. The protocol runs one of two ways:
+// - on an I/O thread of its own (open(), run()): the MJPEG and FLV pulls;
+// - on the thread that drives the capture (openInline(), connect(), pumpReady()): the RTSP pull.
+//   No thread and no hand-over: per access unit the camera thread wakes once for its socket
+//   instead of an I/O thread waking for the socket and then waking the camera thread (a third
+//   of a 4-camera dashboard's CPU was those wake-ups; docs/benchmarks.md). Internal to transport.
 #pragma once
 
 #include <atomic>
@@ -10,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "frame_queue.h"
 #include "printcast/codecs/h264.h"
@@ -29,9 +34,10 @@ class MediaClock {
   hal::Timestamp base_{};
 };
 
-// The derived class implements run() (the I/O thread: connect, read, deliver to frames_, and on
-// its end frames_.fail() unless stopping_) and start(). Its destructor must call stopThread()
-// first: run() uses the derived object. info() and validate() answer for the one format, at the
+// A threaded derived class implements run() (the I/O thread: connect, read, deliver to frames_,
+// and on its end frames_.fail() unless stopping_) and start(); its destructor must call
+// stopThread() first: run() uses the derived object. An inline one implements connect(),
+// pumpReady() and streamFds() instead. info() and validate() answer for the one format, at the
 // size of the first picture.
 class NetworkCapture : public hal::Capture {
  public:
@@ -44,8 +50,11 @@ class NetworkCapture : public hal::Capture {
   // rate of the SPS's VUI timing when an H.264 camera's SPS gives one (noteSpsFps()).
   hal::Negotiation validate(hal::CaptureConfig& config) const override;
   void stop() override { stopThread(); }
-  int pollFd() const override { return frames_.pollFd(); }
-  hal::Result<hal::Frame> dequeue() override { return frames_.dequeue(); }
+  // Threaded: the FrameQueue's eventfd. Inline: an epoll set of streamFds() and that eventfd
+  // (readable when a socket has bytes or a frame or the error waits).
+  int pollFd() const override { return inline_ ? epoll_ : frames_.pollFd(); }
+  // Inline: when no frame waits, pumpReady() first (its error fails the queue).
+  hal::Result<hal::Frame> dequeue() override;
   uint64_t dropped() const { return frames_.dropped(); }
 
  protected:
@@ -59,7 +68,19 @@ class NetworkCapture : public hal::Capture {
   hal::Status open(std::chrono::milliseconds timeout, std::string_view missing);
   // Signal wake_, set stopping_, join the I/O thread. Idempotent.
   void stopThread();
-  virtual void run() = 0;
+  virtual void run() {}
+
+  // Inline: connect() on the calling thread (it must give up at `deadline` and when wake_ turns
+  // readable), then, until the picture size is known, pumpReady() whenever streamFds() poll
+  // readable. Errors as open(); on an error nothing stays open (the derived class's close()).
+  hal::Status openInline(std::chrono::milliseconds timeout, std::string_view missing);
+  virtual hal::Status connect(std::chrono::steady_clock::time_point deadline);
+  // Non-blocking: read what the sockets have, deliver to frames_ (stop early once a frame
+  // waits: the rest stays readable), and keep the session (keepalives, watchdogs). An error ends
+  // the stream.
+  virtual hal::Status pumpReady();
+  // The sockets pumpReady() reads; valid after connect().
+  virtual std::vector<int> streamFds() const { return {}; }
   // An H.264 camera's SPS: its VUI frame rate (1..240) is the one validate() answers.
   void noteSpsFps(const codecs::h264::Sps& sps);
 
@@ -70,6 +91,8 @@ class NetworkCapture : public hal::Capture {
 
  private:
   std::atomic<int> spsFps_{0};  // the frame rate the SPS's VUI says; 0 = none
+  bool inline_ = false;         // set by openInline() before the capture is handed out
+  int epoll_ = -1;
   const std::string driver_;
   const hal::FourCC format_;
   std::thread thread_;

@@ -120,6 +120,11 @@ hal::Status RtspReader::parse() {
       if (have < 4) return {};
       const size_t length = (size_t{p[2]} << 8) | p[3];
       if (have < 4 + length) return {};
+      if (dataSink_) {
+        start_ += 4 + length;
+        dataSink_(p[1], {p + 4, length});
+        continue;
+      }
       Item item;
       item.kind = Item::Kind::Data;
       item.channel = p[1];
@@ -264,11 +269,38 @@ class RtspPullCapture final : public NetworkCapture {
         requestUrl_(label_),
         options_(std::move(options)),
         auth_(url_.user, url_.password),
-        depacketizer_(options_.maxAccessUnitBytes) {}
+        depacketizer_(options_.maxAccessUnitBytes) {
+    reader_.setDataSink([this](uint8_t channel, std::span<const uint8_t> packet) {
+      if (channel == transport_.rtpChannel) onRtp(packet);
+    });
+  }
 
-  ~RtspPullCapture() override { stopThread(); }
+  ~RtspPullCapture() override { stop(); }
 
-  hal::Status open() { return NetworkCapture::open(options_.openTimeout, "no picture size (SPS)"); }
+  // The session is set up on the calling thread (the camera thread) and streams on it: no I/O
+  // thread (see network_capture.h).
+  hal::Status open() {
+    auto st = openInline(options_.openTimeout, "no picture size (SPS)");
+    if (!st) close();
+    return st;
+  }
+
+  // Says goodbye (TEARDOWN, not awaited) so the camera frees the session at once. From the
+  // thread that drives the capture, as every Capture call.
+  void stop() override {
+    if (stopping_.exchange(true) || fd_ < 0) {
+      close();
+      return;
+    }
+    if (playing_) {
+      std::string bye = fmt::format("TEARDOWN {} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: {}\r\nSession: {}\r\n",
+                                    base_, ++cseq_, options_.userAgent, session_.id);
+      if (auto a = auth_.authorization("TEARDOWN", base_); !a.empty()) bye += "Authorization: " + a + "\r\n";
+      bye += "\r\n";
+      (void)sendAll(fd_, bye.data(), bye.size(), std::chrono::milliseconds(200));
+    }
+    close();
+  }
 
   hal::Status start(const hal::CaptureConfig& config) override {
     if (config.format != hal::fourcc::kH264)
@@ -344,7 +376,7 @@ class RtspPullCapture final : public NetworkCapture {
       req += extra + "\r\n";
       if (auto st = sendAll(fd_, req.data(), req.size(), options_.responseTimeout); !st)
         return error(st.code(), method, st.error().message);
-      const auto deadline = Clock::now() + options_.responseTimeout;
+      const auto deadline = std::min(Clock::now() + options_.responseTimeout, openDeadline_);
       std::optional<RtspMessage> response;
       while (!response) {
         RtspReader::Item item;
@@ -358,6 +390,10 @@ class RtspPullCapture final : public NetworkCapture {
         }
         if (response) break;
         if (Clock::now() >= deadline) {
+          if (deadline == openDeadline_)
+            return error(
+                Errc::Timeout, method,
+                fmt::format("no response before the open's {} ms ran out", options_.openTimeout.count()));
           return error(Errc::Timeout, method,
                        fmt::format("no response within {} ms", options_.responseTimeout.count()));
         }
@@ -416,17 +452,14 @@ class RtspPullCapture final : public NetworkCapture {
 
   // ---- the session
 
-  hal::Status session() {
-    auto fd = connectTcp(url_.host, url_.port, options_.connectTimeout, wake_);
+  // Connect, OPTIONS, DESCRIBE, SETUP, PLAY; by `deadline`. On an error open() closes.
+  hal::Status connect(Clock::time_point deadline) override {
+    openDeadline_ = deadline;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    auto fd = connectTcp(url_.host, url_.port,
+                         std::clamp(left, std::chrono::milliseconds(1), options_.connectTimeout), wake_);
     if (!fd) return hal::Error{fd.code(), 0, requestUrl_ + ": " + fd.error().message};
     fd_ = *fd;
-    struct Closer {
-      int& fd;
-      ~Closer() {
-        ::close(fd);
-        fd = -1;
-      }
-    } closer{fd_};
 
     auto options = request("OPTIONS", requestUrl_);
     if (!options) return options.error();
@@ -450,13 +483,13 @@ class RtspPullCapture final : public NetworkCapture {
         noteSpsFps(*sps);
       }
     }
-    std::string base = requestUrl_;
+    base_ = requestUrl_;
     if (const std::string* cb = describe->field("Content-Base")) {
-      base = *cb;
+      base_ = *cb;
     } else if (const std::string* cl = describe->field("Content-Location")) {
-      base = *cl;
+      base_ = *cl;
     }
-    const std::string setupUrl = resolveRtspControl(base, sdp_.control);
+    const std::string setupUrl = resolveRtspControl(base_, sdp_.control);
 
     std::string transport;
     if (options_.transport == RtspPullOptions::Transport::Udp) {
@@ -482,64 +515,76 @@ class RtspPullCapture final : public NetworkCapture {
       if (const std::string* t = setup->field("Transport")) transport_ = parseTransportReply(*t, transport_);
     }
 
-    auto play = request("PLAY", base, "Range: npt=0.000-\r\n");
+    auto play = request("PLAY", base_, "Range: npt=0.000-\r\n");
     if (!play) return play.error();
     if (play->status / 100 != 2) return refused("PLAY", *play);
+    playing_ = true;
     frames_.announceSize(sdpSize);  // open() returns (else at the first in-band SPS)
-
-    // Streaming: RTP to the depacketizer, keepalive at half the session timeout, the watchdog.
-    const auto keepaliveEvery = std::chrono::milliseconds(std::max(1000, session_.timeoutSeconds * 500));
-    auto nextKeepalive = Clock::now() + keepaliveEvery;
+    keepaliveEvery_ = std::chrono::milliseconds(std::max(1000, session_.timeoutSeconds * 500));
+    nextKeepalive_ = Clock::now() + keepaliveEvery_;
     lastPacket_ = Clock::now();
-    while (!stopping_) {
+    return {};
+  }
+
+  std::vector<int> streamFds() const override { return {fd_, udp_.rtp}; }
+
+  // Streaming, on the camera thread at each dequeue() with no frame waiting: what the sockets
+  // have (RTP to the depacketizer), the keepalive at half the session timeout, the watchdog.
+  hal::Status pumpReady() override {
+    if (fd_ < 0) return {Errc::Disconnected, requestUrl_ + ": closed"};
+    if (udp_.rtp >= 0) readUdp();
+    for (int i = 0; i < 16 && frames_.waiting() == 0; ++i) {
       RtspReader::Item item;
       while (reader_.pop(item)) {
         if (auto st = dispatch(item); !st) return st;
       }
-      const auto now = Clock::now();
-      if (now - lastPacket_ >= options_.noDataTimeout) {
-        return error(
-            Errc::NoSignal, "stream",
-            fmt::format("no RTP for {} s",
-                        std::chrono::duration_cast<std::chrono::seconds>(options_.noDataTimeout).count()));
-      }
-      if (now >= nextKeepalive) {
-        // Not awaited: the answer comes interleaved with RTP and dispatch() checks it.
-        const std::string_view method = getParameter_ ? "GET_PARAMETER" : "OPTIONS";
-        const std::string url = getParameter_ ? base : requestUrl_;
-        std::string req = fmt::format("{} {} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: {}\r\nSession: {}\r\n",
-                                      method, url, ++cseq_, options_.userAgent, session_.id);
-        if (auto a = auth_.authorization(method, url); !a.empty()) req += "Authorization: " + a + "\r\n";
-        req += "\r\n";
-        if (auto st = sendAll(fd_, req.data(), req.size(), options_.responseTimeout); !st)
-          return error(st.code(), "keepalive", st.error().message);
-        nextKeepalive = now + keepaliveEvery;
-      }
-      const auto until = std::min(nextKeepalive, lastPacket_ + options_.noDataTimeout);
-      if (auto st = pump(until); !st) {
-        if (stopping_) break;
-        return st;
-      }
+      if (frames_.waiting() > 0) break;
+      const ssize_t got = ::recv(fd_, buffer_.data(), buffer_.size(), MSG_DONTWAIT);
+      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return hal::errnoError(requestUrl_ + ": recv");
+      if (got == 0) return error(Errc::Disconnected, "connection", "the camera closed the connection");
+      if (auto st = reader_.feed({buffer_.data(), static_cast<size_t>(got)}); !st)
+        return error(Errc::InvalidArgument, "connection", st.error().message);
     }
-    // Stopping: say goodbye so the camera frees the session at once (not awaited).
-    std::string bye = fmt::format("TEARDOWN {} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: {}\r\nSession: {}\r\n",
-                                  base, ++cseq_, options_.userAgent, session_.id);
-    if (auto a = auth_.authorization("TEARDOWN", base); !a.empty()) bye += "Authorization: " + a + "\r\n";
-    bye += "\r\n";
-    (void)sendAll(fd_, bye.data(), bye.size(), std::chrono::milliseconds(200));
-    return {Errc::Timeout, "stopped"};
+    const auto now = Clock::now();
+    if (now - lastPacket_ >= options_.noDataTimeout) {
+      return error(
+          Errc::NoSignal, "stream",
+          fmt::format("no RTP for {} s",
+                      std::chrono::duration_cast<std::chrono::seconds>(options_.noDataTimeout).count()));
+    }
+    if (now >= nextKeepalive_) {
+      // Not awaited: the answer comes interleaved with RTP and dispatch() checks it.
+      const std::string_view method = getParameter_ ? "GET_PARAMETER" : "OPTIONS";
+      const std::string url = getParameter_ ? base_ : requestUrl_;
+      std::string req = fmt::format("{} {} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: {}\r\nSession: {}\r\n", method,
+                                    url, ++cseq_, options_.userAgent, session_.id);
+      if (auto a = auth_.authorization(method, url); !a.empty()) req += "Authorization: " + a + "\r\n";
+      req += "\r\n";
+      if (auto st = sendAll(fd_, req.data(), req.size(), options_.responseTimeout); !st)
+        return error(st.code(), "keepalive", st.error().message);
+      nextKeepalive_ = now + keepaliveEvery_;
+    }
+    return {};
   }
 
-  void run() override {
-    auto st = session();
-    if (!stopping_) frames_.fail(std::move(st).error());
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    playing_ = false;
   }
 
   const Url url_;
   const std::string requestUrl_;  // the URL without credentials: request lines, logs
   const RtspPullOptions options_;
-  // I/O thread only
+  // The thread that drives the capture only
   ClientAuth auth_;
+  std::string base_;  // the presentation's URL (Content-Base): PLAY, keepalive, TEARDOWN
+  bool playing_ = false;
+  Clock::time_point openDeadline_ = Clock::time_point::max();
+  std::chrono::milliseconds keepaliveEvery_{1000};
+  Clock::time_point nextKeepalive_{};
   int fd_ = -1;
   UdpPair udp_;
   RtspReader reader_;

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -73,6 +74,10 @@ class RtspReader {
   // or body above its limit), saying which.
   hal::Status feed(std::span<const uint8_t> bytes);
   bool pop(Item& out);
+  // Interleaved packets to `sink` during feed() (the span lives for the call) instead of as
+  // items: no allocation per RTP packet. Messages stay items.
+  using DataSink = std::function<void(uint8_t channel, std::span<const uint8_t> packet)>;
+  void setDataSink(DataSink sink) { dataSink_ = std::move(sink); }
   size_t pending() const { return items_.size(); }
 
  private:
@@ -84,6 +89,7 @@ class RtspReader {
   std::vector<uint8_t> buffer_;
   size_t start_ = 0;  // parsed bytes at the front of buffer_
   std::deque<Item> items_;
+  DataSink dataSink_;
 };
 
 // The Session field's value (RFC 2326 12.37): "id[;timeout=seconds]". `timeout` is 60 when not
@@ -134,8 +140,9 @@ struct RtspPullOptions {
 // everything to the next IDR); the first frame is an IDR. Timestamps: the capture clock at the
 // first access unit's arrival plus the RTP timestamp's progress (90 kHz), rebased to the arrival
 // time when the two drift more than 1 s apart (a camera clock jump); cameras with B-frames give
-// non-monotonic times. Up to FrameQueue::kH264Backlog (60) access units wait for dequeue();
-// beyond, they are dropped to the next IDR (counted). requestKeyframe() is Unsupported (RTSP has
+// non-monotonic times. The session runs inside dequeue(): what the socket has is read only when
+// no access unit waits, so a consumer that falls behind slows the connection (TCP flow control)
+// instead of queueing. requestKeyframe() is Unsupported (RTSP has
 // no such request): the GOP is the camera's.
 //
 // Loss: the connection closing, a read error, an error answer to a keepalive (454 Session Not
@@ -143,9 +150,13 @@ struct RtspPullOptions {
 // an error (Disconnected; NoSignal for the watchdog; the message says which): recovery is a new
 // object, as for V4L2.
 //
-// Threading: one I/O thread per object, started by the factory, joined by stop() or the
-// destructor; pollFd() is an eventfd, readable while a frame or the error waits. dequeue() and
-// stop() from the thread that drives the capture; info() from any thread.
+// Threading: no thread of its own. The factory sets the session up on the calling thread (it
+// blocks until PLAY and the picture size, at most openTimeout); after that the session (RTP,
+// keepalives at half the session timeout, the watchdog) runs inside dequeue(), on the thread that
+// drives the capture, which must keep polling pollFd() and dequeuing (the camera thread does, at
+// least every 200 ms). pollFd() is an epoll set: readable when the connection (or the UDP RTP
+// socket) has bytes, or a frame or the error waits. stop() (TEARDOWN, not awaited) from that
+// thread too; info() from any thread.
 //
 // Errors of the factory: parseUrl()'s (InvalidArgument, Unsupported for rtsps://),
 // connectTcp()'s (NoDevice, Timeout, Io), PermissionDenied (401: no credentials, refused ones,
