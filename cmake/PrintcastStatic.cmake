@@ -17,7 +17,7 @@ if(PRINTCAST_STATIC)
   string(APPEND CMAKE_EXE_LINKER_FLAGS " -static -s -Wl,--gc-sections -Wl,-z,noexecstack")
 
   # Libraries built from source for static builds (scripts/make-sysroot.sh ARCH --static):
-  # libmicrohttpd without HTTPS. Its .pc names the prefix inside the sysroot.
+  # libmicrohttpd without HTTPS. Its .pc names the prefix inside the sysroot (so do the others').
   set(PRINTCAST_STATIC_PREFIX "/opt/printcast-static" CACHE STRING
     "Prefix (inside the sysroot) of the libraries make-sysroot.sh --static builds")
   # FindPkgConfig puts <prefix>/lib/pkgconfig of each CMAKE_PREFIX_PATH entry on PKG_CONFIG_PATH,
@@ -25,6 +25,29 @@ if(PRINTCAST_STATIC)
   # toolchain file in this process and resets it.)
   if(EXISTS "${CMAKE_SYSROOT}${PRINTCAST_STATIC_PREFIX}/lib/pkgconfig")
     list(PREPEND CMAKE_PREFIX_PATH "${CMAKE_SYSROOT}${PRINTCAST_STATIC_PREFIX}")
+  endif()
+  # armhf: libavcodec + libavutil with only the H.264 decoder (JPEGs from H.264 cameras), in a
+  # prefix of their own. Debian ships no libavcodec in the cross sysroots.
+  if(EXISTS "${CMAKE_SYSROOT}/opt/printcast-avcodec/lib/pkgconfig")
+    list(PREPEND CMAKE_PREFIX_PATH "${CMAKE_SYSROOT}/opt/printcast-avcodec")
+  endif()
+  # The printer images (rv1106 presets): libx264 with only the 8-bit 4:2:0 encoder, no OpenCL
+  # (Debian's libx264.a carries the 8-bit and the 10-bit encoder, ~0.6 MB more in the image).
+  # armhf-test keeps Debian's: the decoder's unit test encodes 4:2:2, 4:4:4 and 10-bit streams.
+  option(PRINTCAST_STATIC_X264_8BIT "Static builds: link the 8-bit-only libx264 of make-sysroot.sh --static (<sysroot>/opt/printcast-x264)" OFF)
+  if(PRINTCAST_STATIC_X264_8BIT)
+    if(NOT EXISTS "${CMAKE_SYSROOT}/opt/printcast-x264/lib/pkgconfig/x264.pc")
+      message(FATAL_ERROR "PRINTCAST_STATIC_X264_8BIT=ON: no ${CMAKE_SYSROOT}/opt/printcast-x264; "
+        "run scripts/make-sysroot.sh ${PRINTCAST_ARCH} --static")
+    endif()
+    list(PREPEND CMAKE_PREFIX_PATH "${CMAKE_SYSROOT}/opt/printcast-x264")
+  endif()
+  # A build folder configured before with the other libx264: pkg-config's cached answer and the
+  # archive found from it would stay. Look them up again (PrintcastDeps.cmake's PC_X264).
+  if(NOT "${PRINTCAST_STATIC_X264_8BIT}" STREQUAL "${_PRINTCAST_X264_8BIT_FOUND_WITH}")
+    unset(__pkg_config_checked_PC_X264 CACHE)
+    unset(pkgcfg_lib_PC_X264_x264 CACHE)
+    set(_PRINTCAST_X264_8BIT_FOUND_WITH "${PRINTCAST_STATIC_X264_8BIT}" CACHE INTERNAL "")
   endif()
 
   # Debian ships no static libva: VA-API is for x86 boards, not firmware images.

@@ -12,7 +12,9 @@
 # 3. per architecture: `ctest -L unit` through CMAKE_CROSSCOMPILING_EMULATOR (qemu-<arch>-static
 #    -L <sysroot>); armhf also runs the static printcast-streamer under qemu-arm-static on the
 #    virtual board (serves /snapshot over loopback, a whole JPEG; stops on SIGTERM with exit code
-#    0) and the ks1-release tests (the Rinkhals package and the firmware size budget)
+#    0), a second one whose camera is the first one's /flv (H.264, as gkcam's FLV: its /snapshot
+#    is decoded by the linked libavcodec), and the ks1-release tests (the Rinkhals package and the
+#    firmware size budget)
 # Without a mode flag it does all three, and an architecture's tests run while the next one
 # compiles (the compiler niced below them). --sysroots-only does 1; --build-only 1 and 2;
 # --test-only 3 (scripts/run-tests.sh builds in the background and tests in the foreground).
@@ -123,6 +125,12 @@ smoke_test() {
     echo "FAIL: /snapshot is not a JPEG ($size bytes, starts $head, ends $tail)"; kill -KILL "$pid"; return 1
   fi
   echo "GET /snapshot: JPEG, $size bytes"
+  # An H.264 camera on the static image (gkcam's FLV in encoder_type gkcam): a second streamer
+  # takes this one's /flv as its source; its /snapshot is a JPEG decoded by the linked
+  # libavcodec, and /api/stats names it.
+  if grep -q '^PRINTCAST_WITH_AVCODEC:STRING=ON' build/armhf-test/CMakeCache.txt 2>/dev/null; then
+    smoke_h264_camera "$bin" "$port" || { kill -KILL "$pid"; return 1; }
+  fi
   kill -TERM "$pid"
   local rc=0
   for i in $(seq 1 200); do
@@ -135,6 +143,52 @@ smoke_test() {
   wait "$pid" || rc=$?
   [ "$rc" -eq 0 ] || { echo "FAIL: exit code $rc after SIGTERM"; cat "$log"; return 1; }
   echo "SIGTERM: stopped cleanly (exit 0)"
+}
+
+# smoke_h264_camera BIN PORT: a streamer whose camera is the H.264 of http://127.0.0.1:PORT/flv.
+smoke_h264_camera() {
+  local bin=$1 src=$2 log=build/armhf-test/streamer-smoke-h264.log jpeg=build/armhf-test/streamer-smoke-h264.jpg
+  qemu-arm-static "$bin" --board virtual --source "http://127.0.0.1:$src/flv" --port 0 --control-port 0 --ws-port -1 \
+    --flv-port -1 --rtsp-port -1 >"$log" 2>&1 &
+  local pid=$! port="" control="" i rc=0
+  for i in $(seq 1 600); do
+    port=$(sed -n 's|^ *status *http://127\.0\.0\.1:\([0-9]*\)/status.*|\1|p' "$log")
+    control=$(sed -n 's|^ *stats *http://127\.0\.0\.1:\([0-9]*\)/api/stats.*|\1|p' "$log")
+    [ -n "$port" ] && [ -n "$control" ] && break
+    kill -0 "$pid" 2>/dev/null || { echo "FAIL: the H.264-camera streamer exited early"; cat "$log"; return 1; }
+    sleep 0.1
+  done
+  [ -n "$port" ] && [ -n "$control" ] || { echo "FAIL: no status/stats URL after 60 s"; cat "$log"; kill -KILL "$pid"; return 1; }
+  if ! curl -sf --max-time 60 -o "$jpeg" "http://127.0.0.1:$port/snapshot"; then
+    echo "FAIL: GET /snapshot of an H.264 camera"; cat "$log"; kill -KILL "$pid"; return 1
+  fi
+  local head tail size backend
+  size=$(stat -c %s "$jpeg")
+  head=$(head -c 2 "$jpeg" | od -An -tx1 | tr -d ' ')
+  tail=$(tail -c 2 "$jpeg" | od -An -tx1 | tr -d ' ')
+  if [ "$head" != ffd8 ] || [ "$tail" != ffd9 ] || [ "$size" -lt 1000 ]; then
+    echo "FAIL: /snapshot of an H.264 camera is not a JPEG ($size bytes, starts $head, ends $tail)"; kill -KILL "$pid"; return 1
+  fi
+  # "<backend>|<pictures decoded>"
+  backend=$(curl -sf --max-time 30 "http://127.0.0.1:$control/api/stats" | python3 -c \
+    'import json,sys; d=json.load(sys.stdin)["h264_decoder"]; print(d["backend"] + "|" + str(d["pictures"]))' \
+    2>/dev/null || true)
+  if [[ "$backend" != "libavcodec "[0-9]*"|"[1-9]* ]]; then
+    echo "FAIL: /api/stats h264_decoder backend|pictures: '${backend}' (not libavcodec, or no picture)"
+    kill -KILL "$pid"; return 1
+  fi
+  echo "H.264 camera (the first one's /flv): GET /snapshot: JPEG, $size bytes;" \
+    "decoder ${backend%|*}, ${backend#*|} picture(s) decoded"
+  kill -TERM "$pid"
+  for i in $(seq 1 200); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "FAIL: the H.264-camera streamer still runs 20 s after SIGTERM"; cat "$log"; kill -KILL "$pid"; return 1
+  fi
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 0 ] || { echo "FAIL: the H.264-camera streamer's exit code $rc after SIGTERM"; cat "$log"; return 1; }
 }
 
 if [ "$mode" != test ]; then

@@ -18,6 +18,11 @@
 #   libmicrohttpd without HTTPS (Debian's static archive pulls GnuTLS -> p11-kit, which has no
 #   static archive), from the Debian source of the sysroot's release (apt-get source with a
 #   private deb-src list).
+# armhf --static also gets, each in a prefix of its own, from the Debian sources of bookworm:
+#   libavcodec + libavutil with only the H.264 decoder (<sysroot>/opt/printcast-avcodec): JPEGs
+#   from H.264 cameras on the printers' images;
+#   libx264 with only the 8-bit 4:2:0 encoder, no OpenCL (<sysroot>/opt/printcast-x264): Debian's
+#   carries the 10-bit one too (the printer presets set PRINTCAST_STATIC_X264_8BIT).
 # riscv64 also gets GoogleTest built from the sysroot's own source (trixie's static libgtest.a
 # is made by a newer binutils than bookworm's linker reads) into <sysroot>/opt/printcast-gtest.
 #
@@ -167,6 +172,80 @@ if [ "$static" = 1 ] && [ ! -f "$mhd_prefix/.stamp" ]; then
   # The .pc names the prefix; pkg-config prepends PKG_CONFIG_SYSROOT_DIR to it.
   sed -n 's/^Version: //p' "$mhd_prefix/lib/pkgconfig/libmicrohttpd.pc" > "$mhd_prefix/.stamp"
   log "libmicrohttpd $(cat "$mhd_prefix/.stamp") static (no HTTPS) in $mhd_prefix"
+fi
+
+# --- armhf --static: libavcodec + libavutil with only the H.264 decoder, and an 8-bit libx264 ----
+# The printers' images (Cortex-A7) decode an H.264 camera's pictures for /snapshot and MJPEG
+# (gkcam's FLV in encoder_type gkcam, RTSP cameras) and must stay under 4 MiB: Debian's static
+# libavcodec carries every codec and its dependencies, and Debian's libx264.a both the 8-bit and
+# the 10-bit encoder and an OpenCL loader. Both come from the Debian source of the sysroot's
+# release, libraries only (no programs, tests or docs), each into its own prefix with a stamp
+# (recipe revision + Debian version) so it is built once: cmake/PrintcastStatic.cmake looks there.
+# The dynamic cross builds (aarch64, riscv64) stay without libavcodec.
+# debian_source PKG: unpacks PKG's Debian source (Debian's patches applied) into $state/src-PKG/PKG.
+debian_source() {
+  local pkg=$1 dir=$state/src-$1
+  apt_setup
+  rm -rf "$dir" && mkdir -p "$dir"
+  (cd "$dir" && apt-get "${apt_opts[@]}" source --download-only "$pkg" >&2)
+  dpkg-source --no-check -x "$(ls "$dir/${pkg}"_*.dsc | head -1)" "$dir/$pkg" >&2
+}
+# debian_version PKG: the version of the source just unpacked (its .dsc).
+debian_version() { sed -n 's/^Version: //p' "$(ls "$state/src-$1/${1}"_*.dsc | head -1)"; }
+
+avcodec_prefix=$sysroot/opt/printcast-avcodec
+avcodec_recipe=1  # bump when the configure line below changes
+if [ "$static" = 1 ] && [ "$arch" = armhf ] &&
+   ! grep -qs "^r$avcodec_recipe " "$avcodec_prefix/.stamp"; then
+  t0=$(date +%s)
+  log "libavcodec + libavutil: Debian's ffmpeg source ($suite), H.264 decoder only, static"
+  debian_source ffmpeg
+  dir=$state/src-ffmpeg/ffmpeg
+  rm -rf "$avcodec_prefix"
+  # --disable-everything --enable-decoder=h264: the decoder and what it selects (h264dsp, qpel,
+  # pred, cabac, videodsp), no parser or bitstream filter (codecs/src/h264_decoder_avcodec.cpp
+  # sends whole access units), without error concealment (error_resilience + me_cmp, ~20 KB:
+  # printcast gives only pictures decoded whole). --enable-small: -Os. --disable-autodetect: no
+  # external library.
+  # NEON on (the RV1106's Cortex-A7 has it). Pthreads stay: without them libavcodec's init lock
+  # and ff_thread_once are no-ops, and each camera thread opens its own decoder. The subshell
+  # drops cross_env's CC/CFLAGS: ffmpeg's configure takes its own flags.
+  (unset CC CXX AR RANLIB STRIP CFLAGS
+   cd "$dir" && ./configure --prefix=/opt/printcast-avcodec --enable-cross-compile --arch=arm --cpu=cortex-a7 \
+      --target-os=linux --cross-prefix="$triplet-" \
+      --extra-cflags="-mfpu=neon-vfpv4 -mfloat-abi=hard -ffunction-sections -fdata-sections" \
+      --disable-everything --enable-decoder=h264 --disable-programs --disable-doc --disable-network \
+      --disable-avdevice --disable-avformat --disable-swscale --disable-swresample --disable-postproc \
+      --disable-avfilter --enable-static --disable-shared --enable-pic --enable-small --disable-autodetect \
+      --disable-debug --disable-error-resilience \
+      >"$dir/../configure.log" 2>&1 || { tail -30 "$dir/../configure.log" >&2; exit 1; }
+   make -j"$(nproc)" >"$dir/../make.log" 2>&1 || { tail -30 "$dir/../make.log" >&2; exit 1; }
+   make install DESTDIR="$sysroot" >>"$dir/../make.log" 2>&1 || { tail -30 "$dir/../make.log" >&2; exit 1; })
+  echo "r$avcodec_recipe $(debian_version ffmpeg)" > "$avcodec_prefix/.stamp"
+  rm -rf "$state/src-ffmpeg"
+  log "libavcodec $(sed -n 's/^Version: //p' "$avcodec_prefix/lib/pkgconfig/libavcodec.pc") (ffmpeg" \
+    "$(cut -d' ' -f2 "$avcodec_prefix/.stamp")) in $avcodec_prefix in $(( $(date +%s) - t0 )) s"
+fi
+
+x264_prefix=$sysroot/opt/printcast-x264
+x264_recipe=1  # bump when the configure line below changes
+if [ "$static" = 1 ] && [ "$arch" = armhf ] && ! grep -qs "^r$x264_recipe " "$x264_prefix/.stamp"; then
+  t0=$(date +%s)
+  log "libx264: Debian's x264 source ($suite), 8-bit 4:2:0 only, static"
+  debian_source x264
+  dir=$state/src-x264/x264
+  rm -rf "$x264_prefix"
+  # 8-bit 4:2:0 progressive is all codecs/src/encoder_x264.cpp asks for (I420, no interlacing).
+  cross_env  # x264's configure adds $CFLAGS (the Cortex-A7/NEON flags) to its own
+  (cd "$dir" && ./configure --host="$triplet" --cross-prefix="$triplet-" --prefix=/opt/printcast-x264 \
+      --enable-static --disable-cli --disable-opencl --bit-depth=8 --chroma-format=420 --disable-interlaced \
+      --enable-pic --disable-avs --disable-swscale --disable-lavf --disable-ffms --disable-gpac --disable-lsmash \
+      >"$dir/../configure.log" 2>&1 || { tail -30 "$dir/../configure.log" >&2; exit 1; }
+   make -j"$(nproc)" lib-static >"$dir/../make.log" 2>&1 || { tail -30 "$dir/../make.log" >&2; exit 1; }
+   make install-lib-static DESTDIR="$sysroot" >>"$dir/../make.log" 2>&1 || { tail -30 "$dir/../make.log" >&2; exit 1; })
+  echo "r$x264_recipe $(debian_version x264)" > "$x264_prefix/.stamp"
+  rm -rf "$state/src-x264"
+  log "libx264 $(cut -d' ' -f2 "$x264_prefix/.stamp") 8-bit in $x264_prefix in $(( $(date +%s) - t0 )) s"
 fi
 
 # --- riscv64: GoogleTest from the sysroot's own source ------------------------------------------

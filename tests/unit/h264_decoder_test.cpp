@@ -146,9 +146,11 @@ std::vector<std::vector<uint8_t>> encodeRawX264(Size size, int csp, int bitDepth
                                : sampleAt(p, csp == X264_CSP_I444 ? x / 2 : x,
                                           csp == X264_CSP_I420 || p == 0 ? y : y / 2, n);
           if (bitDepth > 8) {
-            reinterpret_cast<uint16_t*>(picture.img.plane[p] +
-                                        static_cast<ptrdiff_t>(y) * picture.img.i_stride[p])[x] =
-                static_cast<uint16_t>(v << (bitDepth - 8));
+            // memcpy, not a uint16_t* cast: -Wcast-align on armhf (strict alignment targets).
+            const auto sample = static_cast<uint16_t>(v << (bitDepth - 8));
+            std::memcpy(picture.img.plane[p] + static_cast<ptrdiff_t>(y) * picture.img.i_stride[p] +
+                            static_cast<ptrdiff_t>(x) * 2,
+                        &sample, sizeof sample);
           } else {
             picture.img.plane[p][static_cast<ptrdiff_t>(y) * picture.img.i_stride[p] + x] =
                 static_cast<uint8_t>(v);
