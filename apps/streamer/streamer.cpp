@@ -128,13 +128,17 @@ class NativeTimelapseSink final : public AnycubicTimelapseSink {
 };
 
 // An H.264 path of a camera whose entry says "h264": false.
+std::string noH264Reason(const std::string& id) {
+  return fmt::format(
+      "camera '{}' has no H.264 outputs (its cameras entry has \"h264\": false; "
+      "USB auto-discovery gives H.264 to the first camera only): use /cam/{}/stream "
+      "or /cam/{}/snapshot",
+      id, id, id);
+}
+
 template <typename Camera>
 HttpResponse noH264Outputs(const Camera& c) {
-  return HttpResponse::error(
-      404, fmt::format("camera '{}' has no H.264 outputs (its cameras entry has \"h264\": false; "
-                       "USB auto-discovery gives H.264 to the first camera only): use /cam/{}/stream "
-                       "or /cam/{}/snapshot",
-                       c.id, c.id, c.id));
+  return HttpResponse::error(404, noH264Reason(c.id));
 }
 
 }  // namespace
@@ -883,7 +887,10 @@ hal::Result<std::shared_ptr<Streamer::Impl::Camera>> Streamer::Impl::buildCamera
 
 void Streamer::Impl::retireCamera(Camera& c, const std::string& reason, bool unmapRtsp, bool closePort) {
   c.publishers.clear();  // TEARDOWN sent, their threads joined: they read its streams
-  if (unmapRtsp && rtspServer) rtspServer->setStream("/cam/" + c.id, nullptr);  // its RTSP clients closed
+  if (unmapRtsp && rtspServer) {
+    rtspServer->setStream("/cam/" + c.id, nullptr);  // its RTSP clients closed
+    rtspServer->setRefusal("/cam/" + c.id, "");
+  }
   c.pipeline->stop();
   CameraPipeline& p = *c.pipeline;
   p.snapshots.failAll(reason);
@@ -903,7 +910,10 @@ void Streamer::Impl::retireCamera(Camera& c, const std::string& reason, bool unm
 void Streamer::Impl::launchCamera(Camera& c) {
   // A camera without H.264 outputs has no RTSP path (a reopen that turned them off takes the old
   // pipeline's away).
-  if (rtspServer) rtspServer->setStream("/cam/" + c.id, c.h264Offered ? &c.pipeline->rtspStream : nullptr);
+  if (rtspServer) {
+    rtspServer->setStream("/cam/" + c.id, c.h264Offered ? &c.pipeline->rtspStream : nullptr);
+    rtspServer->setRefusal("/cam/" + c.id, c.h264Offered ? "" : noH264Reason(c.id));
+  }
   c.pipeline->start();
 }
 
@@ -2297,6 +2307,11 @@ hal::Result<std::unique_ptr<Streamer>> Streamer::start(const Settings& settings,
     auto rtsp = transport::RtspServer::start(rc, paths);
     if (!rtsp) return rtsp.error();
     s.rtspServer = std::move(*rtsp);
+    // ... and its 404 says why (ffmpeg and VLC print the status line).
+    if (!s.primary->h264Offered) s.rtspServer->setRefusal("/stream", noH264Reason(s.primary->id));
+    for (auto& c : s.cameras) {
+      if (!c->h264Offered) s.rtspServer->setRefusal("/cam/" + c->id, noH264Reason(c->id));
+    }
     // Not an HTTP path: a page builds rtsp://<its host>:<port><path> from it.
     s.outputs.push_back(
         {{"name", "rtsp"}, {"path", "/stream"}, {"type", "rtsp"}, {"port", s.rtspServer->port()}});

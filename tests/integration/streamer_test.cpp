@@ -1430,6 +1430,13 @@ TEST(SeveralCameras, ACameraWithoutH264ServesMjpegOnlyAndAFormatIsAskedAsGiven) 
     EXPECT_EQ(r.status, 404) << path;
     EXPECT_NE(r.body.find("camera 'b' has no H.264 outputs"), std::string::npos) << path << ": " << r.body;
   }
+  // RTSP: no path, and the 404's status line says why (ffprobe prints it).
+  ASSERT_GT(p.rtspPort(), 0);
+  const auto probe = runCommand({"ffprobe", "-v", "error", "-rtsp_transport", "tcp",
+                                 "rtsp://127.0.0.1:" + std::to_string(p.rtspPort()) + "/cam/b"},
+                                20s);
+  EXPECT_NE(probe.exitCode, 0);
+  EXPECT_NE(probe.err.find("404 Not Found (camera 'b' has no H.264 outputs"), std::string::npos) << probe.err;
   const auto snapshot = httpRequest(p.streamPort(), "GET", "/cam/b/snapshot");
   EXPECT_EQ(snapshot.status, 200);
   EXPECT_EQ(snapshot.headers.at("content-type"), "image/jpeg");

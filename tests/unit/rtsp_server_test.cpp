@@ -275,6 +275,25 @@ TEST(RtspServer, PathsChangeWhileItRunsAndAGoneStreamsClientsAreClosed) {
   (*server)->setStream("/cam/yard", nullptr);
   EXPECT_EQ(describe("/cam/yard"), "RTSP/1.0 404");
   EXPECT_EQ(describe("/stream"), "RTSP/1.0 200");
+
+  // A path without a stream for a reason: its 404 says why, in the status line (what ffmpeg and
+  // VLC print) and as the body; SETUP the same; forgotten with "".
+  (*server)->setRefusal("/cam/yard", "camera 'yard' has no H.264\r\noutputs");
+  int rf = connectTo((*server)->port());
+  r = converse(rf, "DESCRIBE " + base + "/cam/yard/ RTSP/1.0\r\nCSeq: 3\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 404 Not Found (camera 'yard' has no H.264  outputs)\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("Content-Type: text/plain"), std::string::npos) << r;
+  EXPECT_NE(r.find("\r\n\r\ncamera 'yard' has no H.264  outputs\n"), std::string::npos) << r;
+  r = converse(
+      rf, "SETUP " + base +
+              "/cam/yard/trackID=0 RTSP/1.0\r\nCSeq: 4\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 404 Not Found (camera", 0), 0u) << r;
+  ::close(rf);
+  (*server)->setRefusal("/cam/yard", "");
+  rf = connectTo((*server)->port());
+  r = converse(rf, "DESCRIBE " + base + "/cam/yard RTSP/1.0\r\nCSeq: 5\r\n\r\n");
+  EXPECT_EQ(r.rfind("RTSP/1.0 404 Not Found\r\n", 0), 0u) << r;
+  ::close(rf);
 }
 
 // RTCP over the interleaved channel 1: a sender report (RFC 3550 6.4.1) with the stream's SSRC,

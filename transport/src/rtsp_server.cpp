@@ -246,6 +246,7 @@ struct RtspServer::Impl {
   std::condition_variable retiredWake;
   std::vector<std::pair<std::string, RtspStream*>> streams;  // streamsMutex
   std::vector<RtspStream*> retired;                          // streamsMutex
+  std::map<std::string, std::string> refusals;               // streamsMutex: path -> why no stream
   uint64_t retireAsked = 0;                                  // streamsMutex
   uint64_t retireDone = 0;                                   // streamsMutex
   int listenFd = -1;
@@ -371,7 +372,7 @@ struct RtspServer::Impl {
     c.fd = -1;
   }
 
-  RtspStream* streamFor(std::string_view url) {
+  static std::string pathOf(std::string_view url) {
     // rtsp://host[:port]/path -> /path; "*" has none.
     if (const size_t scheme = url.find("://"); scheme != std::string_view::npos) {
       const size_t slash = url.find('/', scheme + 3);
@@ -381,11 +382,30 @@ struct RtspServer::Impl {
     std::string p(url);
     if (p.size() > 10 && p.compare(p.size() - 10, 10, "/trackID=0") == 0) p.resize(p.size() - 10);
     while (p.size() > 1 && p.back() == '/') p.pop_back();
+    return p;
+  }
+
+  RtspStream* streamFor(std::string_view url) {
+    const std::string p = pathOf(url);
     std::lock_guard lock(streamsMutex);
     for (const auto& [name, stream] : streams) {
       if (name == p) return stream;
     }
     return nullptr;
+  }
+
+  // 404 for a path without a stream, with setRefusal()'s reason when it has one: in the status
+  // line (what ffmpeg and VLC print: "method DESCRIBE failed: 404 Not Found (...)") and as a
+  // text body.
+  void notFound(Connection& c, const RtspMessage& req) {
+    std::string why;
+    {
+      std::lock_guard lock(streamsMutex);
+      if (auto it = refusals.find(pathOf(req.url)); it != refusals.end()) why = it->second;
+    }
+    if (why.empty()) return respond(c, req, 404, "Not Found");
+    respond(c, req, 404, "Not Found (" + why + ")", "Content-Type: text/plain; charset=utf-8\r\n",
+            why + "\n");
   }
 
   void respond(Connection& c, const RtspMessage& req, int status, std::string_view reason,
@@ -434,7 +454,7 @@ struct RtspServer::Impl {
       return;
     }
     if (req.method == "DESCRIBE") {
-      if (stream == nullptr) return respond(c, req, 404, "Not Found");
+      if (stream == nullptr) return notFound(c, req);
       std::string base = url;
       while (!base.empty() && base.back() == '/') base.pop_back();
       respond(c, req, 200, "OK", fmt::format("Content-Base: {}/\r\nContent-Type: application/sdp\r\n", base),
@@ -442,7 +462,7 @@ struct RtspServer::Impl {
       return;
     }
     if (req.method == "SETUP") {
-      if (stream == nullptr) return respond(c, req, 404, "Not Found");
+      if (stream == nullptr) return notFound(c, req);
       const std::string* transport = req.field("Transport");
       const auto choice =
           transport == nullptr ? std::optional<TransportChoice>() : chooseTransport(*transport);
@@ -709,6 +729,18 @@ void RtspServer::setStream(const std::string& path, RtspStream* stream) {
   const uint64_t one = 1;
   (void)!::write(s.wake, &one, sizeof one);
   s.retiredWake.wait(lock, [&] { return s.retireDone >= ticket || s.stopping.load(); });
+}
+
+void RtspServer::setRefusal(const std::string& path, std::string reason) {
+  // One line of text: it goes into the status line.
+  std::replace_if(
+      reason.begin(), reason.end(), [](char ch) { return ch == '\r' || ch == '\n'; }, ' ');
+  std::lock_guard lock(impl_->streamsMutex);
+  if (reason.empty()) {
+    impl_->refusals.erase(path);
+  } else {
+    impl_->refusals[path] = std::move(reason);
+  }
 }
 
 RtspServerStats RtspServer::stats() const {

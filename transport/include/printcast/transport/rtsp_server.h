@@ -121,6 +121,10 @@ class RtspServer {
   // server's own; waits for one turn of the server's loop (it is woken: well under a millisecond
   // when idle).
   void setStream(const std::string& path, RtspStream* stream);
+  // Why `path` has no stream (a camera without H.264 outputs), for the 404 that DESCRIBE and
+  // SETUP of it get while it has none: "RTSP/1.0 404 Not Found (<reason>)" and the reason as a
+  // text/plain body. CR and LF in `reason` become spaces; "" forgets it. Any thread.
+  void setRefusal(const std::string& path, std::string reason);
 
  private:
   struct Impl;
