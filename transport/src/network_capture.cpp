@@ -120,21 +120,6 @@ hal::Negotiation NetworkCapture::validate(hal::CaptureConfig& config) const {
   return n;
 }
 
-hal::Timestamp MediaClock::map(int64_t ticks, int64_t rate, hal::Timestamp arrival) {
-  const auto offset = std::chrono::duration_cast<hal::Timestamp::duration>(
-      std::chrono::duration<double>(static_cast<double>(ticks) / static_cast<double>(rate)));
-  if (!haveBase_) {
-    haveBase_ = true;
-    base_ = arrival - offset;
-  }
-  hal::Timestamp pts = base_ + offset;
-  if (pts - arrival > std::chrono::seconds(1) || arrival - pts > std::chrono::seconds(1)) {
-    base_ = arrival - offset;
-    pts = arrival;
-  }
-  return pts;
-}
-
 void NetworkCapture::noteSpsFps(const codecs::h264::Sps& sps) {
   if (sps.fps && *sps.fps >= 1 && *sps.fps <= 240) spsFps_ = static_cast<int>(*sps.fps + 0.5);
 }

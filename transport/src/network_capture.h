@@ -19,20 +19,9 @@
 #include "frame_queue.h"
 #include "printcast/codecs/h264.h"
 #include "printcast/hal/capture.h"
+#include "printcast/transport/media_clock.h"
 
 namespace printcast::transport {
-
-// Maps a camera's media time (unwrapped, in ticks of 1/rate s: RTP's 90 kHz, FLV's ms) onto the
-// capture clock: the first access unit's arrival plus the media time's progress, rebased to the
-// arrival when the two drift more than 1 s apart (a camera clock jump, a reconnect upstream).
-class MediaClock {
- public:
-  hal::Timestamp map(int64_t ticks, int64_t rate, hal::Timestamp arrival);
-
- private:
-  bool haveBase_ = false;
-  hal::Timestamp base_{};
-};
 
 // A threaded derived class implements run() (the I/O thread: connect, read, deliver to frames_,
 // and on its end frames_.fail() unless stopping_) and start(); its destructor must call

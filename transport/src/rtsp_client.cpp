@@ -533,13 +533,17 @@ class RtspPullCapture final : public NetworkCapture {
   hal::Status pumpReady() override {
     if (fd_ < 0) return {Errc::Disconnected, requestUrl_ + ": closed"};
     if (udp_.rtp >= 0) readUdp();
+    // Until a frame waits, the socket is drained (a read shorter than the buffer: the next poll
+    // tells when more comes, no read just to hear EAGAIN), or 16 reads.
+    bool drained = false;
     for (int i = 0; i < 16 && frames_.waiting() == 0; ++i) {
       RtspReader::Item item;
       while (reader_.pop(item)) {
         if (auto st = dispatch(item); !st) return st;
       }
-      if (frames_.waiting() > 0) break;
+      if (frames_.waiting() > 0 || drained) break;
       const ssize_t got = ::recv(fd_, buffer_.data(), buffer_.size(), MSG_DONTWAIT);
+      drained = got >= 0 && static_cast<size_t>(got) < buffer_.size();
       if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
       if (got < 0 && errno == EINTR) continue;
       if (got < 0) return hal::errnoError(requestUrl_ + ": recv");
