@@ -325,6 +325,7 @@ nlohmann::json CameraPipeline::cameraStatus() const {
                         {"height", cameraActiveSize.empty() ? settings.height : cameraActiveSize.height},
                         {"fps", cameraRate.fps()},
                         {"reconnects", cameraReconnects.load()},
+                        {"dropped_frames", cameraDropped.load()},
                         {"no_signal_frames", noSignalFrames.load()},
                         {"rotation", settings.cameraRotation},
                         {"flip_x", settings.cameraFlipX},
@@ -590,6 +591,8 @@ hal::Status CameraPipeline::configureEncoders(hal::Size size, int fps, bool with
 }
 
 void CameraPipeline::loseCamera(const hal::Error& error) {
+  if (camera) cameraDroppedBase += transport::droppedFrames(*camera);
+  cameraDropped = cameraDroppedBase;
   {
     std::lock_guard lock(cameraMutex);
     camera.reset();  // a disconnected device stays dead: recovery is a new object
@@ -703,6 +706,7 @@ void CameraPipeline::onCameraFrame(const hal::Frame& frame, Timestamp& nextJpegD
   // clock (transport's MediaClock), which may run up to a second behind arrival, and a meter
   // ticked in the past reads low against now (22-26 fps for a 30 fps RTSP camera).
   cameraRate.tick();
+  if (camera) cameraDropped = cameraDroppedBase + transport::droppedFrames(*camera);
   if (live.reconfigureCamera.load() && !encoderSize.empty()) {
     // A new bitrate or JPEG quality from the control API: the encoders are reconfigured here,
     // on the thread that drives them; H.264 clients get the new parameter sets with the next IDR.

@@ -120,6 +120,10 @@ class CameraPipeline {
   CameraControlStore controlStore;  // saved V4L2 control values, applied at every open
   RateMeter cameraRate, mjpegRate, h264Rate;
   std::atomic<uint64_t> cameraReconnects{0};
+  // Frames the camera source dropped before the pipeline saw them (a network camera's: RTP loss,
+  // a queue overflow; transport::droppedFrames()), summed over reopens.
+  std::atomic<uint64_t> cameraDropped{0};
+  uint64_t cameraDroppedBase = 0;  // camera thread: the sum before the current capture
   std::atomic<uint64_t> noSignalFrames{0};
   const hal::Transform pictureTransform;  // camera_rotation / camera_flip_*
   std::unique_ptr<codecs::SelectingEncoder> h264;

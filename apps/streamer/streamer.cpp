@@ -1326,6 +1326,12 @@ std::string Streamer::Impl::metrics() {
     sample("printcast_camera_reconnects_total", labels(c, ""),
            static_cast<double>(c.pipeline->cameraReconnects.load()));
   }
+  family("printcast_camera_dropped_frames_total", "counter",
+         "Frames the camera source lost before the pipeline (a network camera's RTP loss, queue overflow)");
+  for (const Camera& c : cams) {
+    sample("printcast_camera_dropped_frames_total", labels(c, ""),
+           static_cast<double>(c.pipeline->cameraDropped.load()));
+  }
   family("printcast_no_signal_frames_total", "counter",
          "\"No signal\" frames served while the camera was away");
   for (const Camera& c : cams) {

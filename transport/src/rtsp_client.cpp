@@ -422,6 +422,11 @@ class RtspPullCapture final : public NetworkCapture {
     if (!packet || packet->payloadType != sdp_.payloadType) return;
     lastPacket_ = Clock::now();
     depacketizer_.push(*packet);
+    // Access units lost to RTP loss count as the capture's drops (droppedFrames()).
+    if (const uint64_t lost = depacketizer_.stats().droppedAccessUnits; lost != countedLost_) {
+      frames_.countDropped(lost - countedLost_);
+      countedLost_ = lost;
+    }
     rtp::AccessUnit au;
     while (depacketizer_.pop(au)) deliver(au);
   }
@@ -599,6 +604,7 @@ class RtspPullCapture final : public NetworkCapture {
   TransportReply transport_;
   rtp::SdpH264 sdp_;
   rtp::H264Depacketizer depacketizer_;
+  uint64_t countedLost_ = 0;
   Clock::time_point lastPacket_{};
   std::vector<uint8_t> sizeSps_;
   hal::Size size_;
