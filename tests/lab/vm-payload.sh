@@ -49,6 +49,26 @@ while read -r bin; do
   [ -n "$bin" ] || continue
   name=$(basename "$bin")
   run "$name" 300 "$bin" --gtest_output="xml:$RESULTS/$name.xml"
+  # A test binary that died (a crash, the timeout) leaves the streamers it started running, holding
+  # the camera open: stop them (by their executable's path).
+  # One find, not a readlink per process: each fork costs ~50 ms under TCG.
+  leftover=$(find /proc -mindepth 2 -maxdepth 2 -name exe -lname "$BUILD_DIR/apps/streamer/printcast-streamer" \
+    2>/dev/null | cut -d/ -f3 | tr '\n' ' ')
+  if [ -n "$leftover" ]; then
+    # shellcheck disable=SC2086
+    kill -9 $leftover 2>/dev/null
+    echo "lab-vm: $name left printcast-streamer running (pid $leftover); killed it"
+    sleep 1
+  fi
+  # lab_usb_discovery reloads vivid with two devices and by-id links and puts the lab's vivid back
+  # itself; should it die before it could, do it here, so the checks after it still find one vivid
+  # at /dev/video0.
+  rm -f /dev/v4l/by-id/usb-printcast_Lab_Vivid_* 2>/dev/null
+  if [ "$(cat /sys/module/vivid/parameters/n_devs 2>/dev/null)" != 1 ]; then
+    echo "lab-vm: $name left vivid with n_devs=$(cat /sys/module/vivid/parameters/n_devs 2>/dev/null); reloading it"
+    rmmod vivid 2>/dev/null
+    modprobe vivid n_devs=1 node_types=0x1 || echo "lab-vm: modprobe vivid failed"
+  fi
 done <"$BUILD_DIR/lab/lab.binaries"
 
 # The bring-up probe against the VM's devices, with a uinput touchscreen named like the
