@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace printcast::testing {
@@ -91,6 +93,10 @@ class StreamConnection {
 // at `from` ("" = the kernel's choice); 0 when the stream does not open or does not parse.
 size_t countMjpegParts(uint16_t port, std::chrono::milliseconds duration, const std::string& from = "",
                        const std::string& target = "/stream");
+
+// A JPEG's width and height from its SOF0/1/2 segment (baseline, extended, progressive), or
+// nullopt when `jpeg` is not a JPEG or has none before its end.
+std::optional<std::pair<int, int>> jpegSize(const std::string& jpeg);
 
 struct CommandResult {
   int exitCode = -1;

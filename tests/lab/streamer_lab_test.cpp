@@ -22,6 +22,7 @@
 
 using namespace std::chrono_literals;
 using printcast::testing::httpRequest;
+using printcast::testing::jpegSize;
 using printcast::testing::StreamConnection;
 using printcast::testing::StreamerProcess;
 
@@ -103,22 +104,6 @@ class Touchscreen {
   int readFd_ = -1;
   libevdev* reader_ = nullptr;
 };
-
-// The size in a baseline/progressive JPEG's SOF segment, or nullopt when there is none.
-std::optional<std::pair<int, int>> jpegSize(const std::string& jpeg) {
-  for (size_t i = 2; i + 9 < jpeg.size();) {
-    if (static_cast<uint8_t>(jpeg[i]) != 0xFF) return std::nullopt;
-    const auto marker = static_cast<uint8_t>(jpeg[i + 1]);
-    const size_t length = (static_cast<uint8_t>(jpeg[i + 2]) << 8) | static_cast<uint8_t>(jpeg[i + 3]);
-    if (marker == 0xC0 || marker == 0xC1 || marker == 0xC2) {
-      const int h = (static_cast<uint8_t>(jpeg[i + 5]) << 8) | static_cast<uint8_t>(jpeg[i + 6]);
-      const int w = (static_cast<uint8_t>(jpeg[i + 7]) << 8) | static_cast<uint8_t>(jpeg[i + 8]);
-      return std::make_pair(w, h);
-    }
-    i += 2 + length;
-  }
-  return std::nullopt;
-}
 
 bool isCompleteJpeg(const std::string& b) {
   return b.size() > 4 && static_cast<uint8_t>(b[0]) == 0xFF && static_cast<uint8_t>(b[1]) == 0xD8 &&

@@ -43,6 +43,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using printcast::testing::httpRequest;
+using printcast::testing::jpegSize;
 using printcast::testing::StreamerProcess;
 namespace fs = std::filesystem;
 
@@ -63,24 +64,6 @@ std::vector<printcast::hal::V4l2DeviceInfo> vividNodes() {
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.busInfo < b.busInfo; });
   return out;
-}
-
-// The size in a JPEG's SOF segment.
-std::optional<std::pair<int, int>> jpegSize(const std::string& jpeg) {
-  if (jpeg.size() < 4 || static_cast<uint8_t>(jpeg[0]) != 0xFF || static_cast<uint8_t>(jpeg[1]) != 0xD8)
-    return std::nullopt;
-  for (size_t i = 2; i + 9 < jpeg.size();) {
-    if (static_cast<uint8_t>(jpeg[i]) != 0xFF) return std::nullopt;
-    const auto marker = static_cast<uint8_t>(jpeg[i + 1]);
-    const size_t length = (static_cast<uint8_t>(jpeg[i + 2]) << 8) | static_cast<uint8_t>(jpeg[i + 3]);
-    if (marker == 0xC0 || marker == 0xC1 || marker == 0xC2) {
-      const int h = (static_cast<uint8_t>(jpeg[i + 5]) << 8) | static_cast<uint8_t>(jpeg[i + 6]);
-      const int w = (static_cast<uint8_t>(jpeg[i + 7]) << 8) | static_cast<uint8_t>(jpeg[i + 8]);
-      return std::make_pair(w, h);
-    }
-    i += 2 + length;
-  }
-  return std::nullopt;
 }
 
 class UsbDiscoveryLab : public ::testing::Test {
