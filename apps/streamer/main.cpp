@@ -80,7 +80,8 @@ int main(int argc, char** argv) {
   // more RSS. Allocations above 1 MiB are still mapped and unmapped on their own.
   if (std::getenv("MALLOC_ARENA_MAX") == nullptr && std::getenv("GLIBC_TUNABLES") == nullptr) {
     mallopt(M_ARENA_MAX, 2);
-    if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr && std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) {
+    if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr &&
+        std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) {
       mallopt(M_TRIM_THRESHOLD, 4 << 20);
       mallopt(M_MMAP_THRESHOLD, 1 << 20);
     }
