@@ -131,18 +131,23 @@ smoke_test() {
   if grep -q '^PRINTCAST_WITH_AVCODEC:STRING=ON' build/armhf-test/CMakeCache.txt 2>/dev/null; then
     smoke_h264_camera "$bin" "$port" || { kill -KILL "$pid"; return 1; }
   fi
+  stop_streamer "$pid" "$log" "the streamer" || return 1
+  echo "SIGTERM: stopped cleanly (exit 0)"
+}
+
+# stop_streamer PID LOG WHAT: SIGTERM, then it must be gone within 20 s with exit code 0.
+stop_streamer() {
+  local pid=$1 log=$2 what=$3 i rc=0
   kill -TERM "$pid"
-  local rc=0
   for i in $(seq 1 200); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
-    echo "FAIL: still running 20 s after SIGTERM"; cat "$log"; kill -KILL "$pid"; return 1
+    echo "FAIL: $what still runs 20 s after SIGTERM"; cat "$log"; kill -KILL "$pid"; return 1
   fi
   wait "$pid" || rc=$?
-  [ "$rc" -eq 0 ] || { echo "FAIL: exit code $rc after SIGTERM"; cat "$log"; return 1; }
-  echo "SIGTERM: stopped cleanly (exit 0)"
+  [ "$rc" -eq 0 ] || { echo "FAIL: $what's exit code $rc after SIGTERM"; cat "$log"; return 1; }
 }
 
 # smoke_h264_camera BIN PORT: a streamer whose camera is the H.264 of http://127.0.0.1:PORT/flv.
@@ -150,7 +155,7 @@ smoke_h264_camera() {
   local bin=$1 src=$2 log=build/armhf-test/streamer-smoke-h264.log jpeg=build/armhf-test/streamer-smoke-h264.jpg
   qemu-arm-static "$bin" --board virtual --source "http://127.0.0.1:$src/flv" --port 0 --control-port 0 --ws-port -1 \
     --flv-port -1 --rtsp-port -1 >"$log" 2>&1 &
-  local pid=$! port="" control="" i rc=0
+  local pid=$! port="" control="" i
   for i in $(seq 1 600); do
     port=$(sed -n 's|^ *status *http://127\.0\.0\.1:\([0-9]*\)/status.*|\1|p' "$log")
     control=$(sed -n 's|^ *stats *http://127\.0\.0\.1:\([0-9]*\)/api/stats.*|\1|p' "$log")
@@ -179,16 +184,7 @@ smoke_h264_camera() {
   fi
   echo "H.264 camera (the first one's /flv): GET /snapshot: JPEG, $size bytes;" \
     "decoder ${backend%|*}, ${backend#*|} picture(s) decoded"
-  kill -TERM "$pid"
-  for i in $(seq 1 200); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "FAIL: the H.264-camera streamer still runs 20 s after SIGTERM"; cat "$log"; kill -KILL "$pid"; return 1
-  fi
-  wait "$pid" || rc=$?
-  [ "$rc" -eq 0 ] || { echo "FAIL: the H.264-camera streamer's exit code $rc after SIGTERM"; cat "$log"; return 1; }
+  stop_streamer "$pid" "$log" "the H.264-camera streamer"
 }
 
 if [ "$mode" != test ]; then
