@@ -5,8 +5,9 @@
 // - on an I/O thread of its own (open(), run()): the MJPEG and FLV pulls;
 // - on the thread that drives the capture (openInline(), connect(), pumpReady()): the RTSP pull.
 //   No thread and no hand-over: per access unit the camera thread wakes once for its socket
-//   instead of an I/O thread waking for the socket and then waking the camera thread (a third
-//   of a 4-camera dashboard's CPU was those wake-ups; docs/benchmarks.md). Internal to transport.
+//   instead of an I/O thread waking for the socket and then waking the camera thread (context
+//   switches were about a third of a 4-camera dashboard's CPU; docs/benchmarks.md). Internal to
+//   transport.
 #pragma once
 
 #include <atomic>
@@ -57,11 +58,12 @@ class NetworkCapture : public hal::Capture {
   hal::Status open(std::chrono::milliseconds timeout, std::string_view missing);
   // Signal wake_, set stopping_, join the I/O thread. Idempotent.
   void stopThread();
+  // Threaded captures only (an inline one never starts a thread).
   virtual void run() {}
 
   // Inline: connect() on the calling thread (it must give up at `deadline` and when wake_ turns
   // readable), then, until the picture size is known, pumpReady() whenever streamFds() poll
-  // readable. Errors as open(); on an error nothing stays open (the derived class's close()).
+  // readable. Errors as open(); on an error the caller closes what connect() opened.
   hal::Status openInline(std::chrono::milliseconds timeout, std::string_view missing);
   virtual hal::Status connect(std::chrono::steady_clock::time_point deadline);
   // Non-blocking: read what the sockets have, deliver to frames_ (stop early once a frame
