@@ -118,7 +118,7 @@ struct AnycubicMqttConfig {
   // broker presents a self-signed certificate that is not issued for 127.0.0.1 and whose issuer
   // printcast has no copy of; the connection never leaves the machine (loopback), so encryption
   // without verification is what the firmware's own clients and h264-streamer do. With caFile
-  // set (tests), the chain is verified against it, but not the host name (tls_insecure).
+  // set (tests), the chain is verified against it, but not the host name (TlsVerify::ChainOnly).
   std::string caFile;
   std::chrono::milliseconds firstRetry{1000};  // reconnect backoff: doubles up to maxRetry
   std::chrono::milliseconds maxRetry{30000};
@@ -137,8 +137,9 @@ class AnycubicMqttResponder {
  public:
   virtual ~AnycubicMqttResponder() = default;
 
-  // Read the account file and start the thread. Errors: those of loadDeviceAccount(),
-  // InvalidArgument (no modelId), Io (libmosquitto could not set up TLS). A broker that is not
+  // Read the account file, open the TLS tunnel (transport/tls_tunnel.h) and start the thread.
+  // Errors: those of loadDeviceAccount(), InvalidArgument (no modelId), Unsupported (no TLS
+  // client in this build), Io (the tunnel's socket, libmosquitto's set-up). A broker that is not
   // there yet is not an error: the thread keeps trying.
   virtual hal::Status start() = 0;
   virtual void stop() = 0;  // idempotent

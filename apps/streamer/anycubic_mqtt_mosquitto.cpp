@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The Anycubic MQTT video responder over libmosquitto (MQTT 3.1.1, TLS, QoS 1); anycubic_mqtt.h.
+// The Anycubic MQTT video responder over libmosquitto (MQTT 3.1.1, QoS 1); anycubic_mqtt.h.
+// TLS is not libmosquitto's: it connects in plain TCP to a TlsTunnel on 127.0.0.1, which speaks
+// TLS to the broker with transport's TLS client. libmosquitto's only TLS is OpenSSL, which does
+// not fit the printers' static images (~2.4 MB); the images carry libmosquitto built without TLS
+// and mbedTLS, and every build runs this one path.
 #include <mosquitto.h>
 
 #include <atomic>
@@ -14,6 +18,7 @@
 
 #include "anycubic_mqtt.h"
 #include "printcast/hal/thread_name.h"
+#include "printcast/transport/tls_tunnel.h"
 
 namespace printcast::streamer {
 
@@ -22,7 +27,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kQos = 1;
 constexpr int kLoopTimeoutMs = 200;  // bounds stop()'s wait
-constexpr const char* kUnusedCaDir = "/etc/ssl/certs";
 
 std::string randomHex(size_t digits) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -72,13 +76,27 @@ class MosquittoResponder final : public AnycubicMqttResponder {
     logic_ = std::make_unique<AnycubicMqttVideoLogic>(
         topics_, AnycubicMqttVideoLogic::Hooks{unixMs, uuid4, onCapture_}, config_.counterSpuriousStop);
 
+    transport::TlsTunnelOptions tunnel;
+    tunnel.host = config_.host;
+    tunnel.port = config_.port;
+    // The printer (no caFile): encrypted, not verified (AnycubicMqttConfig::caFile says why).
+    tunnel.tls.verify = config_.caFile.empty() ? transport::TlsVerify::None : transport::TlsVerify::ChainOnly;
+    tunnel.tls.caFile = config_.caFile;
+    auto opened = transport::TlsTunnel::start(std::move(tunnel));
+    if (!opened) return opened.error();
+    tunnel_ = std::move(*opened);
+
     std::call_once(gLibInit, [] { mosquitto_lib_init(); });
     const std::string clientId = config_.clientIdPrefix + "_" + randomHex(8);
     mosq_ = mosquitto_new(clientId.c_str(), /*clean_session=*/true, this);
-    if (mosq_ == nullptr) return hal::errnoError("MQTT responder: mosquitto_new");
+    if (mosq_ == nullptr) {
+      tunnel_.reset();
+      return hal::errnoError("MQTT responder: mosquitto_new");
+    }
     auto fail = [&](const char* what, int rc) -> hal::Status {
       mosquitto_destroy(mosq_);
       mosq_ = nullptr;
+      tunnel_.reset();
       return hal::Error{hal::Errc::Io, 0,
                         fmt::format("MQTT responder: {}: {}", what, mosquitto_strerror(rc))};
     };
@@ -86,21 +104,6 @@ class MosquittoResponder final : public AnycubicMqttResponder {
     if (rc != MOSQ_ERR_SUCCESS) return fail("protocol version", rc);
     rc = mosquitto_username_pw_set(mosq_, account_.username.c_str(), account_.password.c_str());
     if (rc != MOSQ_ERR_SUCCESS) return fail("credentials", rc);
-    if (!config_.caFile.empty()) {
-      rc = mosquitto_tls_set(mosq_, config_.caFile.c_str(), nullptr, nullptr, nullptr, nullptr);
-      if (rc != MOSQ_ERR_SUCCESS) return fail("TLS CA file", rc);
-    } else {
-      // TLS on, certificate not verified (see AnycubicMqttConfig::caFile). libmosquitto turns TLS
-      // on only with a CA file or directory; verify mode 0 (SSL_VERIFY_NONE) then skips the chain,
-      // so the directory is never read and need not exist. (MOSQ_OPT_TLS_USE_OS_CERTS alone works
-      // for the first connection only: 2.0's reconnect refuses it with "invalid arguments".)
-      rc = mosquitto_tls_set(mosq_, nullptr, kUnusedCaDir, nullptr, nullptr, nullptr);
-      if (rc != MOSQ_ERR_SUCCESS) return fail("TLS", rc);
-      rc = mosquitto_tls_opts_set(mosq_, 0, nullptr, nullptr);
-      if (rc != MOSQ_ERR_SUCCESS) return fail("TLS options", rc);
-    }
-    rc = mosquitto_tls_insecure_set(mosq_, true);  // the firmware's certificate names no host we know
-    if (rc != MOSQ_ERR_SUCCESS) return fail("TLS host check", rc);
     mosquitto_connect_callback_set(mosq_, &MosquittoResponder::onConnect);
     mosquitto_message_callback_set(mosq_, &MosquittoResponder::onMessageCb);
 
@@ -127,6 +130,7 @@ class MosquittoResponder final : public AnycubicMqttResponder {
     if (thread_.joinable()) thread_.join();
     mosquitto_destroy(mosq_);
     mosq_ = nullptr;
+    tunnel_.reset();
     std::lock_guard lock(mutex_);
     st_.state = "stopped";
   }
@@ -196,7 +200,7 @@ class MosquittoResponder final : public AnycubicMqttResponder {
       established_ = false;
       // connect(), not reconnect(): after a refused CONNACK libmosquitto 2.0's reconnect() answers
       // "invalid arguments"; connect() sets everything up again.
-      int rc = mosquitto_connect(mosq_, config_.host.c_str(), config_.port, config_.keepaliveS);
+      int rc = mosquitto_connect(mosq_, "127.0.0.1", tunnel_->port(), config_.keepaliveS);
       std::string error;
       if (rc == MOSQ_ERR_SUCCESS) {
         while (true) {
@@ -219,8 +223,13 @@ class MosquittoResponder final : public AnycubicMqttResponder {
           }
           break;
         }
+        const auto tunnelEnd = tunnel_->lastEnd();
         if (!refused_.empty()) {
           error = refused_;
+        } else if (tunnelEnd && !tunnelEnd->error.empty()) {
+          // Why the TLS side ended: "cannot connect" when it never got a session.
+          error = fmt::format("{}: {}", tunnelEnd->established ? "connection lost" : "cannot connect",
+                              tunnelEnd->error);
         } else if (rc == MOSQ_ERR_ERRNO) {
           error = fmt::format("connection lost: {}", std::strerror(errno));
         } else {
@@ -256,6 +265,7 @@ class MosquittoResponder final : public AnycubicMqttResponder {
   AnycubicDeviceAccount account_;
   AnycubicVideoTopics topics_;
   std::unique_ptr<AnycubicMqttVideoLogic> logic_;  // responder thread only
+  std::unique_ptr<transport::TlsTunnel> tunnel_;   // start() to stop(); libmosquitto connects to it
   mosquitto* mosq_ = nullptr;
   std::thread thread_;
   // Responder thread only (set by callbacks that run inside mosquitto_loop()).

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // TlsClient: the client side of TLS on a connected non-blocking socket, for rtmps:// (RTMP inside
-// TLS from the first byte, as ffmpeg, OBS and the RTMPS ingests speak it). Internal to transport.
-// One backend per build: tls_client_gnutls.cpp (GnuTLS, PRINTCAST_WITH_GNUTLS) or
-// tls_client_unavailable.cpp (static builds: Debian has no static p11-kit for GnuTLS).
+// TLS from the first byte, as ffmpeg, OBS and the RTMPS ingests speak it) and TlsTunnel (the
+// MQTT responder's TLS). Internal to transport. One backend per build: tls_client_gnutls.cpp
+// (GnuTLS, PRINTCAST_WITH_GNUTLS), else tls_client_mbedtls.cpp (mbedTLS, PRINTCAST_WITH_MBEDTLS:
+// the static images, Debian has no static p11-kit for GnuTLS), else tls_client_unavailable.cpp.
 #pragma once
 
 #include <sys/types.h>
@@ -14,10 +15,11 @@
 #include <string>
 
 #include "printcast/hal/result.h"
+#include "printcast/transport/tls_tunnel.h"
 
 namespace printcast::transport {
 
-// Whether this build has a TLS client.
+// Whether this build has a TLS client (tlsClientLibrary() names it).
 bool tlsClientAvailable();
 
 // One TLS session. Threading: one thread at a time (a publisher's I/O thread). The socket stays
@@ -36,13 +38,15 @@ class TlsClient {
 };
 
 // The TLS handshake on `fd` (connected, non-blocking) with the server `host` (a name or an IP
-// address): SNI when `host` is a name; the server's certificate must chain to a trusted CA (the
-// system's trust store, or the PEM file the SSL_CERT_FILE environment variable names, as OpenSSL
-// and curl read it) and name `host`. Bounded by `timeout`; `wakeFd` (>= 0) readable abandons it.
+// address): SNI when `host` is a name; with TlsVerify::Full the server's certificate must chain
+// to a trusted CA (options.caFile, else the PEM file the SSL_CERT_FILE environment variable names,
+// as OpenSSL and curl read it, else the system's trust store) and name `host`; ChainOnly skips the
+// name, None the whole check. Bounded by `timeout`; `wakeFd` (>= 0) readable abandons it.
 // Errors: Unsupported (built without a TLS library), PermissionDenied (the certificate is
 // refused, saying why), Timeout (no handshake within `timeout`, or stopped), Io (a TLS error or
 // no trusted CA to check with, named). Messages name `host`.
 hal::Result<std::unique_ptr<TlsClient>> startTlsClient(int fd, const std::string& host,
-                                                       std::chrono::milliseconds timeout, int wakeFd);
+                                                       std::chrono::milliseconds timeout, int wakeFd,
+                                                       const TlsOptions& options = {});
 
 }  // namespace printcast::transport
