@@ -27,14 +27,23 @@ hal::Status FrameQueue::ready() const {
   return {};
 }
 
+void FrameQueue::setInlineConsumer() {
+  std::lock_guard lock(mutex_);
+  signalOnPush_ = false;
+}
+
 void FrameQueue::signalLocked() {
+  if (signaled_) return;  // readable already: one write is enough until a drain
   const uint64_t one = 1;
   (void)!::write(event_, &one, sizeof one);
+  signaled_ = true;
 }
 
 void FrameQueue::drainLocked() {
+  if (!signaled_) return;
   uint64_t v = 0;
   (void)!::read(event_, &v, sizeof v);
+  signaled_ = false;
 }
 
 bool FrameQueue::deliverJpeg(std::vector<uint8_t> jpeg, hal::Timestamp arrival) {
@@ -100,7 +109,7 @@ bool FrameQueue::pushLocked(hal::FrameDescription& d, std::shared_ptr<std::vecto
   d.bytesUsed = buffer->size();
   d.sequence = sequence_++;
   frames_.push_back(hal::Frame::adopt(d, [buffer] {}));
-  signalLocked();
+  if (signalOnPush_) signalLocked();
   return true;
 }
 
@@ -145,7 +154,11 @@ hal::Result<hal::Frame> FrameQueue::dequeue() {
   if (!frames_.empty()) {
     hal::Frame f = std::move(frames_.front());
     frames_.pop_front();
-    if (frames_.empty() && error_.ok()) drainLocked();
+    if (frames_.empty()) {
+      if (error_.ok()) drainLocked();
+    } else {
+      signalLocked();  // an inline consumer's poll must not sleep while frames wait
+    }
     return f;
   }
   if (error_.ok() && !size_.empty() && hal::Clock::now() - lastPicture_ > noPictureTimeout_) {

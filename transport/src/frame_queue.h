@@ -38,8 +38,13 @@ class FrameQueue {
 
   // Io when the eventfd could not be made.
   hal::Status ready() const;
-  // An eventfd, readable while a frame or the error waits.
+  // An eventfd, readable while a frame or the error waits (with setInlineConsumer(): while a
+  // frame waits that dequeue() has not just been handed with it, or the error).
   int pollFd() const { return event_; }
+  // The consumer is the thread that delivers (NetworkCapture::openInline: the RTSP session runs
+  // inside dequeue()): pushes do not write the eventfd, dequeue() does when frames still wait after
+  // the one it returns, so the consumer's poll does not sleep on them. Two syscalls less per frame.
+  void setInlineConsumer();
 
   // One JPEG (SOI..EOI) that arrived at `arrival`: the standard Huffman tables are inserted when
   // it has none; its header gives its size. The first picture sets the queue's size; one of
@@ -69,6 +74,7 @@ class FrameQueue {
   hal::Result<hal::Frame> dequeue();
 
  private:
+  // The eventfd is written once when it becomes readable and read once when it stops (signaled_).
   void drainLocked();
   void signalLocked();
   // The size rule and the backlog of both deliver functions; false once the queue has failed.
@@ -88,6 +94,8 @@ class FrameQueue {
   hal::Status error_;
   bool waitForIdr_ = true;         // H.264: drop until an IDR (start, overflow)
   std::vector<uint8_t> repaired_;  // deliverJpeg()'s scratch for the DHT repair
+  bool signaled_ = false;          // the eventfd is readable
+  bool signalOnPush_ = true;       // false: setInlineConsumer()
 };
 
 }  // namespace printcast::transport

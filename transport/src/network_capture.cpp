@@ -39,6 +39,7 @@ hal::Status NetworkCapture::openInline(std::chrono::milliseconds timeout, std::s
   using SteadyClock = std::chrono::steady_clock;
   if (auto st = frames_.ready(); !st) return st;
   if (wake_ < 0) return hal::errnoError("eventfd");
+  frames_.setInlineConsumer();  // this thread delivers and dequeues
   const auto deadline = SteadyClock::now() + timeout;
   if (auto st = connect(deadline); !st) return st;
   epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
