@@ -227,6 +227,23 @@ TEST_F(TlsTunnelTest, RefusesACertificateOfAnotherCaAndSaysWhy) {
   ::close(fd);
 }
 
+TEST_F(TlsTunnelTest, AMissingCaFileIsNamed) {
+  EchoServer server;
+  ASSERT_TRUE(server.start(dir_ / "server.pem", dir_ / "server.key"));
+  const std::string missing = (dir_ / "no-such-ca.pem").string();
+  auto tunnel = tunnelTo(server.port(), TlsVerify::ChainOnly, missing);
+  ASSERT_NE(tunnel, nullptr);
+  const int fd = connectTo(tunnel->port());
+  ASSERT_GE(fd, 0);
+  bool closed = false;
+  EXPECT_EQ(readLine(fd, &closed), "");
+  EXPECT_TRUE(closed);
+  const auto end = tunnel->lastEnd();
+  ASSERT_TRUE(end.has_value());
+  EXPECT_NE(end->error.find("no trusted CA certificate from " + missing), std::string::npos) << end->error;
+  ::close(fd);
+}
+
 TEST_F(TlsTunnelTest, AServerThatSpeaksNoTlsEndsTheConnection) {
   const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};

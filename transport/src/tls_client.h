@@ -22,6 +22,14 @@ namespace printcast::transport {
 // Whether this build has a TLS client (tlsClientLibrary() names it).
 bool tlsClientAvailable();
 
+// The CA file a verifying client trusts: options.caFile, else the SSL_CERT_FILE environment
+// variable's, else "" (the system's trust store). `where` says which, for error messages.
+struct CaFileChoice {
+  std::string path;
+  std::string where;  // "/path", "SSL_CERT_FILE /path" or "the system's trust store"
+};
+CaFileChoice caFileToTrust(const TlsOptions& options);
+
 // One TLS session. Threading: one thread at a time (a publisher's I/O thread). The socket stays
 // the caller's: destroy the client before closing it (the destructor sends close_notify, one try).
 class TlsClient {

@@ -6,7 +6,6 @@
 #include <poll.h>
 
 #include <cerrno>
-#include <cstdlib>
 
 #include "tls_client.h"
 
@@ -72,16 +71,12 @@ hal::Result<std::unique_ptr<TlsClient>> startTlsClient(int fd, const std::string
   if (rc < 0) return fail(hal::Errc::Io, gnutls_strerror(rc));
   const bool verify = options.verify != TlsVerify::None;
   if (verify) {
-    const char* envCa = std::getenv("SSL_CERT_FILE");
-    const std::string caFile = !options.caFile.empty() ? options.caFile : envCa != nullptr ? envCa : "";
-    rc = !caFile.empty() ? gnutls_certificate_set_x509_trust_file(client->credentials, caFile.c_str(),
-                                                                  GNUTLS_X509_FMT_PEM)
-                         : gnutls_certificate_set_x509_system_trust(client->credentials);
+    const CaFileChoice ca = caFileToTrust(options);
+    rc = !ca.path.empty() ? gnutls_certificate_set_x509_trust_file(client->credentials, ca.path.c_str(),
+                                                                   GNUTLS_X509_FMT_PEM)
+                          : gnutls_certificate_set_x509_system_trust(client->credentials);
     if (rc <= 0) {
-      const std::string where = !options.caFile.empty() ? caFile
-                                : !caFile.empty()       ? "SSL_CERT_FILE " + caFile
-                                                        : std::string("the system's trust store");
-      return fail(hal::Errc::Io, "no trusted CA certificate from " + where +
+      return fail(hal::Errc::Io, "no trusted CA certificate from " + ca.where +
                                      (rc < 0 ? std::string(": ") + gnutls_strerror(rc) : std::string()));
     }
   }

@@ -15,7 +15,6 @@
 
 #include <array>
 #include <cerrno>
-#include <cstdlib>
 
 #include "tls_client.h"
 
@@ -120,14 +119,12 @@ hal::Result<std::unique_ptr<TlsClient>> startTlsClient(int fd, const std::string
   mbedtls_ssl_conf_rng(&client->config, mbedtls_ctr_drbg_random, &client->drbg);
   const bool verify = options.verify != TlsVerify::None;
   if (verify) {
-    const char* envCa = std::getenv("SSL_CERT_FILE");
-    const std::string caFile = !options.caFile.empty()           ? options.caFile
-                               : envCa != nullptr && *envCa != 0 ? std::string(envCa)
-                                                                 : std::string(kSystemCaBundle);
+    CaFileChoice ca = caFileToTrust(options);
+    if (ca.path.empty()) ca = {kSystemCaBundle, std::string("the system's trust store ") + kSystemCaBundle};
     // > 0: that many certificates of the file could not be parsed; the others are trusted.
-    rc = mbedtls_x509_crt_parse_file(&client->ca, caFile.c_str());
+    rc = mbedtls_x509_crt_parse_file(&client->ca, ca.path.c_str());
     if (rc < 0 || client->ca.version == 0) {
-      return fail(hal::Errc::Io, "no trusted CA certificate from " + caFile +
+      return fail(hal::Errc::Io, "no trusted CA certificate from " + ca.where +
                                      (rc < 0 ? ": " + mbedtlsError(rc) : std::string()));
     }
     mbedtls_ssl_conf_ca_chain(&client->config, &client->ca, nullptr);

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -29,6 +30,14 @@ std::string withErrno(const hal::Error& e) {
   return e.errnum != 0 ? e.message + ": " + std::strerror(e.errnum) : e.message;
 }
 }  // namespace
+
+// Shared by the TLS client backends (tls_client.h).
+CaFileChoice caFileToTrust(const TlsOptions& options) {
+  if (!options.caFile.empty()) return {options.caFile, options.caFile};
+  const char* env = std::getenv("SSL_CERT_FILE");  // NOLINT(concurrency-mt-unsafe): nothing sets it
+  if (env != nullptr && *env != '\0') return {env, std::string("SSL_CERT_FILE ") + env};
+  return {"", "the system's trust store"};
+}
 
 struct TlsTunnel::Impl {
   TlsTunnelOptions options;
