@@ -93,11 +93,14 @@ if(NOT PRINTCAST_WITH_MBEDTLS STREQUAL "OFF")
     # Link order: tls needs x509 needs crypto.
     set_target_properties(printcast::mbedtls PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${MBEDTLS_INCLUDE_DIR}"
       INTERFACE_LINK_LIBRARIES "${MBEDTLS_TLS_LIBRARY};${MBEDTLS_X509_LIBRARY};${MBEDTLS_CRYPTO_LIBRARY}")
-    set(_h "${MBEDTLS_INCLUDE_DIR}/mbedtls/build_info.h")  # mbedTLS 3; version.h before
-    if(NOT EXISTS "${_h}")
-      set(_h "${MBEDTLS_INCLUDE_DIR}/mbedtls/version.h")
+    # The version: mbedtls/build_info.h from 3.0, mbedtls/version.h before (Debian bookworm's 2.28).
+    set(_v "")
+    if(EXISTS "${MBEDTLS_INCLUDE_DIR}/mbedtls/build_info.h")
+      file(STRINGS "${MBEDTLS_INCLUDE_DIR}/mbedtls/build_info.h" _v REGEX "define MBEDTLS_VERSION_STRING ")
     endif()
-    file(STRINGS "${_h}" _v REGEX "define MBEDTLS_VERSION_STRING ")
+    if(NOT _v)
+      file(STRINGS "${MBEDTLS_INCLUDE_DIR}/mbedtls/version.h" _v REGEX "define MBEDTLS_VERSION_STRING ")
+    endif()
     string(REGEX REPLACE ".*\"(.*)\".*" "\\1" _v "${_v}")
     _printcast_record(MBEDTLS ON "${_v} - TLS client without GnuTLS (mbedTLS)")
   elseif(PRINTCAST_WITH_MBEDTLS STREQUAL "ON")

@@ -31,6 +31,11 @@ if(PRINTCAST_STATIC)
   if(EXISTS "${CMAKE_SYSROOT}/opt/printcast-avcodec/lib/pkgconfig")
     list(PREPEND CMAKE_PREFIX_PATH "${CMAKE_SYSROOT}/opt/printcast-avcodec")
   endif()
+  # armhf: libmosquitto without TLS (the Anycubic MQTT responder; TLS is transport's mbedTLS
+  # client). Debian's libmosquitto.a links OpenSSL, and the armhf sysroot has none.
+  if(EXISTS "${CMAKE_SYSROOT}/opt/printcast-mosquitto/lib/pkgconfig")
+    list(PREPEND CMAKE_PREFIX_PATH "${CMAKE_SYSROOT}/opt/printcast-mosquitto")
+  endif()
   # The printer images (rv1106 presets): libx264 with only the 8-bit 4:2:0 encoder, no OpenCL
   # (Debian's libx264.a carries the 8-bit and the 10-bit encoder, ~0.6 MB more in the image).
   # armhf-test keeps Debian's: the decoder's unit test encodes 4:2:2, 4:4:4 and 10-bit streams.

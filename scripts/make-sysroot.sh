@@ -22,13 +22,21 @@
 #   libavcodec + libavutil with only the H.264 decoder (<sysroot>/opt/printcast-avcodec): JPEGs
 #   from H.264 cameras on the printers' images;
 #   libx264 with only the 8-bit 4:2:0 encoder, no OpenCL (<sysroot>/opt/printcast-x264): Debian's
-#   carries the 10-bit one too (the printer presets set PRINTCAST_STATIC_X264_8BIT).
+#   carries the 10-bit one too (the printer presets set PRINTCAST_STATIC_X264_8BIT);
+#   libmosquitto, the client library only, without TLS (<sysroot>/opt/printcast-mosquitto): the
+#   Anycubic MQTT responder on the printers' images, which speaks plain MQTT to a loopback TLS
+#   tunnel of transport's mbedTLS client (Debian's libmosquitto needs OpenSSL).
+# armhf's package list also has libmbedtls-dev (static archives, no .pc file): the TLS client of
+# the printers' images (cmake/PrintcastDeps.cmake finds it by header and library names).
 # riscv64 also gets GoogleTest built from the sysroot's own source (trixie's static libgtest.a
 # is made by a newer binutils than bookworm's linker reads) into <sysroot>/opt/printcast-gtest.
 #
 # Cache: $PRINTCAST_SYSROOT_CACHE, default ~/.cache/printcast/sysroots (outside build/, so
 # `make clean` and CI reruns keep it). A stamp file records the package list and script version;
-# a rerun with the same list does nothing. Mirror: $PRINTCAST_DEBIAN_MIRROR, default the host's
+# a rerun with the same list does nothing. A changed list unpacks the packages again but keeps the
+# prefixes built from source that have stamps of their own (avcodec, x264, mosquitto: the same
+# suite, and they use no -dev package of the list); libmicrohttpd and GoogleTest are rebuilt.
+# Runs on one architecture are serialised (flock on <cache>/.lock-ARCH). Mirror: $PRINTCAST_DEBIAN_MIRROR, default the host's
 # Debian mirror.
 set -euo pipefail
 
@@ -52,6 +60,10 @@ packages=(libc6-dev libturbojpeg0-dev libjpeg-dev libx264-dev libmicrohttpd-dev 
   libgtest-dev libgmock-dev googletest)
 # riscv64: GCC 12 calls libatomic for sub-word atomics there (cmake/PrintcastWarnings.cmake).
 [ "$arch" = riscv64 ] && packages+=(libatomic1)
+# armhf: mbedTLS, the TLS client of the printers' static images (Debian's libmbedtls-dev has the
+# static archives). With or without --static: both use this sysroot, and a list that differed
+# between the two would unpack the sysroot again at every switch.
+[ "$arch" = armhf ] && packages+=(libmbedtls-dev)
 version=4  # bump when the layout below changes
 
 cache=${PRINTCAST_SYSROOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/printcast/sysroots}
@@ -66,6 +78,11 @@ if [ -z "$mirror" ]; then
   [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
 fi
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+
+# One run per architecture at a time: the cache is shared (CI and developers on one machine).
+mkdir -p "$cache"
+exec 9>"$cache/.lock-$arch"
+flock 9
 
 log() { echo "make-sysroot[$arch]: $*" >&2; }
 want="v$version $suite $debarch ${packages[*]}"
@@ -110,6 +127,18 @@ else
   log "downloading ${#packages[@]} packages and their dependencies"
   rm -f "$state"/cache/archives/*.deb
   apt-get "${apt_opts[@]}" install -y --download-only "${packages[@]}" >&2
+  # The prefixes built from Debian sources with stamps of their own survive a new package list
+  # of the same suite: their stamps decide whether they are rebuilt (below).
+  keep=$cache/.keep-$arch
+  rm -rf "$keep" && mkdir -p "$keep"
+  if [ -f "$stamp" ] && [ "$(cut -d' ' -f2,3 "$stamp")" = "$suite $debarch" ]; then
+    for p in printcast-avcodec printcast-x264 printcast-mosquitto; do
+      if [ -f "$sysroot/opt/$p/.stamp" ]; then
+        mv "$sysroot/opt/$p" "$keep/$p"
+        log "keeping $p ($(cat "$keep/$p/.stamp"))"
+      fi
+    done
+  fi
   rm -rf "$sysroot"
   mkdir -p "$sysroot/usr/lib" "$sysroot/usr/bin" "$sysroot/usr/sbin"
   # Merged /usr, as on the target: lib -> usr/lib so that /lib and /usr/lib paths both resolve.
@@ -128,6 +157,11 @@ else
     fi
   done
   rm -rf "$sysroot/opt/printcast-static" "$sysroot/opt/printcast-gtest"
+  for p in "$keep"/*; do
+    [ -e "$p" ] || continue
+    mkdir -p "$sysroot/opt" && mv "$p" "$sysroot/opt/"
+  done
+  rm -rf "$keep"
   echo "$want" > "$stamp"
   log "$n packages unpacked into $sysroot ($(du -sh "$sysroot" | cut -f1)) in $(( $(date +%s) - start )) s"
 fi
@@ -246,6 +280,57 @@ if [ "$static" = 1 ] && [ "$arch" = armhf ] && ! grep -qs "^r$x264_recipe " "$x2
   echo "r$x264_recipe $(debian_version x264)" > "$x264_prefix/.stamp"
   rm -rf "$state/src-x264"
   log "libx264 $(cut -d' ' -f2 "$x264_prefix/.stamp") 8-bit in $x264_prefix in $(( $(date +%s) - t0 )) s"
+fi
+
+# libmosquitto for the printers' images: the client library of Debian's mosquitto source, static,
+# without TLS (the Anycubic responder reaches the broker through transport's mbedTLS client and a
+# loopback tunnel; Debian's libmosquitto links OpenSSL, ~2 MB static), SOCKS5, SRV lookups or
+# cJSON, threading kept (mosquitto_loop_start's thread and the library's locks). -Os: it carries a
+# few MQTT messages a second. CMake with the SDK's toolchain file (this sysroot's glibc headers).
+mosq_prefix=$sysroot/opt/printcast-mosquitto
+mosq_recipe=1  # bump when the cmake line or the .pc below changes
+if [ "$static" = 1 ] && [ "$arch" = armhf ] && ! grep -qs "^r$mosq_recipe " "$mosq_prefix/.stamp"; then
+  t0=$(date +%s)
+  log "libmosquitto: Debian's mosquitto source ($suite), client library only, no TLS, static"
+  debian_source mosquitto
+  dir=$state/src-mosquitto/mosquitto
+  build=$state/src-mosquitto/build
+  rm -rf "$mosq_prefix"
+  # CFLAGS, not CMAKE_C_FLAGS: CMake puts the toolchain file's CPU flags after it.
+  (export CFLAGS="-ffunction-sections -fdata-sections"
+   cmake -S "$dir" -B "$build" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$here/toolchain/$arch.cmake" \
+      -DPRINTCAST_SYSROOT="$sysroot" -DCMAKE_BUILD_TYPE=MinSizeRel -DCMAKE_INSTALL_PREFIX=/opt/printcast-mosquitto \
+      -DWITH_TLS=OFF -DWITH_TLS_PSK=OFF -DWITH_EC=OFF -DWITH_STATIC_LIBRARIES=ON -DWITH_PIC=ON -DWITH_THREADING=ON \
+      -DWITH_SOCKS=OFF -DWITH_SRV=OFF -DWITH_CJSON=OFF -DWITH_DLT=OFF -DWITH_BROKER=OFF -DWITH_APPS=OFF \
+      -DWITH_CLIENTS=OFF -DWITH_PLUGINS=OFF -DWITH_LIB_CPP=OFF -DDOCUMENTATION=OFF \
+      >"$dir/../configure.log" 2>&1 || { tail -30 "$dir/../configure.log" >&2; exit 1; }
+   cmake --build "$build" -j"$(nproc)" --target libmosquitto_static >"$dir/../make.log" 2>&1 ||
+     { tail -30 "$dir/../make.log" >&2; exit 1; })
+  # Its install rule would put the shared library in too: the archive, renamed for -lmosquitto,
+  # and the two public headers.
+  install -D -m644 "$build/lib/libmosquitto_static.a" "$mosq_prefix/lib/libmosquitto.a"
+  install -D -m644 -t "$mosq_prefix/include" "$dir/include/mosquitto.h" "$dir/include/mqtt_protocol.h"
+  mosq_version=$(debian_version mosquitto)
+  mosq_upstream=${mosq_version#*:}
+  mosq_upstream=${mosq_upstream%%-*}
+  # Debian's .pc names the shared library's dependencies; this one the static archive's.
+  mkdir -p "$mosq_prefix/lib/pkgconfig"
+  cat > "$mosq_prefix/lib/pkgconfig/libmosquitto.pc" <<EOF
+prefix=/opt/printcast-mosquitto
+exec_prefix=\${prefix}
+includedir=\${prefix}/include
+libdir=\${exec_prefix}/lib
+
+Name: mosquitto
+Description: mosquitto MQTT library (C bindings), static, without TLS (scripts/make-sysroot.sh)
+Version: $mosq_upstream
+Cflags: -I\${includedir}
+Libs: -L\${libdir} -lmosquitto
+Libs.private: -lpthread
+EOF
+  echo "r$mosq_recipe $mosq_version" > "$mosq_prefix/.stamp"
+  rm -rf "$state/src-mosquitto"
+  log "libmosquitto $mosq_version (no TLS) in $mosq_prefix in $(( $(date +%s) - t0 )) s"
 fi
 
 # --- riscv64: GoogleTest from the sysroot's own source ------------------------------------------
