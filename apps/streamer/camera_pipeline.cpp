@@ -859,7 +859,9 @@ void CameraPipeline::serveJpegOutputs(Timestamp timestamp, Timestamp& nextJpegDu
 // wants pictures, and JPEG-encoded at the MJPEG rate as a raw camera's frames are.
 void CameraPipeline::onH264CameraFrame(const hal::Frame& frame, Timestamp& nextJpegDue) {
   const std::span<const uint8_t> au(frame.plane(0).data, frame.bytesUsed());
-  if (auto config = codecs::h264::extractCodecConfig(au)) {
+  // Split once: the packet carries its NAL units' places to every muxer after this.
+  const auto units = codecs::h264::splitAnnexB(au);
+  if (auto config = codecs::h264::extractCodecConfig(units)) {
     if (!cameraH264Config || !(*cameraH264Config == *config)) {
       cameraH264Config = std::make_shared<const hal::CodecConfig>(std::move(*config));
     }
@@ -868,7 +870,8 @@ void CameraPipeline::onH264CameraFrame(const hal::Frame& frame, Timestamp& nextJ
   auto p = std::make_shared<hal::Packet>();
   p->codec = hal::fourcc::kH264;
   p->data.assign(au.begin(), au.end());
-  p->keyframe = codecs::h264::containsIdr(au);
+  p->nals = codecs::h264::nalRanges(au, units);  // same offsets in the copy
+  p->keyframe = codecs::h264::containsIdr(units);
   p->pts = frame.timestamp();
   p->sequence = frame.sequence();
   p->size = frame.size();

@@ -311,7 +311,7 @@ hal::Result<AssemblyResult> assembleFrames(const fs::path& folder, const fs::pat
       if (!w) return w.error();
       writer.emplace(std::move(*w));
     }
-    const auto sample = codecs::h264::annexBToLengthPrefixed(p.data, true);
+    const auto sample = codecs::h264::annexBToLengthPrefixed(codecs::h264::nalUnits(p), true);
     if (auto st = writer->addSample(sample, duration, p.keyframe); !st) return st;
     ++result.videoFrames;
     if (progress != nullptr) ++progress->framesDone;

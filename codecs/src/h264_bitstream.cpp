@@ -278,12 +278,36 @@ std::vector<NalUnit> splitAnnexB(std::span<const uint8_t> stream) {
   return units;
 }
 
-bool containsIdr(std::span<const uint8_t> annexB) {
-  for (const NalUnit& nal : splitAnnexB(annexB)) {
+std::vector<NalUnit> nalUnits(const hal::Packet& accessUnit) {
+  if (accessUnit.nals.empty()) return splitAnnexB(accessUnit.data);
+  std::vector<NalUnit> units;
+  units.reserve(accessUnit.nals.size());
+  const std::span<const uint8_t> data(accessUnit.data);
+  for (const hal::NalRange& r : accessUnit.nals) {
+    if (r.offset > data.size() || r.size > data.size() - r.offset) return splitAnnexB(data);  // a stale index
+    units.push_back(NalUnit{data.subspan(r.offset, r.size)});
+  }
+  return units;
+}
+
+std::vector<hal::NalRange> nalRanges(std::span<const uint8_t> data, std::span<const NalUnit> units) {
+  std::vector<hal::NalRange> ranges;
+  ranges.reserve(units.size());
+  for (const NalUnit& u : units) {
+    ranges.push_back(hal::NalRange{static_cast<uint32_t>(u.bytes.data() - data.data()),
+                                   static_cast<uint32_t>(u.bytes.size())});
+  }
+  return ranges;
+}
+
+bool containsIdr(std::span<const NalUnit> units) {
+  for (const NalUnit& nal : units) {
     if (nal.type() == kIdrSlice) return true;
   }
   return false;
 }
+
+bool containsIdr(std::span<const uint8_t> annexB) { return containsIdr(splitAnnexB(annexB)); }
 
 std::vector<uint8_t> unescapeRbsp(std::span<const uint8_t> nal) {
   std::vector<uint8_t> out;
@@ -307,9 +331,15 @@ hal::Result<Sps> parseSps(std::span<const uint8_t> spsNal) {
 }
 
 std::vector<uint8_t> annexBToLengthPrefixed(std::span<const uint8_t> annexB, bool dropParameterSets) {
+  return annexBToLengthPrefixed(splitAnnexB(annexB), dropParameterSets);
+}
+
+std::vector<uint8_t> annexBToLengthPrefixed(std::span<const NalUnit> units, bool dropParameterSets) {
+  size_t size = 0;
+  for (const NalUnit& nal : units) size += 4 + nal.bytes.size();
   std::vector<uint8_t> out;
-  out.reserve(annexB.size() + 16);
-  for (const NalUnit& nal : splitAnnexB(annexB)) {
+  out.reserve(size);
+  for (const NalUnit& nal : units) {
     const uint8_t type = nal.type();
     if (dropParameterSets && (type == kSps || type == kPps || type == kAud)) continue;
     const size_t n = nal.bytes.size();
@@ -391,10 +421,14 @@ hal::Result<std::vector<uint8_t>> avcDecoderConfigurationRecord(const hal::Codec
 }
 
 std::optional<hal::CodecConfig> extractCodecConfig(std::span<const uint8_t> annexB) {
+  return extractCodecConfig(splitAnnexB(annexB));
+}
+
+std::optional<hal::CodecConfig> extractCodecConfig(std::span<const NalUnit> units) {
   hal::CodecConfig config;
   bool haveSps = false;
   bool havePps = false;
-  for (const NalUnit& nal : splitAnnexB(annexB)) {
+  for (const NalUnit& nal : units) {
     if (nal.type() == kSps && !haveSps) {
       config.sps.assign(nal.bytes.begin(), nal.bytes.end());
       haveSps = true;

@@ -275,7 +275,7 @@ void FlvStream::publish(const hal::PacketPtr& accessUnit) {
   if (clientCount() == 0) return;
   // Converted once and shared by every client: the payload is never copied per client.
   auto payload = std::make_shared<const std::vector<uint8_t>>(
-      codecs::h264::annexBToLengthPrefixed(accessUnit->data, /*dropParameterSets=*/true));
+      codecs::h264::annexBToLengthPrefixed(codecs::h264::nalUnits(*accessUnit), /*dropParameterSets=*/true));
   const WireChunk payloadChunk{payload, {payload->data(), payload->size()}};
 
   std::lock_guard lock(mutex_);
@@ -351,7 +351,7 @@ void Fmp4Stream::publish(const hal::PacketPtr& accessUnit) {
 
   // Converted once and shared by every client: the payload is never copied per client.
   auto payload = std::make_shared<const std::vector<uint8_t>>(
-      codecs::h264::annexBToLengthPrefixed(accessUnit->data, /*dropParameterSets=*/true));
+      codecs::h264::annexBToLengthPrefixed(codecs::h264::nalUnits(*accessUnit), /*dropParameterSets=*/true));
   const WireChunk payloadChunk{payload, {payload->data(), payload->size()}};
   const mp4::Sample sample{static_cast<uint32_t>(payload->size()), duration, accessUnit->keyframe};
 

@@ -129,7 +129,8 @@ void Segmenter::closePartLocked(uint64_t endTicks) {
     data.reserve(pending_.size());
     samples.reserve(pending_.size());
     for (size_t i = 0; i < pending_.size(); ++i) {
-      data.push_back(codecs::h264::annexBToLengthPrefixed(pending_[i].accessUnit->data, true));
+      data.push_back(
+          codecs::h264::annexBToLengthPrefixed(codecs::h264::nalUnits(*pending_[i].accessUnit), true));
       const uint64_t next = i + 1 < pending_.size() ? pending_[i + 1].ticks : endTicks;
       samples.push_back(mp4::Sample{static_cast<uint32_t>(data.back().size()),
                                     static_cast<uint32_t>(next - pending_[i].ticks),

@@ -106,7 +106,7 @@ void accessUnitPieces(const hal::Packet& accessUnit, std::vector<std::span<const
   namespace h264 = codecs::h264;
   static constexpr uint8_t kAudNal[] = {static_cast<uint8_t>(h264::kAud),
                                         0xF0};  // primary_pic_type 7, stop bit
-  const auto nals = h264::splitAnnexB(accessUnit.data);
+  const auto nals = h264::nalUnits(accessUnit);
   bool haveSps = false;
   bool havePps = false;
   for (const auto& nal : nals) {
@@ -162,18 +162,18 @@ void Muxer::writeAccessUnit(const hal::Packet& accessUnit, uint64_t ticks90k, st
 
   // The first packet carries 176 payload bytes (its adaptation field holds the PCR), the others
   // 184; the last is filled up with stuffing bytes in its adaptation field.
+  // Appended (not resized and overwritten: zero-filling every part's new memory first cost as
+  // much as the copy).
   const size_t packets = total <= 176 ? 1 : 1 + (total - 176 + 183) / 184;
-  const size_t at = out.size();
-  out.resize(at + packets * kPacketSize);
-  uint8_t* w = out.data() + at;
+  [[maybe_unused]] const size_t end = out.size() + packets * kPacketSize;
+  out.reserve(end);
   size_t piece = 0;
   size_t offset = 0;
   auto copy = [&](size_t count) {
     while (count > 0) {
       const auto& p = pieces[piece];
       const size_t n = std::min(count, p.size() - offset);
-      std::memcpy(w, p.data() + offset, n);
-      w += n;
+      out.insert(out.end(), p.data() + offset, p.data() + offset + n);
       count -= n;
       offset += n;
       if (offset == p.size()) {
@@ -182,6 +182,7 @@ void Muxer::writeAccessUnit(const hal::Packet& accessUnit, uint64_t ticks90k, st
       }
     }
   };
+  uint8_t head[kPacketSize];  // a packet's header and adaptation field
 
   const uint64_t pcrBase = ticks90k & kMask33;
   size_t remaining = total;
@@ -191,6 +192,7 @@ void Muxer::writeAccessUnit(const hal::Packet& accessUnit, uint64_t ticks90k, st
     size_t afTotal = fixedAf;
     if (remaining < 184 - fixedAf) afTotal = 184 - remaining;  // stuff the last packet
     const size_t take = 184 - afTotal;
+    uint8_t* w = head;
     *w++ = kSync;
     *w++ = static_cast<uint8_t>((first ? 0x40 : 0x00) | (kVideoPid >> 8));
     *w++ = static_cast<uint8_t>(kVideoPid & 0xFF);
@@ -218,11 +220,12 @@ void Muxer::writeAccessUnit(const hal::Packet& accessUnit, uint64_t ticks90k, st
         w += afTotal - written;
       }
     }
+    out.insert(out.end(), head, w);
     copy(take);
     remaining -= take;
     first = false;
   }
-  assert(w == out.data() + out.size());
+  assert(out.size() == end);
 }
 
 ParsedStream parse(std::span<const uint8_t> bytes) {

@@ -18,7 +18,7 @@ std::vector<uint8_t> missingParameterSets(const hal::Packet& accessUnit) {
   if (!accessUnit.keyframe || !accessUnit.config) return {};
   bool haveSps = false;
   bool havePps = false;
-  for (const auto& nal : codecs::h264::splitAnnexB(accessUnit.data)) {
+  for (const auto& nal : codecs::h264::nalUnits(accessUnit)) {
     haveSps = haveSps || nal.type() == codecs::h264::kSps;
     havePps = havePps || nal.type() == codecs::h264::kPps;
     if (nal.type() == codecs::h264::kIdrSlice || nal.type() == codecs::h264::kNonIdrSlice) break;

@@ -39,8 +39,15 @@ size_t findStartCode(std::span<const uint8_t> stream, size_t from = 0);
 // start code are ignored; an input without start codes yields no units.
 std::vector<NalUnit> splitAnnexB(std::span<const uint8_t> stream);
 
-// True if the Annex-B access unit holds an IDR slice.
+// The NAL units of an H.264 packet: from its `nals` index when the producer set one, else
+// splitAnnexB(data). The spans point into accessUnit.data.
+std::vector<NalUnit> nalUnits(const hal::Packet& accessUnit);
+// The index to store in hal::Packet::nals for `units` found in `data` (spans into it).
+std::vector<hal::NalRange> nalRanges(std::span<const uint8_t> data, std::span<const NalUnit> units);
+
+// True if the Annex-B access unit (or its NAL units) holds an IDR slice.
 bool containsIdr(std::span<const uint8_t> annexB);
+bool containsIdr(std::span<const NalUnit> units);
 
 // Remove emulation prevention bytes (00 00 03 -> 00 00) giving the RBSP.
 std::vector<uint8_t> unescapeRbsp(std::span<const uint8_t> nal);
@@ -64,6 +71,7 @@ hal::Result<Sps> parseSps(std::span<const uint8_t> spsNal);
 // format, as FLV and MP4 carry it). SPS, PPS and AUD units are dropped when `dropParameterSets`
 // (they travel in the decoder configuration record instead).
 std::vector<uint8_t> annexBToLengthPrefixed(std::span<const uint8_t> annexB, bool dropParameterSets);
+std::vector<uint8_t> annexBToLengthPrefixed(std::span<const NalUnit> units, bool dropParameterSets);
 
 // Length-prefixed (4-byte) -> Annex-B with 4-byte start codes. Errors: InvalidArgument when a
 // length runs past the end.
@@ -77,7 +85,8 @@ hal::Result<std::vector<uint8_t>> lengthPrefixedToAnnexB(std::span<const uint8_t
 // bytes, or a High-profile SPS that does not parse).
 hal::Result<std::vector<uint8_t>> avcDecoderConfigurationRecord(const hal::CodecConfig& config);
 
-// Pull SPS and PPS out of an Annex-B access unit; nullopt when either is missing.
+// Pull SPS and PPS out of an Annex-B access unit (or its NAL units); nullopt when either is missing.
 std::optional<hal::CodecConfig> extractCodecConfig(std::span<const uint8_t> annexB);
+std::optional<hal::CodecConfig> extractCodecConfig(std::span<const NalUnit> units);
 
 }  // namespace printcast::codecs::h264
