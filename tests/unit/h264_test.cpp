@@ -7,6 +7,7 @@
 #include <vector>
 
 namespace h264 = printcast::codecs::h264;
+namespace hal = printcast::hal;
 using printcast::hal::CodecConfig;
 using printcast::hal::Errc;
 using printcast::hal::Size;
@@ -102,6 +103,33 @@ TEST(H264Split, ContainsIdr) {
   EXPECT_TRUE(h264::containsIdr(concat({{0, 0, 0, 1}, kSpsBaseline640x480, {0, 0, 0, 1}, kIdr})));
   EXPECT_FALSE(h264::containsIdr(concat({{0, 0, 0, 1}, kSlice})));
   EXPECT_FALSE(h264::containsIdr(kIdr));  // no start code: not a stream
+}
+
+TEST(H264Split, APacketsNalIndexIsUsedAndAStaleOneIsNot) {
+  hal::Packet p;
+  p.data = concat({{0, 0, 0, 1}, kSpsBaseline640x480, {0, 0, 1}, kPps, {0, 0, 0, 1}, kIdr});
+  const auto split = h264::splitAnnexB(p.data);
+  p.nals = h264::nalRanges(p.data, split);
+  ASSERT_EQ(p.nals.size(), 3u);
+  EXPECT_EQ(p.nals[0].offset, 4u);
+  EXPECT_EQ(p.nals[1].offset, 4u + kSpsBaseline640x480.size() + 3);
+  const auto indexed = h264::nalUnits(p);
+  ASSERT_EQ(indexed.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(indexed[i].bytes.data(), split[i].bytes.data());
+    EXPECT_EQ(indexed[i].bytes.size(), split[i].bytes.size());
+  }
+  // The index is what the muxers read: a range of its own says which bytes a NAL unit is.
+  p.nals = {hal::NalRange{4, 2}};
+  ASSERT_EQ(h264::nalUnits(p).size(), 1u);
+  EXPECT_EQ(h264::nalUnits(p)[0].bytes.size(), 2u);
+  // One that does not fit the data is not trusted: the data is split again.
+  p.nals = {hal::NalRange{static_cast<uint32_t>(p.data.size()) - 1, 2}};
+  EXPECT_EQ(h264::nalUnits(p).size(), 3u);
+  EXPECT_TRUE(h264::containsIdr(h264::nalUnits(p)));
+  EXPECT_EQ(h264::annexBToLengthPrefixed(h264::nalUnits(p), true),
+            h264::annexBToLengthPrefixed(p.data, true));
+  EXPECT_EQ(h264::extractCodecConfig(h264::nalUnits(p)), h264::extractCodecConfig(p.data));
 }
 
 TEST(H264Rbsp, EmulationPreventionBytesAreRemoved) {
