@@ -172,6 +172,23 @@ class TlsTunnelTest : public ::testing::Test {
     return tunnel.ok() ? std::move(*tunnel) : nullptr;
   }
 
+  // A local connection the tunnel cannot carry: it is closed with nothing read, and the tunnel's
+  // record (set before that close) says it never got a session.
+  static std::string refusedConnection(const TlsTunnel& tunnel) {
+    const int fd = connectTo(tunnel.port());
+    EXPECT_GE(fd, 0);
+    if (fd < 0) return "";
+    bool closed = false;
+    EXPECT_EQ(readLine(fd, &closed), "");
+    EXPECT_TRUE(closed);
+    ::close(fd);
+    const auto end = tunnel.lastEnd();
+    EXPECT_TRUE(end.has_value());
+    if (!end) return "";
+    EXPECT_FALSE(end->established);
+    return end->error;
+  }
+
   fs::path dir_;
 };
 
@@ -214,17 +231,9 @@ TEST_F(TlsTunnelTest, RefusesACertificateOfAnotherCaAndSaysWhy) {
   ASSERT_TRUE(server.start(dir_ / "server.pem", dir_ / "server.key"));
   auto tunnel = tunnelTo(server.port(), TlsVerify::ChainOnly, (dir_ / "other.pem").string());
   ASSERT_NE(tunnel, nullptr);
-  const int fd = connectTo(tunnel->port());
-  ASSERT_GE(fd, 0);
-  bool closed = false;
-  EXPECT_EQ(readLine(fd, &closed), "");
-  EXPECT_TRUE(closed);
-  const auto end = tunnel->lastEnd();  // set before the close the client saw
-  ASSERT_TRUE(end.has_value());
-  EXPECT_FALSE(end->established);
-  EXPECT_NE(end->error.find("certificate"), std::string::npos) << end->error;
-  EXPECT_NE(end->error.find("127.0.0.1"), std::string::npos) << end->error;
-  ::close(fd);
+  const std::string error = refusedConnection(*tunnel);
+  EXPECT_NE(error.find("certificate"), std::string::npos) << error;
+  EXPECT_NE(error.find("127.0.0.1"), std::string::npos) << error;
 }
 
 TEST_F(TlsTunnelTest, AMissingCaFileIsNamed) {
@@ -233,15 +242,8 @@ TEST_F(TlsTunnelTest, AMissingCaFileIsNamed) {
   const std::string missing = (dir_ / "no-such-ca.pem").string();
   auto tunnel = tunnelTo(server.port(), TlsVerify::ChainOnly, missing);
   ASSERT_NE(tunnel, nullptr);
-  const int fd = connectTo(tunnel->port());
-  ASSERT_GE(fd, 0);
-  bool closed = false;
-  EXPECT_EQ(readLine(fd, &closed), "");
-  EXPECT_TRUE(closed);
-  const auto end = tunnel->lastEnd();
-  ASSERT_TRUE(end.has_value());
-  EXPECT_NE(end->error.find("no trusted CA certificate from " + missing), std::string::npos) << end->error;
-  ::close(fd);
+  const std::string error = refusedConnection(*tunnel);
+  EXPECT_NE(error.find("no trusted CA certificate from " + missing), std::string::npos) << error;
 }
 
 TEST_F(TlsTunnelTest, AServerThatSpeaksNoTlsEndsTheConnection) {
@@ -262,17 +264,9 @@ TEST_F(TlsTunnelTest, AServerThatSpeaksNoTlsEndsTheConnection) {
   });
   auto tunnel = tunnelTo(ntohs(addr.sin_port), TlsVerify::None);
   ASSERT_NE(tunnel, nullptr);
-  const int fd = connectTo(tunnel->port());
-  ASSERT_GE(fd, 0);
-  bool closed = false;
-  EXPECT_EQ(readLine(fd, &closed), "");  // nothing of the plain reply comes through
-  EXPECT_TRUE(closed);
+  const std::string error = refusedConnection(*tunnel);  // nothing of the plain reply comes through
   plain.join();
-  const auto end = tunnel->lastEnd();
-  ASSERT_TRUE(end.has_value());
-  EXPECT_FALSE(end->established);
-  EXPECT_NE(end->error.find("TLS with 127.0.0.1"), std::string::npos) << end->error;
-  ::close(fd);
+  EXPECT_NE(error.find("TLS with 127.0.0.1"), std::string::npos) << error;
   ::close(listener);
 }
 
@@ -288,18 +282,10 @@ TEST_F(TlsTunnelTest, NoServerIsACannotConnectAndTheTunnelStaysUp) {
   auto tunnel = tunnelTo(ntohs(addr.sin_port), TlsVerify::None);
   ASSERT_NE(tunnel, nullptr);
   for (int attempt = 0; attempt < 2; ++attempt) {  // a client that retries gets the same answer
-    const int fd = connectTo(tunnel->port());
-    ASSERT_GE(fd, 0);
-    bool closed = false;
-    EXPECT_EQ(readLine(fd, &closed), "");
-    EXPECT_TRUE(closed);
-    const auto end = tunnel->lastEnd();
-    ASSERT_TRUE(end.has_value());
-    EXPECT_FALSE(end->established);
-    EXPECT_NE(end->error.find("connect 127.0.0.1:" + std::to_string(ntohs(addr.sin_port))), std::string::npos)
-        << end->error;
-    EXPECT_NE(end->error.find("refused"), std::string::npos) << end->error;
-    ::close(fd);
+    const std::string error = refusedConnection(*tunnel);
+    EXPECT_NE(error.find("connect 127.0.0.1:" + std::to_string(ntohs(addr.sin_port))), std::string::npos)
+        << error;
+    EXPECT_NE(error.find("refused"), std::string::npos) << error;
   }
   ::close(holder);
 }
