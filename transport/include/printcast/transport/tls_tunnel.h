@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // TlsTunnel: a plain-TCP port on 127.0.0.1 whose connections are carried over TLS to one server,
 // for a client library that has no TLS of its own in this build. The printers' static images
-// carry libmosquitto without TLS (its only TLS is OpenSSL, ~2.4 MB there): the Anycubic MQTT
-// responder connects it to the tunnel, and the tunnel speaks TLS to the firmware's broker with
-// this build's TLS client (GnuTLS, or mbedTLS where GnuTLS cannot be linked statically).
+// carry libmosquitto without TLS (its only TLS is OpenSSL, ~2.4 MB there): the streamer's MQTT
+// responder (apps/streamer) connects it to the tunnel, and the tunnel speaks TLS to the
+// firmware's broker with this build's TLS client (GnuTLS, or mbedTLS where GnuTLS cannot be
+// linked statically).
 #pragma once
 
 #include <chrono>
