@@ -2,7 +2,10 @@
 // Fan-out: per-client queue bounds and drop policies, MJPEG and FLV per-client framing.
 #include "printcast/transport/fanout.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -84,6 +87,107 @@ TEST(ClientQueue, ParksWhenEmptyAndWakesOnceOnPush) {
   EXPECT_EQ(q.read(buf, sizeof buf, [&] { ++parks; }), 2u);
   q.close();
   EXPECT_EQ(q.read(buf, sizeof buf, [&] { ++parks; }), ClientQueue::kEnd);
+}
+
+// A socket pair standing for a suspended HTTP connection: `server` is what the queue writes to,
+// `client` the viewer's end.
+struct SocketPair {
+  int server = -1;
+  int client = -1;
+  SocketPair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0) {
+      server = fds[0];
+      client = fds[1];
+      ::fcntl(server, F_SETFL,
+              ::fcntl(server, F_GETFL) | O_NONBLOCK);  // NOLINT(cppcoreguidelines-pro-type-vararg)
+      ::fcntl(client, F_SETFL,
+              ::fcntl(client, F_GETFL) | O_NONBLOCK);  // NOLINT(cppcoreguidelines-pro-type-vararg)
+    }
+  }
+  ~SocketPair() {
+    ::close(server);
+    ::close(client);
+  }
+  std::string received() const {
+    std::string out;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::recv(client, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    return out;
+  }
+};
+
+TEST(ClientQueue, AParkedReadersSocketIsWrittenByThePushItself) {
+  SocketPair pair;
+  ASSERT_GE(pair.server, 0);
+  ClientQueue q(DropPolicy::Oldest, {8, 1u << 20});
+  int wakes = 0;
+  int parks = 0;
+  q.setWakeup([&] { ++wakes; });
+  q.setDirectSocket(pair.server);
+  uint8_t buf[64];
+  // Before the reader has sent anything (its server may not have sent the headers yet) a push
+  // wakes it as always.
+  EXPECT_EQ(q.read(buf, sizeof buf, [&] { ++parks; }), 0u);
+  WireUnit preamble = unitOf("HEAD");
+  q.push(std::move(preamble));
+  EXPECT_EQ(wakes, 1);
+  EXPECT_EQ(q.read(buf, sizeof buf, [&] { ++parks; }), 4u);
+  EXPECT_EQ(pair.received(), "") << "the reader's bytes are the reader's to send";
+  // Parked after sending: pushes go straight to the socket, in order, whole, without a wake-up.
+  EXPECT_EQ(q.read(buf, sizeof buf, [&] { ++parks; }), 0u);
+  EXPECT_EQ(parks, 2);
+  WireUnit frame;
+  frame.chunks.push_back(transport::ownedChunk(std::string("ab")));
+  frame.chunks.push_back(transport::ownedChunk(std::string("")));
+  frame.chunks.push_back(transport::ownedChunk(std::string("cde")));
+  q.push(std::move(frame));
+  q.push(unitOf("f"));
+  EXPECT_EQ(pair.received(), "abcdef");
+  EXPECT_EQ(wakes, 1);
+  EXPECT_EQ(q.pendingBytes(), 0u);
+  EXPECT_EQ(q.stats().bytesSent, 4u + 6u);
+  EXPECT_EQ(q.stats().unitsQueued, 3u);
+  // Still parked: close() wakes the reader, which ends.
+  q.close();
+  EXPECT_EQ(wakes, 2);
+  EXPECT_EQ(q.read(buf, sizeof buf, {}), ClientQueue::kEnd);
+}
+
+TEST(ClientQueue, WhatTheSocketDoesNotTakeIsLeftToTheReader) {
+  SocketPair pair;
+  ASSERT_GE(pair.server, 0);
+  const int small = 4096;
+  ::setsockopt(pair.server, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  ClientQueue q(DropPolicy::Oldest, {8, 16u << 20});
+  int wakes = 0;
+  q.setWakeup([&] { ++wakes; });
+  q.setDirectSocket(pair.server);
+  uint8_t buf[64];
+  q.push(unitOf("H"));
+  EXPECT_EQ(q.read(buf, sizeof buf, {}), 1u);
+  EXPECT_EQ(q.read(buf, sizeof buf, {}), 0u);  // parked
+  const std::string big(4u << 20, 'x');        // more than any socket buffer takes at once
+  q.push(unitOf(big + "END"));
+  EXPECT_EQ(wakes, 1) << "a partial send wakes the reader for the rest";
+  const size_t direct = pair.received().size();
+  EXPECT_LT(direct, big.size());
+  EXPECT_EQ(q.pendingBytes(), big.size() + 3 - direct);
+  // The reader sends the rest, from where the socket stopped.
+  std::string rest;
+  std::vector<uint8_t> chunk(1u << 20);
+  while (true) {
+    const size_t n = q.read(chunk.data(), chunk.size(), {});
+    if (n == 0 || n == ClientQueue::kEnd) break;
+    rest.append(reinterpret_cast<const char*>(chunk.data()), n);
+  }
+  EXPECT_EQ(direct + rest.size(), big.size() + 3);
+  EXPECT_EQ(rest.substr(rest.size() - 3), "END");
+  // Parked again (the read above found nothing): the next push goes straight out again.
+  q.push(unitOf("next"));
+  EXPECT_EQ(wakes, 1);
+  EXPECT_EQ(pair.received(), "next");
 }
 
 TEST(ClientQueue, CloseWakesAParkedReader) {

@@ -2,7 +2,12 @@
 // Per-client bounded queues and the MJPEG, FLV and fragmented MP4 fan-out streams.
 #include "printcast/transport/fanout.h"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -41,6 +46,50 @@ ClientQueue::ClientQueue(DropPolicy policy, QueueLimits limits) : policy_(policy
 void ClientQueue::setWakeup(std::function<void()> wakeup) {
   std::lock_guard lock(mutex_);
   wakeup_ = std::move(wakeup);
+}
+
+void ClientQueue::setDirectSocket(int fd) {
+  std::lock_guard lock(mutex_);
+  directFd_ = fd;
+}
+
+bool ClientQueue::sendFrontLocked() {
+  const WireUnit& unit = units_.front();
+  std::array<iovec, 16> iov{};
+  size_t count = 0;
+  for (size_t i = chunkIndex_; i < unit.chunks.size() && count < iov.size(); ++i) {
+    const auto& bytes = unit.chunks[i].bytes;
+    const size_t skip = i == chunkIndex_ ? chunkOffset_ : 0;
+    if (bytes.size() == skip) continue;
+    iov[count].iov_base = const_cast<uint8_t*>(bytes.data() + skip);  // NOLINT: sendmsg does not write
+    iov[count].iov_len = bytes.size() - skip;
+    ++count;
+  }
+  msghdr msg{};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = count;
+  const ssize_t sent = ::sendmsg(directFd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  // EAGAIN (the viewer is behind), or an error: the reader's own send sees it and ends the
+  // connection.
+  if (sent <= 0) return false;
+  size_t left = static_cast<size_t>(sent);
+  pendingBytes_ -= left;
+  stats_.bytesSent += left;
+  while (left > 0 && chunkIndex_ < unit.chunks.size()) {
+    const size_t n = std::min(left, unit.chunks[chunkIndex_].bytes.size() - chunkOffset_);
+    left -= n;
+    chunkOffset_ += n;
+    if (chunkOffset_ == unit.chunks[chunkIndex_].bytes.size()) {
+      ++chunkIndex_;
+      chunkOffset_ = 0;
+    }
+  }
+  while (chunkIndex_ < unit.chunks.size() && unit.chunks[chunkIndex_].bytes.empty()) ++chunkIndex_;
+  if (chunkIndex_ < unit.chunks.size()) return false;  // a partial send: the reader sends the rest
+  units_.pop_front();
+  chunkIndex_ = 0;
+  chunkOffset_ = 0;
+  return true;
 }
 
 bool ClientQueue::dropLocked() {
@@ -108,6 +157,9 @@ void ClientQueue::push(WireUnit unit) {
     units_.push_back(std::move(unit));
     ++stats_.unitsQueued;
     if (parked_) {
+      // Parked: nothing else waits, and the reader's connection is suspended. Written here when
+      // the socket takes it all; else the reader is woken for the rest.
+      if (directFd_ >= 0 && readerSent_ && units_.size() == 1 && sendFrontLocked()) return;
       parked_ = false;
       wake = wakeup_;
     }
@@ -158,7 +210,10 @@ size_t ClientQueue::read(uint8_t* dst, size_t max, const std::function<void()>& 
     chunkOffset_ = 0;
   }
   stats_.bytesSent += written;
-  if (written > 0) return written;
+  if (written > 0) {
+    readerSent_ = true;
+    return written;
+  }
   if (closed_) return kEnd;
   parked_ = true;
   if (park) park();

@@ -356,6 +356,7 @@ ssize_t readStream(void* cls, uint64_t /*pos*/, char* buf, size_t max) {
 void freeStream(void* cls) {
   auto* ctx = static_cast<StreamContext*>(cls);
   ctx->queue->setWakeup(nullptr);
+  ctx->queue->setDirectSocket(-1);
   if (ctx->onClose) ctx->onClose();
   delete ctx;  // NOLINT(cppcoreguidelines-owning-memory): owned by libmicrohttpd until now
 }
@@ -411,7 +412,15 @@ MHD_Result queueResponse(HttpServer::Impl* server, MHD_Connection* connection, H
       freeStream(ctx);
       return MHD_NO;
     }
-    if (endless) MHD_set_response_options(response, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+    if (endless) {
+      MHD_set_response_options(response, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+      // No chunked framing, no length to count: while the connection is suspended (parked), the
+      // producer writes to its socket itself (ClientQueue::setDirectSocket): one sendmsg per
+      // frame instead of a wake-up, a pass of this thread and a copy per client and frame.
+      if (const MHD_ConnectionInfo* info =
+              MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD))
+        r.stream->setDirectSocket(info->connect_fd);
+    }
     setTimeout(connection, server->config.streamStallSeconds);
     if (ConnectionInfo* info = connectionInfo(connection)) info->streaming = true;
   } else if (r.file) {

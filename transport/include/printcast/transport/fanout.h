@@ -85,11 +85,23 @@ class ClientQueue {
   // read; called from the producer thread with the queue lock held: it must not block.
   void setWakeup(std::function<void()> wakeup);
 
+  // The reader's socket (connected, non-blocking), for the producer to write to while the reader
+  // is parked: an HTTP server's suspended connection, whose socket the server leaves alone until
+  // it is resumed. A push() to a parked reader then sends the unit straight to `fd` (one sendmsg
+  // of its chunks, no copy, no wake-up of the server's thread); whatever the socket does not take
+  // at once stays queued and the reader is woken to send it the usual way (and park again once
+  // the queue is empty). Only after the reader has sent bytes of its own once: its server has
+  // then sent the response headers. -1 (the default): never. The bytes written count in bytesSent.
+  // Set before the first read; the fd must stay open while the queue can be pushed to and parked.
+  void setDirectSocket(int fd);
+
   QueueStats stats() const;
   size_t pendingBytes() const;
 
  private:
   bool dropLocked();  // drop per policy; false when nothing was droppable
+  // setDirectSocket(): send the front unit's unsent bytes to the socket; true when all went.
+  bool sendFrontLocked();
   mutable std::mutex mutex_;
   DropPolicy policy_;
   QueueLimits limits_;
@@ -101,6 +113,8 @@ class ClientQueue {
   bool parked_ = false;
   bool closed_ = false;
   std::function<void()> wakeup_;
+  int directFd_ = -1;
+  bool readerSent_ = false;  // read() has returned bytes once
   QueueStats stats_;
 };
 
