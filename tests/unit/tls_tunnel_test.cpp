@@ -116,6 +116,22 @@ int connectTo(uint16_t port) {
   return fd;
 }
 
+// A TCP socket bound to an ephemeral port of 127.0.0.1 (listening when `listen`); -1 on failure.
+int boundLoopbackSocket(bool listen, uint16_t* port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
+      (listen && ::listen(fd, 1) != 0) || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
 // Reads until a newline or the end; nullopt on neither within 20 s.
 std::optional<std::string> readLine(int fd, bool* closed = nullptr) {
   std::string line;
@@ -247,14 +263,9 @@ TEST_F(TlsTunnelTest, AMissingCaFileIsNamed) {
 }
 
 TEST_F(TlsTunnelTest, AServerThatSpeaksNoTlsEndsTheConnection) {
-  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::bind(listener, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(listener, 1), 0);
-  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  uint16_t port = 0;
+  const int listener = boundLoopbackSocket(/*listen=*/true, &port);
+  ASSERT_GE(listener, 0);
   std::thread plain([listener] {
     const int fd = ::accept(listener, nullptr, nullptr);
     if (fd < 0) return;
@@ -262,7 +273,7 @@ TEST_F(TlsTunnelTest, AServerThatSpeaksNoTlsEndsTheConnection) {
     (void)::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
     ::close(fd);
   });
-  auto tunnel = tunnelTo(ntohs(addr.sin_port), TlsVerify::None);
+  auto tunnel = tunnelTo(port, TlsVerify::None);
   ASSERT_NE(tunnel, nullptr);
   const std::string error = refusedConnection(*tunnel);  // nothing of the plain reply comes through
   plain.join();
@@ -272,19 +283,14 @@ TEST_F(TlsTunnelTest, AServerThatSpeaksNoTlsEndsTheConnection) {
 
 TEST_F(TlsTunnelTest, NoServerIsACannotConnectAndTheTunnelStaysUp) {
   // A port nothing listens on: bound, not listening.
-  const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::bind(holder, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::getsockname(holder, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  auto tunnel = tunnelTo(ntohs(addr.sin_port), TlsVerify::None);
+  uint16_t port = 0;
+  const int holder = boundLoopbackSocket(/*listen=*/false, &port);
+  ASSERT_GE(holder, 0);
+  auto tunnel = tunnelTo(port, TlsVerify::None);
   ASSERT_NE(tunnel, nullptr);
   for (int attempt = 0; attempt < 2; ++attempt) {  // a client that retries gets the same answer
     const std::string error = refusedConnection(*tunnel);
-    EXPECT_NE(error.find("connect 127.0.0.1:" + std::to_string(ntohs(addr.sin_port))), std::string::npos)
-        << error;
+    EXPECT_NE(error.find("connect 127.0.0.1:" + std::to_string(port)), std::string::npos) << error;
     EXPECT_NE(error.find("refused"), std::string::npos) << error;
   }
   ::close(holder);
